@@ -1,0 +1,90 @@
+"""Progress events: small records the engine emits through one callback.
+
+Front ends turn them into a progress bar (CLI) or widget messages (TUI); they
+also travel as JSON lines from a worker process, hence ``to_json``/``from_json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass
+class Event:
+    type: ClassVar[str] = "event"
+
+    def to_json(self) -> str:
+        return json.dumps({"type": self.type, **asdict(self)}, separators=(",", ":"))
+
+
+@dataclass
+class RunStarted(Event):
+    type: ClassVar[str] = "run_started"
+    run_id: str
+    run_dir: str
+    name: str
+    device: str
+    instances: int
+    chunks: int
+    instance_steps: int  # total work: sum over instances of their steps
+
+
+@dataclass
+class ChunkStarted(Event):
+    type: ClassVar[str] = "chunk_started"
+    chunk: int
+    instances: list[int]  # sweep instance indices in this chunk
+    steps: int
+
+
+@dataclass
+class Progress(Event):
+    """Step ``step`` of ``steps`` in a chunk, with loss-curve points recorded since the last event."""
+
+    type: ClassVar[str] = "progress"
+    chunk: int
+    step: int
+    steps: int
+    instance_steps_done: int  # whole run
+    elapsed_s: float
+    curve_steps: list[int] = field(default_factory=list)
+    curve_losses: list[list[float]] = field(default_factory=list)  # [point][instance in chunk]
+
+
+@dataclass
+class ChunkFinished(Event):
+    type: ClassVar[str] = "chunk_finished"
+    chunk: int
+    elapsed_s: float
+
+
+@dataclass
+class RunFinished(Event):
+    """The run ended: ``status`` is completed, interrupted or failed."""
+
+    type: ClassVar[str] = "run_finished"
+    status: str
+    run_dir: str
+    wall_time_s: float
+    instance_steps_per_s: float
+    error: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls for cls in (RunStarted, ChunkStarted, Progress, ChunkFinished, RunFinished)
+}
+
+EventSink = Callable[[Event], None]
+
+
+def from_json(line: str) -> Event:
+    data: dict[str, Any] = json.loads(line)
+    cls = EVENT_TYPES[data.pop("type")]
+    return cls(**data)
+
+
+def ignore(event: Event) -> None:
+    """An event sink that drops everything."""

@@ -1,0 +1,20 @@
+"""The registry of model kinds: name -> class."""
+
+from __future__ import annotations
+
+from engine.errors import SpecError
+from engine.models.base import Column, Hyper, ToyModel
+from engine.models.linear import Linear
+from engine.models.relu_output import ReluOutput
+
+MODELS: dict[str, type[ToyModel]] = {cls.kind: cls for cls in (ReluOutput, Linear)}
+
+
+def get_model(kind: str) -> type[ToyModel]:
+    try:
+        return MODELS[kind]
+    except KeyError:
+        raise SpecError(f"unknown model {kind!r}: valid models are {', '.join(MODELS)}") from None
+
+
+__all__ = ["MODELS", "Column", "Hyper", "ToyModel", "get_model"]

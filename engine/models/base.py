@@ -1,0 +1,107 @@
+"""What a model kind declares, and the per-instance hyperparameters it trains with.
+
+Adding a model is one new file in this folder: subclass :class:`ToyModel`,
+declare its parameters and metric columns, implement ``init``, ``loss`` and
+``metrics``, and register it in ``engine/models/__init__.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from engine.params import Param, param_table
+from engine.rng import CounterRNG
+
+
+@dataclass(frozen=True)
+class Column:
+    """A results.csv column a model produces: name and one-line meaning."""
+
+    name: str
+    help: str
+    kind: str = "float"  # float, int or bool
+
+
+class Hyper:
+    """The hyperparameters of a batch of instances.
+
+    Structural parameters are the same for the whole batch (``hp.value``); every
+    numeric parameter is available as a per-instance float tensor (``hp.tensor``).
+    """
+
+    def __init__(self, configs: list[dict[str, Any]], device: torch.device):
+        self.configs = configs
+        self.device = device
+        self._tensors: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    def value(self, name: str) -> Any:
+        first = self.configs[0][name]
+        if any(c[name] != first for c in self.configs):
+            raise ValueError(f"{name} varies within a batch; it must be a structural parameter")
+        return first
+
+    def tensor(self, name: str) -> torch.Tensor:
+        t = self._tensors.get(name)
+        if t is None:
+            t = torch.tensor([float(c[name]) for c in self.configs], dtype=torch.float32, device=self.device)
+            self._tensors[name] = t
+        return t
+
+    def uniform(self, name: str) -> Any | None:
+        """The parameter's value if all instances share it, else None."""
+        first = self.configs[0][name]
+        return first if all(c[name] == first for c in self.configs) else None
+
+
+class ToyModel:
+    """Base class of a model kind, instantiated once per chunk of instances.
+
+    Subclasses set the class attributes and implement the methods; the object
+    holds the chunk's hyperparameters, random streams and kept buffers.
+    """
+
+    kind: ClassVar[str]
+    summary: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    columns: ClassVar[tuple[Column, ...]] = ()
+    # Per-feature arrays kept for charts (features.csv).
+    feature_columns: ClassVar[tuple[Column, ...]] = ()
+
+    def __init__(self, hp: Hyper, rng: CounterRNG):
+        self.hp = hp
+        self.rng = rng
+
+    @classmethod
+    def param_table(cls) -> dict[str, Param]:
+        return param_table(cls.params)
+
+    @classmethod
+    def bytes_per_instance(cls, config: dict[str, Any]) -> int:
+        """Rough peak memory per instance while training or evaluating, for chunk sizing."""
+        raise NotImplementedError
+
+    def init_weights(self) -> dict[str, torch.Tensor]:
+        """Initial trainable tensors, each with a leading instance dimension."""
+        raise NotImplementedError
+
+    def loss(self, weights: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+        """Per-instance training loss at ``step`` on that step's fresh batch, shape (I,)."""
+        raise NotImplementedError
+
+    def eval_loss(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per-instance loss on a fresh evaluation batch without dropout or noise, shape (I,)."""
+        raise NotImplementedError
+
+    def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-instance metrics, keyed by the names in ``columns`` other than ``loss``."""
+        raise NotImplementedError
+
+    def feature_metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per-instance, per-feature arrays (I, n), keyed by ``feature_columns``."""
+        return {}

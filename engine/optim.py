@@ -1,0 +1,52 @@
+"""A batched optimiser: one update for every instance's parameters at once, with
+per-instance learning rate and weight decay tensors (torch.optim takes one lr per group)."""
+
+from __future__ import annotations
+
+import torch
+
+
+class BatchedOptimizer:
+    """Adam, AdamW (decoupled decay) or plain SGD, matching torch.optim's update rules.
+
+    ``lr`` and ``weight_decay`` are (I,) tensors; every parameter has a leading
+    instance dimension.
+    """
+
+    def __init__(self, kind: str, params: dict[str, torch.Tensor], lr: torch.Tensor,
+                 weight_decay: torch.Tensor, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        self.kind = kind
+        self.params = params
+        self.betas = betas
+        self.eps = eps
+        self.t = 0
+        self._lr = {k: lr.view(-1, *(1,) * (p.dim() - 1)) for k, p in params.items()}
+        self._wd = {k: weight_decay.view(-1, *(1,) * (p.dim() - 1)) for k, p in params.items()}
+        self._has_wd = bool((weight_decay != 0).any())
+        if kind in ("adam", "adamw"):
+            self.m = {k: torch.zeros_like(p) for k, p in params.items()}
+            self.v = {k: torch.zeros_like(p) for k, p in params.items()}
+
+    @torch.no_grad()
+    def step(self, grads: dict[str, torch.Tensor]) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        for name, p in self.params.items():
+            g, lr, wd = grads[name], self._lr[name], self._wd[name]
+            if self.kind == "sgd":
+                if self._has_wd:
+                    g = g + wd * p
+                p.sub_(lr * g)
+                continue
+            if self.kind == "adamw":
+                if self._has_wd:
+                    p.mul_(1 - lr * wd)
+            elif self._has_wd:
+                g = g + wd * p
+            m, v = self.m[name], self.v[name]
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            bias1 = 1 - b1**self.t
+            bias2_sqrt = (1 - b2**self.t) ** 0.5
+            denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
+            p.sub_((lr / bias1) * m / denom)

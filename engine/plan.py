@@ -1,0 +1,85 @@
+"""From a spec to chunks: group instances by tensor shape, cut groups to a memory budget."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from engine.errors import SpecError
+from engine.models import get_model
+from engine.spec import Instance, Spec
+
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Instances that train together as one batched model: the unit of work."""
+
+    index: int
+    model: str
+    instances: tuple[Instance, ...]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.instances[0].config
+
+    @property
+    def steps(self) -> int:
+        return int(self.config["steps"])
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU; asking for CUDA without it is a user error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise SpecError(f"--device {name}: CUDA is not available here (torch {torch.__version__}); "
+                            "use --device cpu or auto")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise SpecError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return device
+    raise SpecError(f"--device {name!r} is not valid: expected auto, cpu, cuda or cuda:N")
+
+
+def memory_budget(device: torch.device) -> int:
+    """Bytes one chunk may use: most of a GPU's free memory, a share of free RAM on CPU."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free * 0.6)
+    try:
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        available = 8 * GIB
+    return int(min(4 * GIB, max(GIB // 4, available * 0.3)))
+
+
+def group_key(spec: Spec, config: dict[str, Any]) -> tuple[Any, ...]:
+    structural = [p.name for p in spec.param_table().values() if p.structural]
+    return tuple(config[name] for name in structural)
+
+
+def plan(spec: Spec, device: torch.device, max_memory: int | None = None) -> list[Chunk]:
+    """Group the spec's instances by structural parameters and cut each group into chunks."""
+    budget = max_memory if max_memory is not None else memory_budget(device)
+    model = get_model(spec.model)
+    groups: dict[tuple[Any, ...], list[Instance]] = {}
+    for inst in spec.instances():
+        groups.setdefault(group_key(spec, inst.config), []).append(inst)
+    chunks: list[Chunk] = []
+    for members in groups.values():
+        per_instance = model.bytes_per_instance(members[0].config)
+        size = max(1, budget // per_instance)
+        for start in range(0, len(members), size):
+            chunks.append(Chunk(len(chunks), spec.model, tuple(members[start:start + size])))
+    return chunks

@@ -1,0 +1,135 @@
+"""Run a whole sweep locally: plan chunks, train each, write the run store, emit events."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.events import ChunkFinished, ChunkStarted, EventSink, RunFinished, RunStarted, ignore
+from engine.models import get_model
+from engine.plan import Chunk, plan, resolve_device
+from engine.spec import Spec
+from engine.store import Run, csv_text, now_iso
+from engine.train import ChunkResult, train_chunk
+
+
+@dataclass
+class Outcome:
+    status: str  # completed, interrupted or failed
+    run_dir: Path
+    wall_time_s: float
+    instance_steps_per_s: float
+    error: str = ""
+
+
+def result_columns(spec: Spec) -> list[str]:
+    """results.csv's columns: instance, seed, the swept parameters, then the model's metrics."""
+    model = get_model(spec.model)
+    return ["instance", "seed", *[a.name for a in spec.axes], *[c.name for c in model.columns]]
+
+
+def result_rows(spec: Spec, result: ChunkResult) -> list[dict[str, Any]]:
+    axes = [a.name for a in spec.axes]
+    rows = []
+    for i, inst in enumerate(result.chunk.instances):
+        row: dict[str, Any] = {"instance": inst.index, "seed": inst.seed}
+        row.update({name: inst.config[name] for name in axes})
+        for name, values in result.metrics.items():
+            value = values[i].item()
+            row[name] = value if not isinstance(value, float) or math.isfinite(value) else ""
+        rows.append(row)
+    return rows
+
+
+def curve_csv(result: ChunkResult) -> str:
+    rows = (
+        {"instance": inst.index, "step": step, "loss": loss}
+        for i, inst in enumerate(result.chunk.instances)
+        for step, loss in zip(result.curve_steps, result.curves[i].tolist())
+        if math.isfinite(loss)
+    )
+    return csv_text(["instance", "step", "loss"], rows)
+
+
+def feature_csv(spec: Spec, result: ChunkResult) -> str:
+    names = [c.name for c in get_model(spec.model).feature_columns]
+    arrays = {k: v.tolist() for k, v in result.features.items()}
+    rows = (
+        {"instance": inst.index, "feature": f, **{k: arrays[k][i][f] for k in names}}
+        for i, inst in enumerate(result.chunk.instances)
+        for f in range(len(arrays[names[0]][i]) if names else 0)
+    )
+    return csv_text(["instance", "feature", *names], rows)
+
+
+def run_sweep(
+    spec: Spec,
+    root: Path,
+    device: str = "auto",
+    emit: EventSink = ignore,
+    should_stop: Callable[[], bool] = lambda: False,
+    max_memory: int | None = None,
+) -> Outcome:
+    """Train every chunk of ``spec`` and store the results under ``root``.
+
+    User errors (bad device, unwritable runs directory) raise SpecError before
+    anything is written. Once the folder exists, every ending is recorded in
+    run.json: completed, interrupted (Ctrl-C, SIGTERM handled as KeyboardInterrupt,
+    or ``should_stop``) or failed (any other exception, whose message is kept).
+    """
+    dev = resolve_device(device)
+    chunks = plan(spec, dev, max_memory)
+    run = Run.create(root, spec, device=_device_name(dev), chunks=len(chunks))
+    total = sum(c.steps * len(c) for c in chunks)
+    emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=_device_name(dev),
+                    instances=spec.n_instances, chunks=len(chunks), instance_steps=total))
+    started = time.monotonic()
+    columns = result_columns(spec)
+    rows: list[dict[str, Any]] = []
+    done_work = 0
+    status, error = "completed", ""
+    try:
+        for chunk in chunks:
+            emit(ChunkStarted(chunk=chunk.index, instances=[i.index for i in chunk.instances], steps=chunk.steps))
+            result = train_chunk(chunk, dev, emit, should_stop, done_work, started)
+            done_work += chunk.steps * len(chunk)
+            _store_chunk(run, spec, chunk, result, columns, rows)
+            elapsed = time.monotonic() - started
+            run.update_info(instances_done=len(rows), chunks_done=chunk.index + 1, instance_steps_done=done_work,
+                            wall_time_s=round(elapsed, 3), instance_steps_per_s=round(done_work / elapsed, 1))
+            emit(ChunkFinished(chunk=chunk.index, elapsed_s=elapsed))
+    except KeyboardInterrupt:
+        status = "interrupted"
+    except Exception as exc:  # a failed run is recorded, then reported by the caller
+        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        (run.path / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+    wall = time.monotonic() - started
+    rate = done_work / wall if wall > 0 else 0.0
+    run.gather_parts()
+    run.update_info(status=status, ended=now_iso(), wall_time_s=round(wall, 3), instance_steps_per_s=round(rate, 1),
+                    error=error)
+    emit(RunFinished(status=status, run_dir=str(run.path), wall_time_s=wall, instance_steps_per_s=rate, error=error))
+    return Outcome(status, run.path, wall, rate, error)
+
+
+def _store_chunk(run: Run, spec: Spec, chunk: Chunk, result: ChunkResult, columns: list[str],
+                 rows: list[dict[str, Any]]) -> None:
+    weights = dict(result.weights)
+    weights["instance"] = torch.tensor([i.index for i in chunk.instances], dtype=torch.int64)
+    run.write_part(chunk.index, curve_csv(result), feature_csv(spec, result), weights)
+    rows.extend(result_rows(spec, result))
+    run.write_results(columns, rows)
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return "cpu"
+

@@ -1,0 +1,335 @@
+"""Preset files and the sweep grammar, resolved into a :class:`Spec`.
+
+A preset is TOML::
+
+    name = "tms-intro"
+    description = "one line: what it shows"
+    expected = "one line: the outcome to look for"
+    model = "relu_output"
+
+    [params]            # fixed values; anything left out takes its default
+    n_features = 5
+    seeds = 8
+
+    [sweep]             # axes: a list, "lin:START:STOP:NUM", "log:START:STOP:NUM" or "a,b,c"
+    feature_probability = "log:1:0.01:9"
+
+The sweep is the Cartesian product of the axes, in the order written, with
+``seeds`` instances per point (seed indices ``seed .. seed+seeds-1``, innermost).
+Every user mistake raises :class:`SpecError` with one clear line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from engine.errors import SpecError
+from engine.models import MODELS, get_model
+from engine.params import Param
+
+Scale = Literal["list", "lin", "log"]
+SWEEP_HELP = "expected a list like 0.1,0.2,0.5, lin:START:STOP:NUM or log:START:STOP:NUM"
+TOP_LEVEL_KEYS = ("name", "description", "expected", "model", "params", "sweep")
+NOT_SWEEPABLE = ("seeds", "seed")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One swept parameter: its values in order, and how they were written."""
+
+    name: str
+    values: tuple[Any, ...]
+    expr: str | list[Any]
+    scale: Scale
+
+    @property
+    def log_scale(self) -> bool:
+        """Whether charts should use a log axis for this parameter."""
+        if self.scale == "log":
+            return True
+        numbers = [v for v in self.values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return self.scale == "list" and len(numbers) > 2 and min(numbers) > 0 and max(numbers) / min(numbers) >= 20
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One model to train: its index in the sweep, sweep point, seed and full config."""
+
+    index: int
+    point: int
+    seed: int
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A fully resolved sweep: model, every parameter's value, and the axes."""
+
+    name: str
+    model: str
+    params: dict[str, Any]
+    axes: tuple[Axis, ...] = ()
+    description: str = ""
+    expected: str = ""
+    source: str = field(default="", compare=False)
+
+    @property
+    def seeds(self) -> int:
+        return int(self.params["seeds"])
+
+    @property
+    def n_points(self) -> int:
+        return math.prod(len(a.values) for a in self.axes)
+
+    @property
+    def n_instances(self) -> int:
+        return self.n_points * self.seeds
+
+    def param_table(self) -> dict[str, Param]:
+        return get_model(self.model).param_table()
+
+    def varying(self) -> list[str]:
+        """The parameters whose value differs between instances (seed included)."""
+        return [a.name for a in self.axes] + ["seed"]
+
+    def points(self) -> list[dict[str, Any]]:
+        names = [a.name for a in self.axes]
+        return [dict(zip(names, combo)) for combo in itertools.product(*(a.values for a in self.axes))]
+
+    def instances(self) -> list[Instance]:
+        out = []
+        base_seed = int(self.params["seed"])
+        for p, point in enumerate(self.points()):
+            for s in range(self.seeds):
+                seed = base_seed + s
+                config = {**self.params, **point, "seed": seed}
+                out.append(Instance(index=len(out), point=p, seed=seed, config=config))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name}
+        if self.description:
+            data["description"] = self.description
+        if self.expected:
+            data["expected"] = self.expected
+        data["model"] = self.model
+        swept = {a.name for a in self.axes}
+        data["params"] = {k: v for k, v in self.params.items() if k not in swept}
+        if self.axes:
+            data["sweep"] = {a.name: a.expr for a in self.axes}
+        return data
+
+    def to_toml(self) -> str:
+        """The spec as a preset file; loading it gives back an equal spec."""
+        return tomli_w.dumps(self.to_dict())
+
+
+# --- presets -----------------------------------------------------------------------------
+
+
+def presets_dir() -> Path:
+    """The bundled presets: inside the installed package, or presets/ in a checkout."""
+    packaged = resources.files("engine").joinpath("presets")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "presets"
+
+
+def bundled_presets() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(presets_dir().glob("*.toml"))}
+
+
+def preset_path(name_or_path: str) -> Path:
+    """A bundled preset's file, or a user's preset file."""
+    bundled = bundled_presets()
+    if name_or_path in bundled:
+        return bundled[name_or_path]
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise SpecError(f"preset file {name_or_path} does not exist")
+        return path
+    raise SpecError(f"unknown preset {name_or_path!r}{_did_you_mean(name_or_path, bundled)}; "
+                    f"bundled presets: {', '.join(bundled)} (or give a path to a .toml file)")
+
+
+def read_preset(name_or_path: str) -> dict[str, Any]:
+    path = preset_path(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"preset file {path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"preset file {path} cannot be read: {exc}") from None
+    data.setdefault("name", path.stem)
+    return data
+
+
+# --- resolution ----------------------------------------------------------------------------
+
+
+def parse_assignment(text: str, option: str) -> tuple[str, str]:
+    """``key=value`` from the command line."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise SpecError(f"{option} {text!r} is malformed: expected key=value")
+    return key.strip(), value.strip()
+
+
+def parse_axis(param: Param, expr: Any) -> Axis:
+    """A sweep expression (TOML list, or a string in the sweep grammar) to an Axis."""
+    if param.name in NOT_SWEEPABLE:
+        raise SpecError(f"{param.name} cannot be swept: use seeds=N for N seeds per sweep point")
+    if isinstance(expr, list):
+        if not expr:
+            raise SpecError(f"sweep {param.name} is empty: {SWEEP_HELP}")
+        return _axis(param, [param.parse(v) for v in expr], list(expr), "list")
+    if not isinstance(expr, str):
+        return _axis(param, [param.parse(expr)], [expr], "list")
+    text = expr.strip()
+    head, _, rest = text.partition(":")
+    if head in ("lin", "log"):
+        parts = rest.split(":")
+        if len(parts) != 3 or param.kind not in ("int", "float"):
+            if param.kind not in ("int", "float"):
+                raise SpecError(f"sweep {param.name}={text!r}: {head} ranges need a numeric parameter; "
+                                f"list the values instead ({param.range_text()})")
+            raise SpecError(f"sweep {param.name}={text!r} is malformed: {SWEEP_HELP}")
+        try:
+            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+        except ValueError:
+            raise SpecError(f"sweep {param.name}={text!r} is malformed: {SWEEP_HELP}") from None
+        if num < 1:
+            raise SpecError(f"sweep {param.name}={text!r}: NUM must be at least 1")
+        if head == "log" and (start <= 0 or stop <= 0):
+            raise SpecError(f"sweep {param.name}={text!r}: log ranges need positive START and STOP")
+        raw = _range(head, start, stop, num)
+        if param.kind == "int":
+            raw = list(dict.fromkeys(round(v) for v in raw))
+        return _axis(param, [param.parse(v) for v in raw], text, head)
+    items = [v.strip() for v in text.split(",")]
+    if any(not v for v in items):
+        raise SpecError(f"sweep {param.name}={text!r} is malformed: {SWEEP_HELP}")
+    return _axis(param, [param.parse(v) for v in items], text, "list")
+
+
+def _range(kind: str, start: float, stop: float, num: int) -> list[float]:
+    if num == 1:
+        return [start]
+    if kind == "lin":
+        return [start + (stop - start) * k / (num - 1) for k in range(num)]
+    a, b = math.log10(start), math.log10(stop)
+    return [float(f"{10 ** (a + (b - a) * k / (num - 1)):.6g}") for k in range(num)]
+
+
+def _axis(param: Param, values: list[Any], expr: str | list[Any], scale: Scale) -> Axis:
+    if len(set(values)) != len(values):
+        raise SpecError(f"sweep {param.name} repeats a value: {values}")
+    if scale == "lin":
+        values = [float(f"{v:.6g}") if isinstance(v, float) else v for v in values]
+    return Axis(param.name, tuple(values), expr, scale)
+
+
+def resolve(
+    data: dict[str, Any],
+    sets: list[str] | tuple[str, ...] = (),
+    sweeps: list[str] | tuple[str, ...] = (),
+    seeds: int | None = None,
+    source: str = "",
+) -> Spec:
+    """Validate a preset's contents plus command-line overrides into a Spec.
+
+    ``-s key=value`` fixes a parameter (replacing an axis of that name);
+    ``--sweep key=values`` makes it an axis; ``seeds`` overrides the seed count.
+    """
+    unknown_keys = [k for k in data if k not in TOP_LEVEL_KEYS]
+    if unknown_keys:
+        raise SpecError(f"{source or 'preset'}: unknown key {unknown_keys[0]!r}; valid keys: "
+                        f"{', '.join(TOP_LEVEL_KEYS)}")
+    model = data.get("model", "relu_output")
+    if not isinstance(model, str) or model not in MODELS:
+        raise SpecError(f"unknown model {model!r}{_did_you_mean(str(model), MODELS)}; valid models: "
+                        f"{', '.join(MODELS)}")
+    table = get_model(model).param_table()
+    fixed_raw = _table(data, "params", source)
+    sweep_raw = _table(data, "sweep", source)
+    both = set(fixed_raw) & set(sweep_raw)
+    if both:
+        raise SpecError(f"{source or 'preset'}: {sorted(both)[0]} is both in [params] and [sweep]; keep one")
+
+    params = {name: p.default for name, p in table.items()}
+    axes: dict[str, Axis] = {}
+    for key, raw in fixed_raw.items():
+        params[key] = _param(table, key, model).parse(raw)
+    for key, raw in sweep_raw.items():
+        axes[key] = parse_axis(_param(table, key, model), raw)
+    for text in sets:
+        key, value = parse_assignment(text, "-s")
+        params[key] = _param(table, key, model).parse(value)
+        axes.pop(key, None)
+    for text in sweeps:
+        key, value = parse_assignment(text, "--sweep")
+        axes[key] = parse_axis(_param(table, key, model), value)
+    if seeds is not None:
+        params["seeds"] = table["seeds"].parse(seeds)
+    for name in axes:
+        params.pop(name)
+    spec = Spec(
+        name=str(data.get("name", "sweep")),
+        model=model,
+        params=params,
+        axes=tuple(axes.values()),
+        description=str(data.get("description", "")),
+        expected=str(data.get("expected", "")),
+        source=source,
+    )
+    _check_combinations(spec)
+    return spec
+
+
+def load(
+    name_or_path: str,
+    sets: list[str] | tuple[str, ...] = (),
+    sweeps: list[str] | tuple[str, ...] = (),
+    seeds: int | None = None,
+) -> Spec:
+    """A bundled preset name or a preset/config file, with overrides, as a Spec."""
+    path = preset_path(name_or_path)
+    return resolve(read_preset(name_or_path), sets, sweeps, seeds, source=str(path))
+
+
+def _table(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise SpecError(f"{source or 'preset'}: [{key}] must be a table of name = value")
+    return value
+
+
+def _param(table: dict[str, Param], key: str, model: str) -> Param:
+    param = table.get(key)
+    if param is None:
+        raise SpecError(f"unknown parameter {key!r} for model {model}{_did_you_mean(key, table)}; "
+                        f"valid: {', '.join(table)}")
+    return param
+
+
+def _check_combinations(spec: Spec) -> None:
+    """Constraints that involve more than one parameter."""
+    for point in spec.points():
+        config = {**spec.params, **point}
+        if config["batch_size"] * config["n_features"] >= 2**31:
+            raise SpecError("batch_size * n_features must stay below 2**31 values per instance and step")
+
+
+def _did_you_mean(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,318 @@
+"""The run store: one folder per run, plain files, every write atomic.
+
+    runs/<YYYYmmdd-HHMMSS>-<name>/
+        config.toml      the resolved spec (``toysup run`` on it repeats the run)
+        run.json         status, times, device, versions, throughput
+        results.csv      one row per finished instance: instance, seed, swept params, metrics
+        curves.csv       instance, step, loss (training loss at ~100 steps per instance)
+        features.csv     instance, feature, norm, dimensionality, ... (per-feature data)
+        weights/chunk-NNNN.safetensors   final weights of each chunk, with an ``instance`` index
+
+While a run is going, curves and features of finished chunks sit in ``parts/``;
+they are gathered into curves.csv and features.csv when the run ends, whatever
+its status. results.csv is rewritten (atomically) after every chunk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import re
+import socket
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+import engine
+from engine.errors import SpecError
+from engine.spec import Spec, read_preset, resolve
+
+RUNS_ENV = "TOYSUP_RUNS_DIR"
+STATUSES = ("running", "completed", "interrupted", "failed")
+
+
+def runs_dir(option: str | Path | None = None) -> Path:
+    """``--runs-dir`` if given, else $TOYSUP_RUNS_DIR, else ./runs."""
+    if option:
+        return Path(option).expanduser()
+    env = os.environ.get(RUNS_ENV)
+    return Path(env).expanduser() if env else Path("runs")
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write via a temporary file, fsync and rename: readers see the old or the new file, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})) as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.9g}"
+    return str(value)
+
+
+def parse_value(text: str) -> Any:
+    """A CSV cell back to bool, int, float or (for choices) string; empty stays empty."""
+    if text in ("true", "false"):
+        return text == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def csv_text(columns: list[str], rows: Iterable[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([format_value(row.get(c, "")) for c in columns])
+    return buf.getvalue()
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        rows = [dict(zip(header, (parse_value(v) for v in line))) for line in reader]
+    return header, rows
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "sweep"
+
+
+@dataclass
+class Run:
+    """A run folder, for writing (``Run.create``) or reading (``Run.open``)."""
+
+    path: Path
+
+    # --- creating and writing -------------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: Path, spec: Spec, device: str, chunks: int, extra: dict[str, Any] | None = None) -> Run:
+        """Make a fresh folder (never reusing one) with config.toml and a 'running' run.json."""
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SpecError(f"runs directory {root} cannot be created: {exc.strerror}") from None
+        if not os.access(root, os.W_OK):
+            raise SpecError(f"runs directory {root} is not writable")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = f"{stamp}-{_slug(spec.name)}"
+        for attempt in range(1, 1000):
+            path = root / (base if attempt == 1 else f"{base}-{attempt}")
+            try:
+                path.mkdir()  # atomic: two runs in the same second get distinct folders
+                break
+            except FileExistsError:
+                continue
+        else:  # pragma: no cover - a thousand runs of one name in one second
+            raise SpecError(f"could not create a run folder under {root}")
+        run = cls(path)
+        (path / "weights").mkdir()
+        (path / "parts").mkdir()
+        atomic_write(path / "config.toml", spec.to_toml())
+        info = {
+            "id": path.name,
+            "name": spec.name,
+            "model": spec.model,
+            "status": "running",
+            "started": now_iso(),
+            "ended": None,
+            "device": device,
+            "host": socket.gethostname(),
+            "versions": {
+                "toysup": engine.__version__,
+                "torch": torch.__version__,
+                "python": platform.python_version(),
+            },
+            "command": " ".join(sys.argv),
+            "instances": spec.n_instances,
+            "instances_done": 0,
+            "chunks": chunks,
+            "chunks_done": 0,
+            "instance_steps_done": 0,
+            "wall_time_s": 0.0,
+            "instance_steps_per_s": 0.0,
+            "error": "",
+            **(extra or {}),
+        }
+        run.write_info(info)
+        return run
+
+    def write_info(self, info: dict[str, Any]) -> None:
+        atomic_write(self.path / "run.json", json.dumps(info, indent=2) + "\n")
+
+    def update_info(self, **changes: Any) -> dict[str, Any]:
+        info = self.info()
+        info.update(changes)
+        self.write_info(info)
+        return info
+
+    def write_results(self, columns: list[str], rows: list[dict[str, Any]]) -> None:
+        atomic_write(self.path / "results.csv", csv_text(columns, sorted(rows, key=lambda r: r["instance"])))
+
+    def write_part(self, chunk: int, curves: str, features: str, weights: dict[str, torch.Tensor]) -> None:
+        """A finished chunk's curves, per-feature rows and weights."""
+        atomic_write(self.path / "parts" / f"curves-{chunk:04d}.csv", curves)
+        atomic_write(self.path / "parts" / f"features-{chunk:04d}.csv", features)
+        target = self.path / "weights" / f"chunk-{chunk:04d}.safetensors"
+        tmp = target.with_name(f".{target.name}.tmp")
+        save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp))
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+
+    def gather_parts(self) -> None:
+        """Concatenate the chunk parts into curves.csv and features.csv, then drop the parts."""
+        parts = self.path / "parts"
+        if not parts.is_dir():
+            return
+        for table in ("curves", "features"):
+            files = sorted(parts.glob(f"{table}-*.csv"))
+            atomic_write(self.path / f"{table}.csv", _concat_csv(files))
+        for f in parts.iterdir():
+            f.unlink()
+        parts.rmdir()
+
+    # --- reading --------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> Run:
+        if not (path / "run.json").is_file() and not (path / "config.toml").is_file():
+            raise SpecError(f"{path} is not a run folder (no run.json)")
+        return cls(path)
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    def info(self) -> dict[str, Any]:
+        """run.json, or a 'damaged' stand-in when it is missing or unreadable."""
+        try:
+            info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+            if not isinstance(info, dict):
+                raise ValueError("run.json is not an object")
+            return info
+        except (OSError, ValueError) as exc:
+            return {"id": self.id, "name": "?", "status": "damaged", "error": f"run.json: {exc}"}
+
+    def spec(self) -> Spec:
+        path = self.path / "config.toml"
+        if not path.is_file():
+            raise SpecError(f"run {self.id} is damaged: config.toml is missing")
+        return resolve(read_preset(str(path)), source=str(path))
+
+    def results(self) -> tuple[list[str], list[dict[str, Any]]]:
+        path = self.path / "results.csv"
+        if not path.is_file():
+            return [], []
+        return read_csv(path)
+
+    def table_path(self, table: str) -> Path:
+        return self.path / f"{table}.csv"
+
+    def table_text(self, table: str) -> str:
+        """results, curves or features as CSV text (live runs: gathered from the parts)."""
+        path = self.table_path(table)
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+        if table != "results":
+            files = sorted((self.path / "parts").glob(f"{table}-*.csv"))
+            if files:
+                return _concat_csv(files)
+        raise SpecError(f"run {self.id} has no {table} table yet")
+
+    def table(self, table: str) -> tuple[list[str], list[dict[str, Any]]]:
+        text = self.table_text(table)
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, [])
+        return header, [dict(zip(header, (parse_value(v) for v in line))) for line in reader]
+
+    def weights(self) -> Iterator[dict[str, torch.Tensor]]:
+        """Each chunk's weights (with its ``instance`` index tensor), in chunk order."""
+        for path in sorted((self.path / "weights").glob("chunk-*.safetensors")):
+            yield load_file(str(path))
+
+    def instance_weights(self, instance: int) -> dict[str, torch.Tensor]:
+        for tensors in self.weights():
+            hits = (tensors["instance"] == instance).nonzero()
+            if len(hits):
+                row = int(hits[0, 0])
+                return {k: v[row] for k, v in tensors.items() if k != "instance"}
+        raise SpecError(f"run {self.id} has no weights for instance {instance}")
+
+
+def _concat_csv(files: list[Path]) -> str:
+    out: list[str] = []
+    for i, f in enumerate(files):
+        lines = f.read_text(encoding="utf-8").splitlines(keepends=True)
+        out.extend(lines if i == 0 else lines[1:])
+    return "".join(out)
+
+
+def _is_run_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / "run.json").exists() or (path / "config.toml").exists())
+
+
+def list_runs(root: Path) -> list[Run]:
+    """Run folders under ``root``, newest first (by folder name, which starts with the time)."""
+    if not root.is_dir():
+        return []
+    runs = [Run(p) for p in root.iterdir() if _is_run_folder(p)]
+    return sorted(runs, key=lambda r: r.id, reverse=True)
+
+
+def find_run(root: Path, ref: str) -> Run:
+    """A run by path, by folder name, by unique prefix of it, or ``latest``."""
+    path = Path(ref).expanduser()
+    if _is_run_folder(path):
+        return Run(path)
+    runs = list_runs(root)
+    if ref in ("latest", "last") and runs:
+        return runs[0]
+    exact = [r for r in runs if r.id == ref]
+    if exact:
+        return exact[0]
+    matches = [r for r in runs if r.id.startswith(ref) or ref in r.id]
+    if len(matches) == 1:
+        return matches[0]
+    if not runs:
+        raise SpecError(f"no run {ref!r}: {root} holds no runs (set --runs-dir or {RUNS_ENV})")
+    if matches:
+        raise SpecError(f"run {ref!r} is ambiguous: matches {', '.join(r.id for r in matches[:5])}")
+    raise SpecError(f"no run {ref!r} in {root}; newest: {', '.join(r.id for r in runs[:3])} (or 'latest')")
+
+
+def with_run_id(text: str, run_id: str) -> str:
+    """Prefix a CSV table with a run_id column, so exported rows say where they came from."""
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return text
+    cell = csv_text(["x"], [{"x": run_id}]).splitlines()[1]
+    return "".join([f"run_id,{lines[0]}", *(f"{cell},{line}" for line in lines[1:])])

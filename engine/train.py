@@ -1,0 +1,110 @@
+"""Train one chunk: a batch of instances as one vectorised model, top to bottom.
+
+A chunk's training is a function of (instances, device) returning plain CPU
+tensors, so a local loop, a worker process or a cluster backend can all run it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from engine.events import EventSink, Progress, ignore
+from engine.models import Hyper, get_model
+from engine.optim import BatchedOptimizer
+from engine.plan import Chunk
+from engine.rng import CounterRNG
+
+CURVE_POINTS = 100  # loss-curve points kept per instance, whatever the step count
+PROGRESS_INTERVAL_S = 0.25  # at most this often the losses are copied off the device
+
+
+@dataclass
+class ChunkResult:
+    chunk: Chunk
+    weights: dict[str, torch.Tensor]  # final weights, (I, ...) each
+    curve_steps: list[int]  # 1-based step numbers at which the training loss was recorded
+    curves: torch.Tensor  # (I, len(curve_steps)) training loss
+    metrics: dict[str, torch.Tensor]  # per-instance columns, (I,) each, including "loss"
+    features: dict[str, torch.Tensor]  # per-instance, per-feature arrays, (I, n) each
+    wall_time_s: float
+
+
+def curve_schedule(steps: int, points: int = CURVE_POINTS) -> list[int]:
+    """Steps (1-based) at which to record the loss: half log-spaced so the start of
+    training is resolved on a log axis, half evenly spaced, always the last step."""
+    if steps <= points:
+        return list(range(1, steps + 1))
+    half = points // 2
+    logs = {round(math.exp(math.log(steps) * k / (half - 1))) for k in range(half)}
+    lins = {round(steps * k / half) for k in range(1, half + 1)}
+    return sorted((logs | lins) - {0})
+
+
+def train_chunk(
+    chunk: Chunk,
+    device: torch.device,
+    emit: EventSink = ignore,
+    should_stop: Callable[[], bool] = lambda: False,
+    work_done_before: int = 0,
+    run_started: float | None = None,
+) -> ChunkResult:
+    """Train every instance in ``chunk`` for the chunk's step count.
+
+    Raises KeyboardInterrupt if ``should_stop`` turns true, so callers handle a
+    cancel and a Ctrl-C the same way.
+    """
+    started = time.monotonic()
+    run_started = started if run_started is None else run_started
+    configs = [inst.config for inst in chunk.instances]
+    hp = Hyper(configs, device)
+    rng = CounterRNG(torch.tensor([inst.seed for inst in chunk.instances]), device)
+    model = get_model(chunk.model)(hp, rng)
+    weights = model.init_weights()
+    for w in weights.values():
+        w.requires_grad_(True)
+    optimizer = BatchedOptimizer(hp.value("optimizer"), weights, hp.tensor("lr"), hp.tensor("weight_decay"))
+
+    steps = chunk.steps
+    record = curve_schedule(steps)
+    record_at = {s: k for k, s in enumerate(record)}
+    curves = torch.full((len(chunk), len(record)), float("nan"), device=device)
+    reported = 0  # curve points already sent in a Progress event
+    last_report = started
+
+    for step in range(1, steps + 1):
+        loss = model.loss(weights, step)
+        grads = torch.autograd.grad(loss.sum(), list(weights.values()))
+        optimizer.step(dict(zip(weights, grads)))
+
+        k = record_at.get(step)
+        if k is not None:
+            curves[:, k] = loss.detach()
+        now = time.monotonic()
+        if step == steps or now - last_report >= PROGRESS_INTERVAL_S:
+            recorded = sum(1 for s in record if s <= step)
+            fresh = curves[:, reported:recorded].T.cpu().tolist()
+            emit(Progress(chunk=chunk.index, step=step, steps=steps,
+                          instance_steps_done=work_done_before + step * len(chunk),
+                          elapsed_s=now - run_started, curve_steps=record[reported:recorded],
+                          curve_losses=fresh))
+            reported, last_report = recorded, now
+            if should_stop():
+                raise KeyboardInterrupt
+
+    final = {k: w.detach() for k, w in weights.items()}
+    metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
+    features = model.feature_metrics(final)
+    return ChunkResult(
+        chunk=chunk,
+        weights={k: v.cpu() for k, v in final.items()},
+        curve_steps=record,
+        curves=curves.cpu(),
+        metrics={k: v.cpu() for k, v in metrics.items()},
+        features={k: v.cpu() for k, v in features.items()},
+        wall_time_s=time.monotonic() - started,
+    )

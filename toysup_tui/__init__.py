@@ -1,0 +1,1 @@
+"""toysup's front ends: the Typer CLI, shared report rendering, and the Textual TUI."""

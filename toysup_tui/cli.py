@@ -1,0 +1,200 @@
+"""The ``toysup`` command line (Typer).
+
+Exit codes: 0 success, 1 a run that failed, 2 a usage or input error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from engine.errors import SpecError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+DEFAULT_PRESET = "tms-intro"
+
+app = typer.Typer(
+    name="toysup",
+    help="Sweep and visualise toy models of superposition. Exit codes: 0 ok, 1 run failed, 2 usage error, "
+    "130 interrupted.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+RunsDirOption = Annotated[
+    Path | None,
+    typer.Option("--runs-dir", help="Where runs are stored [default: $TOYSUP_RUNS_DIR or ./runs]", show_default=False),
+]
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    """Print one line to stderr and return the Exit to raise."""
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def presets() -> None:
+    """List the bundled presets: name, model, instances and what each shows."""
+    from rich.table import Table
+
+    from engine.spec import bundled_presets, load
+
+    table = Table(title="Bundled presets", title_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True)
+    table.add_column("model")
+    table.add_column("instances", justify="right")
+    table.add_column("description / expected outcome")
+    for name in bundled_presets():
+        spec = load(name)
+        table.add_row(name, spec.model, str(spec.n_instances),
+                      f"{spec.description}\n[dim]expect: {spec.expected}[/]")
+    out.print(table)
+
+
+@app.command()
+def run(
+    preset: Annotated[
+        str, typer.Argument(help="Bundled preset name or path to a preset/config .toml")
+    ] = DEFAULT_PRESET,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", "-s", help="Fix a parameter: key=value (repeatable)")
+    ] = None,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option("--sweep", help="Sweep a parameter: key=0.1,0.2 | key=lin:START:STOP:NUM | key=log:START:STOP:NUM"),  # noqa: E501
+    ] = None,
+    seeds: Annotated[int | None, typer.Option("--seeds", help="Seeds (instances) per sweep point")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")] = "auto",
+    runs_dir: RunsDirOption = None,
+    max_memory: Annotated[
+        float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB [default: automatic]")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary instead")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved sweep without training")] = False,
+) -> None:
+    """Train a sweep headless and store it as a run folder."""
+    from engine import store
+    from engine.plan import plan, resolve_device
+    from engine.runner import run_sweep
+    from engine.spec import load
+    from toysup_tui import progress, report
+
+    try:
+        spec = load(preset, set_ or [], sweep or [], seeds)
+        budget = None if max_memory is None else int(max_memory * 1024**3)
+        if budget is not None and budget <= 0:
+            raise SpecError(f"--max-memory {max_memory} is not valid: expected a positive number of GiB")
+        if dry_run:
+            chunks = plan(spec, resolve_device(device), budget)
+            report.print_dry_run(out, spec, chunks, as_json)
+            return
+        root = store.runs_dir(runs_dir)
+        sink = progress.make_sink(err if as_json else out, quiet or as_json)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        with sink:
+            outcome = run_sweep(spec, root, device=device, emit=sink, max_memory=budget)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    finished = store.Run(outcome.run_dir)
+    if as_json:
+        out.print_json(json.dumps(report.json_summary(finished)))
+    elif quiet:
+        out.print(str(outcome.run_dir))
+    else:
+        report.print_summary(out, finished)
+    if outcome.status == "interrupted":
+        err.print(f"interrupted: finished chunks are kept in {outcome.run_dir}")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    if outcome.status == "failed":
+        raise fail(f"run failed: {outcome.error} (details in {outcome.run_dir / 'error.log'})", EXIT_FAILED)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def runs(runs_dir: RunsDirOption = None) -> None:
+    """List the runs in the runs directory, newest first, with their status."""
+    from engine import store
+    from toysup_tui import report
+
+    root = store.runs_dir(runs_dir)
+    found = store.list_runs(root)
+    if not found:
+        out.print(f"no runs in {root}")
+        return
+    out.print(report.runs_table(found))
+
+
+@app.command("report")
+def report_cmd(
+    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    runs_dir: RunsDirOption = None,
+    x: Annotated[str | None, typer.Option("--x", help="Swept parameter for the metric charts")] = None,
+    width: Annotated[int | None, typer.Option("--width", help="Chart width in columns")] = None,
+) -> None:
+    """Show a run's results as tables and terminal charts."""
+    from engine import store
+    from toysup_tui import report
+
+    try:
+        found = store.find_run(store.runs_dir(runs_dir), run_ref)
+        report.print_report(out, found, x=x, width=width)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def export(
+    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout")] = None,
+    table: Annotated[str, typer.Option("--table", help="results, curves or features")] = "results",
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Export a run's table as CSV (results rows carry run id, seed and every swept parameter)."""
+    from engine import store
+
+    try:
+        if table not in ("results", "curves", "features"):
+            raise SpecError(f"--table {table!r} is not valid: expected results, curves or features")
+        found = store.find_run(store.runs_dir(runs_dir), run_ref)
+        text = store.with_run_id(found.table_text(table), found.id)
+        if output is None:
+            sys.stdout.write(text)
+            return
+        if output.is_dir():
+            raise SpecError(f"--output {output} is a directory: give a file name")
+        if not output.parent.exists():
+            raise SpecError(f"--output {output}: folder {output.parent} does not exist")
+        store.atomic_write(output, text)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"--output {output}: {exc.strerror}") from None
+    err.print(f"wrote {table} of {found.id} to {output}")
+
+
+def main() -> None:
+    """Entry point: run the Typer app, mapping Ctrl-C outside a run to exit code 130."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Turn engine events into terminal progress: a rich bar on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from engine import events as ev
+
+PLAIN_INTERVAL_S = 5.0
+
+
+class ProgressSink:
+    """An event sink usable as a context manager around a run."""
+
+    def __init__(self, console: Console, quiet: bool = False):
+        self.console = console
+        self.quiet = quiet
+        self.live = console.is_terminal and not quiet
+        self.total = 0
+        self.done = 0
+        self.rate = 0.0
+        self._last_plain = 0.0
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._chunk_task: TaskID | None = None
+
+    def __enter__(self) -> ProgressSink:
+        if self.live:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(exc_type, exc, tb)
+
+    def __call__(self, event: ev.Event) -> None:
+        if self.quiet:
+            return
+        if isinstance(event, ev.RunStarted):
+            self.total = event.instance_steps
+            msg = (f"run {event.run_id}: {event.instances} instances in {event.chunks} chunk(s) on {event.device}")
+            self.console.print(msg)
+            if self._progress is not None:
+                self._task = self._progress.add_task("instance-steps", total=self.total, rate="")
+        elif isinstance(event, ev.ChunkStarted):
+            if self._progress is not None:
+                if self._chunk_task is not None:
+                    self._progress.remove_task(self._chunk_task)
+                self._chunk_task = self._progress.add_task(
+                    f"chunk {event.chunk} ({len(event.instances)} inst)", total=event.steps, rate="steps")
+        elif isinstance(event, ev.Progress):
+            self.done = event.instance_steps_done
+            self.rate = self.done / event.elapsed_s if event.elapsed_s > 0 else 0.0
+            if self._progress is not None and self._task is not None:
+                self._progress.update(self._task, completed=self.done, rate=f"{self.rate:,.0f} inst-steps/s")
+                if self._chunk_task is not None:
+                    self._progress.update(self._chunk_task, completed=event.step)
+            else:
+                now = time.monotonic()
+                if now - self._last_plain >= PLAIN_INTERVAL_S or self.done >= self.total:
+                    self._last_plain = now
+                    pct = 100 * self.done / self.total if self.total else 100.0
+                    eta = (self.total - self.done) / self.rate if self.rate > 0 else float("nan")
+                    self.console.print(f"progress {pct:5.1f}%  chunk {event.chunk} step {event.step}/{event.steps}"
+                                       f"  {self.rate:,.0f} inst-steps/s  ETA {eta:,.0f}s")
+        elif isinstance(event, ev.RunFinished):
+            self.console.print(f"{event.status} in {event.wall_time_s:.1f}s "
+                               f"({event.instance_steps_per_s:,.0f} instance-steps/s): {event.run_dir}")
+
+
+def make_sink(console: Console, quiet: bool) -> ProgressSink:
+    return ProgressSink(console, quiet)
