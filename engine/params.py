@@ -2,8 +2,9 @@
 
 The CLI's ``-s``/``--sweep`` parsing, the spec validation and the TUI's form all
 read these declarations, so a parameter's name, type, default, range and help
-text live here and nowhere else. Models declare their own extra parameters with
-the same :class:`Param` type (see ``engine/models``).
+text live here and nowhere else. A model lists the parameters it uses (shared
+tuples from here plus its own, see ``engine/models``); every model also takes
+:data:`TRAINING_PARAMS`.
 """
 
 from __future__ import annotations
@@ -112,8 +113,27 @@ def _fmt(x: float) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
-# Parameters shared by every model. Model files add their own.
-COMMON_PARAMS: tuple[Param, ...] = (
+# Parameters every model trains with.
+TRAINING_PARAMS: tuple[Param, ...] = (
+    Param("steps", "int", 5000, "training steps", low=1, high=10_000_000, structural=True, log_scale=True),
+    Param("batch_size", "int", 1024, "samples per step, drawn fresh each step", low=1, high=1_000_000,
+          structural=True, log_scale=True),
+    Param("lr", "float", 1e-3, "learning rate (constant)", low=0.0, high=100.0, low_open=True, log_scale=True),
+    Param("weight_decay", "float", 0.0,
+          "weight decay: decoupled for adamw, an L2 term in the gradient for adam and sgd",
+          low=0.0, high=100.0),
+    Param("optimizer", "choice", "adam", "optimiser: adam, adamw (decoupled decay) or sgd (plain, no momentum)",
+          choices=("adam", "adamw", "sgd"), structural=True),
+    Param("seed", "int", 0, "first seed; seed indices are seed, seed+1, ... (same seed = same init and data)",
+          low=0, high=2**31 - 1),
+    Param("seeds", "int", 1, "instances (seeds) trained per sweep point", low=1, high=1_000_000,
+          per_instance=False),
+    Param("eval_batch_size", "int", 4096, "samples in the fresh batch used for the final loss",
+          low=1, high=1_000_000, structural=True),
+)
+
+# The toy-models-of-superposition setting (Elhage et al. 2022), shared by the models built on it.
+SUPERPOSITION_PARAMS: tuple[Param, ...] = (
     Param("n_features", "int", 5, "number of input features n", low=1, high=100_000, structural=True),
     Param("n_hidden", "int", 2, "hidden dimensions (neurons) m", low=1, high=100_000, structural=True),
     Param(
@@ -126,30 +146,15 @@ COMMON_PARAMS: tuple[Param, ...] = (
         "importance of feature i is decay**i (1 = all features equally important)",
         low=0.0, high=10.0, low_open=True,
     ),
-    Param("steps", "int", 5000, "training steps", low=1, high=10_000_000, structural=True, log_scale=True),
-    Param("batch_size", "int", 1024, "samples per step, drawn fresh each step", low=1, high=1_000_000,
-          structural=True, log_scale=True),
-    Param("lr", "float", 1e-3, "learning rate (constant)", low=0.0, high=100.0, low_open=True, log_scale=True),
-    Param("weight_decay", "float", 0.0,
-          "weight decay: decoupled for adamw, an L2 term in the gradient for adam and sgd",
-          low=0.0, high=100.0),
-    Param("optimizer", "choice", "adam", "optimiser: adam, adamw (decoupled decay) or sgd (plain, no momentum)",
-          choices=("adam", "adamw", "sgd"), structural=True),
-    Param("seed", "int", 0, "first seed; seed indices are seed, seed+1, ... (same seed = same init and data)",
-          low=0, high=2**31 - 1, structural=False),
-    Param("seeds", "int", 1, "instances (seeds) trained per sweep point", low=1, high=1_000_000,
-          per_instance=False),
-    Param("eval_batch_size", "int", 4096, "samples in the fresh batch used for the final loss",
-          low=1, high=1_000_000, structural=True),
     Param("carry_threshold", "float", 0.5,
           "neuron n carries feature i if |W_n,i| >= threshold * ||W_i|| (polysemanticity)",
           low=0.0, high=1.0, low_open=True),
 )
 
 
-def param_table(extra: tuple[Param, ...] = ()) -> dict[str, Param]:
-    """The common parameters plus a model's own, by name."""
-    table = {p.name: p for p in COMMON_PARAMS}
-    for p in extra:
-        table[p.name] = p
+def param_table(model_params: tuple[Param, ...] = ()) -> dict[str, Param]:
+    """A model's parameters (listed first, as a form shows them) plus the training parameters, by name."""
+    table = {p.name: p for p in model_params}
+    for p in TRAINING_PARAMS:
+        table.setdefault(p.name, p)
     return table

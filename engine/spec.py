@@ -323,11 +323,10 @@ def _param(table: dict[str, Param], key: str, model: str) -> Param:
 
 
 def _check_combinations(spec: Spec) -> None:
-    """Constraints that involve more than one parameter."""
+    """Constraints that involve more than one parameter, checked by the model per sweep point."""
+    model = get_model(spec.model)
     for point in spec.points():
-        config = {**spec.params, **point}
-        if config["batch_size"] * config["n_features"] >= 2**31:
-            raise SpecError("batch_size * n_features must stay below 2**31 values per instance and step")
+        model.check({**spec.params, **point})
 
 
 def _did_you_mean(name: str, choices: Any) -> str:

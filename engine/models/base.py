@@ -82,6 +82,10 @@ class ToyModel:
         return param_table(cls.params)
 
     @classmethod
+    def check(cls, config: dict[str, Any]) -> None:
+        """Constraints across parameters, for one instance's full config; raise SpecError."""
+
+    @classmethod
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
         """Rough peak memory per instance while training or evaluating, for chunk sizing."""
         raise NotImplementedError

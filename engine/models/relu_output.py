@@ -13,8 +13,9 @@ import torch
 
 from engine import metrics as M
 from engine.data import importance, sparse_uniform_
+from engine.errors import SpecError
 from engine.models.base import Column, Hyper, ToyModel
-from engine.params import Param
+from engine.params import SUPERPOSITION_PARAMS, Param
 from engine.rng import DATA, DROPOUT, EVAL, INIT, CounterRNG
 
 SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
@@ -59,6 +60,7 @@ class ReluOutput(ToyModel):
     kind = "relu_output"
     summary = "h = W x, x' = ReLU(W^T h + b), importance-weighted MSE (Elhage et al. 2022)"
     params = (
+        *SUPERPOSITION_PARAMS,
         Param("dropout", "float", 0.0, "dropout rate q on h in training; survivors scaled by 1/(1-q)",
               low=0.0, high=1.0, high_open=True),
     )
@@ -77,6 +79,11 @@ class ReluOutput(ToyModel):
         self.q = hp.tensor("dropout").view(count, 1, 1)
         self.uses_dropout = any(c["dropout"] > 0 for c in hp.configs)
         self._x = torch.empty(count, self.batch, self.n, device=hp.device)
+
+    @classmethod
+    def check(cls, config: dict[str, Any]) -> None:
+        if config["batch_size"] * config["n_features"] >= 2**31:
+            raise SpecError("batch_size * n_features must stay below 2**31 values per instance and step")
 
     @classmethod
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
