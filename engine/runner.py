@@ -49,13 +49,15 @@ def result_rows(spec: Spec, result: ChunkResult) -> list[dict[str, Any]]:
 
 
 def curve_csv(result: ChunkResult) -> str:
+    """curves.csv rows: instance, step, loss, then the model's extra curve columns."""
+    extra = {name: values.tolist() for name, values in result.curve_extra.items()}
     rows = (
-        {"instance": inst.index, "step": step, "loss": loss}
+        {"instance": inst.index, "step": step, "loss": loss, **{n: v[i][k] for n, v in extra.items()}}
         for i, inst in enumerate(result.chunk.instances)
-        for step, loss in zip(result.curve_steps, result.curves[i].tolist())
+        for k, (step, loss) in enumerate(zip(result.curve_steps, result.curves[i].tolist()))
         if math.isfinite(loss)
     )
-    return csv_text(["instance", "step", "loss"], rows)
+    return csv_text(["instance", "step", "loss", *extra], rows)
 
 
 def feature_csv(spec: Spec, result: ChunkResult) -> str:

@@ -29,6 +29,7 @@ class ChunkResult:
     weights: dict[str, torch.Tensor]  # final weights, (I, ...) each
     curve_steps: list[int]  # 1-based step numbers at which the training loss was recorded
     curves: torch.Tensor  # (I, len(curve_steps)) training loss
+    curve_extra: dict[str, torch.Tensor]  # the model's curve_columns, (I, len(curve_steps)) each
     metrics: dict[str, torch.Tensor]  # per-instance columns, (I,) each, including "loss"
     features: dict[str, torch.Tensor]  # per-instance, per-feature arrays, (I, n) each
     wall_time_s: float
@@ -73,6 +74,7 @@ def train_chunk(
     record = curve_schedule(steps)
     record_at = {s: k for k, s in enumerate(record)}
     curves = torch.full((len(chunk), len(record)), float("nan"), device=device)
+    extra = {c.name: torch.full_like(curves, float("nan")) for c in model.curve_columns}
     reported = 0  # curve points already sent in a Progress event
     last_report = started
 
@@ -80,10 +82,16 @@ def train_chunk(
         loss = model.loss(weights, step)
         grads = torch.autograd.grad(loss.sum(), list(weights.values()))
         optimizer.step(dict(zip(weights, grads)))
+        with torch.no_grad():
+            model.after_step(weights, step)
 
         k = record_at.get(step)
         if k is not None:
             curves[:, k] = loss.detach()
+            if extra:
+                with torch.no_grad():
+                    for name, values in model.curve_values(weights).items():
+                        extra[name][:, k] = values
         now = time.monotonic()
         if step == steps or now - last_report >= PROGRESS_INTERVAL_S:
             recorded = sum(1 for s in record if s <= step)
@@ -104,6 +112,7 @@ def train_chunk(
         weights={k: v.cpu() for k, v in final.items()},
         curve_steps=record,
         curves=curves.cpu(),
+        curve_extra={k: v.cpu() for k, v in extra.items()},
         metrics={k: v.cpu() for k, v in metrics.items()},
         features={k: v.cpu() for k, v in features.items()},
         wall_time_s=time.monotonic() - started,

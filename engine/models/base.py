@@ -72,6 +72,8 @@ class ToyModel:
     columns: ClassVar[tuple[Column, ...]] = ()
     # Per-feature arrays kept for charts (features.csv).
     feature_columns: ClassVar[tuple[Column, ...]] = ()
+    # Extra per-instance values recorded with the loss at every curve point (curves.csv).
+    curve_columns: ClassVar[tuple[Column, ...]] = ()
 
     def __init__(self, hp: Hyper, rng: CounterRNG):
         self.hp = hp
@@ -97,6 +99,14 @@ class ToyModel:
     def loss(self, weights: dict[str, torch.Tensor], step: int) -> torch.Tensor:
         """Per-instance training loss at ``step`` on that step's fresh batch, shape (I,)."""
         raise NotImplementedError
+
+    def after_step(self, weights: dict[str, torch.Tensor], step: int) -> None:
+        """Called after each optimiser step, under no_grad: projections (unit-norm decoders),
+        resampling. The default does nothing."""
+
+    def curve_values(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Values (I,) for ``curve_columns`` at a curve point, e.g. an L1 norm over training."""
+        return {}
 
     def eval_loss(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per-instance loss on a fresh evaluation batch without dropout or noise, shape (I,)."""
