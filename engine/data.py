@@ -1,22 +1,63 @@
-"""Synthetic data generators (Elhage et al. 2022 and variants), drawn in place into kept buffers."""
+"""Synthetic data generators (Elhage et al. 2022 and the open-problem variants), drawn in place."""
 
 from __future__ import annotations
 
 import torch
 
-from engine.rng import CounterRNG
+from engine.rng import PAIRS, CounterRNG
+
+CORRELATIONS = ("none", "correlated", "anticorrelated")
 
 
-def sparse_uniform_(rng: CounterRNG, stream: int, step: int, p: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+def sparse_uniform_(rng: CounterRNG, stream: int, step: int, p: torch.Tensor, out: torch.Tensor,
+                    correlation: str = "none") -> torch.Tensor:
     """Fill ``out`` (I, B, n) with features that are 0 with probability 1 - p, else uniform on [0, 1).
 
-    One uniform u per element is enough: the feature is active iff u < p, and
-    then u / p is itself uniform on [0, 1). ``p`` broadcasts against ``out``
-    ((I, 1, 1) for one probability per instance, (I, 1, n) per feature).
+    One uniform u per element is enough for independent features: the feature
+    is active iff u < p, and then u / p is itself uniform on [0, 1). ``p``
+    broadcasts against ``out``: (I, 1, 1) for one probability per instance,
+    (I, 1, n) per feature.
+
+    ``correlation`` pairs features (0, 1), (2, 3), ...: ``correlated`` pairs share
+    one on/off draw (both active with probability p, the first feature's p);
+    ``anticorrelated`` pairs have at most one feature active (each with
+    probability p, so p <= 0.5). Magnitudes stay independent and uniform. An odd
+    last feature stays independent.
     """
     rng.uniform_(stream, step, out)
-    inactive = out >= p
-    return out.div_(p).masked_fill_(inactive, 0.0)
+    if correlation == "none":
+        inactive = out >= p
+        return out.div_(p).masked_fill_(inactive, 0.0)
+    n = out.shape[-1]
+    pairs = n // 2
+    p_full = p.expand(-1, -1, n) if p.shape[-1] == 1 else p
+    p_pair = p_full[..., 0:2 * pairs:2]
+    v = rng.uniform(PAIRS, step, (out.shape[1], pairs))
+    if correlation == "correlated":
+        first = second = v < p_pair
+    elif correlation == "anticorrelated":
+        first = v < p_pair
+        second = (v >= p_pair) & (v < 2 * p_pair)
+    else:
+        raise ValueError(f"unknown correlation {correlation!r}")
+    active = torch.stack([first, second], dim=-1).flatten(-2)
+    paired = out[..., : 2 * pairs]
+    paired.mul_(active)
+    if n % 2:
+        last, p_last = out[..., -1:], p_full[..., -1:]
+        inactive = last >= p_last
+        last.div_(p_last).masked_fill_(inactive, 0.0)
+    return out
+
+
+def feature_probabilities(p: torch.Tensor, ratio: torch.Tensor, n_features: int) -> torch.Tensor:
+    """Per-instance, per-feature probability (I, 1, n): the second half of the features has p * ratio.
+
+    With ratio 1 everywhere this collapses to (I, 1, 1), the cheap broadcast."""
+    if bool((ratio == 1).all()):
+        return p.view(-1, 1, 1)
+    second_half = torch.arange(n_features, device=p.device) >= (n_features + 1) // 2
+    return torch.where(second_half, (p * ratio).unsqueeze(-1), p.unsqueeze(-1)).unsqueeze(1)
 
 
 def importance(decay: torch.Tensor, n_features: int) -> torch.Tensor:

@@ -96,3 +96,20 @@ def monosemantic_neurons(W: torch.Tensor) -> torch.Tensor:
     ratio = W.abs().amax(-2) / col_norms.clamp_min(EPS)
     return ((ratio > MONOSEMANTIC_RATIO) & (col_norms > EPS)).sum(-1)
 
+
+
+def distinct_patterns(active: torch.Tensor) -> torch.Tensor:
+    """Distinct boolean rows per instance: (I, B, k) -> (I,), e.g. ReLU activation patterns visited
+    by a batch, i.e. the linear regions of a piecewise-linear map that the batch touches (polytope lens).
+
+    Patterns are hashed to int64 (exact for k <= 62, a random 63-bit projection beyond, where a
+    collision is vanishingly unlikely), sorted per instance and counted."""
+    k = active.shape[-1]
+    if k <= 62:
+        weights = 2 ** torch.arange(k, device=active.device, dtype=torch.int64)
+    else:
+        gen = torch.Generator().manual_seed(0)
+        weights = torch.randint(0, 2**62, (k,), generator=gen, dtype=torch.int64).to(active.device)
+    codes = (active.to(torch.int64) * weights).sum(-1)
+    ordered = codes.sort(-1).values
+    return (ordered[:, 1:] != ordered[:, :-1]).sum(-1) + 1

@@ -7,3 +7,5 @@ class Linear(ReluOutput):
     kind = "linear"
     summary = "h = W x, x' = W^T h + b: the linear baseline, which does PCA (no superposition)"
     relu = False
+    # No output nonlinearity, so the activation choice does not apply.
+    params = tuple(p for p in ReluOutput.params if p.name != "activation")

@@ -3,6 +3,10 @@
 Optional dropout on h during training (the privileged-basis experiment): each
 hidden unit is zeroed with probability q and the survivors are scaled by
 1/(1-q), as torch's dropout does, so evaluation needs no rescaling.
+
+Open-problem variants (Nanda's list): correlated or anticorrelated feature
+pairs, a different sparsity for the second half of the features, GELU or SiLU
+in place of the ReLU, and an L1 penalty on the hidden layer.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 import torch
 
 from engine import metrics as M
-from engine.data import importance, sparse_uniform_
+from engine.data import CORRELATIONS, feature_probabilities, importance, sparse_uniform_
 from engine.errors import SpecError
 from engine.models.base import Column, Hyper, ToyModel
 from engine.params import SUPERPOSITION_PARAMS, Param
@@ -29,7 +33,11 @@ SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
     Column("monosemantic_neurons", "neurons with max_i |W_n,i| / ||W_n|| > 0.99", "int"),
     Column("max_feature_norm", "largest ||W_i||"),
     Column("collapsed", "largest ||W_i|| below 0.5: nothing represented, so orientation means nothing", "bool"),
+    Column("linear_regions", "distinct ReLU activation patterns visited by the evaluation batch (polytope lens)",
+           "int"),
 )
+
+ACTIVATIONS = {"relu": torch.relu, "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu}
 
 FEATURE_COLUMNS: tuple[Column, ...] = (
     Column("norm", "||W_i||"),
@@ -63,6 +71,16 @@ class ReluOutput(ToyModel):
         *SUPERPOSITION_PARAMS,
         Param("dropout", "float", 0.0, "dropout rate q on h in training; survivors scaled by 1/(1-q)",
               low=0.0, high=1.0, high_open=True),
+        Param("activation", "choice", "relu", "output nonlinearity: relu (the paper's), gelu or silu",
+              choices=("relu", "gelu", "silu"), structural=True),
+        Param("correlation", "choice", "none",
+              "feature pairs (0,1), (2,3), ...: none, correlated (shared on/off draw) or anticorrelated "
+              "(at most one active; needs p <= 0.5)", choices=CORRELATIONS, structural=True),
+        Param("probability_ratio", "float", 1.0,
+              "the second half of the features has probability feature_probability * ratio (1 = uniform)",
+              low=0.0, high=1000.0, low_open=True, log_scale=True),
+        Param("hidden_l1", "float", 0.0, "L1 penalty on the hidden layer: loss += hidden_l1 * mean over batch of "
+              "sum_j |h_j|", low=0.0, high=100.0),
     )
     columns = SUPERPOSITION_COLUMNS
     feature_columns = FEATURE_COLUMNS
@@ -74,16 +92,27 @@ class ReluOutput(ToyModel):
         self.m = hp.value("n_hidden")
         self.batch = hp.value("batch_size")
         count = len(hp)
-        self.p = hp.tensor("feature_probability").view(count, 1, 1)
+        self.p = feature_probabilities(hp.tensor("feature_probability"), hp.tensor("probability_ratio"), self.n)
+        self.correlation = hp.value("correlation")
         self.importance = importance(hp.tensor("importance_decay"), self.n).unsqueeze(1)
         self.q = hp.tensor("dropout").view(count, 1, 1)
         self.uses_dropout = any(c["dropout"] > 0 for c in hp.configs)
+        self.hidden_l1 = hp.tensor("hidden_l1")
+        self.uses_hidden_l1 = any(c["hidden_l1"] > 0 for c in hp.configs)
+        self.activation = ACTIVATIONS[hp.value("activation")] if self.relu else None
         self._x = torch.empty(count, self.batch, self.n, device=hp.device)
 
     @classmethod
     def check(cls, config: dict[str, Any]) -> None:
         if config["batch_size"] * config["n_features"] >= 2**31:
             raise SpecError("batch_size * n_features must stay below 2**31 values per instance and step")
+        p = config["feature_probability"]
+        p2 = p * config.get("probability_ratio", 1.0)
+        if p2 > 1:
+            raise SpecError(f"feature_probability * probability_ratio = {p2:g} exceeds 1; lower one of them")
+        if config.get("correlation") == "anticorrelated" and max(p, p2) > 0.5:
+            raise SpecError(f"anticorrelated pairs need feature_probability <= 0.5 (got {max(p, p2):g}): "
+                            "at most one feature of a pair is active")
 
     @classmethod
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
@@ -99,34 +128,56 @@ class ReluOutput(ToyModel):
         b = torch.zeros(len(self.hp), self.n, device=self.hp.device)
         return {"W": W, "b": b}
 
+    def _hidden(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(x, weights["W"])
+
+    def _pre_output(self, weights: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(weights["b"].unsqueeze(1), h, weights["W"].transpose(1, 2))
+
     def _forward(self, weights: dict[str, torch.Tensor], x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-        W, b = weights["W"], weights["b"]
-        h = torch.bmm(x, W)
+        h = self._hidden(weights, x)
         if keep is not None:
             h = h * keep
-        out = torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2))
-        return torch.relu(out) if self.relu else out
+        out = self._pre_output(weights, h)
+        return self.activation(out) if self.activation is not None else out
 
     def _weighted_mse(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         return (self.importance * (x - out).square()).mean((1, 2))
 
+    def _draw(self, stream: int, step: int, out: torch.Tensor) -> torch.Tensor:
+        return sparse_uniform_(self.rng, stream, step, self.p, out, self.correlation)
+
     def loss(self, weights: dict[str, torch.Tensor], step: int) -> torch.Tensor:
-        x = sparse_uniform_(self.rng, DATA, step, self.p, self._x)
+        x = self._draw(DATA, step, self._x)
         keep = None
         if self.uses_dropout:
             u = self.rng.uniform(DROPOUT, step, (self.batch, self.m))
             keep = (u >= self.q) / (1.0 - self.q)
-        return self._weighted_mse(x, self._forward(weights, x, keep))
+        if not self.uses_hidden_l1:
+            return self._weighted_mse(x, self._forward(weights, x, keep))
+        h = self._hidden(weights, x)
+        penalty = self.hidden_l1 * h.abs().sum(-1).mean(-1)
+        if keep is not None:
+            h = h * keep
+        out = self._pre_output(weights, h)
+        out = self.activation(out) if self.activation is not None else out
+        return self._weighted_mse(x, out) + penalty
+
+    def _eval_batch(self) -> torch.Tensor:
+        x = torch.empty(len(self.hp), self.hp.value("eval_batch_size"), self.n, device=self.hp.device)
+        return self._draw(EVAL, 0, x)
 
     @torch.no_grad()
     def eval_loss(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = torch.empty(len(self.hp), self.hp.value("eval_batch_size"), self.n, device=self.hp.device)
-        x = sparse_uniform_(self.rng, EVAL, 0, self.p, x)
+        x = self._eval_batch()
         return self._weighted_mse(x, self._forward(weights, x, None))
 
     @torch.no_grad()
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return superposition_metrics(weights["W"], self.hp.tensor("carry_threshold"))
+        out = superposition_metrics(weights["W"], self.hp.tensor("carry_threshold"))
+        x = self._eval_batch()
+        out["linear_regions"] = M.distinct_patterns(self._pre_output(weights, self._hidden(weights, x)) > 0)
+        return out
 
     @torch.no_grad()
     def feature_metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
