@@ -130,6 +130,8 @@ TRAINING_PARAMS: tuple[Param, ...] = (
           per_instance=False),
     Param("eval_batch_size", "int", 4096, "samples in the fresh batch used for the final loss",
           low=1, high=1_000_000, structural=True),
+    Param("snapshots", "int", 0, "weight snapshots kept during training at log-spaced steps, plus the initial "
+          "weights (0 = final weights only)", low=0, high=1000, structural=True),
 )
 
 # The toy-models-of-superposition setting (Elhage et al. 2022), shared by the models built on it.

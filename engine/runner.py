@@ -125,6 +125,10 @@ def _store_chunk(run: Run, spec: Spec, chunk: Chunk, result: ChunkResult, column
                  rows: list[dict[str, Any]]) -> None:
     weights = dict(result.weights)
     weights["instance"] = torch.tensor([i.index for i in chunk.instances], dtype=torch.int64)
+    if result.snapshot_steps:
+        for name, values in result.snapshots.items():
+            weights[f"{name}.snapshots"] = values
+        weights["snapshot_steps"] = torch.tensor(result.snapshot_steps).expand(len(chunk), -1)
     run.write_part(chunk.index, curve_csv(result), feature_csv(spec, result), weights)
     rows.extend(result_rows(spec, result))
     run.write_results(columns, rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -33,6 +33,8 @@ class ChunkResult:
     metrics: dict[str, torch.Tensor]  # per-instance columns, (I,) each, including "loss"
     features: dict[str, torch.Tensor]  # per-instance, per-feature arrays, (I, n) each
     wall_time_s: float
+    snapshot_steps: list[int] = field(default_factory=list)  # 0 = the initial weights
+    snapshots: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (I, S, ...) weights over training
 
 
 def curve_schedule(steps: int, points: int = CURVE_POINTS) -> list[int]:
@@ -44,6 +46,16 @@ def curve_schedule(steps: int, points: int = CURVE_POINTS) -> list[int]:
     logs = {round(math.exp(math.log(steps) * k / (half - 1))) for k in range(half)}
     lins = {round(steps * k / half) for k in range(1, half + 1)}
     return sorted((logs | lins) - {0})
+
+
+def snapshot_schedule(steps: int, count: int) -> list[int]:
+    """0 (the initial weights) and ``count`` log-spaced steps ending at the last step."""
+    if count <= 0:
+        return []
+    if count == 1:
+        return [0, steps]
+    logs = {round(math.exp(math.log(steps) * k / (count - 1))) for k in range(count)}
+    return [0, *sorted(logs)]
 
 
 def train_chunk(
@@ -76,6 +88,11 @@ def train_chunk(
     curves = torch.full((len(chunk), len(record)), float("nan"), device=device)
     extra = {c.name: torch.full_like(curves, float("nan")) for c in model.curve_columns}
     reported = 0  # curve points already sent in a Progress event
+    snap_steps = snapshot_schedule(steps, hp.value("snapshots"))
+    snaps: dict[str, list[torch.Tensor]] = {k: [] for k in weights} if snap_steps else {}
+    if snap_steps:
+        for k, w in weights.items():
+            snaps[k].append(w.detach().clone())
     last_report = started
 
     for step in range(1, steps + 1):
@@ -85,6 +102,9 @@ def train_chunk(
         with torch.no_grad():
             model.after_step(weights, step)
 
+        if step in snap_steps:
+            for name, w in weights.items():
+                snaps[name].append(w.detach().clone())
         k = record_at.get(step)
         if k is not None:
             curves[:, k] = loss.detach()
@@ -116,4 +136,6 @@ def train_chunk(
         metrics={k: v.cpu() for k, v in metrics.items()},
         features={k: v.cpu() for k, v in features.items()},
         wall_time_s=time.monotonic() - started,
+        snapshot_steps=sorted(set(snap_steps)),
+        snapshots={k: torch.stack(v, 1).cpu() for k, v in snaps.items()},
     )
