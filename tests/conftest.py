@@ -36,8 +36,9 @@ EXIT_USAGE = 2
 
 def make_spec(params: dict[str, Any] | None = None, sweep: dict[str, Any] | None = None,
               model: str = "relu_output", **overrides: Any) -> Spec:
-    """A spec from Python dicts, the way a preset file would give them."""
-    data: dict[str, Any] = {"name": "test", "model": model, "params": dict(params or {})}
+    """A spec from Python dicts, the way a preset file would give them; a swept name wins over a fixed one."""
+    fixed = {k: v for k, v in (params or {}).items() if k not in (sweep or {})}
+    data: dict[str, Any] = {"name": "test", "model": model, "params": fixed}
     if sweep:
         data["sweep"] = dict(sweep)
     return resolve(data, **overrides)
