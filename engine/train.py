@@ -78,9 +78,10 @@ def train_chunk(
     rng = CounterRNG(torch.tensor([inst.seed for inst in chunk.instances]), device)
     model = get_model(chunk.model)(hp, rng)
     weights = model.init_weights()
-    for w in weights.values():
+    trained = {k: w for k, w in weights.items() if k not in model.frozen}
+    for w in trained.values():
         w.requires_grad_(True)
-    optimizer = BatchedOptimizer(hp.value("optimizer"), weights, hp.tensor("lr"), hp.tensor("weight_decay"))
+    optimizer = BatchedOptimizer(hp.value("optimizer"), trained, hp.tensor("lr"), hp.tensor("weight_decay"))
 
     steps = chunk.steps
     record = curve_schedule(steps)
@@ -97,8 +98,8 @@ def train_chunk(
 
     for step in range(1, steps + 1):
         loss = model.loss(weights, step)
-        grads = torch.autograd.grad(loss.sum(), list(weights.values()))
-        optimizer.step(dict(zip(weights, grads)))
+        grads = torch.autograd.grad(loss.sum(), list(trained.values()))
+        optimizer.step(dict(zip(trained, grads)))
         with torch.no_grad():
             model.after_step(weights, step)
 

@@ -74,6 +74,9 @@ class ToyModel:
     feature_columns: ClassVar[tuple[Column, ...]] = ()
     # Extra per-instance values recorded with the loss at every curve point (curves.csv).
     curve_columns: ClassVar[tuple[Column, ...]] = ()
+    # Keys of init_weights() that are fixed data, not parameters (an SAE's ground-truth features):
+    # saved with the weights, but never given to autograd or the optimiser.
+    frozen: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, hp: Hyper, rng: CounterRNG):
         self.hp = hp
