@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.table import Table
+from rich.text import Text
 
 from engine.aggregate import by_point
+from engine.errors import SpecError
 from engine.models import get_model
 from engine.plan import Chunk
 from engine.spec import Spec
 from engine.store import Run
+from toysup_tui import charts
 
 # The metrics a summary shows first, when the model has them.
 HEADLINE = (
@@ -57,27 +64,55 @@ def runs_table(runs: list[Run]) -> Table:
     return table
 
 
-def summary_table(spec: Spec, rows: list[dict[str, Any]], metrics: list[str] | None = None) -> Table:
-    """One row per sweep point: axis values, seeds, and the median [q25-q75] of each metric over seeds."""
+def summary_table(spec: Spec, rows: list[dict[str, Any]], metrics: list[str] | None = None,
+                  compact: bool = False) -> Table:
+    """One row per sweep point: axis values, seeds, and the median [q25-q75] of each metric over seeds.
+
+    ``compact`` (narrow terminals) drops the percentiles and, when every point has the
+    same number of seeds, the seeds column; the caption says so. Long column names
+    break after an underscore, so they stay exact but take less width.
+    """
     axes = [a.name for a in spec.axes]
     available = list(rows[0]) if rows else []
     metrics = metrics or headline_metrics(spec.model, available)
-    table = Table(caption="median over seeds [25th-75th percentile]", caption_justify="left")
+    points = by_point(rows, axes, metrics)
+    seed_counts = {p.n for p in points}
+    show_seeds = not compact or len(seed_counts) > 1
+    if compact:
+        seeds_note = "" if show_seeds else f", {seed_counts.pop()} seeds per point"
+        caption = f"median over seeds{seeds_note} (125+ columns also show the 25th-75th percentiles)"
+    else:
+        caption = "median over seeds [25th-75th percentile]"
+    table = Table(caption=caption, caption_justify="left", box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+                  padding=(0, 1), pad_edge=not compact)
     for a in axes:
-        table.add_column(a, style="cyan", justify="right")
-    table.add_column("seeds", justify="right")
+        table.add_column(_header(a), style="cyan", justify="right")
+    if show_seeds:
+        table.add_column("seeds", justify="right")
     for m in metrics:
-        table.add_column(m, justify="right")
-    for point in by_point(rows, axes, metrics):
-        cells = [fmt(point.point[a]) for a in axes] + [str(point.n)]
+        table.add_column(_header(m), justify="right")
+    for point in points:
+        cells = [fmt(point.point[a]) for a in axes] + ([str(point.n)] if show_seeds else [])
         for m in metrics:
             if m not in point.stats:
                 cells.append("—")
                 continue
             med, lo, hi = point.stats[m]
-            cells.append(fmt(med) if lo == hi else f"{fmt(med)} [dim][{fmt(lo)}-{fmt(hi)}][/]")
+            cells.append(fmt(med) if lo == hi or compact else f"{fmt(med)} [dim][{fmt(lo)}-{fmt(hi)}][/]")
         table.add_row(*cells)
     return table
+
+
+def _header(name: str, limit: int = 12) -> str:
+    """A column name broken into lines before underscores, each at most about ``limit`` characters."""
+    lines: list[str] = []
+    for i, part in enumerate(name.split("_")):
+        piece = part if i == 0 else "_" + part
+        if lines and len(lines[-1]) + len(piece) <= limit:
+            lines[-1] += piece
+        else:
+            lines.append(piece)
+    return "\n".join(lines)
 
 
 def print_summary(console: Console, run: Run) -> None:
@@ -144,6 +179,348 @@ def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bo
     console.print(table)
 
 
+
+
+# --- the full report: header, summary, charts --------------------------------------------------------
+
+# Problems a damaged or half-written run folder can raise while one section reads it; the section
+# prints one line instead and the report goes on. (SpecError is a ValueError.)
+READ_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, KeyError, IndexError)
+try:  # a truncated weights file
+    from safetensors import SafetensorError
+
+    READ_ERRORS += (SafetensorError,)
+except ImportError:  # pragma: no cover
+    pass
+
+# Metrics left out of the metric-vs-parameter charts: booleans (the summary shows them) and
+# axis_alignment, which is the orientation angle on another scale.
+NOT_CHARTED = ("axis_alignment",)
+WIDE = 160  # from this width on, charts go two to a row
+COMPACT_BELOW = 125  # narrower than this, the summary table drops percentiles
+
+
+@dataclass
+class Layout:
+    """Chart sizes for one report: ``width`` is the whole line, ``cols`` how many charts share it."""
+
+    width: int
+    color: bool
+
+    @property
+    def cols(self) -> int:
+        return 2 if self.width >= WIDE else 1
+
+    @property
+    def chart_width(self) -> int:
+        return self.width if self.cols == 1 else (self.width - 2) // 2
+
+    @property
+    def chart_height(self) -> int:
+        return max(12, min(20, self.chart_width // 5))
+
+    @property
+    def half_width(self) -> int:
+        """Small charts (feature vectors, bars) always come at least two to a row."""
+        return (self.width - 2) // 2 if self.cols == 1 else (self.width - 6) // 4
+
+
 def print_report(console: Console, run: Run, x: str | None = None, width: int | None = None) -> None:
-    """The run's header, summary table and charts."""
-    print_summary(console, run)
+    """The run's header, summary table and charts, for ``toysup report`` and any console.
+
+    ``x`` picks the swept parameter of the metric charts (SpecError if it is not
+    swept); ``width`` the total width of the charts (default: the console's).
+    A run still going or interrupted shows what has finished; a run folder with
+    missing or damaged files prints what is wrong instead of a traceback.
+    """
+    info = run.info()
+    _print_header(console, run, info)
+    try:
+        spec = run.spec()
+    except READ_ERRORS as exc:
+        console.print(f"[bold red]cannot read the run's config:[/] {exc}")
+        return
+    axis = charts.choose_axis(spec, x)  # a bad --x is the user's mistake: let SpecError reach the CLI
+    if spec.description or spec.expected:
+        console.print(f"[dim]{spec.description}[/]" + (f"\n[dim]expect: {spec.expected}[/]" if spec.expected else ""))
+    try:
+        _, rows = run.results()
+    except READ_ERRORS as exc:
+        console.print(f"[bold red]results.csv cannot be read:[/] {exc}")
+        return
+    if not rows:
+        console.print(_no_results_message(run, info))
+        return
+    layout = Layout(width or console.width, _console_color(console))
+    compact = layout.width < COMPACT_BELOW
+    console.print(summary_table(spec, rows, _summary_metrics(spec, rows, layout.width), compact=compact))
+    _section(console, "loss curves", lambda: _loss_section(console, run, spec, layout))
+    _section(console, "metric charts", lambda: _metric_section(console, spec, rows, axis, layout))
+    _section(console, "orientation", lambda: _orientation_section(console, spec, rows, layout))
+    _section(console, "instance geometry", lambda: _instance_section(console, run, spec, rows, layout))
+
+
+def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
+    status = str(info.get("status", "?"))
+    done, total = info.get("instances_done", 0), info.get("instances", 0)
+    wall = info.get("wall_time_s")
+    wall_text = f"{wall:.1f}s" if isinstance(wall, (int, float)) else "?"
+    console.print(f"[bold]{run.id}[/]  {info.get('name', '?')} ({info.get('model', '?')})  "
+                  f"[{STATUS_STYLE.get(status, '')}]{status}[/]  {done}/{total} instances")
+    console.print(f"[dim]device {info.get('device', '?')}  started {str(info.get('started', '?'))[:19]}  "
+                  f"wall {wall_text}[/]")
+    console.print(f"[dim]folder {run.path}[/]", soft_wrap=True)
+    if info.get("error"):
+        console.print(f"[red]error: {info['error']}[/]")
+    if status in ("running", "interrupted") and done != total:
+        console.print(f"[{STATUS_STYLE[status]}]{status}: showing the {done} of {total} instances that finished[/]")
+
+
+def _no_results_message(run: Run, info: dict[str, Any]) -> str:
+    status = info.get("status")
+    if status == "running":
+        return "[yellow]no results yet: the first chunk is still training; run the report again later[/]"
+    if (run.path / "results.csv").exists():
+        return "results.csv holds no instances"
+    return (f"[bold red]no results: {run.path / 'results.csv'} is missing[/] (status {status}); "
+            "the run finished no chunk, or its folder is damaged")
+
+
+def _section(console: Console, name: str, body: Callable[[], None]) -> None:
+    """Run one report section; a damaged file costs that section one line, not the whole report."""
+    try:
+        body()
+    except SpecError as exc:
+        console.print(f"[dim]{name}: {exc}[/]")
+    except READ_ERRORS as exc:
+        console.print(f"[red]{name}: cannot be drawn: {type(exc).__name__}: {exc}[/]")
+
+
+def _console_color(console: Console) -> bool:
+    return console.color_system is not None and not console.no_color
+
+
+def _summary_metrics(spec: Spec, rows: list[dict[str, Any]], width: int) -> list[str]:
+    """As many headline metrics as the width allows: below 200 columns without the redundant
+    axis_alignment and the rarely nonzero monosemantic count; below 125 without max_feature_norm
+    either; collapsed only when some instance collapsed."""
+    metrics = headline_metrics(spec.model, list(rows[0]))
+    if width >= 200:
+        return metrics
+    drop = {"axis_alignment", "monosemantic_neurons"} | ({"max_feature_norm"} if width < COMPACT_BELOW else set())
+    if not any(r.get("collapsed") is True for r in rows):
+        drop.add("collapsed")
+    return [m for m in metrics if m not in drop] or metrics
+
+
+def _ansi(text: str) -> Text:
+    return Text.from_ansi(text, no_wrap=True, overflow="crop")
+
+
+def _show(console: Console, items: Sequence[RenderableType], cols: int) -> None:
+    """Print renderables ``cols`` to a row."""
+    for start in range(0, len(items), cols):
+        row = list(items[start:start + cols])
+        if len(row) == 1:
+            console.print(row[0], crop=False)
+            continue
+        grid = Table.grid(padding=(0, 2))
+        for _ in row:
+            grid.add_column(no_wrap=True)
+        grid.add_row(*row)
+        console.print(grid, crop=False)
+
+
+def _legend(name: str, labels: Sequence[str], color: bool) -> Text:
+    """The series key printed under a chart (plotext's own legend would hide the top-left corner)."""
+    text = Text(f"{name}: " if name else "", style="dim")
+    for i, label in enumerate(labels):
+        rgb, marker = charts.series_style(i, mono=not color)
+        if rgb is None:
+            text.append(f"{marker} {label}  ")
+        else:
+            text.append("━━ ", style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
+            text.append(f"{label}  ")
+    return text
+
+
+def _chart(draw: Callable[..., None], *args: Any, width: int, height: int, color: bool, **kwargs: Any) -> Text:
+    return _ansi(charts.render(draw, *args, width=width, height=height, color=color, **kwargs))
+
+
+def _loss_section(console: Console, run: Run, spec: Spec, layout: Layout) -> None:
+    bands = charts.loss_bands(run, spec)
+    if not bands:
+        console.print("[dim]loss curves: none logged yet[/]")
+        return
+    chart = _chart(charts.draw_loss_curves, bands, width=layout.width, height=layout.chart_height + 4,
+                   color=layout.color, mono=not layout.color)
+    console.print(chart, crop=False)
+    if len(bands) > 1 or spec.axes:
+        names = " x ".join(a.name for a in spec.axes) if len(spec.axes) != 1 else spec.axes[0].name
+        console.print(_legend(names, [b.label for b in bands], layout.color))
+
+
+def charted_metrics(spec: Spec, rows: list[dict[str, Any]]) -> list[str]:
+    """The numeric headline metrics present in ``rows``, in headline order (booleans excluded)."""
+    kinds = {c.name: c.kind for c in get_model(spec.model).columns}
+    return [m for m in headline_metrics(spec.model, list(rows[0]) if rows else [])
+            if kinds.get(m) != "bool" and m not in NOT_CHARTED]
+
+
+def _metric_section(console: Console, spec: Spec, rows: list[dict[str, Any]], axis: Any, layout: Layout) -> None:
+    if axis is None:
+        console.print("[dim]metric charts: this run has a single sweep point (no axes); see the table above[/]")
+        return
+    items: list[RenderableType] = []
+    constant = []
+    split = next((a for a in spec.axes if a.name != axis.name), None)
+    for metric in charted_metrics(spec, rows):
+        bands = charts.metric_bands(rows, spec.axes, axis.name, metric)
+        values = {v for b in bands for v in b.median + b.q25 + b.q75}
+        if not bands:
+            continue
+        if len(values) == 1:
+            constant.append(f"{metric} = {fmt(values.pop())}")
+            continue
+        log_y = metric == "loss"  # losses span decades across a sparsity sweep
+        chart = _chart(charts.draw_metric, bands, metric, axis.name, axis.log_scale, log_y=log_y,
+                       width=layout.chart_width, height=layout.chart_height, color=layout.color, mono=not layout.color)
+        items.append(chart)
+    _show(console, items, layout.cols)
+    if split is not None and items:
+        labels = [charts.point_label({split.name: v}, short=True) for v in split.values[:len(charts.PALETTE)]]
+        pooled = [a.name for a in spec.axes if a.name not in (axis.name, split.name)]
+        note = f" (pooled over {', '.join(pooled)})" if pooled else ""
+        console.print(_legend(split.name + note, labels, layout.color))
+    if constant:
+        console.print(f"[dim]the same at every point: {'; '.join(constant)}[/]")
+
+
+def orientation_table(points: Sequence[tuple[str, charts.OrientationStats]], axis_names: str) -> Table:
+    """One row per sweep point: a histogram of the orientation angles over seeds and a uniformity test."""
+    limit = max((s.max_angle for _, s in points), default=45.0)
+    table = Table(title="orientation of the largest feature: angle to the nearest neuron axis, over seeds",
+                  title_justify="left", caption_justify="left",
+                  caption=f"histogram: {charts.ORIENTATION_BINS} bins over 0-{limit:.0f} degrees. With no privileged "
+                          f"basis the direction is random (m=2: angle uniform on 0-45); KS p small = the model prefers "
+                          f"or avoids the axes; (null) = the fraction expected by chance. Collapsed instances "
+                          f"(nothing represented) are excluded.")
+    table.add_column(axis_names or "point", style="cyan", justify="right")
+    table.add_column("used", justify="right")
+    table.add_column("excl.", justify="right")
+    table.add_column(f"0° {'histogram':^{charts.ORIENTATION_BINS}} {limit:.0f}°", no_wrap=True)
+    table.add_column("median°", justify="right")
+    table.add_column(f"<{charts.NEAR_AXIS_DEG:g}° (null)", justify="right")
+    table.add_column("KS p", justify="right")
+    for label, st in points:
+        counts = charts.histogram(st.angles, charts.ORIENTATION_BINS, 0.0, st.max_angle)
+        p = "n/a" if math.isnan(st.p_value) else f"{st.p_value:.2g}"
+        p_style = "bold" if not math.isnan(st.p_value) and st.p_value < 0.05 else ""
+        near = "—" if math.isnan(st.near_axis) else f"{st.near_axis:.0%} ({st.null_near_axis:.0%})"
+        table.add_row(label, str(len(st.angles)), str(st.excluded) if st.excluded else "",
+                      Text("   " + charts.sparkline(counts), style="cyan"), fmt(st.median), near,
+                      Text(p, style=p_style))
+    return table
+
+
+def _orientation_section(console: Console, spec: Spec, rows: list[dict[str, Any]], layout: Layout) -> None:
+    if "orientation_angle_deg" not in rows[0]:
+        return
+    points = [(label, st) for label, st in charts.orientation_points(spec, rows) if st.max_angle > 0]
+    if not points:
+        return
+    names = " x ".join(a.name for a in spec.axes)
+    console.print(orientation_table(points, names))
+    if len(points) == 1:
+        m = int(spec.params.get("n_hidden", 2))
+        chart = _chart(charts.draw_orientation_hist, points[0][1], m=m, width=layout.chart_width,
+                       height=layout.chart_height, color=layout.color)
+        console.print(chart, crop=False)
+
+
+def overlap_heatmap(matrix: Sequence[Sequence[float]], width: int = 80, title: str = "W^T W",
+                    color: bool = True) -> Group:
+    """The feature-overlap matrix as a table with a background colour per cell (red +, blue -).
+
+    plotext has no usable heatmap; a table keeps exact numbers when they fit. Up to
+    (width - 6) / 6 features show two decimals; more become 2-character cells
+    (++/-- strong, +/- weak, · near 0) so the sign survives without colour; beyond
+    what fits, the first features (the most important ones) are shown.
+    """
+    n = len(matrix)
+    numbers = 6 * n + 6 <= width
+    k = n if numbers else min(n, max(1, (width - 6) // 2))
+    vmax = max((abs(v) for row in matrix[:k] for v in row[:k]), default=1.0) or 1.0
+    shown = f", first {k} of {n} features" if k < n else ""
+    heading = Text(f"{title} (feature overlaps W_i·W_j{shown}; colour scale ±{vmax:.2f})", style="italic")
+    table = Table(box=None, padding=(0, 1 if numbers else 0), show_header=True, pad_edge=False)
+    table.add_column("", style="dim", justify="right")
+    for j in range(k):
+        head = str(j) if numbers or (j % 5 == 0 and j < 100) else ""
+        table.add_column(head, justify="right", no_wrap=True, min_width=5 if numbers else 2, header_style="dim")
+    for i in range(k):
+        cells = [_heat_cell(matrix[i][j], vmax, numbers, color) for j in range(k)]
+        table.add_row(str(i), *cells)
+    return Group(heading, table)
+
+
+def _heat_cell(value: float, vmax: float, numbers: bool, color: bool) -> Text:
+    t = max(-1.0, min(1.0, value / vmax))
+    if numbers:
+        text = f"{value:5.2f}"
+    else:
+        mark = "+" if t > 0 else "-"
+        text = " ·" if abs(t) < 0.1 else (mark * 2 if abs(t) >= 0.5 else f"{mark} ")
+    if not color or abs(t) < 0.05:
+        return Text(text)
+    end = (220, 60, 60) if t > 0 else (60, 110, 230)
+    base = (70, 70, 70)
+    rgb = tuple(int(b + (e - b) * abs(t)) for b, e in zip(base, end))
+    return Text(text, style=f"bold white on rgb({rgb[0]},{rgb[1]},{rgb[2]})")
+
+
+def _instance_section(console: Console, run: Run, spec: Spec, rows: list[dict[str, Any]], layout: Layout) -> None:
+    """Geometry of representative instances: the lowest-loss seed at each end of the first axis."""
+    reps = charts.representatives(spec, rows)
+    if not reps:
+        return
+    small: list[RenderableType] = []
+    wide: list[RenderableType] = []
+    focus: tuple[int, Any, dict[str, Any]] | None = None
+    for rep in reps:
+        inst = int(rep.row["instance"])
+        W = run.instance_weights(inst)["W"]
+        config = charts.instance_config(spec, inst)
+        console.print(f"[bold]{rep.role}[/]: instance {inst} ({rep.label}, seed {rep.row.get('seed')}), "
+                      f"lowest loss of {rep.seeds} seed(s): loss {fmt(rep.row.get('loss'))}, "
+                      f"{fmt(rep.row.get('features_represented'))} features represented")
+        if W.shape[-1] == 2:
+            height = max(12, min(26, layout.half_width // 2 + 2))
+            small.append(_chart(charts.draw_feature_vectors, charts.feature_vectors(W),
+                                title=f"{rep.role}: #{inst}", aspect=charts.plot_aspect(layout.half_width, height),
+                                width=layout.half_width, height=height, color=layout.color, mono=not layout.color))
+        focus = focus or (inst, W, config)
+    assert focus is not None
+    inst, W, config = focus
+    n, m = W.shape
+    try:
+        _, features = run.table("features")
+        table = charts.feature_table(features, inst)
+        target = small if n <= 20 else wide
+        bar_width = layout.half_width if n <= 20 else layout.chart_width
+        target.append(_chart(charts.draw_feature_norms, table["norm"], table.get("interference", [0.0] * n),
+                             title=f"norms #{inst}" + (" (colour=interference)" if layout.color else ""),
+                             width=bar_width,
+                             height=layout.chart_height - 2, color=layout.color))
+    except SpecError as exc:
+        console.print(f"[dim]feature norms: {exc}[/]")
+    counts = charts.neuron_counts(W, float(config.get("carry_threshold", 0.5)))
+    target = small if m <= 20 else wide
+    target.append(_chart(charts.draw_neuron_counts, counts, title=f"features per neuron #{inst}",
+                         width=layout.half_width if m <= 20 else layout.chart_width, height=layout.chart_height - 2,
+                         color=layout.color))
+    _show(console, small, 2 if layout.cols == 1 else 4)
+    _show(console, wide, layout.cols)
+    console.print(overlap_heatmap(charts.overlap_matrix(W), layout.width, title=f"W^T W of instance {inst}",
+                                  color=layout.color))
