@@ -285,7 +285,17 @@ def list_runs(root: Path) -> list[Run]:
     if not root.is_dir():
         return []
     runs = [Run(p) for p in root.iterdir() if _is_run_folder(p)]
-    return sorted(runs, key=lambda r: r.id, reverse=True)
+    return sorted(runs, key=_created, reverse=True)
+
+
+def _created(run: Run) -> tuple[str, int, str]:
+    """Sort key: the folder's time stamp, then, for runs started in the same second (whose names
+    alone would sort alphabetically), when their config.toml was written."""
+    try:
+        written = (run.path / "config.toml").stat().st_mtime_ns
+    except OSError:
+        written = 0
+    return run.id[:15], written, run.id
 
 
 def find_run(root: Path, ref: str) -> Run:
