@@ -1,0 +1,298 @@
+"""The run store and the local runner: folders, files, statuses (engine/store.py, engine/runner.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import by_instance, make_spec, train_all
+from safetensors.torch import load_file
+
+from engine import events as ev
+from engine import runner
+from engine.errors import SpecError
+from engine.runner import result_columns, run_sweep
+from engine.store import (
+    Run,
+    atomic_write,
+    csv_text,
+    find_run,
+    format_value,
+    list_runs,
+    parse_value,
+    read_csv,
+    runs_dir,
+    with_run_id,
+)
+from engine.train import curve_schedule
+
+TINY = {"n_features": 5, "n_hidden": 2, "steps": 60, "batch_size": 32, "eval_batch_size": 128, "seeds": 2}
+METRICS = ["loss", "features_represented", "dims_per_feature", "orientation_angle_deg", "axis_alignment",
+           "polysemantic_neurons", "monosemantic_neurons", "max_feature_norm", "collapsed"]
+
+
+def tiny_spec(name: str = "tiny", **params):
+    return dataclasses.replace(make_spec({**TINY, **params}, {"feature_probability": [1.0, 0.1]}), name=name)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A completed run_sweep of a 4-instance spec, with the events it emitted."""
+    root = tmp_path_factory.mktemp("store") / "runs"
+    events: list[ev.Event] = []
+    spec = tiny_spec()
+    outcome = run_sweep(spec, root, device="cpu", emit=events.append)
+    return spec, outcome, Run(outcome.run_dir), events
+
+
+# --- small pieces --------------------------------------------------------------------------------
+
+
+def test_runs_dir_prefers_the_option_then_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv("TOYSUP_RUNS_DIR", raising=False)
+    assert runs_dir(None) == Path("runs")
+    monkeypatch.setenv("TOYSUP_RUNS_DIR", str(tmp_path / "env"))
+    assert runs_dir(None) == tmp_path / "env"
+    assert runs_dir(tmp_path / "opt") == tmp_path / "opt"
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path):
+    atomic_write(tmp_path / "a.txt", "hello\n")
+    atomic_write(tmp_path / "b.bin", b"\x00\x01")
+    atomic_write(tmp_path / "a.txt", "again\n")
+    assert (tmp_path / "a.txt").read_text() == "again\n"
+    assert (tmp_path / "b.bin").read_bytes() == b"\x00\x01"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin"]
+
+
+@pytest.mark.parametrize("value, text", [
+    (True, "true"), (False, "false"), (3, "3"), (0.1, "0.1"), (1e-9, "1e-09"), (0.123456789012, "0.123456789"),
+    ("adam", "adam"), ("", ""),
+])
+def test_csv_cells_format_and_parse_back(value, text):
+    assert format_value(value) == text
+    back = parse_value(text)
+    assert back == (pytest.approx(value, rel=1e-8) if isinstance(value, float) else value)
+    assert type(back) is type(value)
+
+
+def test_csv_text_round_trips_through_read_csv(tmp_path):
+    rows = [{"instance": 1, "seed": 0, "optimizer": "sgd", "loss": 0.25, "collapsed": False},
+            {"instance": 0, "seed": 1, "optimizer": "adam", "loss": "", "collapsed": True}]
+    path = tmp_path / "t.csv"
+    path.write_text(csv_text(["instance", "seed", "optimizer", "loss", "collapsed"], rows))
+    header, back = read_csv(path)
+    assert header == ["instance", "seed", "optimizer", "loss", "collapsed"]
+    assert back == rows
+
+
+def test_with_run_id_prefixes_every_row():
+    text = "instance,loss\n0,0.5\n1,0.25\n"
+    assert with_run_id(text, "20260101-000000-x") == (
+        "run_id,instance,loss\n20260101-000000-x,0,0.5\n20260101-000000-x,1,0.25\n")
+    assert with_run_id("", "x") == ""
+
+
+# --- a finished run -------------------------------------------------------------------------------
+
+
+def test_run_sweep_completes_and_writes_every_file(finished):
+    _, outcome, run, _ = finished
+    assert outcome.status == "completed" and outcome.error == ""
+    names = sorted(p.name for p in run.path.iterdir())
+    assert names == ["config.toml", "curves.csv", "features.csv", "results.csv", "run.json", "weights"]
+    assert [p.name for p in (run.path / "weights").iterdir()] == ["chunk-0000.safetensors"]
+    assert not list(run.path.rglob(".*.tmp"))
+
+
+def test_results_columns_and_rows(finished):
+    spec, _, run, _ = finished
+    header, rows = run.results()
+    assert header == result_columns(spec)
+    assert header[:3 + len(METRICS)] == ["instance", "seed", "feature_probability", *METRICS]
+    extra = [c.name for c in runner.get_model(spec.model).columns][len(METRICS):]
+    assert header[3 + len(METRICS):] == extra  # columns a model adds come after the standard ones
+    assert [(r["instance"], r["seed"], r["feature_probability"]) for r in rows] == [
+        (0, 0, 1.0), (1, 1, 1.0), (2, 0, 0.1), (3, 1, 0.1)]
+    for r in rows:
+        assert r["loss"] > 0
+        assert isinstance(r["collapsed"], bool)
+        assert r["features_represented"] in range(6)
+
+
+def test_results_match_training_the_spec_directly(finished):
+    spec, _, run, _ = finished
+    direct = by_instance(train_all(spec))
+    _, rows = run.results()
+    for r in rows:
+        metrics = direct[r["instance"]]["metrics"]
+        assert r["loss"] == pytest.approx(float(metrics["loss"]), rel=1e-8)
+        assert r["dims_per_feature"] == pytest.approx(float(metrics["dims_per_feature"]), rel=1e-8)
+        assert r["features_represented"] == int(metrics["features_represented"])
+        stored = run.instance_weights(r["instance"])
+        assert torch.equal(stored["W"], direct[r["instance"]]["weights"]["W"])
+        assert torch.equal(stored["b"], direct[r["instance"]]["weights"]["b"])
+
+
+def test_weights_file_holds_the_chunk_with_its_instance_index(finished):
+    _, _, run, _ = finished
+    tensors = load_file(str(run.path / "weights" / "chunk-0000.safetensors"))
+    assert tensors["instance"].tolist() == [0, 1, 2, 3]
+    assert tensors["W"].shape == (4, 5, 2) and tensors["b"].shape == (4, 5)
+    with pytest.raises(SpecError, match="no weights for instance 9"):
+        run.instance_weights(9)
+
+
+def test_curves_and_features_tables(finished):
+    _, _, run, _ = finished
+    header, curves = run.table("curves")
+    assert header[:3] == ["instance", "step", "loss"]
+    for k in range(4):
+        assert [r["step"] for r in curves if r["instance"] == k] == curve_schedule(TINY["steps"])
+    header, features = run.table("features")
+    assert header == ["instance", "feature", "norm", "dimensionality", "interference", "bias", "importance"]
+    assert [(r["instance"], r["feature"]) for r in features] == [(i, f) for i in range(4) for f in range(5)]
+    norms = run.instance_weights(2)["W"].norm(dim=-1).tolist()
+    assert [r["norm"] for r in features if r["instance"] == 2] == pytest.approx(norms, rel=1e-6)
+
+
+def test_run_json_records_the_run(finished):
+    _, outcome, run, _ = finished
+    info = json.loads((run.path / "run.json").read_text())
+    assert info["id"] == run.id and info["name"] == "tiny" and info["model"] == "relu_output"
+    assert info["status"] == "completed" and info["error"] == ""
+    assert info["device"] == "cpu"
+    assert set(info["versions"]) >= {"toysup", "torch", "python"}
+    assert info["versions"]["torch"] == torch.__version__
+    assert info["instances"] == info["instances_done"] == 4
+    assert info["chunks"] == info["chunks_done"] == 1
+    assert info["instance_steps_done"] == 4 * TINY["steps"]
+    assert info["wall_time_s"] > 0 and info["instance_steps_per_s"] > 0
+    assert info["started"] <= info["ended"]
+    assert outcome.instance_steps_per_s > 0
+
+
+def test_config_toml_reads_back_as_the_spec(finished):
+    spec, _, run, _ = finished
+    assert run.spec() == spec
+
+
+def test_run_sweep_emits_events_in_order(finished):
+    _, outcome, run, events = finished
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[0] == "RunStarted" and kinds[1] == "ChunkStarted"
+    assert kinds[-2:] == ["ChunkFinished", "RunFinished"]
+    assert set(kinds[2:-2]) == {"Progress"}
+    assert events[0].run_id == run.id and events[0].instances == 4 and events[0].instance_steps == 4 * TINY["steps"]
+    assert events[-1].status == "completed" and events[-1].run_dir == str(outcome.run_dir)
+
+
+# --- interrupted and failed runs ----------------------------------------------------------------
+
+
+def two_chunks(spec):
+    per_instance = runner.get_model(spec.model).bytes_per_instance(spec.instances()[0].config)
+    return 2 * per_instance  # 4 instances -> chunks of 2
+
+
+def test_an_interrupted_run_keeps_its_finished_chunks(tmp_path):
+    spec = tiny_spec()
+    seen: list[ev.Event] = []
+    outcome = run_sweep(spec, tmp_path, device="cpu", emit=seen.append, max_memory=two_chunks(spec),
+                        should_stop=lambda: any(isinstance(e, ev.ChunkFinished) for e in seen))
+    assert outcome.status == "interrupted"
+    run = Run(outcome.run_dir)
+    info = run.info()
+    assert info["status"] == "interrupted" and info["chunks"] == 2 and info["chunks_done"] == 1
+    assert info["instances_done"] == 2
+    _, rows = run.results()
+    assert [r["instance"] for r in rows] == [0, 1]
+    assert {r["instance"] for r in run.table("curves")[1]} == {0, 1}
+    assert not (run.path / "parts").exists()
+
+
+def test_a_failed_run_records_the_error(tmp_path, monkeypatch):
+    real = runner.train_chunk
+
+    def flaky(chunk, *args, **kwargs):
+        if chunk.index == 1:
+            raise RuntimeError("boom")
+        return real(chunk, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "train_chunk", flaky)
+    spec = tiny_spec()
+    outcome = run_sweep(spec, tmp_path, device="cpu", max_memory=two_chunks(spec))
+    assert outcome.status == "failed" and outcome.error == "RuntimeError: boom"
+    run = Run(outcome.run_dir)
+    assert run.info()["status"] == "failed" and run.info()["error"] == "RuntimeError: boom"
+    assert "Traceback" in (run.path / "error.log").read_text()
+    assert [r["instance"] for r in run.results()[1]] == [0, 1]
+
+
+def test_bad_device_fails_before_anything_is_written(tmp_path):
+    with pytest.raises(SpecError):
+        run_sweep(tiny_spec(), tmp_path / "runs", device="tpu")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_runs_directory_that_cannot_be_created(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SpecError, match="cannot be created"):
+        Run.create(tmp_path / "file" / "runs", tiny_spec(), "cpu", 1)
+
+
+# --- live runs, listing and finding -------------------------------------------------------------
+
+
+def test_a_live_run_serves_tables_from_its_parts(tmp_path):
+    run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=2)
+    assert run.info()["status"] == "running"
+    with pytest.raises(SpecError, match="has no results table yet"):
+        run.table_text("results")
+    with pytest.raises(SpecError, match="has no curves table yet"):
+        run.table_text("curves")
+    run.write_part(0, "instance,step,loss\n0,1,0.5\n", "instance,feature\n0,0\n", {"W": torch.zeros(1, 5, 2)})
+    run.write_part(1, "instance,step,loss\n1,1,0.25\n", "instance,feature\n1,0\n", {"W": torch.ones(1, 5, 2)})
+    assert run.table_text("curves") == "instance,step,loss\n0,1,0.5\n1,1,0.25\n"
+    run.gather_parts()
+    assert (run.path / "curves.csv").read_text() == "instance,step,loss\n0,1,0.5\n1,1,0.25\n"
+    assert (run.path / "features.csv").read_text() == "instance,feature\n0,0\n1,0\n"
+    assert not (run.path / "parts").exists()
+
+
+def test_a_damaged_run_json_reads_as_damaged(tmp_path):
+    run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=1)
+    (run.path / "run.json").write_text("{not json")
+    info = run.info()
+    assert info["status"] == "damaged" and "run.json" in info["error"]
+
+
+def test_list_runs_newest_first_even_within_one_second(tmp_path):
+    created = []
+    for name in ("zzz", "mmm", "aaa", "aaa"):
+        created.append(Run.create(tmp_path, tiny_spec(name), "cpu", 1))
+        time.sleep(0.02)  # apart by more than a coarse file-system clock tick, still within about a second
+    assert [r.id for r in list_runs(tmp_path)] == [r.id for r in reversed(created)]
+    assert list_runs(tmp_path / "missing") == []
+
+
+def test_find_run(tmp_path):
+    with pytest.raises(SpecError, match="holds no runs"):
+        find_run(tmp_path, "latest")
+    first = Run.create(tmp_path, tiny_spec("alpha"), "cpu", 1)
+    second = Run.create(tmp_path, tiny_spec("beta"), "cpu", 1)
+    (tmp_path / "not-a-run").mkdir()
+    assert find_run(tmp_path, "latest").id == second.id
+    assert find_run(tmp_path, first.id).id == first.id
+    assert find_run(tmp_path, "alpha").id == first.id
+    assert find_run(tmp_path, str(second.path)).id == second.id
+    with pytest.raises(SpecError, match="is ambiguous"):
+        find_run(tmp_path, first.id[:8])
+    with pytest.raises(SpecError, match="no run 'gamma'"):
+        find_run(tmp_path, "gamma")
+    with pytest.raises(SpecError, match="no run 'not-a-run'"):
+        find_run(tmp_path, "not-a-run")
