@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from engine.errors import SpecError
 
@@ -39,7 +40,7 @@ RunsDirOption = Annotated[
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -111,7 +112,7 @@ def run(
     if as_json:
         out.print_json(json.dumps(report.json_summary(finished)))
     elif quiet:
-        out.print(str(outcome.run_dir))
+        sys.stdout.write(f"{outcome.run_dir}\n")  # verbatim, never wrapped: scripts capture it
     else:
         report.print_summary(out, finished)
     if outcome.status == "interrupted":
@@ -184,7 +185,7 @@ def export(
         raise fail(str(exc)) from None
     except OSError as exc:
         raise fail(f"--output {output}: {exc.strerror}") from None
-    err.print(f"wrote {table} of {found.id} to {output}")
+    err.print(f"wrote {table} of {found.id} to {escape(str(output))}", soft_wrap=True)
 
 
 def main() -> None:
