@@ -1,0 +1,359 @@
+"""The headless command line end to end on a tiny preset (toysup_tui/cli.py).
+
+Most calls go through Typer's CliRunner; a few run the real ``toysup`` entry point in a subprocess.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_PRESET, assert_user_error, invoke, run_toysup, snapshot
+from safetensors.torch import load_file
+
+from engine.runner import result_columns
+from engine.spec import bundled_presets, load
+
+RESULT_COLUMNS = ["instance", "seed", "feature_probability", "loss", "features_represented", "dims_per_feature",
+                  "orientation_angle_deg", "axis_alignment", "polysemantic_neurons", "monosemantic_neurons",
+                  "max_feature_norm", "collapsed"]
+FAST = ["-s", "steps=30", "--device", "cpu"]  # for runs whose numbers the test does not read
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
+
+
+def only_run(root: Path) -> Path:
+    (run_dir,) = [p for p in root.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def preset_copy(tmp_path: Path, name: str) -> Path:
+    """The tiny preset under another name."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(TINY_PRESET.read_text().replace('name = "tiny"', f'name = "{name}"'))
+    return path
+
+
+# --- toysup run ----------------------------------------------------------------------------------
+
+
+def test_run_writes_a_complete_run_folder(tiny_run):
+    names = sorted(p.name for p in tiny_run.iterdir())
+    assert names == ["config.toml", "curves.csv", "features.csv", "results.csv", "run.json", "weights"]
+    assert tiny_run.name.endswith("-tiny")
+    weights = load_file(str(tiny_run / "weights" / "chunk-0000.safetensors"))
+    assert weights["W"].shape == (4, 5, 2) and weights["instance"].tolist() == [0, 1, 2, 3]
+
+
+def test_results_csv_has_the_documented_columns(tiny_run):
+    rows = csv_rows((tiny_run / "results.csv").read_text())
+    header = rows[0]
+    assert header[:len(RESULT_COLUMNS)] == RESULT_COLUMNS
+    spec = load(str(TINY_PRESET))
+    assert header == result_columns(spec)
+    assert [r[:3] for r in rows[1:]] == [["0", "0", "1"], ["1", "1", "1"], ["2", "0", "0.1"], ["3", "1", "0.1"]]
+
+
+def test_curves_and_features_csv(tiny_run):
+    curves = csv_rows((tiny_run / "curves.csv").read_text())
+    assert curves[0][:3] == ["instance", "step", "loss"]
+    assert {r[0] for r in curves[1:]} == {"0", "1", "2", "3"}
+    assert max(int(r[1]) for r in curves[1:]) == 200
+    features = csv_rows((tiny_run / "features.csv").read_text())
+    assert features[0][:3] == ["instance", "feature", "norm"]
+    assert len(features) == 1 + 4 * 5
+
+
+def test_run_json_records_status_device_versions_and_speed(tiny_run):
+    info = json.loads((tiny_run / "run.json").read_text())
+    assert info["status"] == "completed"
+    assert info["device"] == "cpu"
+    assert info["versions"]["torch"] == torch.__version__ and info["versions"]["toysup"]
+    assert info["versions"]["python"]
+    assert info["wall_time_s"] > 0
+    assert info["instance_steps_per_s"] > 0
+    assert info["instances"] == info["instances_done"] == 4
+
+
+def test_config_toml_repeats_the_run_identically(tiny_run, tmp_path):
+    # A real subprocess: the installed entry point, run on the run's own config.toml.
+    again = run_toysup("run", tiny_run / "config.toml", "--runs-dir", tmp_path, "--device", "cpu", "--quiet")
+    assert again.returncode == 0, again.stderr
+    repeat = only_run(tmp_path)
+    assert again.stdout.strip() == str(repeat)
+    for table in ("results.csv", "curves.csv", "features.csv"):
+        assert (repeat / table).read_text() == (tiny_run / table).read_text(), table
+    first = load_file(str(tiny_run / "weights" / "chunk-0000.safetensors"))
+    second = load_file(str(repeat / "weights" / "chunk-0000.safetensors"))
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert (repeat / "config.toml").read_text() == (tiny_run / "config.toml").read_text()
+
+
+def test_run_with_sweep_seeds_and_set_and_json(runs_dir):
+    result = invoke("run", TINY_PRESET, "--sweep", "lr=0.001,0.01", "--seeds", "3", "-s", "feature_probability=0.5",
+                    "-s", "steps=40", "--json", "--runs-dir", runs_dir, "--device", "cpu")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "completed" and summary["instances"] == summary["instances_done"] == 6
+    run_dir = only_run(runs_dir)
+    assert summary["run_dir"] == str(run_dir) and summary["id"] == run_dir.name
+    assert [p["lr"] for p in summary["points"]] == [0.001, 0.01]
+    assert all(p["seeds"] == 3 for p in summary["points"])
+    assert set(summary["points"][0]["loss"]) == {"median", "q25", "q75"}
+    rows = csv_rows((run_dir / "results.csv").read_text())
+    assert rows[0][:3] == ["instance", "seed", "lr"]  # -s removed the feature_probability axis
+    assert [(r[1], r[2]) for r in rows[1:]] == [(s, lr) for lr in ("0.001", "0.01") for s in ("0", "1", "2")]
+    config = (run_dir / "config.toml").read_text()
+    assert "feature_probability = 0.5" in config and "steps = 40" in config
+
+
+def test_default_run_prints_a_summary(runs_dir):
+    result = invoke("run", TINY_PRESET, *FAST, "--runs-dir", runs_dir)
+    assert result.exit_code == 0, result.stderr
+    run_dir = only_run(runs_dir)
+    assert f"run {run_dir.name}" in result.stdout and "completed" in result.stdout
+    assert "median over seeds" in result.stdout
+
+
+def test_dry_run_writes_nothing(runs_dir):
+    result = invoke("run", TINY_PRESET, "--dry-run", "--runs-dir", runs_dir)
+    assert result.exit_code == 0, result.stderr
+    assert "4" in result.stdout and "instances" in result.stdout
+    assert "feature_probability" in result.stdout
+    assert not runs_dir.exists()
+
+
+def test_dry_run_json(runs_dir):
+    result = invoke("run", TINY_PRESET, "--dry-run", "--json", "--sweep", "steps=10,20", "--runs-dir", runs_dir)
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["instances"] == 8 and plan["points"] == 4 and plan["seeds"] == 2
+    assert plan["axes"] == {"feature_probability": [1.0, 0.1], "steps": [10, 20]}
+    assert plan["instance_steps"] == 4 * 10 + 4 * 20
+    assert sorted(c["steps"] for c in plan["chunks"]) == [10, 20]
+    assert not runs_dir.exists()
+
+
+def test_quiet_prints_only_the_run_folder(runs_dir):
+    result = invoke("run", TINY_PRESET, *FAST, "--quiet", "--runs-dir", runs_dir)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{only_run(runs_dir)}\n"
+    assert result.stderr == ""
+
+
+def test_runs_dir_from_the_environment_and_the_option(tmp_path):
+    from_env, from_option = tmp_path / "env-runs", tmp_path / "option-runs"
+    result = invoke("run", TINY_PRESET, *FAST, "-q", env={"TOYSUP_RUNS_DIR": str(from_env)})
+    assert result.exit_code == 0, result.stderr
+    assert only_run(from_env)
+    result = invoke("run", TINY_PRESET, *FAST, "-q", "--runs-dir", from_option, env={"TOYSUP_RUNS_DIR": str(from_env)})
+    assert result.exit_code == 0, result.stderr
+    assert only_run(from_option)
+    assert len(list(from_env.iterdir())) == 1
+    listed = invoke("runs", env={"TOYSUP_RUNS_DIR": str(from_env)})
+    assert only_run(from_env).name in listed.stdout
+
+
+def test_runs_dir_from_the_environment_in_a_subprocess(tmp_path):
+    root = tmp_path / "runs"
+    done = run_toysup("run", TINY_PRESET, *FAST, "--seeds", "1", "-q", env={"TOYSUP_RUNS_DIR": str(root)},
+                      cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(only_run(root))
+    assert not (tmp_path / "runs" / "runs").exists()
+
+
+# --- toysup runs, presets, report, export -----------------------------------------------------------
+
+
+def test_runs_lists_newest_first(tmp_path, runs_dir):
+    for name in ("zeta", "alpha", "mid"):
+        result = invoke("run", preset_copy(tmp_path, name), *FAST, "-q", "--runs-dir", runs_dir)
+        assert result.exit_code == 0, result.stderr
+    listed = invoke("runs", "--runs-dir", runs_dir)
+    assert listed.exit_code == 0
+    ids = {p.name.rsplit("-", 1)[1]: p.name for p in runs_dir.iterdir()}
+    positions = [listed.stdout.index(ids[name]) for name in ("mid", "alpha", "zeta")]
+    assert positions == sorted(positions), listed.stdout
+
+
+def test_runs_with_no_runs(runs_dir):
+    result = invoke("runs", "--runs-dir", runs_dir)
+    assert result.exit_code == 0
+    assert "no runs" in result.stdout
+    assert not runs_dir.exists()
+
+
+def test_presets_lists_the_bundled_presets():
+    result = invoke("presets")
+    assert result.exit_code == 0, result.stderr
+    names = list(bundled_presets())
+    assert len(names) >= 4
+    for name in names:
+        assert name in result.stdout
+
+
+def test_report_shows_the_run(tiny_run):
+    result = invoke("report", tiny_run.name, "--runs-dir", tiny_run.parent)
+    assert result.exit_code == 0, result.stderr
+    assert tiny_run.name in result.stdout
+
+
+@pytest.mark.parametrize("table", ["results", "curves", "features"])
+def test_export_to_stdout_adds_a_run_id_column(tiny_run, table):
+    result = invoke("export", "latest", "--table", table, "--runs-dir", tiny_run.parent)
+    assert result.exit_code == 0, result.stderr
+    exported = csv_rows(result.stdout)
+    original = csv_rows((tiny_run / f"{table}.csv").read_text())
+    assert exported[0] == ["run_id", *original[0]]
+    assert [r[1:] for r in exported[1:]] == original[1:]
+    assert {r[0] for r in exported[1:]} == {tiny_run.name}
+
+
+@pytest.mark.parametrize("table", ["results", "curves", "features"])
+def test_export_to_a_file(tiny_run, tmp_path, table):
+    target = tmp_path / f"{table}.csv"
+    result = invoke("export", tiny_run, "--table", table, "-o", target)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert f"wrote {table} of {tiny_run.name} to {target}" in result.stderr
+    on_stdout = invoke("export", tiny_run, "--table", table).stdout
+    assert target.read_text() == on_stdout
+    exported = csv_rows(target.read_text())
+    original = csv_rows((tiny_run / f"{table}.csv").read_text())
+    assert [r[1:] for r in exported] == original and exported[0][0] == "run_id"
+
+
+def test_export_by_unique_part_of_the_id(tiny_run):
+    result = invoke("export", "tiny", "--runs-dir", tiny_run.parent)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1].startswith(f"{tiny_run.name},0,0,")
+
+
+# --- user mistakes: one line, exit code 2, nothing written ----------------------------------------
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+RUN_MISTAKES = [
+    pytest.param(["tms-intr"], ["unknown preset 'tms-intr'", "did you mean 'tms-intro'", "tms-sparsity"],
+                 id="unknown-preset"),
+    pytest.param(["tms-intr", "--dry-run"], ["unknown preset 'tms-intr'"], id="unknown-preset-dry-run"),
+    pytest.param(["{tiny}", "-s", "n_featurs=3"], ["unknown parameter 'n_featurs'", "did you mean 'n_features'",
+                                                    "valid:", "feature_probability"], id="unknown-parameter"),
+    pytest.param(["{tiny}", "--sweep", "lrate=0.1,0.2"], ["unknown parameter 'lrate'"], id="unknown-swept-parameter"),
+    pytest.param(["{tiny}", "-s", "feature_probability=0"], ["feature_probability=0 is out of range", "(0, 1]"],
+                 id="probability-0"),
+    pytest.param(["{tiny}", "-s", "feature_probability=1.5"], ["feature_probability=1.5 is out of range", "(0, 1]"],
+                 id="probability-1.5"),
+    pytest.param(["{tiny}", "-s", "dropout=1.0"], ["dropout=1 is out of range", "[0, 1)"], id="dropout-1"),
+    pytest.param(["{tiny}", "-s", "lr=-0.001"], ["lr=-0.001 is out of range", "(0, 100]"], id="negative-lr"),
+    pytest.param(["{tiny}", "-s", "steps=0"], ["steps=0 is out of range", "[1, 10000000]"], id="steps-0"),
+    pytest.param(["{tiny}", "-s", "steps=abc"], ["steps='abc' is not valid", "an integer"], id="steps-abc"),
+    pytest.param(["{tiny}", "-s", "optimizer=rmsprop"], ["one of adam, adamw, sgd"], id="bad-choice"),
+    pytest.param(["{tiny}", "--seeds", "0"], ["seeds=0 is out of range"], id="seeds-0"),
+    pytest.param(["{tiny}", "--sweep", "feature_probability=lin:1:2"], ["is malformed", "lin:START:STOP:NUM"],
+                 id="lin-two-parts"),
+    pytest.param(["{tiny}", "--sweep", "feature_probability=log:0:1:3"], ["log ranges need positive START and STOP"],
+                 id="log-from-zero"),
+    pytest.param(["{tiny}", "--sweep", "optimizer=adam,,sgd"], ["optimizer", "is malformed"], id="empty-list-item"),
+    pytest.param(["{tiny}", "--sweep", "feature_probability=0.5,2"], ["feature_probability=2 is out of range"],
+                 id="swept-value-out-of-range"),
+    pytest.param(["{tiny}", "-s", "steps"], ["-s 'steps' is malformed: expected key=value"], id="set-without-equals"),
+    pytest.param(["{tiny}", "--sweep", "lr"], ["--sweep 'lr' is malformed: expected key=value"],
+                 id="sweep-without-equals"),
+    pytest.param(["{tiny}", "--device", "tpu"], ["--device 'tpu' is not valid", "auto, cpu, cuda or cuda:N"],
+                 id="unknown-device"),
+    pytest.param(["{tiny}", "--max-memory", "-1"], ["--max-memory"], id="negative-memory"),
+    pytest.param(["{dir}/missing.toml"], ["does not exist"], id="missing-preset-file"),
+    pytest.param(["{dir}/[draft]/missing.toml"], ["[draft]/missing.toml does not exist"], id="path-with-brackets"),
+    pytest.param(["{broken}"], ["broken.toml", "line 3"], id="malformed-toml"),
+    pytest.param(["{unknown_key}"], ["unknown key 'stepz'", "valid keys"], id="unknown-top-level-key"),
+    pytest.param(["{unknown_param}"], ["unknown parameter 'stepz'", "did you mean 'steps'"],
+                 id="unknown-key-in-params"),
+    pytest.param(["{both}"], ["lr is both in [params] and [sweep]"], id="params-and-sweep"),
+]
+
+
+@pytest.fixture
+def bad_presets(tmp_path: Path) -> dict[str, str]:
+    return {
+        "tiny": str(TINY_PRESET),
+        "dir": str(tmp_path),
+        "broken": str(write(tmp_path, "broken.toml", 'name = "broken"\n[params]\nsteps = = 3\n')),
+        "unknown_key": str(write(tmp_path, "unknown-key.toml", 'name = "x"\nstepz = 3\n')),
+        "unknown_param": str(write(tmp_path, "unknown-param.toml", "[params]\nstepz = 3\n")),
+        "both": str(write(tmp_path, "both.toml", '[params]\nlr = 0.01\n[sweep]\nlr = "0.01,0.1"\n')),
+    }
+
+
+@pytest.mark.parametrize("args, fragments", RUN_MISTAKES)
+def test_run_mistakes_are_one_clear_line(args, fragments, bad_presets, runs_dir):
+    args = [a.format(**bad_presets) for a in args]
+    result = invoke("run", *args, "--runs-dir", runs_dir)
+    assert_user_error(result.exit_code, result.stderr, result.stdout, *fragments)
+    assert result.stdout == ""
+    assert not runs_dir.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("extra", [[], ["--dry-run"]])
+def test_cuda_without_cuda_is_one_clear_line(runs_dir, extra):
+    result = invoke("run", TINY_PRESET, "--device", "cuda", *extra, "--runs-dir", runs_dir)
+    assert_user_error(result.exit_code, result.stderr, result.stdout, "--device cuda", "CUDA is not available",
+                      "--device cpu or auto")
+    assert not runs_dir.exists()
+
+
+def test_a_mistake_in_a_real_subprocess(runs_dir):
+    done = run_toysup("run", "tms-intr", "--runs-dir", runs_dir)
+    assert_user_error(done.returncode, done.stderr, done.stdout, "unknown preset 'tms-intr'",
+                      "did you mean 'tms-intro'")
+    assert not runs_dir.exists()
+
+
+@pytest.fixture
+def copied_run(tiny_run, tmp_path) -> Path:
+    """A runs directory holding a copy of the tiny run, to check that mistakes leave it alone."""
+    root = tmp_path / "runs"
+    shutil.copytree(tiny_run, root / tiny_run.name)
+    return root
+
+
+STORE_MISTAKES = [
+    pytest.param(["export", "latest", "--table", "bogus"], ["--table 'bogus' is not valid",
+                                                            "results, curves or features"], id="bad-table"),
+    pytest.param(["export", "nosuchrun"], ["no run 'nosuchrun'", "latest"], id="export-unknown-run"),
+    pytest.param(["report", "nosuchrun"], ["no run 'nosuchrun'", "latest"], id="report-unknown-run"),
+    pytest.param(["export", "latest", "-o", "{tmp}/missing/out.csv"], ["does not exist"], id="export-missing-folder"),
+    pytest.param(["export", "latest", "-o", "{tmp}"], ["is a directory"], id="export-to-a-directory"),
+]
+
+
+@pytest.mark.parametrize("args, fragments", STORE_MISTAKES)
+def test_report_and_export_mistakes_are_one_clear_line(args, fragments, copied_run, tmp_path):
+    before = snapshot(copied_run)
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = invoke(*args, "--runs-dir", copied_run)
+    assert_user_error(result.exit_code, result.stderr, result.stdout, *fragments)
+    assert snapshot(copied_run) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
+@pytest.mark.parametrize("command", ["report", "export"])
+def test_report_and_export_with_no_runs(command, runs_dir):
+    result = invoke(command, "latest", "--runs-dir", runs_dir)
+    assert_user_error(result.exit_code, result.stderr, result.stdout, "holds no runs", "TOYSUP_RUNS_DIR")
+    assert not runs_dir.exists()
