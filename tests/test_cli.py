@@ -162,15 +162,6 @@ def test_runs_dir_from_the_environment_and_the_option(tmp_path):
     assert only_run(from_env).name in listed.stdout
 
 
-def test_runs_dir_from_the_environment_in_a_subprocess(tmp_path):
-    root = tmp_path / "runs"
-    done = run_toysup("run", TINY_PRESET, *FAST, "--seeds", "1", "-q", env={"TOYSUP_RUNS_DIR": str(root)},
-                      cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(only_run(root))
-    assert not (tmp_path / "runs" / "runs").exists()
-
-
 # --- toysup runs, presets, report, export -----------------------------------------------------------
 
 
