@@ -19,7 +19,7 @@ from engine.runner import run_sweep
 from engine.spec import resolve
 from engine.store import Run
 from toysup_tui import charts
-from toysup_tui.report import overlap_heatmap, print_report
+from toysup_tui.report import overlap_heatmap, print_report, summary_table
 
 TINY = {"model": "relu_output",
         "params": {"n_features": 5, "n_hidden": 2, "steps": 300, "batch_size": 64, "eval_batch_size": 256,
@@ -181,6 +181,22 @@ def test_representatives_are_the_lowest_loss_seed_at_each_end_of_the_first_axis(
     assert sparsest.label == "feature_probability=0.01"
 
 
+def test_representatives_of_a_choice_axis_are_named_by_value():
+    spec = resolve({"model": "relu_output", "sweep": {"optimizer": "adam,sgd"}})
+    rows = [{"instance": 0, "optimizer": "adam", "loss": 0.1}, {"instance": 1, "optimizer": "sgd", "loss": 0.2}]
+    assert [r.role for r in charts.representatives(spec, rows)] == ["optimizer=adam", "optimizer=sgd"]
+
+
+def test_summary_counts_flags_instead_of_taking_their_median():
+    spec = resolve({"model": "relu_output", "params": {"seeds": 3}, "sweep": {"dropout": "0,0.9"}})
+    rows = [{"instance": i, "dropout": q, "loss": 0.1, "collapsed": c}
+            for i, (q, c) in enumerate([(0.0, False)] * 3 + [(0.9, True), (0.9, False), (0.9, True)])]
+    console = Console(record=True, width=120, file=io.StringIO(), color_system=None)
+    console.print(summary_table(spec, rows, ["loss", "collapsed"], compact=True))
+    text = console.export_text()
+    assert "2/3" in text and "3 seeds per point" in text
+
+
 def test_feature_table_reads_one_instance_in_feature_order():
     rows = [{"instance": 1, "feature": 1, "norm": 0.5, "interference": 0.2},
             {"instance": 1, "feature": 0, "norm": 1.0, "interference": 0.0},
@@ -265,7 +281,11 @@ def test_overlap_heatmap_shows_numbers_or_signed_cells():
     console = Console(record=True, width=80, file=io.StringIO(), color_system=None)
     console.print(overlap_heatmap(big.tolist(), 80))
     text = console.export_text()
-    assert "first 37 of 60 features" in text and "--" in text and "++" in text
+    assert "first 38 of 60 features" in text and "--" in text and "++" in text
+    console = Console(record=True, width=80, file=io.StringIO(), color_system=None)
+    console.print(overlap_heatmap(big[:20, :20].tolist(), 80))  # 3-character cells fit
+    rows = console.export_text().splitlines()[2:]
+    assert len(rows) == 20 and rows[0].split() == ["0", "·", "--", *["·"] * 18]
 
 
 # --- the report on runs ---------------------------------------------------------------------------

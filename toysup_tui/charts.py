@@ -86,11 +86,12 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
 
 
 def point_label(point: dict[str, Any], short: bool = False) -> str:
-    """A sweep point's axis values as text; ``short`` drops the names (one axis: the title says it)."""
+    """A sweep point's axis values as text; ``short`` gives the values only, comma-separated, for places
+    whose heading or title names the axes."""
     if not point:
         return "all seeds"
-    if short and len(point) == 1:
-        return _fmt(next(iter(point.values())))
+    if short:
+        return ", ".join(_fmt(v) for v in point.values())
     return ", ".join(f"{k}={_fmt(v)}" for k, v in point.items())
 
 
@@ -237,8 +238,10 @@ def representatives(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[Represen
     ends = [min(first.values), max(first.values)] if numeric else [first.values[0], first.values[-1]]
     if first.name == "feature_probability":
         roles = ["sparsest", "densest"]
-    else:
+    elif numeric:
         roles = [f"low {first.name}", f"high {first.name}"]
+    else:
+        roles = [f"{first.name}={_fmt(v)}" for v in ends]
     out = []
     for role, value in dict(zip(roles, ends)).items():
         point = {first.name: value, **fixed}
@@ -439,7 +442,7 @@ def draw_orientation_hist(plt: Any, stats: OrientationStats, title: str | None =
     counts = histogram(stats.angles, bins, 0.0, stats.max_angle)
     width = stats.max_angle / bins
     centres = [width * (k + 0.5) for k in range(bins)]
-    plt.bar(centres, counts, width=0.8, color=PALETTE[0])
+    plt.bar(centres, counts, width=0.6, color=PALETTE[0])
     expected = null_counts(len(stats.angles), bins, stats.max_angle, m)
     if stats.angles and expected:
         plt.plot(centres, expected, marker="dot", color=PALETTE[7])
@@ -480,9 +483,17 @@ def _bars(plt: Any, values: Sequence[float], colours: Sequence[RGB]) -> None:
     n = len(values)
     for i, (v, c) in enumerate(zip(values, colours)):
         plt.bar([i], [v], color=c, width=0.6, reset_ticks=False)
-    step = max(1, math.ceil(n / 20))
+    step = _round_step(n / 10)
     plt.xlim(-0.5, n - 0.5)
     plt.xticks(list(range(0, n, step)), [str(i) for i in range(0, n, step)])
+
+
+def _round_step(raw: float) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... at least ``raw``: tick spacing for index axes."""
+    step = 1
+    while step < raw:
+        step = step * 5 // 2 if str(step)[0] == "2" else step * 2
+    return step
 
 
 def interference_colour(value: float) -> RGB:

@@ -79,7 +79,7 @@ def summary_table(spec: Spec, rows: list[dict[str, Any]], metrics: list[str] | N
     seed_counts = {p.n for p in points}
     show_seeds = not compact or len(seed_counts) > 1
     if compact:
-        seeds_note = "" if show_seeds else f", {seed_counts.pop()} seeds per point"
+        seeds_note = "" if show_seeds else f", {_plural(seed_counts.pop(), 'seed')} per point"
         caption = f"median over seeds{seeds_note} (125+ columns also show the 25th-75th percentiles)"
     else:
         caption = "median over seeds [25th-75th percentile]"
@@ -91,11 +91,17 @@ def summary_table(spec: Spec, rows: list[dict[str, Any]], metrics: list[str] | N
         table.add_column("seeds", justify="right")
     for m in metrics:
         table.add_column(_header(m), justify="right")
-    for point in points:
+    flags = {c.name for c in get_model(spec.model).columns if c.kind == "bool"}
+    point_rows = [[r for r in rows if all(r.get(a) == p.point[a] for a in axes)] for p in points]
+    for i, point in enumerate(points):
         cells = [fmt(point.point[a]) for a in axes] + ([str(point.n)] if show_seeds else [])
         for m in metrics:
             if m not in point.stats:
                 cells.append("—")
+                continue
+            if m in flags:  # a median of yes/no says little: count the yes
+                yes = sum(r.get(m) is True for r in point_rows[i])
+                cells.append(f"{yes}/{point.n}" if yes else "0")
                 continue
             med, lo, hi = point.stats[m]
             cells.append(fmt(med) if lo == hi or compact else f"{fmt(med)} [dim][{fmt(lo)}-{fmt(hi)}][/]")
@@ -301,16 +307,37 @@ def _console_color(console: Console) -> bool:
 
 
 def _summary_metrics(spec: Spec, rows: list[dict[str, Any]], width: int) -> list[str]:
-    """As many headline metrics as the width allows: below 200 columns without the redundant
-    axis_alignment and the rarely nonzero monosemantic count; below 125 without max_feature_norm
-    either; collapsed only when some instance collapsed."""
+    """The headline metrics that fit ``width``, most telling first.
+
+    collapsed only when some instance collapsed; axis_alignment (the orientation
+    angle on another scale) and monosemantic_neurons only on very wide terminals.
+    The rest stay in results.csv (``toysup export``).
+    """
     metrics = headline_metrics(spec.model, list(rows[0]))
     if width >= 200:
         return metrics
-    drop = {"axis_alignment", "monosemantic_neurons"} | ({"max_feature_norm"} if width < COMPACT_BELOW else set())
+    skip = {"axis_alignment", "monosemantic_neurons"}
     if not any(r.get("collapsed") is True for r in rows):
-        drop.add("collapsed")
-    return [m for m in metrics if m not in drop] or metrics
+        skip.add("collapsed")
+    priority = ["loss", "collapsed", "features_represented", "dims_per_feature", "orientation_angle_deg",
+                "polysemantic_neurons"]
+    ordered = [m for m in priority if m in metrics] + [m for m in metrics if m not in priority]
+    cell = 8 if width < COMPACT_BELOW else 20  # a median, or a median with its [q25-q75]
+    used = sum(_column_width(a.name, 6) for a in spec.axes) + (8 if width >= COMPACT_BELOW else 2)  # + seeds
+    chosen = []
+    for m in ordered:
+        if m in skip:
+            continue
+        need = _column_width(m, cell)
+        if used + need > width and chosen:
+            continue
+        chosen.append(m)
+        used += need
+    return [m for m in metrics if m in chosen]
+
+
+def _column_width(name: str, cell: int) -> int:
+    return max(max(len(line) for line in _header(name).splitlines()), cell) + 3
 
 
 def _ansi(text: str) -> Text:
@@ -357,8 +384,7 @@ def _loss_section(console: Console, run: Run, spec: Spec, layout: Layout) -> Non
                    color=layout.color, mono=not layout.color)
     console.print(chart, crop=False)
     if len(bands) > 1 or spec.axes:
-        names = " x ".join(a.name for a in spec.axes) if len(spec.axes) != 1 else spec.axes[0].name
-        console.print(_legend(names, [b.label for b in bands], layout.color))
+        console.print(_legend(", ".join(a.name for a in spec.axes), [b.label for b in bands], layout.color))
 
 
 def charted_metrics(spec: Spec, rows: list[dict[str, Any]]) -> list[str]:
@@ -387,29 +413,32 @@ def _metric_section(console: Console, spec: Spec, rows: list[dict[str, Any]], ax
         chart = _chart(charts.draw_metric, bands, metric, axis.name, axis.log_scale, log_y=log_y,
                        width=layout.chart_width, height=layout.chart_height, color=layout.color, mono=not layout.color)
         items.append(chart)
-    _show(console, items, layout.cols)
     if split is not None and items:
         labels = [charts.point_label({split.name: v}, short=True) for v in split.values[:len(charts.PALETTE)]]
         pooled = [a.name for a in spec.axes if a.name not in (axis.name, split.name)]
         note = f" (pooled over {', '.join(pooled)})" if pooled else ""
-        console.print(_legend(split.name + note, labels, layout.color))
+        console.print(_legend(f"metric charts, one line per {split.name}{note}", labels, layout.color))
+    _show(console, items, layout.cols)
     if constant:
         console.print(f"[dim]the same at every point: {'; '.join(constant)}[/]")
 
 
 def orientation_table(points: Sequence[tuple[str, charts.OrientationStats]], axis_names: str) -> Table:
     """One row per sweep point: a histogram of the orientation angles over seeds and a uniformity test."""
-    limit = max((s.max_angle for _, s in points), default=45.0)
+    limits = {round(s.max_angle, 1) for _, s in points} or {45.0}
+    limit = max(limits)
+    top = f"{limit:.0f}°" if len(limits) == 1 else "max"
     table = Table(title="orientation of the largest feature: angle to the nearest neuron axis, over seeds",
                   title_justify="left", caption_justify="left",
-                  caption=f"histogram: {charts.ORIENTATION_BINS} bins over 0-{limit:.0f} degrees. With no privileged "
+                  caption=f"histogram: {charts.ORIENTATION_BINS} bins from 0 to the largest possible angle (45° for "
+                          f"m=2{'' if limit == 45 else f', {limit:.0f}° here'}). With no privileged "
                           f"basis the direction is random (m=2: angle uniform on 0-45); KS p small = the model prefers "
                           f"or avoids the axes; (null) = the fraction expected by chance. Collapsed instances "
                           f"(nothing represented) are excluded.")
     table.add_column(axis_names or "point", style="cyan", justify="right")
     table.add_column("used", justify="right")
     table.add_column("excl.", justify="right")
-    table.add_column(f"0° {'histogram':^{charts.ORIENTATION_BINS}} {limit:.0f}°", no_wrap=True)
+    table.add_column(f"0° {'histogram':^{charts.ORIENTATION_BINS}} {top}", no_wrap=True)
     table.add_column("median°", justify="right")
     table.add_column(f"<{charts.NEAR_AXIS_DEG:g}° (null)", justify="right")
     table.add_column("KS p", justify="right")
@@ -430,8 +459,7 @@ def _orientation_section(console: Console, spec: Spec, rows: list[dict[str, Any]
     points = [(label, st) for label, st in charts.orientation_points(spec, rows) if st.max_angle > 0]
     if not points:
         return
-    names = " x ".join(a.name for a in spec.axes)
-    console.print(orientation_table(points, names))
+    console.print(orientation_table(points, ",\n".join(a.name for a in spec.axes)))
     if len(points) == 1:
         m = int(spec.params.get("n_hidden", 2))
         chart = _chart(charts.draw_orientation_hist, points[0][1], m=m, width=layout.chart_width,
@@ -444,34 +472,33 @@ def overlap_heatmap(matrix: Sequence[Sequence[float]], width: int = 80, title: s
     """The feature-overlap matrix as a table with a background colour per cell (red +, blue -).
 
     plotext has no usable heatmap; a table keeps exact numbers when they fit. Up to
-    (width - 6) / 6 features show two decimals; more become 2-character cells
-    (++/-- strong, +/- weak, · near 0) so the sign survives without colour; beyond
-    what fits, the first features (the most important ones) are shown.
+    (width - 6) / 6 features show two decimals; more become 3- or 2-character cells
+    (++/-- for |v| >= half the scale, +/- above a tenth, · near 0) so the sign survives
+    without colour; beyond what fits, the first features (the most important ones) are shown.
     """
     n = len(matrix)
-    numbers = 6 * n + 6 <= width
-    k = n if numbers else min(n, max(1, (width - 6) // 2))
+    cell = 6 if 6 * n + 5 <= width else 3 if 3 * n + 4 <= width else 2
+    k = min(n, max(1, (width - 4) // cell))
     vmax = max((abs(v) for row in matrix[:k] for v in row[:k]), default=1.0) or 1.0
     shown = f", first {k} of {n} features" if k < n else ""
     heading = Text(f"{title} (feature overlaps W_i·W_j{shown}; colour scale ±{vmax:.2f})", style="italic")
-    table = Table(box=None, padding=(0, 1 if numbers else 0), show_header=True, pad_edge=False)
-    table.add_column("", style="dim", justify="right")
+    table = Table(box=None, padding=(0, 0), show_header=True, pad_edge=False)
+    table.add_column("", style="dim", justify="right", min_width=3)
     for j in range(k):
-        head = str(j) if numbers or (j % 5 == 0 and j < 100) else ""
-        table.add_column(head, justify="right", no_wrap=True, min_width=5 if numbers else 2, header_style="dim")
+        head = str(j) if cell == 6 or (j % 5 == 0 and len(str(j)) <= cell + 1) else ""
+        table.add_column(head, justify="right", no_wrap=True, min_width=cell, header_style="dim")
     for i in range(k):
-        cells = [_heat_cell(matrix[i][j], vmax, numbers, color) for j in range(k)]
-        table.add_row(str(i), *cells)
+        table.add_row(str(i), *[_heat_cell(matrix[i][j], vmax, cell, color) for j in range(k)])
     return Group(heading, table)
 
 
-def _heat_cell(value: float, vmax: float, numbers: bool, color: bool) -> Text:
+def _heat_cell(value: float, vmax: float, cell: int, color: bool) -> Text:
     t = max(-1.0, min(1.0, value / vmax))
-    if numbers:
-        text = f"{value:5.2f}"
+    if cell == 6:
+        text = f"{value:6.2f}"
     else:
         mark = "+" if t > 0 else "-"
-        text = " ·" if abs(t) < 0.1 else (mark * 2 if abs(t) >= 0.5 else f"{mark} ")
+        text = ("·" if abs(t) < 0.1 else mark * 2 if abs(t) >= 0.5 else mark).rjust(cell)
     if not color or abs(t) < 0.05:
         return Text(text)
     end = (220, 60, 60) if t > 0 else (60, 110, 230)
@@ -492,8 +519,9 @@ def _instance_section(console: Console, run: Run, spec: Spec, rows: list[dict[st
         inst = int(rep.row["instance"])
         W = run.instance_weights(inst)["W"]
         config = charts.instance_config(spec, inst)
-        console.print(f"[bold]{rep.role}[/]: instance {inst} ({rep.label}, seed {rep.row.get('seed')}), "
-                      f"lowest loss of {rep.seeds} seed(s): loss {fmt(rep.row.get('loss'))}, "
+        where = f"{rep.label}, " if spec.axes else ""
+        console.print(f"[bold]{rep.role}[/]: instance {inst} ({where}seed {rep.row.get('seed')}), "
+                      f"lowest loss of {_plural(rep.seeds, 'seed')}: loss {fmt(rep.row.get('loss'))}, "
                       f"{fmt(rep.row.get('features_represented'))} features represented")
         if W.shape[-1] == 2:
             height = max(12, min(26, layout.half_width // 2 + 2))
@@ -524,3 +552,7 @@ def _instance_section(console: Console, run: Run, spec: Spec, rows: list[dict[st
     _show(console, wide, layout.cols)
     console.print(overlap_heatmap(charts.overlap_matrix(W), layout.width, title=f"W^T W of instance {inst}",
                                   color=layout.color))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
