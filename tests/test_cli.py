@@ -126,8 +126,8 @@ def test_default_run_prints_a_summary(runs_dir):
 def test_dry_run_writes_nothing(runs_dir):
     result = invoke("run", TINY_PRESET, "--dry-run", "--runs-dir", runs_dir)
     assert result.exit_code == 0, result.stderr
-    assert "4" in result.stdout and "instances" in result.stdout
-    assert "feature_probability" in result.stdout
+    assert "2 point(s) x 2 seed(s) = 4 instances" in result.stdout
+    assert "sweep feature_probability (list): 1, 0.1" in result.stdout
     assert not runs_dir.exists()
 
 
