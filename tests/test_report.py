@@ -308,9 +308,18 @@ def test_report_fits_its_width(run_dir: Path, width: int):
     assert "sparsest" in text
 
 
+def test_report_width_may_exceed_the_console(run_dir: Path):
+    console = Console(record=True, width=80, file=io.StringIO(), color_system=None)
+    print_report(console, Run(run_dir), width=170)
+    assert max(len(line.rstrip()) for line in console.export_text().splitlines()) > 100
+    assert console.width == 80
+
+
 def test_report_x_must_be_a_swept_parameter(run_dir: Path):
+    console = Console(record=True, width=80, file=io.StringIO(), color_system=None)
     with pytest.raises(SpecError, match=r"n_features.*feature_probability"):
-        report_text(Run(run_dir), x="n_features")
+        print_report(console, Run(run_dir), x="n_features")
+    assert console.export_text() == ""  # the error comes before any output
     assert "feature_probability" in report_text(Run(run_dir), x="feature_probability")
 
 

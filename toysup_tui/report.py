@@ -234,19 +234,31 @@ class Layout:
 def print_report(console: Console, run: Run, x: str | None = None, width: int | None = None) -> None:
     """The run's header, summary table and charts, for ``toysup report`` and any console.
 
-    ``x`` picks the swept parameter of the metric charts (SpecError if it is not
-    swept); ``width`` the total width of the charts (default: the console's).
-    A run still going or interrupted shows what has finished; a run folder with
-    missing or damaged files prints what is wrong instead of a traceback.
+    ``x`` picks the swept parameter of the metric charts (SpecError, before anything
+    is printed, if it is not swept); ``width`` the width of the whole report (default:
+    the console's; wider than the terminal is allowed, for a file or a pager). A run
+    still going or interrupted shows what has finished; a run folder with missing or
+    damaged files prints what is wrong instead of a traceback.
     """
-    info = run.info()
-    _print_header(console, run, info)
     try:
-        spec = run.spec()
+        spec: Spec | None = run.spec()
     except READ_ERRORS as exc:
-        console.print(f"[bold red]cannot read the run's config:[/] {exc}")
-        return
-    axis = charts.choose_axis(spec, x)  # a bad --x is the user's mistake: let SpecError reach the CLI
+        spec, problem = None, exc
+    axis = charts.choose_axis(spec, x) if spec is not None else None  # a bad --x: SpecError for the CLI
+    saved = console.width
+    if width:
+        console.width = width
+    try:
+        _print_header(console, run, run.info())
+        if spec is None:
+            console.print(f"[bold red]cannot read the run's config:[/] {problem}")
+            return
+        _print_body(console, run, spec, axis)
+    finally:
+        console.width = saved
+
+
+def _print_body(console: Console, run: Run, spec: Spec, axis: Any) -> None:
     if spec.description or spec.expected:
         console.print(f"[dim]{spec.description}[/]" + (f"\n[dim]expect: {spec.expected}[/]" if spec.expected else ""))
     try:
@@ -255,9 +267,9 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
         console.print(f"[bold red]results.csv cannot be read:[/] {exc}")
         return
     if not rows:
-        console.print(_no_results_message(run, info))
+        console.print(_no_results_message(run, run.info()))
         return
-    layout = Layout(width or console.width, _console_color(console))
+    layout = Layout(console.width, _console_color(console))
     compact = layout.width < COMPACT_BELOW
     console.print(summary_table(spec, rows, _summary_metrics(spec, rows, layout.width), compact=compact))
     _section(console, "loss curves", lambda: _loss_section(console, run, spec, layout))
