@@ -338,6 +338,14 @@ def test_report_without_weights_or_features_keeps_the_rest(copy_of_run: Run):
     assert "instance geometry" in text and "no weights" in text
 
 
+def test_report_of_a_model_without_an_embedding_matrix(run_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(Run, "instance_weights", lambda self, i: {"W1": np.zeros((3, 4)), "b": np.zeros(3)})
+    text = report_text(Run(run_dir))
+    assert "no feature embedding W" in text and "W^T W" not in text
+    assert charts.embedding({"W": np.zeros((2, 3, 4))}) is None
+    assert charts.embedding({"W": np.ones((5, 2))}).shape == (5, 2)
+
+
 def test_report_without_config_prints_a_message(copy_of_run: Run):
     (copy_of_run.path / "config.toml").unlink()
     assert "config.toml is missing" in report_text(copy_of_run)

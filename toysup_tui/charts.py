@@ -260,6 +260,19 @@ def instance_config(spec: Spec, instance: int) -> dict[str, Any]:
     raise SpecError(f"instance {instance} is not part of this run (it has {spec.n_instances})")
 
 
+def embedding(weights: dict[str, Any]) -> np.ndarray | None:
+    """One instance's (n, m) feature embedding W (rows are features), or None if its model has none.
+
+    Models name their weights differently; the ones with features as rows of "W"
+    (the ReLU output and linear models) are drawn today.
+    """
+    W = weights.get("W")
+    if W is None:
+        return None
+    arr = _array(W)
+    return arr if arr.ndim == 2 else None
+
+
 def feature_vectors(W: Any) -> list[tuple[float, float]]:
     """Rows of a (n, 2) embedding matrix as (x, y) pairs; rows are features."""
     arr = _array(W)

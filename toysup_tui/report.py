@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
@@ -520,50 +521,64 @@ def _heat_cell(value: float, vmax: float, cell: int, color: bool) -> Text:
 
 
 def _instance_section(console: Console, run: Run, spec: Spec, rows: list[dict[str, Any]], layout: Layout) -> None:
-    """Geometry of representative instances: the lowest-loss seed at each end of the first axis."""
+    """Geometry of representative instances: the lowest-loss seed at each end of the first axis.
+
+    Feature vectors for each (m = 2 only); norms, features per neuron and W^T W for the
+    first. Models without a (n, m) embedding W get a one-line note instead.
+    """
     reps = charts.representatives(spec, rows)
-    if not reps:
-        return
     small: list[RenderableType] = []
-    wide: list[RenderableType] = []
-    focus: tuple[int, Any, dict[str, Any]] | None = None
+    focus: tuple[int, Any] | None = None
     for rep in reps:
         inst = int(rep.row["instance"])
-        W = run.instance_weights(inst)["W"]
-        config = charts.instance_config(spec, inst)
+        W = charts.embedding(run.instance_weights(inst))
         where = f"{rep.label}, " if spec.axes else ""
         console.print(f"[bold]{rep.role}[/]: instance {inst} ({where}seed {rep.row.get('seed')}), "
-                      f"lowest loss of {_plural(rep.seeds, 'seed')}: loss {fmt(rep.row.get('loss'))}, "
-                      f"{fmt(rep.row.get('features_represented'))} features represented")
-        if W.shape[-1] == 2:
+                      f"lowest loss of {_plural(rep.seeds, 'seed')}: loss {fmt(rep.row.get('loss'))}"
+                      + (f", {fmt(rep.row['features_represented'])} features represented"
+                         if "features_represented" in rep.row else ""))
+        if W is None:
+            console.print("[dim]  this model has no feature embedding W to draw[/]")
+            continue
+        if W.shape[1] == 2:
             height = max(12, min(26, layout.half_width // 2 + 2))
             small.append(_chart(charts.draw_feature_vectors, charts.feature_vectors(W),
                                 title=f"{rep.role}: #{inst}", aspect=charts.plot_aspect(layout.half_width, height),
                                 width=layout.half_width, height=height, color=layout.color, mono=not layout.color))
-        focus = focus or (inst, W, config)
-    assert focus is not None
-    inst, W, config = focus
-    n, m = W.shape
-    try:
-        _, features = run.table("features")
-        table = charts.feature_table(features, inst)
-        target = small if n <= 20 else wide
-        bar_width = layout.half_width if n <= 20 else layout.chart_width
-        target.append(_chart(charts.draw_feature_norms, table["norm"], table.get("interference", [0.0] * n),
-                             title=f"norms #{inst}" + (" (colour=interference)" if layout.color else ""),
-                             width=bar_width,
-                             height=layout.chart_height - 2, color=layout.color))
-    except SpecError as exc:
-        console.print(f"[dim]feature norms: {exc}[/]")
-    counts = charts.neuron_counts(W, float(config.get("carry_threshold", 0.5)))
-    target = small if m <= 20 else wide
-    target.append(_chart(charts.draw_neuron_counts, counts, title=f"features per neuron #{inst}",
-                         width=layout.half_width if m <= 20 else layout.chart_width, height=layout.chart_height - 2,
-                         color=layout.color))
+        focus = focus or (inst, W)
+    if focus is None:
+        return
+    inst, W = focus
+    wide: list[RenderableType] = []
+    for chart, narrow in _instance_bars(console, run, spec, inst, W, layout):
+        (small if narrow else wide).append(chart)
     _show(console, small, 2 if layout.cols == 1 else 4)
     _show(console, wide, layout.cols)
     console.print(overlap_heatmap(charts.overlap_matrix(W), layout.width, title=f"W^T W of instance {inst}",
                                   color=layout.color))
+
+
+def _instance_bars(console: Console, run: Run, spec: Spec, inst: int, W: Any, layout: Layout
+                   ) -> list[tuple[Text, bool]]:
+    """Feature norms (coloured by interference) and features per neuron of one instance, each with
+    whether it is narrow enough (20 bars or fewer) to share a row with the feature-vector plots."""
+    n, m = W.shape
+    height = layout.chart_height - 2
+    out = []
+    try:
+        table = charts.feature_table(run.table("features")[1], inst)
+        norms = table.get("norm") or [float(v) for v in np.linalg.norm(W, axis=1)]
+        title = f"norms #{inst}" + (" (colour=interference)" if layout.color else "")
+        out.append((_chart(charts.draw_feature_norms, norms, table.get("interference", [0.0] * n), title=title,
+                           width=layout.half_width if n <= 20 else layout.chart_width, height=height,
+                           color=layout.color), n <= 20))
+    except SpecError as exc:
+        console.print(f"[dim]feature norms: {exc}[/]")
+    threshold = float(charts.instance_config(spec, inst).get("carry_threshold", 0.5))
+    out.append((_chart(charts.draw_neuron_counts, charts.neuron_counts(W, threshold),
+                       title=f"features per neuron #{inst}", width=layout.half_width if m <= 20 else layout.chart_width,
+                       height=height, color=layout.color), m <= 20))
+    return out
 
 
 def _plural(n: int, word: str) -> str:
