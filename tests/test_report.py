@@ -136,6 +136,13 @@ def test_orientation_stats_exclude_collapsed_and_count_near_axis():
     assert empty.excluded == 1 and math.isnan(empty.p_value)
 
 
+def test_null_counts_and_hidden_dims():
+    assert charts.null_counts(90, 9, 45.0, 2) == pytest.approx([10.0] * 9)
+    counts = charts.null_counts(100, 9, charts.max_axis_angle(4), 4)
+    assert sum(counts) == pytest.approx(100, abs=0.5) and counts[0] < counts[-3]  # few random directions near an axis
+    assert [charts.hidden_dims(charts.max_axis_angle(m)) for m in (2, 3, 5, 20)] == [2, 3, 5, 20]
+
+
 def test_histogram_and_sparkline():
     counts = charts.histogram([0.0, 1.0, 4.9, 5.0, 44.9, 45.0, 50.0], 9, 0.0, 45.0)
     assert counts == [3, 1, 0, 0, 0, 0, 0, 0, 3]
@@ -250,6 +257,27 @@ def test_bar_charts_and_histogram_draw_their_titles():
     st = charts.orientation_stats([1.0, 2.0, 40.0])
     text = charts.render(charts.draw_orientation_hist, st, width=70, height=14, color=False)
     assert "orientation" in text and "45" in text
+
+
+def test_draw_functions_work_on_a_textual_plotext_figure():
+    """The TUI passes its PlotextPlot widget's .plt: every draw function must use only what both offer."""
+    from textual_plotext.plot import Plot
+
+    band = charts.Band("0.1", [1, 10, 100], [1.0, 0.1, 0.01], [0.9, 0.09, 0.009], [1.1, 0.11, 0.011], n=3)
+    draws = [
+        (charts.draw_loss_curves, ([band],), {}),
+        (charts.draw_metric, ([band], "loss", "feature_probability", True), {"log_y": True}),
+        (charts.draw_feature_vectors, (charts.feature_vectors(pentagon()),), {"aspect": 2.0}),
+        (charts.draw_orientation_hist, (charts.orientation_stats([1.0, 20.0, 40.0]),), {}),
+        (charts.draw_feature_norms, ([1.0, 0.5], [0.0, 1.0]), {}),
+        (charts.draw_neuron_counts, ([2, 1],), {}),
+    ]
+    for draw, args, kwargs in draws:
+        plt = Plot()
+        draw(plt, *args, **kwargs)
+        plt.plotsize(60, 18)
+        text = plt.uncolorize(plt.build())
+        assert len(text.splitlines()) == 18, draw.__name__
 
 
 def test_render_is_wider_than_the_terminal_when_asked():

@@ -444,14 +444,17 @@ def plot_aspect(width: int, height: int, title: bool = True, xlabel: bool = Fals
 
 
 def draw_orientation_hist(plt: Any, stats: OrientationStats, title: str | None = None,
-                          bins: int = ORIENTATION_BINS, m: int = 2) -> None:
+                          bins: int = ORIENTATION_BINS, m: int | None = None) -> None:
     """A histogram of orientation angles over [0, max angle] (45 degrees for m = 2), with the no-preference level.
 
     plotext's own hist bins over the data range; fixed bins over the possible range
     keep histograms of different points comparable. The dotted line is the count
-    per bin expected from a uniformly random direction in m dimensions (flat for m = 2).
+    per bin expected from a uniformly random direction in m dimensions (flat for m = 2);
+    m defaults to the one whose largest possible angle is ``stats.max_angle``.
     """
     plt.clear_figure()
+    if m is None:
+        m = hidden_dims(stats.max_angle)
     counts = histogram(stats.angles, bins, 0.0, stats.max_angle)
     width = stats.max_angle / bins
     centres = [width * (k + 0.5) for k in range(bins)]
@@ -467,6 +470,13 @@ def draw_orientation_hist(plt: Any, stats: OrientationStats, title: str | None =
         title = f"orientation, {len(stats.angles)} seeds (KS p={p}; dotted: no preference)"
     plt.title(title)
     plt.xlabel("degrees to nearest neuron axis")
+
+
+def hidden_dims(max_angle: float) -> int:
+    """The m whose largest possible axis angle is ``max_angle`` (inverse of max_axis_angle)."""
+    if max_angle <= 0:
+        return 1
+    return round(1 / math.cos(math.radians(max_angle)) ** 2)
 
 
 def null_counts(total: int, bins: int, max_angle: float, m: int) -> list[float]:
