@@ -301,7 +301,8 @@ def _no_results_message(run: Run, info: dict[str, Any]) -> str:
         return "[yellow]no results yet: the first chunk is still training; run the report again later[/]"
     if (run.path / "results.csv").exists():
         return "results.csv holds no instances"
-    return (f"[bold red]no results: {run.path / 'results.csv'} is missing[/] (status {status}); "
+    # The file name comes before the (long) path, so wrapping never splits the message a user looks for.
+    return (f"[bold red]no results: results.csv is missing[/] (status {status}) in {run.path}; "
             "the run finished no chunk, or its folder is damaged")
 
 
