@@ -6,8 +6,9 @@ from engine.errors import SpecError
 from engine.models.base import Column, Hyper, ToyModel
 from engine.models.linear import Linear
 from engine.models.relu_output import ReluOutput
+from engine.models.sae import SparseAutoencoder
 
-MODELS: dict[str, type[ToyModel]] = {cls.kind: cls for cls in (ReluOutput, Linear)}
+MODELS: dict[str, type[ToyModel]] = {cls.kind: cls for cls in (ReluOutput, Linear, SparseAutoencoder)}
 
 
 def get_model(kind: str) -> type[ToyModel]:

@@ -1,0 +1,355 @@
+"""A sparse autoencoder on toy data (Sharkey, Braun, Millidge 2022, "Taking features out of
+superposition with sparse autoencoders").
+
+Data: G ground-truth unit vectors f_1..f_G in d dimensions, drawn once per instance
+from its seed and fixed during training. A sample is x = sum_g s_g f_g, with each
+code s_g independently non-zero with probability active_features / G and then
+uniform on [0, 1) (the paper's uncorrelated generator, without its per-feature
+probability decay 0.99**g: here every feature is equally frequent).
+
+SAE: c = ReLU(W_e x + b_e), x_hat = W_d c, no decoder bias. The decoder's columns
+(the rows of ``W_dec`` below, one unit vector per latent, like the ground truth's
+rows) are renormalised to unit norm after every step.
+
+Loss = MSE + l1 * L1, with MSE the mean over batch and dimensions of (x - x_hat)^2
+(torch's MSELoss, as in the paper's code) and L1 = mean over batch of sum_j |c_j|
+(``l1_norm = "sum"``, the default). The paper's code divided L1 by the dictionary
+size (``l1_norm = "mean"``, offered to reproduce its alpha grid); its first author
+later called that a mistake, because a bigger dictionary then gets less penalty
+per latent, which is why "sum" is the default here.
+
+Weights (all (I, ...)): ``W_enc`` (L, d), rows are the encoder's rows; ``b_enc`` (L,);
+``W_dec`` (L, d), rows are the dictionary directions; ``ground_truth`` (G, d), frozen:
+saved with the weights, never trained (see ``ToyModel.frozen``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from engine.data import sparse_uniform_
+from engine.errors import SpecError
+from engine.models.base import Column, Hyper, ToyModel
+from engine.params import Param
+from engine.rng import DATA, EVAL, INIT, CounterRNG
+
+RECOVERED_COSINE = 0.9  # a ground-truth feature counts as recovered if some decoder direction is this close
+NOISED_INIT_SCALE = 0.5  # init="noised": norm of the Gaussian noise added to each unit ground-truth copy
+RESAMPLE_ENCODER_SCALE = 0.2  # resampled encoder rows: this times the mean norm of the live latents' rows
+EPS = 1e-8
+INITS = ("random", "orthogonal", "noised")
+# Sub-streams of INIT (the step argument of a draw at initialisation), so that changing
+# the SAE's init never changes the ground truth it is asked to recover.
+_GROUND_TRUTH, _ENCODER, _DECODER = 0, 1, 2
+
+COLUMNS: tuple[Column, ...] = (
+    Column("loss", "final MSE + l1 * L1 on a fresh evaluation batch"),
+    Column("mmcs", "mean over ground-truth features of the max cosine similarity with any decoder direction"),
+    Column("features_recovered", f"ground-truth features whose max cosine similarity exceeds {RECOVERED_COSINE}",
+           "int"),
+    Column("dead_latents", "latents that never fire (c_j = 0 on every sample) on the evaluation batch", "int"),
+    Column("l0", "mean number of active latents (c_j > 0) per sample on the evaluation batch"),
+    Column("reconstruction_mse", "mean over samples and dimensions of (x - x_hat)^2 on the evaluation batch"),
+    Column("n_latents", "dictionary size L = round(dict_ratio * n_ground_truth)", "int"),
+)
+
+FEATURE_COLUMNS: tuple[Column, ...] = (
+    Column("max_cosine", "per ground-truth feature: max cosine similarity with any decoder direction"),
+    Column("best_latent", "per ground-truth feature: the latent whose decoder direction is closest", "int"),
+)
+
+CURVE_COLUMNS: tuple[Column, ...] = (
+    Column("mmcs", "MMCS of the decoder at this step"),
+    Column("l0", "mean active latents per sample on this step's training batch"),
+)
+
+
+def n_latents(config: dict[str, Any]) -> int:
+    """Dictionary size: round(dict_ratio * G), at least 1."""
+    return max(1, round(config["dict_ratio"] * config["n_ground_truth"]))
+
+
+def unit_rows(W: torch.Tensor) -> torch.Tensor:
+    """Each row scaled to unit norm (zero rows stay zero)."""
+    return W / W.norm(dim=-1, keepdim=True).clamp_min(EPS)
+
+
+def max_cosine(ground_truth: torch.Tensor, W_dec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per ground-truth feature, the max (signed) cosine similarity with any decoder direction and the
+    latent that attains it: shapes (I, G), (I, G). Signed, as in the paper: codes are non-negative,
+    so a direction pointing away from a feature cannot represent it."""
+    cos = torch.einsum("igd,ild->igl", unit_rows(ground_truth), unit_rows(W_dec))
+    return cos.max(-1)
+
+
+def mmcs(ground_truth: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
+    """Mean max cosine similarity, shape (I,)."""
+    return max_cosine(ground_truth, W_dec)[0].mean(-1)
+
+
+def code_stats(c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dead latents (never > 0 over the batch) and L0 (mean active latents per sample) of codes
+    (I, B, L): shapes (I,), (I,)."""
+    active = c > 0
+    return (~active.any(1)).sum(-1), active.sum(-1).float().mean(-1)
+
+
+def orthogonal(rng: CounterRNG, step: int, rows: int, cols: int) -> torch.Tensor:
+    """A Haar-random (I, rows, cols) matrix with orthonormal rows (rows <= cols) or columns, via a
+    batched QR of Gaussians with the usual sign fix, like torch.nn.init.orthogonal_ per instance."""
+    tall = rows >= cols
+    G = rng.normal(INIT, step, (rows, cols) if tall else (cols, rows))
+    Q, R = torch.linalg.qr(G)
+    Q = Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1)).unsqueeze(-2)
+    return Q if tall else Q.transpose(1, 2)
+
+
+class Buffers:
+    """Per-step (I, B, L) tensors kept alive across steps: on a CPU a fresh tensor of that size
+    each step costs more than the arithmetic on it (design.md), and these are the big ones."""
+
+    def __init__(self, count: int, batch: int, latents: int, device: torch.device):
+        self.codes = torch.empty(count, batch, latents, device=device)  # c, then reused by the next step
+        self.grad = torch.empty_like(self.codes)  # dLoss/dc
+        self.active = torch.empty(count, batch, latents, dtype=torch.bool, device=device)  # c > 0
+        self.residual: torch.Tensor | None = None  # x_hat - x, (I, B, d)
+
+
+class FusedLoss(torch.autograd.Function):
+    """Per-instance training loss MSE + l1 * sum_j c_j / B with a hand-written backward into kept
+    buffers. Same value and gradients as :meth:`SparseAutoencoder.reference_loss` (a test checks);
+    about 3x faster on a CPU than autograd's graph, which allocates every intermediate afresh."""
+
+    @staticmethod
+    def forward(ctx: Any, W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor, x: torch.Tensor,
+                l1: torch.Tensor, buf: Buffers) -> torch.Tensor:
+        c = torch.baddbmm(b_enc.unsqueeze(1), x, W_enc.transpose(1, 2), out=buf.codes).clamp_min_(0.0)
+        residual = torch.bmm(c, W_dec).sub_(x)  # x_hat - x
+        B, d = x.shape[1], x.shape[2]
+        loss = residual.square().sum((1, 2)).div_(B * d) + l1 * c.sum((1, 2)).div_(B)
+        ctx.save_for_backward(W_dec, x, l1)
+        ctx.buf = buf
+        buf.residual = residual
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        W_dec, x, l1 = ctx.saved_tensors
+        buf: Buffers = ctx.buf
+        B, d = x.shape[1], x.shape[2]
+        g = grad_loss.view(-1, 1, 1)
+        grad_xhat = buf.residual * (g * (2.0 / (B * d)))  # (I, B, d)
+        c, grad_c = buf.codes, buf.grad
+        grad_W_dec = torch.bmm(c.transpose(1, 2), grad_xhat)
+        # dLoss/dc = grad_xhat W_dec^T + l1 / B, kept only where the ReLU passed (c > 0).
+        torch.baddbmm((g * l1.view(-1, 1, 1)).div_(B), grad_xhat, W_dec.transpose(1, 2), out=grad_c)
+        grad_c.mul_(torch.gt(c, 0.0, out=buf.active))
+        grad_W_enc = torch.bmm(grad_c.transpose(1, 2), x)
+        grad_b_enc = grad_c.sum(1)
+        return grad_W_enc, grad_b_enc, grad_W_dec, None, None, None
+
+
+class SparseAutoencoder(ToyModel):
+    kind = "sae"
+    summary = "c = ReLU(W_e x + b_e), x_hat = W_d c, MSE + l1 |c|_1 on toy ground-truth features (Sharkey et al. 2022)"
+    params = (
+        Param("n_dims", "int", 32, "data dimensions d", low=1, high=100_000, structural=True),
+        Param("n_ground_truth", "int", 64, "ground-truth features G (unit vectors in d dimensions)",
+              low=1, high=100_000, structural=True),
+        Param("dict_ratio", "float", 1.0, "dictionary size / G: the SAE has round(dict_ratio * G) latents",
+              low=0.0, high=1000.0, low_open=True, structural=True, log_scale=True),
+        Param("l1", "float", 1e-3, "L1 coefficient alpha on the codes", low=0.0, high=1e6, log_scale=True),
+        Param("active_features", "float", 4.0,
+              "mean number of ground-truth features active per sample (each with probability this / G)",
+              low=0.0, high=100_000.0, low_open=True),
+        Param("l1_norm", "choice", "sum",
+              "L1 term: sum (mean over batch of sum_j |c_j|) or mean (divided by the dictionary size, "
+              "as the paper's code did)", choices=("sum", "mean")),
+        Param("resample_dead", "int", 0,
+              "every this many steps, re-point latents that did not fire since the last check at the "
+              "current batch's worst-reconstructed residuals (0 = never)", low=0, high=10_000_000),
+        Param("init", "choice", "orthogonal",
+              "random (Gaussian), orthogonal (decoder, as the paper) or noised (copies of the ground truth "
+              f"plus noise of norm {NOISED_INIT_SCALE}: a sanity baseline)", choices=INITS),
+    )
+    columns = COLUMNS
+    feature_columns = FEATURE_COLUMNS
+    curve_columns = CURVE_COLUMNS
+    frozen = ("ground_truth",)
+
+    def __init__(self, hp: Hyper, rng: CounterRNG):
+        super().__init__(hp, rng)
+        self.d = hp.value("n_dims")
+        self.G = hp.value("n_ground_truth")
+        self.L = n_latents(hp.configs[0])
+        self.batch = hp.value("batch_size")
+        count = len(hp)
+        self.p = (hp.tensor("active_features") / self.G).view(count, 1, 1)
+        per_latent = torch.tensor([c["l1_norm"] == "mean" for c in hp.configs], device=hp.device)
+        self.l1 = hp.tensor("l1") / torch.where(per_latent, float(self.L), 1.0)
+        self.resample_every = hp.tensor("resample_dead").long()
+        self.resamples = bool((self.resample_every > 0).any())
+        self._codes = torch.empty(count, self.batch, self.G, device=hp.device)
+        self._buf = Buffers(count, self.batch, self.L, hp.device)
+        self._x = torch.empty(count, self.batch, self.d, device=hp.device)
+        self._fired = torch.zeros(count, self.L, dtype=torch.bool, device=hp.device)
+        self._trained = False  # whether self._buf.codes holds a training batch's codes yet
+
+    @classmethod
+    def check(cls, config: dict[str, Any]) -> None:
+        if config["active_features"] > config["n_ground_truth"]:
+            raise SpecError(f"active_features={config['active_features']:g} exceeds n_ground_truth="
+                            f"{config['n_ground_truth']}: each feature is active with probability "
+                            "active_features / n_ground_truth")
+        widest = max(config["n_ground_truth"], n_latents(config))
+        if max(config["batch_size"], config["eval_batch_size"]) * widest >= 2**31:
+            raise SpecError("batch_size (and eval_batch_size) * max(n_ground_truth, latents) must stay "
+                            "below 2**31 values per instance")
+
+    @classmethod
+    def bytes_per_instance(cls, config: dict[str, Any]) -> int:
+        d, G, L = config["n_dims"], config["n_ground_truth"], n_latents(config)
+        train = config["batch_size"] * (2 * G + 6 * L + 6 * d)
+        evaluate = config["eval_batch_size"] * (2 * G + 3 * L + 3 * d)
+        return 4 * (max(train, evaluate) + 12 * L * d + G * d + 4 * L)
+
+    # --- initialisation ---------------------------------------------------------------------
+
+    def init_weights(self) -> dict[str, torch.Tensor]:
+        ground_truth = unit_rows(self.rng.normal(INIT, _GROUND_TRUTH, (self.G, self.d)))
+        kinds = [c["init"] for c in self.hp.configs]
+        # Every instance's init is a pure function of its seed, whatever its batch-mates chose:
+        # draw each kind the batch uses for all instances, then pick per instance.
+        W_enc = torch.empty(len(self.hp), self.L, self.d, device=self.hp.device)
+        W_dec = torch.empty_like(W_enc)
+        for kind in dict.fromkeys(kinds):
+            enc, dec = self._init(kind, ground_truth)
+            mask = torch.tensor([k == kind for k in kinds], device=self.hp.device).view(-1, 1, 1)
+            W_enc = torch.where(mask, enc, W_enc)
+            W_dec = torch.where(mask, dec, W_dec)
+        b_enc = torch.zeros(len(self.hp), self.L, device=self.hp.device)
+        return {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "ground_truth": ground_truth}
+
+    def _init(self, kind: str, ground_truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(encoder, decoder) of one init kind for every instance in the batch."""
+        if kind == "noised":
+            copies = ground_truth[:, torch.arange(self.L, device=ground_truth.device) % self.G]
+            noise = self.rng.normal(INIT, _DECODER, (self.L, self.d)) * (NOISED_INIT_SCALE / math.sqrt(self.d))
+            dec = unit_rows(copies + noise)
+            return dec.clone(), dec
+        # The paper's encoder is torch's default Linear init (std 1/sqrt(3d)); a Gaussian of the same std.
+        enc = self.rng.normal(INIT, _ENCODER, (self.L, self.d)) / math.sqrt(3 * self.d)
+        if kind == "orthogonal":
+            dec = unit_rows(orthogonal(self.rng, _DECODER, self.L, self.d))
+        else:
+            dec = unit_rows(self.rng.normal(INIT, _DECODER, (self.L, self.d)))
+        return enc, dec
+
+    # --- training ---------------------------------------------------------------------------
+
+    def _data(self, stream: int, step: int, codes: torch.Tensor, x: torch.Tensor,
+              ground_truth: torch.Tensor) -> torch.Tensor:
+        """x = codes @ ground_truth into ``x``, with fresh sparse codes drawn into ``codes``."""
+        sparse_uniform_(self.rng, stream, step, self.p, codes)
+        return torch.bmm(codes, ground_truth, out=x)
+
+    @staticmethod
+    def encode(weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Codes c = ReLU(W_e x + b_e), shape (I, B, L)."""
+        return torch.relu(torch.baddbmm(weights["b_enc"].unsqueeze(1), x, weights["W_enc"].transpose(1, 2)))
+
+    def reference_loss(self, weights: dict[str, torch.Tensor], x: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, mse, codes) per instance, in plain autograd: the definition that :class:`FusedLoss`
+        implements faster, and the evaluation."""
+        c = self.encode(weights, x)
+        mse = (x - torch.bmm(c, weights["W_dec"])).square().mean((1, 2))
+        l1 = c.sum(-1).mean(-1)  # c >= 0, so |c| = c
+        return mse + self.l1 * l1, mse, c
+
+    def loss(self, weights: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+        x = self._data(DATA, step, self._codes, self._x, weights["ground_truth"])
+        loss = FusedLoss.apply(weights["W_enc"], weights["b_enc"], weights["W_dec"], x, self.l1, self._buf)
+        self._trained = True
+        if self.resamples:
+            with torch.no_grad():
+                self._fired |= self._buf.codes.gt(0).any(1)
+        return loss
+
+    def after_step(self, weights: dict[str, torch.Tensor], step: int) -> None:
+        if self.resamples:
+            self._resample(weights, step)
+        W_dec = weights["W_dec"]
+        W_dec.div_(W_dec.norm(dim=-1, keepdim=True).clamp_min(EPS))
+
+    def _resample(self, weights: dict[str, torch.Tensor], step: int) -> None:
+        """Re-point the latents that did not fire since the last check (for the instances whose
+        resample_dead interval divides ``step``) at the batch's worst-reconstructed samples.
+
+        Dead latent number k of an instance (in latent order) takes the k-th largest residual
+        x - x_hat of the last training batch: its unit direction becomes the decoder direction,
+        the encoder row is that direction times RESAMPLE_ENCODER_SCALE times the mean encoder
+        row norm of the live latents, and the bias is 0. The residual is what the current
+        dictionary fails to explain, so it points toward missing features. The optimiser's
+        moments are not reset: a dead latent's gradients were zero, so they have decayed.
+        """
+        due = (self.resample_every > 0) & (step % self.resample_every.clamp_min(1) == 0)
+        if self._buf.residual is None or not bool(due.any()):
+            return
+        residual = -self._buf.residual  # x - x_hat: what the dictionary fails to explain
+        dead = ~self._fired & due.unsqueeze(-1)  # (I, L)
+        order = residual.square().sum(-1).argsort(-1, descending=True)  # (I, B)
+        rank = (dead.long().cumsum(-1) - 1).clamp_min(0) % order.shape[-1]
+        picks = order.gather(-1, rank)  # (I, L): which sample each latent would take
+        directions = unit_rows(residual.gather(1, picks.unsqueeze(-1).expand(-1, -1, self.d)))
+        W_enc, b_enc, W_dec = weights["W_enc"], weights["b_enc"], weights["W_dec"]
+        alive = (~dead).float()
+        row_norms = W_enc.norm(dim=-1)
+        mean_alive = (row_norms * alive).sum(-1) / alive.sum(-1).clamp_min(1.0)
+        mean_alive = torch.where(alive.sum(-1) > 0, mean_alive, row_norms.mean(-1))
+        scale = (RESAMPLE_ENCODER_SCALE * mean_alive).view(-1, 1, 1)
+        W_dec.copy_(torch.where(dead.unsqueeze(-1), directions, W_dec))
+        W_enc.copy_(torch.where(dead.unsqueeze(-1), directions * scale, W_enc))
+        b_enc.masked_fill_(dead, 0.0)
+        self._fired &= ~due.unsqueeze(-1)
+
+    def curve_values(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        # After the step's backward, the codes buffer still holds this step's codes.
+        l0 = code_stats(self._buf.codes)[1] if self._trained else torch.zeros(len(self.hp), device=self.hp.device)
+        return {"mmcs": mmcs(weights["ground_truth"], weights["W_dec"]), "l0": l0}
+
+    # --- evaluation -------------------------------------------------------------------------
+
+    def _eval(self, weights: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, mse, codes) on the fixed evaluation batch (stream EVAL, step 0)."""
+        size = self.hp.value("eval_batch_size")
+        codes = torch.empty(len(self.hp), size, self.G, device=self.hp.device)
+        x = torch.empty(len(self.hp), size, self.d, device=self.hp.device)
+        x = self._data(EVAL, 0, codes, x, weights["ground_truth"])
+        return self.reference_loss(weights, x)
+
+    @torch.no_grad()
+    def eval_loss(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._eval(weights)[0]
+
+    @torch.no_grad()
+    def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        _, mse, c = self._eval(weights)
+        dead, l0 = code_stats(c)
+        best, _ = max_cosine(weights["ground_truth"], weights["W_dec"])
+        return {
+            "mmcs": best.mean(-1),
+            "features_recovered": (best > RECOVERED_COSINE).sum(-1),
+            "dead_latents": dead,
+            "l0": l0,
+            "reconstruction_mse": mse,
+            "n_latents": torch.full_like(dead, self.L),
+        }
+
+    @torch.no_grad()
+    def feature_metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        best, latent = max_cosine(weights["ground_truth"], weights["W_dec"])
+        return {"max_cosine": best, "best_latent": latent}

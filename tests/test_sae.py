@@ -1,0 +1,278 @@
+"""The sparse autoencoder on toy data (engine/models/sae.py; Sharkey, Braun, Millidge 2022).
+
+Headline outcome on a small seeded config: a dictionary at least as large as the ground truth
+with a moderate L1 recovers the features (MMCS > 0.9), half as many latents as features cannot.
+Metrics are checked on hand-built decoders with known answers; the fused training loss against
+plain autograd; the frozen ground truth, resampling and the preset through the run store.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from engine.errors import SpecError
+from engine.models import Hyper, get_model
+from engine.models.sae import RECOVERED_COSINE, code_stats, max_cosine, mmcs
+from engine.rng import DATA, EVAL, CounterRNG
+from engine.runner import run_sweep
+from engine.spec import load
+from tests.conftest import CPU, by_instance, make_spec, train_all
+
+# Small enough to train in a few seconds: G = 2d features in superposition, 2 active per sample.
+SMALL = {"n_dims": 10, "n_ground_truth": 20, "active_features": 2, "steps": 600, "batch_size": 128,
+         "lr": 1e-2, "eval_batch_size": 2048}
+GEN = torch.Generator().manual_seed(0)  # hand-built weights only; the model draws from its counter RNG
+
+
+def build(seeds: int = 1, **params: Any):
+    """A model object for ``seeds`` instances of one config (seeds 0, 1, ...), and its initial weights."""
+    spec = make_spec({**SMALL, "seeds": seeds, **params}, model="sae")
+    configs = [inst.config for inst in spec.instances()]
+    hp = Hyper(configs, CPU)
+    model = get_model("sae")(hp, CounterRNG(torch.tensor([c["seed"] for c in configs]), CPU))
+    return model, model.init_weights()
+
+
+# --- the published outcome -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained() -> dict[int, dict[str, Any]]:
+    spec = make_spec({**SMALL, "seeds": 2}, {"dict_ratio": "0.5,2", "l1": "0.001,0.03"}, model="sae")
+    return by_instance(train_all(spec))
+
+
+def _by_ratio(trained: dict[int, dict[str, Any]], ratio: float, l1: float = 0.03) -> list[dict[str, Any]]:
+    return [r for r in trained.values() if r["config"]["dict_ratio"] == ratio and r["config"]["l1"] == l1]
+
+
+def test_large_dictionary_with_moderate_l1_recovers_the_features(trained):
+    for run in _by_ratio(trained, 2.0):
+        m = run["metrics"]
+        assert m["mmcs"] > 0.9, m
+        assert m["features_recovered"] >= 0.8 * SMALL["n_ground_truth"], m
+        # Sparse codes: about as many active latents as active true features (2), not the dense 10+.
+        assert m["l0"] < 6, m
+        assert m["n_latents"] == 40
+
+
+def test_too_small_dictionary_leaves_features_in_superposition(trained):
+    small = [r["metrics"]["mmcs"].item() for r in _by_ratio(trained, 0.5)]
+    large = [r["metrics"]["mmcs"].item() for r in _by_ratio(trained, 2.0)]
+    assert max(small) < 0.85, small
+    assert min(large) - max(small) > 0.1, (small, large)
+
+
+def test_too_small_l1_leaves_features_in_superposition(trained):
+    """With a large dictionary but almost no sparsity pressure the codes stay dense and the decoder
+    directions are mixtures of features."""
+    weak = [r["metrics"] for r in _by_ratio(trained, 2.0, l1=0.001)]
+    good = [r["metrics"] for r in _by_ratio(trained, 2.0)]
+    assert max(m["mmcs"].item() for m in weak) < 0.9, weak
+    assert min(m["l0"].item() for m in weak) > 2 * max(m["l0"].item() for m in good)
+    # ... while reconstructing better: the L1 trade-off, not a failure to train.
+    assert max(m["reconstruction_mse"].item() for m in weak) < min(m["reconstruction_mse"].item() for m in good)
+
+
+def test_decoder_directions_are_unit_norm_after_training(trained):
+    for run in trained.values():
+        norms = run["weights"]["W_dec"].norm(dim=-1)
+        assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+
+
+def test_ground_truth_is_saved_unit_norm_and_untrained(trained):
+    _, initial = build(seeds=2, dict_ratio=2.0)
+    for run in _by_ratio(trained, 2.0):
+        seed = run["config"]["seed"]
+        gt = run["weights"]["ground_truth"]
+        assert gt.shape == (SMALL["n_ground_truth"], SMALL["n_dims"])
+        assert torch.equal(gt, initial["ground_truth"][seed])
+        assert torch.allclose(gt.norm(dim=-1), torch.ones(len(gt)), atol=1e-6)
+
+
+def test_max_cosine_is_kept_per_ground_truth_feature(trained):
+    run = next(iter(trained.values()))
+    best = run["features"]["max_cosine"]
+    assert best.shape == (SMALL["n_ground_truth"],)
+    assert math.isclose(best.mean().item(), run["metrics"]["mmcs"].item(), abs_tol=1e-5)
+    assert int((best > RECOVERED_COSINE).sum()) == run["metrics"]["features_recovered"]
+
+
+# --- metrics on hand-built decoders ------------------------------------------------------------
+
+
+def test_decoder_equal_to_the_ground_truth_has_mmcs_one():
+    gt = torch.nn.functional.normalize(torch.randn(2, 6, 4, generator=GEN), dim=-1)
+    assert torch.allclose(mmcs(gt, gt), torch.ones(2), atol=1e-6)
+    # Extra latents, permuted and rescaled copies change nothing; the best latent is found.
+    perm = torch.tensor([5, 3, 0, 1, 2, 4])
+    dec = torch.cat([3.0 * gt[:, perm], torch.randn(2, 5, 4, generator=GEN)], dim=1)
+    best, latent = max_cosine(gt, dec)
+    assert torch.allclose(best, torch.ones(2, 6), atol=1e-5)
+    assert latent[0].tolist() == perm.argsort().tolist()
+
+
+def test_mmcs_of_known_angles_and_signs():
+    gt = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    c, s = math.cos(0.5), math.sin(0.5)
+    dec = torch.tensor([[[c, s], [-1.0, 0.0]]])  # one rotated by 0.5 rad, one anti-parallel
+    best, _ = max_cosine(gt, dec)
+    # Feature 0: cos 0.5 rad (the anti-parallel column does not count: codes are non-negative).
+    # Feature 1: the rotated column, cos(pi/2 - 0.5) = sin 0.5.
+    assert best[0].tolist() == pytest.approx([c, s], abs=1e-6)
+    assert mmcs(gt, dec).item() == pytest.approx((c + s) / 2, abs=1e-6)
+
+
+def test_code_stats_count_dead_latents_and_l0():
+    codes = torch.tensor([[[0.5, 0.0, 0.0, 0.2],
+                           [0.1, 0.0, 0.0, 0.0],
+                           [0.3, 0.0, 0.0, 0.7]]])
+    dead, l0 = code_stats(codes)
+    assert dead.tolist() == [2]  # latents 1 and 2 never fire
+    assert l0.tolist() == pytest.approx([5 / 3])
+
+
+def test_exact_autoencoder_of_orthonormal_features():
+    """G = d orthonormal features (the basis, so that float arithmetic is exact), W_enc = W_dec =
+    ground truth, b = 0: codes are recovered exactly, so the MSE is 0, L0 is the data's own count of
+    active features, and no latent is dead."""
+    model, _ = build(n_dims=6, n_ground_truth=6, dict_ratio=1.0, active_features=2, l1=0.0)
+    gt = torch.eye(6)[torch.tensor([3, 0, 5, 1, 4, 2])].unsqueeze(0)
+    weights = {"ground_truth": gt, "W_enc": gt.clone(), "W_dec": gt.clone(), "b_enc": torch.zeros(1, 6)}
+    metrics = model.metrics(weights)
+    size = SMALL["eval_batch_size"]
+    codes = torch.empty(1, size, 6)
+    model._data(EVAL, 0, codes, torch.empty(1, size, 6), gt)  # the evaluation batch's true codes
+    assert metrics["reconstruction_mse"].item() < 1e-10
+    assert metrics["l0"].item() == pytest.approx((codes > 0).sum(-1).float().mean().item(), abs=1e-6)
+    assert metrics["l0"].item() == pytest.approx(2.0, abs=0.1)
+    assert metrics["dead_latents"].item() == 0
+    assert metrics["mmcs"].item() == pytest.approx(1.0, abs=1e-6)
+    assert metrics["features_recovered"].item() == 6
+    # A latent whose bias keeps it below zero never fires: dead, and the rest still reconstruct.
+    weights["b_enc"] = torch.tensor([[0.0, 0.0, -100.0, 0.0, 0.0, 0.0]])
+    metrics = model.metrics(weights)
+    assert metrics["dead_latents"].item() == 1
+    assert metrics["reconstruction_mse"].item() > 1e-3
+
+
+def test_noised_init_starts_near_the_ground_truth_and_others_do_not():
+    for init, low, high in (("noised", 0.8, 1.0), ("orthogonal", 0.0, 0.7), ("random", 0.0, 0.7)):
+        _, w = build(seeds=3, init=init, dict_ratio=1.0)
+        value = mmcs(w["ground_truth"], w["W_dec"])
+        assert ((value > low) & (value < high)).all(), (init, value)
+        assert torch.allclose(w["W_dec"].norm(dim=-1), torch.ones(3, 20), atol=1e-5)
+
+
+def test_orthogonal_init_has_orthonormal_decoder_directions_when_they_fit():
+    _, w = build(n_dims=16, n_ground_truth=20, dict_ratio=0.5)  # 10 latents in 16 dimensions
+    gram = w["W_dec"] @ w["W_dec"].transpose(1, 2)
+    assert torch.allclose(gram, torch.eye(10).expand_as(gram), atol=1e-5)
+
+
+def test_init_and_ground_truth_depend_only_on_the_instance_seed():
+    """Mixing init kinds in one batch must not change any instance's ground truth or weights."""
+    spec = make_spec({**SMALL, "seeds": 2}, {"init": "noised,orthogonal"}, model="sae")
+    configs = [inst.config for inst in spec.instances()]
+    hp = Hyper(configs, CPU)
+    mixed = get_model("sae")(hp, CounterRNG(torch.tensor([c["seed"] for c in configs]), CPU)).init_weights()
+    for k, config in enumerate(configs):
+        _, alone = build(seeds=1, init=config["init"], seed=config["seed"])
+        for name in ("ground_truth", "W_enc", "W_dec"):
+            assert torch.equal(mixed[name][k], alone[name][0]), (name, config["init"])
+
+
+# --- the fused training loss ------------------------------------------------------------------
+
+
+def test_fused_loss_matches_autograd_of_the_reference():
+    model, w = build(seeds=2, dict_ratio=1.5, l1=0.02)
+    w["b_enc"] += 0.05 * torch.randn(w["b_enc"].shape, generator=GEN)  # some pre-activations near zero
+    params = ["W_enc", "b_enc", "W_dec"]
+    for k in params:
+        w[k].requires_grad_(True)
+    scale = torch.tensor([1.0, 3.0])  # distinct per-instance upstream gradients
+    fused = model.loss(w, step=5)
+    ref, _, _ = model.reference_loss(w, model._x)
+    assert torch.allclose(fused, ref, rtol=1e-5, atol=1e-7)
+    g_fused = torch.autograd.grad((scale * fused).sum(), [w[k] for k in params])
+    g_ref = torch.autograd.grad((scale * ref).sum(), [w[k] for k in params])
+    for name, a, b in zip(params, g_fused, g_ref):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-7), name
+
+
+def test_l1_norm_mean_divides_the_penalty_by_the_dictionary_size():
+    model_sum, w = build(dict_ratio=2.0, l1=0.1)
+    model_mean, _ = build(dict_ratio=2.0, l1=0.1, l1_norm="mean")
+    x = model_sum._data(DATA, 1, model_sum._codes, model_sum._x, w["ground_truth"])
+    loss_sum, mse, _ = model_sum.reference_loss(w, x)
+    loss_mean, _, _ = model_mean.reference_loss(w, x)
+    assert (loss_mean - mse).item() == pytest.approx((loss_sum - mse).item() / 40, rel=1e-5)
+
+
+# --- resampling dead latents -----------------------------------------------------------------
+
+
+def test_resampling_repoints_only_latents_that_did_not_fire():
+    model, w = build(dict_ratio=1.0, resample_dead=10, l1=0.01)
+    w["b_enc"][0, :5] = -100.0  # latents 0-4 can never fire
+    before = {k: v.clone() for k, v in w.items()}
+    for step in range(1, 11):
+        model.loss(w, step)
+        model.after_step(w, step)
+    revived = model.metrics(w)
+    assert (w["b_enc"][0, :5] == 0).all()
+    # The resampled decoder directions are unit-length residual directions, distinct from before.
+    assert torch.allclose(w["W_dec"][0, :5].norm(dim=-1), torch.ones(5), atol=1e-5)
+    assert not torch.allclose(w["W_dec"][0, :5], before["W_dec"][0, :5])
+    # Live latents are untouched (no optimiser step ran, and their columns were already unit).
+    assert torch.allclose(w["W_dec"][0, 5:], before["W_dec"][0, 5:], atol=1e-6)
+    assert torch.equal(w["W_enc"][0, 5:], before["W_enc"][0, 5:])
+    assert revived["dead_latents"].item() < 5
+
+
+def test_resampling_off_leaves_dead_latents_dead():
+    model, w = build(dict_ratio=1.0, resample_dead=0)
+    w["b_enc"][0, :5] = -100.0
+    for step in range(1, 11):
+        model.loss(w, step)
+        model.after_step(w, step)
+    assert (w["b_enc"][0, :5] == -100.0).all()
+    assert model.metrics(w)["dead_latents"].item() >= 5
+
+
+# --- parameters and the preset ---------------------------------------------------------------
+
+
+def test_more_active_features_than_features_is_a_user_error():
+    with pytest.raises(SpecError, match="active_features"):
+        make_spec({"n_ground_truth": 4, "active_features": 5}, model="sae")
+
+
+def test_dictionary_size_is_rounded_ratio_times_ground_truth():
+    for ratio, expected in ((0.5, 10), (1.0, 20), (0.01, 1), (1.26, 25)):
+        _, w = build(dict_ratio=ratio)
+        assert w["W_dec"].shape == (1, expected, SMALL["n_dims"]), ratio
+
+
+def test_preset_runs_and_stores_the_columns(tmp_path: Path):
+    spec = load("sae-recovery", sets=["steps=30", "eval_batch_size=256"],
+                sweeps=["n_ground_truth=16,32", "dict_ratio=0.5,2", "l1=0.001,0.1"], seeds=1)
+    outcome = run_sweep(spec, tmp_path, device="cpu")
+    assert outcome.status == "completed", outcome.error
+    with open(outcome.run_dir / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8
+    for column in ("n_ground_truth", "dict_ratio", "l1", "loss", "mmcs", "features_recovered",
+                   "dead_latents", "l0", "reconstruction_mse", "n_latents"):
+        assert column in rows[0], column
+    with open(outcome.run_dir / "features.csv", newline="") as f:
+        features = list(csv.DictReader(f))
+    assert "max_cosine" in features[0]
+    assert len(features) == 2 * (16 + 32) * 2  # per instance, one row per ground-truth feature
