@@ -170,6 +170,16 @@ def test_noised_init_starts_near_the_ground_truth_and_others_do_not():
         assert torch.allclose(w["W_dec"].norm(dim=-1), torch.ones(3, 20), atol=1e-5)
 
 
+def test_noised_init_gives_one_copy_per_feature_and_random_latents_beyond():
+    _, w = build(init="noised", dict_ratio=2.0)
+    gt, dec, enc = w["ground_truth"][0], w["W_dec"][0], w["W_enc"][0]
+    own = (gt * dec[:20]).sum(-1)  # latent g against feature g
+    assert (own > 0.75).all(), own
+    assert torch.equal(enc[:20], dec[:20])  # tied
+    extra, _ = max_cosine(dec[None, 20:], gt[None])  # the other 20 latents are not copies
+    assert extra.mean() < 0.7
+
+
 def test_orthogonal_init_has_orthonormal_decoder_directions_when_they_fit():
     _, w = build(n_dims=16, n_ground_truth=20, dict_ratio=0.5)  # 10 latents in 16 dimensions
     gram = w["W_dec"] @ w["W_dec"].transpose(1, 2)
@@ -235,6 +245,19 @@ def test_resampling_repoints_only_latents_that_did_not_fire():
     assert torch.allclose(w["W_dec"][0, 5:], before["W_dec"][0, 5:], atol=1e-6)
     assert torch.equal(w["W_enc"][0, 5:], before["W_enc"][0, 5:])
     assert revived["dead_latents"].item() < 5
+
+
+def test_no_resampling_within_the_last_interval():
+    """Steps 20, K = 10: resampling at step 10 only, so every resampled latent trains for K steps."""
+    model, w = build(dict_ratio=1.0, resample_dead=10, steps=20)
+    for step in range(1, 21):
+        if step in (1, 11):
+            w["b_enc"][0, :5] = -100.0  # dead again after the step-10 resample
+        model.loss(w, step)
+        model.after_step(w, step)
+        if step == 10:
+            assert (w["b_enc"][0, :5] == 0).all()
+    assert (w["b_enc"][0, :5] == -100.0).all()
 
 
 def test_resampling_off_leaves_dead_latents_dead():

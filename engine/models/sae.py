@@ -37,13 +37,13 @@ from engine.params import Param
 from engine.rng import DATA, EVAL, INIT, CounterRNG
 
 RECOVERED_COSINE = 0.9  # a ground-truth feature counts as recovered if some decoder direction is this close
-NOISED_INIT_SCALE = 0.5  # init="noised": norm of the Gaussian noise added to each unit ground-truth copy
+NOISED_INIT_SCALE = 0.5  # init="noised": expected norm of the Gaussian noise added to each ground-truth copy
 RESAMPLE_ENCODER_SCALE = 0.2  # resampled encoder rows: this times the mean norm of the live latents' rows
 EPS = 1e-8
 INITS = ("random", "orthogonal", "noised")
 # Sub-streams of INIT (the step argument of a draw at initialisation), so that changing
 # the SAE's init never changes the ground truth it is asked to recover.
-_GROUND_TRUTH, _ENCODER, _DECODER = 0, 1, 2
+_GROUND_TRUTH, _ENCODER, _DECODER, _NOISE = 0, 1, 2, 3
 
 COLUMNS: tuple[Column, ...] = (
     Column("loss", "final MSE + l1 * L1 on a fresh evaluation batch"),
@@ -169,11 +169,13 @@ class SparseAutoencoder(ToyModel):
               "L1 term: sum (mean over batch of sum_j |c_j|) or mean (divided by the dictionary size, "
               "as the paper's code did)", choices=("sum", "mean")),
         Param("resample_dead", "int", 0,
-              "every this many steps, re-point latents that did not fire since the last check at the "
-              "current batch's worst-reconstructed residuals (0 = never)", low=0, high=10_000_000),
+              "every this many steps (but not within the last interval), re-point latents that did not fire "
+              "since the last check at the batch's worst-reconstructed residuals (0 = never)",
+              low=0, high=10_000_000),
         Param("init", "choice", "orthogonal",
-              "random (Gaussian), orthogonal (decoder, as the paper) or noised (copies of the ground truth "
-              f"plus noise of norm {NOISED_INIT_SCALE}: a sanity baseline)", choices=INITS),
+              "random (Gaussian), orthogonal (decoder, as the paper) or noised (latent g starts as ground-truth "
+              f"feature g plus noise of norm about {NOISED_INIT_SCALE}, encoder tied; latents beyond G random: "
+              "a sanity baseline)", choices=INITS),
     )
     columns = COLUMNS
     feature_columns = FEATURE_COLUMNS
@@ -186,6 +188,7 @@ class SparseAutoencoder(ToyModel):
         self.G = hp.value("n_ground_truth")
         self.L = n_latents(hp.configs[0])
         self.batch = hp.value("batch_size")
+        self.steps = hp.value("steps")
         count = len(hp)
         self.p = (hp.tensor("active_features") / self.G).view(count, 1, 1)
         per_latent = torch.tensor([c["l1_norm"] == "mean" for c in hp.configs], device=hp.device)
@@ -235,17 +238,19 @@ class SparseAutoencoder(ToyModel):
 
     def _init(self, kind: str, ground_truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(encoder, decoder) of one init kind for every instance in the batch."""
-        if kind == "noised":
-            copies = ground_truth[:, torch.arange(self.L, device=ground_truth.device) % self.G]
-            noise = self.rng.normal(INIT, _DECODER, (self.L, self.d)) * (NOISED_INIT_SCALE / math.sqrt(self.d))
-            dec = unit_rows(copies + noise)
-            return dec.clone(), dec
         # The paper's encoder is torch's default Linear init (std 1/sqrt(3d)); a Gaussian of the same std.
         enc = self.rng.normal(INIT, _ENCODER, (self.L, self.d)) / math.sqrt(3 * self.d)
         if kind == "orthogonal":
-            dec = unit_rows(orthogonal(self.rng, _DECODER, self.L, self.d))
-        else:
-            dec = unit_rows(self.rng.normal(INIT, _DECODER, (self.L, self.d)))
+            return enc, unit_rows(orthogonal(self.rng, _DECODER, self.L, self.d))
+        dec = unit_rows(self.rng.normal(INIT, _DECODER, (self.L, self.d)))
+        if kind == "noised":
+            # One noisy copy per feature (the first min(L, G) latents), tied encoder; the rest stay random.
+            # Several copies of one feature would compete for it and split it, which is no baseline.
+            k = min(self.L, self.G)
+            noise = self.rng.normal(INIT, _NOISE, (k, self.d)) * (NOISED_INIT_SCALE / math.sqrt(self.d))
+            copies = unit_rows(ground_truth[:, :k] + noise)
+            dec = torch.cat([copies, dec[:, k:]], dim=1)
+            enc = torch.cat([copies, enc[:, k:]], dim=1)
         return enc, dec
 
     # --- training ---------------------------------------------------------------------------
@@ -287,7 +292,8 @@ class SparseAutoencoder(ToyModel):
 
     def _resample(self, weights: dict[str, torch.Tensor], step: int) -> None:
         """Re-point the latents that did not fire since the last check (for the instances whose
-        resample_dead interval divides ``step``) at the batch's worst-reconstructed samples.
+        resample_dead interval K divides ``step``, and only while at least K steps remain) at the
+        batch's worst-reconstructed samples.
 
         Dead latent number k of an instance (in latent order) takes the k-th largest residual
         x - x_hat of the last training batch: its unit direction becomes the decoder direction,
@@ -296,7 +302,9 @@ class SparseAutoencoder(ToyModel):
         dictionary fails to explain, so it points toward missing features. The optimiser's
         moments are not reset: a dead latent's gradients were zero, so they have decayed.
         """
-        due = (self.resample_every > 0) & (step % self.resample_every.clamp_min(1) == 0)
+        every = self.resample_every
+        # Never in the last interval: a resampled latent gets at least that long to train before the end.
+        due = (every > 0) & (step % every.clamp_min(1) == 0) & (step + every <= self.steps)
         if self._buf.residual is None or not bool(due.any()):
             return
         residual = -self._buf.residual  # x - x_hat: what the dictionary fails to explain
