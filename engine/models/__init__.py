@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from engine.errors import SpecError
+from engine.models.abs_value import AbsValue
 from engine.models.base import Column, Hyper, ToyModel
 from engine.models.linear import Linear
+from engine.models.relu_hidden import ReluHidden
 from engine.models.relu_output import ReluOutput
 from engine.models.sae import SparseAutoencoder
 
-MODELS: dict[str, type[ToyModel]] = {cls.kind: cls for cls in (ReluOutput, Linear, SparseAutoencoder)}
+MODELS: dict[str, type[ToyModel]] = {cls.kind: cls for cls in (ReluOutput, Linear, SparseAutoencoder, ReluHidden,
+                                                               AbsValue)}
 
 
 def get_model(kind: str) -> type[ToyModel]:
