@@ -8,10 +8,11 @@ from engine.models.base import Column, Hyper, ToyModel
 from engine.models.linear import Linear
 from engine.models.relu_hidden import ReluHidden
 from engine.models.relu_output import ReluOutput
+from engine.models.relu_output_phase import ReluOutputPhase
 from engine.models.sae import SparseAutoencoder
 
 MODELS: dict[str, type[ToyModel]] = {cls.kind: cls for cls in (ReluOutput, Linear, SparseAutoencoder, ReluHidden,
-                                                               AbsValue)}
+                                                               AbsValue, ReluOutputPhase)}
 
 
 def get_model(kind: str) -> type[ToyModel]:

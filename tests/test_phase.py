@@ -1,0 +1,179 @@
+"""The n=2, m=1 phase diagram: classification (engine/phase.py), seed selection, the grid, and the
+relu_output_phase model reproducing the paper's three regions (Elhage et al. 2022, "Superposition as a
+Phase Change")."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import make_spec, train_all
+
+from engine.errors import SpecError
+from engine.phase import (
+    PHASE_COLORS,
+    PHASES,
+    best_of_k,
+    classify_phase,
+    drop_worst,
+    phase_grid,
+    phase_grid_table,
+    phase_name,
+)
+from engine.runner import run_sweep
+from engine.spec import load
+from engine.store import read_csv
+
+NOT_LEARNED, SUPERPOSED, DEDICATED = range(3)
+
+
+# --- classification on hand-built weights ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("w0, w1, phase", [
+    (1.0, 0.0, NOT_LEARNED),  # the paper's W = [1, 0]: the extra feature thrown away
+    (1.0, 0.3, NOT_LEARNED),  # a small embedding is not a represented feature (norm <= 0.5)
+    (0.0, 0.0, NOT_LEARNED),
+    (1.0, -1.0, SUPERPOSED),  # W = [1, -1]: antipodal
+    (-0.8, 1.1, SUPERPOSED),
+    (0.9, 0.9, SUPERPOSED),  # same sign still shares the one dimension (the "confused" solution)
+    (0.0, 1.0, DEDICATED),  # W = [0, 1]: the first feature dropped, the extra one owns the dimension
+    (0.2, -1.0, DEDICATED),
+])
+def test_classify_two_features_in_one_dimension(w0, w1, phase):
+    W = torch.tensor([[[w0], [w1]]])
+    assert classify_phase(W).tolist() == [phase]
+
+
+def test_classify_is_batched_and_takes_the_extra_feature_index():
+    W = torch.tensor([[[1.0], [0.0]], [[1.0], [-1.0]], [[0.0], [1.0]]])
+    assert classify_phase(W).tolist() == [NOT_LEARNED, SUPERPOSED, DEDICATED]
+    assert classify_phase(W, extra=0).tolist() == [DEDICATED, SUPERPOSED, NOT_LEARNED]
+
+
+def test_classify_three_features_in_two_dimensions():
+    # The paper's 3-in-2 solutions: W ⊥ [1, 1, 0] gives the extra feature a dedicated dimension;
+    # W ⊥ [0, 1, 1] puts it in an antipodal pair with feature 1.
+    dedicated = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
+    paired = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    assert classify_phase(torch.stack([dedicated, paired])).tolist() == [DEDICATED, SUPERPOSED]
+
+
+def test_phase_names_round_trip_from_csv_values():
+    assert [phase_name(i) for i in range(3)] == list(PHASES)
+    assert phase_name(2.0) == "dedicated" and phase_name("superposed") == "superposed"
+    for bad in (3, 1.5, "liquid"):
+        with pytest.raises(ValueError):
+            phase_name(bad)
+
+
+# --- seed selection on hand-built rows --------------------------------------------------------------
+
+
+def rows_of(*entries):
+    return [{"seed": s, "p": p, "r": r, "loss": loss, "phase": ph} for p, r, s, loss, ph in entries]
+
+
+ROWS = rows_of(
+    (1.0, 0.1, 0, 0.5, NOT_LEARNED), (1.0, 0.1, 1, 0.2, SUPERPOSED), (1.0, 0.1, 2, 0.9, DEDICATED),
+    (1.0, 10, 0, 0.1, DEDICATED), (1.0, 10, 1, math.nan, NOT_LEARNED),
+    (0.01, 0.1, 0, 0.3, SUPERPOSED), (0.01, 0.1, 1, "", NOT_LEARNED),
+)
+
+
+def test_best_of_k_picks_the_lowest_finite_loss_per_point():
+    best = best_of_k(ROWS, ["p", "r"])
+    assert [(r["p"], r["r"], r["seed"]) for r in best] == [(1.0, 0.1, 1), (1.0, 10, 0), (0.01, 0.1, 0)]
+
+
+def test_best_of_k_limits_the_choice_to_the_first_k_seeds():
+    best = best_of_k(ROWS, ["p", "r"], k=1)
+    assert [r["seed"] for r in best] == [0, 0, 0]
+    assert best[0]["loss"] == 0.5
+    with pytest.raises(ValueError):
+        best_of_k(ROWS, ["p", "r"], k=0)
+
+
+def test_best_of_k_leaves_out_a_point_with_no_usable_loss():
+    rows = rows_of((1.0, 0.1, 0, math.nan, NOT_LEARNED), (1.0, 0.2, 0, 0.4, SUPERPOSED))
+    assert [r["r"] for r in best_of_k(rows, ["p", "r"])] == [0.2]
+
+
+def test_drop_worst_discards_the_highest_loss_seed_per_point_and_keeps_one():
+    kept = drop_worst(ROWS, ["p", "r"])
+    assert [(r["p"], r["r"], r["seed"]) for r in kept] == [
+        (1.0, 0.1, 0), (1.0, 0.1, 1), (1.0, 10, 0), (0.01, 0.1, 0)]  # a missing loss counts as the worst
+    single = rows_of((1.0, 0.1, 0, 0.5, NOT_LEARNED))
+    assert drop_worst(single, ["p", "r"], count=5) == single
+
+
+# --- the grid -------------------------------------------------------------------------------------
+
+
+def test_phase_grid_cells_hold_the_best_phase_and_fractions():
+    grid = phase_grid(ROWS, x_axis="r", y_axis="p")
+    assert grid.x_values == (0.1, 10) and grid.y_values == (1.0, 0.01)  # y from the top, like a chart
+    top_left = grid.cells[0][0]
+    assert top_left.best == "superposed" and top_left.seeds == 3
+    assert top_left.fractions == pytest.approx({"not_learned": 1 / 3, "superposed": 1 / 3, "dedicated": 1 / 3})
+    assert grid.cells[0][1].best == "dedicated"
+    assert grid.cells[1][1] is None  # no run at (p=0.01, r=10)
+    dropped = phase_grid(ROWS, x_axis="r", y_axis="p", discard_worst=1)
+    assert dropped.cells[0][0].seeds == 2
+    assert dropped.cells[0][0].fractions["dedicated"] == 0.0
+
+
+def test_phase_grid_table_is_plain_data_for_any_front_end():
+    table = phase_grid_table(phase_grid(ROWS, x_axis="r", y_axis="p", x_values=[0.1, 1.0, 10]))
+    assert table.columns == ("0.1", "1", "10") and table.row_labels == ("1", "0.01")
+    assert table.corner == "p \\ r"
+    first = table.cells[0][0]
+    assert (first.text, first.phase, first.color) == ("S 1/3", "superposed", PHASE_COLORS["superposed"])
+    assert first.agreement == pytest.approx(1 / 3)
+    assert table.cells[0][1].phase is None and table.cells[0][1].text == "·"  # importance 1 was never run
+    assert [entry[1] for entry in table.legend] == list(PHASES)
+
+
+# --- the model ---------------------------------------------------------------------------------------
+
+
+def test_phase_model_needs_two_features_in_one_dimension():
+    with pytest.raises(SpecError, match="n_features=2 and n_hidden=1"):
+        make_spec({"n_features": 3, "n_hidden": 1}, model="relu_output_phase")
+
+
+def test_three_regions_appear_in_their_published_places():
+    """Dense data: the extra feature is dropped at importance 0.1 and takes the dimension at
+    importance 10; sparse data at importance ~0.3: it shares the dimension, antipodally."""
+    spec = make_spec({"n_features": 2, "n_hidden": 1, "steps": 1000, "batch_size": 128, "lr": 3e-3, "seeds": 3},
+                     sweep={"feature_probability": "1,0.1", "importance_decay": "0.1,0.3,10"},
+                     model="relu_output_phase")
+    rows = []
+    for result in train_all(spec):
+        for i, inst in enumerate(result.chunk.instances):
+            rows.append({"seed": inst.seed, "p": inst.config["feature_probability"],
+                         "r": inst.config["importance_decay"],
+                         **{k: v[i].item() for k, v in result.metrics.items()}})
+    best = {(r["p"], r["r"]): r for r in best_of_k(rows, ["p", "r"])}
+    assert phase_name(best[1.0, 0.1]["phase"]) == "not_learned"
+    assert phase_name(best[1.0, 10]["phase"]) == "dedicated"
+    assert phase_name(best[0.1, 0.3]["phase"]) == "superposed"
+    assert best[0.1, 0.3]["antipodal"]
+    # With dense data every seed agrees; at low density some seeds stall (not learned), which is
+    # why the paper keeps the best seeds.
+    for key in ((1.0, 0.1), (1.0, 10)):
+        phases = {r["phase"] for r in rows if (r["p"], r["r"]) == key}
+        assert phases == {best[key]["phase"]}, key
+
+
+def test_preset_runs_and_results_have_the_phase_columns(tmp_path):
+    spec = load("tms-phase", sets=["steps=20", "seeds=1"],
+                sweeps=["feature_probability=1,0.1", "importance_decay=0.1,10"])
+    outcome = run_sweep(spec, tmp_path, device="cpu")
+    assert outcome.status == "completed", outcome.error
+    header, rows = read_csv(outcome.run_dir / "results.csv")
+    assert {"phase", "extra_norm", "first_norm", "antipodal", "loss"} <= set(header)
+    assert len(rows) == 4 and all(phase_name(r["phase"]) in PHASES for r in rows)
+    grid = phase_grid(rows, x_axis="importance_decay", y_axis="feature_probability")
+    assert len(grid.cells) == 2 and all(len(row) == 2 and all(row) for row in grid.cells)
