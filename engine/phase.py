@@ -167,7 +167,8 @@ def phase_grid(rows: Iterable[dict[str, Any]], x_axis: str, y_axis: str, discard
     each phase, counted after dropping the ``discard_worst`` highest-loss seeds
     (1 reproduces the paper's averaging). Axis values default to those present in
     ``rows``, x ascending, y descending; pass the spec's axis values to keep a
-    point with no finished run as an empty cell.
+    point with no finished run as an empty cell. Rows differing only on other
+    axes share a cell (their seeds pooled).
     """
     rows = list(rows)
     points = group_by_point(rows, (y_axis, x_axis))
