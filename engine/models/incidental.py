@@ -1,0 +1,295 @@
+"""Incidental polysemanticity (Lecomte, Thaman, Schaeffer, Bashkansky, Chow, Koyejo 2023,
+"What causes polysemanticity?", arXiv 2312.03096).
+
+The model is y = ReLU(W W^T x) with tied weights, no bias and m >= n neurons, so
+nothing forces two features onto one neuron. The batch is the whole n x n
+identity at every step (no random data), so with W stored as (I, n, m) the
+hidden layer is h = x @ W = W and the output is ReLU(h @ W^T). Two pressures
+make the representation sparse in the neuron basis:
+
+- ``l1 > 0``: loss + l1 * sum |W| gives winner-take-all dynamics: each feature
+  ends on the one neuron its initial weight favoured, so two features that
+  started on the same neuron with opposite signs (no interference after the
+  ReLU) stay there together. About n^2 / (4m) such neurons are expected.
+- ``noise``: a vector added to the hidden layer each step, drawn per instance and
+  shared by the n inputs of that step's batch (as in the authors' code, which
+  draws one (m,) vector per step). Bernoulli +-sigma (negative excess kurtosis)
+  drives each feature onto one neuron; Gaussian noise does not.
+
+Conventions taken from the authors' code (github.com/kushalthaman/polysemanticity,
+project-code/models/autoencoder.py and experiments/*.py):
+
+- init: W ~ N(0, (init_scale / sqrt(m))^2) per entry ("normal" weight_distri,
+  std 1/sqrt(n_hidden)), so every feature starts with norm about init_scale.
+  ``init_scale`` is therefore a multiplier on their std; 1 reproduces them.
+- loss: F.mse_loss(output, batch, reduction="sum") + l1 * torch.norm(W, p=1):
+  the squared error summed over the batch and the features, so l1 values carry
+  over from the paper. This is the training loss (and the loss curve).
+- L1 runs (experiments/collisions.py, all_curves.py): AdamW (torch's default
+  weight decay 0.01), lr 1e-3, 7500 steps, l1 in {1e-3, 1e-2, 1e-1}, n = 256,
+  m = 256..4096. Noise runs (experiments/fourth_norm.py): plain SGD, lr 0.02,
+  100,000 steps, n = 8, m = 16, sigma in {0.07, 0.1, 0.15}, l1 = 0.
+- their polysemanticity count: per neuron, the features with |W_n,i| in
+  [0.8, 1.2]; a neuron with 2+ of them is polysemantic (our
+  ``polysemantic_neurons_paper``). Their weight-correlation figure is the
+  feature-by-feature matrix W_init W_final^T (einsum "i n m, i l m -> i n l").
+
+``batch_size`` and ``eval_batch_size`` are ignored: the batch is always the identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from engine import metrics as M
+from engine.errors import SpecError
+from engine.models.base import Column, Hyper, ToyModel
+from engine.params import SUPERPOSITION_PARAMS, Param
+from engine.rng import INIT, NOISE, CounterRNG
+
+NOISES = ("none", "bernoulli", "gaussian")
+NEAR_UNIT = (0.8, 1.2)  # the authors' window for "a feature sits on this neuron at full strength"
+
+_SHARED = {p.name: p for p in SUPERPOSITION_PARAMS}
+
+PARAMS: tuple[Param, ...] = (
+    replace(_SHARED["n_features"], default=32),
+    replace(_SHARED["n_hidden"], default=64, help="hidden neurons m (must be >= n_features: no superposition needed)"),
+    Param("l1", "float", 1e-2, "coefficient on sum |W| added to the summed squared error (0 = off)",
+          low=0.0, high=100.0),
+    Param("noise", "choice", "none",
+          "noise added to the hidden layer each step: none, bernoulli (+-noise_scale) or gaussian (std noise_scale)",
+          choices=NOISES),
+    Param("noise_scale", "float", 0.1, "sigma of the hidden-layer noise (the Bernoulli amplitude or Gaussian std)",
+          low=0.0, high=100.0),
+    Param("init_scale", "float", 1.0,
+          "initial weights ~ N(0, (init_scale / sqrt(m))^2): 1 is the authors' std 1/sqrt(m), feature norms about 1",
+          low=0.0, high=100.0, low_open=True),
+    _SHARED["carry_threshold"],
+)
+
+COLUMNS: tuple[Column, ...] = (
+    Column("loss", "final summed squared error over the identity batch, without noise or the L1 term"),
+    Column("polysemantic_neurons", "neurons carrying 2+ represented features (|W_n,i| >= carry_threshold ||W_i||)",
+           "int"),
+    Column("predicted_polysemantic", "n^2 / (4m): the paper's expected count under L1"),
+    Column("polysemantic_neurons_paper", "the authors' count: neurons with 2+ weights |W_n,i| in [0.8, 1.2]", "int"),
+    Column("basis_sparsity", "mean over represented features of ||W_i||_4^4 / ||W_i||_2^4 (1 = one neuron each)"),
+    Column("init_correlation", "mean over features of cos(W_init_i, W_final_i): the diagonal of W_init W_final^T"),
+    Column("init_correlation_offdiag", "mean over i != j of |cos(W_init_j, W_final_i)|: the unrelated baseline"),
+    Column("features_represented", "features with ||W_i|| > 0.5", "int"),
+    Column("features_near_unit", "features with some |W_n,i| in [0.8, 1.2] (sitting on one neuron)", "int"),
+)
+
+FEATURE_COLUMNS: tuple[Column, ...] = (
+    Column("norm", "||W_i||"),
+    Column("basis_sparsity", "||W_i||_4^4 / ||W_i||_2^4 (0 for a zero feature)"),
+    Column("top_weight", "the largest-magnitude weight of feature i, with its sign"),
+    Column("top_neuron", "the neuron holding that weight", "int"),
+    Column("init_overlap", "cos(W_init_i, W_final_i)"),
+)
+
+CURVE_COLUMNS: tuple[Column, ...] = (
+    Column("l1_norm", "sum |W| over all weights (n at a clean one-neuron-per-feature solution)"),
+    Column("basis_sparsity", "mean over represented features of ||W_i||_4^4 / ||W_i||_2^4"),
+)
+
+NOISE_BLOCK_VALUES = 1 << 14  # hidden-noise values drawn at once per instance (steps * m)
+
+
+def noise_block(m: int) -> int:
+    """Steps of hidden noise drawn together: up to 256, fewer for wide layers to bound memory."""
+    return max(1, min(256, NOISE_BLOCK_VALUES // m))
+
+
+# --- pure metrics of (I, n, m) weights --------------------------------------------------------
+
+
+def feature_basis_sparsity(W: torch.Tensor) -> torch.Tensor:
+    """||W_i||_4^4 / ||W_i||_2^4 per feature, shape (I, n): 1 on one neuron, 1/k spread evenly
+    over k neurons, 3 / (m + 2) on average for a random direction (0.17 for m = 16). 0 for a zero feature."""
+    sq = W.square()
+    fourth = sq.square().sum(-1)
+    second = sq.sum(-1).square()
+    return torch.where(second > M.EPS**2, fourth / second.clamp_min(M.EPS**2), torch.zeros_like(fourth))
+
+
+def basis_sparsity(W: torch.Tensor) -> torch.Tensor:
+    """Mean of :func:`feature_basis_sparsity` over represented features (||W_i|| > 0.5), shape (I,);
+    NaN (an empty cell) when an instance represents nothing."""
+    represented = M.feature_norms(W) > M.REPRESENTED_NORM
+    total = (feature_basis_sparsity(W) * represented).sum(-1)
+    count = represented.sum(-1)
+    return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+def polysemantic_neurons_paper(W: torch.Tensor, window: tuple[float, float] = NEAR_UNIT) -> torch.Tensor:
+    """The authors' count (experiments/collisions.py): neurons with two or more weights whose
+    magnitude lies in ``window``, shape (I,)."""
+    near = (W.abs() >= window[0]) & (W.abs() <= window[1])
+    return (near.sum(-2) >= 2).sum(-1)
+
+
+def features_near_unit(W: torch.Tensor, window: tuple[float, float] = NEAR_UNIT) -> torch.Tensor:
+    """Features with at least one weight of magnitude in ``window``, shape (I,)."""
+    near = (W.abs() >= window[0]) & (W.abs() <= window[1])
+    return near.any(-1).sum(-1)
+
+
+def init_overlaps(W_init: torch.Tensor, W_final: torch.Tensor) -> torch.Tensor:
+    """C[k, i, j] = cos(W_init_i, W_final_j), shape (I, n, n): the authors' W_init W_final^T
+    (feature by feature), with each row scaled to unit norm so the init scale drops out."""
+    a = W_init / M.feature_norms(W_init).clamp_min(M.EPS).unsqueeze(-1)
+    b = W_final / M.feature_norms(W_final).clamp_min(M.EPS).unsqueeze(-1)
+    return torch.einsum("kim,kjm->kij", a, b)
+
+
+def init_correlation(W_init: torch.Tensor, W_final: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Diagonal mean cos(W_init_i, W_final_i) and off-diagonal mean |cos(W_init_j, W_final_i)|, (I,) each.
+
+    Under winner-take-all, feature i ends on the neuron where its initial weight was largest,
+    so the diagonal is about max_j |g_j| / ||g|| (0.3 for m = 64) while an unrelated pair gives
+    about E|g_j| / ||g|| (0.1): the diagonal standing well above the off-diagonal is the paper's
+    "final weights correlate with the initial ones"."""
+    C = init_overlaps(W_init, W_final)
+    n = C.shape[-1]
+    diag = torch.diagonal(C, dim1=-2, dim2=-1)
+    if n < 2:
+        return diag.mean(-1), torch.full_like(diag[..., 0], float("nan"))
+    off = (C.abs().sum((-2, -1)) - diag.abs().sum(-1)) / (n * (n - 1))
+    return diag.mean(-1), off
+
+
+def top_weights(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each feature's largest-magnitude weight (signed) and the neuron holding it, (I, n) each."""
+    neuron = W.abs().argmax(-1)
+    return W.gather(-1, neuron.unsqueeze(-1)).squeeze(-1), neuron
+
+
+# --- the model ----------------------------------------------------------------------------------
+
+
+class Incidental(ToyModel):
+    kind = "incidental"
+    summary = "y = ReLU(W W^T x) on the identity, m >= n, L1 or hidden noise (Lecomte et al. 2023)"
+    params = PARAMS
+    columns = COLUMNS
+    feature_columns = FEATURE_COLUMNS
+    curve_columns = CURVE_COLUMNS
+
+    def __init__(self, hp: Hyper, rng: CounterRNG):
+        super().__init__(hp, rng)
+        self.n = hp.value("n_features")
+        self.m = hp.value("n_hidden")
+        count = len(hp)
+        self.l1 = hp.tensor("l1")
+        self.uses_l1 = bool((self.l1 > 0).any())
+        kinds = [c["noise"] for c in hp.configs]
+        scale = hp.tensor("noise_scale")
+        # Per-instance amplitudes, zero where that noise kind is off, so one batch mixes kinds.
+        self.bernoulli = (scale * torch.tensor([k == "bernoulli" for k in kinds], device=hp.device)).view(count, 1, 1)
+        self.gaussian = (scale * torch.tensor([k == "gaussian" for k in kinds], device=hp.device)).view(count, 1, 1)
+        self.uses_bernoulli = bool((self.bernoulli != 0).any())
+        self.uses_gaussian = bool((self.gaussian != 0).any())
+        self.eye = torch.eye(self.n, device=hp.device)
+        self.noise_block = noise_block(self.m)
+        self._block_index = -1
+        self._block = torch.empty(0)
+
+    @classmethod
+    def check(cls, config: dict[str, Any]) -> None:
+        if config["n_hidden"] < config["n_features"]:
+            raise SpecError(f"n_hidden={config['n_hidden']} must be >= n_features={config['n_features']}: "
+                            "incidental polysemanticity needs at least one neuron per feature")
+
+    @classmethod
+    def bytes_per_instance(cls, config: dict[str, Any]) -> int:
+        n, m = config["n_features"], config["n_hidden"]
+        # W, its gradient, Adam's two moments, the init (metrics), h and autograd's copies; the n x n output;
+        # the block of hidden noise and the RNG's scratch for it.
+        return 4 * (10 * n * m + 6 * n * n + 8 * noise_block(m) * m)
+
+    def init_weights(self) -> dict[str, torch.Tensor]:
+        # The authors' "normal" init: std 1/sqrt(m) per entry, per instance (no fan from the instance dim).
+        std = self.hp.tensor("init_scale").view(-1, 1, 1) / self.m**0.5
+        return {"W": self.rng.normal(INIT, 0, (self.n, self.m)).mul_(std)}
+
+    def _noise(self, step: int) -> torch.Tensor | None:
+        """The step's hidden-layer noise, (I, 1, m): one vector per instance, shared by the n inputs.
+
+        Drawn ``noise_block`` steps at a time (draw number (step - 1) // noise_block of the
+        NOISE stream), because on a CPU the per-draw cost of the counter RNG's keys dwarfs an
+        (I, m) draw. Still a pure function of (seed, step) for a given m."""
+        if not (self.uses_bernoulli or self.uses_gaussian):
+            return None
+        block, offset = divmod(step - 1, self.noise_block)
+        if block != self._block_index:
+            self._block = self._draw_block(block)
+            self._block_index = block
+        return self._block[:, offset].unsqueeze(1)
+
+    def _draw_block(self, block: int) -> torch.Tensor:
+        shape = (self.noise_block, self.m)
+        noise = torch.zeros(len(self.hp), *shape, device=self.hp.device)
+        if self.uses_bernoulli:
+            signs = self.rng.uniform(NOISE, block, shape).lt_(0.5).mul_(2.0).sub_(1.0)
+            noise.addcmul_(signs, self.bernoulli)
+        if self.uses_gaussian:
+            # Box-Muller reads NOISE and NOISE + 1; sharing NOISE with the signs above is harmless:
+            # an instance has one noise kind, so it never sees the other kind's draws.
+            noise.addcmul_(self.rng.normal(NOISE, block, shape), self.gaussian)
+        return noise
+
+    def _sq_error(self, W: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        h = W if noise is None else W + noise  # x = I, so h = x @ W = W
+        out = torch.relu(torch.bmm(h, W.transpose(1, 2)))
+        return (out - self.eye).square().sum((1, 2))
+
+    def loss(self, weights: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+        W = weights["W"]
+        loss = self._sq_error(W, self._noise(step))
+        if self.uses_l1:
+            loss = loss + self.l1 * W.abs().sum((1, 2))
+        return loss
+
+    @torch.no_grad()
+    def curve_values(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        W = weights["W"]
+        return {"l1_norm": W.abs().sum((1, 2)), "basis_sparsity": basis_sparsity(W)}
+
+    @torch.no_grad()
+    def eval_loss(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self._sq_error(weights["W"], None)
+
+    @torch.no_grad()
+    def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        W = weights["W"]
+        # The init is a pure function of each instance's seed: recompute it rather than keep a copy.
+        diag, off = init_correlation(self.init_weights()["W"], W)
+        count = len(self.hp)
+        return {
+            "polysemantic_neurons": M.polysemantic_neurons(W, self.hp.tensor("carry_threshold")),
+            "predicted_polysemantic": torch.full((count,), self.n**2 / (4 * self.m), device=W.device),
+            "polysemantic_neurons_paper": polysemantic_neurons_paper(W),
+            "basis_sparsity": basis_sparsity(W),
+            "init_correlation": diag,
+            "init_correlation_offdiag": off,
+            "features_represented": M.features_represented(W),
+            "features_near_unit": features_near_unit(W),
+        }
+
+    @torch.no_grad()
+    def feature_metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        W = weights["W"]
+        top, neuron = top_weights(W)
+        overlap = torch.diagonal(init_overlaps(self.init_weights()["W"], W), dim1=-2, dim2=-1)
+        return {
+            "norm": M.feature_norms(W),
+            "basis_sparsity": feature_basis_sparsity(W),
+            "top_weight": top,
+            "top_neuron": neuron,
+            "init_overlap": overlap,
+        }
