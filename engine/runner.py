@@ -14,7 +14,7 @@ import torch
 
 from engine.events import ChunkFinished, ChunkStarted, EventSink, RunFinished, RunStarted, ignore
 from engine.models import get_model
-from engine.plan import Chunk, plan, resolve_device
+from engine.plan import Chunk, configure_threads, plan, resolve_device
 from engine.spec import Spec
 from engine.store import Run, csv_text, now_iso
 from engine.train import ChunkResult, train_chunk
@@ -78,6 +78,7 @@ def run_sweep(
     emit: EventSink = ignore,
     should_stop: Callable[[], bool] = lambda: False,
     max_memory: int | None = None,
+    threads: int | None = None,
 ) -> Outcome:
     """Train every chunk of ``spec`` and store the results under ``root``.
 
@@ -87,6 +88,7 @@ def run_sweep(
     or ``should_stop``) or failed (any other exception, whose message is kept).
     """
     dev = resolve_device(device)
+    configure_threads(threads, dev)
     chunks = plan(spec, dev, max_memory)
     run = Run.create(root, spec, device=_device_name(dev), chunks=len(chunks))
     total = sum(c.steps * len(c) for c in chunks)
