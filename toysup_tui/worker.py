@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ERROR_TYPE = "error"
+NICE = 5  # the interface process keeps its priority; training yields to it on a busy machine
 STDERR_LINES_KEPT = 40
 
 
@@ -58,7 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m toysup_tui.worker")
     parser.add_argument("--runs-dir", required=True, type=Path)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--nice", type=int, default=NICE,
+                        help="lower the training's CPU priority so the interface keeps answering at once")
     args = parser.parse_args(argv)
+    if args.nice > 0:
+        with contextlib.suppress(OSError):
+            os.nice(args.nice)
     signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
