@@ -188,6 +188,19 @@ def export(
     err.print(f"wrote {table} of {found.id} to {escape(str(output))}", soft_wrap=True)
 
 
+@app.command()
+def tui(
+    runs_dir: RunsDirOption = None,
+    device: Annotated[str, typer.Option("--device", help="Default device for launched sweeps: auto, cpu, cuda or "
+                                        "cuda:N")] = "auto",
+) -> None:
+    """Open the terminal interface: presets, parameter form, live runs, results and the runs browser."""
+    from engine import store
+    from toysup_tui.app import run_tui
+
+    run_tui(store.runs_dir(runs_dir), device=device)
+
+
 def main() -> None:
     """Entry point: run the Typer app, mapping Ctrl-C outside a run to exit code 130."""
     try:

@@ -1,0 +1,409 @@
+"""The Textual TUI, driven headlessly with App.run_test and Pilot.
+
+Runs launched here are real: a worker process trains a tiny sweep (tens of steps
+on a handful of instances). Results views open a fixture run folder with fixed
+contents (see :func:`make_fixture_run`), which the snapshot tests share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+import io
+import json
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from engine import metrics as M
+from engine.models.relu_output import superposition_metrics
+from engine.runner import result_columns
+from engine.spec import Spec, resolve
+from engine.store import Run, csv_text
+from engine.train import curve_schedule
+from toysup_tui.app import ToysupApp
+from toysup_tui.live import LiveRun
+from toysup_tui.screens.confirm import ConfirmScreen
+from toysup_tui.screens.form import FormScreen
+from toysup_tui.screens.presets import PresetsScreen
+from toysup_tui.screens.results import EXPORT_NAME, ResultsScreen
+from toysup_tui.screens.run import RunScreen
+from toysup_tui.screens.runs import RunsScreen
+from toysup_tui.table_filter import compile_filter
+
+FIXTURE_ID = "20240102-030405-fixture"
+SIZE = (80, 24)
+
+# --- a run folder with fixed contents ---------------------------------------------------------
+
+
+def fixture_spec() -> Spec:
+    return resolve({
+        "name": "fixture",
+        "description": "n=5 features in m=2 dimensions at three densities (fixed, hand-made weights)",
+        "model": "relu_output",
+        "params": {"n_features": 5, "n_hidden": 2, "importance_decay": 0.9, "steps": 1000, "seeds": 4},
+        "sweep": {"feature_probability": "1,0.1,0.01"},
+    }, source="fixture")
+
+
+def _rotate(W: torch.Tensor, degrees: float) -> torch.Tensor:
+    a = math.radians(degrees)
+    R = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    return W @ R.T
+
+
+def _weights(p: float, seed: int) -> torch.Tensor:
+    """Dense: two orthogonal features; p=0.1: two antipodal pairs; sparse: a pentagon of norm 1.15."""
+    if p >= 1:
+        W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.02, 0.01], [0.01, -0.02], [0.0, 0.01]])
+    elif p >= 0.1:
+        W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.03, 0.02]])
+    else:
+        W = torch.tensor([[1.15 * math.cos(2 * math.pi * k / 5), 1.15 * math.sin(2 * math.pi * k / 5)]
+                          for k in range(5)])
+    return _rotate(W, 3.0 + 9.0 * seed)
+
+
+def make_fixture_run(root: Path) -> Run:
+    """A completed run of :func:`fixture_spec` with metrics computed from hand-made weights."""
+    spec = fixture_spec()
+    run = Run.create(root, spec, device="cpu", chunks=1)
+    instances = spec.instances()
+    W = torch.stack([_weights(inst.config["feature_probability"], inst.seed) for inst in instances])
+    b = torch.tensor([[-0.2 if inst.config["feature_probability"] < 0.1 else 0.0] * 5 for inst in instances])
+    computed = {k: v.tolist() for k, v in superposition_metrics(W, torch.full((len(instances),), 0.5)).items()}
+    columns = result_columns(spec)
+    rows = []
+    for inst in instances:
+        p = inst.config["feature_probability"]
+        row: dict[str, Any] = {"instance": inst.index, "seed": inst.seed, "feature_probability": p}
+        for name in columns[3:]:
+            row[name] = computed[name][inst.index] if name in computed else 0
+        row["loss"] = round(0.08 * p + 0.001 * (inst.seed + 1), 6)
+        rows.append(row)
+    curve_rows = [{"instance": inst.index, "step": s, "loss": 0.02 + 0.3 * math.exp(-s / (100 + 50 * inst.point))}
+                  for inst in instances for s in curve_schedule(1000)]
+    norms, dims, inter = M.feature_norms(W), M.feature_dimensionality(W), M.interference(W)
+    feature_rows = [{"instance": i, "feature": f, "norm": norms[i, f].item(), "dimensionality": dims[i, f].item(),
+                     "interference": inter[i, f].item(), "bias": b[i, f].item(), "importance": 0.9**f}
+                    for i in range(len(instances)) for f in range(5)]
+    run.write_part(0, csv_text(["instance", "step", "loss"], curve_rows),
+                   csv_text(["instance", "feature", "norm", "dimensionality", "interference", "bias", "importance"],
+                            feature_rows),
+                   {"W": W, "b": b, "instance": torch.arange(len(instances))})
+    run.write_results(columns, rows)
+    run.gather_parts()
+    target = root / FIXTURE_ID
+    run.path.rename(target)
+    run = Run(target)
+    run.update_info(id=FIXTURE_ID, status="completed", started="2024-01-02T03:04:05+00:00",
+                    ended="2024-01-02T03:04:17+00:00", host="fixture", command="fixture", instances_done=len(rows),
+                    chunks_done=1, instance_steps_done=12000, wall_time_s=12.0, instance_steps_per_s=1000.0)
+    return run
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tui_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A runs directory and a user presets directory, and one torch thread for worker processes."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return tmp_path / "runs", tmp_path / "presets"
+
+
+def run_async(test: Callable[..., Any]) -> Callable[..., Any]:
+    """Run an async test on its own event loop (no pytest-asyncio needed)."""
+
+    @functools.wraps(test)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+def make_app(dirs: tuple[Path, Path]) -> ToysupApp:
+    return ToysupApp(dirs[0], presets_dir=dirs[1], device="cpu")
+
+
+async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.05)
+
+
+async def wait_for_worker_exit(pilot: Any, app: ToysupApp) -> None:
+    """The run reports its end just before its process exits; let it exit before the app closes."""
+    await wait_for(pilot, lambda: app.process is None or not app.process.running, timeout=30)
+    await pilot.pause(0.2)
+
+
+async def open_form(pilot: Any, app: ToysupApp, preset: str = "tms-intro") -> FormScreen:
+    screen = app.screen
+    assert isinstance(screen, PresetsScreen)
+    index = next(i for i, e in enumerate(screen.entries) if e.name == preset)
+    for _ in range(index):
+        await pilot.press("down")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, FormScreen))
+    await pilot.pause()
+    return app.screen  # type: ignore[return-value]
+
+
+async def set_field(pilot: Any, form: FormScreen, name: str, text: str) -> None:
+    """Focus a field, clear it and type, as a user would."""
+    field = form.query_one(f"#input-{name}")
+    field.focus()
+    await pilot.press("ctrl+u", "end", "ctrl+u")
+    await pilot.press(*text)
+    await pilot.pause()
+
+
+TINY_FIELDS = {"steps": "40", "batch_size": "16", "seeds": "2", "eval_batch_size": "64",
+               "feature_probability": "1,0.05"}
+
+
+# --- launching, refusing, cancelling ----------------------------------------------------------
+
+
+@run_async
+async def test_launch_tiny_sweep_from_form_and_see_it_complete(tui_dirs: tuple[Path, Path]) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        for name, text in TINY_FIELDS.items():
+            await set_field(pilot, form, name, text)
+        summary = str(form.query_one("#form-summary").render())
+        assert "2 point(s) × 2 seed(s) = 4 instances" in summary
+        assert "160 instance-steps" in summary
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: app.live is not None and app.live.finished)
+        await pilot.pause(0.4)
+        live = app.live
+        assert live is not None and live.status == "completed", live.error
+        assert live.done_work == live.total_work == 160
+        assert [b.label for b in live.loss_bands()] == ["1", "0.05"]
+        assert "completed" in str(app.screen.query_one("#run-header").render())
+        run = Run(Path(live.run_dir))
+        assert run.info()["status"] == "completed"
+        _, rows = run.results()
+        assert len(rows) == 4 and {r["feature_probability"] for r in rows} == {1.0, 0.05}
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+        assert len(app.screen.view) == 4
+        await wait_for_worker_exit(pilot, app)
+
+
+@run_async
+async def test_invalid_value_is_refused_inline_with_its_message(tui_dirs: tuple[Path, Path]) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        await set_field(pilot, form, "steps", "-3")
+        field = form.query_one("#field-steps")
+        assert field.error == "steps=-3 is out of range: expected an integer in [1, 10000000]"
+        assert field.has_class("-invalid")
+        assert "steps=-3 is out of range" in str(field.query_one(".param-help").render())
+        await set_field(pilot, form, "feature_probability", "log:1:0:5")
+        assert "log ranges need positive START and STOP" in form.query_one("#field-feature_probability").error
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.process is None and isinstance(app.screen, FormScreen)
+        assert "log ranges need positive START and STOP (and 1 more)" in str(form.query_one("#form-summary").render())
+        await set_field(pilot, form, "steps", "300")
+        await set_field(pilot, form, "feature_probability", "0.1")
+        assert not form.query_one("#field-steps").error
+        assert form.spec is not None and form.spec.params["steps"] == 300 and not form.spec.axes
+
+
+@run_async
+async def test_cancelling_a_run_keeps_finished_chunks(tui_dirs: tuple[Path, Path]) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        for name, text in {**TINY_FIELDS, "feature_probability": "0.1", "steps": "20,1000000"}.items():
+            await set_field(pilot, form, name, text)
+        await pilot.press("ctrl+r")
+        live = app.live
+        assert live is not None
+        await wait_for(pilot, lambda: live.chunks_done >= 1 and live.chunk == 1 and live.chunk_step > 0)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: live.finished, timeout=30)
+        await pilot.pause(0.4)
+        assert live.status == "interrupted"
+        assert "finished chunk(s) are kept" in str(app.screen.query_one("#run-stats").render())
+        run = Run(Path(live.run_dir))
+        assert run.info()["status"] == "interrupted"
+        _, rows = run.results()
+        assert len(rows) == 2 and {r["instance"] for r in rows} == {0, 1}
+        await wait_for_worker_exit(pilot, app)
+
+
+@run_async
+async def test_quit_with_a_running_sweep_asks_first(tui_dirs: tuple[Path, Path]) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        for name, text in {**TINY_FIELDS, "steps": "1000000"}.items():
+            await set_field(pilot, form, name, text)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.live is not None and app.live.status == "running")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.sweep_running
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running or (app.live is not None and app.live.finished), timeout=30)
+    assert app.live is not None and app.live.status == "interrupted"
+    assert Run(Path(app.live.run_dir)).info()["status"] == "interrupted"
+
+
+# --- results, export, runs browser ------------------------------------------------------------
+
+
+@run_async
+async def test_open_existing_run_results_and_export(tui_dirs: tuple[Path, Path]) -> None:
+    run = make_fixture_run(tui_dirs[0])
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+        screen = app.screen
+        assert len(screen.view) == 12
+        # the chosen instance starts at the sparsest point's lowest-loss seed: the pentagon
+        assert screen.instance == 8
+        await pilot.press("3")
+        await pilot.pause(0.3)
+        assert screen.query_one("#feature-chart").plt is not None
+        await pilot.press("e")
+        await pilot.pause()
+        exported = run.path / EXPORT_NAME
+        assert exported.is_file()
+        with open(exported, newline="") as f:
+            got = list(csv.reader(f))
+        with open(run.path / "results.csv", newline="") as f:
+            want = list(csv.reader(f))
+        assert got[0] == ["run_id", *want[0]]
+        assert [r[1:] for r in got[1:]] == want[1:]
+        assert all(r[0] == FIXTURE_ID for r in got[1:])
+
+
+@run_async
+async def test_results_table_sorts_and_filters(tui_dirs: tuple[Path, Path]) -> None:
+    run = make_fixture_run(tui_dirs[0])
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_results(run.path)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+        screen = app.screen
+        await pilot.press("slash", *"feature_probability<0.5", "enter")
+        await pilot.pause()
+        assert len(screen.view) == 8
+        assert all(r["feature_probability"] < 0.5 for r in screen.view)
+        screen._sort_by("loss")
+        assert [r["loss"] for r in screen.view] == sorted(r["loss"] for r in screen.view)
+        screen._sort_by("loss")
+        assert [r["loss"] for r in screen.view] == sorted((r["loss"] for r in screen.view), reverse=True)
+
+
+def test_filter_terms() -> None:
+    rows = [{"p": 0.1, "collapsed": False, "name": "a"}, {"p": 1.0, "collapsed": True, "name": "b"}]
+    assert [r["name"] for r in rows if compile_filter("p<0.5", ["p", "collapsed", "name"])(r)] == ["a"]
+    assert [r["name"] for r in rows if compile_filter("collapsed=yes", ["p", "collapsed", "name"])(r)] == ["b"]
+    assert [r["name"] for r in rows if compile_filter("B", ["p", "collapsed", "name"])(r)] == ["b"]
+    with pytest.raises(ValueError, match="no column 'q'"):
+        compile_filter("q<1", ["p"])
+
+
+@run_async
+async def test_runs_browser_deletes_after_confirmation(tui_dirs: tuple[Path, Path]) -> None:
+    run = make_fixture_run(tui_dirs[0])
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await pilot.pause()
+        assert run.path.exists()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await pilot.pause()
+        assert not run.path.exists()
+        assert app.screen.runs == []
+
+
+@run_async
+async def test_live_view_folds_events_into_chart_data() -> None:
+    from engine import events as ev
+
+    live = LiveRun(fixture_spec())
+    live.apply(ev.RunStarted(run_id="r", run_dir="/x", name="fixture", device="cpu", instances=12, chunks=1,
+                             instance_steps=12000))
+    live.apply(ev.ChunkStarted(chunk=0, instances=list(range(12)), steps=1000))
+    live.apply(ev.Progress(chunk=0, step=2, steps=1000, instance_steps_done=24, elapsed_s=1.0, curve_steps=[1, 2],
+                           curve_losses=[[0.5 + i for i in range(12)], [0.4 + i for i in range(12)]]))
+    bands = live.loss_bands()
+    assert [b.label for b in bands] == ["1", "0.1", "0.01"]
+    assert bands[0].x == [1, 2] and bands[0].median == [2.0, 1.9]  # seeds 0.5..3.5 -> median 2.0
+    assert live.rate == 24.0 and live.eta_s == pytest.approx((12000 - 24) / 24)
+
+
+@run_async
+async def test_command_palette_lists_the_screen_keys(tui_dirs: tuple[Path, Path]) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Edit & launch", "Run as is", "Runs", "Theme", "Keys"} <= titles
+
+
+@run_async
+async def test_theme_toggles_between_dark_and_light(tui_dirs: tuple[Path, Path]) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        dark = app.current_theme.dark
+        await pilot.press("ctrl+t")
+        assert app.current_theme.dark is not dark
+
+
+def test_worker_reports_user_errors_as_one_json_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "toysup_tui.worker", "--runs-dir", str(tmp_path), "--device",
+                           "nonsense"], input='name = "x"\n', capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    line = json.loads(proc.stdout.strip())
+    assert line["type"] == "error" and "--device 'nonsense' is not valid" in line["message"]
+
+
+def test_export_rows_match_results(tmp_path: Path) -> None:
+    from toysup_tui.screens.results import export_results
+
+    run = make_fixture_run(tmp_path / "runs")
+    path, count = export_results(run, tmp_path / "out.csv")
+    assert count == 12
+    got = list(csv.DictReader(io.StringIO(path.read_text())))
+    want = list(csv.DictReader(io.StringIO((run.path / "results.csv").read_text())))
+    assert [{k: v for k, v in r.items() if k != "run_id"} for r in got] == want
+

@@ -1,0 +1,167 @@
+"""What the app knows about the sweep it is running, folded from the worker's events.
+
+Kept apart from the widgets: the app's reader task applies events here, and the
+live screen (which may be closed and reopened mid-run) redraws from it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from engine import events as ev
+from engine.spec import Spec
+from toysup_tui.charts import Band, point_label
+from toysup_tui.worker import WorkerError
+
+FINAL_STATUSES = ("completed", "interrupted", "failed", "error")
+
+
+@dataclass
+class LiveRun:
+    """Progress of one sweep. ``version`` grows with every change, so views redraw only when needed."""
+
+    spec: Spec
+    requested_device: str = "auto"
+    device: str = ""
+    status: str = "starting"  # starting, running, cancelling, then completed, interrupted, failed or error
+    run_id: str = ""
+    run_dir: str = ""
+    error: str = ""
+    instances: int = 0
+    chunks: int = 0
+    total_work: int = 0  # instance-steps
+    done_work: int = 0
+    chunk: int = -1
+    chunk_instances: int = 0
+    chunk_step: int = 0
+    chunk_steps: int = 0
+    chunks_done: int = 0
+    elapsed_s: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+    version: int = 0
+    _point_of: dict[int, int] = field(default_factory=dict)
+    _chunk_members: list[int] = field(default_factory=list)
+    # sweep point -> step -> losses of its seeds seen so far
+    _losses: dict[int, dict[int, list[float]]] = field(default_factory=dict)
+    _quartiles: dict[int, dict[int, tuple[int, tuple[float, float, float]]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._point_of = {inst.index: inst.point for inst in self.spec.instances()}
+        self.instances = self.spec.n_instances
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def rate(self) -> float:
+        """Instance-steps per second so far."""
+        return self.done_work / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.finished or self.rate <= 0:
+            return None
+        return (self.total_work - self.done_work) / self.rate
+
+    @property
+    def fraction(self) -> float:
+        return self.done_work / self.total_work if self.total_work else 0.0
+
+    def apply(self, event: ev.Event | WorkerError) -> None:
+        """Fold one event from the worker into the state."""
+        self.version += 1
+        if isinstance(event, WorkerError):
+            self.status, self.error = "error", event.message
+        elif isinstance(event, ev.RunStarted):
+            self.status = "cancelling" if self.status == "cancelling" else "running"
+            self.run_id, self.run_dir, self.device = event.run_id, event.run_dir, event.device
+            self.instances, self.chunks, self.total_work = event.instances, event.chunks, event.instance_steps
+        elif isinstance(event, ev.ChunkStarted):
+            self.chunk, self.chunk_steps, self.chunk_step = event.chunk, event.steps, 0
+            self._chunk_members = list(event.instances)
+            self.chunk_instances = len(event.instances)
+        elif isinstance(event, ev.Progress):
+            self.chunk_step, self.chunk_steps = event.step, event.steps
+            self.done_work, self.elapsed_s = event.instance_steps_done, event.elapsed_s
+            for step, losses in zip(event.curve_steps, event.curve_losses):
+                for instance, loss in zip(self._chunk_members, losses):
+                    if loss == loss:  # skip NaN (a diverged instance)
+                        point = self._point_of.get(instance, 0)
+                        self._losses.setdefault(point, {}).setdefault(step, []).append(loss)
+        elif isinstance(event, ev.ChunkFinished):
+            self.chunks_done = event.chunk + 1
+            self.elapsed_s = event.elapsed_s
+        elif isinstance(event, ev.RunFinished):
+            self.status, self.error = event.status, event.error
+            self.elapsed_s = event.wall_time_s
+            self.run_dir = event.run_dir or self.run_dir
+
+    def mark_cancelling(self) -> None:
+        if not self.finished:
+            self.status = "cancelling"
+            self.version += 1
+
+    def mark_ended_without_report(self, code: int | None, stderr_tail: list[str]) -> None:
+        """The process exited without a run_finished event (crashed, or stopped before it began)."""
+        if self.finished:
+            return
+        self.version += 1
+        if self.status == "cancelling":
+            self.status = "interrupted"
+            return
+        self.status = "failed"
+        last = next((line for line in reversed(stderr_tail) if line.strip()), "")
+        self.error = f"worker exited with code {code}" + (f": {last}" if last else "")
+
+    def point_labels(self) -> list[str]:
+        """A short label per sweep point, like ``feature_probability=0.1``."""
+        return [point_label(p, short=True) for p in self.spec.points()]
+
+    def loss_bands(self) -> list[Band]:
+        """Per sweep point with data so far: median and 25th-75th percentile of the loss over seeds, by step."""
+        labels = self.point_labels()
+        bands = []
+        for point in sorted(self._losses):
+            by_step = self._losses[point]
+            label = labels[point] if point < len(labels) else str(point)
+            band = Band(label, n=max((len(v) for v in by_step.values()), default=0))
+            cache = self._quartiles.setdefault(point, {})
+            for step in sorted(by_step):
+                values = by_step[step]
+                known = cache.get(step)
+                if known is None or known[0] != len(values):  # a step's seeds may arrive in several chunks
+                    known = cache[step] = (len(values), fast_quartiles(values))
+                med, lo, hi = known[1]
+                band.x.append(step)
+                band.median.append(med)
+                band.q25.append(lo)
+                band.q75.append(hi)
+            bands.append(band)
+        return bands
+
+
+def fast_quartiles(values: list[float]) -> tuple[float, float, float]:
+    """Median, 25th and 75th percentile with linear interpolation (numpy's default), in plain Python:
+    numpy's per-call overhead dominates for a handful of seeds, and this runs for every step of every point."""
+    ordered = sorted(values)
+    last = len(ordered) - 1
+
+    def at(q: float) -> float:
+        pos = q * last
+        lo = int(pos)
+        hi = min(lo + 1, last)
+        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+    return at(0.5), at(0.25), at(0.75)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``1:02:03``, ``2:03`` or ``—`` for unknown."""
+    if seconds is None or seconds != seconds or seconds == float("inf"):
+        return "—"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

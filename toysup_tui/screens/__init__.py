@@ -1,0 +1,1 @@
+"""The screens of the toysup TUI, one module each."""

@@ -1,0 +1,97 @@
+"""Two runs' metric curves on one chart, against a swept parameter both runs share."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Header, Static
+
+from engine.errors import SpecError
+from engine.spec import Spec
+from engine.store import Run
+from toysup_tui import charts, report
+from toysup_tui.screens.base import ToysupScreen
+from toysup_tui.widgets.chart import Chart
+from toysup_tui.widgets.legend import Legend
+from toysup_tui.widgets.markup import esc
+
+
+class CompareScreen(ToysupScreen):
+    """``m`` steps through the metrics both runs have, ``x`` through their shared axes."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("m", "metric(1)", "Metric"),
+        Binding("M", "metric(-1)", "Prev metric", show=False),
+        Binding("x", "x_axis", "X axis"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, first: Run, second: Run) -> None:
+        super().__init__()
+        self.runs = (first, second)
+        self.specs: list[Spec] = []
+        self.rows: list[list[dict]] = []
+        self.metrics: list[str] = []
+        self.shared_axes: list[str] = []
+        self.metric_index = 0
+        self.x_index = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="compare-choice")
+        yield Chart(id="compare-chart")
+        yield Legend("", id="compare-legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "compare runs"
+        try:
+            self.specs = [r.spec() for r in self.runs]
+        except SpecError as exc:
+            self.query_one("#compare-choice", Static).update(f"[red]{esc(str(exc))}[/]")
+            return
+        self.rows = [r.results()[1] for r in self.runs]
+        names = [[a.name for a in s.axes] for s in self.specs]
+        self.shared_axes = [n for n in names[0] if n in names[1]]
+        metric_lists = [report.charted_metrics(s, rows) if rows else [] for s, rows in zip(self.specs, self.rows)]
+        self.metrics = [m for m in metric_lists[0] if m in metric_lists[1]]
+        self.call_after_refresh(self.draw)
+
+    def draw(self) -> None:
+        choice = self.query_one("#compare-choice", Static)
+        plot = self.query_one("#compare-chart", Chart)
+        if not self.shared_axes or not self.metrics:
+            why = "no swept parameter in common" if not self.shared_axes else "no metric in common (or no results)"
+            choice.update(f"[yellow]cannot compare {esc(self.runs[0].id)} and {esc(self.runs[1].id)}: "
+                          f"{why}[/]")
+            plot.show(None)
+            return
+        x = self.shared_axes[self.x_index % len(self.shared_axes)]
+        metric = self.metrics[self.metric_index % len(self.metrics)]
+        bands: list[charts.Band] = []
+        log_x = False
+        for run, spec, rows in zip(self.runs, self.specs, self.rows):
+            axis = next(a for a in spec.axes if a.name == x)
+            log_x = log_x or axis.log_scale
+            for band in charts.metric_bands(rows, spec.axes, x, metric):
+                band.label = run.id if band.label == metric else f"{run.id} {band.label}"
+                bands.append(band)
+        plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, x, log_x=log_x,
+                                                      title=f"{metric}: median over seeds, two runs"))
+        choice.update(f"metric [b]{metric}[/] (m/M) against [b]{x}[/] (x)")
+        self.query_one("#compare-legend", Legend).show([b.label for b in bands])
+
+    def action_metric(self, step: int) -> None:
+        if self.metrics:
+            self.metric_index = (self.metric_index + step) % len(self.metrics)
+            self.draw()
+
+    def action_x_axis(self) -> None:
+        if self.shared_axes:
+            self.x_index = (self.x_index + 1) % len(self.shared_axes)
+            self.draw()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,216 @@
+"""The sweep form: every parameter of the chosen model, generated from the engine's declarations.
+
+A field holds one value or a sweep expression (the CLI's grammar). The whole
+form is resolved with ``engine.spec.resolve`` on every change, so the summary
+line (instances, instance-steps, a rough time) and any error are exactly what
+``toysup run`` would say.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Footer, Header, Input, Label, Select, Static
+
+from engine.errors import SpecError
+from engine.models import MODELS, get_model
+from engine.spec import Spec, resolve
+from toysup_tui.estimate import Speed, estimate_seconds, instance_steps, measured_speed
+from toysup_tui.live import format_duration
+from toysup_tui.screens.base import ToysupScreen
+from toysup_tui.screens.confirm import ConfirmScreen
+from toysup_tui.user_presets import preset_file_name, save_preset
+from toysup_tui.widgets.markup import esc
+from toysup_tui.widgets.param_field import SWEEP_HINT, ParamField, initial_text
+
+
+def device_choices() -> list[str]:
+    """auto and cpu always; cuda and each cuda:N when torch sees GPUs."""
+    import torch
+
+    choices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        choices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
+    return choices
+
+
+class FormScreen(ToysupScreen):
+    """Edit a preset's parameters and sweep axes, then launch it or save it as a preset."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+r", "launch", "Launch"),
+        Binding("ctrl+s", "save", "Save preset"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, data: dict[str, Any], source: str = "") -> None:
+        super().__init__()
+        self.data = data
+        self.source = source
+        self.spec: Spec | None = None
+        self.problem = ""
+        self._speed: Speed | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="form-summary")
+        with VerticalScroll(id="form-fields"):
+            yield Static(f"[dim]Every field takes one value, or a sweep axis: {SWEEP_HINT}. tab: next field.[/]",
+                         id="form-hint")
+            if self.data.get("expected"):
+                yield Static(f"[b]expect:[/b] {esc(str(self.data['expected']))}", id="form-expected")
+            with Horizontal(classes="param-row form-meta"):
+                yield Label("name", classes="param-name")
+                yield Input(str(self.data.get("name", "sweep")), id="form-name", compact=True)
+            with Horizontal(classes="param-row form-meta"):
+                yield Label("description", classes="param-name")
+                yield Input(str(self.data.get("description", "")), id="form-description", compact=True)
+            with Horizontal(classes="param-row form-meta"):
+                yield Label("model", classes="param-name")
+                yield Select([(f"{k}: {v.summary}", k) for k, v in MODELS.items()], value=self._model,
+                             allow_blank=False, id="form-model", compact=True)
+            with Horizontal(classes="param-row form-meta"):
+                yield Label("device", classes="param-name")
+                devices = device_choices()
+                yield Select([(d, d) for d in devices], value=self.app.device if self.app.device in devices else "auto",
+                             allow_blank=False, id="form-device", compact=True)
+            yield from self._fields(self._model)
+        yield Footer()
+
+    @property
+    def _model(self) -> str:
+        model = self.data.get("model", "relu_output")
+        return model if model in MODELS else "relu_output"
+
+    def _fields(self, model: str) -> list[ParamField]:
+        return [ParamField(p, initial_text(p, self.data)) for p in get_model(model).param_table().values()]
+
+    def on_mount(self) -> None:
+        self.title = f"edit sweep: {self.data.get('name', 'sweep')}"
+        self._speed = measured_speed(self.app.runs_dir)
+        self.query_one("#form-name", Input).focus()
+        self.call_after_refresh(self.refresh_summary)
+
+    # --- reading the form -----------------------------------------------------------------
+
+    @property
+    def fields(self) -> list[ParamField]:
+        return list(self.query(ParamField))
+
+    def form_data(self) -> dict[str, Any]:
+        """The form as preset contents: fixed fields in [params], sweep fields in [sweep] (preset's order first)."""
+        params: dict[str, Any] = {}
+        sweep: dict[str, Any] = {}
+        for f in self.fields:
+            (sweep if f.is_sweep else params)[f.param.name] = f.text.strip()
+        original = list(self.data.get("sweep", {}) or {})
+        ordered = {k: sweep[k] for k in original if k in sweep} | sweep
+        data: dict[str, Any] = {
+            "name": self.query_one("#form-name", Input).value.strip() or "sweep",
+            "description": self.query_one("#form-description", Input).value.strip(),
+            "model": self.query_one("#form-model", Select).value,
+            "params": params,
+            "sweep": ordered,
+        }
+        if self.data.get("expected"):
+            data["expected"] = self.data["expected"]
+        return data
+
+    def resolve_form(self) -> Spec:
+        """The form's spec, or SpecError: the first invalid field's message, or a whole-sweep problem."""
+        bad = [f for f in self.fields if f.error]
+        if bad:
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise SpecError(bad[0].error + more)
+        return resolve(self.form_data(), source="form")
+
+    def refresh_summary(self) -> None:
+        summary = self.query_one("#form-summary", Static)
+        try:
+            spec = self.resolve_form()
+        except SpecError as exc:
+            self.spec, self.problem = None, str(exc)
+            summary.update(f"[b red]✗[/] {esc(str(exc))}")
+            summary.add_class("-invalid")
+            return
+        self.spec = spec
+        summary.remove_class("-invalid")
+        work = instance_steps(spec)
+        eta = estimate_seconds(spec, self._speed) if self._speed else None
+        axes = ", ".join(f"{a.name} ({a.scale} ×{len(a.values)})" for a in spec.axes) or "no sweep axis"
+        summary.update(
+            f"[b]{spec.n_points}[/] point(s) × [b]{spec.seeds}[/] seed(s) = [b]{spec.n_instances:,}[/] instances · "
+            f"{work:,} instance-steps · [b]~{format_duration(eta)}[/]\n"
+            f"[dim]sweep: {esc(axes)} · time at the {self._speed.basis}[/]"
+        )
+
+    @on(ParamField.Changed)
+    @on(Input.Changed, "#form-name")
+    def _on_field_changed(self) -> None:
+        self.refresh_summary()
+
+    @on(Select.Changed, "#form-model")
+    async def _on_model_changed(self, event: Select.Changed) -> None:
+        model = str(event.value)
+        current = {f.param.name: f.text for f in self.fields}
+        if {f.param.name for f in self.fields} == set(get_model(model).param_table()):
+            self.refresh_summary()
+            return
+        self.data = {**self.form_data(), "model": model}
+        self.data["params"] = {k: v for k, v in current.items() if k in get_model(model).param_table()}
+        self.data["sweep"] = {}
+        for f in self.fields:
+            if f.is_sweep and f.param.name in self.data["params"]:
+                self.data["sweep"][f.param.name] = self.data["params"].pop(f.param.name)
+        await self.query(ParamField).remove()
+        await self.query_one("#form-fields").mount_all(self._fields(model))
+        self.refresh_summary()
+
+    # --- actions --------------------------------------------------------------------------
+
+    def _valid_spec(self) -> Spec | None:
+        self.refresh_summary()
+        if self.spec is None:
+            bad = [f for f in self.fields if f.error]
+            if bad:
+                bad[0].input.focus()
+                bad[0].scroll_visible()
+            self.notify(self.problem, title="Cannot use this sweep yet", severity="error")
+            return None
+        return self.spec
+
+    async def action_launch(self) -> None:
+        spec = self._valid_spec()
+        if spec is None:
+            return
+        device = str(self.query_one("#form-device", Select).value)
+        await self.app.launch(spec, device)
+
+    def action_save(self) -> None:
+        spec = self._valid_spec()
+        if spec is None:
+            return
+        target = self.app.user_presets_dir / preset_file_name(spec.name)
+
+        def write(confirmed: bool | None) -> None:
+            if not confirmed:
+                return
+            try:
+                path = save_preset(spec, self.app.user_presets_dir)
+            except SpecError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            self.notify(f"saved preset {spec.name!r} to {path}", title="Saved")
+            self.app.presets_changed()
+
+        if target.exists():
+            self.app.push_screen(ConfirmScreen(f"Replace your preset file {target}?", yes="Replace"), write)
+        else:
+            write(True)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

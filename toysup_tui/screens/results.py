@@ -1,0 +1,465 @@
+"""A run's results: the table, metric charts, geometry of one instance, W^T W, loss curves.
+
+Everything is read from the run folder, exactly as ``toysup report`` reads it, so
+a headless run from a GPU box opens here too. The "chosen instance" of the
+geometry and instance tabs is the table row under the cursor (initially the
+lowest-loss seed at the sparsest end of the sweep, where the pentagon shows).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+
+from engine.errors import SpecError
+from engine.spec import Spec
+from engine.store import Run, atomic_write, with_run_id
+from toysup_tui import charts, report
+from toysup_tui.screens.base import ToysupScreen
+from toysup_tui.screens.confirm import PromptScreen
+from toysup_tui.table_filter import cell_text, compile_filter, sort_key
+from toysup_tui.widgets.chart import Chart
+from toysup_tui.widgets.legend import Legend
+from toysup_tui.widgets.markup import esc
+
+TABS = ("table", "metrics", "geometry", "instance", "loss")
+EXPORT_NAME = "export-results.csv"
+
+
+def export_results(run: Run, path: Path | None = None) -> tuple[Path, int]:
+    """Write results.csv with a leading run_id column (as ``toysup export``); returns the path and row count."""
+    target = path or run.path / EXPORT_NAME
+    if target.is_dir():
+        raise SpecError(f"{target} is a directory: give a file name")
+    if not target.parent.exists():
+        raise SpecError(f"folder {target.parent} does not exist")
+    text = with_run_id(run.table_text("results"), run.id)
+    try:
+        atomic_write(target, text)
+    except OSError as exc:
+        raise SpecError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return target, max(text.count("\n") - 1, 0)
+
+
+class ResultsScreen(ToysupScreen):
+    """Tables and charts of one run."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "export", "Export"),
+        Binding("E", "export_to", "Export to…", show=False),
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("s", "sort", "Sort"),
+        Binding("m", "metric(1)", "Metric"),
+        Binding("M", "metric(-1)", "Prev metric", show=False),
+        Binding("x", "x_axis", "X axis"),
+        Binding("right_square_bracket", "instance(1)", "Next inst", key_display="]"),
+        Binding("left_square_bracket", "instance(-1)", "Prev inst", key_display="[", show=False),
+        Binding("r", "reload", "Reload", show=False),
+        Binding("1", "tab('table')", "Tabs", key_display="1-5"),
+        Binding("2", "tab('metrics')", "Metrics tab", show=False),
+        Binding("3", "tab('geometry')", "Geometry tab", show=False),
+        Binding("4", "tab('instance')", "Instance tab", show=False),
+        Binding("5", "tab('loss')", "Loss tab", show=False),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+        self.spec: Spec | None = None
+        self.columns: list[str] = []
+        self.rows: list[dict[str, Any]] = []
+        self.view: list[dict[str, Any]] = []  # rows after filter and sort, as shown
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+        self.filter_text = ""
+        self.metrics: list[str] = []
+        self.metric_index = 0
+        self.x_index = 0
+        self.instance: int | None = None
+        self._drawn: set[str] = set()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="results-header")
+        with TabbedContent(id="results-tabs", initial="table"):
+            with TabPane("1 Table", id="table"):
+                yield Input(placeholder="filter: e.g. feature_probability<0.1 seed=0 (enter: apply, escape: close)",
+                            id="results-filter")
+                yield DataTable(id="results-table", cursor_type="cell", zebra_stripes=True)
+                yield Static("", id="table-status")
+            with TabPane("2 Metrics", id="metrics"):
+                yield Static("", id="metric-choice")
+                yield Chart(id="metric-chart")
+                yield Legend("", id="metric-legend")
+            with TabPane("3 Geometry", id="geometry"):
+                yield Static("", classes="instance-info")
+                with VerticalScroll(id="geometry-scroll"):
+                    with Horizontal(classes="pair"):
+                        yield Chart(id="feature-chart")
+                        yield Chart(id="orientation-chart")
+                    yield Static("", id="orientation-summary")
+            with TabPane("4 Instance", id="instance"):
+                yield Static("", classes="instance-info")
+                with VerticalScroll(id="instance-scroll"):
+                    with Horizontal(classes="pair"):
+                        yield Chart(id="norms-chart")
+                        yield Chart(id="neurons-chart")
+                    yield Static("", id="overlap-heatmap")
+            with TabPane("5 Loss", id="loss"):
+                yield Chart(id="loss-chart")
+                yield Legend("", id="loss-legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"results: {self.run.id}"
+        self.load()
+        self.query_one("#results-filter", Input).display = False
+        self.query_one("#results-table", DataTable).focus()
+
+    # --- data -----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """(Re)read the run folder: header, table, and whichever charts have been shown."""
+        info = self.run.info()
+        try:
+            self.spec = self.run.spec()
+        except SpecError as exc:
+            self.spec = None
+            self.notify(str(exc), severity="error")
+        self.columns, self.rows = self.run.results()
+        if self.spec is not None:
+            charted = report.charted_metrics(self.spec, self.rows) if self.rows else []
+            self.metrics = charted or [c for c in self.columns if c not in ("instance", "seed")]
+        self.metric_index = min(self.metric_index, max(len(self.metrics) - 1, 0))
+        done, total = info.get("instances_done", len(self.rows)), info.get("instances", "?")
+        status = info.get("status", "?")
+        colour = report.STATUS_STYLE.get(status, "")
+        wall = info.get("wall_time_s")
+        self.query_one("#results-header", Static).update(
+            f"[b]{esc(str(info.get('name', '?')))}[/] ({esc(str(info.get('model', '')))}) · "
+            f"[{colour}]{status}[/] · {done}/{total} instances · {esc(str(info.get('device', '')))}"
+            + (f" · {wall:.1f}s" if isinstance(wall, (int, float)) else "")
+            + (f"\n[red]{esc(str(info.get('error')))}[/]" if info.get("error") else "")
+        )
+        if self.instance is None and self.spec is not None and self.rows:
+            reps = charts.representatives(self.spec, self.rows)
+            self.instance = int(reps[0].row["instance"]) if reps else int(self.rows[0]["instance"])
+        self._fill_table()
+        self._drawn.clear()
+        self._draw_active()
+
+    def _fill_table(self) -> None:
+        table = self.query_one("#results-table", DataTable)
+        status = self.query_one("#table-status", Static)
+        column = table.cursor_column
+        table.clear(columns=True)
+        try:
+            keep = compile_filter(self.filter_text, self.columns)
+        except SpecError as exc:
+            status.update(f"[red]filter: {esc(str(exc))}[/]")
+            keep = compile_filter("", self.columns)
+        else:
+            status.update("")
+        view = [r for r in self.rows if keep(r)]
+        if self.sort_column is not None:
+            present = [r for r in view if r.get(self.sort_column, "") != ""]
+            missing = [r for r in view if r.get(self.sort_column, "") == ""]
+            present.sort(key=lambda r: sort_key(r.get(self.sort_column)), reverse=self.sort_reverse)
+            view = present + missing
+        self.view = view
+        for name in self.columns:
+            arrow = ("▼" if self.sort_reverse else "▲") if name == self.sort_column else ""
+            table.add_column(Text(_short_header(name) + arrow, justify="right"), key=name)
+        for row in view:
+            table.add_row(*[Text(cell_text(row.get(c, "")), justify="right") for c in self.columns],
+                          key=str(row.get("instance")))
+        if self.instance is not None:
+            index = next((i for i, r in enumerate(view) if r.get("instance") == self.instance), None)
+            table.move_cursor(row=index or 0, column=column, animate=False)
+        if not self.rows:
+            status.update("[dim]no finished instances yet[/]")
+        elif not status.content:
+            sort = f" · sorted by {self.sort_column} {'▼' if self.sort_reverse else '▲'}" if self.sort_column else ""
+            filt = f" · filter: {esc(self.filter_text)}" if self.filter_text else ""
+            status.update(f"{len(view)}/{len(self.rows)} rows{sort}{filt} · [dim]arrows move, s sorts by the "
+                          f"cursor's column, / filters, e exports[/]")
+
+    def instance_row(self) -> dict[str, Any] | None:
+        return next((r for r in self.rows if r.get("instance") == self.instance), None)
+
+    # --- drawing --------------------------------------------------------------------------
+
+    @on(TabbedContent.TabActivated)
+    def _on_tab(self, event: TabbedContent.TabActivated) -> None:
+        self._draw_active()
+        self.refresh_bindings()
+        # Put the keyboard where the tab's content is, so arrows scroll it at once.
+        focus = {"table": "#results-table", "geometry": "#geometry-scroll", "instance": "#instance-scroll"}
+        if self._active_tab() in focus:
+            self.query_one(focus[self._active_tab()]).focus()
+
+    def _active_tab(self) -> str:
+        return self.query_one("#results-tabs", TabbedContent).active or "table"
+
+    def _draw_active(self) -> None:
+        tab = self._active_tab()
+        if tab in self._drawn or self.spec is None:
+            return
+        self._drawn.add(tab)
+        draw = {"metrics": self._draw_metrics, "geometry": self._draw_geometry, "instance": self._draw_instance,
+                "loss": self._draw_loss}.get(tab)
+        if draw is not None:
+            self.call_after_refresh(draw)
+
+    def _draw_metrics(self) -> None:
+        assert self.spec is not None
+        plot = self.query_one("#metric-chart", Chart)
+        choice = self.query_one("#metric-choice", Static)
+        legend = self.query_one("#metric-legend", Legend)
+        if not self.spec.axes or not self.rows or not self.metrics:
+            choice.update("[dim]this run has a single sweep point (no axes) or no results yet: see the table[/]")
+            plot.show(None)
+            return
+        axis = self.spec.axes[self.x_index % len(self.spec.axes)]
+        metric = self.metrics[self.metric_index % len(self.metrics)]
+        bands = charts.metric_bands(self.rows, self.spec.axes, axis.name, metric)
+        plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, axis.name, log_x=axis.log_scale))
+        choice.update(f"metric [b]{metric}[/] ({self.metric_index % len(self.metrics) + 1}/{len(self.metrics)}, "
+                      f"m/M) against [b]{axis.name}[/]{' (log)' if axis.log_scale else ''} (x)")
+        split = next((a for a in self.spec.axes if a.name != axis.name), None)
+        legend.show([b.label for b in bands] if split else [], title=split.name if split else "")
+        legend.display = split is not None
+
+    def _instance_weights(self) -> Any | None:
+        if self.instance is None:
+            return None
+        try:
+            return self.run.instance_weights(self.instance).get("W")
+        except SpecError:
+            return None
+
+    def _instance_caption(self, W: Any) -> str:
+        row = self.instance_row()
+        if row is None or self.spec is None:
+            return "[dim]no instance chosen: pick a row in the table (1)[/]"
+        point = {a.name: row.get(a.name) for a in self.spec.axes}
+        missing = "" if W is not None else " · [red]no weights stored[/]"
+        return (f"instance [b]{self.instance}[/] · {esc(charts.point_label(point))} · seed {row.get('seed')} · "
+                f"loss {report.fmt(row.get('loss'))}{missing} · [dim]\\[ ] other instance[/]")
+
+    def _draw_geometry(self) -> None:
+        assert self.spec is not None
+        W = self._instance_weights()
+        for info in self.query(".instance-info").results(Static):
+            info.update(self._instance_caption(W))
+        feature_plot = self.query_one("#feature-chart", Chart)
+        if W is not None and W.shape[-1] == 2:
+            vectors, title = charts.feature_vectors(W), f"feature vectors W_i, instance {self.instance}"
+            feature_plot.show(lambda plt, size: charts.draw_feature_vectors(
+                plt, vectors, title=title, aspect=charts.plot_aspect(size.width, size.height)))
+        elif W is not None:
+            feature_plot.message(f"feature vectors need a 2-D hidden space (this W is {W.shape[0]}×{W.shape[1]})")
+        else:
+            feature_plot.message("no weights stored for this instance")
+        self._draw_orientation()
+
+    def _draw_orientation(self) -> None:
+        assert self.spec is not None
+        plot = self.query_one("#orientation-chart", Chart)
+        summary = self.query_one("#orientation-summary", Static)
+        if not self.rows or "orientation_angle_deg" not in self.rows[0]:
+            summary.update("[dim]this model has no orientation metric[/]")
+            plot.show(None)
+            return
+        points = charts.orientation_points(self.spec, self.rows)
+        row = self.instance_row()
+        label = charts.point_label({a.name: row.get(a.name) for a in self.spec.axes}, short=True) if row else ""
+        chosen = next((st for lab, st in points if lab == label), points[0][1] if points else None)
+        if chosen is not None:
+            p = "n/a" if math.isnan(chosen.p_value) else f"{chosen.p_value:.2g}"
+            title = f"angle at {label or 'all'}, {len(chosen.angles)} seeds, p={p}"
+            plot.show(lambda plt, size: charts.draw_orientation_hist(plt, chosen, title=title))
+        else:
+            plot.show(None)
+        names = " x ".join(a.name for a in self.spec.axes)
+        summary.update(report.orientation_table(points, names) if points else "")
+
+    def _draw_instance(self) -> None:
+        assert self.spec is not None
+        W = self._instance_weights()
+        for info in self.query(".instance-info").results(Static):
+            info.update(self._instance_caption(W))
+        norms_plot = self.query_one("#norms-chart", Chart)
+        neurons_plot = self.query_one("#neurons-chart", Chart)
+        heatmap = self.query_one("#overlap-heatmap", Static)
+        if W is None or self.instance is None:
+            heatmap.update("[dim]no weights for this instance[/]")
+            norms_plot.show(None)
+            neurons_plot.show(None)
+            return
+        try:
+            _, features = self.run.table("features")
+            table = charts.feature_table(features, self.instance)
+        except SpecError as exc:
+            norms_plot.message(str(exc))
+        else:
+            norms, interference = table["norm"], table.get("interference", [0.0] * len(table["norm"]))
+            norms_plot.show(lambda plt, size: charts.draw_feature_norms(plt, norms, interference))
+        config = charts.instance_config(self.spec, self.instance)
+        counts = charts.neuron_counts(W, float(config.get("carry_threshold", 0.5)))
+        neurons_plot.show(lambda plt, size: charts.draw_neuron_counts(plt, counts))
+        width = max(self.size.width - 4, 40)
+        heatmap.update(report.overlap_heatmap(charts.overlap_matrix(W), width,
+                                              title=f"W^T W of instance {self.instance}"))
+
+    def _draw_loss(self) -> None:
+        assert self.spec is not None
+        plot = self.query_one("#loss-chart", Chart)
+        legend = self.query_one("#loss-legend", Legend)
+        try:
+            bands = charts.loss_bands(self.run, self.spec)
+        except SpecError as exc:
+            plot.message(str(exc))
+            return
+        plot.show(lambda plt, size: charts.draw_loss_curves(plt, bands))
+        names = ", ".join(a.name for a in self.spec.axes)
+        legend.show([b.label for b in bands], title=names)
+
+    # --- events and actions ---------------------------------------------------------------
+
+    @on(DataTable.CellHighlighted, "#results-table")
+    def _on_cell(self, event: DataTable.CellHighlighted) -> None:
+        row = event.coordinate.row
+        if not 0 <= row < len(self.view):
+            return
+        instance = int(self.view[row]["instance"])
+        if instance != self.instance:
+            self.instance = instance
+            self._drawn -= {"geometry", "instance"}
+
+    @on(DataTable.HeaderSelected, "#results-table")
+    def _on_header(self, event: DataTable.HeaderSelected) -> None:
+        self._sort_by(str(event.column_key.value))
+
+    def _sort_by(self, column: str) -> None:
+        if self.sort_column == column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, False
+        self._fill_table()
+
+    def action_sort(self) -> None:
+        table = self.query_one("#results-table", DataTable)
+        if not self.columns:
+            return
+        column = self.columns[min(table.cursor_column, len(self.columns) - 1)]
+        self._sort_by(column)
+
+    def action_filter(self) -> None:
+        self.action_tab("table")
+        box = self.query_one("#results-filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Submitted, "#results-filter")
+    def _apply_filter(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value.strip()
+        self._fill_table()
+        self.query_one("#results-table", DataTable).focus()
+
+    @on(Input.Changed, "#results-filter")
+    def _live_filter(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._fill_table()
+
+    def action_metric(self, step: int) -> None:
+        if self.metrics:
+            self.metric_index = (self.metric_index + step) % len(self.metrics)
+            self._redraw("metrics")
+
+    def action_x_axis(self) -> None:
+        if self.spec is not None and self.spec.axes:
+            self.x_index = (self.x_index + 1) % len(self.spec.axes)
+            self._redraw("metrics")
+
+    def action_instance(self, step: int) -> None:
+        order = self.view or self.rows
+        if not order:
+            return
+        index = next((i for i, r in enumerate(order) if r.get("instance") == self.instance), -1)
+        self.instance = int(order[(index + step) % len(order)]["instance"])
+        table = self.query_one("#results-table", DataTable)
+        view_index = next((i for i, r in enumerate(self.view) if r.get("instance") == self.instance), None)
+        if view_index is not None:
+            table.move_cursor(row=view_index, animate=False)
+        self._drawn -= {"geometry", "instance"}
+        self._draw_active()
+
+    def _redraw(self, tab: str) -> None:
+        self._drawn.discard(tab)
+        if self._active_tab() != tab:
+            self.action_tab(tab)
+        else:
+            self._draw_active()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#results-tabs", TabbedContent).active = tab
+
+    def action_reload(self) -> None:
+        self.load()
+        self.notify("reloaded the run folder", timeout=2)
+
+    def action_export(self) -> None:
+        self._export(None)
+
+    def action_export_to(self) -> None:
+        def chosen(path: str | None) -> None:
+            if path:
+                self._export(Path(path).expanduser())
+
+        self.app.push_screen(PromptScreen("Export results (CSV with run_id) to:", str(self.run.path / EXPORT_NAME)),
+                             chosen)
+
+    def _export(self, path: Path | None) -> None:
+        try:
+            target, rows = export_results(self.run, path)
+        except SpecError as exc:
+            self.notify(str(exc), title="Export failed", severity="error")
+            return
+        self.notify(f"{rows} rows written to {target}", title="Exported", timeout=10)
+
+    def action_back(self) -> None:
+        box = self.query_one("#results-filter", Input)
+        if box.has_focus:
+            box.display = bool(box.value)
+            self.query_one("#results-table", DataTable).focus()
+            return
+        self.app.pop_screen()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        tab = self._active_tab() if self.is_mounted else "table"
+        if action in ("metric", "x_axis"):
+            return tab == "metrics"
+        if action == "instance":
+            return tab in ("geometry", "instance", "table")
+        if action in ("sort", "filter"):
+            return tab == "table"
+        return True
+
+
+def _short_header(name: str) -> str:
+    """Column headers shortened so the table fits 80 columns (the full names are in the CSV)."""
+    short = {"orientation_angle_deg": "angle°", "features_represented": "repr", "dims_per_feature": "D*",
+             "axis_alignment": "align", "polysemantic_neurons": "poly", "monosemantic_neurons": "mono",
+             "max_feature_norm": "max‖W‖", "feature_probability": "p", "importance_decay": "decay",
+             "instance": "inst"}
+    return short.get(name, name)

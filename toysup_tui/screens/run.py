@@ -1,0 +1,132 @@
+"""The live run view: progress, throughput, ETA and the loss chart while a sweep trains.
+
+The screen only reads the app's :class:`~toysup_tui.live.LiveRun` on a timer, so
+it can be left (the sweep goes on) and reopened with ``l`` at any time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid
+from textual.widgets import Footer, Header, Label, ProgressBar, Static
+
+from toysup_tui import charts
+from toysup_tui.live import LiveRun, format_duration
+from toysup_tui.screens.base import ToysupScreen
+from toysup_tui.widgets.chart import Chart
+from toysup_tui.widgets.legend import Legend
+from toysup_tui.widgets.markup import esc
+
+POLL_S = 0.25
+CHART_EVERY_S = 1.0  # a plotext build of many series costs tens of ms: once a second is plenty
+IQR_MAX_SERIES = 4  # more points than this and the dotted IQR lines only clutter
+STATUS_STYLE = {"completed": "green", "interrupted": "magenta", "failed": "red", "error": "red",
+                "cancelling": "yellow", "running": "cyan", "starting": "cyan"}
+
+
+class RunScreen(ToysupScreen):
+    """Watch a sweep: ``c`` cancels it (after asking), ``o`` opens its results, escape goes back."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "cancel_run", "Cancel run"),
+        Binding("o,enter", "open_results", "Results"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self, live: LiveRun) -> None:
+        super().__init__()
+        self.live = live
+        self._seen_version = -1
+        self._seen_status: tuple[str, bool] = ("", False)
+        self._chart_version = -1
+        self._chart_drawn_at = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="run-header")
+        with Grid(id="run-bars"):
+            yield Label("overall", classes="bar-label")
+            yield ProgressBar(id="bar-overall", show_eta=False)
+            yield Label("chunk", id="chunk-label", classes="bar-label")
+            yield ProgressBar(id="bar-chunk", show_eta=False)
+        yield Static("", id="run-stats")
+        yield Chart(id="live-chart")
+        yield Legend("", id="live-legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"run: {self.live.spec.name}"
+        self.set_interval(POLL_S, self.refresh_view)
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        live = self.live
+        if live.version != self._seen_version:
+            self._seen_version = live.version
+            self._update_text(live)
+        if (live.status, bool(live.run_dir)) != self._seen_status:
+            self._seen_status = (live.status, bool(live.run_dir))
+            self.refresh_bindings()  # the footer's keys depend on the status; refresh only when it changes
+        now = time.monotonic()
+        if live.version != self._chart_version and (now - self._chart_drawn_at >= CHART_EVERY_S or live.finished):
+            self._chart_version, self._chart_drawn_at = live.version, now
+            self._draw_chart(live)
+
+    def _update_text(self, live: LiveRun) -> None:
+        colour = STATUS_STYLE.get(live.status, "")
+        where = f" · [b]{esc(live.run_id)}[/]" if live.run_id else ""
+        self.query_one("#run-header", Static).update(
+            f"[{colour}][b]{live.status}[/b][/]{where} · {live.instances:,} instances · {live.chunks or '?'} "
+            f"chunk(s) · [b]{esc(live.device or live.requested_device)}[/]"
+        )
+        overall = self.query_one("#bar-overall", ProgressBar)
+        overall.update(total=max(live.total_work, 1), progress=live.done_work)
+        chunk = self.query_one("#bar-chunk", ProgressBar)
+        chunk.update(total=max(live.chunk_steps, 1), progress=live.chunk_step)
+        self.query_one("#chunk-label", Label).update(
+            f"chunk {live.chunk + 1}/{live.chunks}" if live.chunk >= 0 else "chunk")
+        stats = (f"{live.rate:,.0f} instance-steps/s · {live.done_work:,}/{live.total_work:,} · "
+                 f"elapsed {format_duration(live.elapsed_s)} · ETA {format_duration(live.eta_s)}")
+        if live.status == "interrupted":
+            stats += f"\n[magenta]cancelled: the {live.chunks_done} finished chunk(s) are kept[/]" \
+                     f" · [b]o[/] opens what finished"
+        elif live.status == "completed":
+            stats += "\n[green]done[/] · [b]o[/] opens the results"
+        elif live.status in ("failed", "error"):
+            stats += f"\n[red]{esc(live.error)}[/]"
+        elif live.status == "cancelling":
+            stats += "\n[yellow]cancelling: finishing the current step…[/]"
+        self.query_one("#run-stats", Static).update(stats)
+
+    def _draw_chart(self, live: LiveRun) -> None:
+        bands = live.loss_bands()
+        iqr = len(bands) <= IQR_MAX_SERIES
+        title = "training loss by sweep point (median" + ("; dotted: IQR)" if iqr else ")")
+        self.query_one("#live-chart", Chart).show(
+            lambda plt, size: charts.draw_loss_curves(plt, bands, title=title, iqr=iqr))
+        legend = self.query_one("#live-legend", Legend)
+        axes = [a.name for a in live.spec.axes]
+        legend.show([b.label for b in bands], title=", ".join(axes) if len(axes) == 1 else "")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_run":
+            return not self.live.finished and self.live.status != "cancelling"
+        if action == "open_results":
+            return bool(self.live.run_dir) or None
+        return True
+
+    def action_cancel_run(self) -> None:
+        self.app.ask_cancel_run()
+
+    def action_open_results(self) -> None:
+        if self.live.run_dir:
+            self.app.open_results(self.live.run_dir)
+
+    def action_back(self) -> None:
+        if not self.live.finished:
+            self.notify("the sweep goes on in the background: press l to come back", timeout=4)
+        self.app.pop_screen()

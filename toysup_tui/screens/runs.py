@@ -1,0 +1,185 @@
+"""The runs browser: every run folder in the runs directory, newest first.
+
+Headless ``toysup run`` runs show up here too: the run folder is the only
+interface between a run and any viewer.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Header, Static
+
+from engine.store import Run, list_runs
+from toysup_tui import report
+from toysup_tui.screens.base import ToysupScreen
+from toysup_tui.screens.confirm import ConfirmScreen
+from toysup_tui.widgets.markup import esc
+
+REFRESH_S = 2.0
+
+
+def folder_size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+class RunsScreen(ToysupScreen):
+    """Open, compare (mark two with space) or delete runs."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Open", priority=True),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("d", "delete", "Delete"),
+        Binding("r", "refresh", "Refresh", show=False),
+        Binding("escape", "back", "Back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[Run] = []
+        self.marked: list[str] = []
+        self._stamp: tuple[tuple[str, float], ...] = ()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="runs-status")
+        yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "runs"
+        table = self.query_one(DataTable)
+        for label, key in (("", "mark"), ("run", "id"), ("preset", "name"), ("status", "status"),
+                           ("instances", "instances"), ("started", "date"), ("disk", "disk"), ("device", "device")):
+            table.add_column(label, key=key)
+        self.action_refresh()
+        self.set_interval(REFRESH_S, self._refresh_if_changed)
+        table.focus()
+
+    def _state(self) -> tuple[tuple[str, float], ...]:
+        root = self.app.runs_dir
+        if not root.is_dir():
+            return ()
+        out = []
+        for p in root.iterdir():
+            info = p / "run.json"
+            try:
+                out.append((p.name, info.stat().st_mtime))
+            except OSError:
+                continue
+        return tuple(sorted(out))
+
+    def _refresh_if_changed(self) -> None:
+        if self._state() != self._stamp:
+            self.action_refresh()
+
+    def action_refresh(self) -> None:
+        table = self.query_one(DataTable)
+        current = self.selected()
+        self._stamp = self._state()
+        self.runs = list_runs(self.app.runs_dir)
+        self.marked = [m for m in self.marked if any(r.id == m for r in self.runs)]
+        table.clear()
+        for run in self.runs:
+            info = run.info()
+            status = str(info.get("status", "?"))
+            done, total = info.get("instances_done", 0), info.get("instances", 0)
+            count = f"{total:,}" if status == "completed" else f"{done:,}/{total:,}"
+            table.add_row(
+                Text("●" if run.id in self.marked else " ", style="bold yellow"),
+                Text(run.id, style="bold"), Text(str(info.get("name", "?"))),
+                Text(status, style=report.STATUS_STYLE.get(status, "")), Text(count, justify="right"),
+                Text(str(info.get("started", ""))[:16].replace("T", " ")),
+                Text(human_size(folder_size(run.path)), justify="right"), Text(str(info.get("device", ""))), key=run.id,
+            )
+        if current is not None:
+            index = next((i for i, r in enumerate(self.runs) if r.id == current.id), None)
+            if index is not None:
+                table.move_cursor(row=index, animate=False)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        root = esc(str(self.app.runs_dir))
+        marks = f" · marked: {', '.join(self.marked)}" if self.marked else ""
+        text = (f"{len(self.runs)} run(s) in {root}{marks}" if self.runs
+                else f"no runs in {root} yet: launch one from the presets (p)")
+        self.query_one("#runs-status", Static).update(text + "\n[dim]enter open · space mark two, c compare · "
+                                                      "d delete[/]")
+
+    def selected(self) -> Run | None:
+        table = self.query_one(DataTable)
+        if not self.runs or table.cursor_row < 0 or table.cursor_row >= len(self.runs):
+            return None
+        return self.runs[table.cursor_row]
+
+    def action_open(self) -> None:
+        run = self.selected()
+        if run is not None:
+            self.app.open_results(run.path)
+
+    def action_mark(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        if run.id in self.marked:
+            self.marked.remove(run.id)
+        else:
+            self.marked = [*self.marked, run.id][-2:]
+        table = self.query_one(DataTable)
+        for r in self.runs:
+            table.update_cell(r.id, "mark", Text("●" if r.id in self.marked else " ", style="bold yellow"))
+        self._update_status()
+
+    def action_compare(self) -> None:
+        from toysup_tui.screens.compare import CompareScreen
+
+        chosen = list(self.marked)
+        current = self.selected()
+        if len(chosen) < 2 and current is not None and current.id not in chosen:
+            chosen.append(current.id)
+        if len(chosen) != 2:
+            self.notify("mark two runs with space (or mark one and put the cursor on the other), then press c",
+                        severity="warning")
+            return
+        by_id = {r.id: r for r in self.runs}
+        self.app.push_screen(CompareScreen(by_id[chosen[0]], by_id[chosen[1]]))
+
+    def action_delete(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        live = self.app.live
+        if live is not None and not live.finished and Path(live.run_dir or "/nonexistent") == run.path:
+            self.notify("this run is still going: cancel it first (l, then c)", severity="error")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                shutil.rmtree(run.path)
+            except OSError as exc:
+                self.notify(f"could not delete {run.path}: {exc}", severity="error")
+                return
+            self.notify(f"deleted {run.id}")
+            self.action_refresh()
+
+        self.app.push_screen(ConfirmScreen(f"Delete run {run.id} and all its files?\n{run.path}", yes="Delete"),
+                             answer)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

@@ -1,0 +1,1 @@
+"""Widgets of the toysup TUI that more than one screen could use."""
