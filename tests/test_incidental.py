@@ -1,0 +1,202 @@
+"""The incidental-polysemanticity model (Lecomte et al. 2023): metrics on hand-built weights,
+the two published outcomes on small seeded runs, and the presets through the runner."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import by_instance, make_spec, train_all
+
+from engine.errors import SpecError
+from engine.metrics import polysemantic_neurons
+from engine.models.incidental import (
+    basis_sparsity,
+    feature_basis_sparsity,
+    features_near_unit,
+    init_correlation,
+    polysemantic_neurons_paper,
+    top_weights,
+)
+from engine.runner import run_sweep
+from engine.spec import load
+
+
+def batch(*matrices: list[list[float]]) -> torch.Tensor:
+    """Hand-built (I, n, m) weights from row lists (rows = features, columns = neurons)."""
+    return torch.tensor(matrices, dtype=torch.float32)
+
+
+# --- metrics on hand-built weights -------------------------------------------------------------
+
+
+def test_identity_is_monosemantic_and_basis_sparse() -> None:
+    W = torch.eye(4).unsqueeze(0)
+    assert polysemantic_neurons(W).item() == 0
+    assert polysemantic_neurons_paper(W).item() == 0
+    assert basis_sparsity(W).item() == pytest.approx(1.0)
+    assert features_near_unit(W).item() == 4
+
+
+def test_one_neuron_carrying_two_features_counts_once() -> None:
+    # Features 0 and 1 share neuron 0 with opposite signs (no interference after the ReLU),
+    # feature 2 has neuron 1 to itself, neuron 2 is unused.
+    W = batch([[1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0]])
+    assert polysemantic_neurons(W).item() == 1
+    assert polysemantic_neurons_paper(W).item() == 1
+    assert basis_sparsity(W).item() == pytest.approx(1.0)
+    top, neuron = top_weights(W)
+    assert top.tolist() == [[1.0, -1.0, 1.0]]
+    assert neuron.tolist() == [[0, 0, 1]]
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 8])
+def test_feature_spread_over_k_neurons_has_basis_sparsity_one_over_k(k: int) -> None:
+    W = torch.zeros(1, 1, 8)
+    W[0, 0, :k] = 1 / math.sqrt(k)
+    assert feature_basis_sparsity(W).item() == pytest.approx(1 / k)
+    assert basis_sparsity(W).item() == pytest.approx(1 / k)
+    assert basis_sparsity(3 * W).item() == pytest.approx(1 / k)  # scale-free
+
+
+def test_basis_sparsity_skips_unrepresented_features() -> None:
+    W = batch([[1.0, 0], [0.1, 0.1]], [[0.01, 0], [0, 0.02]])
+    assert feature_basis_sparsity(W)[0].tolist() == pytest.approx([1.0, 0.5])
+    assert basis_sparsity(W)[0].item() == pytest.approx(1.0)  # the weak feature is not represented
+    assert math.isnan(basis_sparsity(W)[1].item())  # nothing represented: an empty cell, not a number
+    assert feature_basis_sparsity(torch.zeros(1, 2, 3)).tolist() == [[0.0, 0.0]]
+
+
+def test_paper_count_uses_the_near_unit_window() -> None:
+    # Neuron 0 holds 0.9 and 1.1 (both in [0.8, 1.2]); neuron 1 holds 0.5 and 1.0 (only one in the window).
+    W = batch([[0.9, 0.5], [1.1, 0], [0, 1.0]])
+    assert polysemantic_neurons_paper(W).item() == 1
+    assert features_near_unit(W).item() == 3
+
+
+def test_init_correlation_on_hand_built_weights() -> None:
+    init = torch.eye(3).unsqueeze(0)
+    same, _ = init_correlation(init, 2 * init)  # unchanged directions, any scale
+    assert same.item() == pytest.approx(1.0)
+    # Final = a cyclic shift of the initial rows: no feature kept its own direction,
+    # every feature took another's: diagonal 0, off-diagonal |cos| 1 in 3 of 6 pairs.
+    diag, off = init_correlation(init, init[:, [1, 2, 0]])
+    assert diag.item() == pytest.approx(0.0)
+    assert off.item() == pytest.approx(0.5)
+    # Winner-take-all: each feature keeps only its largest initial weight.
+    start = batch([[0.6, 0.8, 0.0], [0.0, -0.3, 0.4]])
+    end = batch([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    diag, off = init_correlation(start, end)
+    assert diag.item() == pytest.approx((0.8 + 0.8) / 2)
+    assert off.item() == pytest.approx((0.0 + 0.6) / 2)  # cos(init_1, end_0) = -0.6, cos(init_0, end_1) = 0
+
+
+def test_n_hidden_below_n_features_is_a_spec_error() -> None:
+    with pytest.raises(SpecError, match="n_hidden=4 must be >= n_features=8"):
+        make_spec({"n_features": 8, "n_hidden": 4}, model="incidental")
+    with pytest.raises(SpecError, match="n_hidden"):
+        make_spec({"n_features": 8}, {"n_hidden": [4, 8, 16]}, model="incidental")
+    make_spec({"n_features": 8, "n_hidden": 8}, model="incidental")  # m = n is allowed
+
+
+def test_superposition_data_parameters_are_not_offered() -> None:
+    table = make_spec({}, model="incidental").param_table()
+    assert "feature_probability" not in table and "importance_decay" not in table
+    for name in ("n_features", "n_hidden", "l1", "noise", "noise_scale", "init_scale", "carry_threshold"):
+        assert name in table
+
+
+# --- training: the published outcomes on small seeded runs ---------------------------------------
+
+
+def test_init_has_the_authors_scale() -> None:
+    # std 1/sqrt(m) per entry (their "normal" init): every feature starts with norm about init_scale.
+    spec = make_spec({"n_features": 16, "n_hidden": 256, "steps": 1, "lr": 1e-9, "optimizer": "sgd"},
+                     {"init_scale": [1.0, 0.5]}, model="incidental")
+    runs = by_instance(train_all(spec))
+    assert runs[0]["features"]["norm"].mean().item() == pytest.approx(1.0, abs=0.05)
+    assert runs[1]["features"]["norm"].mean().item() == pytest.approx(0.5, abs=0.03)
+
+
+def test_l1_gives_winner_take_all_and_about_n2_over_4m_polysemantic_neurons() -> None:
+    """n = 32 features, m = 64 neurons: predicted 32^2 / (4 * 64) = 4 polysemantic neurons.
+
+    Each seed's count is a small random number (a birthday problem), so the test checks the
+    mean over 8 seeds against the prediction within a factor of 2, and that the collisions are
+    real: every feature sits on one neuron at about unit weight (basis sparsity near 1)."""
+    spec = make_spec({"n_features": 32, "n_hidden": 64, "l1": 0.1, "optimizer": "adamw", "weight_decay": 0.01,
+                      "lr": 1e-3, "steps": 2500, "seeds": 8}, model="incidental")
+    runs = by_instance(train_all(spec)).values()
+    counts = [r["metrics"]["polysemantic_neurons"].item() for r in runs]
+    predicted = next(iter(runs))["metrics"]["predicted_polysemantic"].item()
+    assert predicted == pytest.approx(4.0)
+    mean = sum(counts) / len(counts)
+    assert predicted / 2 <= mean <= predicted * 2, counts
+    for r in runs:
+        m = r["metrics"]
+        assert m["basis_sparsity"].item() > 0.95
+        assert m["features_represented"].item() == 32
+        assert m["polysemantic_neurons_paper"].item() == m["polysemantic_neurons"].item()
+        # final weights remember the init: each feature ends where its initial weight was largest
+        assert m["init_correlation"].item() > 2 * m["init_correlation_offdiag"].item()
+
+
+def test_bernoulli_noise_sparsifies_and_gaussian_does_not() -> None:
+    """n = 8, m = 16, no L1, SGD. The authors ran lr 0.02 for 100,000 steps; lr 0.05 for 5,000
+    steps shows the same split in a few seconds (larger lr diffuses the weights instead)."""
+    spec = make_spec({"n_features": 8, "n_hidden": 16, "l1": 0.0, "noise_scale": 0.15, "optimizer": "sgd",
+                      "lr": 0.05, "steps": 5000, "seeds": 3}, {"noise": ["bernoulli", "gaussian"]},
+                     model="incidental")
+    runs = by_instance(train_all(spec))
+    sparsity = {"bernoulli": [], "gaussian": []}
+    for r in runs.values():
+        sparsity[r["config"]["noise"]].append(r["metrics"]["basis_sparsity"].item())
+    bern = sum(sparsity["bernoulli"]) / 3
+    gauss = sum(sparsity["gaussian"]) / 3
+    # A random direction in 16 dimensions has ||w||_4^4 / ||w||_2^4 = 3 / (m + 2) = 0.17.
+    assert gauss < 0.3, sparsity
+    assert bern > 0.45 and bern > 2 * gauss, sparsity
+
+
+def test_noise_draws_come_from_the_seed() -> None:
+    """Same seed twice, alone or with other instances in the batch: identical weights."""
+    params = {"n_features": 6, "n_hidden": 8, "l1": 0.01, "noise_scale": 0.2, "optimizer": "sgd",
+              "lr": 0.05, "steps": 300, "seed": 3}
+    for noise in ("bernoulli", "gaussian"):
+        alone = by_instance(train_all(make_spec({**params, "noise": noise}, model="incidental")))[0]
+        again = by_instance(train_all(make_spec({**params, "noise": noise}, model="incidental")))[0]
+        mixed = by_instance(train_all(make_spec({**params, "seed": 1, "seeds": 3},
+                                                {"noise": ["none", "bernoulli", "gaussian"]},
+                                                model="incidental")))
+        in_batch = next(r for r in mixed.values() if r["config"]["noise"] == noise and r["config"]["seed"] == 3)
+        assert torch.equal(alone["weights"]["W"], again["weights"]["W"])
+        assert torch.equal(alone["weights"]["W"], in_batch["weights"]["W"])
+    # and the noise does something: without it the same seed trains to other weights
+    quiet = by_instance(train_all(make_spec({**params, "noise": "none"}, model="incidental")))[0]
+    assert not torch.equal(quiet["weights"]["W"], alone["weights"]["W"])
+
+
+# --- the presets through the runner ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["incidental-l1", "incidental-noise"])
+def test_preset_runs_and_writes_the_columns(preset: str, tmp_path: Path) -> None:
+    spec = load(preset, sets=["steps=200"], seeds=1)
+    outcome = run_sweep(spec, tmp_path, device="cpu")
+    assert outcome.status == "completed", outcome.error
+    with open(outcome.run_dir / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == spec.n_instances
+    for column in ("loss", "polysemantic_neurons", "predicted_polysemantic", "basis_sparsity", "init_correlation",
+                   "features_represented", "polysemantic_neurons_paper", "features_near_unit"):
+        assert column in rows[0]
+    with open(outcome.run_dir / "curves.csv", newline="") as f:
+        curve = next(csv.DictReader(f))
+    assert "l1_norm" in curve and float(curve["l1_norm"]) > 0
+    with open(outcome.run_dir / "features.csv", newline="") as f:
+        feature = next(csv.DictReader(f))
+    for column in ("norm", "basis_sparsity", "top_weight", "top_neuron", "init_overlap"):
+        assert column in feature
