@@ -18,6 +18,7 @@ from textual.widgets import Footer, Header, Input, Label, Select, Static
 
 from engine.errors import SpecError
 from engine.models import MODELS, get_model
+from engine.params import TRAINING_PARAMS
 from engine.spec import Spec, resolve
 from toysup_tui.estimate import Speed, estimate_seconds, instance_steps, measured_speed
 from toysup_tui.live import format_duration
@@ -86,8 +87,19 @@ class FormScreen(ToysupScreen):
         model = self.data.get("model", "relu_output")
         return model if model in MODELS else "relu_output"
 
-    def _fields(self, model: str) -> list[ParamField]:
-        return [ParamField(p, initial_text(p, self.data)) for p in get_model(model).param_table().values()]
+    def _fields(self, model: str) -> list[Static | ParamField]:
+        """The model's own parameters, then the training ones, each group under a heading."""
+        training = {p.name for p in TRAINING_PARAMS}
+        params = list(get_model(model).param_table().values())
+        out: list[Static | ParamField] = []
+        group = ""
+        for p in params:
+            now = "training" if p.name in training else f"model parameters [dim]({esc(model)})[/]"
+            if now != group:
+                group = now
+                out.append(Static(f"[b]{now}[/]", classes="form-group"))
+            out.append(ParamField(p, initial_text(p, self.data)))
+        return out
 
     def on_mount(self) -> None:
         self.title = f"edit sweep: {self.data.get('name', 'sweep')}"
@@ -167,6 +179,7 @@ class FormScreen(ToysupScreen):
             if f.is_sweep and f.param.name in self.data["params"]:
                 self.data["sweep"][f.param.name] = self.data["params"].pop(f.param.name)
         await self.query(ParamField).remove()
+        await self.query(".form-group").remove()
         await self.query_one("#form-fields").mount_all(self._fields(model))
         self.refresh_summary()
 
