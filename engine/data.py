@@ -24,10 +24,13 @@ def sparse_uniform_(rng: CounterRNG, stream: int, step: int, p: torch.Tensor, ou
     probability p, so p <= 0.5). Magnitudes stay independent and uniform. An odd
     last feature stays independent.
     """
-    rng.uniform_(stream, step, out)
     if correlation == "none":
-        inactive = out >= p
-        return out.div_(p).masked_fill_(inactive, 0.0)
+        # x = -u/p in the drawing pass; threshold_ zeroes x <= -1 (u >= p, inactive); negate back.
+        # Three cheap float passes: boolean masks and masked_fill_ cost 5-10x more on CPU.
+        rng.uniform_(stream, step, out, scale=-1.0 / p)
+        torch.nn.functional.threshold_(out, -1.0, 0.0)
+        return out.neg_()
+    rng.uniform_(stream, step, out)
     n = out.shape[-1]
     pairs = n // 2
     p_full = p.expand(-1, -1, n) if p.shape[-1] == 1 else p
@@ -45,8 +48,7 @@ def sparse_uniform_(rng: CounterRNG, stream: int, step: int, p: torch.Tensor, ou
     paired.mul_(active)
     if n % 2:
         last, p_last = out[..., -1:], p_full[..., -1:]
-        inactive = last >= p_last
-        last.div_(p_last).masked_fill_(inactive, 0.0)
+        last.copy_(torch.where(last < p_last, last / p_last, torch.zeros((), device=out.device)))
     return out
 
 

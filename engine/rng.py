@@ -130,14 +130,17 @@ class CounterRNG:
             self._scratch[shape] = bufs
         return bufs
 
-    def uniform_(self, stream: int, step: int, out: torch.Tensor) -> torch.Tensor:
-        """Fill float tensor ``out`` (instances, *shape) with uniforms on [0, 1), 24 random bits."""
+    def uniform_(self, stream: int, step: int, out: torch.Tensor,
+                 scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+        """Fill float tensor ``out`` (instances, *shape) with uniforms on [0, 1), 24 random bits,
+        times ``scale`` (a float or a tensor broadcasting against ``out``; folding a scale into
+        this pass saves one pass over the data)."""
         shape = tuple(out.shape[1:])
         h = self.bits(stream, step, shape)
         _, tmp = self._buffers(shape)
         torch.bitwise_right_shift(h, 8, out=tmp).bitwise_and_(0xFFFFFF)
         out.copy_(tmp)
-        return out.mul_(1.0 / 2**24)
+        return out.mul_(scale * (1.0 / 2**24))
 
     def uniform(self, stream: int, step: int, shape: tuple[int, ...]) -> torch.Tensor:
         """A new float32 tensor of uniforms on [0, 1), shape (instances, *shape)."""

@@ -79,8 +79,6 @@ def train_chunk(
     model = get_model(chunk.model)(hp, rng)
     weights = model.init_weights()
     trained = {k: w for k, w in weights.items() if k not in model.frozen}
-    for w in trained.values():
-        w.requires_grad_(True)
     optimizer = BatchedOptimizer(hp.value("optimizer"), trained, hp.tensor("lr"), hp.tensor("weight_decay"))
 
     steps = chunk.steps
@@ -97,9 +95,8 @@ def train_chunk(
     last_report = started
 
     for step in range(1, steps + 1):
-        loss = model.loss(weights, step)
-        grads = torch.autograd.grad(loss.sum(), list(trained.values()))
-        optimizer.step(dict(zip(trained, grads)))
+        loss, grads = model.loss_and_grads(weights, step)
+        optimizer.step(grads)
         with torch.no_grad():
             model.after_step(weights, step)
 

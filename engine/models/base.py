@@ -103,6 +103,21 @@ class ToyModel:
         """Per-instance training loss at ``step`` on that step's fresh batch, shape (I,)."""
         raise NotImplementedError
 
+    def loss_and_grads(self, weights: dict[str, torch.Tensor], step: int
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Per-instance loss (I,) and the gradient of its sum for every trained weight.
+
+        The default differentiates ``loss`` with autograd; a model may override it
+        with a hand-written backward pass (and must then match autograd in a test).
+        """
+        trained = {k: w for k, w in weights.items() if k not in self.frozen}
+        with torch.enable_grad():
+            for w in trained.values():
+                w.requires_grad_(True)
+            loss = self.loss(weights, step)
+            grads = torch.autograd.grad(loss.sum(), list(trained.values()))
+        return loss.detach(), dict(zip(trained, grads))
+
     def after_step(self, weights: dict[str, torch.Tensor], step: int) -> None:
         """Called after each optimiser step, under no_grad: projections (unit-norm decoders),
         resampling. The default does nothing."""

@@ -18,7 +18,7 @@ import torch
 
 from engine import metrics as M
 from engine.models.base import Column
-from engine.models.relu_output import SUPERPOSITION_COLUMNS, ReluOutput, superposition_metrics
+from engine.models.relu_output import SUPERPOSITION_COLUMNS, ReluOutput
 
 DEAD_WEIGHT = 1e-3  # a neuron whose largest incoming weight is below this never fires (inputs are in [0, 1))
 
@@ -47,18 +47,13 @@ class ReluHidden(ReluOutput):
         Column("dead_neurons", "neurons with no positive incoming weight: they never fire", "int"),
     )
 
-    def _forward(self, weights: dict[str, torch.Tensor], x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-        W, b = weights["W"], weights["b"]
-        h = torch.relu(torch.bmm(x, W))
-        if keep is not None:
-            h = h * keep
-        return torch.relu(torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2)))
+    hidden_relu = True  # h = ReLU(W x): ReluOutput's forward, backward and metrics honour the flag
 
     @torch.no_grad()
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         W = weights["W"]
         return {
-            **superposition_metrics(W, self.hp.tensor("carry_threshold")),
+            **super().metrics(weights),
             "mean_neuron_monosemanticity": neuron_monosemanticity(W).mean(-1),
             "dead_neurons": dead_neurons(W),
         }

@@ -84,7 +84,8 @@ class ReluOutput(ToyModel):
     )
     columns = SUPERPOSITION_COLUMNS
     feature_columns = FEATURE_COLUMNS
-    relu = True
+    relu = True  # the output nonlinearity (the linear baseline sets False)
+    hidden_relu = False  # ReLU on h as well (the neuron model sets True)
 
     def __init__(self, hp: Hyper, rng: CounterRNG):
         super().__init__(hp, rng)
@@ -101,6 +102,16 @@ class ReluOutput(ToyModel):
         self.uses_hidden_l1 = any(c["hidden_l1"] > 0 for c in hp.configs)
         self.activation = ACTIVATIONS[hp.value("activation")] if self.relu else None
         self._x = torch.empty(count, self.batch, self.n, device=hp.device)
+        # The hand-written backward covers ReLU or no output activation, with or without dropout
+        # and a hidden ReLU; GELU/SiLU and the hidden-layer L1 fall back to autograd.
+        self.analytic = self.activation in (None, torch.relu) and not self.uses_hidden_l1
+        if self.analytic:
+            dev = hp.device
+            self._hT = torch.empty(count, self.m, self.batch, device=dev)
+            self._ghT = torch.empty(count, self.m, self.batch, device=dev)
+            self._pre = torch.empty(count, self.batch, self.n, device=dev)
+            self._g = torch.empty(count, self.batch, self.n, device=dev)
+            self._dWT = torch.empty(count, self.m, self.n, device=dev)
 
     @classmethod
     def check(cls, config: dict[str, Any]) -> None:
@@ -129,7 +140,8 @@ class ReluOutput(ToyModel):
         return {"W": W, "b": b}
 
     def _hidden(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(x, weights["W"])
+        h = torch.bmm(x, weights["W"])
+        return torch.relu(h) if self.hidden_relu else h
 
     def _pre_output(self, weights: dict[str, torch.Tensor], h: torch.Tensor) -> torch.Tensor:
         return torch.baddbmm(weights["b"].unsqueeze(1), h, weights["W"].transpose(1, 2))
@@ -147,12 +159,65 @@ class ReluOutput(ToyModel):
     def _draw(self, stream: int, step: int, out: torch.Tensor) -> torch.Tensor:
         return sparse_uniform_(self.rng, stream, step, self.p, out, self.correlation)
 
+    def _keep(self, step: int) -> torch.Tensor | None:
+        """The dropout mask on h, scaled by 1/(1-q), shape (I, B, m); None without dropout."""
+        if not self.uses_dropout:
+            return None
+        u = self.rng.uniform(DROPOUT, step, (self.batch, self.m))
+        return (u >= self.q) / (1.0 - self.q)
+
+    def loss_and_grads(self, weights: dict[str, torch.Tensor], step: int
+                       ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The training step's loss and gradients, by hand where the model allows it.
+
+        Autograd on models this small spends more time on bookkeeping and fresh
+        allocations than on arithmetic. Here every large tensor is a kept buffer,
+        and each batched matmul is arranged so its output's last dimension is B or
+        n, never m (a (B, m) output runs 4-5x slower in CPU BLAS for small m).
+        tests/test_train.py checks this against autograd.
+        """
+        if not self.analytic:
+            return super().loss_and_grads(weights, step)
+        W, b = weights["W"], weights["b"]
+        Wt = W.transpose(1, 2)  # (I, m, n), a view
+        x = self._draw(DATA, step, self._x)  # (I, B, n)
+        hT = torch.bmm(Wt, x.transpose(1, 2), out=self._hT)  # h^T = W^T x^T: (I, m, B)
+        hidden_active = None
+        if self.hidden_relu:
+            hidden_active = hT > 0
+            hT.clamp_min_(0.0)
+        keep = self._keep(step)
+        keep_T = None if keep is None else keep.transpose(1, 2)
+        if keep_T is not None:
+            hT.mul_(keep_T)
+        pre = torch.bmm(hT.transpose(1, 2), Wt, out=self._pre).add_(b.unsqueeze(1))  # (I, B, n)
+        g = self._g
+        if self.relu:
+            torch.clamp_min(pre, 0.0, out=g)
+            g.sub_(x)  # diff = relu(pre) - x, which is 0 - x where pre <= 0
+        else:
+            torch.sub(pre, x, out=g)
+        diff = g
+        weighted = diff * self.importance  # importance * diff
+        # loss_i = mean over batch and features of importance * diff^2, as a batched dot product
+        loss = torch.bmm(weighted.view(len(W), 1, -1), diff.view(len(W), -1, 1)).view(-1) / (self.batch * self.n)
+        # dloss/dpre = 2 * importance * diff / (B n), zero where the output ReLU is off
+        g = weighted.mul_(2.0 / (self.batch * self.n))
+        if self.relu:
+            g.mul_(torch.gt(pre, 0.0, out=pre))  # the ReLU's mask, as 0/1 floats in pre's buffer
+        grad_b = g.sum(1)
+        ghT = torch.bmm(Wt, g.transpose(1, 2), out=self._ghT)  # dloss/dh^T = W^T g^T: (I, m, B)
+        if keep_T is not None:
+            ghT.mul_(keep_T)
+        if hidden_active is not None:
+            ghT.mul_(hidden_active)
+        # W appears twice (h = x W, pre = h W^T): dW^T = (dh^T) x + h^T g
+        dWT = torch.bmm(ghT, x, out=self._dWT).baddbmm_(hT, g)
+        return loss, {"W": dWT.transpose(1, 2), "b": grad_b}
+
     def loss(self, weights: dict[str, torch.Tensor], step: int) -> torch.Tensor:
         x = self._draw(DATA, step, self._x)
-        keep = None
-        if self.uses_dropout:
-            u = self.rng.uniform(DROPOUT, step, (self.batch, self.m))
-            keep = (u >= self.q) / (1.0 - self.q)
+        keep = self._keep(step)
         if not self.uses_hidden_l1:
             return self._weighted_mse(x, self._forward(weights, x, keep))
         h = self._hidden(weights, x)
@@ -175,8 +240,17 @@ class ReluOutput(ToyModel):
     @torch.no_grad()
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out = superposition_metrics(weights["W"], self.hp.tensor("carry_threshold"))
+        # Linear regions: the on/off pattern of every ReLU (hidden, then output) per evaluation sample.
         x = self._eval_batch()
-        out["linear_regions"] = M.distinct_patterns(self._pre_output(weights, self._hidden(weights, x)) > 0)
+        h = torch.bmm(x, weights["W"])
+        patterns = []
+        if self.hidden_relu:
+            patterns.append(h > 0)
+            h = h.clamp_min(0.0)
+        if self.relu:
+            patterns.append(self._pre_output(weights, h) > 0)
+        out["linear_regions"] = (M.distinct_patterns(torch.cat(patterns, -1)) if patterns
+                                 else torch.ones(len(x), dtype=torch.int64, device=x.device))
         return out
 
     @torch.no_grad()
