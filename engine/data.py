@@ -10,7 +10,7 @@ CORRELATIONS = ("none", "correlated", "anticorrelated")
 
 
 def sparse_uniform_(rng: CounterRNG, stream: int, step: int, p: torch.Tensor, out: torch.Tensor,
-                    correlation: str = "none") -> torch.Tensor:
+                    correlation: str = "none", rows: slice = slice(None)) -> torch.Tensor:
     """Fill ``out`` (I, B, n) with features that are 0 with probability 1 - p, else uniform on [0, 1).
 
     One uniform u per element is enough for independent features: the feature
@@ -23,19 +23,22 @@ def sparse_uniform_(rng: CounterRNG, stream: int, step: int, p: torch.Tensor, ou
     ``anticorrelated`` pairs have at most one feature active (each with
     probability p, so p <= 0.5). Magnitudes stay independent and uniform. An odd
     last feature stays independent.
+
+    With ``rows``, ``out`` and ``p`` hold only that block of instances (see
+    :meth:`CounterRNG.bits`); the values equal the full draw's rows.
     """
     if correlation == "none":
         # x = -u/p in the drawing pass; threshold_ zeroes x <= -1 (u >= p, inactive); negate back.
         # Three cheap float passes: boolean masks and masked_fill_ cost 5-10x more on CPU.
-        rng.uniform_(stream, step, out, scale=-1.0 / p)
+        rng.uniform_(stream, step, out, scale=-1.0 / p, rows=rows)
         torch.nn.functional.threshold_(out, -1.0, 0.0)
         return out.neg_()
-    rng.uniform_(stream, step, out)
+    rng.uniform_(stream, step, out, rows=rows)
     n = out.shape[-1]
     pairs = n // 2
     p_full = p.expand(-1, -1, n) if p.shape[-1] == 1 else p
     p_pair = p_full[..., 0:2 * pairs:2]
-    v = rng.uniform(PAIRS, step, (out.shape[1], pairs))
+    v = rng.uniform(PAIRS, step, (out.shape[1], pairs), rows=rows)
     if correlation == "correlated":
         first = second = v < p_pair
     elif correlation == "anticorrelated":

@@ -91,11 +91,16 @@ class CounterRNG:
         self.n = int(seeds.numel())
         self._elements: dict[tuple[int, ...], torch.Tensor] = {}
         self._scratch: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._last_keys: tuple[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def _keys(self, stream: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # A step's draws are often made block by block (see ``rows``): key once per (stream, step).
+        if self._last_keys is not None and self._last_keys[0] == (stream, step):
+            return self._last_keys[1]
         base = fmix32(self.seeds + _i32(_GOLDEN * stream))
         k1 = fmix32(base ^ _i32(step))
         k2 = fmix32(k1 + base + _i32(_C2))
+        self._last_keys = ((stream, step), (k1, k2))
         return k1, k2
 
     def _element_hash(self, shape: tuple[int, ...]) -> torch.Tensor:
@@ -108,17 +113,18 @@ class CounterRNG:
             self._elements[shape] = hashed
         return hashed
 
-    def bits(self, stream: int, step: int, shape: tuple[int, ...]) -> torch.Tensor:
-        """32-bit hashes as int32 bit patterns, shape (instances, *shape).
+    def bits(self, stream: int, step: int, shape: tuple[int, ...], rows: slice = slice(None)) -> torch.Tensor:
+        """32-bit hashes as int32 bit patterns, shape (instances, *shape), or only the instances
+        in ``rows`` (a block of the batch: the same values as the full draw's rows).
 
         The returned tensor is a kept scratch buffer, overwritten by the next draw
         of the same shape: consume it before drawing again.
         """
         k1, k2 = self._keys(stream, step)
         extra = (1,) * len(shape)
-        h, tmp = self._buffers(shape)
-        torch.bitwise_xor(self._element_hash(shape), k1.view(-1, *extra), out=h)
-        h.add_(k2.view(-1, *extra))
+        h, tmp = (buf[rows] for buf in self._buffers(shape))
+        torch.bitwise_xor(self._element_hash(shape), k1[rows].view(-1, *extra), out=h)
+        h.add_(k2[rows].view(-1, *extra))
         return fmix32_(h, tmp)
 
     def _buffers(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,21 +137,22 @@ class CounterRNG:
         return bufs
 
     def uniform_(self, stream: int, step: int, out: torch.Tensor,
-                 scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+                 scale: float | torch.Tensor = 1.0, rows: slice = slice(None)) -> torch.Tensor:
         """Fill float tensor ``out`` (instances, *shape) with uniforms on [0, 1), 24 random bits,
         times ``scale`` (a float or a tensor broadcasting against ``out``; folding a scale into
-        this pass saves one pass over the data)."""
+        this pass saves one pass over the data). With ``rows``, ``out`` holds just those instances."""
         shape = tuple(out.shape[1:])
-        h = self.bits(stream, step, shape)
-        _, tmp = self._buffers(shape)
+        h = self.bits(stream, step, shape, rows)
+        tmp = self._buffers(shape)[1][rows]
         torch.bitwise_right_shift(h, 8, out=tmp).bitwise_and_(0xFFFFFF)
         out.copy_(tmp)
         return out.mul_(scale * (1.0 / 2**24))
 
-    def uniform(self, stream: int, step: int, shape: tuple[int, ...]) -> torch.Tensor:
-        """A new float32 tensor of uniforms on [0, 1), shape (instances, *shape)."""
-        out = torch.empty((self.n, *shape), device=self.device)
-        return self.uniform_(stream, step, out)
+    def uniform(self, stream: int, step: int, shape: tuple[int, ...], rows: slice = slice(None)) -> torch.Tensor:
+        """A new float32 tensor of uniforms on [0, 1), shape (instances, *shape) or (rows, *shape)."""
+        count = len(range(self.n)[rows])
+        out = torch.empty((count, *shape), device=self.device)
+        return self.uniform_(stream, step, out, rows=rows)
 
     def normal(self, stream: int, step: int, shape: tuple[int, ...]) -> torch.Tensor:
         """Standard normals by Box-Muller from streams ``stream`` and ``stream + 1``."""

@@ -47,3 +47,22 @@ def test_analytic_gradients_match_autograd(kind: str, extra: dict):
 def test_gelu_and_hidden_l1_fall_back_to_autograd():
     assert not model_for("relu_output", {"activation": "gelu"}, [0]).analytic
     assert not model_for("relu_output", {"hidden_l1": 0.01}, [0]).analytic
+
+
+def test_blocked_step_equals_one_block(monkeypatch: pytest.MonkeyPatch):
+    """The CPU step runs over cache-sized instance blocks; the result must not depend on them."""
+    import engine.models.relu_output as relu_output
+
+    params = {"n_features": 6, "n_hidden": 2, "batch_size": 16, "feature_probability": 0.4, "dropout": 0.2}
+    seeds = list(range(7))
+    whole = model_for("relu_output", params, seeds)
+    monkeypatch.setattr(relu_output, "BLOCK_VALUES", 16 * 6 * 3)  # blocks of 3, 3 and 1 instances
+    blocked = model_for("relu_output", params, seeds)
+    assert [r.stop - r.start for r in blocked._blocks] == [3, 3, 1]
+    weights = whole.init_weights()
+    loss_a, grads_a = whole.loss_and_grads(weights, 5)
+    loss_a, grads_a = loss_a.clone(), {k: v.clone() for k, v in grads_a.items()}
+    loss_b, grads_b = blocked.loss_and_grads(weights, 5)
+    assert torch.equal(loss_a, loss_b)
+    for name in grads_a:
+        assert torch.equal(grads_a[name], grads_b[name])
