@@ -91,13 +91,16 @@ class CounterRNG:
         self.n = int(seeds.numel())
         self._elements: dict[tuple[int, ...], torch.Tensor] = {}
         self._scratch: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._bases: dict[int, torch.Tensor] = {}  # per stream, fixed for the whole run
         self._last_keys: tuple[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def _keys(self, stream: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         # A step's draws are often made block by block (see ``rows``): key once per (stream, step).
         if self._last_keys is not None and self._last_keys[0] == (stream, step):
             return self._last_keys[1]
-        base = fmix32(self.seeds + _i32(_GOLDEN * stream))
+        base = self._bases.get(stream)
+        if base is None:
+            base = self._bases[stream] = fmix32(self.seeds + _i32(_GOLDEN * stream))
         k1 = fmix32(base ^ _i32(step))
         k2 = fmix32(k1 + base + _i32(_C2))
         self._last_keys = ((stream, step), (k1, k2))

@@ -33,6 +33,7 @@ class ChunkResult:
     metrics: dict[str, torch.Tensor]  # per-instance columns, (I,) each, including "loss"
     features: dict[str, torch.Tensor]  # per-instance, per-feature arrays, (I, n) each
     wall_time_s: float
+    train_time_s: float  # the training loop alone, without the final evaluation
     snapshot_steps: list[int] = field(default_factory=list)  # 0 = the initial weights
     snapshots: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (I, S, ...) weights over training
 
@@ -122,6 +123,9 @@ def train_chunk(
             if should_stop():
                 raise KeyboardInterrupt
 
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    train_time = time.monotonic() - started
     final = {k: w.detach() for k, w in weights.items()}
     metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
     features = model.feature_metrics(final)
@@ -134,6 +138,7 @@ def train_chunk(
         metrics={k: v.cpu() for k, v in metrics.items()},
         features={k: v.cpu() for k, v in features.items()},
         wall_time_s=time.monotonic() - started,
+        train_time_s=train_time,
         snapshot_steps=sorted(set(snap_steps)),
         snapshots={k: torch.stack(v, 1).cpu() for k, v in snaps.items()},
     )

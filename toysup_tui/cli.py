@@ -81,6 +81,9 @@ def run(
     max_memory: Annotated[
         float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB [default: automatic]")
     ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="CPU threads for torch [default: cores - 1 on CPU, 1 on GPU]")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary instead")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved sweep without training")] = False,
@@ -105,7 +108,7 @@ def run(
         sink = progress.make_sink(err if as_json else out, quiet or as_json)
         signal.signal(signal.SIGTERM, _raise_interrupt)
         with sink:
-            outcome = run_sweep(spec, root, device=device, emit=sink, max_memory=budget)
+            outcome = run_sweep(spec, root, device=device, emit=sink, max_memory=budget, threads=threads)
     except SpecError as exc:
         raise fail(str(exc)) from None
     finished = store.Run(outcome.run_dir)
@@ -186,6 +189,71 @@ def export(
     except OSError as exc:
         raise fail(f"--output {output}: {exc.strerror}") from None
     err.print(f"wrote {table} of {found.id} to {escape(str(output))}", soft_wrap=True)
+
+
+@app.command()
+def params(
+    model: Annotated[str, typer.Argument(help="Model kind (see `toysup presets` for which preset uses which)")] = "",
+) -> None:
+    """List a model's parameters (name, default, valid range, meaning), or the models with none given."""
+    from rich.table import Table
+
+    from engine.models import MODELS, get_model
+
+    if not model:
+        table = Table("model", "what it is", title="Models (toysup params MODEL lists a model's parameters)")
+        for kind, cls in MODELS.items():
+            table.add_row(kind, cls.summary)
+        out.print(table)
+        return
+    try:
+        cls = get_model(model)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    table = Table("name", "default", "valid", "meaning", title=f"{model}: {cls.summary}", title_justify="left")
+    for p in cls.param_table().values():
+        table.add_row(p.name, str(p.default), p.range_text(), p.help + (" [groups the batch]" if p.structural else ""))
+    out.print(table)
+
+
+@app.command()
+def bench(
+    instances: Annotated[int, typer.Option("--instances", help="Instances trained at once")] = 1000,
+    n_features: Annotated[int, typer.Option("--n-features")] = 20,
+    n_hidden: Annotated[int, typer.Option("--n-hidden")] = 5,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 1024,
+    steps: Annotated[int, typer.Option("--steps")] = 50,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")] = "auto",
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads [default: as for run]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Time the engine against a tutorial-style trainer (einsum, autograd, torch.optim.Adam) on identical work."""
+    from engine.bench import benchmark
+    from engine.plan import configure_threads, resolve_device
+
+    try:
+        for name, value in (("instances", instances), ("n-features", n_features), ("n-hidden", n_hidden),
+                            ("batch-size", batch_size), ("steps", steps)):
+            if value < 1:
+                raise SpecError(f"--{name} {value} is not valid: expected a positive integer")
+        used = configure_threads(threads, resolve_device(device))
+        if not as_json:
+            err.print(f"timing {instances} instances x {steps} steps (n={n_features}, m={n_hidden}, "
+                      f"batch {batch_size}) on {device}, {used} thread(s): engine, then reference...")
+        result = benchmark(instances, n_features, n_hidden, batch_size, steps, device).to_dict()
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps({**result, "threads": used}) + "\n")
+        return
+    out.print(f"device {result['device']}, {used} thread(s)")
+    out.print(f"engine     {result['engine_instance_steps_per_s']:>12,.0f} instance-steps/s   final loss "
+              f"{result['engine_final_loss']:.4g}")
+    out.print(f"reference  {result['reference_instance_steps_per_s']:>12,.0f} instance-steps/s   final loss "
+              f"{result['reference_final_loss']:.4g}")
+    out.print(f"ratio      {result['ratio']:>12.2f}x   (final-loss ratio {result['loss_ratio']:.3f}: same work)")
+    out.print(f"peak RSS   {result['peak_rss_mb']:>12,.0f} MB" + (
+        f"   peak GPU {result['peak_gpu_mb']:,.0f} MB" if result["peak_gpu_mb"] is not None else ""))
 
 
 @app.command()
