@@ -230,9 +230,15 @@ class ToysupApp(App[None]):
             action = binding.action.removeprefix("app.")
             if not binding.description or action in seen or not active.enabled:
                 continue
+            if not isinstance(active.node, (App, Screen)):
+                continue  # a focused widget's own keys (cursor movement and such) are not commands
             seen.add(action)
             yield SystemCommand(binding.description, f"key: {self.get_key_display(binding)}",
                                 partial(active.node.run_action, binding.action))
+        if isinstance(screen, FormScreen):
+            for field in screen.fields:
+                yield SystemCommand(f"Field: {field.param.name}", field.param.help,
+                                    partial(screen.focus_field, field.param.name), discover=False)
 
 
 def run_tui(runs_dir: Path, device: str = "auto") -> None:

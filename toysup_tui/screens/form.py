@@ -14,7 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Header, Input, Label, Select, Static
+from textual.widgets import Footer, Header, Input, Label, OptionList, Select, Static
 
 from engine.errors import SpecError
 from engine.models import MODELS, get_model
@@ -39,6 +39,13 @@ def device_choices() -> list[str]:
     return choices
 
 
+class FormSelect(Select[str]):
+    """A select that leaves up and down to the form (which moves between fields); enter or space opens it."""
+
+    inherit_bindings = False
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter,space", "show_overlay", "Choose", show=False)]
+
+
 class FormScreen(ToysupScreen):
     """Edit a preset's parameters and sweep axes, then launch it or save it as a preset."""
 
@@ -46,6 +53,9 @@ class FormScreen(ToysupScreen):
         Binding("ctrl+r", "launch", "Launch"),
         Binding("ctrl+s", "save", "Save preset"),
         Binding("escape", "back", "Back"),
+        # priority: the scrolling container around the fields would otherwise take the arrows
+        Binding("down", "move(1)", "Next field", show=False, priority=True),
+        Binding("up", "move(-1)", "Previous field", show=False, priority=True),
     ]
 
     def __init__(self, data: dict[str, Any], source: str = "") -> None:
@@ -60,7 +70,8 @@ class FormScreen(ToysupScreen):
         yield Header()
         yield Static("", id="form-summary")
         with VerticalScroll(id="form-fields"):
-            yield Static(f"[dim]Every field takes one value, or a sweep axis: {SWEEP_HINT}. tab: next field.[/]",
+            yield Static(f"[dim]Every field takes one value, or a sweep axis: {SWEEP_HINT}. ↑/↓ or tab: move; "
+                         f"ctrl+p: jump to a field by name.[/]",
                          id="form-hint")
             if self.data.get("expected"):
                 yield Static(f"[b]expect:[/b] {esc(str(self.data['expected']))}", id="form-expected")
@@ -72,13 +83,14 @@ class FormScreen(ToysupScreen):
                 yield Input(str(self.data.get("description", "")), id="form-description", compact=True)
             with Horizontal(classes="param-row form-meta"):
                 yield Label("model", classes="param-name")
-                yield Select([(f"{k}: {v.summary}", k) for k, v in MODELS.items()], value=self._model,
+                yield FormSelect([(f"{k}: {v.summary}", k) for k, v in MODELS.items()], value=self._model,
                              allow_blank=False, id="form-model", compact=True)
             with Horizontal(classes="param-row form-meta"):
                 yield Label("device", classes="param-name")
                 devices = device_choices()
-                yield Select([(d, d) for d in devices], value=self.app.device if self.app.device in devices else "auto",
-                             allow_blank=False, id="form-device", compact=True)
+                device = self.app.device if self.app.device in devices else "auto"
+                yield FormSelect([(d, d) for d in devices], value=device, allow_blank=False, id="form-device",
+                                 compact=True)
             yield from self._fields(self._model)
         yield Footer()
 
@@ -227,3 +239,19 @@ class FormScreen(ToysupScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_move(self, step: int) -> None:
+        """Up and down go from field to field, except inside an open select list, where they pick."""
+        focused = self.focused
+        if isinstance(focused, OptionList):
+            (focused.action_cursor_down if step > 0 else focused.action_cursor_up)()
+        elif step > 0:
+            self.focus_next()
+        else:
+            self.focus_previous()
+
+    def focus_field(self, name: str) -> None:
+        """Put the cursor in a parameter's field (the command palette's "Field: NAME" commands)."""
+        field = self.query_one(f"#field-{name}", ParamField)
+        field.input.focus()
+        field.scroll_visible(top=True)
