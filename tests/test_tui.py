@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import torch
+from textual.widgets import Input
 
 from engine import metrics as M
 from engine.models.relu_output import superposition_metrics
@@ -29,7 +30,8 @@ from engine.store import Run, csv_text
 from engine.train import curve_schedule
 from toysup_tui.app import ToysupApp
 from toysup_tui.live import LiveRun
-from toysup_tui.screens.confirm import ConfirmScreen
+from toysup_tui.screens.compare import CompareScreen
+from toysup_tui.screens.confirm import ConfirmScreen, PromptScreen
 from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.presets import PresetsScreen
 from toysup_tui.screens.results import EXPORT_NAME, ResultsScreen
@@ -71,7 +73,7 @@ def _weights(p: float, seed: int) -> torch.Tensor:
     return _rotate(W, 3.0 + 9.0 * seed)
 
 
-def make_fixture_run(root: Path) -> Run:
+def make_fixture_run(root: Path, run_id: str = FIXTURE_ID) -> Run:
     """A completed run of :func:`fixture_spec` with metrics computed from hand-made weights."""
     spec = fixture_spec()
     run = Run.create(root, spec, device="cpu", chunks=1)
@@ -100,10 +102,10 @@ def make_fixture_run(root: Path) -> Run:
                    {"W": W, "b": b, "instance": torch.arange(len(instances))})
     run.write_results(columns, rows)
     run.gather_parts()
-    target = root / FIXTURE_ID
+    target = root / run_id
     run.path.rename(target)
     run = Run(target)
-    run.update_info(id=FIXTURE_ID, status="completed", started="2024-01-02T03:04:05+00:00",
+    run.update_info(id=run_id, status="completed", started="2024-01-02T03:04:05+00:00",
                     ended="2024-01-02T03:04:17+00:00", host="fixture", command="fixture", instances_done=len(rows),
                     chunks_done=1, instance_steps_done=12000, wall_time_s=12.0, instance_steps_per_s=1000.0)
     return run
@@ -350,6 +352,41 @@ async def test_runs_browser_deletes_after_confirmation(tui_dirs: tuple[Path, Pat
         await pilot.pause()
         assert not run.path.exists()
         assert app.screen.runs == []
+
+
+@run_async
+async def test_export_to_a_chosen_path(tui_dirs: tuple[Path, Path], tmp_path: Path) -> None:
+    run = make_fixture_run(tui_dirs[0])
+    app = make_app(tui_dirs)
+    target = tmp_path / "chosen.csv"
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_results(run.path)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+        await pilot.press("E")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        await wait_for(pilot, target.exists)
+    assert target.read_text().splitlines()[1].startswith(FIXTURE_ID + ",")
+
+
+@run_async
+async def test_compare_two_runs_on_one_chart(tui_dirs: tuple[Path, Path]) -> None:
+    make_fixture_run(tui_dirs[0])
+    make_fixture_run(tui_dirs[0], "20240103-030405-fixture")
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("space", "down", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await pilot.pause(0.3)
+        screen = app.screen
+        assert screen.shared_axes == ["feature_probability"] and screen.metrics[0] == "loss"
+        legend = str(screen.query_one("#compare-legend").render())
+        assert "20240103-030405-fixture" in legend and FIXTURE_ID in legend
+        await pilot.press("m")
+        assert screen.metric_index == 1
 
 
 @run_async

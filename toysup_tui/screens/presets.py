@@ -40,10 +40,9 @@ class PresetsScreen(ToysupScreen):
         self.title = "presets"
         table = self.query_one(DataTable)
         table.add_column("preset", key="name")
-        table.add_column("from", key="source")
         table.add_column("model", key="model")
-        table.add_column("instances", key="instances")
-        table.add_column("inst-steps", key="work")
+        table.add_column("inst.", key="instances")
+        table.add_column("work", key="work")
         table.add_column("description", key="description")
         self.reload()
         table.focus()
@@ -60,8 +59,10 @@ class PresetsScreen(ToysupScreen):
             else:
                 cells = [Text(f"{spec.n_instances:,}", justify="right"),
                          Text(_short_count(instance_steps(spec)), justify="right"), Text(spec.description)]
-            table.add_row(Text(entry.name, style="bold"), Text(entry.source),
-                          Text(str(entry.data.get("model", "relu_output"))), *cells, key=str(entry.path))
+            name = Text(entry.name, style="bold")
+            if entry.source == "user":
+                name.append(" (yours)", style="dim")
+            table.add_row(name, Text(str(entry.data.get("model", "relu_output"))), *cells, key=str(entry.path))
         self._show_detail()
 
     def _selected(self) -> PresetEntry | None:
@@ -88,7 +89,8 @@ class PresetsScreen(ToysupScreen):
         detail.update(
             f"[b]{esc(entry.name)}[/]: {esc(spec.description)}\n"
             f"[b]expect:[/] {esc(spec.expected or '—')}\n"
-            f"[dim]{spec.n_points} point(s) × {spec.seeds} seed(s) · sweep {esc(axes or 'none')} · "
+            f"[dim]{spec.n_points} point(s) × {spec.seeds} seed(s) = {spec.n_instances:,} instances, "
+            f"{instance_steps(spec):,} instance-steps (work) · sweep {esc(axes or 'none')} · "
             f"{esc(str(entry.path) if entry.source == 'user' else 'bundled')}[/]"
         )
 

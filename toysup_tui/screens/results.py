@@ -254,7 +254,7 @@ class ResultsScreen(ToysupScreen):
         point = {a.name: row.get(a.name) for a in self.spec.axes}
         missing = "" if W is not None else " · [red]no weights stored[/]"
         return (f"instance [b]{self.instance}[/] · {esc(charts.point_label(point))} · seed {row.get('seed')} · "
-                f"loss {report.fmt(row.get('loss'))}{missing} · [dim]\\[ ] other instance[/]")
+                f"loss {report.fmt(row.get('loss'))}{missing}")
 
     def _draw_geometry(self) -> None:
         assert self.spec is not None
