@@ -239,37 +239,42 @@ class ResultsScreen(ToysupScreen):
         legend.show([b.label for b in bands] if split else [], title=split.name if split else "")
         legend.display = split is not None
 
-    def _instance_weights(self) -> Any | None:
+    def _instance_weights(self) -> tuple[Any | None, str]:
+        """The chosen instance's (n, m) embedding W, or None and why not."""
         if self.instance is None:
-            return None
+            return None, "no instance chosen: pick a row in the table (1)"
         try:
-            return self.run.instance_weights(self.instance).get("W")
-        except SpecError:
-            return None
+            weights = self.run.instance_weights(self.instance)
+        except SpecError as exc:
+            return None, str(exc)
+        W = charts.embedding(weights)
+        if W is None:
+            return None, f"this model has no feature embedding W to draw (its weights: {', '.join(sorted(weights))})"
+        return W, ""
 
-    def _instance_caption(self, W: Any) -> str:
+    def _instance_caption(self) -> str:
         row = self.instance_row()
         if row is None or self.spec is None:
             return "[dim]no instance chosen: pick a row in the table (1)[/]"
         point = {a.name: row.get(a.name) for a in self.spec.axes}
-        missing = "" if W is not None else " · [red]no weights stored[/]"
         return (f"instance [b]{self.instance}[/] · {esc(charts.point_label(point))} · seed {row.get('seed')} · "
-                f"loss {report.fmt(row.get('loss'))}{missing}")
+                f"loss {report.fmt(row.get('loss'))}")
 
     def _draw_geometry(self) -> None:
         assert self.spec is not None
-        W = self._instance_weights()
+        W, why = self._instance_weights()
         for info in self.query(".instance-info").results(Static):
-            info.update(self._instance_caption(W))
+            info.update(self._instance_caption())
         feature_plot = self.query_one("#feature-chart", Chart)
         if W is not None and W.shape[-1] == 2:
             vectors, title = charts.feature_vectors(W), f"feature vectors W_i, instance {self.instance}"
             feature_plot.show(lambda plt, size: charts.draw_feature_vectors(
                 plt, vectors, title=title, aspect=charts.plot_aspect(size.width, size.height)))
         elif W is not None:
-            feature_plot.message(f"feature vectors need a 2-D hidden space (this W is {W.shape[0]}×{W.shape[1]})")
+            feature_plot.message(f"Feature vectors are drawn for a 2-D hidden space; this W is "
+                                 f"{W.shape[0]}×{W.shape[1]}. The orientation angles are on the right.")
         else:
-            feature_plot.message("no weights stored for this instance")
+            feature_plot.message(why)
         self._draw_orientation()
 
     def _draw_orientation(self) -> None:
@@ -295,15 +300,15 @@ class ResultsScreen(ToysupScreen):
 
     def _draw_instance(self) -> None:
         assert self.spec is not None
-        W = self._instance_weights()
+        W, why = self._instance_weights()
         for info in self.query(".instance-info").results(Static):
-            info.update(self._instance_caption(W))
+            info.update(self._instance_caption())
         norms_plot = self.query_one("#norms-chart", Chart)
         neurons_plot = self.query_one("#neurons-chart", Chart)
         heatmap = self.query_one("#overlap-heatmap", Static)
         if W is None or self.instance is None:
-            heatmap.update("[dim]no weights for this instance[/]")
-            norms_plot.show(None)
+            heatmap.update("")
+            norms_plot.message(why)
             neurons_plot.show(None)
             return
         try:

@@ -25,23 +25,27 @@ class Chart(PlotextPlot):
     """Shows whatever ``draw(plt, size)`` last given to :meth:`show` draws; a failing draw shows its error."""
 
     _draw: Draw | None = None
+    _message: str = ""
     _built: tuple[tuple[Any, ...], RenderResult] | None = None
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._draw: Draw | None = None
 
     def show(self, draw: Draw | None) -> None:
-        self._draw = draw
+        """Draw with ``draw`` from now on (None: an empty frame)."""
+        self._draw, self._message, self._built = draw, "", None
         self.refresh()
 
     def message(self, text: str) -> None:
-        """An empty chart with a title that says why."""
-        self.show(lambda plt, size: plt.title(text))
+        """No chart but a sentence saying why (wrapped to the widget, unlike a plotext title)."""
+        self._draw, self._message, self._built = None, text, None
+        self.refresh()
 
     def render(self) -> RenderResult:
+        if self._message:
+            return Text(self._message, style="dim", justify="center")
         # Building costs tens of ms for busy charts: reuse the last build while nothing it depends on changed.
-        key = (id(self._draw), self.size, self.app.theme, self.theme)
+        key = (self.size, self.app.theme, self.theme)
         if self._built is not None and self._built[0] == key:
             return self._built[1]
         plt = self.plt
