@@ -14,6 +14,7 @@ import io
 import json
 import math
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 from textual.widgets import Input
 
 from engine import metrics as M
+from engine.models import get_model
 from engine.models.relu_output import superposition_metrics
 from engine.runner import result_columns
 from engine.spec import Spec, resolve
@@ -163,7 +165,7 @@ async def open_form(pilot: Any, app: ToysupApp, preset: str = "tms-intro") -> Fo
 
 async def set_field(pilot: Any, form: FormScreen, name: str, text: str) -> None:
     """Focus a field, clear it and type, as a user would."""
-    field = form.query_one(f"#input-{name}")
+    field = form.query_one(f"#form-{name}" if name in ("name", "description") else f"#input-{name}")
     field.focus()
     await pilot.press("ctrl+u", "end", "ctrl+u")
     await pilot.press(*text)
@@ -273,6 +275,47 @@ async def test_quit_with_a_running_sweep_asks_first(tui_dirs: tuple[Path, Path])
         await wait_for(pilot, lambda: not app.is_running or (app.live is not None and app.live.finished), timeout=30)
     assert app.live is not None and app.live.status == "interrupted"
     assert Run(Path(app.live.run_dir)).info()["status"] == "interrupted"
+
+
+@run_async
+async def test_save_the_edited_sweep_as_a_preset(tui_dirs: tuple[Path, Path]) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        await set_field(pilot, form, "name", "my-sweep")
+        await set_field(pilot, form, "seeds", "3")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        saved = tui_dirs[1] / "my-sweep.toml"
+        assert saved.is_file()
+        spec = resolve(tomllib.loads(saved.read_text()))
+        assert spec.seeds == 3 and [a.name for a in spec.axes] == ["feature_probability"]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, PresetsScreen))
+        entry = next(e for e in app.screen.entries if e.name == "my-sweep")
+        assert entry.source == "user" and entry.spec == spec
+        await pilot.press("ctrl+s")  # not on the form: nothing happens
+        form = await open_form(pilot, app, "my-sweep")
+        await set_field(pilot, form, "seeds", "5")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))  # replacing asks first
+        await pilot.press("y")
+        await pilot.pause()
+        assert resolve(tomllib.loads(saved.read_text())).seeds == 5
+
+
+@run_async
+async def test_changing_the_model_regenerates_the_fields(tui_dirs: tuple[Path, Path]) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        assert form.query("#field-dropout")
+        form.query_one("#form-model").value = "sae"
+        await pilot.pause(0.5)
+        names = {f.param.name for f in form.fields}
+        assert names == set(get_model("sae").param_table())
+        assert not form.query("#field-dropout")
+        assert form.spec is not None and form.spec.model == "sae"
 
 
 # --- results, export, runs browser ------------------------------------------------------------
