@@ -276,7 +276,61 @@ def _print_body(console: Console, run: Run, spec: Spec, axis: Any) -> None:
     _section(console, "loss curves", lambda: _loss_section(console, run, spec, layout))
     _section(console, "metric charts", lambda: _metric_section(console, spec, rows, axis, layout))
     _section(console, "orientation", lambda: _orientation_section(console, spec, rows, layout))
+    _section(console, "phase diagram", lambda: _phase_section(console, spec, rows))
+    _section(console, "feature recovery", lambda: _recovery_section(console, run, spec, rows))
     _section(console, "instance geometry", lambda: _instance_section(console, run, spec, rows, layout))
+
+
+def phase_table(spec: Spec, rows: list[dict[str, Any]]) -> Table | None:
+    """The n=2, m=1 phase diagram as a coloured grid: importance across, density down (best seed per
+    point and the share of seeds that agree). None unless the run has a phase column and 2 axes."""
+    from engine.phase import phase_grid, phase_grid_table
+
+    if not rows or "phase" not in rows[0] or len(spec.axes) < 2:
+        return None
+    names = [a.name for a in spec.axes]
+    x_axis = "importance_decay" if "importance_decay" in names else names[0]
+    y_axis = next(n for n in names if n != x_axis)
+    values = {a.name: a.values for a in spec.axes}
+    t = phase_grid_table(phase_grid(rows, x_axis, y_axis, x_values=values[x_axis], y_values=values[y_axis]))
+    table = Table(title=t.title, caption=t.caption, caption_justify="left", title_justify="left")
+    table.add_column(t.corner, justify="right", style="cyan")
+    for column in t.columns:
+        table.add_column(column, justify="center")
+    for label, cells in zip(t.row_labels, t.cells):
+        table.add_row(label, *[f"[black on {c.color}]{c.text}[/]" if c.color else c.text for c in cells])
+    return table
+
+
+def _phase_section(console: Console, spec: Spec, rows: list[dict[str, Any]]) -> None:
+    table = phase_table(spec, rows)
+    if table is not None:
+        console.print(table)
+
+
+def _recovery_section(console: Console, run: Run, spec: Spec, rows: list[dict[str, Any]]) -> None:
+    """For SAEs: the histogram of each ground-truth feature's best cosine, per sweep point (not only MMCS)."""
+    if not rows or "mmcs" not in rows[0]:
+        return
+    _, features = run.table("features")
+    best = {}
+    for f in features:
+        best.setdefault(f["instance"], []).append(f["max_cosine"])
+    table = Table(title="feature recovery: each ground-truth feature's max cosine with a decoder direction",
+                  title_justify="left", caption="histogram over 10 bins from 0 to 1, all seeds of the point pooled",
+                  caption_justify="left")
+    for a in spec.axes:
+        table.add_column(a.name, style="cyan", justify="right")
+    table.add_column("0 histogram 1")
+    table.add_column("recovered >0.9", justify="right")
+    for point, members in charts.point_instances(spec):
+        values = [v for i in members for v in best.get(i, []) if isinstance(v, (int, float))]
+        if not values:
+            continue
+        counts = charts.histogram(values, 10, 0.0, 1.0)
+        share = sum(v > 0.9 for v in values) / len(values)
+        table.add_row(*[fmt(point[a.name]) for a in spec.axes], charts.sparkline(counts), f"{share:.0%}")
+    console.print(table)
 
 
 def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
