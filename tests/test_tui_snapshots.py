@@ -24,6 +24,7 @@ from toysup_tui.app import ToysupApp
 from toysup_tui.live import LiveRun
 from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.run import RunScreen
+from toysup_tui.widgets.chart import Chart
 
 WIDE = (140, 42)
 
@@ -37,9 +38,14 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ToysupApp:
 
 
 async def _settle(pilot: Pilot) -> None:
+    """No blinking cursor, and every chart built (they build in a thread)."""
     await pilot.pause(0.3)
     for field in pilot.app.screen.query(Input):
         field.cursor_blink = False
+    for _ in range(100):
+        if not any(chart.busy for chart in pilot.app.screen.query(Chart)):
+            break
+        await pilot.pause(0.05)
     await pilot.pause()
 
 

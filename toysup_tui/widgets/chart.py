@@ -1,15 +1,23 @@
-"""A plotext chart widget that redraws from a function on every render.
+"""A plotext chart widget that draws from a function, off the interface's event loop.
 
 Why not draw once into a ``PlotextPlot``: plotext applies a log scale to the
 stored data *in place* when it builds a figure, so a log-scaled chart that is
 rendered a second time (a resize, a theme change, a panel opening) takes the log
-of a log and fails. Drawing from scratch before each build avoids that, and lets
-charts that care about their shape (the feature vectors, which keep circles
-round) see the size they are drawn at.
+of a log and fails. So every build starts from a fresh figure and the chart's
+``draw(plt, size)`` function, which also lets charts that care about their shape
+(feature vectors, which keep circles round) see the size they are drawn at.
+
+Why in a thread: building a figure of several series is pure Python and takes
+tens of milliseconds; on the event loop that is a visible hitch once a second
+while the live chart updates. In a worker thread the loop still gets the GIL
+every few milliseconds, so keys and scrolling answer at once. The last build is
+shown until the next one is ready.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -17,45 +25,79 @@ from rich.text import Text
 from textual.app import RenderResult
 from textual.geometry import Size
 from textual_plotext import PlotextPlot
+from textual_plotext.plot import Plot
 
 Draw = Callable[[Any, Size], None]
+_BUILD_LOCK = threading.Lock()  # one figure build at a time: plotext was not written with threads in mind
+
+
+def build_figure(draw: Draw, size: Size, theme: str) -> Text:
+    """Draw into a fresh figure and build it as text (any thread)."""
+    with _BUILD_LOCK:
+        plot = Plot()
+        draw(plot, size)
+        plot.plotsize(size.width, size.height)
+        plot._set_size(size.width, size.height)  # as textual-plotext does: plotsize alone does not always stick
+        plot.theme(theme)
+        return Text.from_ansi(plot.build())
 
 
 class Chart(PlotextPlot):
-    """Shows whatever ``draw(plt, size)`` last given to :meth:`show` draws; a failing draw shows its error."""
+    """Shows whatever the ``draw(plt, size)`` last given to :meth:`show` draws; a failing draw shows its error."""
 
     _draw: Draw | None = None
     _message: str = ""
+    _generation = 0  # grows with every show(): a build for an older one is thrown away
     _built: tuple[tuple[Any, ...], RenderResult] | None = None
-
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id, classes=classes)
+    _wanted: tuple[Any, ...] | None = None  # the key of the build under way
 
     def show(self, draw: Draw | None) -> None:
         """Draw with ``draw`` from now on (None: an empty frame)."""
-        self._draw, self._message, self._built = draw, "", None
+        self._draw, self._message = draw, ""
+        self._generation += 1
         self.refresh()
 
     def message(self, text: str) -> None:
         """No chart but a sentence saying why (wrapped to the widget, unlike a plotext title)."""
-        self._draw, self._message, self._built = None, text, None
+        self._draw, self._message = None, text
+        self._generation += 1
         self.refresh()
+
+    @property
+    def busy(self) -> bool:
+        """A build is under way (tests and screenshots wait for it)."""
+        return self._wanted is not None
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self._generation, self.size, self.app.theme, self.theme)
 
     def render(self) -> RenderResult:
         if self._message:
             return Text(self._message, style="dim", justify="center")
-        # Building costs tens of ms for busy charts: reuse the last build while nothing it depends on changed.
-        key = (self.size, self.app.theme, self.theme)
+        key = self._key()
         if self._built is not None and self._built[0] == key:
             return self._built[1]
-        plt = self.plt
-        plt.clear_figure()
-        result: RenderResult
+        if self._wanted != key and self.size.area > 0:
+            self._wanted = key
+            draw = self._draw or (lambda plt, size: None)
+            theme = self._get_plotext_theme_name(self.app.theme)
+            self.run_worker(lambda: self._build(draw, key, theme), thread=True, exclusive=True, group="chart",
+                            exit_on_error=False)
+        return self._built[1] if self._built is not None else Text("")
+
+    def _build(self, draw: Draw, key: tuple[Any, ...], theme: str) -> None:
         try:
-            if self._draw is not None:
-                self._draw(plt, self.size)
-            result = super().render()
+            result: RenderResult = build_figure(draw, key[1], theme)
         except Exception as exc:  # a chart must never take the app down
             result = Text(f"chart failed: {type(exc).__name__}: {exc}", style="red")
-        self._built = (key, result)
-        return result
+        with contextlib.suppress(RuntimeError):  # the app closed while building
+            self.app.call_from_thread(self._built_one, key, result)
+
+    def _built_one(self, key: tuple[Any, ...], result: RenderResult) -> None:
+        if self._wanted == key:
+            self._wanted = None
+        if key == self._key():
+            self._built = (key, result)
+            self.refresh()
+        elif self._wanted is None:
+            self.refresh()  # things moved on while building: build again for the current state
