@@ -126,7 +126,9 @@ def print_summary(console: Console, run: Run) -> None:
     info = run.info()
     _, rows = run.results()
     if rows:
-        console.print(summary_table(run.spec(), rows))
+        spec = run.spec()
+        width = console.width
+        console.print(summary_table(spec, rows, _summary_metrics(spec, rows, width), compact=width < COMPACT_BELOW))
     status = info.get("status")
     console.print(f"run [bold]{run.id}[/] {status}: {info.get('instances_done', 0)}/{info.get('instances', 0)} "
                   f"instances, {info.get('wall_time_s', 0):.1f}s, {info.get('instance_steps_per_s', 0):,.0f} "
