@@ -8,9 +8,9 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TaskID,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -40,8 +40,8 @@ class ProgressSink:
         if self.live:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
+                BarColumn(bar_width=24),
+                TaskProgressColumn(),
                 TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
@@ -65,13 +65,13 @@ class ProgressSink:
             msg = (f"run {event.run_id}: {event.instances} instances in {event.chunks} chunk(s) on {event.device}")
             self.console.print(msg)
             if self._progress is not None:
-                self._task = self._progress.add_task("instance-steps", total=self.total, rate="")
+                self._task = self._progress.add_task("all chunks", total=self.total, rate="")
         elif isinstance(event, ev.ChunkStarted):
             if self._progress is not None:
                 if self._chunk_task is not None:
                     self._progress.remove_task(self._chunk_task)
                 self._chunk_task = self._progress.add_task(
-                    f"chunk {event.chunk} ({len(event.instances)} inst)", total=event.steps, rate="steps")
+                    f"chunk {event.chunk}", total=event.steps, rate=f"{len(event.instances)} instances")
         elif isinstance(event, ev.Progress):
             self.done = event.instance_steps_done
             self.rate = self.done / event.elapsed_s if event.elapsed_s > 0 else 0.0
