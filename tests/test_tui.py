@@ -311,9 +311,9 @@ async def test_changing_the_model_regenerates_the_fields(tui_dirs: tuple[Path, P
         form = await open_form(pilot, app)
         assert form.query("#field-dropout")
         form.query_one("#form-model").value = "sae"
-        await pilot.pause(0.5)
-        names = {f.param.name for f in form.fields}
-        assert names == set(get_model("sae").param_table())
+        wanted = set(get_model("sae").param_table())
+        await wait_for(pilot, lambda: {f.param.name for f in form.fields} == wanted, timeout=20)
+        await pilot.pause()
         assert not form.query("#field-dropout")
         assert form.spec is not None and form.spec.model == "sae"
 
