@@ -28,7 +28,9 @@ class BatchedOptimizer:
             self.v = {k: torch.zeros_like(p) for k, p in params.items()}
 
     @torch.no_grad()
-    def step(self, grads: dict[str, torch.Tensor]) -> None:
+    def step(self, grads: dict[str, torch.Tensor], frozen: torch.Tensor | None = None) -> None:
+        """One update. ``frozen`` (I,) bool marks instances that must not move (diverged ones):
+        their update is zeroed with ``where``, since lr * NaN would still be NaN."""
         self.t += 1
         b1, b2 = self.betas
         for name, p in self.params.items():
@@ -36,7 +38,7 @@ class BatchedOptimizer:
             if self.kind == "sgd":
                 if self._has_wd:
                     g = g + wd * p
-                p.sub_(lr * g)
+                p.sub_(self._masked(lr * g, frozen))
                 continue
             if self.kind == "adamw":
                 if self._has_wd:
@@ -49,4 +51,10 @@ class BatchedOptimizer:
             bias1 = 1 - b1**self.t
             bias2_sqrt = (1 - b2**self.t) ** 0.5
             denom = (v.sqrt() / bias2_sqrt).add_(self.eps)
-            p.sub_((lr / bias1) * m / denom)
+            p.sub_(self._masked((lr / bias1) * m / denom, frozen))
+
+    @staticmethod
+    def _masked(update: torch.Tensor, frozen: torch.Tensor | None) -> torch.Tensor:
+        if frozen is None:
+            return update
+        return torch.where(frozen.view(-1, *(1,) * (update.dim() - 1)), torch.zeros((), device=update.device), update)

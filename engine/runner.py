@@ -30,9 +30,9 @@ class Outcome:
 
 
 def result_columns(spec: Spec) -> list[str]:
-    """results.csv's columns: instance, seed, the swept parameters, then the model's metrics."""
+    """results.csv's columns: instance, seed, the swept parameters, the model's metrics, diverged."""
     model = get_model(spec.model)
-    return ["instance", "seed", *[a.name for a in spec.axes], *[c.name for c in model.columns]]
+    return ["instance", "seed", *[a.name for a in spec.axes], *[c.name for c in model.columns], "diverged"]
 
 
 def result_rows(spec: Spec, result: ChunkResult) -> list[dict[str, Any]]:
@@ -41,9 +41,12 @@ def result_rows(spec: Spec, result: ChunkResult) -> list[dict[str, Any]]:
     for i, inst in enumerate(result.chunk.instances):
         row: dict[str, Any] = {"instance": inst.index, "seed": inst.seed}
         row.update({name: inst.config[name] for name in axes})
+        diverged = bool(result.diverged[i])
         for name, values in result.metrics.items():
             value = values[i].item()
-            row[name] = value if not isinstance(value, float) or math.isfinite(value) else ""
+            finite = not isinstance(value, float) or math.isfinite(value)
+            row[name] = value if finite and not diverged else ""  # a diverged instance's metrics mean nothing
+        row["diverged"] = diverged
         rows.append(row)
     return rows
 

@@ -34,6 +34,7 @@ class ChunkResult:
     features: dict[str, torch.Tensor]  # per-instance, per-feature arrays, (I, n) each
     wall_time_s: float
     train_time_s: float  # the training loop alone, without the final evaluation
+    diverged: torch.Tensor  # (I,) bool: the loss stopped being finite; the instance was frozen
     snapshot_steps: list[int] = field(default_factory=list)  # 0 = the initial weights
     snapshots: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (I, S, ...) weights over training
 
@@ -81,6 +82,7 @@ def train_chunk(
     weights = model.init_weights()
     trained = {k: w for k, w in weights.items() if k not in model.frozen}
     optimizer = BatchedOptimizer(hp.value("optimizer"), trained, hp.tensor("lr"), hp.tensor("weight_decay"))
+    diverged = torch.zeros(len(chunk), dtype=torch.bool, device=device)
 
     steps = chunk.steps
     record = curve_schedule(steps)
@@ -97,7 +99,10 @@ def train_chunk(
 
     for step in range(1, steps + 1):
         loss, grads = model.loss_and_grads(weights, step)
-        optimizer.step(grads)
+        # An instance whose loss is no longer finite is frozen at its last finite weights; the
+        # others train on (instances never mix, so a NaN cannot spread) and no sync is needed.
+        diverged |= ~torch.isfinite(loss)
+        optimizer.step(grads, diverged)
         with torch.no_grad():
             model.after_step(weights, step)
 
@@ -128,6 +133,7 @@ def train_chunk(
     train_time = time.monotonic() - started
     final = {k: w.detach() for k, w in weights.items()}
     metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
+    diverged |= ~torch.isfinite(metrics["loss"])
     features = model.feature_metrics(final)
     return ChunkResult(
         chunk=chunk,
@@ -135,6 +141,7 @@ def train_chunk(
         curve_steps=record,
         curves=curves.cpu(),
         curve_extra={k: v.cpu() for k, v in extra.items()},
+        diverged=diverged.cpu(),
         metrics={k: v.cpu() for k, v in metrics.items()},
         features={k: v.cpu() for k, v in features.items()},
         wall_time_s=time.monotonic() - started,

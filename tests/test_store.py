@@ -115,13 +115,14 @@ def test_results_columns_and_rows(finished):
     assert header == result_columns(spec)
     assert header[:3 + len(METRICS)] == ["instance", "seed", "feature_probability", *METRICS]
     extra = [c.name for c in runner.get_model(spec.model).columns][len(METRICS):]
-    assert header[3 + len(METRICS):] == extra  # columns a model adds come after the standard ones
+    assert header[3 + len(METRICS):] == [*extra, "diverged"]  # a model's own columns, then the divergence flag
     assert [(r["instance"], r["seed"], r["feature_probability"]) for r in rows] == [
         (0, 0, 1.0), (1, 1, 1.0), (2, 0, 0.1), (3, 1, 0.1)]
     for r in rows:
         assert r["loss"] > 0
         assert isinstance(r["collapsed"], bool)
         assert r["features_represented"] in range(6)
+        assert r["diverged"] is False
 
 
 def test_results_match_training_the_spec_directly(finished):

@@ -309,3 +309,29 @@ def test_linear_model_does_not_superpose():
         # PCA: W^T W projects onto 2 dimensions, so ||W||_F^2 = m and D* = 1 (the ReLU model reaches 0.3 here).
         assert float(run["metrics"]["dims_per_feature"]) == pytest.approx(1.0, abs=0.05)
         assert int(run["metrics"]["features_represented"]) <= 3
+
+
+# --- divergence -------------------------------------------------------------------------------------
+
+
+def test_diverging_instances_are_frozen_and_marked_while_the_rest_match_a_run_without_them(tmp_path):
+    from engine.runner import run_sweep
+    from engine.store import Run
+
+    base = {**TINY, "seeds": 2, "optimizer": "sgd"}
+    with_bad = make_spec(base, {"lr": [1e-2, 100.0]})  # lr 100 with SGD overflows within a few steps
+    alone = make_spec({**base, "lr": 1e-2})
+    out_bad = run_sweep(with_bad, tmp_path / "bad", device="cpu")
+    out_good = run_sweep(alone, tmp_path / "good", device="cpu")
+    assert out_bad.status == out_good.status == "completed"
+    _, bad_rows = Run(out_bad.run_dir).results()
+    _, good_rows = Run(out_good.run_dir).results()
+    diverged = [r for r in bad_rows if r["lr"] == 100.0]
+    healthy = [r for r in bad_rows if r["lr"] == 1e-2]
+    assert diverged and all(r["diverged"] is True for r in diverged)
+    assert all(r["loss"] == "" and r["dims_per_feature"] == "" for r in diverged)  # metrics left empty
+    assert all(r["diverged"] is False for r in healthy)
+    for mine, ref in zip(healthy, good_rows):
+        assert mine["seed"] == ref["seed"]
+        for column in ("loss", "dims_per_feature", "orientation_angle_deg", "features_represented"):
+            assert mine[column] == ref[column], column

@@ -129,11 +129,20 @@ def print_summary(console: Console, run: Run) -> None:
         spec = run.spec()
         width = console.width
         console.print(summary_table(spec, rows, _summary_metrics(spec, rows, width), compact=width < COMPACT_BELOW))
+    _print_diverged(console, rows)
     status = info.get("status")
     console.print(f"run [bold]{run.id}[/] {status}: {info.get('instances_done', 0)}/{info.get('instances', 0)} "
                   f"instances, {info.get('wall_time_s', 0):.1f}s, {info.get('instance_steps_per_s', 0):,.0f} "
                   f"instance-steps/s on {info.get('device')}")
     console.print(f"folder: {run.path}   next: toysup report {run.id}")
+
+
+def _print_diverged(console: Console, rows: list[dict[str, Any]]) -> None:
+    diverged = [r["instance"] for r in rows if r.get("diverged") is True]
+    if diverged:
+        shown = ", ".join(str(i) for i in diverged[:10]) + (" ..." if len(diverged) > 10 else "")
+        console.print(f"[bold magenta]{len(diverged)} instance(s) diverged[/] (loss not finite; frozen, metrics "
+                      f"left empty and out of the medians): {shown}")
 
 
 def json_summary(run: Run) -> dict[str, Any]:
@@ -275,6 +284,7 @@ def _print_body(console: Console, run: Run, spec: Spec, axis: Any) -> None:
     layout = Layout(console.width, _console_color(console))
     compact = layout.width < COMPACT_BELOW
     console.print(summary_table(spec, rows, _summary_metrics(spec, rows, layout.width), compact=compact))
+    _print_diverged(console, rows)
     _section(console, "loss curves", lambda: _loss_section(console, run, spec, layout))
     _section(console, "metric charts", lambda: _metric_section(console, spec, rows, axis, layout))
     _section(console, "orientation", lambda: _orientation_section(console, spec, rows, layout))
