@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,12 +17,20 @@ class PointStats:
     stats: dict[str, tuple[float, float, float]]
 
 
-def _quantiles(values: list[float]) -> tuple[float, float, float]:
-    values = sorted(values)
-    if len(values) == 1:
-        return values[0], values[0], values[0]
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return statistics.median(values), q[0], q[2]
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """Median, 25th and 75th percentile with linear interpolation (numpy's default), in plain Python:
+    numpy's per-call overhead dominates for a handful of seeds, and live charts call this for every
+    step of every point. The one definition of "median and spread" used by tables and charts."""
+    ordered = sorted(values)
+    last = len(ordered) - 1
+
+    def at(q: float) -> float:
+        pos = q * last
+        lo = int(pos)
+        hi = min(lo + 1, last)
+        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+    return at(0.5), at(0.25), at(0.75)
 
 
 def by_point(rows: list[dict[str, Any]], axes: list[str], metrics: list[str]) -> list[PointStats]:
@@ -40,6 +48,6 @@ def by_point(rows: list[dict[str, Any]], axes: list[str], metrics: list[str]) ->
             vals = [float(r[m]) for r in members if isinstance(r.get(m), (int, float))]
             vals = [v for v in vals if math.isfinite(v)]
             if vals:
-                stats[m] = _quantiles(vals)
+                stats[m] = quartiles(vals)
         out.append(PointStats(dict(zip(axes, key)), len(members), stats))
     return out

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.aggregate import quartiles
 from engine.errors import SpecError
 
 # Re-exported, so the TUI finds every chart's data in this module.
@@ -76,13 +77,6 @@ class Representative:
     row: dict[str, Any]
     label: str  # the point's axis values, e.g. "feature_probability=0.01"
     seeds: int  # how many seeds it was chosen from
-
-
-def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
-    """Median, 25th and 75th percentile (linear interpolation, as engine.aggregate does)."""
-    arr = np.asarray(values, dtype=float)
-    q25, med, q75 = np.percentile(arr, [25, 50, 75])
-    return float(med), float(q25), float(q75)
 
 
 def point_label(point: dict[str, Any], short: bool = False) -> str:

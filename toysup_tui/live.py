@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from engine import events as ev
+from engine.aggregate import quartiles
 from engine.spec import Spec
 from toysup_tui.charts import Band, point_label
 from toysup_tui.worker import WorkerError
@@ -132,7 +133,7 @@ class LiveRun:
                 values = by_step[step]
                 known = cache.get(step)
                 if known is None or known[0] != len(values):  # a step's seeds may arrive in several chunks
-                    known = cache[step] = (len(values), fast_quartiles(values))
+                    known = cache[step] = (len(values), quartiles(values))
                 med, lo, hi = known[1]
                 band.x.append(step)
                 band.median.append(med)
@@ -140,21 +141,6 @@ class LiveRun:
                 band.q75.append(hi)
             bands.append(band)
         return bands
-
-
-def fast_quartiles(values: list[float]) -> tuple[float, float, float]:
-    """Median, 25th and 75th percentile with linear interpolation (numpy's default), in plain Python:
-    numpy's per-call overhead dominates for a handful of seeds, and this runs for every step of every point."""
-    ordered = sorted(values)
-    last = len(ordered) - 1
-
-    def at(q: float) -> float:
-        pos = q * last
-        lo = int(pos)
-        hi = min(lo + 1, last)
-        return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-    return at(0.5), at(0.25), at(0.75)
 
 
 def format_duration(seconds: float | None) -> str:
