@@ -418,3 +418,14 @@ def test_cli_report_width(run_dir: Path):
     assert result.exit_code == 0, result.stderr
     assert "training loss" in result.stdout
     assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+
+
+def test_best_of_k_keeps_the_lowest_loss_seed_per_point_only_when_asked(run_dir: Path):
+    run = Run(run_dir)
+    _, rows = run.results()
+    every = flat(report_text(run))
+    assert "best-of-k" not in every and "3 seeds per point" in every
+    best = flat(report_text(run, best_of=0))
+    assert "best-of-k selection" in best and "1 seed per point" in best
+    lowest = min(r["loss"] for r in rows if r["feature_probability"] == 0.05)
+    assert f"{lowest:.3g}" in best

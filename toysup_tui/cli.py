@@ -149,6 +149,11 @@ def report_cmd(
     runs_dir: RunsDirOption = None,
     x: Annotated[str | None, typer.Option("--x", help="Swept parameter for the metric charts")] = None,
     width: Annotated[int | None, typer.Option("--width", help="Chart width in columns")] = None,
+    best_of: Annotated[
+        int | None,
+        typer.Option("--best-of", help="Keep each point's lowest-loss seed among its first K seeds (0 = all): "
+                     "the papers' best-of-k selection [default: every seed]"),
+    ] = None,
 ) -> None:
     """Show a run's results as tables and terminal charts."""
     from engine import store
@@ -156,7 +161,9 @@ def report_cmd(
 
     try:
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        report.print_report(out, found, x=x, width=width)
+        if best_of is not None and best_of < 0:
+            raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
+        report.print_report(out, found, x=x, width=width, best_of=best_of)
     except SpecError as exc:
         raise fail(str(exc)) from None
 

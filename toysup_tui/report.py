@@ -243,14 +243,17 @@ class Layout:
         return (self.width - 2) // 2 if self.cols == 1 else (self.width - 6) // 4
 
 
-def print_report(console: Console, run: Run, x: str | None = None, width: int | None = None) -> None:
+def print_report(console: Console, run: Run, x: str | None = None, width: int | None = None,
+                 best_of: int | None = None) -> None:
     """The run's header, summary table and charts, for ``toysup report`` and any console.
 
     ``x`` picks the swept parameter of the metric charts (SpecError, before anything
     is printed, if it is not swept); ``width`` the width of the whole report (default:
     the console's; wider than the terminal is allowed, for a file or a pager). A run
     still going or interrupted shows what has finished; a run folder with missing or
-    damaged files prints what is wrong instead of a traceback.
+    damaged files prints what is wrong instead of a traceback. ``best_of`` keeps each sweep
+    point's lowest-loss seed among its first ``best_of`` seeds (0: all seeds), the paper's
+    selection; it is never applied unless asked for.
     """
     try:
         spec: Spec | None = run.spec()
@@ -265,12 +268,12 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
         if spec is None:
             console.print(f"[bold red]cannot read the run's config:[/] {problem}")
             return
-        _print_body(console, run, spec, axis)
+        _print_body(console, run, spec, axis, best_of)
     finally:
         console.width = saved
 
 
-def _print_body(console: Console, run: Run, spec: Spec, axis: Any) -> None:
+def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int | None = None) -> None:
     if spec.description or spec.expected:
         console.print(f"[dim]{spec.description}[/]" + (f"\n[dim]expect: {spec.expected}[/]" if spec.expected else ""))
     try:
@@ -281,6 +284,13 @@ def _print_body(console: Console, run: Run, spec: Spec, axis: Any) -> None:
     if not rows:
         console.print(_no_results_message(run, run.info()))
         return
+    if best_of is not None:
+        from engine.phase import best_of_k
+
+        rows = best_of_k(rows, [a.name for a in spec.axes], k=best_of or None)
+        console.print(f"[bold]best-of-k selection:[/] one row per point, the lowest-loss seed of "
+                      f"{'all seeds' if not best_of else f'the first {best_of} seeds'} (the paper's selection); "
+                      "loss curves still show every seed")
     layout = Layout(console.width, _console_color(console))
     compact = layout.width < COMPACT_BELOW
     console.print(summary_table(spec, rows, _summary_metrics(spec, rows, layout.width), compact=compact))
