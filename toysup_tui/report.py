@@ -559,25 +559,31 @@ def _orientation_section(console: Console, spec: Spec, rows: list[dict[str, Any]
 
 def overlap_heatmap(matrix: Sequence[Sequence[float]], width: int = 80, title: str = "W^T W",
                     color: bool = True) -> Group:
-    """The feature-overlap matrix as a table with a background colour per cell (red +, blue -).
+    """The feature-overlap matrix (n x n) as a heatmap table; see :func:`heatmap`."""
+    return heatmap(matrix, width, title, "feature overlaps W_i·W_j", "features", color)
+
+
+def heatmap(matrix: Sequence[Sequence[float]], width: int = 80, title: str = "W^T W",
+            what: str = "feature overlaps W_i·W_j", columns_are: str = "features", color: bool = True) -> Group:
+    """A matrix as a table with a background colour per cell (red +, blue -).
 
     plotext has no usable heatmap; a table keeps exact numbers when they fit. Up to
-    (width - 6) / 6 features show two decimals; more become 3- or 2-character cells
+    (width - 6) / 6 columns show two decimals; more become 3- or 2-character cells
     (++/-- for |v| >= half the scale, +/- above a tenth, · near 0) so the sign survives
-    without colour; beyond what fits, the first features (the most important ones) are shown.
+    without colour; beyond what fits, the first columns (the most important features) are shown.
     """
-    n = len(matrix)
-    cell = 6 if 6 * n + 5 <= width else 3 if 3 * n + 4 <= width else 2
-    k = min(n, max(1, (width - 4) // cell))
-    vmax = max((abs(v) for row in matrix[:k] for v in row[:k]), default=1.0) or 1.0
-    shown = f", first {k} of {n} features" if k < n else ""
-    heading = Text(f"{title} (feature overlaps W_i·W_j{shown}; colour scale ±{vmax:.2f})", style="italic")
+    rows, cols = len(matrix), len(matrix[0]) if matrix else 0
+    cell = 6 if 6 * cols + 5 <= width else 3 if 3 * cols + 4 <= width else 2
+    k = min(cols, max(1, (width - 4) // cell))
+    vmax = max((abs(v) for row in matrix for v in row[:k]), default=1.0) or 1.0
+    shown = f", first {k} of {cols} {columns_are}" if k < cols else ""
+    heading = Text(f"{title} ({what}{shown}; colour scale ±{vmax:.2f})", style="italic")
     table = Table(box=None, padding=(0, 0), show_header=True, pad_edge=False)
     table.add_column("", style="dim", justify="right", min_width=3)
     for j in range(k):
         head = str(j) if cell == 6 or (j % 5 == 0 and len(str(j)) <= cell + 1) else ""
         table.add_column(head, justify="right", no_wrap=True, min_width=cell, header_style="dim")
-    for i in range(k):
+    for i in range(rows if rows != cols else k):
         table.add_row(str(i), *[_heat_cell(matrix[i][j], vmax, cell, color) for j in range(k)])
     return Group(heading, table)
 
@@ -633,6 +639,10 @@ def _instance_section(console: Console, run: Run, spec: Spec, rows: list[dict[st
     _show(console, wide, layout.cols)
     console.print(overlap_heatmap(charts.overlap_matrix(W), layout.width, title=f"W^T W of instance {inst}",
                                   color=layout.color))
+    if rows and "mean_neuron_monosemanticity" in rows[0]:  # a privileged basis: show each neuron's weights
+        weights = [[float(v) for v in row] for row in charts.embedding({"W": W}).T]
+        console.print(heatmap(weights, layout.width, f"W of instance {inst}", "row n: neuron n's weight W_n,i "
+                              "on feature i", "features", layout.color))
 
 
 def _instance_bars(console: Console, run: Run, spec: Spec, inst: int, W: Any, layout: Layout
