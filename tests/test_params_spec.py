@@ -378,3 +378,10 @@ def test_spec_counts():
     assert spec.n_instances == 18
     assert spec.varying() == ["lr", "dropout", "seed"]
     assert math.prod(len(a.values) for a in spec.axes) == len(spec.points())
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_every_model_resolves_with_its_defaults_alone(kind: str):
+    """A bare preset or a fresh TUI form starts from the defaults: they must pass the model's own checks."""
+    spec = resolve({"model": kind})
+    assert spec.n_instances == 1

@@ -26,10 +26,11 @@ from textual.widgets import Input
 from engine import metrics as M
 from engine.models import get_model
 from engine.models.relu_output import superposition_metrics
-from engine.runner import result_columns
+from engine.runner import result_columns, run_sweep
 from engine.spec import Spec, resolve
 from engine.store import Run, csv_text
 from engine.train import curve_schedule
+from toysup_tui import report
 from toysup_tui.app import ToysupApp
 from toysup_tui.live import LiveRun
 from toysup_tui.screens.compare import CompareScreen
@@ -487,3 +488,28 @@ def test_export_rows_match_results(tmp_path: Path) -> None:
     want = list(csv.DictReader(io.StringIO((run.path / "results.csv").read_text())))
     assert [{k: v for k, v in r.items() if k != "run_id"} for r in got] == want
 
+
+
+@run_async
+async def test_phase_runs_show_the_phase_grid_in_the_metrics_tab(tui_dirs: tuple[Path, Path]) -> None:
+    spec = resolve({"name": "phase", "model": "relu_output_phase",
+                    "params": {"steps": 150, "batch_size": 64, "eval_batch_size": 128, "seeds": 2},
+                    "sweep": {"importance_decay": "0.1,10", "feature_probability": "1,0.05"}})
+    outcome = run_sweep(spec, tui_dirs[0], device="cpu")
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_results(outcome.run_dir)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+        screen = app.screen
+        await pilot.press("2")
+        screen.metric_index = screen.metrics.index("phase")
+        screen._draw_metrics()
+        await pilot.pause()
+        grid = screen.query_one("#phase-grid")
+        assert grid.display and not screen.query_one("#metric-chart").display
+        table = report.phase_table(screen.spec, screen.rows)
+        assert table is not None and len(table.rows) == 2 and len(table.columns) == 3
+        screen.metric_index = screen.metrics.index("loss")
+        screen._draw_metrics()
+        await pilot.pause()
+        assert not grid.display and screen.query_one("#metric-chart").display

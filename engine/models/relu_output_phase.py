@@ -12,6 +12,7 @@ engine/phase.py (pure functions), with the seed selections and the grid.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -26,6 +27,11 @@ from engine.phase import PHASES, classify_phase
 class ReluOutputPhase(ReluOutput):
     kind = "relu_output_phase"
     summary = "relu_output with n=2, m=1 and the phase of the extra feature (not learned / superposed / dedicated)"
+    # Defaults that pass check(): a form or a bare preset starts from a valid diagram point.
+    params = tuple(
+        replace(p, default={"n_features": 2, "n_hidden": 1}[p.name]) if p.name in ("n_features", "n_hidden") else p
+        for p in ReluOutput.params
+    )
     columns = (
         Column("loss", "final importance-weighted MSE on a fresh evaluation batch"),
         Column("phase", "the extra feature 1: " + ", ".join(f"{i} {p}" for i, p in enumerate(PHASES)), "int"),

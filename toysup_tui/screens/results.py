@@ -99,6 +99,7 @@ class ResultsScreen(ToysupScreen):
             with TabPane("2 Metrics", id="metrics"):
                 yield Static("", id="metric-choice")
                 yield Chart(id="metric-chart")
+                yield Static("", id="phase-grid")
                 yield Legend("", id="metric-legend")
             with TabPane("3 Geometry", id="geometry"):
                 yield Static("", classes="instance-info")
@@ -231,6 +232,15 @@ class ResultsScreen(ToysupScreen):
             return
         axis = self.spec.axes[self.x_index % len(self.spec.axes)]
         metric = self.metrics[self.metric_index % len(self.metrics)]
+        grid = self.query_one("#phase-grid", Static)
+        phase = report.phase_table(self.spec, self.rows) if metric == "phase" else None
+        grid.display, plot.display = phase is not None, phase is None
+        if phase is not None:  # the phase diagram reads best as its coloured grid, not as a line
+            grid.update(phase)
+            choice.update(f"metric [b]phase[/] ({self.metric_index % len(self.metrics) + 1}/{len(self.metrics)}, "
+                          "m/M): the phase diagram")
+            self.query_one("#metric-legend", Legend).display = False
+            return
         bands = charts.metric_bands(self.rows, self.spec.axes, axis.name, metric)
         plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, axis.name, log_x=axis.log_scale))
         choice.update(f"metric [b]{metric}[/] ({self.metric_index % len(self.metrics) + 1}/{len(self.metrics)}, "
