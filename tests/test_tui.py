@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from textual.widgets import Input
@@ -513,3 +514,29 @@ async def test_phase_runs_show_the_phase_grid_in_the_metrics_tab(tui_dirs: tuple
         screen._draw_metrics()
         await pilot.pause()
         assert not grid.display and screen.query_one("#metric-chart").display
+
+
+@run_async
+async def test_geometry_steps_through_weight_snapshots(tui_dirs: tuple[Path, Path]) -> None:
+    spec = resolve({"name": "snaps", "model": "relu_output",
+                    "params": {"steps": 200, "batch_size": 64, "eval_batch_size": 128, "snapshots": 3,
+                               "feature_probability": 0.05}})
+    outcome = run_sweep(spec, tui_dirs[0], device="cpu")
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_results(outcome.run_dir)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+        screen = app.screen
+        await pilot.press("3")
+        await pilot.pause()
+        final, _ = screen._instance_weights()
+        assert screen._snapshot_steps() == [0, 1, 14, 200]
+        await pilot.press("t")
+        await pilot.pause()
+        assert screen.snapshot == 0 and "step 0" in screen._instance_caption()
+        initial, _ = screen._instance_weights()
+        assert not np.allclose(initial, final)  # the initial weights, not the trained ones
+        for _ in range(4):
+            await pilot.press("t")
+        await pilot.pause()
+        assert screen.snapshot is None and "final" in screen._instance_caption()

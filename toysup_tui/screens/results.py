@@ -62,6 +62,8 @@ class ResultsScreen(ToysupScreen):
         Binding("x", "x_axis", "X axis"),
         Binding("right_square_bracket", "instance(1)", "Next inst", key_display="]"),
         Binding("left_square_bracket", "instance(-1)", "Prev inst", key_display="[", show=False),
+        Binding("t", "snapshot(1)", "Snapshots", show=False),
+        Binding("T", "snapshot(-1)", "Prev snapshot", show=False),
         Binding("r", "reload", "Reload", show=False),
         Binding("1", "tab('table')", "Tabs", key_display="1-5"),
         Binding("2", "tab('metrics')", "Metrics tab", show=False),
@@ -85,6 +87,7 @@ class ResultsScreen(ToysupScreen):
         self.metric_index = 0
         self.x_index = 0
         self.instance: int | None = None
+        self.snapshot: int | None = None  # index into the instance's weight snapshots; None: final weights
         self._drawn: set[str] = set()
 
     def compose(self) -> ComposeResult:
@@ -257,7 +260,13 @@ class ResultsScreen(ToysupScreen):
             weights = self.run.instance_weights(self.instance)
         except SpecError as exc:
             return None, str(exc)
-        W = charts.embedding(weights)
+        snapshots = weights.get("W.snapshots")
+        if snapshots is None or self.snapshot is None:
+            self.snapshot = None
+            W = charts.embedding(weights)
+        else:
+            self.snapshot %= len(snapshots)
+            W = charts.embedding({"W": snapshots[self.snapshot]})
         if W is None:
             return None, f"this model has no feature embedding W to draw (its weights: {', '.join(sorted(weights))})"
         return W, ""
@@ -267,8 +276,23 @@ class ResultsScreen(ToysupScreen):
         if row is None or self.spec is None:
             return "[dim]no instance chosen: pick a row in the table (1)[/]"
         point = {a.name: row.get(a.name) for a in self.spec.axes}
-        return (f"instance [b]{self.instance}[/] · {esc(charts.point_label(point))} · seed {row.get('seed')} · "
-                f"loss {report.fmt(row.get('loss'))}")
+        caption = (f"instance [b]{self.instance}[/] · {esc(charts.point_label(point))} · seed {row.get('seed')} · "
+                   f"loss {report.fmt(row.get('loss'))}")
+        steps = self._snapshot_steps()
+        if steps:
+            at = "final" if self.snapshot is None else f"step {steps[self.snapshot]}"
+            caption += f" · weights: [b]{at}[/] (t/T: {len(steps)} snapshots)"
+        return caption
+
+    def _snapshot_steps(self) -> list[int]:
+        """The steps of the chosen instance's weight snapshots (runs with snapshots=N), else []."""
+        if self.instance is None:
+            return []
+        try:
+            steps = self.run.instance_weights(self.instance).get("snapshot_steps")
+        except SpecError:
+            return []
+        return [] if steps is None else [int(v) for v in steps]
 
     def _draw_geometry(self) -> None:
         assert self.spec is not None
@@ -277,7 +301,9 @@ class ResultsScreen(ToysupScreen):
             info.update(self._instance_caption())
         feature_plot = self.query_one("#feature-chart", Chart)
         if W is not None and W.shape[-1] == 2:
-            vectors, title = charts.feature_vectors(W), f"feature vectors W_i, instance {self.instance}"
+            steps = self._snapshot_steps() if self.snapshot is not None else []
+            at = f", step {steps[self.snapshot]}" if steps else ""
+            vectors, title = charts.feature_vectors(W), f"feature vectors W_i, instance {self.instance}{at}"
             feature_plot.show(lambda plt, size: charts.draw_feature_vectors(
                 plt, vectors, title=title, aspect=charts.plot_aspect(size.width, size.height)))
         elif W is not None:
@@ -406,12 +432,25 @@ class ResultsScreen(ToysupScreen):
             self.x_index = (self.x_index + 1) % len(self.spec.axes)
             self._redraw("metrics")
 
+    def action_snapshot(self, step: int) -> None:
+        """Step the geometry tabs through the weights over training: snapshots, then the final weights."""
+        count = len(self._snapshot_steps())
+        if not count:
+            self.notify("this run kept no weight snapshots: run it with -s snapshots=N")
+            return
+        positions = [*range(count), None]  # None: the final weights
+        here = positions.index(self.snapshot) if self.snapshot in positions else len(positions) - 1
+        self.snapshot = positions[(here + step) % len(positions)]
+        self._drawn -= {"geometry", "instance"}
+        self._draw_active()
+
     def action_instance(self, step: int) -> None:
         order = self.view or self.rows
         if not order:
             return
         index = next((i for i, r in enumerate(order) if r.get("instance") == self.instance), -1)
         self.instance = int(order[(index + step) % len(order)]["instance"])
+        self.snapshot = None
         table = self.query_one("#results-table", DataTable)
         view_index = next((i for i, r in enumerate(self.view) if r.get("instance") == self.instance), None)
         if view_index is not None:
