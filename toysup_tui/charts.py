@@ -68,6 +68,13 @@ class Band:
     q75: list[float] = field(default_factory=list)
     n: int = 0  # instances (seeds) behind the series
 
+    def add(self, x: Any, stats: tuple[float, float, float]) -> None:
+        """Append one point: ``stats`` is (median, q25, q75), as engine.aggregate.quartiles gives."""
+        self.x.append(x)
+        self.median.append(stats[0])
+        self.q25.append(stats[1])
+        self.q75.append(stats[2])
+
 
 @dataclass
 class Representative:
@@ -117,11 +124,7 @@ def curve_bands(curves: Sequence[dict[str, Any]], groups: Sequence[tuple[str, Se
             continue
         band = Band(label, n=len(present))
         for step in sorted({s for c in present for s in c}):
-            med, lo, hi = quartiles([c[step] for c in present if step in c])
-            band.x.append(step)
-            band.median.append(med)
-            band.q25.append(lo)
-            band.q75.append(hi)
+            band.add(step, quartiles([c[step] for c in present if step in c]))
         bands.append(band)
     return bands
 
@@ -171,11 +174,7 @@ def metric_bands(rows: Sequence[dict[str, Any]], axes: Sequence[Axis], x: str, m
             vals = [v for v in vals if v is not None]
             if not vals:
                 continue
-            med, lo, hi = quartiles(vals)
-            band.x.append(xv)
-            band.median.append(med)
-            band.q25.append(lo)
-            band.q75.append(hi)
+            band.add(xv, quartiles(vals))
             band.n += len(vals)
         if band.x:
             bands.append(band)

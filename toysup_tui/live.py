@@ -134,11 +134,7 @@ class LiveRun:
                 known = cache.get(step)
                 if known is None or known[0] != len(values):  # a step's seeds may arrive in several chunks
                     known = cache[step] = (len(values), quartiles(values))
-                med, lo, hi = known[1]
-                band.x.append(step)
-                band.median.append(med)
-                band.q25.append(lo)
-                band.q75.append(hi)
+                band.add(step, known[1])
             bands.append(band)
         return bands
 
