@@ -86,17 +86,19 @@ def group_key(spec: Spec, config: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(config[name] for name in structural)
 
 
-def plan(spec: Spec, device: torch.device, max_memory: int | None = None) -> list[Chunk]:
-    """Group the spec's instances by structural parameters and cut each group into chunks."""
+def plan(spec: Spec, device: torch.device, max_memory: int | None = None,
+         instances: list[Instance] | None = None, first_index: int = 0) -> list[Chunk]:
+    """Group the spec's instances (or the given subset, e.g. those a resumed run still lacks) by
+    structural parameters and cut each group into chunks numbered from ``first_index``."""
     budget = max_memory if max_memory is not None else memory_budget(device)
     model = get_model(spec.model)
     groups: dict[tuple[Any, ...], list[Instance]] = {}
-    for inst in spec.instances():
+    for inst in spec.instances() if instances is None else instances:
         groups.setdefault(group_key(spec, inst.config), []).append(inst)
     chunks: list[Chunk] = []
     for members in groups.values():
         per_instance = model.bytes_per_instance(members[0].config)
         size = max(1, budget // per_instance)
         for start in range(0, len(members), size):
-            chunks.append(Chunk(len(chunks), spec.model, tuple(members[start:start + size])))
+            chunks.append(Chunk(first_index + len(chunks), spec.model, tuple(members[start:start + size])))
     return chunks

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from typing import Any
 
 import torch
 
+from engine.errors import SpecError
 from engine.events import ChunkFinished, ChunkStarted, EventSink, RunFinished, RunStarted, ignore
 from engine.models import get_model
 from engine.plan import Chunk, configure_threads, plan, resolve_device
@@ -94,12 +97,67 @@ def run_sweep(
     configure_threads(threads, dev)
     chunks = plan(spec, dev, max_memory)
     run = Run.create(root, spec, device=_device_name(dev), chunks=len(chunks))
+    return _train(run, spec, chunks, [], dev, emit, should_stop)
+
+
+def resume_sweep(
+    run_dir: Path,
+    device: str = "auto",
+    emit: EventSink = ignore,
+    should_stop: Callable[[], bool] = lambda: False,
+    max_memory: int | None = None,
+    threads: int | None = None,
+) -> Outcome:
+    """Finish an interrupted or failed run in place: train the instances its results.csv lacks.
+
+    Every instance's result depends on its seed and config alone, not on which
+    chunk it trains in, so the resumed run ends with the same results as an
+    uninterrupted one (bit for bit on the same CPU). Work is redone from the
+    start of each unfinished chunk.
+    """
+    run = Run.open(run_dir)
+    info = run.info()
+    if info.get("status") == "completed":
+        raise SpecError(f"run {run.id} is already completed: nothing to resume")
+    if info.get("status") == "running" and _alive(info):
+        raise SpecError(f"run {run.id} is still running (process {info.get('pid')} on this host)")
+    spec = run.spec()
+    dev = resolve_device(device)
+    configure_threads(threads, dev)
+    _, rows = run.results()
+    done = {r["instance"] for r in rows}
+    remaining = [i for i in spec.instances() if i.index not in done]
+    run.drop_unrecorded_chunks(done)
+    chunk_files = sorted((run.path / "weights").glob("chunk-*.safetensors"))
+    first = 1 + max((int(f.stem.split("-")[1]) for f in chunk_files), default=-1)
+    chunks = plan(spec, dev, max_memory, instances=remaining, first_index=first)
+    run.reopen_parts()
+    run.update_info(status="running", ended=None, error="", chunks=first + len(chunks), pid=os.getpid(),
+                    resumed=int(info.get("resumed", 0)) + 1)
+    return _train(run, spec, chunks, rows, dev, emit, should_stop)
+
+
+def _alive(info: dict[str, Any]) -> bool:
+    """Whether the process that wrote a 'running' run.json still runs (only knowable on its host)."""
+    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return False
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], dev: torch.device,
+           emit: EventSink, should_stop: Callable[[], bool]) -> Outcome:
+    """The loop over chunks shared by a new and a resumed run; ``rows`` holds results already stored."""
     total = sum(c.steps * len(c) for c in chunks)
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=_device_name(dev),
                     instances=spec.n_instances, chunks=len(chunks), instance_steps=total))
     started = time.monotonic()
     columns = result_columns(spec)
-    rows: list[dict[str, Any]] = []
     done_work = 0
     status, error = "completed", ""
     try:

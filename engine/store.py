@@ -152,6 +152,7 @@ class Run:
                 "python": platform.python_version(),
             },
             "command": " ".join(sys.argv),
+            "pid": os.getpid(),
             "instances": spec.n_instances,
             "instances_done": 0,
             "chunks": chunks,
@@ -199,6 +200,27 @@ class Run:
         for f in parts.iterdir():
             f.unlink()
         parts.rmdir()
+
+    def drop_unrecorded_chunks(self, done: set[int]) -> None:
+        """Before resuming: remove the parts and weights of chunks whose instances results.csv lacks
+        (a kill between writing a chunk's files and its rows); those instances train again."""
+        for path in sorted((self.path / "weights").glob("chunk-*.safetensors")):
+            instances = {int(i) for i in load_file(str(path))["instance"]}
+            if not instances <= done:
+                index = path.stem.split("-")[1]
+                path.unlink()
+                for table in ("curves", "features"):
+                    (self.path / "parts" / f"{table}-{index}.csv").unlink(missing_ok=True)
+
+    def reopen_parts(self) -> None:
+        """Before resuming: move the gathered curves.csv and features.csv back into parts/, so the
+        next gather_parts() includes them beside the new chunks' parts."""
+        parts = self.path / "parts"
+        parts.mkdir(exist_ok=True)
+        for table in ("curves", "features"):
+            gathered = self.path / f"{table}.csv"
+            if gathered.is_file():
+                os.replace(gathered, parts / f"{table}-0000-before-resume.csv")
 
     # --- reading --------------------------------------------------------------------------
 

@@ -111,6 +111,14 @@ def run(
             outcome = run_sweep(spec, root, device=device, emit=sink, max_memory=budget, threads=threads)
     except SpecError as exc:
         raise fail(str(exc)) from None
+    _finish(outcome, quiet, as_json)
+
+
+def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
+    """Print a finished run's summary and leave with its exit code (0, 1 failed, 130 interrupted)."""
+    from engine import store
+    from toysup_tui import report
+
     finished = store.Run(outcome.run_dir)
     if as_json:
         out.print_json(json.dumps(report.json_summary(finished)))
@@ -119,14 +127,42 @@ def run(
     else:
         report.print_summary(out, finished)
     if outcome.status == "interrupted":
-        err.print(f"interrupted: finished chunks are kept in {outcome.run_dir}")
+        err.print(f"interrupted: finished chunks are kept in {outcome.run_dir}; continue with: "
+                  f"toysup resume {outcome.run_dir}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.status == "failed":
-        raise fail(f"run failed: {outcome.error} (details in {outcome.run_dir / 'error.log'})", EXIT_FAILED)
+        raise fail(f"run failed: {outcome.error} (details in {outcome.run_dir / 'error.log'}; "
+                   f"toysup resume retries what is left)", EXIT_FAILED)
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
+
+
+@app.command()
+def resume(
+    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (use the run's own)")] = "auto",
+    runs_dir: RunsDirOption = None,
+    max_memory: Annotated[float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
+) -> None:
+    """Finish an interrupted, failed or killed run in place; ends with the same results as an uninterrupted run."""
+    from engine import store
+    from engine.runner import resume_sweep
+    from toysup_tui import progress
+
+    try:
+        found = store.find_run(store.runs_dir(runs_dir), run_ref)
+        budget = None if max_memory is None else int(max_memory * 1024**3)
+        sink = progress.make_sink(out, quiet)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        with sink:
+            outcome = resume_sweep(found.path, device=device, emit=sink, max_memory=budget, threads=threads)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    _finish(outcome, quiet, False)
 
 
 @app.command()

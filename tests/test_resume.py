@@ -1,0 +1,105 @@
+"""Interrupt a run (in process, SIGINT, SIGKILL), resume it, and get an uninterrupted run's results."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.errors import SpecError
+from engine.runner import resume_sweep, run_sweep
+from engine.store import list_runs
+from tests.conftest import make_spec, toysup_command
+
+PARAMS = {"steps": 400, "batch_size": 64, "eval_batch_size": 256, "seeds": 10}
+SWEEP = {"feature_probability": [1.0, 0.3, 0.1, 0.03]}
+BUDGET = 500_000  # bytes: 16 instances per chunk, so 40 instances make 3 chunks
+
+
+def sorted_csv(path: Path) -> list[str]:
+    lines = path.read_text().splitlines()
+    return [lines[0], *sorted(lines[1:])]
+
+
+def assert_same_results(a: Path, b: Path) -> None:
+    assert (a / "results.csv").read_text() == (b / "results.csv").read_text()
+    for table in ("curves.csv", "features.csv"):
+        assert sorted_csv(a / table) == sorted_csv(b / table)
+
+
+def test_resume_after_an_in_process_stop_matches_an_uninterrupted_run(tmp_path: Path):
+    spec = make_spec(PARAMS, SWEEP)
+    whole = run_sweep(spec, tmp_path / "whole", device="cpu", max_memory=BUDGET)
+    chunks_seen: list[int] = []
+
+    def stop_after_first_chunk() -> bool:
+        return bool(chunks_seen)
+
+    def sink(event) -> None:
+        if type(event).__name__ == "ChunkFinished":
+            chunks_seen.append(event.chunk)
+
+    cut = run_sweep(spec, tmp_path / "cut", device="cpu", max_memory=BUDGET, emit=sink,
+                    should_stop=stop_after_first_chunk)
+    assert cut.status == "interrupted"
+    assert json.loads((cut.run_dir / "run.json").read_text())["instances_done"] == 16
+    done = resume_sweep(cut.run_dir, device="cpu", max_memory=BUDGET)
+    assert done.status == "completed"
+    assert_same_results(whole.run_dir, cut.run_dir)
+    info = json.loads((cut.run_dir / "run.json").read_text())
+    assert info["status"] == "completed" and info["resumed"] == 1 and info["instances_done"] == 40
+    with pytest.raises(SpecError, match="already completed"):
+        resume_sweep(cut.run_dir, device="cpu")
+
+
+def start_run(runs: Path, preset: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([*toysup_command(), "run", str(preset), "--runs-dir", str(runs), "--device", "cpu",
+                             "--max-memory", str(BUDGET / 1024**3), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+
+
+def wait_for_first_chunk(runs: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list_runs(runs)
+        if found and (found[0].path / "results.csv").exists():
+            return found[0].path
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.05)
+    raise AssertionError("the first chunk never finished")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+def test_a_real_run_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_path: Path, how: signal.Signals):
+    spec = make_spec({**PARAMS, "steps": 3000}, SWEEP)
+    preset = tmp_path / "sweep.toml"
+    preset.write_text(spec.to_toml())
+    whole = run_sweep(spec, tmp_path / "whole", device="cpu", max_memory=BUDGET)
+
+    runs = tmp_path / "runs"
+    proc = start_run(runs, preset)
+    folder = wait_for_first_chunk(runs, proc)
+    proc.send_signal(how)
+    code = proc.wait(timeout=30)
+    info = json.loads((folder / "run.json").read_text())  # run.json is whole whatever the moment of death
+    if how == signal.SIGINT:
+        assert code == 130 and info["status"] == "interrupted"
+        assert (folder / "curves.csv").exists()
+    else:
+        assert code == -signal.SIGKILL and info["status"] == "running"
+    assert 16 <= info["instances_done"] < 40
+
+    resumed = subprocess.run([*toysup_command(), "resume", str(folder), "--device", "cpu", "-q"],
+                             capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((folder / "run.json").read_text())["status"] == "completed"
+    assert_same_results(whole.run_dir, folder)
+    assert not list(folder.rglob(".*.tmp"))  # no temporary file left behind by the killed process
