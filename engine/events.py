@@ -73,8 +73,16 @@ class RunFinished(Event):
     error: str = ""
 
 
+@dataclass
+class Notice(Event):
+    """Something a user should know that is not an error, e.g. a chunk split after running out of memory."""
+
+    type: ClassVar[str] = "notice"
+    message: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (RunStarted, ChunkStarted, Progress, ChunkFinished, RunFinished)
+    cls.type: cls for cls in (RunStarted, ChunkStarted, Progress, ChunkFinished, RunFinished, Notice)
 }
 
 EventSink = Callable[[Event], None]

@@ -98,6 +98,9 @@ def plan(spec: Spec, device: torch.device, max_memory: int | None = None,
     chunks: list[Chunk] = []
     for members in groups.values():
         per_instance = model.bytes_per_instance(members[0].config)
+        if per_instance > budget:
+            raise SpecError(f"one instance needs about {per_instance / 2**20:,.0f} MB to train but a chunk may use "
+                            f"{budget / 2**20:,.0f} MB: lower batch_size or eval_batch_size, or raise --max-memory")
         size = max(1, budget // per_instance)
         for start in range(0, len(members), size):
             chunks.append(Chunk(first_index + len(chunks), spec.model, tuple(members[start:start + size])))

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from engine.errors import SpecError
-from engine.events import ChunkFinished, ChunkStarted, EventSink, RunFinished, RunStarted, ignore
+from engine.events import ChunkFinished, ChunkStarted, EventSink, Notice, RunFinished, RunStarted, ignore
 from engine.models import get_model
 from engine.plan import Chunk, configure_threads, plan, resolve_device
 from engine.spec import Spec
@@ -137,6 +137,15 @@ def resume_sweep(
     return _train(run, spec, chunks, rows, dev, emit, should_stop)
 
 
+MIN_CHUNK = 1  # an out-of-memory chunk is halved and retried down to this many instances
+
+
+def _halve(chunk: Chunk, first_index: int) -> list[Chunk]:
+    middle = len(chunk) // 2
+    return [Chunk(first_index, chunk.model, chunk.instances[:middle]),
+            Chunk(first_index + 1, chunk.model, chunk.instances[middle:])]
+
+
 def _alive(info: dict[str, Any]) -> bool:
     """Whether the process that wrote a 'running' run.json still runs (only knowable on its host)."""
     if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
@@ -160,10 +169,25 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
     columns = result_columns(spec)
     done_work = 0
     status, error = "completed", ""
+    queue = list(chunks)
+    next_index = 1 + max((c.index for c in chunks), default=-1)
     try:
-        for chunk in chunks:
+        while queue:
+            chunk = queue.pop(0)
             emit(ChunkStarted(chunk=chunk.index, instances=[i.index for i in chunk.instances], steps=chunk.steps))
-            result = train_chunk(chunk, dev, emit, should_stop, done_work, started)
+            try:
+                result = train_chunk(chunk, dev, emit, should_stop, done_work, started)
+            except torch.OutOfMemoryError:
+                if len(chunk) <= MIN_CHUNK:
+                    raise
+                halves = _halve(chunk, next_index)
+                next_index += 2
+                queue[0:0] = halves
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+                emit(Notice(f"out of memory in chunk {chunk.index} ({len(chunk)} instances): retrying it as chunks "
+                            f"{halves[0].index} and {halves[1].index} of {len(halves[0])} and {len(halves[1])}"))
+                continue
             done_work += chunk.steps * len(chunk)
             _store_chunk(run, spec, chunk, result, columns, rows)
             elapsed = time.monotonic() - started

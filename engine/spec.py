@@ -322,8 +322,16 @@ def _param(table: dict[str, Param], key: str, model: str) -> Param:
     return param
 
 
+MAX_INSTANCES = 5_000_000  # a row of results per instance lives in memory while a run goes
+
+
 def _check_combinations(spec: Spec) -> None:
-    """Constraints that involve more than one parameter, checked by the model per sweep point."""
+    """Constraints that involve more than one parameter, checked by the model per sweep point, and
+    the sweep's size (checked before expanding the points, which would itself exhaust memory)."""
+    if spec.n_instances > MAX_INSTANCES:
+        raise SpecError(f"the sweep has {spec.n_instances:,} instances ({spec.n_points:,} points x {spec.seeds} "
+                        f"seeds); one run holds at most {MAX_INSTANCES:,}: use fewer seeds or points, or split "
+                        "the sweep into several runs")
     model = get_model(spec.model)
     for point in spec.points():
         model.check({**spec.params, **point})

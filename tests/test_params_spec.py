@@ -385,3 +385,18 @@ def test_every_model_resolves_with_its_defaults_alone(kind: str):
     """A bare preset or a fresh TUI form starts from the defaults: they must pass the model's own checks."""
     spec = resolve({"model": kind})
     assert spec.n_instances == 1
+
+
+def test_a_sweep_too_large_for_one_run_says_how_large_and_what_to_do():
+    with pytest.raises(SpecError, match=r"7,000,000 instances \(7 points x 1000000 seeds\).*fewer seeds"):
+        resolve({"params": {"seeds": 1_000_000}, "sweep": {"feature_probability": "log:1:0.01:7"}})
+
+
+def test_an_instance_larger_than_the_memory_budget_is_a_user_error():
+    import torch
+
+    from engine.plan import plan
+
+    spec = resolve({"params": {"n_features": 2000, "batch_size": 1_000_000}})
+    with pytest.raises(SpecError, match=r"one instance needs about .* MB .*--max-memory"):
+        plan(spec, torch.device("cpu"), max_memory=2**30)

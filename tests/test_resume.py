@@ -103,3 +103,29 @@ def test_a_real_run_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_path
     assert json.loads((folder / "run.json").read_text())["status"] == "completed"
     assert_same_results(whole.run_dir, folder)
     assert not list(folder.rglob(".*.tmp"))  # no temporary file left behind by the killed process
+
+
+def test_an_out_of_memory_chunk_is_halved_and_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """CUDA memory is not available here: a chunk of more than 8 instances raises torch's OutOfMemoryError
+    instead, as a too-large chunk would on a GPU."""
+    import torch
+
+    import engine.runner as runner
+    from engine.events import Notice
+
+    spec = make_spec(PARAMS, SWEEP)
+    whole = run_sweep(spec, tmp_path / "whole", device="cpu")
+    real = runner.train_chunk
+
+    def small_memory(chunk, *args, **kwargs):
+        if len(chunk) > 8:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(chunk, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "train_chunk", small_memory)
+    notices: list[str] = []
+    split = run_sweep(spec, tmp_path / "split", device="cpu",
+                      emit=lambda e: notices.append(e.message) if isinstance(e, Notice) else None)
+    assert split.status == "completed"
+    assert notices and "out of memory in chunk 0 (40 instances)" in notices[0]
+    assert_same_results(whole.run_dir, split.run_dir)

@@ -87,6 +87,8 @@ class ProgressSink:
                     eta = (self.total - self.done) / self.rate if self.rate > 0 else float("nan")
                     self.console.print(f"progress {pct:5.1f}%  chunk {event.chunk} step {event.step}/{event.steps}"
                                        f"  {self.rate:,.0f} inst-steps/s  ETA {eta:,.0f}s")
+        elif isinstance(event, ev.Notice):
+            self.console.print(f"[yellow]note:[/] {event.message}")
         elif isinstance(event, ev.RunFinished):
             self.console.print(f"{event.status} in {event.wall_time_s:.1f}s "
                                f"({event.instance_steps_per_s:,.0f} instance-steps/s): {event.run_dir}")
