@@ -27,6 +27,19 @@ class BatchedOptimizer:
             self.m = {k: torch.zeros_like(p) for k, p in params.items()}
             self.v = {k: torch.zeros_like(p) for k, p in params.items()}
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """The moment estimates, for a checkpoint (the step count is ``t``)."""
+        if self.kind == "sgd":
+            return {}
+        return {**{f"m.{k}": v for k, v in self.m.items()}, **{f"v.{k}": v for k, v in self.v.items()}}
+
+    @torch.no_grad()
+    def load_state(self, state: dict[str, torch.Tensor], t: int) -> None:
+        for key, value in state.items():
+            kind, name = key.split(".", 1)
+            (self.m if kind == "m" else self.v)[name].copy_(value)
+        self.t = t
+
     @torch.no_grad()
     def step(self, grads: dict[str, torch.Tensor], frozen: torch.Tensor | None = None) -> None:
         """One update. ``frozen`` (I,) bool marks instances that must not move (diverged ones):

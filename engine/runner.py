@@ -85,6 +85,7 @@ def run_sweep(
     should_stop: Callable[[], bool] = lambda: False,
     max_memory: int | None = None,
     threads: int | None = None,
+    checkpoint_every_s: float = 300.0,
 ) -> Outcome:
     """Train every chunk of ``spec`` and store the results under ``root``.
 
@@ -97,7 +98,7 @@ def run_sweep(
     configure_threads(threads, dev)
     chunks = plan(spec, dev, max_memory)
     run = Run.create(root, spec, device=_device_name(dev), chunks=len(chunks))
-    return _train(run, spec, chunks, [], dev, emit, should_stop)
+    return _train(run, spec, chunks, [], dev, emit, should_stop, checkpoint_every_s)
 
 
 def resume_sweep(
@@ -107,6 +108,7 @@ def resume_sweep(
     should_stop: Callable[[], bool] = lambda: False,
     max_memory: int | None = None,
     threads: int | None = None,
+    checkpoint_every_s: float = 300.0,
 ) -> Outcome:
     """Finish an interrupted or failed run in place: train the instances its results.csv lacks.
 
@@ -130,11 +132,20 @@ def resume_sweep(
     run.drop_unrecorded_chunks(done)
     chunk_files = sorted((run.path / "weights").glob("chunk-*.safetensors"))
     first = 1 + max((int(f.stem.split("-")[1]) for f in chunk_files), default=-1)
-    chunks = plan(spec, dev, max_memory, instances=remaining, first_index=first)
+    saved = run.read_checkpoint()
+    resume_from = None
+    head: list[Chunk] = []
+    if saved is not None and saved[0] and set(saved[0]) <= {i.index for i in remaining}:
+        # The chunk that was cut short continues from its checkpoint, with the same instances.
+        by_index = {i.index: i for i in remaining}
+        head = [Chunk(first, spec.model, tuple(by_index[i] for i in saved[0]))]
+        remaining = [i for i in remaining if i.index not in set(saved[0])]
+        resume_from = {first: (saved[1], saved[2])}
+    chunks = head + plan(spec, dev, max_memory, instances=remaining, first_index=first + len(head))
     run.reopen_parts()
     run.update_info(status="running", ended=None, error="", chunks=first + len(chunks), pid=os.getpid(),
                     resumed=int(info.get("resumed", 0)) + 1)
-    return _train(run, spec, chunks, rows, dev, emit, should_stop)
+    return _train(run, spec, chunks, rows, dev, emit, should_stop, checkpoint_every_s, resume_from)
 
 
 MIN_CHUNK = 1  # an out-of-memory chunk is halved and retried down to this many instances
@@ -160,7 +171,8 @@ def _alive(info: dict[str, Any]) -> bool:
 
 
 def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], dev: torch.device,
-           emit: EventSink, should_stop: Callable[[], bool]) -> Outcome:
+           emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 300.0,
+           resume_from: dict[int, tuple[dict[str, torch.Tensor], dict[str, int]]] | None = None) -> Outcome:
     """The loop over chunks shared by a new and a resumed run; ``rows`` holds results already stored."""
     total = sum(c.steps * len(c) for c in chunks)
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=_device_name(dev),
@@ -176,7 +188,11 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
             chunk = queue.pop(0)
             emit(ChunkStarted(chunk=chunk.index, instances=[i.index for i in chunk.instances], steps=chunk.steps))
             try:
-                result = train_chunk(chunk, dev, emit, should_stop, done_work, started)
+                members = [i.index for i in chunk.instances]
+                result = train_chunk(chunk, dev, emit, should_stop, done_work, started,
+                                     checkpoint=lambda t, m, members=members: run.write_checkpoint(members, t, m),
+                                     checkpoint_every_s=checkpoint_every_s,
+                                     resume_from=(resume_from or {}).get(chunk.index))
             except torch.OutOfMemoryError:
                 if len(chunk) <= MIN_CHUNK:
                     raise
@@ -190,6 +206,7 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
                 continue
             done_work += chunk.steps * len(chunk)
             _store_chunk(run, spec, chunk, result, columns, rows)
+            run.clear_checkpoint()
             elapsed = time.monotonic() - started
             run.update_info(instances_done=len(rows), chunks_done=chunk.index + 1, instance_steps_done=done_work,
                             wall_time_s=round(elapsed, 3), instance_steps_per_s=round(done_work / elapsed, 1))

@@ -201,6 +201,31 @@ class Run:
             f.unlink()
         parts.rmdir()
 
+    def write_checkpoint(self, instances: list[int], tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+        """The training state of the chunk in progress (one file, replaced atomically)."""
+        target = self.path / "checkpoint.safetensors"
+        tmp = target.with_name(f".{target.name}.tmp")
+        data = {**tensors, "instance": torch.tensor(instances, dtype=torch.int64)}
+        save_file({k: v.contiguous() for k, v in data.items()}, str(tmp), metadata={k: str(v) for k, v in meta.items()})
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+
+    def read_checkpoint(self) -> tuple[list[int], dict[str, torch.Tensor], dict[str, int]] | None:
+        """The chunk-in-progress checkpoint: its instances, tensors and step counters, or None."""
+        from safetensors import safe_open
+
+        path = self.path / "checkpoint.safetensors"
+        if not path.is_file():
+            return None
+        with safe_open(str(path), framework="pt") as f:
+            meta = {k: int(v) for k, v in (f.metadata() or {}).items()}
+        tensors = load_file(str(path))
+        return [int(i) for i in tensors.pop("instance")], tensors, meta
+
+    def clear_checkpoint(self) -> None:
+        (self.path / "checkpoint.safetensors").unlink(missing_ok=True)
+
     def drop_unrecorded_chunks(self, done: set[int]) -> None:
         """Before resuming: remove the parts and weights of chunks whose instances results.csv lacks
         (a kill between writing a chunk's files and its rows); those instances train again."""
@@ -291,10 +316,11 @@ class Run:
 
 
 def _concat_csv(files: list[Path]) -> str:
+    """CSV files with one header: the first non-empty file's (a run cut before any chunk has empty tables)."""
     out: list[str] = []
-    for i, f in enumerate(files):
+    for f in files:
         lines = f.read_text(encoding="utf-8").splitlines(keepends=True)
-        out.extend(lines if i == 0 else lines[1:])
+        out.extend(lines if not out else lines[1:])
     return "".join(out)
 
 

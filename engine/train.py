@@ -50,6 +50,24 @@ def curve_schedule(steps: int, points: int = CURVE_POINTS) -> list[int]:
     return sorted((logs | lins) - {0})
 
 
+@torch.no_grad()
+def _restore(saved: tuple[dict[str, torch.Tensor], dict[str, int]], weights: dict[str, torch.Tensor],
+             optimizer: BatchedOptimizer, curves: torch.Tensor, extra: dict[str, torch.Tensor],
+             diverged: torch.Tensor, snaps: dict[str, list[torch.Tensor]]) -> int:
+    """Load a checkpoint into the freshly initialised training state; returns its step."""
+    tensors, meta = saved
+    for k, w in weights.items():
+        w.copy_(tensors[f"w.{k}"])
+    optimizer.load_state({k: v for k, v in tensors.items() if k[:2] in ("m.", "v.")}, meta["t"])
+    curves.copy_(tensors["curves"])
+    for k, v in extra.items():
+        v.copy_(tensors[f"extra.{k}"])
+    diverged.copy_(tensors["diverged"])
+    for k in snaps:
+        snaps[k] = [s.to(curves.device) for s in tensors[f"snap.{k}"].unbind(1)]
+    return meta["step"]
+
+
 def snapshot_schedule(steps: int, count: int) -> list[int]:
     """0 (the initial weights) and ``count`` log-spaced steps ending at the last step."""
     if count <= 0:
@@ -67,11 +85,18 @@ def train_chunk(
     should_stop: Callable[[], bool] = lambda: False,
     work_done_before: int = 0,
     run_started: float | None = None,
+    checkpoint: Callable[[dict[str, torch.Tensor], dict[str, int]], None] | None = None,
+    checkpoint_every_s: float = 300.0,
+    resume_from: tuple[dict[str, torch.Tensor], dict[str, int]] | None = None,
 ) -> ChunkResult:
     """Train every instance in ``chunk`` for the chunk's step count.
 
     Raises KeyboardInterrupt if ``should_stop`` turns true, so callers handle a
-    cancel and a Ctrl-C the same way.
+    cancel and a Ctrl-C the same way. Every ``checkpoint_every_s`` seconds the
+    training state (weights, optimiser moments, curves so far) goes to
+    ``checkpoint``; ``resume_from`` continues from such a state, with the same
+    result as an uninterrupted chunk (the random streams are keyed by step, so
+    they need no saving).
     """
     started = time.monotonic()
     run_started = started if run_started is None else run_started
@@ -95,9 +120,13 @@ def train_chunk(
     if snap_steps:
         for k, w in weights.items():
             snaps[k].append(w.detach().clone())
-    last_report = started
+    last_report = last_checkpoint = started
+    first_step = 1
+    if resume_from is not None and model.mid_chunk_checkpoints:
+        first_step = _restore(resume_from, weights, optimizer, curves, extra, diverged, snaps) + 1
+        reported = resume_from[1]["reported"]
 
-    for step in range(1, steps + 1):
+    for step in range(first_step, steps + 1):
         loss, grads = model.loss_and_grads(weights, step)
         # An instance whose loss is no longer finite is frozen at its last finite weights; the
         # others train on (instances never mix, so a NaN cannot spread) and no sync is needed.
@@ -127,6 +156,14 @@ def train_chunk(
             reported, last_report = recorded, now
             if should_stop():
                 raise KeyboardInterrupt
+            if checkpoint is not None and model.mid_chunk_checkpoints and step < steps and \
+                    now - last_checkpoint >= checkpoint_every_s:
+                tensors = {**{f"w.{k}": w for k, w in weights.items()}, **optimizer.state(), "curves": curves,
+                           **{f"extra.{k}": v for k, v in extra.items()}, "diverged": diverged,
+                           **{f"snap.{k}": torch.stack(v, 1) for k, v in snaps.items()}}
+                checkpoint({k: v.detach().cpu() for k, v in tensors.items()},
+                           {"step": step, "t": optimizer.t, "reported": reported})
+                last_checkpoint = now
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)

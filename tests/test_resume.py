@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.errors import SpecError
 from engine.runner import resume_sweep, run_sweep
-from engine.store import list_runs
+from engine.store import Run, list_runs
 from tests.conftest import make_spec, toysup_command
 
 PARAMS = {"steps": 400, "batch_size": 64, "eval_batch_size": 256, "seeds": 10}
@@ -129,3 +130,28 @@ def test_an_out_of_memory_chunk_is_halved_and_retried(tmp_path: Path, monkeypatc
     assert split.status == "completed"
     assert notices and "out of memory in chunk 0 (40 instances)" in notices[0]
     assert_same_results(whole.run_dir, split.run_dir)
+
+
+def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path):
+    spec = make_spec({**PARAMS, "steps": 4000, "snapshots": 3}, SWEEP)
+    whole = run_sweep(spec, tmp_path / "whole", device="cpu")
+    ticks: list[int] = []
+
+    def sink(event) -> None:
+        if type(event).__name__ == "Progress":
+            ticks.append(event.step)
+
+    cut = run_sweep(spec, tmp_path / "cut", device="cpu", emit=sink, checkpoint_every_s=1e-9,
+                    should_stop=lambda: len(ticks) >= 3)
+    assert cut.status == "interrupted" and len({*ticks}) >= 3 and ticks[-1] < 4000
+    saved = Run(cut.run_dir).read_checkpoint()
+    assert saved is not None and saved[2]["step"] == ticks[-2]  # the tick before the stop was saved
+    resumed_steps: list[int] = []
+    done = resume_sweep(cut.run_dir, device="cpu",
+                        emit=lambda e: resumed_steps.append(e.step) if type(e).__name__ == "Progress" else None)
+    assert done.status == "completed"
+    assert min(resumed_steps) > ticks[-2]  # it went on from the checkpoint, not from step 1
+    assert_same_results(whole.run_dir, cut.run_dir)
+    assert Run(cut.run_dir).read_checkpoint() is None
+    a, b = Run(whole.run_dir).instance_weights(7), Run(cut.run_dir).instance_weights(7)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # weights and snapshots, bit for bit

@@ -84,6 +84,10 @@ def run(
     threads: Annotated[
         int | None, typer.Option("--threads", help="CPU threads for torch [default: cores - 1 on CPU, 1 on GPU]")
     ] = None,
+    checkpoint_every: Annotated[
+        float, typer.Option("--checkpoint-every", help="Seconds between checkpoints inside a chunk (resume continues "
+                            "from the last one)")
+    ] = 300.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary instead")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved sweep without training")] = False,
@@ -108,7 +112,11 @@ def run(
         sink = progress.make_sink(err if as_json else out, quiet or as_json)
         signal.signal(signal.SIGTERM, _raise_interrupt)
         with sink:
-            outcome = run_sweep(spec, root, device=device, emit=sink, max_memory=budget, threads=threads)
+            if checkpoint_every <= 0:
+                raise SpecError(f"--checkpoint-every {checkpoint_every} is not valid: expected a positive number "
+                                "of seconds")
+            outcome = run_sweep(spec, root, device=device, emit=sink, max_memory=budget, threads=threads,
+                                checkpoint_every_s=checkpoint_every)
     except SpecError as exc:
         raise fail(str(exc)) from None
     _finish(outcome, quiet, as_json)
@@ -146,6 +154,10 @@ def resume(
     runs_dir: RunsDirOption = None,
     max_memory: Annotated[float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch")] = None,
+    checkpoint_every: Annotated[
+        float, typer.Option("--checkpoint-every", help="Seconds between checkpoints inside a chunk (resume continues "
+                            "from the last one)")
+    ] = 300.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
 ) -> None:
     """Finish an interrupted, failed or killed run in place; ends with the same results as an uninterrupted run."""
@@ -159,7 +171,8 @@ def resume(
         sink = progress.make_sink(out, quiet)
         signal.signal(signal.SIGTERM, _raise_interrupt)
         with sink:
-            outcome = resume_sweep(found.path, device=device, emit=sink, max_memory=budget, threads=threads)
+            outcome = resume_sweep(found.path, device=device, emit=sink, max_memory=budget, threads=threads,
+                                   checkpoint_every_s=checkpoint_every)
     except SpecError as exc:
         raise fail(str(exc)) from None
     _finish(outcome, quiet, False)

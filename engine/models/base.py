@@ -77,6 +77,9 @@ class ToyModel:
     # Keys of init_weights() that are fixed data, not parameters (an SAE's ground-truth features):
     # saved with the weights, but never given to autograd or the optimiser.
     frozen: ClassVar[tuple[str, ...]] = ()
+    # False for models with training state beyond weights and optimiser (an SAE's dead-latent
+    # counters): their chunks restart from the beginning on resume instead of from a checkpoint.
+    mid_chunk_checkpoints: ClassVar[bool] = True
 
     def __init__(self, hp: Hyper, rng: CounterRNG):
         self.hp = hp

@@ -153,6 +153,8 @@ class FusedLoss(torch.autograd.Function):
 
 
 class SparseAutoencoder(ToyModel):
+    # The dead-latent counters of resample_dead are not checkpointed: resume redoes the chunk.
+    mid_chunk_checkpoints = False
     kind = "sae"
     summary = "c = ReLU(W_e x + b_e), x_hat = W_d c, MSE + l1 |c|_1 on toy ground-truth features (Sharkey et al. 2022)"
     params = (
