@@ -118,12 +118,12 @@ def resume_sweep(
     start of each unfinished chunk.
     """
     run = Run.open(run_dir)
+    spec = run.spec()  # a damaged folder (no config.toml) is reported before anything else
     info = run.info()
     if info.get("status") == "completed":
         raise SpecError(f"run {run.id} is already completed: nothing to resume")
     if info.get("status") == "running" and _alive(info):
         raise SpecError(f"run {run.id} is still running (process {info.get('pid')} on this host)")
-    spec = run.spec()
     dev = resolve_device(device)
     configure_threads(threads, dev)
     _, rows = run.results()

@@ -155,3 +155,26 @@ def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path):
     assert Run(cut.run_dir).read_checkpoint() is None
     a, b = Run(whole.run_dir).instance_weights(7), Run(cut.run_dir).instance_weights(7)
     assert all(torch.equal(a[k], b[k]) for k in a)  # weights and snapshots, bit for bit
+
+
+def test_damaged_run_folders_are_reported_not_fatal(tmp_path: Path):
+    from tests.conftest import invoke
+
+    spec = make_spec({**PARAMS, "steps": 50, "seeds": 2}, SWEEP)
+    runs = tmp_path / "runs"
+    good = run_sweep(spec, runs, device="cpu").run_dir
+    truncated = run_sweep(spec, runs, device="cpu").run_dir
+    (truncated / "run.json").write_text('{"status": "compl')  # cut mid-write by hand
+    missing = run_sweep(spec, runs, device="cpu").run_dir
+    (missing / "results.csv").unlink()
+    (missing / "config.toml").unlink()
+
+    listed = invoke("runs", "--runs-dir", runs, env={"COLUMNS": "200"})
+    assert listed.exit_code == 0 and "damaged" in listed.stdout and good.name in listed.stdout
+    for folder in (truncated, missing):
+        shown = invoke("report", folder, env={"COLUMNS": "200"})
+        assert shown.exit_code == 0, shown.stderr
+        assert "Traceback" not in shown.stdout + shown.stderr
+    assert "config.toml is missing" in " ".join(invoke("report", missing, env={"COLUMNS": "200"}).stdout.split())
+    with pytest.raises(SpecError, match=r"damaged|missing"):
+        resume_sweep(missing, device="cpu")
