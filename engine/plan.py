@@ -98,9 +98,10 @@ def plan(spec: Spec, device: torch.device, max_memory: int | None = None,
     chunks: list[Chunk] = []
     for members in groups.values():
         per_instance = model.bytes_per_instance(members[0].config)
-        if per_instance > budget:
+        if max_memory is None and per_instance > budget:  # an explicit --max-memory gets chunks of one
             raise SpecError(f"one instance needs about {per_instance / 2**20:,.0f} MB to train but a chunk may use "
-                            f"{budget / 2**20:,.0f} MB: lower batch_size or eval_batch_size, or raise --max-memory")
+                            f"{budget / 2**20:,.0f} MB of this device: lower batch_size or eval_batch_size (or set "
+                            "--max-memory to train it anyway, one instance per chunk)")
         size = max(1, budget // per_instance)
         for start in range(0, len(members), size):
             chunks.append(Chunk(first_index + len(chunks), spec.model, tuple(members[start:start + size])))

@@ -399,4 +399,5 @@ def test_an_instance_larger_than_the_memory_budget_is_a_user_error():
 
     spec = resolve({"params": {"n_features": 2000, "batch_size": 1_000_000}})
     with pytest.raises(SpecError, match=r"one instance needs about .* MB .*--max-memory"):
-        plan(spec, torch.device("cpu"), max_memory=2**30)
+        plan(spec, torch.device("cpu"))  # the automatic budget: at most 4 GiB on a CPU
+    assert [len(c) for c in plan(spec, torch.device("cpu"), max_memory=2**30)] == [1]  # asked for: chunks of one

@@ -49,7 +49,9 @@ def headline_metrics(model: str, available: list[str]) -> list[str]:
 
 def runs_table(runs: list[Run]) -> Table:
     table = Table(title=None)
-    for col, kw in (("run", {"style": "bold", "no_wrap": True}), ("preset", {}), ("model", {}), ("status", {}),
+    # The run id and status never shrink: they are what a user reads and types next.
+    for col, kw in (("run", {"style": "bold", "no_wrap": True, "min_width": 20}), ("preset", {}), ("model", {}),
+                    ("status", {"no_wrap": True, "min_width": 11}),
                     ("instances", {"justify": "right"}), ("device", {}), ("wall", {"justify": "right"}),
                     ("started", {})):
         table.add_column(col, **kw)
