@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import time
 import traceback
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from engine.events import ChunkFinished, ChunkStarted, EventSink, Notice, RunFin
 from engine.models import get_model
 from engine.plan import Chunk, configure_threads, plan, resolve_device
 from engine.spec import Spec
-from engine.store import Run, csv_text, now_iso
+from engine.store import Run, csv_text, now_iso, process_alive
 from engine.train import ChunkResult, train_chunk
 
 
@@ -122,7 +121,7 @@ def resume_sweep(
     info = run.info()
     if info.get("status") == "completed":
         raise SpecError(f"run {run.id} is already completed: nothing to resume")
-    if info.get("status") == "running" and _alive(info):
+    if info.get("status") == "running" and process_alive(info):
         raise SpecError(f"run {run.id} is still running (process {info.get('pid')} on this host)")
     dev = resolve_device(device)
     configure_threads(threads, dev)
@@ -155,19 +154,6 @@ def _halve(chunk: Chunk, first_index: int) -> list[Chunk]:
     middle = len(chunk) // 2
     return [Chunk(first_index, chunk.model, chunk.instances[:middle]),
             Chunk(first_index + 1, chunk.model, chunk.instances[middle:])]
-
-
-def _alive(info: dict[str, Any]) -> bool:
-    """Whether the process that wrote a 'running' run.json still runs (only knowable on its host)."""
-    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
-        return False
-    try:
-        os.kill(info["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], dev: torch.device,

@@ -367,6 +367,28 @@ def find_run(root: Path, ref: str) -> Run:
     raise SpecError(f"no run {ref!r} in {root}; newest: {', '.join(r.id for r in runs[:3])} (or 'latest')")
 
 
+def process_alive(info: dict[str, Any]) -> bool:
+    """Whether the process that wrote a run.json still runs (knowable only on its own host; elsewhere
+    a 'running' run is taken at its word)."""
+    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return True  # not ours to check: take 'running' at its word
+    try:
+        os.kill(info["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def display_status(info: dict[str, Any]) -> str:
+    """run.json's status, except a 'running' run whose process is gone, which was killed."""
+    status = str(info.get("status", "?"))
+    if status == "running" and not process_alive(info):
+        return "killed"
+    return status
+
+
 def with_run_id(text: str, run_id: str) -> str:
     """Prefix a CSV table with a run_id column, so exported rows say where they came from."""
     lines = text.splitlines(keepends=True)

@@ -95,6 +95,9 @@ def test_a_real_run_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_path
         assert (folder / "curves.csv").exists()
     else:
         assert code == -signal.SIGKILL and info["status"] == "running"
+        listed = subprocess.run([*toysup_command(), "runs", "--runs-dir", str(runs)], capture_output=True,
+                                text=True, env={**os.environ, "COLUMNS": "200"})
+        assert "killed" in listed.stdout  # run.json says running, but its process is gone
     assert 16 <= info["instances_done"] < 40
 
     resumed = subprocess.run([*toysup_command(), "resume", str(folder), "--device", "cpu", "-q"],

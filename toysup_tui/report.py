@@ -19,7 +19,7 @@ from engine.errors import SpecError
 from engine.models import get_model
 from engine.plan import Chunk
 from engine.spec import Spec
-from engine.store import Run
+from engine.store import Run, display_status
 from toysup_tui import charts
 
 # The metrics a summary shows first, when the model has them.
@@ -28,7 +28,7 @@ HEADLINE = (
     "polysemantic_neurons", "monosemantic_neurons", "collapsed",
 )
 STATUS_STYLE = {"completed": "green", "running": "yellow", "interrupted": "magenta", "failed": "red",
-                "damaged": "bold red"}
+                "damaged": "bold red", "killed": "red"}
 
 
 def fmt(value: Any) -> str:
@@ -57,7 +57,7 @@ def runs_table(runs: list[Run]) -> Table:
         table.add_column(col, **kw)
     for run in runs:
         info = run.info()
-        status = info.get("status", "?")
+        status = display_status(info)
         done, total = info.get("instances_done", 0), info.get("instances", 0)
         count = f"{total}" if status == "completed" else f"{done}/{total}"
         wall = info.get("wall_time_s")
@@ -358,7 +358,7 @@ def _recovery_section(console: Console, run: Run, spec: Spec, rows: list[dict[st
 
 
 def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
-    status = str(info.get("status", "?"))
+    status = display_status(info)
     done, total = info.get("instances_done", 0), info.get("instances", 0)
     wall = info.get("wall_time_s")
     wall_text = f"{wall:.1f}s" if isinstance(wall, (int, float)) else "?"
@@ -369,8 +369,9 @@ def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
     console.print(f"[dim]folder {run.path}[/]", soft_wrap=True)
     if info.get("error"):
         console.print(f"[red]error: {info['error']}[/]")
-    if status in ("running", "interrupted") and done != total:
-        console.print(f"[{STATUS_STYLE[status]}]{status}: showing the {done} of {total} instances that finished[/]")
+    if status in ("running", "interrupted", "killed", "failed") and done != total:
+        console.print(f"[{STATUS_STYLE[status]}]{status}: showing the {done} of {total} instances that finished[/]"
+                      + ("" if status == "running" else f"; continue with: toysup resume {run.id}"))
 
 
 def _no_results_message(run: Run, info: dict[str, Any]) -> str:
