@@ -88,6 +88,7 @@ class ResultsScreen(ToysupScreen):
         self.x_index = 0
         self.instance: int | None = None
         self.snapshot: int | None = None  # index into the instance's weight snapshots; None: final weights
+        self._weights_cache: tuple[int, dict[str, Any]] | None = None
         self._drawn: set[str] = set()
 
     def compose(self) -> ComposeResult:
@@ -131,8 +132,16 @@ class ResultsScreen(ToysupScreen):
 
     # --- data -----------------------------------------------------------------------------
 
+    def _weights_of(self, instance: int) -> dict[str, Any]:
+        """One instance's weights, read once per instance: finding them reads every chunk file, and a
+        redraw asks for them several times (caption, charts, snapshot steps)."""
+        if self._weights_cache is None or self._weights_cache[0] != instance:
+            self._weights_cache = (instance, self.run.instance_weights(instance))
+        return self._weights_cache[1]
+
     def load(self) -> None:
         """(Re)read the run folder: header, table, and whichever charts have been shown."""
+        self._weights_cache = None
         info = self.run.info()
         try:
             self.spec = self.run.spec()
@@ -257,7 +266,7 @@ class ResultsScreen(ToysupScreen):
         if self.instance is None:
             return None, "no instance chosen: pick a row in the table (1)"
         try:
-            weights = self.run.instance_weights(self.instance)
+            weights = self._weights_of(self.instance)
         except SpecError as exc:
             return None, str(exc)
         snapshots = weights.get("W.snapshots")
@@ -289,7 +298,7 @@ class ResultsScreen(ToysupScreen):
         if self.instance is None:
             return []
         try:
-            steps = self.run.instance_weights(self.instance).get("snapshot_steps")
+            steps = self._weights_of(self.instance).get("snapshot_steps")
         except SpecError:
             return []
         return [] if steps is None else [int(v) for v in steps]
