@@ -87,10 +87,19 @@ def group_key(spec: Spec, config: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def plan(spec: Spec, device: torch.device, max_memory: int | None = None,
-         instances: list[Instance] | None = None, first_index: int = 0) -> list[Chunk]:
+         instances: list[Instance] | None = None, first_index: int = 0, budget: int | None = None,
+         slots: int = 1) -> list[Chunk]:
     """Group the spec's instances (or the given subset, e.g. those a resumed run still lacks) by
-    structural parameters and cut each group into chunks numbered from ``first_index``."""
-    budget = max_memory if max_memory is not None else memory_budget(device)
+    structural parameters and cut each group into chunks numbered from ``first_index``.
+
+    A chunk uses at most ``max_memory`` bytes (the user's), else ``budget`` (an executor's, e.g. a
+    cluster GPU's share), else this device's automatic budget. With ``slots`` chunks training at
+    once, a group is also cut into at least ``slots`` chunks, so that no worker idles.
+    """
+    if max_memory is not None:
+        budget = max_memory
+    elif budget is None:
+        budget = memory_budget(device)
     model = get_model(spec.model)
     groups: dict[tuple[Any, ...], list[Instance]] = {}
     for inst in spec.instances() if instances is None else instances:
@@ -102,7 +111,7 @@ def plan(spec: Spec, device: torch.device, max_memory: int | None = None,
             raise SpecError(f"one instance needs about {per_instance / 2**20:,.0f} MB to train but a chunk may use "
                             f"{budget / 2**20:,.0f} MB of this device: lower batch_size or eval_batch_size (or set "
                             "--max-memory to train it anyway, one instance per chunk)")
-        size = max(1, budget // per_instance)
+        size = max(1, min(budget // per_instance, -(-len(members) // slots)))
         for start in range(0, len(members), size):
             chunks.append(Chunk(first_index + len(chunks), spec.model, tuple(members[start:start + size])))
     return chunks

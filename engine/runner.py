@@ -1,4 +1,4 @@
-"""Run a whole sweep locally: plan chunks, train each, write the run store, emit events."""
+"""Run a whole sweep: plan chunks, hand them to an executor, store each result as it comes back, emit events."""
 
 from __future__ import annotations
 
@@ -7,19 +7,31 @@ import os
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from engine.errors import SpecError
-from engine.events import ChunkFinished, ChunkStarted, EventSink, Notice, RunFinished, RunStarted, ignore
+from engine.events import (
+    ChunkFinished,
+    ChunkStarted,
+    Event,
+    EventSink,
+    Notice,
+    Progress,
+    RunFinished,
+    RunStarted,
+    ignore,
+)
+from engine.executors import Executor, LocalExecutor, Placement, Work
+from engine.executors.base import Saved
 from engine.models import get_model
-from engine.plan import Chunk, configure_threads, plan, resolve_device
+from engine.plan import Chunk, plan
 from engine.spec import Spec
 from engine.store import Run, csv_text, now_iso, process_alive
-from engine.train import ChunkResult, train_chunk
+from engine.train import ChunkResult
 
 
 @dataclass
@@ -85,19 +97,27 @@ def run_sweep(
     max_memory: int | None = None,
     threads: int | None = None,
     checkpoint_every_s: float = 300.0,
+    executor: Executor | None = None,
 ) -> Outcome:
     """Train every chunk of ``spec`` and store the results under ``root``.
 
-    User errors (bad device, unwritable runs directory) raise SpecError before
-    anything is written. Once the folder exists, every ending is recorded in
-    run.json: completed, interrupted (Ctrl-C, SIGTERM handled as KeyboardInterrupt,
-    or ``should_stop``) or failed (any other exception, whose message is kept).
+    ``executor`` decides where chunks train (default: this process, see
+    engine.executors). User errors (bad device, unwritable runs directory, no
+    cluster) raise SpecError before anything is written. Once the folder exists,
+    every ending is recorded in run.json: completed, interrupted (Ctrl-C, SIGTERM
+    handled as KeyboardInterrupt, or ``should_stop``) or failed (any other
+    exception, whose message is kept).
     """
-    dev = resolve_device(device)
-    configure_threads(threads, dev)
-    chunks = plan(spec, dev, max_memory)
-    run = Run.create(root, spec, device=_device_name(dev), chunks=len(chunks))
-    return _train(run, spec, chunks, [], dev, emit, should_stop, checkpoint_every_s)
+    executor = executor or LocalExecutor()
+    try:
+        placement = executor.open(device, threads)
+        chunks = plan(spec, placement.device, max_memory, budget=placement.budget, slots=placement.slots)
+        run = Run.create(root, spec, device=placement.description, chunks=len(chunks),
+                         extra={"backend": executor.name, **executor.record()})
+    except BaseException:
+        executor.close()
+        raise
+    return _train(run, spec, chunks, [], executor, placement, emit, should_stop, checkpoint_every_s)
 
 
 def resume_sweep(
@@ -108,13 +128,15 @@ def resume_sweep(
     max_memory: int | None = None,
     threads: int | None = None,
     checkpoint_every_s: float = 300.0,
+    executor: Executor | None = None,
 ) -> Outcome:
     """Finish an interrupted or failed run in place: train the instances its results.csv lacks.
 
     Every instance's result depends on its seed and config alone, not on which
-    chunk it trains in, so the resumed run ends with the same results as an
-    uninterrupted one (bit for bit on the same CPU). Work is redone from the
-    start of each unfinished chunk.
+    chunk (or backend) it trains in, so the resumed run ends with the same
+    results as an uninterrupted one (bit for bit on the same kind of device).
+    Work is redone from the start of each unfinished chunk, or from the chunk
+    checkpoint a local run left.
     """
     run = Run.open(run_dir)
     spec = run.spec()  # a damaged folder (no config.toml) is reported before anything else
@@ -123,28 +145,34 @@ def resume_sweep(
         raise SpecError(f"run {run.id} is already completed: nothing to resume")
     if info.get("status") == "running" and process_alive(info):
         raise SpecError(f"run {run.id} is still running (process {info.get('pid')} on this host)")
-    dev = resolve_device(device)
-    configure_threads(threads, dev)
-    _, rows = run.results()
-    done = {r["instance"] for r in rows}
-    remaining = [i for i in spec.instances() if i.index not in done]
-    run.drop_unrecorded_chunks(done)
-    chunk_files = sorted((run.path / "weights").glob("chunk-*.safetensors"))
-    first = 1 + max((int(f.stem.split("-")[1]) for f in chunk_files), default=-1)
-    saved = run.read_checkpoint()
-    resume_from = None
-    head: list[Chunk] = []
-    if saved is not None and saved[0] and set(saved[0]) <= {i.index for i in remaining}:
-        # The chunk that was cut short continues from its checkpoint, with the same instances.
-        by_index = {i.index: i for i in remaining}
-        head = [Chunk(first, spec.model, tuple(by_index[i] for i in saved[0]))]
-        remaining = [i for i in remaining if i.index not in set(saved[0])]
-        resume_from = {first: (saved[1], saved[2])}
-    chunks = head + plan(spec, dev, max_memory, instances=remaining, first_index=first + len(head))
-    run.reopen_parts()
-    run.update_info(status="running", ended=None, error="", chunks=first + len(chunks), pid=os.getpid(),
-                    resumed=int(info.get("resumed", 0)) + 1)
-    return _train(run, spec, chunks, rows, dev, emit, should_stop, checkpoint_every_s, resume_from)
+    executor = executor or LocalExecutor()
+    try:
+        placement = executor.open(device, threads)
+        _, rows = run.results()
+        done = {r["instance"] for r in rows}
+        remaining = [i for i in spec.instances() if i.index not in done]
+        run.drop_unrecorded_chunks(done)
+        chunk_files = sorted((run.path / "weights").glob("chunk-*.safetensors"))
+        first = 1 + max((int(f.stem.split("-")[1]) for f in chunk_files), default=-1)
+        saved = run.read_checkpoint()
+        resume_from = {}
+        head: list[Chunk] = []
+        if saved is not None and saved[0] and set(saved[0]) <= {i.index for i in remaining}:
+            # The chunk that was cut short continues from its checkpoint, with the same instances.
+            by_index = {i.index: i for i in remaining}
+            head = [Chunk(first, spec.model, tuple(by_index[i] for i in saved[0]))]
+            remaining = [i for i in remaining if i.index not in set(saved[0])]
+            resume_from = {first: (saved[1], saved[2])}
+        chunks = head + plan(spec, placement.device, max_memory, instances=remaining, first_index=first + len(head),
+                             budget=placement.budget, slots=placement.slots)
+        run.reopen_parts()
+        run.update_info(status="running", ended=None, error="", chunks=first + len(chunks), pid=os.getpid(),
+                        resumed=int(info.get("resumed", 0)) + 1, device=placement.description,
+                        backend=executor.name, **executor.record())
+    except BaseException:
+        executor.close()
+        raise
+    return _train(run, spec, chunks, rows, executor, placement, emit, should_stop, checkpoint_every_s, resume_from)
 
 
 MIN_CHUNK = 1  # an out-of-memory chunk is halved and retried down to this many instances
@@ -156,54 +184,86 @@ def _halve(chunk: Chunk, first_index: int) -> list[Chunk]:
             Chunk(first_index + 1, chunk.model, chunk.instances[middle:])]
 
 
-def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], dev: torch.device,
-           emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 300.0,
-           resume_from: dict[int, tuple[dict[str, torch.Tensor], dict[str, int]]] | None = None) -> Outcome:
-    """The loop over chunks shared by a new and a resumed run; ``rows`` holds results already stored."""
+class _Tally:
+    """Run-wide progress from chunk-level events: chunks may train side by side and finish in any order.
+
+    Executors report each chunk's own instance-steps; the front ends see the whole run's.
+    """
+
+    def __init__(self, emit: EventSink, started: float) -> None:
+        self.emit, self.started = emit, started
+        self.done = 0  # instance-steps of finished chunks
+        self.running: dict[int, int] = {}  # chunk index -> its instance-steps so far
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ChunkStarted):
+            self.running[event.chunk] = 0  # again from zero if Ray retries a chunk whose worker died
+        elif isinstance(event, Progress):
+            if event.chunk not in self.running:
+                return  # a late event from a chunk already finished
+            self.running[event.chunk] = event.instance_steps_done
+            event = replace(event, instance_steps_done=self.total, elapsed_s=time.monotonic() - self.started)
+        self.emit(event)
+
+    @property
+    def total(self) -> int:
+        return self.done + sum(self.running.values())
+
+    def finish(self, chunk: Chunk) -> None:
+        self.running.pop(chunk.index, None)
+        self.done += chunk.steps * len(chunk)
+
+    def drop(self, chunk: Chunk) -> None:
+        self.running.pop(chunk.index, None)
+
+
+def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
+           placement: Placement, emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 300.0,
+           resume_from: dict[int, Saved] | None = None) -> Outcome:
+    """The loop over finished chunks shared by a new and a resumed run; ``rows`` holds results already stored."""
     total = sum(c.steps * len(c) for c in chunks)
-    emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=_device_name(dev),
+    emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=placement.description,
                     instances=spec.n_instances, chunks=len(chunks), instance_steps=total))
     started = time.monotonic()
+    tally = _Tally(emit, started)
     columns = result_columns(spec)
-    done_work = 0
+    chunks_done = len(list((run.path / "weights").glob("chunk-*.safetensors")))
     status, error = "completed", ""
-    queue = list(chunks)
     next_index = 1 + max((c.index for c in chunks), default=-1)
+    work = Work(emit=tally, should_stop=should_stop, checkpoint_every_s=checkpoint_every_s,
+                checkpoint=lambda chunk, t, m: run.write_checkpoint([i.index for i in chunk.instances], t, m))
     try:
-        while queue:
-            chunk = queue.pop(0)
-            emit(ChunkStarted(chunk=chunk.index, instances=[i.index for i in chunk.instances], steps=chunk.steps))
-            try:
-                members = [i.index for i in chunk.instances]
-                result = train_chunk(chunk, dev, emit, should_stop, done_work, started,
-                                     checkpoint=lambda t, m, members=members: run.write_checkpoint(members, t, m),
-                                     checkpoint_every_s=checkpoint_every_s,
-                                     resume_from=(resume_from or {}).get(chunk.index))
-            except torch.OutOfMemoryError:
+        for chunk in chunks:
+            executor.submit(chunk, (resume_from or {}).get(chunk.index))
+        for chunk, result in executor.finished(work):
+            if isinstance(result, torch.OutOfMemoryError):
                 if len(chunk) <= MIN_CHUNK:
-                    raise
+                    raise result
+                tally.drop(chunk)
                 halves = _halve(chunk, next_index)
                 next_index += 2
-                queue[0:0] = halves
-                if dev.type == "cuda":
-                    torch.cuda.empty_cache()
+                for half in reversed(halves):
+                    executor.submit(half, front=True)
                 emit(Notice(f"out of memory in chunk {chunk.index} ({len(chunk)} instances): retrying it as chunks "
                             f"{halves[0].index} and {halves[1].index} of {len(halves[0])} and {len(halves[1])}"))
                 continue
-            done_work += chunk.steps * len(chunk)
+            tally.finish(chunk)
             _store_chunk(run, spec, chunk, result, columns, rows)
             run.clear_checkpoint()
+            chunks_done += 1
             elapsed = time.monotonic() - started
-            run.update_info(instances_done=len(rows), chunks_done=chunk.index + 1, instance_steps_done=done_work,
-                            wall_time_s=round(elapsed, 3), instance_steps_per_s=round(done_work / elapsed, 1))
+            run.update_info(instances_done=len(rows), chunks_done=chunks_done, instance_steps_done=tally.done,
+                            wall_time_s=round(elapsed, 3), instance_steps_per_s=round(tally.done / elapsed, 1))
             emit(ChunkFinished(chunk=chunk.index, elapsed_s=elapsed))
     except KeyboardInterrupt:
         status = "interrupted"
     except Exception as exc:  # a failed run is recorded, then reported by the caller
         status, error = "failed", f"{type(exc).__name__}: {exc}"
         (run.path / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+    finally:
+        executor.close()
     wall = time.monotonic() - started
-    rate = done_work / wall if wall > 0 else 0.0
+    rate = tally.done / wall if wall > 0 else 0.0
     run.gather_parts()
     run.update_info(status=status, ended=now_iso(), wall_time_s=round(wall, 3), instance_steps_per_s=round(rate, 1),
                     error=error)
@@ -222,10 +282,4 @@ def _store_chunk(run: Run, spec: Spec, chunk: Chunk, result: ChunkResult, column
     run.write_part(chunk.index, curve_csv(result), feature_csv(spec, result), weights)
     rows.extend(result_rows(spec, result))
     run.write_results(columns, rows)
-
-
-def _device_name(dev: torch.device) -> str:
-    if dev.type == "cuda":
-        return f"{dev} ({torch.cuda.get_device_name(dev)})"
-    return "cpu"
 

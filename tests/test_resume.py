@@ -114,19 +114,19 @@ def test_an_out_of_memory_chunk_is_halved_and_retried(tmp_path: Path, monkeypatc
     instead, as a too-large chunk would on a GPU."""
     import torch
 
-    import engine.runner as runner
+    import engine.executors.base as executor_base
     from engine.events import Notice
 
     spec = make_spec(PARAMS, SWEEP)
     whole = run_sweep(spec, tmp_path / "whole", device="cpu")
-    real = runner.train_chunk
+    real = executor_base.train_chunk
 
     def small_memory(chunk, *args, **kwargs):
         if len(chunk) > 8:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(chunk, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "train_chunk", small_memory)
+    monkeypatch.setattr(executor_base, "train_chunk", small_memory)
     notices: list[str] = []
     split = run_sweep(spec, tmp_path / "split", device="cpu",
                       emit=lambda e: notices.append(e.message) if isinstance(e, Notice) else None)

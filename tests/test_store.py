@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from engine import events as ev
 from engine import runner
 from engine.errors import SpecError
+from engine.executors import base as executor_base
 from engine.runner import result_columns, run_sweep
 from engine.store import (
     Run,
@@ -217,14 +218,14 @@ def test_an_interrupted_run_keeps_its_finished_chunks(tmp_path):
 
 
 def test_a_failed_run_records_the_error(tmp_path, monkeypatch):
-    real = runner.train_chunk
+    real = executor_base.train_chunk
 
     def flaky(chunk, *args, **kwargs):
         if chunk.index == 1:
             raise RuntimeError("boom")
         return real(chunk, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "train_chunk", flaky)
+    monkeypatch.setattr(executor_base, "train_chunk", flaky)
     spec = tiny_spec()
     outcome = run_sweep(spec, tmp_path, device="cpu", max_memory=two_chunks(spec))
     assert outcome.status == "failed" and outcome.error == "RuntimeError: boom"

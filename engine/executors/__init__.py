@@ -1,0 +1,28 @@
+"""Where a run's chunks train: this process (local) or a Ray cluster (ray).
+
+A new backend (a Slurm job array through submitit, say) is one more
+:class:`Executor` here; the engine and the run store do not change.
+"""
+
+from __future__ import annotations
+
+from engine.errors import SpecError
+from engine.executors.base import Executor, Placement, Work, run_chunk
+from engine.executors.local import LocalExecutor
+
+BACKENDS = ("local", "ray")
+
+__all__ = ["BACKENDS", "Executor", "LocalExecutor", "Placement", "Work", "make_executor", "run_chunk"]
+
+
+def make_executor(backend: str = "local", address: str | None = None, gpus_per_chunk: float = 1.0) -> Executor:
+    """The executor for ``--backend``; Ray's module (and Ray) load only when asked for."""
+    if backend == "local":
+        if address:
+            raise SpecError("--address is for --backend ray: a local run needs no cluster address")
+        return LocalExecutor()
+    if backend == "ray":
+        from engine.executors.ray_cluster import RayExecutor
+
+        return RayExecutor(address=address, gpus_per_chunk=gpus_per_chunk)
+    raise SpecError(f"--backend {backend!r} is not valid: expected {' or '.join(BACKENDS)}")

@@ -1,0 +1,223 @@
+"""The Ray executor: every chunk is a Ray task, on a cluster or on a local Ray instance.
+
+Ray is optional and imported only here, only when asked for. The driver (this
+process) plans the chunks, submits them all, and stores each result as it
+comes back; the run folder lives on the driver's machine, so workers need no
+shared disk. A task asks for ``threads`` CPUs and, on GPUs, ``gpus_per_chunk``
+of a GPU (a fraction packs several chunks onto one GPU). Chunks are sized from
+one probe task: the memory free on a worker's device, shared among the chunks
+that will train side by side there.
+
+Progress: a task's events go, as JSON lines, to a small actor (the hub) that
+the driver drains a few times a second, so the front ends see the same events
+as from a local run. Faults: a task whose worker dies is retried by Ray
+(``max_retries``); a chunk out of GPU memory comes back to the runner, which
+halves it; Ctrl-C cancels what is still running and the run resumes with
+``toysup resume`` like a local one. Ray tasks write no mid-chunk checkpoints:
+an interrupted chunk trains again from its start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from engine.errors import SpecError
+from engine.events import from_json
+from engine.executors.base import Executor, Placement, Saved, Work, run_chunk
+from engine.plan import GIB, Chunk, configure_threads
+from engine.train import ChunkResult
+
+INSTALL_HINT = 'pip install "toysup[ray]" (or pip install ray)'
+POLL_S = 0.2  # how often the driver relays progress and checks for a stop
+MEMORY_SHARE = 0.6  # of a device's free memory, split among the chunks that share it (as for a local run)
+CPU_CHUNK_CAP = 4 * GIB  # the local CPU budget's cap: bigger chunks gain nothing from the cache
+PROBE_TIMEOUT_S = 600.0  # an autoscaling cluster may need minutes to start a worker
+
+
+def import_ray() -> Any:
+    """Ray, or a SpecError telling how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise SpecError(f"--backend ray needs Ray, which is not installed here: {INSTALL_HINT}") from None
+    return ray
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(self, address: str | None = None, gpus_per_chunk: float = 1.0, max_retries: int = 3) -> None:
+        if not 0 < gpus_per_chunk <= 1:
+            raise SpecError(f"--gpus-per-chunk {gpus_per_chunk} is not valid: expected a fraction of one GPU in "
+                            "(0, 1], e.g. 0.25 to train four chunks side by side on each GPU")
+        self.address = address or None
+        self.gpus_per_chunk = gpus_per_chunk
+        self.max_retries = max_retries
+        self.pending: dict[Any, Chunk] = {}  # Ray object ref -> the chunk it will hold
+        self._ray: Any = None
+        self._owns_ray = False
+        self._hub: Any = None
+        self._task: Any = None
+        self._kind = "cpu"
+        self._threads = 1
+
+    # --- connecting and placing -------------------------------------------------------------
+
+    def open(self, device: str, threads: int | None) -> Placement:
+        ray = self._ray = import_ray()
+        if threads is not None and threads < 1:
+            raise SpecError(f"--threads {threads} is not valid: expected a positive integer")
+        self._threads = threads or 1
+        if device not in ("auto", "cpu", "cuda"):
+            raise SpecError(f"--device {device!r} is not valid with --backend ray: expected auto, cpu or cuda "
+                            "(Ray decides which GPU each chunk gets)")
+        if not ray.is_initialized():
+            self._connect(ray)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if device == "cuda" and not gpus:
+            raise SpecError("--device cuda: the Ray cluster has no GPUs; use --device cpu or auto")
+        self._kind = "cuda" if device == "cuda" or (device == "auto" and gpus) else "cpu"
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        need, unit = (self.gpus_per_chunk, "GPU") if self._kind == "cuda" else (self._threads, "CPU")
+        largest = max((n["Resources"].get(unit, 0) for n in nodes), default=0)
+        if largest < need:
+            lower = "--threads" if unit == "CPU" else "--gpus-per-chunk"
+            raise SpecError(f"a chunk would ask for {need:g} {unit}(s) but the largest node of the Ray cluster has "
+                            f"{largest:g}: lower {lower}")
+        options = {"num_cpus": self._threads, "num_gpus": self.gpus_per_chunk if self._kind == "cuda" else 0}
+        self._task = ray.remote(_train_task).options(**options, max_retries=self.max_retries, retry_exceptions=False)
+        self._hub = ray.remote(num_cpus=0)(ProgressHub).remote()
+        try:
+            probe = ray.get(ray.remote(_probe).options(**options).remote(self._kind), timeout=PROBE_TIMEOUT_S)
+        except ray.exceptions.GetTimeoutError:
+            raise SpecError(f"no Ray worker with {need:g} {unit}(s) free took a probe task in "
+                            f"{PROBE_TIMEOUT_S:.0f} s") from None
+        return self._placement(nodes, probe)
+
+    def _connect(self, ray: Any) -> None:
+        # The engine travels with the job, so workers run exactly the driver's code (they need torch installed).
+        import engine
+
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
+                                  "runtime_env": {"py_modules": [engine]} if self.address else None}
+        try:
+            ray.init(address=self.address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"--address {self.address}" if self.address else "a local Ray instance"
+            raise SpecError(f"{where}: could not connect to Ray ({str(exc).splitlines()[0]})") from None
+        self._owns_ray = True
+
+    def _placement(self, nodes: list[dict[str, Any]], probe: dict[str, Any]) -> Placement:
+        """Chunk budget and slots from the probe: a GPU's free memory shared by the chunks packed onto it, or a
+        node's free RAM shared by the chunks its CPUs train at once."""
+        node = next((n for n in nodes if n["NodeID"] == probe["node_id"]), nodes[0])
+        if self._kind == "cuda":
+            budget = int(probe["free_bytes"] * MEMORY_SHARE * self.gpus_per_chunk)
+            slots = sum(int(n["Resources"].get("GPU", 0) / self.gpus_per_chunk) for n in nodes)
+        else:
+            per_node = max(1, int(node["Resources"].get("CPU", 1) // self._threads))
+            budget = int(min(CPU_CHUNK_CAP, probe["free_bytes"] * MEMORY_SHARE / per_node))
+            slots = sum(max(1, int(n["Resources"].get("CPU", 0) // self._threads)) for n in nodes)
+        slots = max(1, slots)
+        what = probe["device_name"] if self._kind == "cuda" else "cpu"
+        return Placement(torch.device(self._kind), f"ray: {slots} x {what}", budget=budget, slots=slots)
+
+    def record(self) -> dict[str, Any]:
+        return {"address": self.address or "", "gpus_per_chunk": self.gpus_per_chunk}
+
+    # --- training ---------------------------------------------------------------------------
+
+    def submit(self, chunk: Chunk, resume_from: Saved | None = None, front: bool = False) -> None:
+        ref = self._task.remote(chunk, self._kind, self._threads, self._hub, resume_from)
+        self.pending[ref] = chunk
+
+    def finished(self, work: Work) -> Iterator[tuple[Chunk, ChunkResult | torch.OutOfMemoryError]]:
+        ray = self._ray
+        while self.pending:
+            ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=POLL_S,
+                                fetch_local=False)
+            self._relay(work)
+            if work.should_stop():
+                raise KeyboardInterrupt
+            for ref in ready:
+                chunk = self.pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+                    if isinstance(cause, torch.OutOfMemoryError):
+                        yield chunk, cause
+                        continue
+                    raise cause from None
+                self._relay(work)  # the task waited for its events to reach the hub before returning
+                yield chunk, result
+
+    def _relay(self, work: Work) -> None:
+        for line in self._ray.get(self._hub.drain.remote()):
+            work.emit(from_json(line))
+
+    def close(self) -> None:
+        ray = self._ray
+        if ray is None or not ray.is_initialized():
+            return
+        for ref in self.pending:
+            ray.cancel(ref, force=True)
+        self.pending.clear()
+        if self._hub is not None:
+            ray.kill(self._hub)
+            self._hub = None
+        if self._owns_ray:
+            ray.shutdown()
+            self._owns_ray = False
+
+
+class ProgressHub:
+    """A Ray actor collecting the tasks' events (JSON lines) until the driver drains them."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def push(self, line: str) -> None:
+        self.lines.append(line)
+
+    def drain(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
+
+    def ping(self) -> bool:
+        return True
+
+
+def _train_task(chunk: Chunk, kind: str, threads: int, hub: Any, resume_from: Saved | None) -> ChunkResult:
+    """A worker's body: train the chunk on the device Ray gave this task (its GPU shows as cuda:0)."""
+    import ray
+
+    device = torch.device(kind)
+    configure_threads(threads, device)
+    work = Work(emit=lambda event: hub.push.remote(event.to_json()), should_stop=lambda: False)
+    try:
+        return run_chunk(chunk, device, work, resume_from)
+    finally:
+        ray.get(hub.ping.remote())  # calls from one worker reach an actor in order: every event is in the hub
+
+
+def _probe(kind: str) -> dict[str, Any]:
+    """On a worker: its node, its device's name and the bytes free there."""
+    import ray
+
+    if kind == "cuda":
+        free, _total = torch.cuda.mem_get_info()
+        name = torch.cuda.get_device_name()
+    else:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            free = 8 * GIB
+        name = "cpu"
+    return {"node_id": ray.get_runtime_context().get_node_id(), "device_name": name, "free_bytes": free,
+            "torch": torch.__version__}
