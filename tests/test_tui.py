@@ -242,7 +242,7 @@ async def test_cancelling_a_run_keeps_finished_chunks(tui_dirs: tuple[Path, Path
         await pilot.press("ctrl+r")
         live = app.live
         assert live is not None
-        await wait_for(pilot, lambda: live.chunks_done >= 1 and live.chunk == 1 and live.chunk_step > 0)
+        await wait_for(pilot, lambda: live.chunks_done >= 1 and live.running.get(1, (0, 0))[0] > 0)
         await pilot.press("c")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")

@@ -38,6 +38,37 @@ RunsDirOption = Annotated[
 ]
 
 
+BackendOption = Annotated[
+    str | None,
+    typer.Option("--backend", help="Where chunks train: local (this process) or ray (a Ray cluster, or a local Ray "
+                 "instance without --address) [default: local; resume: the run's own]", show_default=False),
+]
+AddressOption = Annotated[
+    str | None,
+    typer.Option("--address", help="Ray cluster address (ray://HEAD:10001, HEAD:6379 or auto) [default: "
+                 "$RAY_ADDRESS, else a new local Ray instance]", show_default=False),
+]
+GpusPerChunkOption = Annotated[
+    float | None,
+    typer.Option("--gpus-per-chunk", help="Ray: the share of a GPU each chunk asks for; 0.25 trains four chunks "
+                 "side by side on each GPU [default: 1]", show_default=False),
+]
+
+
+def executor_for(backend: str | None, address: str | None, gpus_per_chunk: float | None,
+                  recorded: dict[str, Any] | None = None) -> Any:
+    """The executor for the backend options; a resumed run defaults to the backend it was started with."""
+    from engine.executors import make_executor as make
+
+    recorded = recorded or {}
+    if backend is None:
+        backend = str(recorded.get("backend") or "local")
+        if backend == "ray":
+            address = address or recorded.get("address") or None
+            gpus_per_chunk = gpus_per_chunk or recorded.get("gpus_per_chunk")
+    return make(backend, address, 1.0 if gpus_per_chunk is None else gpus_per_chunk)
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
@@ -76,13 +107,19 @@ def run(
         typer.Option("--sweep", help="Sweep a parameter: key=0.1,0.2 | key=lin:START:STOP:NUM | key=log:START:STOP:NUM"),  # noqa: E501
     ] = None,
     seeds: Annotated[int | None, typer.Option("--seeds", help="Seeds (instances) per sweep point")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")] = "auto",
+    device: Annotated[
+        str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (ray: auto, cpu or cuda)")
+    ] = "auto",
+    backend: BackendOption = None,
+    address: AddressOption = None,
+    gpus_per_chunk: GpusPerChunkOption = None,
     runs_dir: RunsDirOption = None,
     max_memory: Annotated[
         float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB [default: automatic]")
     ] = None,
     threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads for torch [default: cores - 1 on CPU, 1 on GPU]")
+        int | None, typer.Option("--threads", help="CPU threads for torch [default: cores - 1 on CPU, 1 on GPU; "
+                                 "ray: the CPUs each chunk asks for, 1]")
     ] = None,
     checkpoint_every: Annotated[
         float, typer.Option("--checkpoint-every", help="Seconds between checkpoints inside a chunk (resume continues "
@@ -94,7 +131,7 @@ def run(
 ) -> None:
     """Train a sweep headless and store it as a run folder."""
     from engine import store
-    from engine.plan import plan, resolve_device
+    from engine.plan import plan
     from engine.runner import run_sweep
     from engine.spec import load
     from toysup_tui import progress, report
@@ -104,9 +141,14 @@ def run(
         budget = None if max_memory is None else int(max_memory * 1024**3)
         if budget is not None and budget <= 0:
             raise SpecError(f"--max-memory {max_memory} is not valid: expected a positive number of GiB")
+        executor = executor_for(backend, address, gpus_per_chunk)
         if dry_run:
-            chunks = plan(spec, resolve_device(device), budget)
-            report.print_dry_run(out, spec, chunks, as_json)
+            try:
+                placement = executor.open(device, threads)
+            finally:
+                executor.close()
+            chunks = plan(spec, placement.device, budget, budget=placement.budget, slots=placement.slots)
+            report.print_dry_run(out, spec, chunks, as_json, where=placement.description)
             return
         root = store.runs_dir(runs_dir)
         sink = progress.make_sink(err if as_json else out, quiet or as_json)
@@ -116,7 +158,7 @@ def run(
                 raise SpecError(f"--checkpoint-every {checkpoint_every} is not valid: expected a positive number "
                                 "of seconds")
             outcome = run_sweep(spec, root, device=device, emit=sink, max_memory=budget, threads=threads,
-                                checkpoint_every_s=checkpoint_every)
+                                checkpoint_every_s=checkpoint_every, executor=executor)
     except SpecError as exc:
         raise fail(str(exc)) from None
     _finish(outcome, quiet, as_json)
@@ -151,6 +193,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def resume(
     run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (use the run's own)")] = "auto",
+    backend: BackendOption = None,
+    address: AddressOption = None,
+    gpus_per_chunk: GpusPerChunkOption = None,
     runs_dir: RunsDirOption = None,
     max_memory: Annotated[float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch")] = None,
@@ -168,11 +213,12 @@ def resume(
     try:
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         budget = None if max_memory is None else int(max_memory * 1024**3)
+        executor = executor_for(backend, address, gpus_per_chunk, recorded=found.info())
         sink = progress.make_sink(out, quiet)
         signal.signal(signal.SIGTERM, _raise_interrupt)
         with sink:
             outcome = resume_sweep(found.path, device=device, emit=sink, max_memory=budget, threads=threads,
-                                   checkpoint_every_s=checkpoint_every)
+                                   checkpoint_every_s=checkpoint_every, executor=executor)
     except SpecError as exc:
         raise fail(str(exc)) from None
     _finish(outcome, quiet, False)

@@ -33,16 +33,13 @@ class LiveRun:
     chunks: int = 0
     total_work: int = 0  # instance-steps
     done_work: int = 0
-    chunk: int = -1
-    chunk_instances: int = 0
-    chunk_step: int = 0
-    chunk_steps: int = 0
     chunks_done: int = 0
+    running: dict[int, tuple[int, int]] = field(default_factory=dict)  # chunk in training -> (step, steps)
     elapsed_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
     version: int = 0
     _point_of: dict[int, int] = field(default_factory=dict)
-    _chunk_members: list[int] = field(default_factory=list)
+    _members: dict[int, list[int]] = field(default_factory=dict)  # chunk -> its sweep instance indices
     # sweep point -> step -> losses of its seeds seen so far
     _losses: dict[int, dict[int, list[float]]] = field(default_factory=dict)
     _quartiles: dict[int, dict[int, tuple[int, tuple[float, float, float]]]] = field(default_factory=dict)
@@ -80,24 +77,41 @@ class LiveRun:
             self.run_id, self.run_dir, self.device = event.run_id, event.run_dir, event.device
             self.instances, self.chunks, self.total_work = event.instances, event.chunks, event.instance_steps
         elif isinstance(event, ev.ChunkStarted):
-            self.chunk, self.chunk_steps, self.chunk_step = event.chunk, event.steps, 0
-            self._chunk_members = list(event.instances)
-            self.chunk_instances = len(event.instances)
+            self.running[event.chunk] = (0, event.steps)
+            self._members[event.chunk] = list(event.instances)
         elif isinstance(event, ev.Progress):
-            self.chunk_step, self.chunk_steps = event.step, event.steps
+            if event.chunk in self.running:
+                self.running[event.chunk] = (event.step, event.steps)
             self.done_work, self.elapsed_s = event.instance_steps_done, event.elapsed_s
             for step, losses in zip(event.curve_steps, event.curve_losses):
-                for instance, loss in zip(self._chunk_members, losses):
+                for instance, loss in zip(self._members.get(event.chunk, []), losses):
                     if loss == loss:  # skip NaN (a diverged instance)
                         point = self._point_of.get(instance, 0)
                         self._losses.setdefault(point, {}).setdefault(step, []).append(loss)
         elif isinstance(event, ev.ChunkFinished):
-            self.chunks_done = event.chunk + 1
+            self.chunks_done += 1
+            self.running.pop(event.chunk, None)
+            self._members.pop(event.chunk, None)
             self.elapsed_s = event.elapsed_s
         elif isinstance(event, ev.RunFinished):
             self.status, self.error = event.status, event.error
             self.elapsed_s = event.wall_time_s
             self.run_dir = event.run_dir or self.run_dir
+
+    @property
+    def chunk_fraction(self) -> float:
+        """How far the chunks now training are, on average (0 when none is)."""
+        if not self.running:
+            return 0.0
+        return sum(step / max(steps, 1) for step, steps in self.running.values()) / len(self.running)
+
+    def chunk_label(self) -> str:
+        """``chunk 3/10`` while one chunk trains, ``4 chunks`` while several train side by side."""
+        if len(self.running) > 1:
+            return f"{len(self.running)} chunks"
+        if self.running:
+            return f"chunk {next(iter(self.running)) + 1}/{self.chunks}"
+        return "chunk"
 
     def mark_cancelling(self) -> None:
         if not self.finished:

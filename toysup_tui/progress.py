@@ -19,6 +19,7 @@ from rich.progress import (
 from engine import events as ev
 
 PLAIN_INTERVAL_S = 5.0
+MAX_CHUNK_BARS = 8  # chunks training side by side beyond this show in the overall bar only
 
 
 class ProgressSink:
@@ -34,7 +35,7 @@ class ProgressSink:
         self._last_plain = 0.0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
-        self._chunk_task: TaskID | None = None
+        self._chunk_tasks: dict[int, TaskID] = {}  # one bar per chunk in training (several on a cluster)
 
     def __enter__(self) -> ProgressSink:
         if self.live:
@@ -68,17 +69,20 @@ class ProgressSink:
                 self._task = self._progress.add_task("all chunks", total=self.total, rate="")
         elif isinstance(event, ev.ChunkStarted):
             if self._progress is not None:
-                if self._chunk_task is not None:
-                    self._progress.remove_task(self._chunk_task)
-                self._chunk_task = self._progress.add_task(
-                    f"chunk {event.chunk}", total=event.steps, rate=f"{len(event.instances)} instances")
+                known = self._chunk_tasks.get(event.chunk)
+                if known is not None:  # a chunk started again (Ray retries a chunk whose worker died)
+                    self._progress.reset(known)
+                elif len(self._chunk_tasks) < MAX_CHUNK_BARS:
+                    self._chunk_tasks[event.chunk] = self._progress.add_task(
+                        f"chunk {event.chunk}", total=event.steps, rate=f"{len(event.instances)} instances")
         elif isinstance(event, ev.Progress):
             self.done = event.instance_steps_done
             self.rate = self.done / event.elapsed_s if event.elapsed_s > 0 else 0.0
             if self._progress is not None and self._task is not None:
                 self._progress.update(self._task, completed=self.done, rate=f"{self.rate:,.0f} inst-steps/s")
-                if self._chunk_task is not None:
-                    self._progress.update(self._chunk_task, completed=event.step)
+                chunk_task = self._chunk_tasks.get(event.chunk)
+                if chunk_task is not None:
+                    self._progress.update(chunk_task, completed=event.step)
             else:
                 now = time.monotonic()
                 if now - self._last_plain >= PLAIN_INTERVAL_S or self.done >= self.total:
@@ -87,6 +91,10 @@ class ProgressSink:
                     eta = (self.total - self.done) / self.rate if self.rate > 0 else float("nan")
                     self.console.print(f"progress {pct:5.1f}%  chunk {event.chunk} step {event.step}/{event.steps}"
                                        f"  {self.rate:,.0f} inst-steps/s  ETA {eta:,.0f}s")
+        elif isinstance(event, ev.ChunkFinished):
+            chunk_task = self._chunk_tasks.pop(event.chunk, None)
+            if self._progress is not None and chunk_task is not None:
+                self._progress.remove_task(chunk_task)
         elif isinstance(event, ev.Notice):
             self.console.print(f"[yellow]note:[/] {event.message}")
         elif isinstance(event, ev.RunFinished):

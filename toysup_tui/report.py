@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -162,7 +163,7 @@ def json_summary(run: Run) -> dict[str, Any]:
     return {**{k: info.get(k) for k in keys}, "run_dir": str(run.path), "points": points}
 
 
-def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bool) -> None:
+def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bool, where: str = "") -> None:
     model = get_model(spec.model)
     groups: dict[tuple[Any, ...], list[Chunk]] = {}
     structural = [p.name for p in spec.param_table().values() if p.structural]
@@ -177,6 +178,7 @@ def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bo
         "instance_steps": sum(c.steps * len(c) for c in chunks),
         "axes": {a.name: list(a.values) for a in spec.axes},
         "groups": len(groups),
+        "where": where,
         "chunks": [
             {"chunk": c.index, "instances": len(c), "steps": c.steps,
              "memory_mb": round(model.bytes_per_instance(c.config) * len(c) / 2**20, 1),
@@ -189,7 +191,7 @@ def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bo
         return
     console.print(f"[bold]{spec.name}[/] ({spec.model}): {spec.n_points} point(s) x {spec.seeds} seed(s) = "
                   f"[bold]{spec.n_instances}[/] instances, {data['instance_steps']:,} instance-steps, "
-                  f"{len(groups)} group(s), {len(chunks)} chunk(s)")
+                  f"{len(groups)} group(s), {len(chunks)} chunk(s)" + (f" on {escape(where)}" if where else ""))
     for a in spec.axes:
         console.print(f"  sweep {a.name} ({a.scale}): {', '.join(fmt(v) for v in a.values)}")
     table = Table("chunk", "instances", "steps", "memory", *structural)

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,11 +107,18 @@ class RayExecutor(Executor):
 
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
                                   "runtime_env": {"py_modules": [engine]} if self.address else None}
+        # ray.init replaces the SIGTERM handler (its own exits at once); ours records the run as interrupted.
+        main = threading.current_thread() is threading.main_thread()
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
         try:
             ray.init(address=self.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"--address {self.address}" if self.address else "a local Ray instance"
             raise SpecError(f"{where}: could not connect to Ray ({str(exc).splitlines()[0]})") from None
+        finally:
+            for sig, handler in handlers.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
         self._owns_ray = True
 
     def _placement(self, nodes: list[dict[str, Any]], probe: dict[str, Any]) -> Placement:

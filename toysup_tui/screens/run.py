@@ -86,9 +86,8 @@ class RunScreen(ToysupScreen):
         overall = self.query_one("#bar-overall", ProgressBar)
         overall.update(total=max(live.total_work, 1), progress=live.done_work)
         chunk = self.query_one("#bar-chunk", ProgressBar)
-        chunk.update(total=max(live.chunk_steps, 1), progress=live.chunk_step)
-        self.query_one("#chunk-label", Label).update(
-            f"chunk {live.chunk + 1}/{live.chunks}" if live.chunk >= 0 else "chunk")
+        chunk.update(total=1000, progress=round(1000 * live.chunk_fraction))
+        self.query_one("#chunk-label", Label).update(live.chunk_label())
         stats = (f"{live.rate:,.0f} instance-steps/s · {live.done_work:,}/{live.total_work:,} · "
                  f"elapsed {format_duration(live.elapsed_s)} · ETA {format_duration(live.eta_s)}")
         if live.status == "interrupted":
