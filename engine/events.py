@@ -38,6 +38,7 @@ class ChunkStarted(Event):
     chunk: int
     instances: list[int]  # sweep instance indices in this chunk
     steps: int
+    worker: str = ""  # host:pid of the process training it (a Ray worker on a cluster)
 
 
 @dataclass

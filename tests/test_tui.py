@@ -167,7 +167,7 @@ async def open_form(pilot: Any, app: ToysupApp, preset: str = "tms-intro") -> Fo
 
 async def set_field(pilot: Any, form: FormScreen, name: str, text: str) -> None:
     """Focus a field, clear it and type, as a user would."""
-    field = form.query_one(f"#form-{name}" if name in ("name", "description") else f"#input-{name}")
+    field = form.query_one(f"#form-{name}" if name in ("name", "description", "address") else f"#input-{name}")
     field.focus()
     await pilot.press("ctrl+u", "end", "ctrl+u")
     await pilot.press(*text)
@@ -320,6 +320,34 @@ async def test_changing_the_model_regenerates_the_fields(tui_dirs: tuple[Path, P
         assert form.spec is not None and form.spec.model == "sae"
 
 
+@run_async
+async def test_the_form_launches_on_the_chosen_backend(tui_dirs: tuple[Path, Path],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing ray shows the address field; launch hands both to the worker process."""
+    from toysup_tui.worker import SweepProcess
+
+    launched: list[tuple[Any, ...]] = []
+
+    async def start(*args: Any) -> SweepProcess:
+        launched.append(args)
+        raise OSError("not started in this test")
+
+    monkeypatch.setattr(SweepProcess, "start", start)
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        row = form.query_one("#form-address-row")
+        assert not row.display  # local: no address to give
+        form.query_one("#form-backend").value = "ray"
+        await pilot.pause()
+        assert row.display
+        await set_field(pilot, form, "address", "ray://head:10001")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: bool(launched), timeout=20)
+    _toml, _runs, device, backend, address = launched[0]
+    assert (device, backend, address) == ("cpu", "ray", "ray://head:10001")
+
+
 # --- results, export, runs browser ------------------------------------------------------------
 
 
@@ -448,6 +476,28 @@ async def test_live_view_folds_events_into_chart_data() -> None:
     assert [b.label for b in bands] == ["1", "0.1", "0.01"]
     assert bands[0].x == [1, 2] and bands[0].median == [2.0, 1.9]  # seeds 0.5..3.5 -> median 2.0
     assert live.rate == 24.0 and live.eta_s == pytest.approx((12000 - 24) / 24)
+
+
+def test_live_view_follows_chunks_training_side_by_side() -> None:
+    """On a cluster chunks interleave: each chunk's losses go to its own instances, in any order."""
+    from engine import events as ev
+
+    live = LiveRun(fixture_spec())
+    live.apply(ev.RunStarted(run_id="r", run_dir="/x", name="fixture", device="ray: 2 x cpu", instances=12,
+                             chunks=2, instance_steps=12000))
+    live.apply(ev.ChunkStarted(chunk=0, instances=[0, 1, 2, 3, 4, 5], steps=1000))  # points 0 and 1
+    live.apply(ev.ChunkStarted(chunk=1, instances=[6, 7, 8, 9, 10, 11], steps=1000))  # points 1 and 2
+    assert live.chunk_label() == "2 chunks"
+    live.apply(ev.Progress(chunk=1, step=500, steps=1000, instance_steps_done=3000, elapsed_s=1.0, curve_steps=[1],
+                           curve_losses=[[9.0] * 6]))
+    live.apply(ev.Progress(chunk=0, step=250, steps=1000, instance_steps_done=4500, elapsed_s=1.5, curve_steps=[1],
+                           curve_losses=[[1.0] * 6]))
+    assert live.chunk_fraction == pytest.approx(0.375)
+    bands = {b.label: b for b in live.loss_bands()}
+    assert bands["1"].median == [1.0] and bands["0.01"].median == [9.0]
+    assert bands["0.1"].n == 4 and bands["0.1"].median == [5.0]  # two seeds from each chunk
+    live.apply(ev.ChunkFinished(chunk=1, elapsed_s=2.0))
+    assert live.chunks_done == 1 and live.chunk_label() == "chunk 1/2"
 
 
 @run_async

@@ -52,11 +52,14 @@ class ToysupApp(App[None]):
     # Letter keys would be typed into the form's fields: keep them out of its footer.
     LETTER_ACTIONS = ("quit", "presets", "runs", "live")
 
-    def __init__(self, runs_dir: Path, presets_dir: Path | None = None, device: str = "auto") -> None:
+    def __init__(self, runs_dir: Path, presets_dir: Path | None = None, device: str = "auto",
+                 backend: str = "local", address: str = "") -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.user_presets_dir = presets_dir if presets_dir is not None else user_presets_dir()
         self.device = device
+        self.backend = backend  # where launched sweeps train by default: local or ray (the form can change it)
+        self.address = address
         self.live: LiveRun | None = None
         self.process: SweepProcess | None = None
         self._follower: Worker[None] | None = None
@@ -77,14 +80,17 @@ class ToysupApp(App[None]):
         return (self.process is not None and self.process.running and self.live is not None
                 and not self.live.finished)
 
-    async def launch(self, spec: Spec, device: str = "auto") -> None:
-        """Start ``spec`` in a worker process and show the live view."""
+    async def launch(self, spec: Spec, device: str = "auto", backend: str | None = None,
+                     address: str | None = None) -> None:
+        """Start ``spec`` in a worker process and show the live view (backend and address: the app's unless given)."""
         if self.sweep_running:
             self.notify("a sweep is already running: press l to watch it, or cancel it first", severity="warning")
             return
-        live = LiveRun(spec, requested_device=device)
+        backend = backend or self.backend
+        address = self.address if address is None else address
+        live = LiveRun(spec, requested_device=device if backend == "local" else f"{backend}: {device}")
         try:
-            process = await SweepProcess.start(spec.to_toml(), self.runs_dir.resolve(), device)
+            process = await SweepProcess.start(spec.to_toml(), self.runs_dir.resolve(), device, backend, address)
         except OSError as exc:
             self.notify(f"could not start the worker: {exc}", severity="error")
             return
@@ -247,9 +253,9 @@ class ToysupApp(App[None]):
                                     partial(screen.focus_field, field.param.name), discover=False)
 
 
-def run_tui(runs_dir: Path, device: str = "auto") -> None:
+def run_tui(runs_dir: Path, device: str = "auto", backend: str = "local", address: str = "") -> None:
     """Run the app until it quits; never leave a worker process behind."""
-    app = ToysupApp(runs_dir, device=device)
+    app = ToysupApp(runs_dir, device=device, backend=backend, address=address)
     try:
         app.run()
     finally:

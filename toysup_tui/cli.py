@@ -363,12 +363,18 @@ def tui(
     runs_dir: RunsDirOption = None,
     device: Annotated[str, typer.Option("--device", help="Default device for launched sweeps: auto, cpu, cuda or "
                                         "cuda:N")] = "auto",
+    backend: BackendOption = None,
+    address: AddressOption = None,
 ) -> None:
     """Open the terminal interface: presets, parameter form, live runs, results and the runs browser."""
     from engine import store
     from toysup_tui.app import run_tui
 
-    run_tui(store.runs_dir(runs_dir), device=device)
+    try:
+        executor_for(backend, address, None)  # a bad --backend or --address is reported before the screen opens
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    run_tui(store.runs_dir(runs_dir), device=device, backend=backend or "local", address=address or "")
 
 
 def main() -> None:

@@ -6,7 +6,8 @@ input lag for a thread against ~2 ms for a process on a 2-core box). A process
 also survives an engine crash and is cancelled with a plain SIGINT, which
 ``run_sweep`` turns into an "interrupted" run that keeps its finished chunks.
 
-Child side (``python -m toysup_tui.worker --runs-dir DIR --device DEV`` with the
+Child side (``python -m toysup_tui.worker --runs-dir DIR --device DEV [--backend ray
+--address ADDR]`` with the
 resolved spec as TOML on stdin): one ``Event.to_json()`` per stdout line, or one
 ``{"type": "error", "message": ...}`` line for a user error before the run starts.
 
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m toysup_tui.worker")
     parser.add_argument("--runs-dir", required=True, type=Path)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--backend", default="local")
+    parser.add_argument("--address", default="")
     parser.add_argument("--nice", type=int, default=NICE,
                         help="lower the training's CPU priority so the interface keeps answering at once")
     args = parser.parse_args(argv)
@@ -70,13 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         from engine.errors import SpecError
+        from engine.executors import make_executor
         from engine.runner import run_sweep
         from engine.spec import resolve
     except KeyboardInterrupt:
         return 130
     try:
         spec = resolve(tomllib.loads(sys.stdin.read()), source="tui")
-        outcome = run_sweep(spec, args.runs_dir, device=args.device, emit=lambda e: _print_line(e.to_json()))
+        executor = make_executor(args.backend, args.address or None)
+        outcome = run_sweep(spec, args.runs_dir, device=args.device, emit=lambda e: _print_line(e.to_json()),
+                            executor=executor)
     except SpecError as exc:
         _print_line(json.dumps({"type": ERROR_TYPE, "message": str(exc)}))
         return 2
@@ -98,11 +104,13 @@ class SweepProcess:
         self.cancel_requested = False
 
     @classmethod
-    async def start(cls, spec_toml: str, runs_dir: Path, device: str = "auto") -> SweepProcess:
+    async def start(cls, spec_toml: str, runs_dir: Path, device: str = "auto", backend: str = "local",
+                    address: str = "") -> SweepProcess:
         """Spawn the worker and hand it the spec; the caller then iterates :meth:`events`."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "toysup_tui.worker", "--runs-dir", str(runs_dir), "--device", device,
+            "--backend", backend, "--address", address,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env,
         )

@@ -8,6 +8,8 @@ process, a Ray cluster or (later) a Slurm job array differ only here.
 
 from __future__ import annotations
 
+import os
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,7 +79,8 @@ class Executor(ABC):
 
 def run_chunk(chunk: Chunk, device: torch.device, work: Work, resume_from: Saved | None = None) -> ChunkResult:
     """Train one chunk where the executor placed it, announcing it first: the one body every executor runs."""
-    work.emit(ChunkStarted(chunk=chunk.index, instances=[i.index for i in chunk.instances], steps=chunk.steps))
+    work.emit(ChunkStarted(chunk=chunk.index, instances=[i.index for i in chunk.instances], steps=chunk.steps,
+                           worker=f"{socket.gethostname()}:{os.getpid()}"))
     checkpoint = None
     if work.checkpoint is not None:
         save = work.checkpoint

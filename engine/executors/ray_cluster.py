@@ -55,7 +55,7 @@ class RayExecutor(Executor):
 
     def __init__(self, address: str | None = None, gpus_per_chunk: float = 1.0, max_retries: int = 3) -> None:
         if not 0 < gpus_per_chunk <= 1:
-            raise SpecError(f"--gpus-per-chunk {gpus_per_chunk} is not valid: expected a fraction of one GPU in "
+            raise SpecError(f"--gpus-per-chunk {gpus_per_chunk:g} is not valid: expected a fraction of one GPU in "
                             "(0, 1], e.g. 0.25 to train four chunks side by side on each GPU")
         self.address = address or None
         self.gpus_per_chunk = gpus_per_chunk

@@ -17,6 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, OptionList, Select, Static
 
 from engine.errors import SpecError
+from engine.executors import BACKENDS
 from engine.models import MODELS, get_model
 from engine.params import TRAINING_PARAMS
 from engine.spec import Spec, resolve
@@ -37,6 +38,10 @@ def device_choices() -> list[str]:
     if torch.cuda.is_available():
         choices += ["cuda", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))]
     return choices
+
+
+BACKEND_LABELS = {"local": "local: this machine", "ray": "ray: a Ray cluster (toysup[ray])"}
+ADDRESS_HINT = "empty: $RAY_ADDRESS, else a new local Ray instance"
 
 
 class FormSelect(Select[str]):
@@ -91,6 +96,14 @@ class FormScreen(ToysupScreen):
                 device = self.app.device if self.app.device in devices else "auto"
                 yield FormSelect([(d, d) for d in devices], value=device, allow_blank=False, id="form-device",
                                  compact=True)
+            with Horizontal(classes="param-row form-meta"):
+                yield Label("backend", classes="param-name")
+                yield FormSelect([(BACKEND_LABELS[b], b) for b in BACKENDS], value=self.app.backend,
+                                 allow_blank=False, id="form-backend", compact=True)
+            with Horizontal(classes="param-row form-meta", id="form-address-row") as row:
+                row.display = self.app.backend == "ray"
+                yield Label("ray address", classes="param-name")
+                yield Input(self.app.address, placeholder=ADDRESS_HINT, id="form-address", compact=True)
             yield from self._fields(self._model)
         yield Footer()
 
@@ -177,6 +190,10 @@ class FormScreen(ToysupScreen):
     def _on_field_changed(self) -> None:
         self.refresh_summary()
 
+    @on(Select.Changed, "#form-backend")
+    def _on_backend_changed(self, event: Select.Changed) -> None:
+        self.query_one("#form-address-row").display = event.value == "ray"
+
     @on(Select.Changed, "#form-model")
     async def _on_model_changed(self, event: Select.Changed) -> None:
         model = str(event.value)
@@ -213,7 +230,8 @@ class FormScreen(ToysupScreen):
         if spec is None:
             return
         device = str(self.query_one("#form-device", Select).value)
-        await self.app.launch(spec, device)
+        backend = str(self.query_one("#form-backend", Select).value)
+        await self.app.launch(spec, device, backend, self.query_one("#form-address", Input).value.strip())
 
     def action_save(self) -> None:
         spec = self._valid_spec()

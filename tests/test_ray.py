@@ -1,0 +1,179 @@
+"""The Ray backend on a local Ray instance of 2 CPUs: same results as local, worker loss, stop and resume.
+
+Every test here shares one Ray instance (started once, in one pytest-xdist worker: the
+``ray`` xdist group), as a user's driver would share a cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+
+from engine import events as ev
+from engine.errors import SpecError
+from engine.executors import make_executor
+from engine.executors.ray_cluster import RayExecutor
+from engine.runner import resume_sweep, run_sweep
+from engine.store import Run
+from tests.conftest import TINY_PRESET, assert_user_error, invoke, make_spec, run_toysup
+from tests.test_resume import assert_same_results
+
+pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
+
+PARAMS = {"steps": 300, "batch_size": 64, "eval_batch_size": 256, "seeds": 6}
+SWEEP = {"feature_probability": [1.0, 0.3, 0.1, 0.03]}
+BUDGET = 300_000  # bytes: 9 instances per chunk, so 24 instances make 3 chunks
+
+
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """A local Ray instance with 2 CPUs; yields its address for drivers in other processes."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = make_spec(PARAMS, SWEEP)
+    outcome = run_sweep(spec, tmp_path_factory.mktemp("local"), device="cpu", threads=1)
+    assert outcome.status == "completed"
+    return outcome.run_dir
+
+
+def train_task_pids() -> list[int]:
+    """Ray workers now running a chunk (Ray titles a task's process ray::<function>)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::_train_task"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_the_ray_backend_gives_the_local_backends_results(cluster: str, local_run: Path, tmp_path: Path):
+    events: list[ev.Event] = []
+    spec = make_spec(PARAMS, SWEEP)
+    outcome = run_sweep(spec, tmp_path, device="cpu", threads=1, executor=RayExecutor(), emit=events.append)
+    assert outcome.status == "completed", outcome.error
+    assert_same_results(local_run, outcome.run_dir)
+    here, there = Run(local_run), Run(outcome.run_dir)
+    for instance in (0, 13, 23):
+        for name, tensor in here.instance_weights(instance).items():
+            assert torch.equal(torch.as_tensor(tensor), torch.as_tensor(there.instance_weights(instance)[name]))
+    info = there.info()
+    assert info["backend"] == "ray" and info["device"] == "ray: 2 x cpu" and info["chunks_done"] == 2
+    # The sweep fits one chunk's memory but is cut in two, one per CPU slot, and both train at once.
+    started = [e for e in events if isinstance(e, ev.ChunkStarted)]
+    assert sorted(e.chunk for e in started) == [0, 1]
+    progress = [e for e in events if isinstance(e, ev.Progress)]
+    assert progress[-1].instance_steps_done == 24 * PARAMS["steps"]  # run-wide totals, as from a local run
+    assert [e.instance_steps_done for e in progress] == sorted(e.instance_steps_done for e in progress)
+
+
+def test_a_worker_killed_mid_chunk_is_retried_and_the_run_completes(cluster: str, local_run: Path,
+                                                                    tmp_path: Path):
+    spec = make_spec({**PARAMS, "steps": 3000}, SWEEP)
+    whole = run_sweep(spec, tmp_path / "local", device="cpu", threads=1)
+    killed: list[int] = []
+    started: list[ev.ChunkStarted] = []
+
+    def kill_one_worker(event: ev.Event) -> None:
+        if isinstance(event, ev.ChunkStarted):
+            started.append(event)
+        if isinstance(event, ev.Progress) and event.step >= 100 and not killed:
+            pid = int(next(e for e in started if e.chunk == event.chunk).worker.rsplit(":", 1)[1])
+            os.kill(pid, signal.SIGKILL)
+            killed.append(event.chunk)
+
+    outcome = run_sweep(spec, tmp_path / "ray", device="cpu", threads=1, executor=RayExecutor(max_retries=2),
+                        emit=kill_one_worker)
+    assert killed, f"no worker was killed ({outcome.status} {outcome.error})"
+    assert outcome.status == "completed", outcome.error
+    # Two chunks; the one whose worker died started again, on another worker.
+    assert sorted(e.chunk for e in started) == sorted([0, 1, killed[0]])
+    again = [e.worker for e in started if e.chunk == killed[0]]
+    assert len(set(again)) == 2 and all(w.rsplit(":", 1)[1] != str(os.getpid()) for w in again)
+    assert_same_results(whole.run_dir, outcome.run_dir)
+
+
+def test_an_interrupted_ray_run_resumes_like_a_local_one(cluster: str, local_run: Path, tmp_path: Path):
+    spec = make_spec(PARAMS, SWEEP)
+    finished: list[int] = []
+
+    def stop_after_one_chunk(event: ev.Event) -> None:
+        if isinstance(event, ev.ChunkFinished):
+            finished.append(event.chunk)
+
+    outcome = run_sweep(spec, tmp_path, device="cpu", threads=1, max_memory=BUDGET, executor=RayExecutor(),
+                        emit=stop_after_one_chunk, should_stop=lambda: bool(finished))
+    assert outcome.status == "interrupted"
+    assert 9 <= Run(outcome.run_dir).info()["instances_done"] < 24
+    assert not _wait_for(train_task_pids, present=False)  # nothing left training on the cluster
+
+    resumed = resume_sweep(outcome.run_dir, device="cpu", threads=1, executor=RayExecutor())
+    assert resumed.status == "completed", resumed.error
+    assert Run(outcome.run_dir).info()["resumed"] == 1
+    assert_same_results(local_run, outcome.run_dir)
+
+
+def _wait_for(probe: Callable[[], list[int]], present: bool = True, timeout: float = 10.0) -> list[int]:
+    """Poll ``probe`` until its list is non-empty (``present``) or empty; returns its last answer."""
+    deadline = time.monotonic() + timeout
+    found = probe()
+    while bool(found) != present and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = probe()
+    return found
+
+
+def test_the_cli_runs_on_an_existing_cluster_by_address(cluster: str, tmp_path: Path):
+    """A driver in another process joins the cluster; the engine's code travels with the job."""
+    local = run_toysup("run", TINY_PRESET, "--device", "cpu", "--threads", "1", "--runs-dir", tmp_path / "local",
+                       "-q", timeout=300)
+    assert local.returncode == 0, local.stderr
+    remote = run_toysup("run", TINY_PRESET, "--backend", "ray", "--address", cluster, "--runs-dir", tmp_path / "ray",
+                        "-q", timeout=300)
+    assert remote.returncode == 0, remote.stderr
+    assert Run(Path(remote.stdout.strip())).info()["address"] == cluster
+    assert_same_results(Path(local.stdout.strip()), Path(remote.stdout.strip()))
+
+
+def test_without_ray_the_backend_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch, runs_dir: Path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    with pytest.raises(SpecError, match=r'pip install "toysup\[ray\]"'):
+        make_executor("ray").open("auto", None)
+    result = invoke("run", "tms-intro", "--backend", "ray", "--runs-dir", runs_dir)
+    assert_user_error(result.exit_code, result.stderr, result.stdout, "--backend ray needs Ray",
+                      'pip install "toysup[ray]"')
+    assert not runs_dir.exists()  # nothing written
+
+
+def test_the_tuis_worker_process_streams_a_ray_runs_events(cluster: str, tmp_path: Path):
+    """The TUI launches sweeps through toysup_tui.worker; with --backend ray its JSON events are the local ones."""
+    import json
+    import subprocess
+
+    spec = make_spec(PARAMS, SWEEP)
+    proc = subprocess.run([sys.executable, "-m", "toysup_tui.worker", "--runs-dir", str(tmp_path), "--device",
+                           "cpu", "--backend", "ray", "--address", cluster], input=spec.to_toml(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    events = [ev.from_json(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert isinstance(events[0], ev.RunStarted) and events[0].device == "ray: 2 x cpu"
+    assert {e.chunk for e in events if isinstance(e, ev.ChunkFinished)} == {0, 1}
+    assert isinstance(events[-1], ev.RunFinished) and events[-1].status == "completed"
+    assert json.loads((Path(events[-1].run_dir) / "run.json").read_text())["backend"] == "ray"
