@@ -100,9 +100,9 @@ class LiveRun:
 
     @property
     def chunk_fraction(self) -> float:
-        """How far the chunks now training are, on average (0 when none is)."""
+        """How far the chunks now training are, on average (when none is: 1 once the run completed, else 0)."""
         if not self.running:
-            return 0.0
+            return 1.0 if self.status == "completed" else 0.0
         return sum(step / max(steps, 1) for step, steps in self.running.values()) / len(self.running)
 
     def chunk_label(self) -> str:

@@ -40,7 +40,7 @@ def device_choices() -> list[str]:
     return choices
 
 
-BACKEND_LABELS = {"local": "local: this machine", "ray": "ray: a Ray cluster (toysup[ray])"}
+BACKEND_LABELS = {"local": "local: this machine", "ray": "ray: Ray tasks (a cluster, or a local Ray instance)"}
 ADDRESS_HINT = "empty: $RAY_ADDRESS, else a new local Ray instance"
 
 
