@@ -279,6 +279,10 @@ RUN_MISTAKES = [
     pytest.param(["{tiny}", "--address", "head:6379"], ["--address is for --backend ray"], id="address-locally"),
     pytest.param(["{tiny}", "--backend", "ray", "--gpus-per-chunk", "2"], ["--gpus-per-chunk 2", "(0, 1]"],
                  id="gpus-per-chunk-over-one"),
+    pytest.param(["{tiny}", "--backend", "ray", "--address", "127.0.0.1:1"], ["--address 127.0.0.1:1",
+                 "no Ray cluster answers there"], id="ray-address-unreachable"),
+    pytest.param(["{tiny}", "--backend", "ray", "--address", "head"], ["--address 'head' is not valid", "HOST:PORT"],
+                 id="ray-address-without-port"),
     pytest.param(["{tiny}", "--backend", "ray", "--device", "cuda:1"], ["--device 'cuda:1'", "auto, cpu or cuda"],
                  id="ray-device-index"),
 ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -38,7 +39,8 @@ INSTALL_HINT = 'pip install "toysup[ray]" (or pip install ray)'
 POLL_S = 0.2  # how often the driver relays progress and checks for a stop
 MEMORY_SHARE = 0.6  # of a device's free memory, split among the chunks that share it (as for a local run)
 CPU_CHUNK_CAP = 4 * GIB  # the local CPU budget's cap: bigger chunks gain nothing from the cache
-PROBE_TIMEOUT_S = 600.0  # an autoscaling cluster may need minutes to start a worker
+PROBE_TIMEOUT_S = 600.0
+CONNECT_TIMEOUT_S = 5.0  # an autoscaling cluster may need minutes to start a worker
 
 
 def import_ray() -> Any:
@@ -105,6 +107,8 @@ class RayExecutor(Executor):
         # The engine travels with the job, so workers run exactly the driver's code (they need torch installed).
         import engine
 
+        if self.address:
+            _check_reachable(self.address)
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
                                   "runtime_env": {"py_modules": [engine]} if self.address else None}
         # ray.init replaces the SIGTERM handler (its own exits at once); ours records the run as interrupted.
@@ -183,6 +187,20 @@ class RayExecutor(Executor):
         if self._owns_ray:
             ray.shutdown()
             self._owns_ray = False
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an address nothing listens on at once: Ray itself retries such an address for minutes."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise SpecError(f"--address {address!r} is not valid: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise SpecError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
+                        "with `ray start --head`, or leave --address out for a local Ray instance") from None
 
 
 class ProgressHub:
