@@ -590,3 +590,13 @@ async def test_geometry_steps_through_weight_snapshots(tui_dirs: tuple[Path, Pat
             await pilot.press("t")
         await pilot.pause()
         assert screen.snapshot is None and "final" in screen._instance_caption()
+
+
+def test_the_first_time_estimate_is_the_right_order_of_magnitude(tmp_path: Path) -> None:
+    """With no run to learn from, tms-intro (25-35 s on the slowest CI box) is estimated in tens of seconds."""
+    from engine.spec import load
+    from toysup_tui.estimate import estimate_seconds, measured_speed
+
+    speed = measured_speed(tmp_path / "no-runs-yet")
+    assert "rough guess" in speed.basis
+    assert 20 <= estimate_seconds(load("tms-intro"), speed) <= 150
