@@ -135,8 +135,8 @@ def resume_sweep(
     Every instance's result depends on its seed and config alone, not on which
     chunk (or backend) it trains in, so the resumed run ends with the same
     results as an uninterrupted one (bit for bit on the same kind of device).
-    Work is redone from the start of each unfinished chunk, or from the chunk
-    checkpoint a local run left.
+    Each chunk cut short continues from its last checkpoint (if it wrote one),
+    the rest train from their start.
     """
     run = Run.open(run_dir)
     spec = run.spec()  # a damaged folder (no config.toml) is reported before anything else
@@ -152,21 +152,22 @@ def resume_sweep(
         done = {r["instance"] for r in rows}
         remaining = [i for i in spec.instances() if i.index not in done]
         run.drop_unrecorded_chunks(done)
-        chunk_files = sorted((run.path / "weights").glob("chunk-*.safetensors"))
-        first = 1 + max((int(f.stem.split("-")[1]) for f in chunk_files), default=-1)
-        saved = run.read_checkpoint()
-        resume_from = {}
+        stored = [int(f.stem.split("-")[1]) for f in (run.path / "weights").glob("chunk-*.safetensors")]
+        # Chunks cut short continue from their checkpoints, with the same instances and chunk numbers.
+        left = {i.index: i for i in remaining}
         head: list[Chunk] = []
-        if saved is not None and saved[0] and set(saved[0]) <= {i.index for i in remaining}:
-            # The chunk that was cut short continues from its checkpoint, with the same instances.
-            by_index = {i.index: i for i in remaining}
-            head = [Chunk(first, spec.model, tuple(by_index[i] for i in saved[0]))]
-            remaining = [i for i in remaining if i.index not in set(saved[0])]
-            resume_from = {first: (saved[1], saved[2])}
-        chunks = head + plan(spec, placement.device, max_memory, instances=remaining, first_index=first + len(head),
+        resume_from: dict[int, Saved] = {}
+        for index, members, tensors, meta in run.read_checkpoints():
+            if members and set(members) <= left.keys():
+                head.append(Chunk(index, spec.model, tuple(left.pop(i) for i in members)))
+                resume_from[index] = (tensors, meta)
+            else:  # its chunk was stored after all (a kill between the two writes)
+                run.clear_checkpoint(index)
+        first = 1 + max([*stored, *(c.index for c in head)], default=-1)
+        chunks = head + plan(spec, placement.device, max_memory, instances=list(left.values()), first_index=first,
                              budget=placement.budget, slots=placement.slots)
         run.reopen_parts()
-        run.update_info(status="running", ended=None, error="", chunks=first + len(chunks), pid=os.getpid(),
+        run.update_info(status="running", ended=None, error="", chunks=len(stored) + len(chunks), pid=os.getpid(),
                         resumed=int(info.get("resumed", 0)) + 1, device=placement.description,
                         backend=executor.name, **executor.record())
     except BaseException:
@@ -230,8 +231,11 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
     chunks_done = len(list((run.path / "weights").glob("chunk-*.safetensors")))
     status, error = "completed", ""
     next_index = 1 + max((c.index for c in chunks), default=-1)
-    work = Work(emit=tally, should_stop=should_stop, checkpoint_every_s=checkpoint_every_s,
-                checkpoint=lambda chunk, t, m: run.write_checkpoint([i.index for i in chunk.instances], t, m))
+
+    def save(chunk: Chunk, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+        run.write_checkpoint(chunk.index, [i.index for i in chunk.instances], tensors, meta)
+
+    work = Work(emit=tally, should_stop=should_stop, checkpoint=save, checkpoint_every_s=checkpoint_every_s)
     try:
         for chunk in chunks:
             executor.submit(chunk, (resume_from or {}).get(chunk.index))
@@ -249,7 +253,7 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
                 continue
             tally.finish(chunk)
             _store_chunk(run, spec, chunk, result, columns, rows)
-            run.clear_checkpoint()
+            run.clear_checkpoint(chunk.index)
             chunks_done += 1
             elapsed = time.monotonic() - started
             run.update_info(instances_done=len(rows), chunks_done=chunks_done, instance_steps_done=tally.done,

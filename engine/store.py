@@ -201,9 +201,13 @@ class Run:
             f.unlink()
         parts.rmdir()
 
-    def write_checkpoint(self, instances: list[int], tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
-        """The training state of the chunk in progress (one file, replaced atomically)."""
-        target = self.path / "checkpoint.safetensors"
+    def write_checkpoint(self, chunk: int, instances: list[int], tensors: dict[str, torch.Tensor],
+                         meta: dict[str, int]) -> None:
+        """The training state of a chunk in progress: checkpoints/chunk-NNNN.safetensors, replaced atomically
+        (one file per chunk, since chunks may train side by side on a cluster)."""
+        folder = self.path / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        target = folder / f"chunk-{chunk:04d}.safetensors"
         tmp = target.with_name(f".{target.name}.tmp")
         data = {**tensors, "instance": torch.tensor(instances, dtype=torch.int64)}
         save_file({k: v.contiguous() for k, v in data.items()}, str(tmp), metadata={k: str(v) for k, v in meta.items()})
@@ -211,20 +215,20 @@ class Run:
             os.fsync(f.fileno())
         os.replace(tmp, target)
 
-    def read_checkpoint(self) -> tuple[list[int], dict[str, torch.Tensor], dict[str, int]] | None:
-        """The chunk-in-progress checkpoint: its instances, tensors and step counters, or None."""
+    def read_checkpoints(self) -> list[tuple[int, list[int], dict[str, torch.Tensor], dict[str, int]]]:
+        """The checkpoints of chunks cut short: each one's chunk number, instances, tensors and step counters."""
         from safetensors import safe_open
 
-        path = self.path / "checkpoint.safetensors"
-        if not path.is_file():
-            return None
-        with safe_open(str(path), framework="pt") as f:
-            meta = {k: int(v) for k, v in (f.metadata() or {}).items()}
-        tensors = load_file(str(path))
-        return [int(i) for i in tensors.pop("instance")], tensors, meta
+        found = []
+        for path in sorted((self.path / "checkpoints").glob("chunk-*.safetensors")):
+            with safe_open(str(path), framework="pt") as f:
+                meta = {k: int(v) for k, v in (f.metadata() or {}).items()}
+            tensors = load_file(str(path))
+            found.append((int(path.stem.split("-")[1]), [int(i) for i in tensors.pop("instance")], tensors, meta))
+        return found
 
-    def clear_checkpoint(self) -> None:
-        (self.path / "checkpoint.safetensors").unlink(missing_ok=True)
+    def clear_checkpoint(self, chunk: int) -> None:
+        (self.path / "checkpoints" / f"chunk-{chunk:04d}.safetensors").unlink(missing_ok=True)
 
     def drop_unrecorded_chunks(self, done: set[int]) -> None:
         """Before resuming: remove the parts and weights of chunks whose instances results.csv lacks

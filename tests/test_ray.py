@@ -110,24 +110,41 @@ def test_a_worker_killed_mid_chunk_is_retried_and_the_run_completes(cluster: str
     assert_same_results(whole.run_dir, outcome.run_dir)
 
 
-def test_an_interrupted_ray_run_resumes_like_a_local_one(cluster: str, local_run: Path, tmp_path: Path):
-    spec = make_spec(PARAMS, SWEEP)
+def test_an_interrupted_ray_run_resumes_like_a_local_one(cluster: str, tmp_path: Path):
+    """Stopped with a chunk stored and chunks cut short (checkpointed by way of the driver) or not begun."""
+    spec = make_spec({**PARAMS, "steps": 2000}, SWEEP)
+    whole = run_sweep(spec, tmp_path / "local", device="cpu", threads=1)
     finished: list[int] = []
+    folder: list[Path] = []
 
-    def stop_after_one_chunk(event: ev.Event) -> None:
+    def watch(event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            folder.append(Path(event.run_dir))
         if isinstance(event, ev.ChunkFinished):
             finished.append(event.chunk)
 
-    outcome = run_sweep(spec, tmp_path, device="cpu", threads=1, max_memory=BUDGET, executor=RayExecutor(),
-                        emit=stop_after_one_chunk, should_stop=lambda: bool(finished))
+    def cut_short() -> bool:
+        saved = {int(p.stem.split("-")[1]) for p in (folder[0] / "checkpoints").glob("chunk-*.safetensors")}
+        return bool(finished) and bool(saved - set(finished))
+
+    outcome = run_sweep(spec, tmp_path / "ray", device="cpu", threads=1, max_memory=BUDGET, executor=RayExecutor(),
+                        emit=watch, should_stop=cut_short, checkpoint_every_s=1e-9)
     assert outcome.status == "interrupted"
-    assert 9 <= Run(outcome.run_dir).info()["instances_done"] < 24
+    run = Run(outcome.run_dir)
+    assert run.info()["chunks"] == 3 and 8 <= run.info()["instances_done"] <= 16
+    saved = [c for c in run.read_checkpoints() if c[0] not in finished]
+    assert saved
     assert not _wait_for(train_task_pids, present=False)  # nothing left training on the cluster
 
-    resumed = resume_sweep(outcome.run_dir, device="cpu", threads=1, executor=RayExecutor())
+    steps: dict[int, list[int]] = {}
+    resumed = resume_sweep(outcome.run_dir, device="cpu", threads=1, executor=RayExecutor(),
+                           emit=lambda e: steps.setdefault(e.chunk, []).append(e.step)
+                           if isinstance(e, ev.Progress) else None)
     assert resumed.status == "completed", resumed.error
-    assert Run(outcome.run_dir).info()["resumed"] == 1
-    assert_same_results(local_run, outcome.run_dir)
+    assert run.info()["resumed"] == 1 and run.read_checkpoints() == []
+    for index, _members, _tensors, meta in saved:
+        assert min(steps[index]) > meta["step"]  # each chunk cut short went on from its checkpoint
+    assert_same_results(whole.run_dir, outcome.run_dir)
 
 
 def _wait_for(probe: Callable[[], list[int]], present: bool = True, timeout: float = 10.0) -> list[int]:

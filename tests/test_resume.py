@@ -147,15 +147,15 @@ def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path):
     cut = run_sweep(spec, tmp_path / "cut", device="cpu", emit=sink, checkpoint_every_s=1e-9,
                     should_stop=lambda: len(ticks) >= 3)
     assert cut.status == "interrupted" and len({*ticks}) >= 3 and ticks[-1] < 4000
-    saved = Run(cut.run_dir).read_checkpoint()
-    assert saved is not None and saved[2]["step"] == ticks[-2]  # the tick before the stop was saved
+    saved = Run(cut.run_dir).read_checkpoints()
+    assert len(saved) == 1 and saved[0][3]["step"] == ticks[-2]  # the tick before the stop was saved
     resumed_steps: list[int] = []
     done = resume_sweep(cut.run_dir, device="cpu",
                         emit=lambda e: resumed_steps.append(e.step) if type(e).__name__ == "Progress" else None)
     assert done.status == "completed"
     assert min(resumed_steps) > ticks[-2]  # it went on from the checkpoint, not from step 1
     assert_same_results(whole.run_dir, cut.run_dir)
-    assert Run(cut.run_dir).read_checkpoint() is None
+    assert Run(cut.run_dir).read_checkpoints() == []
     a, b = Run(whole.run_dir).instance_weights(7), Run(cut.run_dir).instance_weights(7)
     assert all(torch.equal(a[k], b[k]) for k in a)  # weights and snapshots, bit for bit
 

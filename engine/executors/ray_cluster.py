@@ -62,6 +62,7 @@ class RayExecutor(Executor):
         self.address = address or None
         self.gpus_per_chunk = gpus_per_chunk
         self.max_retries = max_retries
+        self.queued: list[tuple[Chunk, Saved | None]] = []  # submitted, not yet handed to Ray
         self.pending: dict[Any, Chunk] = {}  # Ray object ref -> the chunk it will hold
         self._ray: Any = None
         self._owns_ray = False
@@ -146,12 +147,15 @@ class RayExecutor(Executor):
     # --- training ---------------------------------------------------------------------------
 
     def submit(self, chunk: Chunk, resume_from: Saved | None = None, front: bool = False) -> None:
-        ref = self._task.remote(chunk, self._kind, self._threads, self._hub, resume_from)
-        self.pending[ref] = chunk
+        self.queued.append((chunk, resume_from))  # launched by finished(), which knows the run's checkpoint interval
 
     def finished(self, work: Work) -> Iterator[tuple[Chunk, ChunkResult | torch.OutOfMemoryError]]:
         ray = self._ray
-        while self.pending:
+        while self.pending or self.queued:
+            for chunk, saved in self.queued:
+                ref = self._task.remote(chunk, self._kind, self._threads, self._hub, saved, work.checkpoint_every_s)
+                self.pending[ref] = chunk
+            self.queued.clear()
             ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=POLL_S,
                                 fetch_local=False)
             self._relay(work)
@@ -171,8 +175,20 @@ class RayExecutor(Executor):
                 yield chunk, result
 
     def _relay(self, work: Work) -> None:
-        for line in self._ray.get(self._hub.drain.remote()):
+        """Pass on the events, and write the checkpoints, that the tasks sent since the last call."""
+        ray = self._ray
+        lines, saved = ray.get(self._hub.drain.remote())
+        for line in lines:
             work.emit(from_json(line))
+        training = {chunk.index: chunk for chunk in self.pending.values()}
+        for index, (ref,) in saved.items():
+            if index not in training or work.checkpoint is None:
+                continue  # the chunk finished meanwhile: its checkpoint is moot
+            try:
+                tensors, meta = ray.get(ref)
+            except ray.exceptions.RayError:
+                continue  # its worker died with it; the next checkpoint (or the retry) will do
+            work.checkpoint(training[index], tensors, meta)
 
     def close(self) -> None:
         ray = self._ray
@@ -181,6 +197,7 @@ class RayExecutor(Executor):
         for ref in self.pending:
             ray.cancel(ref, force=True)
         self.pending.clear()
+        self.queued.clear()
         if self._hub is not None:
             ray.kill(self._hub)
             self._hub = None
@@ -204,29 +221,42 @@ def _check_reachable(address: str) -> None:
 
 
 class ProgressHub:
-    """A Ray actor collecting the tasks' events (JSON lines) until the driver drains them."""
+    """A Ray actor collecting the tasks' events (JSON lines) and newest checkpoints until the driver drains them."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.saved: dict[int, list[Any]] = {}  # chunk -> [object ref of (tensors, meta)], the newest only
 
     def push(self, line: str) -> None:
         self.lines.append(line)
 
-    def drain(self) -> list[str]:
-        lines, self.lines = self.lines, []
-        return lines
+    def save(self, chunk: int, ref: list[Any]) -> None:
+        self.saved[chunk] = ref  # a ref inside a list stays a ref: the driver fetches it, the hub never does
+
+    def drain(self) -> tuple[list[str], dict[int, list[Any]]]:
+        lines, saved, self.lines, self.saved = self.lines, self.saved, [], {}
+        return lines, saved
 
     def ping(self) -> bool:
         return True
 
 
-def _train_task(chunk: Chunk, kind: str, threads: int, hub: Any, resume_from: Saved | None) -> ChunkResult:
-    """A worker's body: train the chunk on the device Ray gave this task (its GPU shows as cuda:0)."""
+def _train_task(chunk: Chunk, kind: str, threads: int, hub: Any, resume_from: Saved | None,
+                checkpoint_every_s: float) -> ChunkResult:
+    """A worker's body: train the chunk on the device Ray gave this task (its GPU shows as cuda:0).
+
+    Checkpoints go into the object store, their refs to the hub, and the driver writes them to the run folder.
+    """
     import ray
 
     device = torch.device(kind)
     configure_threads(threads, device)
-    work = Work(emit=lambda event: hub.push.remote(event.to_json()), should_stop=lambda: False)
+
+    def checkpoint(chunk: Chunk, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+        hub.save.remote(chunk.index, [ray.put((tensors, meta))])
+
+    work = Work(emit=lambda event: hub.push.remote(event.to_json()), should_stop=lambda: False,
+                checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s)
     try:
         return run_chunk(chunk, device, work, resume_from)
     finally:
