@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
 
 PARAMS = {"steps": 300, "batch_size": 64, "eval_batch_size": 256, "seeds": 6}
 SWEEP = {"feature_probability": [1.0, 0.3, 0.1, 0.03]}
-BUDGET = 300_000  # bytes: 9 instances per chunk, so 24 instances make 3 chunks
+BUDGET = 300_000  # bytes: 9 instances per chunk, so 24 instances make 3 chunks (9, 9, 6)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_an_interrupted_ray_run_resumes_like_a_local_one(cluster: str, tmp_path:
                         emit=watch, should_stop=cut_short, checkpoint_every_s=1e-9)
     assert outcome.status == "interrupted"
     run = Run(outcome.run_dir)
-    assert run.info()["chunks"] == 3 and 8 <= run.info()["instances_done"] <= 16
+    assert run.info()["chunks"] == 3 and 6 <= run.info()["instances_done"] <= 18  # chunks of 9, 9 and 6
     saved = [c for c in run.read_checkpoints() if c[0] not in finished]
     assert saved
     assert not _wait_for(train_task_pids, present=False)  # nothing left training on the cluster
