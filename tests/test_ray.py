@@ -194,3 +194,31 @@ def test_the_tuis_worker_process_streams_a_ray_runs_events(cluster: str, tmp_pat
     assert {e.chunk for e in events if isinstance(e, ev.ChunkFinished)} == {0, 1}
     assert isinstance(events[-1], ev.RunFinished) and events[-1].status == "completed"
     assert json.loads((Path(events[-1].run_dir) / "run.json").read_text())["backend"] == "ray"
+
+
+def test_chunks_are_sized_to_the_clusters_gpus():
+    """No GPU cluster here: the placement from a probe's answer and Ray's node table, as a GPU cluster gives them."""
+    nodes = [{"NodeID": "head", "Resources": {"CPU": 0}},  # a head that trains nothing
+             {"NodeID": "a", "Resources": {"CPU": 32, "GPU": 4}}, {"NodeID": "b", "Resources": {"CPU": 32, "GPU": 4}}]
+    probe = {"node_id": "a", "device_name": "NVIDIA H100 80GB HBM3", "free_bytes": 80 * 2**30}
+    executor = RayExecutor(gpus_per_chunk=0.25)
+    executor._kind = "cuda"
+    placement = executor._placement(nodes, probe)
+    assert placement.slots == 32 and placement.budget == int(80 * 2**30 * 0.6 * 0.25)
+    assert placement.description == "ray: 32 x NVIDIA H100 80GB HBM3" and placement.device.type == "cuda"
+
+    executor = RayExecutor()
+    executor._kind, executor._threads = "cpu", 4
+    placement = executor._placement(nodes, {**probe, "device_name": "cpu", "free_bytes": 32 * 2**30})
+    assert placement.slots == 16  # 32 CPUs / 4 threads on each of two nodes, none on the head
+    assert placement.budget == int(32 * 2**30 * 0.6 / 8)  # the node's free RAM shared by its 8 chunks
+
+
+def test_every_slot_gets_a_chunk_even_when_the_sweep_fits_one():
+    from engine.plan import plan
+
+    spec = make_spec(PARAMS, SWEEP)  # 24 instances of one shape
+    chunks = plan(spec, torch.device("cpu"), budget=2**30, slots=5)
+    assert [len(c) for c in chunks] == [5, 5, 5, 5, 4]
+    assert [len(c) for c in plan(spec, torch.device("cpu"), budget=2**30)] == [24]
+    assert [len(c) for c in plan(spec, torch.device("cpu"), max_memory=BUDGET, slots=2)] == [9, 9, 6]

@@ -39,8 +39,8 @@ INSTALL_HINT = 'pip install "toysup[ray]" (or pip install ray)'
 POLL_S = 0.2  # how often the driver relays progress and checks for a stop
 MEMORY_SHARE = 0.6  # of a device's free memory, split among the chunks that share it (as for a local run)
 CPU_CHUNK_CAP = 4 * GIB  # the local CPU budget's cap: bigger chunks gain nothing from the cache
-PROBE_TIMEOUT_S = 600.0
-CONNECT_TIMEOUT_S = 5.0  # an autoscaling cluster may need minutes to start a worker
+PROBE_TIMEOUT_S = 600.0  # an autoscaling cluster may need minutes to start a worker
+CONNECT_TIMEOUT_S = 5.0  # for a first TCP answer from --address
 
 
 def import_ray() -> Any:
@@ -132,11 +132,11 @@ class RayExecutor(Executor):
         node = next((n for n in nodes if n["NodeID"] == probe["node_id"]), nodes[0])
         if self._kind == "cuda":
             budget = int(probe["free_bytes"] * MEMORY_SHARE * self.gpus_per_chunk)
-            slots = sum(int(n["Resources"].get("GPU", 0) / self.gpus_per_chunk) for n in nodes)
+            slots = sum(int(n["Resources"].get("GPU", 0) / self.gpus_per_chunk + 1e-9) for n in nodes)
         else:
             per_node = max(1, int(node["Resources"].get("CPU", 1) // self._threads))
             budget = int(min(CPU_CHUNK_CAP, probe["free_bytes"] * MEMORY_SHARE / per_node))
-            slots = sum(max(1, int(n["Resources"].get("CPU", 0) // self._threads)) for n in nodes)
+            slots = sum(int(n["Resources"].get("CPU", 0) // self._threads) for n in nodes)
         slots = max(1, slots)
         what = probe["device_name"] if self._kind == "cuda" else "cpu"
         return Placement(torch.device(self._kind), f"ray: {slots} x {what}", budget=budget, slots=slots)
