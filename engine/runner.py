@@ -225,6 +225,8 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
     total = sum(c.steps * len(c) for c in chunks)
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=placement.description,
                     instances=spec.n_instances, chunks=len(chunks), instance_steps=total))
+    for note in placement.notes:
+        emit(Notice(note))
     started = time.monotonic()
     tally = _Tally(emit, started)
     columns = result_columns(spec)

@@ -76,6 +76,7 @@ def test_the_ray_backend_gives_the_local_backends_results(cluster: str, local_ru
             assert torch.equal(torch.as_tensor(tensor), torch.as_tensor(there.instance_weights(instance)[name]))
     info = there.info()
     assert info["backend"] == "ray" and info["device"] == "ray: 2 x cpu" and info["chunks_done"] == 2
+    assert info["ray_version"] == ray.__version__ and info["address"] == ""
     # The sweep fits one chunk's memory but is cut in two, one per CPU slot, and both train at once.
     started = [e for e in events if isinstance(e, ev.ChunkStarted)]
     assert sorted(e.chunk for e in started) == [0, 1]
@@ -206,6 +207,9 @@ def test_chunks_are_sized_to_the_clusters_gpus():
     placement = executor._placement(nodes, probe)
     assert placement.slots == 32 and placement.budget == int(80 * 2**30 * 0.6 * 0.25)
     assert placement.description == "ray: 32 x NVIDIA H100 80GB HBM3" and placement.device.type == "cuda"
+    assert placement.notes == ()  # the probe reported no torch version unlike this one
+    skewed = executor._placement(nodes, {**probe, "torch": "2.5.1+cu124"})
+    assert "workers run torch 2.5.1+cu124" in skewed.notes[0]
 
     executor = RayExecutor()
     executor._kind, executor._threads = "cpu", 4

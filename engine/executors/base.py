@@ -37,6 +37,7 @@ class Placement:
     description: str  # for run.json and the RunStarted event, e.g. "cpu" or "ray: 8 x cuda (NVIDIA H100)"
     budget: int | None = None
     slots: int = 1
+    notes: tuple[str, ...] = ()  # what the user should know about this placement, sent as Notice events
 
 
 @dataclass

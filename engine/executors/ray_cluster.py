@@ -139,10 +139,15 @@ class RayExecutor(Executor):
             slots = sum(int(n["Resources"].get("CPU", 0) // self._threads) for n in nodes)
         slots = max(1, slots)
         what = probe["device_name"] if self._kind == "cuda" else "cpu"
-        return Placement(torch.device(self._kind), f"ray: {slots} x {what}", budget=budget, slots=slots)
+        notes = ()
+        if probe.get("torch", torch.__version__) != torch.__version__:
+            notes = (f"Ray workers run torch {probe['torch']}, this driver {torch.__version__}: per-instance results "
+                     "may differ from a local run's in the last digits",)
+        return Placement(torch.device(self._kind), f"ray: {slots} x {what}", budget=budget, slots=slots, notes=notes)
 
     def record(self) -> dict[str, Any]:
-        return {"address": self.address or "", "gpus_per_chunk": self.gpus_per_chunk}
+        return {"address": self.address or "", "gpus_per_chunk": self.gpus_per_chunk,
+                "ray_version": getattr(self._ray, "__version__", "")}
 
     # --- training ---------------------------------------------------------------------------
 
