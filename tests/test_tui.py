@@ -518,6 +518,33 @@ async def test_theme_toggles_between_dark_and_light(tui_dirs: tuple[Path, Path])
         assert app.current_theme.dark is not dark
 
 
+@run_async
+async def test_long_progress_lines_reach_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """600 instances x 100 curve points make progress lines of about a megabyte; all must arrive, and a line
+    over the reader's limit is skipped without stopping the reader (which would leave the worker blocked)."""
+    from engine import events as ev
+    from toysup_tui import worker
+    from toysup_tui.worker import SweepProcess
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    spec = resolve({"name": "wide", "model": "relu_output", "params": {
+        "n_features": 5, "n_hidden": 2, "steps": 100, "batch_size": 16, "eval_batch_size": 64, "seeds": 600}},
+        source="test")
+    process = await SweepProcess.start(spec.to_toml(), tmp_path / "runs", "cpu")
+    events = [e async for e in process.events()]
+    assert await process.wait(60) == 0
+    longest = max(len(e.to_json()) for e in events)
+    assert longest > 2**16  # past asyncio's default line limit
+    assert isinstance(events[-1], ev.RunFinished) and events[-1].status == "completed"
+    assert sum(len(e.curve_steps) for e in events if isinstance(e, ev.Progress)) == 100
+
+    monkeypatch.setattr(worker, "LINE_LIMIT", 2**12)  # now the long lines are over the limit
+    process = await SweepProcess.start(spec.to_toml(), tmp_path / "runs", "cpu")
+    events = [e async for e in process.events()]
+    assert await process.wait(60) == 0  # the reader went on, so the worker never blocked on a full pipe
+    assert isinstance(events[-1], ev.RunFinished) and events[-1].status == "completed"
+
+
 def test_worker_reports_user_errors_as_one_json_line(tmp_path: Path) -> None:
     import subprocess
     import sys

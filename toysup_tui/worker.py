@@ -35,6 +35,9 @@ from typing import Any
 ERROR_TYPE = "error"
 NICE = 5  # the interface process keeps its priority; training yields to it on a busy machine
 STDERR_LINES_KEPT = 40
+# A progress event carries every instance's new loss points: 171 kB for dropout-highdim's first one, past asyncio's
+# 64 KiB default, which stopped the reader and so, its pipe full, the worker. A longer line is skipped, not fatal.
+LINE_LIMIT = 64 * 2**20
 
 
 @dataclass
@@ -112,7 +115,7 @@ class SweepProcess:
             sys.executable, "-m", "toysup_tui.worker", "--runs-dir", str(runs_dir), "--device", device,
             "--backend", backend, "--address", address,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env,
+            env=env, limit=LINE_LIMIT,
         )
         assert process.stdin is not None
         process.stdin.write(spec_toml.encode("utf-8"))
@@ -130,8 +133,15 @@ class SweepProcess:
         """Engine events and :class:`WorkerError`s, until the child closes its stdout."""
         from engine.events import from_json
 
-        assert self.process.stdout is not None
-        async for raw in self.process.stdout:
+        stdout = self.process.stdout
+        assert stdout is not None
+        while True:
+            try:
+                raw = await stdout.readline()
+            except ValueError:  # a line over LINE_LIMIT, dropped (readline has consumed it); the next one counts
+                continue
+            if not raw:
+                return
             line = raw.decode("utf-8", "replace").strip()
             if not line.startswith("{"):
                 continue  # a stray print from a library: not ours
