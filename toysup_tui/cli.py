@@ -34,24 +34,25 @@ err = Console(stderr=True, highlight=False)
 
 RunsDirOption = Annotated[
     Path | None,
-    typer.Option("--runs-dir", help="Where runs are stored [default: $TOYSUP_RUNS_DIR or ./runs]", show_default=False),
+    typer.Option("--runs-dir", help="Where runs are stored \\[default: $TOYSUP_RUNS_DIR or ./runs]",
+                 show_default=False),
 ]
 
 
 BackendOption = Annotated[
     str | None,
     typer.Option("--backend", help="Where chunks train: local (this process) or ray (a Ray cluster, or a local Ray "
-                 "instance without --address) [default: local; resume: the run's own]", show_default=False),
+                 "instance without --address) \\[default: local; resume: the run's own]", show_default=False),
 ]
 AddressOption = Annotated[
     str | None,
-    typer.Option("--address", help="Ray cluster address (ray://HEAD:10001, HEAD:6379 or auto) [default: "
+    typer.Option("--address", help="Ray cluster address (ray://HEAD:10001, HEAD:6379 or auto) \\[default: "
                  "$RAY_ADDRESS, else a new local Ray instance]", show_default=False),
 ]
 GpusPerChunkOption = Annotated[
     float | None,
     typer.Option("--gpus-per-chunk", help="Ray: the share of a GPU each chunk asks for; 0.25 trains four chunks "
-                 "side by side on each GPU [default: 1]", show_default=False),
+                 "side by side on each GPU \\[default: 1]", show_default=False),
 ]
 
 
@@ -115,10 +116,10 @@ def run(
     gpus_per_chunk: GpusPerChunkOption = None,
     runs_dir: RunsDirOption = None,
     max_memory: Annotated[
-        float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB [default: automatic]")
+        float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB \\[default: automatic]")
     ] = None,
     threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads for torch [default: cores - 1 on CPU, 1 on GPU; "
+        int | None, typer.Option("--threads", help="CPU threads for torch \\[default: cores - 1 on CPU, 1 on GPU; "
                                  "ray: the CPUs each chunk asks for, 1]")
     ] = None,
     checkpoint_every: Annotated[
@@ -247,7 +248,7 @@ def report_cmd(
     best_of: Annotated[
         int | None,
         typer.Option("--best-of", help="Keep each point's lowest-loss seed among its first K seeds (0 = all): "
-                     "the papers' best-of-k selection [default: every seed]"),
+                     "the papers' best-of-k selection \\[default: every seed]"),
     ] = None,
 ) -> None:
     """Show a run's results as tables and terminal charts."""
@@ -326,7 +327,7 @@ def bench(
     batch_size: Annotated[int, typer.Option("--batch-size")] = 1024,
     steps: Annotated[int, typer.Option("--steps")] = 50,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")] = "auto",
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads [default: as for run]")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads \\[default: as for run]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Time the engine against a tutorial-style trainer (einsum, autograd, torch.optim.Adam) on identical work."""
