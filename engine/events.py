@@ -49,7 +49,7 @@ class Progress(Event):
     chunk: int
     step: int
     steps: int
-    instance_steps_done: int  # whole run
+    instance_steps_done: int  # whole run (train_chunk counts its chunk's; the runner makes it run-wide)
     elapsed_s: float
     curve_steps: list[int] = field(default_factory=list)
     curve_losses: list[list[float]] = field(default_factory=list)  # [point][instance in chunk]

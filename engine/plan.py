@@ -69,16 +69,24 @@ def configure_threads(threads: int | None, device: torch.device) -> int:
     return threads
 
 
+MEMORY_SHARE = 0.6  # of a device's free memory its chunks may use (a GPU's; a Ray node's RAM, split among them)
+CPU_CHUNK_CAP = 4 * GIB  # bigger CPU chunks gain nothing from the cache
+
+
+def available_ram() -> int:
+    """Bytes of RAM free on this machine (8 GiB where the OS does not say)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 * GIB
+
+
 def memory_budget(device: torch.device) -> int:
     """Bytes one chunk may use: most of a GPU's free memory, a share of free RAM on CPU."""
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
-        return int(free * 0.6)
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        available = 8 * GIB
-    return int(min(4 * GIB, max(GIB // 4, available * 0.3)))
+        return int(free * MEMORY_SHARE)
+    return int(min(CPU_CHUNK_CAP, max(GIB // 4, available_ram() * 0.3)))
 
 
 def group_key(spec: Spec, config: dict[str, Any]) -> tuple[Any, ...]:

@@ -152,7 +152,7 @@ def resume_sweep(
         done = {r["instance"] for r in rows}
         remaining = [i for i in spec.instances() if i.index not in done]
         run.drop_unrecorded_chunks(done)
-        stored = [int(f.stem.split("-")[1]) for f in (run.path / "weights").glob("chunk-*.safetensors")]
+        stored = run.stored_chunks()
         # Chunks cut short continue from their checkpoints, with the same instances and chunk numbers.
         left = {i.index: i for i in remaining}
         head: list[Chunk] = []
@@ -230,7 +230,7 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
     started = time.monotonic()
     tally = _Tally(emit, started)
     columns = result_columns(spec)
-    chunks_done = len(list((run.path / "weights").glob("chunk-*.safetensors")))
+    chunks_done = len(run.stored_chunks())
     status, error = "completed", ""
     next_index = 1 + max((c.index for c in chunks), default=-1)
 

@@ -305,6 +305,10 @@ class Run:
         header = next(reader, [])
         return header, [dict(zip(header, (parse_value(v) for v in line))) for line in reader]
 
+    def stored_chunks(self) -> list[int]:
+        """The numbers of the chunks whose weights are stored (so finished), in order."""
+        return sorted(int(p.stem.split("-")[1]) for p in (self.path / "weights").glob("chunk-*.safetensors"))
+
     def weights(self) -> Iterator[dict[str, torch.Tensor]]:
         """Each chunk's weights (with its ``instance`` index tensor), in chunk order."""
         for path in sorted((self.path / "weights").glob("chunk-*.safetensors")):

@@ -22,6 +22,8 @@ from engine.rng import CounterRNG
 CURVE_POINTS = 100  # loss-curve points kept per instance, whatever the step count
 PROGRESS_INTERVAL_S = 0.25  # at most this often the losses are copied off the device
 
+Saved = tuple[dict[str, torch.Tensor], dict[str, int]]  # a mid-chunk checkpoint: tensors and step counters
+
 
 @dataclass
 class ChunkResult:
@@ -51,7 +53,7 @@ def curve_schedule(steps: int, points: int = CURVE_POINTS) -> list[int]:
 
 
 @torch.no_grad()
-def _restore(saved: tuple[dict[str, torch.Tensor], dict[str, int]], weights: dict[str, torch.Tensor],
+def _restore(saved: Saved, weights: dict[str, torch.Tensor],
              optimizer: BatchedOptimizer, curves: torch.Tensor, extra: dict[str, torch.Tensor],
              diverged: torch.Tensor, snaps: dict[str, list[torch.Tensor]]) -> int:
     """Load a checkpoint into the freshly initialised training state; returns its step."""
@@ -83,11 +85,9 @@ def train_chunk(
     device: torch.device,
     emit: EventSink = ignore,
     should_stop: Callable[[], bool] = lambda: False,
-    work_done_before: int = 0,
-    run_started: float | None = None,
     checkpoint: Callable[[dict[str, torch.Tensor], dict[str, int]], None] | None = None,
     checkpoint_every_s: float = 300.0,
-    resume_from: tuple[dict[str, torch.Tensor], dict[str, int]] | None = None,
+    resume_from: Saved | None = None,
 ) -> ChunkResult:
     """Train every instance in ``chunk`` for the chunk's step count.
 
@@ -99,7 +99,6 @@ def train_chunk(
     they need no saving).
     """
     started = time.monotonic()
-    run_started = started if run_started is None else run_started
     configs = [inst.config for inst in chunk.instances]
     hp = Hyper(configs, device)
     rng = CounterRNG(torch.tensor([inst.seed for inst in chunk.instances]), device)
@@ -150,8 +149,8 @@ def train_chunk(
             recorded = sum(1 for s in record if s <= step)
             fresh = curves[:, reported:recorded].T.cpu().tolist()
             emit(Progress(chunk=chunk.index, step=step, steps=steps,
-                          instance_steps_done=work_done_before + step * len(chunk),
-                          elapsed_s=now - run_started, curve_steps=record[reported:recorded],
+                          instance_steps_done=step * len(chunk), elapsed_s=now - started,
+                          curve_steps=record[reported:recorded],
                           curve_losses=fresh))
             reported, last_report = recorded, now
             if should_stop():

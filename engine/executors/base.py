@@ -13,15 +13,14 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 
 from engine.events import ChunkStarted, EventSink
 from engine.plan import Chunk
-from engine.train import ChunkResult, train_chunk
-
-Saved = tuple[dict[str, torch.Tensor], dict[str, int]]  # a mid-chunk checkpoint: tensors and counters
+from engine.train import ChunkResult, Saved, train_chunk
 
 
 @dataclass(frozen=True)
@@ -82,13 +81,7 @@ def run_chunk(chunk: Chunk, device: torch.device, work: Work, resume_from: Saved
     """Train one chunk where the executor placed it, announcing it first: the one body every executor runs."""
     work.emit(ChunkStarted(chunk=chunk.index, instances=[i.index for i in chunk.instances], steps=chunk.steps,
                            worker=f"{socket.gethostname()}:{os.getpid()}"))
-    checkpoint = None
-    if work.checkpoint is not None:
-        save = work.checkpoint
-
-        def checkpoint(tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
-            save(chunk, tensors, meta)
-
+    checkpoint = None if work.checkpoint is None else partial(work.checkpoint, chunk)
     return train_chunk(chunk, device, work.emit, work.should_stop, checkpoint=checkpoint,
                        checkpoint_every_s=work.checkpoint_every_s, resume_from=resume_from)
 

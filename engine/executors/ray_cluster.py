@@ -13,14 +13,14 @@ the driver drains a few times a second, so the front ends see the same events
 as from a local run. Faults: a task whose worker dies is retried by Ray
 (``max_retries``); a chunk out of GPU memory comes back to the runner, which
 halves it; Ctrl-C cancels what is still running and the run resumes with
-``toysup resume`` like a local one. Ray tasks write no mid-chunk checkpoints:
-an interrupted chunk trains again from its start.
+``toysup resume`` like a local one. A task's mid-chunk checkpoints go through
+the object store to the driver, which writes them into the run folder, so a
+resumed chunk goes on from its last one.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import threading
@@ -32,13 +32,11 @@ import torch
 from engine.errors import SpecError
 from engine.events import from_json
 from engine.executors.base import Executor, Placement, Saved, Work, run_chunk
-from engine.plan import GIB, Chunk, configure_threads
+from engine.plan import CPU_CHUNK_CAP, MEMORY_SHARE, Chunk, available_ram, configure_threads
 from engine.train import ChunkResult
 
 INSTALL_HINT = 'pip install "toysup[ray]" (or pip install ray)'
 POLL_S = 0.2  # how often the driver relays progress and checks for a stop
-MEMORY_SHARE = 0.6  # of a device's free memory, split among the chunks that share it (as for a local run)
-CPU_CHUNK_CAP = 4 * GIB  # the local CPU budget's cap: bigger chunks gain nothing from the cache
 PROBE_TIMEOUT_S = 600.0  # an autoscaling cluster may need minutes to start a worker
 CONNECT_TIMEOUT_S = 5.0  # for a first TCP answer from --address
 
@@ -176,8 +174,7 @@ class RayExecutor(Executor):
                         yield chunk, cause
                         continue
                     raise cause from None
-                self._relay(work)  # the task waited for its events to reach the hub before returning
-                yield chunk, result
+                yield chunk, result  # its events were relayed above: the task waited for the hub before returning
 
     def _relay(self, work: Work) -> None:
         """Pass on the events, and write the checkpoints, that the tasks sent since the last call."""
@@ -276,10 +273,6 @@ def _probe(kind: str) -> dict[str, Any]:
         free, _total = torch.cuda.mem_get_info()
         name = torch.cuda.get_device_name()
     else:
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            free = 8 * GIB
-        name = "cpu"
+        free, name = available_ram(), "cpu"
     return {"node_id": ray.get_runtime_context().get_node_id(), "device_name": name, "free_bytes": free,
             "torch": torch.__version__}
