@@ -1,4 +1,4 @@
-"""Aggregate per-instance rows over seeds: one record per sweep point with median and spread."""
+"""Aggregate per-instance rows over seeds: one record per sweep point (by its index) with median and spread."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 
 @dataclass
 class PointStats:
-    """A sweep point: its axis values, seed count, and per-metric (median, q25, q75)."""
+    """A sweep point (its index in the spec's points), its seed count, and per-metric (median, q25, q75)."""
 
-    point: dict[str, Any]
+    point: int
     n: int
     stats: dict[str, tuple[float, float, float]]
 
@@ -33,21 +33,25 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
     return at(0.5), at(0.25), at(0.75)
 
 
-def by_point(rows: list[dict[str, Any]], axes: list[str], metrics: list[str]) -> list[PointStats]:
-    """Group rows by their axis values (in first-seen order) and summarise each numeric metric.
+def by_point(rows: list[dict[str, Any]], metrics: list[str]) -> list[PointStats]:
+    """Group rows by their ``point`` index (in first-seen order) and summarise each numeric metric.
 
+    Rows are grouped by the point index, never by their axis values: those are read back
+    from a CSV to 9 digits and may not tell two points apart (see engine.results).
     Empty cells (a diverged instance, an undefined metric) are skipped; booleans count as 0/1.
     """
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    groups: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(tuple(row.get(a) for a in axes), []).append(row)
-    out = []
-    for key, members in groups.items():
-        stats = {}
-        for m in metrics:
-            vals = [float(r[m]) for r in members if isinstance(r.get(m), (int, float))]
-            vals = [v for v in vals if math.isfinite(v)]
-            if vals:
-                stats[m] = quartiles(vals)
-        out.append(PointStats(dict(zip(axes, key)), len(members), stats))
-    return out
+        groups.setdefault(row["point"], []).append(row)
+    return [PointStats(point, len(members), summarize(members, metrics)) for point, members in groups.items()]
+
+
+def summarize(rows: list[dict[str, Any]], metrics: list[str]) -> dict[str, tuple[float, float, float]]:
+    """(median, q25, q75) of each metric over ``rows``, for the metrics with at least one finite value."""
+    stats = {}
+    for m in metrics:
+        vals = [float(r[m]) for r in rows if isinstance(r.get(m), (int, float))]
+        vals = [v for v in vals if math.isfinite(v)]
+        if vals:
+            stats[m] = quartiles(vals)
+    return stats

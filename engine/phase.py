@@ -28,11 +28,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from engine.metrics import EPS, REPRESENTED_NORM, feature_norms
+
+if TYPE_CHECKING:
+    from engine.results import Results
 
 PHASES: tuple[str, ...] = ("not_learned", "superposed", "dedicated")  # results.csv stores the index (0, 1, 2)
 PHASE_LETTERS = {"not_learned": "N", "superposed": "S", "dedicated": "D"}
@@ -89,46 +92,48 @@ def _sort_key(row: dict[str, Any], metric: str) -> float:
     return math.inf if value is None else value
 
 
-def group_by_point(rows: Iterable[dict[str, Any]], axes: Sequence[str]) -> dict[tuple[Any, ...], list[dict[str, Any]]]:
-    """Rows grouped by their values on ``axes``, points in first-seen order, rows by seed within a point."""
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+def group_by_point(rows: Iterable[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Rows grouped by their ``point`` index (engine.results), points in first-seen order, rows by seed."""
+    groups: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault(tuple(row.get(a) for a in axes), []).append(row)
+        groups.setdefault(row["point"], []).append(row)
     return {k: sorted(v, key=lambda r: r.get("seed", 0)) for k, v in groups.items()}
 
 
-def best_of_k(rows: Iterable[dict[str, Any]], axes: Sequence[str], k: int | None = None,
-              metric: str = "loss") -> list[dict[str, Any]]:
+def lowest(rows: Iterable[dict[str, Any]], metric: str = "loss") -> dict[str, Any] | None:
+    """The row with the lowest finite ``metric``, or None if no row has one."""
+    usable = [(value, r) for r in rows if (value := _finite_loss(r, metric)) is not None]
+    return min(usable, key=lambda pair: pair[0])[1] if usable else None
+
+
+def best_of_k(rows: Iterable[dict[str, Any]], k: int | None = None, metric: str = "loss") -> list[dict[str, Any]]:
     """The lowest-``metric`` row at each sweep point (the paper's selection), one row per point.
 
-    ``k`` limits the choice to each point's first k seeds (by seed), to see how the
-    picture depends on the number of restarts; None uses every seed. Rows whose
-    metric is missing or not finite (a diverged instance) are never chosen; a point
-    with no usable row is left out.
+    ``rows`` carry their ``point`` index (engine.results.Results.rows). ``k`` limits the
+    choice to each point's first k seeds (by seed), to see how the picture depends on
+    the number of restarts; None uses every seed. Rows whose metric is missing or not
+    finite (a diverged instance) are never chosen; a point with no usable row is left out.
     """
     if k is not None and k < 1:
         raise ValueError(f"best_of_k needs k >= 1, got {k}")
-    best = []
-    for members in group_by_point(rows, axes).values():
-        usable = [(loss, r) for r in members[:k] if (loss := _finite_loss(r, metric)) is not None]
-        if usable:
-            best.append(min(usable, key=lambda pair: pair[0])[1])
-    return best
+    best = (lowest(members[:k], metric) for members in group_by_point(rows).values())
+    return [row for row in best if row is not None]
 
 
-def drop_worst(rows: Iterable[dict[str, Any]], axes: Sequence[str], count: int = 1,
-               metric: str = "loss") -> list[dict[str, Any]]:
+def drop_worst(rows: Iterable[dict[str, Any]], count: int = 1, metric: str = "loss") -> list[dict[str, Any]]:
     """Every row except the ``count`` highest-``metric`` ones at each point (the paper's phase
     diagrams: ten seeds, the worst discarded). A point keeps at least one row; rows with
     no finite metric count as the worst."""
     if count < 0:
         raise ValueError(f"drop_worst needs count >= 0, got {count}")
-    kept = []
-    for members in group_by_point(rows, axes).values():
-        ranked = sorted(members, key=lambda r: _sort_key(r, metric))
-        keep = {id(r) for r in ranked[:max(1, len(ranked) - count)]}
-        kept.extend(r for r in members if id(r) in keep)  # in seed order
-    return kept
+    return [r for members in group_by_point(rows).values() for r in _keep_best(members, count, metric)]
+
+
+def _keep_best(members: list[dict[str, Any]], count: int, metric: str) -> list[dict[str, Any]]:
+    """``members`` without their ``count`` highest-``metric`` rows (at least one kept), in their order."""
+    ranked = sorted(members, key=lambda r: _sort_key(r, metric))
+    keep = {id(r) for r in ranked[:max(1, len(ranked) - count)]}
+    return [r for r in members if id(r) in keep]
 
 
 # --- the grid --------------------------------------------------------------------------------
@@ -158,31 +163,36 @@ class PhaseGrid:
     discarded_worst: int  # seeds dropped per point before counting fractions
 
 
-def phase_grid(rows: Iterable[dict[str, Any]], x_axis: str, y_axis: str, discard_worst: int = 0,
-               x_values: Sequence[Any] | None = None, y_values: Sequence[Any] | None = None,
+def phase_grid(results: Results, x_axis: str, y_axis: str, discard_worst: int = 0,
                metric: str = "loss") -> PhaseGrid:
-    """Build the grid from results rows with a ``phase`` column.
+    """Build the grid from a run's results with a ``phase`` column.
 
     Each cell holds the phase of its lowest-loss seed and the fraction of seeds in
     each phase, counted after dropping the ``discard_worst`` highest-loss seeds
-    (1 reproduces the paper's averaging). Axis values default to those present in
-    ``rows``, x ascending, y descending; pass the spec's axis values to keep a
-    point with no finished run as an empty cell. Rows differing only on other
-    axes share a cell (their seeds pooled).
+    (1 reproduces the paper's averaging). The cells are the spec's axis values (x
+    ascending, y descending when numeric; a point with no finished run is an empty
+    cell); rows reach their cell through their sweep point, whose values are exact.
+    Points differing only on other axes share a cell (their seeds pooled).
     """
-    rows = list(rows)
-    points = group_by_point(rows, (y_axis, x_axis))
-    xs = tuple(x_values) if x_values is not None else tuple(sorted({k[1] for k in points}))
-    ys = tuple(y_values) if y_values is not None else tuple(sorted({k[0] for k in points}, reverse=True))
-    cells = tuple(tuple(_cell(points.get((y, x)), discard_worst, metric) for x in xs) for y in ys)
-    return PhaseGrid(x_axis, y_axis, xs, ys, cells, discard_worst)
+    axes = {a.name: a.values for a in results.axes}
+    xs, ys = _ordered(axes[x_axis], reverse=False), _ordered(axes[y_axis], reverse=True)
+    cells: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
+    for point, members in results.groups():
+        cells.setdefault((point.values[y_axis], point.values[x_axis]), []).extend(members)
+    grid = tuple(tuple(_cell(cells.get((y, x)), discard_worst, metric) for x in xs) for y in ys)
+    return PhaseGrid(x_axis, y_axis, xs, ys, grid, discard_worst)
+
+
+def _ordered(values: Sequence[Any], reverse: bool) -> tuple[Any, ...]:
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    return tuple(sorted(values, reverse=reverse)) if numeric else tuple(values)
 
 
 def _cell(members: list[dict[str, Any]] | None, discard_worst: int, metric: str) -> PhaseCell | None:
     if not members:
         return None
-    (best,) = best_of_k(members, (), metric=metric) or (None,)
-    used = drop_worst(members, (), discard_worst, metric) if discard_worst else members
+    best = lowest(members, metric)
+    used = _keep_best(members, discard_worst, metric) if discard_worst else members
     counts = {p: 0 for p in PHASES}
     for row in used:
         counts[phase_name(row["phase"])] += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import traceback
@@ -13,7 +12,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import SpecError
+from engine.errors import RunDataError, UserError
 from engine.events import (
     ChunkFinished,
     ChunkStarted,
@@ -27,11 +26,9 @@ from engine.events import (
 )
 from engine.executors import Executor, LocalExecutor, Placement, Work
 from engine.executors.base import Saved
-from engine.models import get_model
 from engine.plan import Chunk, plan
 from engine.spec import Spec
-from engine.store import Run, csv_text, now_iso, process_alive
-from engine.train import ChunkResult
+from engine.store import Run, now_iso
 
 
 @dataclass
@@ -41,51 +38,6 @@ class Outcome:
     wall_time_s: float
     instance_steps_per_s: float
     error: str = ""
-
-
-def result_columns(spec: Spec) -> list[str]:
-    """results.csv's columns: instance, seed, the swept parameters, the model's metrics, diverged."""
-    model = get_model(spec.model)
-    return ["instance", "seed", *[a.name for a in spec.axes], *[c.name for c in model.columns], "diverged"]
-
-
-def result_rows(spec: Spec, result: ChunkResult) -> list[dict[str, Any]]:
-    axes = [a.name for a in spec.axes]
-    rows = []
-    for i, inst in enumerate(result.chunk.instances):
-        row: dict[str, Any] = {"instance": inst.index, "seed": inst.seed}
-        row.update({name: inst.config[name] for name in axes})
-        diverged = bool(result.diverged[i])
-        for name, values in result.metrics.items():
-            value = values[i].item()
-            finite = not isinstance(value, float) or math.isfinite(value)
-            row[name] = value if finite and not diverged else ""  # a diverged instance's metrics mean nothing
-        row["diverged"] = diverged
-        rows.append(row)
-    return rows
-
-
-def curve_csv(result: ChunkResult) -> str:
-    """curves.csv rows: instance, step, loss, then the model's extra curve columns."""
-    extra = {name: values.tolist() for name, values in result.curve_extra.items()}
-    rows = (
-        {"instance": inst.index, "step": step, "loss": loss, **{n: v[i][k] for n, v in extra.items()}}
-        for i, inst in enumerate(result.chunk.instances)
-        for k, (step, loss) in enumerate(zip(result.curve_steps, result.curves[i].tolist()))
-        if math.isfinite(loss)
-    )
-    return csv_text(["instance", "step", "loss", *extra], rows)
-
-
-def feature_csv(spec: Spec, result: ChunkResult) -> str:
-    names = [c.name for c in get_model(spec.model).feature_columns]
-    arrays = {k: v.tolist() for k, v in result.features.items()}
-    rows = (
-        {"instance": inst.index, "feature": f, **{k: arrays[k][i][f] for k in names}}
-        for i, inst in enumerate(result.chunk.instances)
-        for f in range(len(arrays[names[0]][i]) if names else 0)
-    )
-    return csv_text(["instance", "feature", *names], rows)
 
 
 def run_sweep(
@@ -103,7 +55,7 @@ def run_sweep(
 
     ``executor`` decides where chunks train (default: this process, see
     engine.executors). User errors (bad device, unwritable runs directory, no
-    cluster) raise SpecError before anything is written. Once the folder exists,
+    cluster) raise UserError before anything is written. Once the folder exists,
     every ending is recorded in run.json: completed, interrupted (Ctrl-C, SIGTERM
     handled as KeyboardInterrupt, or ``should_stop``) or failed (any other
     exception, whose message is kept).
@@ -139,16 +91,20 @@ def resume_sweep(
     the rest train from their start.
     """
     run = Run.open(run_dir)
-    spec = run.spec()  # a damaged folder (no config.toml) is reported before anything else
+    try:  # a damaged folder (no config.toml, a malformed results.csv) is reported before anything else
+        spec = run.spec()
+        _, rows = run.results()
+    except RunDataError as exc:
+        raise UserError(f"{exc}: it cannot be resumed") from None
     info = run.info()
-    if info.get("status") == "completed":
-        raise SpecError(f"run {run.id} is already completed: nothing to resume")
-    if info.get("status") == "running" and process_alive(info):
-        raise SpecError(f"run {run.id} is still running (process {info.get('pid')} on this host)")
+    status = run.status()
+    if status == "completed":
+        raise UserError(f"run {run.id} is already completed: nothing to resume")
+    if status == "running":
+        raise UserError(f"run {run.id} is still running (process {info.get('pid')} on this host)")
     executor = executor or LocalExecutor()
     try:
         placement = executor.open(device, threads)
-        _, rows = run.results()
         done = {r["instance"] for r in rows}
         remaining = [i for i in spec.instances() if i.index not in done]
         run.drop_unrecorded_chunks(done)
@@ -229,7 +185,6 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
         emit(Notice(note))
     started = time.monotonic()
     tally = _Tally(emit, started)
-    columns = result_columns(spec)
     chunks_done = len(run.stored_chunks())
     status, error = "completed", ""
     next_index = 1 + max((c.index for c in chunks), default=-1)
@@ -254,7 +209,7 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
                             f"{halves[0].index} and {halves[1].index} of {len(halves[0])} and {len(halves[1])}"))
                 continue
             tally.finish(chunk)
-            _store_chunk(run, spec, chunk, result, columns, rows)
+            run.write_chunk(spec, result, rows)
             run.clear_checkpoint(chunk.index)
             chunks_done += 1
             elapsed = time.monotonic() - started
@@ -265,7 +220,7 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
         status = "interrupted"
     except Exception as exc:  # a failed run is recorded, then reported by the caller
         status, error = "failed", f"{type(exc).__name__}: {exc}"
-        (run.path / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        run.write_error_log(traceback.format_exc())
     finally:
         executor.close()
     wall = time.monotonic() - started
@@ -275,17 +230,3 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
                     error=error)
     emit(RunFinished(status=status, run_dir=str(run.path), wall_time_s=wall, instance_steps_per_s=rate, error=error))
     return Outcome(status, run.path, wall, rate, error)
-
-
-def _store_chunk(run: Run, spec: Spec, chunk: Chunk, result: ChunkResult, columns: list[str],
-                 rows: list[dict[str, Any]]) -> None:
-    weights = dict(result.weights)
-    weights["instance"] = torch.tensor([i.index for i in chunk.instances], dtype=torch.int64)
-    if result.snapshot_steps:
-        for name, values in result.snapshots.items():
-            weights[f"{name}.snapshots"] = values
-        weights["snapshot_steps"] = torch.tensor(result.snapshot_steps).expand(len(chunk), -1)
-    run.write_part(chunk.index, curve_csv(result), feature_csv(spec, result), weights)
-    rows.extend(result_rows(spec, result))
-    run.write_results(columns, rows)
-

@@ -105,6 +105,11 @@ class Spec:
         names = [a.name for a in self.axes]
         return [dict(zip(names, combo)) for combo in itertools.product(*(a.values for a in self.axes))]
 
+    def point_of(self, instance: int) -> int:
+        """The sweep point of instance ``instance``: :meth:`instances` runs through the points in
+        order with the seeds innermost, so instance i is at point i // seeds."""
+        return instance // self.seeds
+
     def instances(self) -> list[Instance]:
         out = []
         base_seed = int(self.params["seed"])

@@ -1,22 +1,24 @@
-"""The run store: one folder per run, plain files, every write atomic.
+"""The run store: one folder per run, plain files, every write atomic. The files::
 
     runs/<YYYYmmdd-HHMMSS>-<name>/
-        config.toml      the resolved spec (``toysup run`` on it repeats the run)
-        run.json         status, times, device, versions, throughput
-        results.csv      one row per finished instance: instance, seed, swept params, metrics
-        curves.csv       instance, step, loss (training loss at ~100 steps per instance)
-        features.csv     instance, feature, norm, dimensionality, ... (per-feature data)
-        weights/chunk-NNNN.safetensors   final weights of each chunk, with an ``instance`` index
+      config.toml     the resolved spec; `toysup run <folder>/config.toml` repeats the run
+      run.json        status, start and end time, device, host, pid, versions, wall time, throughput, error
+      results.csv     instance, seed, point, <swept parameters>, <metrics>, diverged
+      curves.csv      instance, step, loss, <curve columns>
+      features.csv    instance, feature, <feature columns>
+      weights/chunk-NNNN.safetensors       instance, <weights>, and with snapshots=N: <weight>.snapshots, snapshot_steps
+      checkpoints/chunk-NNNN.safetensors   a chunk in training: instance, its weights, optimiser state, curves so far
+      error.log       a failed run's traceback
 
-While a run is going, curves and features of finished chunks sit in ``parts/``;
-they are gathered into curves.csv and features.csv when the run ends, whatever
-its status. results.csv is rewritten (atomically) after every chunk.
+What each table holds is decided in engine/run_format.py; this module writes and
+reads the files. While a run is going, curves and features of finished chunks sit
+in ``parts/``; they are gathered into curves.csv and features.csv when the run
+ends, whatever its status. results.csv is rewritten (atomically) after every chunk.
+A run's status is :func:`run_status`'s, never run.json's raw word.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import platform
@@ -24,21 +26,38 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import engine
-from engine.errors import SpecError
+from engine.errors import RunDataError, UserError
+from engine.run_format import (  # noqa: F401  (the run format's cells are the store's too)
+    TABLES,
+    csv_text,
+    curve_csv,
+    feature_csv,
+    format_value,
+    parse_csv,
+    parse_value,
+    result_columns,
+    result_rows,
+)
 from engine.spec import Spec, read_preset, resolve
 
+if TYPE_CHECKING:
+    from engine.train import ChunkResult
+
 RUNS_ENV = "TOYSUP_RUNS_DIR"
-STATUSES = ("running", "completed", "interrupted", "failed")
+# What run_status() answers: run.json's word, except that a 'running' run whose process is gone was
+# killed, and a missing or unreadable run.json (or an unknown word in it) is damaged.
+STATUSES = ("completed", "running", "interrupted", "failed", "killed", "damaged")
 
 
 def runs_dir(option: str | Path | None = None) -> Path:
@@ -60,41 +79,13 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     os.replace(tmp, path)
 
 
-def format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.9g}"
-    return str(value)
-
-
-def parse_value(text: str) -> Any:
-    """A CSV cell back to bool, int, float or (for choices) string; empty stays empty."""
-    if text in ("true", "false"):
-        return text == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def csv_text(columns: list[str], rows: Iterable[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([format_value(row.get(c, "")) for c in columns])
-    return buf.getvalue()
-
-
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader, [])
-        rows = [dict(zip(header, (parse_value(v) for v in line))) for line in reader]
-    return header, rows
+    """A run's CSV file as header and rows; RunDataError when it cannot be read or is malformed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunDataError(f"{path.name} cannot be read: {exc}") from None
+    return parse_csv(text, path.name)
 
 
 def now_iso() -> str:
@@ -119,9 +110,9 @@ class Run:
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise SpecError(f"runs directory {root} cannot be created: {exc.strerror}") from None
+            raise UserError(f"runs directory {root} cannot be created: {exc.strerror}") from None
         if not os.access(root, os.W_OK):
-            raise SpecError(f"runs directory {root} is not writable")
+            raise UserError(f"runs directory {root} is not writable")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = f"{stamp}-{_slug(spec.name)}"
         for attempt in range(1, 1000):
@@ -132,7 +123,7 @@ class Run:
             except FileExistsError:
                 continue
         else:  # pragma: no cover - a thousand runs of one name in one second
-            raise SpecError(f"could not create a run folder under {root}")
+            raise UserError(f"could not create a run folder under {root}")
         run = cls(path)
         (path / "weights").mkdir()
         (path / "parts").mkdir()
@@ -177,6 +168,24 @@ class Run:
 
     def write_results(self, columns: list[str], rows: list[dict[str, Any]]) -> None:
         atomic_write(self.path / "results.csv", csv_text(columns, sorted(rows, key=lambda r: r["instance"])))
+
+    def write_chunk(self, spec: Spec, result: ChunkResult, rows: list[dict[str, Any]]) -> None:
+        """A trained chunk: its curves, features and weights as parts, and its rows added to ``rows``
+        (the results stored so far), which results.csv is then rewritten with."""
+        chunk = result.chunk
+        weights = dict(result.weights)
+        weights["instance"] = torch.tensor([i.index for i in chunk.instances], dtype=torch.int64)
+        if result.snapshot_steps:
+            for name, values in result.snapshots.items():
+                weights[f"{name}.snapshots"] = values
+            weights["snapshot_steps"] = torch.tensor(result.snapshot_steps).expand(len(chunk), -1)
+        self.write_part(chunk.index, curve_csv(spec, result), feature_csv(spec, result), weights)
+        rows.extend(result_rows(spec, result))
+        self.write_results(result_columns(spec), rows)
+
+    def write_error_log(self, text: str) -> None:
+        """error.log: the traceback of a failed run."""
+        atomic_write(self.path / "error.log", text)
 
     def write_part(self, chunk: int, curves: str, features: str, weights: dict[str, torch.Tensor]) -> None:
         """A finished chunk's curves, per-feature rows and weights."""
@@ -256,7 +265,7 @@ class Run:
     @classmethod
     def open(cls, path: Path) -> Run:
         if not (path / "run.json").is_file() and not (path / "config.toml").is_file():
-            raise SpecError(f"{path} is not a run folder (no run.json)")
+            raise UserError(f"{path} is not a run folder (no run.json)")
         return cls(path)
 
     @property
@@ -273,13 +282,23 @@ class Run:
         except (OSError, ValueError) as exc:
             return {"id": self.id, "name": "?", "status": "damaged", "error": f"run.json: {exc}"}
 
+    def status(self) -> str:
+        """One of :data:`STATUSES` (see :func:`run_status`)."""
+        return run_status(self.info())
+
     def spec(self) -> Spec:
+        """The run's resolved spec from config.toml (RunDataError if it is missing or not a valid spec)."""
         path = self.path / "config.toml"
         if not path.is_file():
-            raise SpecError(f"run {self.id} is damaged: config.toml is missing")
-        return resolve(read_preset(str(path)), source=str(path))
+            raise RunDataError(f"run {self.id} is damaged: config.toml is missing")
+        try:
+            return resolve(read_preset(str(path)), source=str(path))
+        except UserError as exc:
+            raise RunDataError(f"run {self.id} is damaged: {exc}") from None
 
     def results(self) -> tuple[list[str], list[dict[str, Any]]]:
+        """results.csv's header and rows as stored (both empty before the first chunk finishes).
+        engine.results.Results adds each row's sweep point and the joins to the other tables."""
         path = self.path / "results.csv"
         if not path.is_file():
             return [], []
@@ -290,20 +309,23 @@ class Run:
 
     def table_text(self, table: str) -> str:
         """results, curves or features as CSV text (live runs: gathered from the parts)."""
+        if table not in TABLES:
+            raise UserError(f"no table {table!r}: expected {', '.join(TABLES)}")
         path = self.table_path(table)
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-        if table != "results":
-            files = sorted((self.path / "parts").glob(f"{table}-*.csv"))
-            if files:
-                return _concat_csv(files)
-        raise SpecError(f"run {self.id} has no {table} table yet")
+        try:
+            if path.is_file():
+                return path.read_text(encoding="utf-8")
+            if table != "results":
+                files = sorted((self.path / "parts").glob(f"{table}-*.csv"))
+                if files:
+                    return _concat_csv(files)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunDataError(f"{table}.csv of run {self.id} cannot be read: {exc}") from None
+        raise RunDataError(f"run {self.id} has no {table} table yet")
 
     def table(self, table: str) -> tuple[list[str], list[dict[str, Any]]]:
-        text = self.table_text(table)
-        reader = csv.reader(io.StringIO(text))
-        header = next(reader, [])
-        return header, [dict(zip(header, (parse_value(v) for v in line))) for line in reader]
+        """results, curves or features as header and rows (RunDataError if absent or malformed)."""
+        return parse_csv(self.table_text(table), f"{table}.csv")
 
     def stored_chunks(self) -> list[int]:
         """The numbers of the chunks whose weights are stored (so finished), in order."""
@@ -312,7 +334,13 @@ class Run:
     def weights(self) -> Iterator[dict[str, torch.Tensor]]:
         """Each chunk's weights (with its ``instance`` index tensor), in chunk order."""
         for path in sorted((self.path / "weights").glob("chunk-*.safetensors")):
-            yield load_file(str(path))
+            try:
+                tensors = load_file(str(path))
+            except (OSError, SafetensorError) as exc:
+                raise RunDataError(f"weights/{path.name} of run {self.id} cannot be read: {exc}") from None
+            if "instance" not in tensors:
+                raise RunDataError(f"weights/{path.name} of run {self.id} has no instance index")
+            yield tensors
 
     def instance_weights(self, instance: int) -> dict[str, torch.Tensor]:
         for tensors in self.weights():
@@ -320,7 +348,7 @@ class Run:
             if len(hits):
                 row = int(hits[0, 0])
                 return {k: v[row] for k, v in tensors.items() if k != "instance"}
-        raise SpecError(f"run {self.id} has no weights for instance {instance}")
+        raise RunDataError(f"run {self.id} has no weights for instance {instance}")
 
 
 def _concat_csv(files: list[Path]) -> str:
@@ -369,10 +397,10 @@ def find_run(root: Path, ref: str) -> Run:
     if len(matches) == 1:
         return matches[0]
     if not runs:
-        raise SpecError(f"no run {ref!r}: {root} holds no runs (set --runs-dir or {RUNS_ENV})")
+        raise UserError(f"no run {ref!r}: {root} holds no runs (set --runs-dir or {RUNS_ENV})")
     if matches:
-        raise SpecError(f"run {ref!r} is ambiguous: matches {', '.join(r.id for r in matches[:5])}")
-    raise SpecError(f"no run {ref!r} in {root}; newest: {', '.join(r.id for r in runs[:3])} (or 'latest')")
+        raise UserError(f"run {ref!r} is ambiguous: matches {', '.join(r.id for r in matches[:5])}")
+    raise UserError(f"no run {ref!r} in {root}; newest: {', '.join(r.id for r in runs[:3])} (or 'latest')")
 
 
 def process_alive(info: dict[str, Any]) -> bool:
@@ -389,12 +417,33 @@ def process_alive(info: dict[str, Any]) -> bool:
     return True
 
 
-def display_status(info: dict[str, Any]) -> str:
-    """run.json's status, except a 'running' run whose process is gone, which was killed."""
-    status = str(info.get("status", "?"))
-    if status == "running" and not process_alive(info):
-        return "killed"
-    return status
+def run_status(info: dict[str, Any]) -> str:
+    """A run's status from its run.json: one of :data:`STATUSES`. A 'running' run whose process is
+    gone was killed; an unreadable run.json (see :meth:`Run.info`) or an unknown word is damaged."""
+    status = info.get("status")
+    if status == "running":
+        return "running" if process_alive(info) else "killed"
+    return status if status in STATUSES and status != "killed" else "damaged"
+
+
+def export_text(run: Run, table: str = "results") -> str:
+    """A table as CSV with a leading run_id column, so exported rows say where they came from."""
+    return with_run_id(run.table_text(table), run.id)
+
+
+def export(run: Run, target: Path, table: str = "results") -> int:
+    """Write :func:`export_text` to ``target`` atomically (``toysup export -o`` and the TUI's export);
+    returns the number of rows. A target that is a folder, in a missing folder or unwritable is a UserError."""
+    if target.is_dir():
+        raise UserError(f"{target} is a directory: give a file name")
+    if not target.parent.exists():
+        raise UserError(f"{target}: folder {target.parent} does not exist")
+    text = export_text(run, table)
+    try:
+        atomic_write(target, text)
+    except OSError as exc:
+        raise UserError(f"{target}: cannot be written: {exc.strerror or exc}") from None
+    return max(text.count("\n") - 1, 0)
 
 
 def with_run_id(text: str, run_id: str) -> str:

@@ -16,12 +16,12 @@ import torch
 from conftest import TINY_PRESET, assert_user_error, invoke, run_toysup, snapshot
 from safetensors.torch import load_file
 
-from engine.runner import result_columns
 from engine.spec import bundled_presets, load
+from engine.store import result_columns
 
-RESULT_COLUMNS = ["instance", "seed", "feature_probability", "loss", "features_represented", "dims_per_feature",
-                  "orientation_angle_deg", "axis_alignment", "polysemantic_neurons", "monosemantic_neurons",
-                  "max_feature_norm", "collapsed"]
+RESULT_COLUMNS = ["instance", "seed", "point", "feature_probability", "loss", "features_represented",
+                  "dims_per_feature", "orientation_angle_deg", "axis_alignment", "polysemantic_neurons",
+                  "monosemantic_neurons", "max_feature_norm", "collapsed"]
 FAST = ["-s", "steps=30", "--device", "cpu"]  # for runs whose numbers the test does not read
 
 
@@ -58,7 +58,8 @@ def test_results_csv_has_the_documented_columns(tiny_run):
     assert header[:len(RESULT_COLUMNS)] == RESULT_COLUMNS
     spec = load(str(TINY_PRESET))
     assert header == result_columns(spec)
-    assert [r[:3] for r in rows[1:]] == [["0", "0", "1"], ["1", "1", "1"], ["2", "0", "0.1"], ["3", "1", "0.1"]]
+    assert [r[:4] for r in rows[1:]] == [["0", "0", "0", "1"], ["1", "1", "0", "1"], ["2", "0", "1", "0.1"],
+                                         ["3", "1", "1", "0.1"]]
 
 
 def test_curves_and_features_csv(tiny_run):
@@ -109,8 +110,9 @@ def test_run_with_sweep_seeds_and_set_and_json(runs_dir):
     assert all(p["seeds"] == 3 for p in summary["points"])
     assert set(summary["points"][0]["loss"]) == {"median", "q25", "q75"}
     rows = csv_rows((run_dir / "results.csv").read_text())
-    assert rows[0][:3] == ["instance", "seed", "lr"]  # -s removed the feature_probability axis
-    assert [(r[1], r[2]) for r in rows[1:]] == [(s, lr) for lr in ("0.001", "0.01") for s in ("0", "1", "2")]
+    assert rows[0][:4] == ["instance", "seed", "point", "lr"]  # -s removed the feature_probability axis
+    assert [tuple(r[1:4]) for r in rows[1:]] == [(s, p, lr) for p, lr in (("0", "0.001"), ("1", "0.01"))
+                                                  for s in ("0", "1", "2")]
     config = (run_dir / "config.toml").read_text()
     assert "feature_probability = 0.5" in config and "steps = 40" in config
 

@@ -262,17 +262,17 @@ def test_model_metrics_use_each_instances_carry_threshold():
 
 def test_by_point_gives_median_and_quartiles_over_seeds():
     rows = [
-        {"p": 1.0, "seed": 0, "loss": 4.0, "collapsed": False},
-        {"p": 0.1, "seed": 0, "loss": 0.5, "collapsed": True},
-        {"p": 1.0, "seed": 1, "loss": 1.0, "collapsed": True},
-        {"p": 1.0, "seed": 2, "loss": 3.0, "collapsed": False},
-        {"p": 1.0, "seed": 3, "loss": 2.0, "collapsed": False},
-        {"p": 0.1, "seed": 1, "loss": "", "collapsed": True},  # a diverged instance: empty cell
+        {"point": 0, "seed": 0, "loss": 4.0, "collapsed": False},
+        {"point": 1, "seed": 0, "loss": 0.5, "collapsed": True},
+        {"point": 0, "seed": 1, "loss": 1.0, "collapsed": True},
+        {"point": 0, "seed": 2, "loss": 3.0, "collapsed": False},
+        {"point": 0, "seed": 3, "loss": 2.0, "collapsed": False},
+        {"point": 1, "seed": 1, "loss": "", "collapsed": True},  # a diverged instance: empty cell
     ]
-    dense, sparse = by_point(rows, ["p"], ["loss", "collapsed"])
-    assert dense.point == {"p": 1.0} and dense.n == 4
+    dense, sparse = by_point(rows, ["loss", "collapsed"])
+    assert dense.point == 0 and dense.n == 4
     assert dense.stats["loss"] == pytest.approx((2.5, 1.75, 3.25))  # inclusive quartiles of 1, 2, 3, 4
     assert dense.stats["collapsed"] == pytest.approx((0.0, 0.0, 0.25))
-    assert sparse.point == {"p": 0.1} and sparse.n == 2
+    assert sparse.point == 1 and sparse.n == 2
     assert sparse.stats["loss"] == (0.5, 0.5, 0.5)
     assert sparse.stats["collapsed"] == (1.0, 1.0, 1.0)

@@ -21,9 +21,10 @@ from engine.phase import (
     phase_grid_table,
     phase_name,
 )
+from engine.results import Results
 from engine.runner import run_sweep
 from engine.spec import load
-from engine.store import read_csv
+from engine.store import Run, read_csv
 
 NOT_LEARNED, SUPERPOSED, DEDICATED = range(3)
 
@@ -70,9 +71,19 @@ def test_phase_names_round_trip_from_csv_values():
 
 # --- seed selection on hand-built rows --------------------------------------------------------------
 
+# Density p down, importance r across; nothing ever ran at r=1, nor at (p=0.01, r=10).
+SPEC = make_spec({"seeds": 3}, sweep={"feature_probability": [1.0, 0.01], "importance_decay": [0.1, 1.0, 10]})
+P_VALUES, R_VALUES = (1.0, 0.01), (0.1, 1.0, 10)
+
 
 def rows_of(*entries):
-    return [{"seed": s, "p": p, "r": r, "loss": loss, "phase": ph} for p, r, s, loss, ph in entries]
+    """Results rows at (p, r, seed) with their sweep point and instance, as results.csv holds them."""
+    rows = []
+    for p, r, s, loss, ph in entries:
+        point = P_VALUES.index(p) * len(R_VALUES) + R_VALUES.index(r)
+        rows.append({"instance": point * SPEC.seeds + s, "seed": s, "point": point, "p": p, "r": r, "loss": loss,
+                     "phase": ph})
+    return rows
 
 
 ROWS = rows_of(
@@ -80,54 +91,63 @@ ROWS = rows_of(
     (1.0, 10, 0, 0.1, DEDICATED), (1.0, 10, 1, math.nan, NOT_LEARNED),
     (0.01, 0.1, 0, 0.3, SUPERPOSED), (0.01, 0.1, 1, "", NOT_LEARNED),
 )
+RESULTS = Results(SPEC, list(ROWS[0]), ROWS)
 
 
 def test_best_of_k_picks_the_lowest_finite_loss_per_point():
-    best = best_of_k(ROWS, ["p", "r"])
+    best = best_of_k(ROWS)
     assert [(r["p"], r["r"], r["seed"]) for r in best] == [(1.0, 0.1, 1), (1.0, 10, 0), (0.01, 0.1, 0)]
+    assert RESULTS.best_of().rows == best
 
 
 def test_best_of_k_limits_the_choice_to_the_first_k_seeds():
-    best = best_of_k(ROWS, ["p", "r"], k=1)
+    best = best_of_k(ROWS, k=1)
     assert [r["seed"] for r in best] == [0, 0, 0]
     assert best[0]["loss"] == 0.5
     with pytest.raises(ValueError):
-        best_of_k(ROWS, ["p", "r"], k=0)
+        best_of_k(ROWS, k=0)
 
 
 def test_best_of_k_leaves_out_a_point_with_no_usable_loss():
-    rows = rows_of((1.0, 0.1, 0, math.nan, NOT_LEARNED), (1.0, 0.2, 0, 0.4, SUPERPOSED))
-    assert [r["r"] for r in best_of_k(rows, ["p", "r"])] == [0.2]
+    rows = rows_of((1.0, 0.1, 0, math.nan, NOT_LEARNED), (1.0, 1.0, 0, 0.4, SUPERPOSED))
+    assert [r["r"] for r in best_of_k(rows)] == [1.0]
+
+
+def test_best_of_k_tells_apart_points_whose_csv_values_are_equal():
+    """Points are told apart by their index, not by values read back from a CSV (which may round alike)."""
+    rows = [{"point": 0, "seed": 0, "p": 0.333333333, "loss": 0.2}, {"point": 1, "seed": 0, "p": 0.333333333,
+                                                                      "loss": 0.1}]
+    assert best_of_k(rows) == rows
 
 
 def test_drop_worst_discards_the_highest_loss_seed_per_point_and_keeps_one():
-    kept = drop_worst(ROWS, ["p", "r"])
+    kept = drop_worst(ROWS)
     assert [(r["p"], r["r"], r["seed"]) for r in kept] == [
         (1.0, 0.1, 0), (1.0, 0.1, 1), (1.0, 10, 0), (0.01, 0.1, 0)]  # a missing loss counts as the worst
     single = rows_of((1.0, 0.1, 0, 0.5, NOT_LEARNED))
-    assert drop_worst(single, ["p", "r"], count=5) == single
+    assert drop_worst(single, count=5) == single
 
 
 # --- the grid -------------------------------------------------------------------------------------
 
 
 def test_phase_grid_cells_hold_the_best_phase_and_fractions():
-    grid = phase_grid(ROWS, x_axis="r", y_axis="p")
-    assert grid.x_values == (0.1, 10) and grid.y_values == (1.0, 0.01)  # y from the top, like a chart
+    grid = phase_grid(RESULTS, x_axis="importance_decay", y_axis="feature_probability")
+    assert grid.x_values == (0.1, 1.0, 10) and grid.y_values == (1.0, 0.01)  # y from the top, like a chart
     top_left = grid.cells[0][0]
     assert top_left.best == "superposed" and top_left.seeds == 3
     assert top_left.fractions == pytest.approx({"not_learned": 1 / 3, "superposed": 1 / 3, "dedicated": 1 / 3})
-    assert grid.cells[0][1].best == "dedicated"
-    assert grid.cells[1][1] is None  # no run at (p=0.01, r=10)
-    dropped = phase_grid(ROWS, x_axis="r", y_axis="p", discard_worst=1)
+    assert grid.cells[0][2].best == "dedicated"
+    assert grid.cells[1][2] is None  # no run at (p=0.01, r=10)
+    dropped = phase_grid(RESULTS, x_axis="importance_decay", y_axis="feature_probability", discard_worst=1)
     assert dropped.cells[0][0].seeds == 2
     assert dropped.cells[0][0].fractions["dedicated"] == 0.0
 
 
 def test_phase_grid_table_is_plain_data_for_any_front_end():
-    table = phase_grid_table(phase_grid(ROWS, x_axis="r", y_axis="p", x_values=[0.1, 1.0, 10]))
+    table = phase_grid_table(phase_grid(RESULTS, x_axis="importance_decay", y_axis="feature_probability"))
     assert table.columns == ("0.1", "1", "10") and table.row_labels == ("1", "0.01")
-    assert table.corner == "p \\ r"
+    assert table.corner == "feature_probability \\ importance_decay"
     first = table.cells[0][0]
     assert (first.text, first.phase, first.color) == ("S 1/3", "superposed", PHASE_COLORS["superposed"])
     assert first.agreement == pytest.approx(1 / 3)
@@ -152,10 +172,10 @@ def test_three_regions_appear_in_their_published_places():
     rows = []
     for result in train_all(spec):
         for i, inst in enumerate(result.chunk.instances):
-            rows.append({"seed": inst.seed, "p": inst.config["feature_probability"],
+            rows.append({"seed": inst.seed, "point": inst.point, "p": inst.config["feature_probability"],
                          "r": inst.config["importance_decay"],
                          **{k: v[i].item() for k, v in result.metrics.items()}})
-    best = {(r["p"], r["r"]): r for r in best_of_k(rows, ["p", "r"])}
+    best = {(r["p"], r["r"]): r for r in best_of_k(rows)}
     assert phase_name(best[1.0, 0.1]["phase"]) == "not_learned"
     assert phase_name(best[1.0, 10]["phase"]) == "dedicated"
     assert phase_name(best[0.1, 0.3]["phase"]) == "superposed"
@@ -175,5 +195,5 @@ def test_preset_runs_and_results_have_the_phase_columns(tmp_path):
     header, rows = read_csv(outcome.run_dir / "results.csv")
     assert {"phase", "extra_norm", "first_norm", "antipodal", "loss"} <= set(header)
     assert len(rows) == 4 and all(phase_name(r["phase"]) in PHASES for r in rows)
-    grid = phase_grid(rows, x_axis="importance_decay", y_axis="feature_probability")
+    grid = phase_grid(Results.open(Run(outcome.run_dir)), x_axis="importance_decay", y_axis="feature_probability")
     assert len(grid.cells) == 2 and all(len(row) == 2 and all(row) for row in grid.cells)

@@ -14,9 +14,10 @@ import pytest
 from conftest import assert_user_error, invoke
 from rich.console import Console
 
-from engine.errors import SpecError
+from engine.errors import RunDataError, SpecError
+from engine.results import Results
 from engine.runner import run_sweep
-from engine.spec import resolve
+from engine.spec import Spec, resolve
 from engine.store import Run
 from toysup_tui import charts
 from toysup_tui.report import overlap_heatmap, print_report, summary_table
@@ -79,25 +80,35 @@ def test_curve_bands_skip_groups_without_curves_and_missing_steps():
     assert bands[0].median == [2.0, 0.5]
 
 
+def results_of(spec: Spec, rows: list[dict]) -> Results:
+    """Results of hand-made rows, numbered as the spec's instances (points in order, seeds innermost)."""
+    return Results(spec, ["instance", *rows[0]], [{"instance": i, **r} for i, r in enumerate(rows)])
+
+
 def test_metric_bands_one_series_per_value_of_the_other_axis():
     spec = resolve({"model": "relu_output", "params": {"seeds": 2},
                     "sweep": {"feature_probability": "1,0.1", "dropout": "0,0.5"}})
     rows = [{"feature_probability": p, "dropout": q, "loss": p + q + s}
             for p in (1.0, 0.1) for q in (0.0, 0.5) for s in (0.0, 1.0)]
-    bands = charts.metric_bands(rows, spec.axes, "feature_probability", "loss")
+    bands = charts.metric_bands(results_of(spec, rows), "feature_probability", "loss")
     assert [b.label for b in bands] == ["dropout=0", "dropout=0.5"]
     assert bands[0].x == [1.0, 0.1]
     assert bands[0].median == pytest.approx([1.5, 0.6])
     assert bands[1].q25 == pytest.approx([1.75, 0.85]) and bands[1].q75 == pytest.approx([2.25, 1.35])
-    (pooled,) = charts.metric_bands(rows, spec.axes[:1], "feature_probability", "loss")
-    assert pooled.median == pytest.approx([1.75, 0.85]) and pooled.n == 8
+    # A third axis is pooled with the seeds.
+    spec3 = resolve({"model": "relu_output", "params": {"seeds": 2},
+                     "sweep": {"feature_probability": "1,0.1", "dropout": "0,0.5", "lr": "0.001,0.01"}})
+    rows3 = [{"feature_probability": p, "dropout": q, "lr": lr, "loss": p + q + s + lr}
+             for p in (1.0, 0.1) for q in (0.0, 0.5) for lr in (0.001, 0.01) for s in (0.0, 1.0)]
+    first, _ = charts.metric_bands(results_of(spec3, rows3), "feature_probability", "loss")
+    assert first.n == 8 and first.median == pytest.approx([1.5055, 0.6055])
 
 
 def test_metric_bands_skip_empty_cells_and_count_booleans():
-    spec = resolve({"model": "relu_output", "sweep": {"feature_probability": "1,0.1"}})
+    spec = resolve({"model": "relu_output", "params": {"seeds": 2}, "sweep": {"feature_probability": "1,0.1"}})
     rows = [{"feature_probability": 1.0, "collapsed": True}, {"feature_probability": 1.0, "collapsed": False},
             {"feature_probability": 0.1, "collapsed": ""}]
-    (band,) = charts.metric_bands(rows, spec.axes, "feature_probability", "collapsed")
+    (band,) = charts.metric_bands(results_of(spec, rows), "feature_probability", "collapsed")
     assert band.x == [1.0] and band.median == [0.5]
 
 
@@ -179,10 +190,10 @@ def test_neuron_counts_use_the_carry_threshold():
 
 def test_representatives_are_the_lowest_loss_seed_at_each_end_of_the_first_axis():
     spec = resolve({"model": "relu_output", "params": {"seeds": 2}, "sweep": {"feature_probability": "1,0.3,0.01"}})
-    rows = [{"instance": i, "seed": i % 2, "feature_probability": p, "loss": loss}
+    rows = [{"seed": i % 2, "feature_probability": p, "loss": loss}
             for i, (p, loss) in enumerate([(1.0, 0.2), (1.0, 0.1), (0.3, 0.0), (0.3, 0.0), (0.01, 0.05),
                                            (0.01, 0.07)])]
-    sparsest, densest = charts.representatives(spec, rows)
+    sparsest, densest = charts.representatives(results_of(spec, rows))
     assert (sparsest.role, sparsest.row["instance"], sparsest.seeds) == ("sparsest", 4, 2)
     assert (densest.role, densest.row["instance"]) == ("densest", 1)
     assert sparsest.label == "feature_probability=0.01"
@@ -190,16 +201,16 @@ def test_representatives_are_the_lowest_loss_seed_at_each_end_of_the_first_axis(
 
 def test_representatives_of_a_choice_axis_are_named_by_value():
     spec = resolve({"model": "relu_output", "sweep": {"optimizer": "adam,sgd"}})
-    rows = [{"instance": 0, "optimizer": "adam", "loss": 0.1}, {"instance": 1, "optimizer": "sgd", "loss": 0.2}]
-    assert [r.role for r in charts.representatives(spec, rows)] == ["optimizer=adam", "optimizer=sgd"]
+    rows = [{"optimizer": "adam", "loss": 0.1}, {"optimizer": "sgd", "loss": 0.2}]
+    assert [r.role for r in charts.representatives(results_of(spec, rows))] == ["optimizer=adam", "optimizer=sgd"]
 
 
 def test_summary_counts_flags_instead_of_taking_their_median():
     spec = resolve({"model": "relu_output", "params": {"seeds": 3}, "sweep": {"dropout": "0,0.9"}})
-    rows = [{"instance": i, "dropout": q, "loss": 0.1, "collapsed": c}
-            for i, (q, c) in enumerate([(0.0, False)] * 3 + [(0.9, True), (0.9, False), (0.9, True)])]
+    rows = [{"dropout": q, "loss": 0.1, "collapsed": c}
+            for q, c in [(0.0, False)] * 3 + [(0.9, True), (0.9, False), (0.9, True)]]
     console = Console(record=True, width=120, file=io.StringIO(), color_system=None)
-    console.print(summary_table(spec, rows, ["loss", "collapsed"], compact=True))
+    console.print(summary_table(results_of(spec, rows), ["loss", "collapsed"], compact=True))
     text = console.export_text()
     assert "2/3" in text and "3 seeds per point" in flat(text)
 
@@ -209,7 +220,7 @@ def test_feature_table_reads_one_instance_in_feature_order():
             {"instance": 1, "feature": 0, "norm": 1.0, "interference": 0.0},
             {"instance": 0, "feature": 0, "norm": 9.0, "interference": 9.0}]
     assert charts.feature_table(rows, 1) == {"norm": [1.0, 0.5], "interference": [0.0, 0.2]}
-    with pytest.raises(SpecError):
+    with pytest.raises(RunDataError, match="no rows for instance 5"):
         charts.feature_table(rows, 5)
 
 

@@ -13,10 +13,10 @@ from conftest import by_instance, make_spec, train_all
 from safetensors.torch import load_file
 
 from engine import events as ev
-from engine import runner
-from engine.errors import SpecError
+from engine.errors import RunDataError, SpecError
 from engine.executors import base as executor_base
-from engine.runner import result_columns, run_sweep
+from engine.models import get_model
+from engine.runner import run_sweep
 from engine.store import (
     Run,
     atomic_write,
@@ -26,6 +26,7 @@ from engine.store import (
     list_runs,
     parse_value,
     read_csv,
+    result_columns,
     runs_dir,
     with_run_id,
 )
@@ -114,11 +115,11 @@ def test_results_columns_and_rows(finished):
     spec, _, run, _ = finished
     header, rows = run.results()
     assert header == result_columns(spec)
-    assert header[:3 + len(METRICS)] == ["instance", "seed", "feature_probability", *METRICS]
-    extra = [c.name for c in runner.get_model(spec.model).columns][len(METRICS):]
-    assert header[3 + len(METRICS):] == [*extra, "diverged"]  # a model's own columns, then the divergence flag
-    assert [(r["instance"], r["seed"], r["feature_probability"]) for r in rows] == [
-        (0, 0, 1.0), (1, 1, 1.0), (2, 0, 0.1), (3, 1, 0.1)]
+    assert header[:4 + len(METRICS)] == ["instance", "seed", "point", "feature_probability", *METRICS]
+    extra = [c.name for c in get_model(spec.model).columns][len(METRICS):]
+    assert header[4 + len(METRICS):] == [*extra, "diverged"]  # a model's own columns, then the divergence flag
+    assert [(r["instance"], r["seed"], r["point"], r["feature_probability"]) for r in rows] == [
+        (0, 0, 0, 1.0), (1, 1, 0, 1.0), (2, 0, 1, 0.1), (3, 1, 1, 0.1)]
     for r in rows:
         assert r["loss"] > 0
         assert isinstance(r["collapsed"], bool)
@@ -145,7 +146,7 @@ def test_weights_file_holds_the_chunk_with_its_instance_index(finished):
     tensors = load_file(str(run.path / "weights" / "chunk-0000.safetensors"))
     assert tensors["instance"].tolist() == [0, 1, 2, 3]
     assert tensors["W"].shape == (4, 5, 2) and tensors["b"].shape == (4, 5)
-    with pytest.raises(SpecError, match="no weights for instance 9"):
+    with pytest.raises(RunDataError, match="no weights for instance 9"):
         run.instance_weights(9)
 
 
@@ -197,7 +198,7 @@ def test_run_sweep_emits_events_in_order(finished):
 
 
 def two_chunks(spec):
-    per_instance = runner.get_model(spec.model).bytes_per_instance(spec.instances()[0].config)
+    per_instance = get_model(spec.model).bytes_per_instance(spec.instances()[0].config)
     return 2 * per_instance  # 4 instances -> chunks of 2
 
 
@@ -253,9 +254,9 @@ def test_runs_directory_that_cannot_be_created(tmp_path):
 def test_a_live_run_serves_tables_from_its_parts(tmp_path):
     run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=2)
     assert run.info()["status"] == "running"
-    with pytest.raises(SpecError, match="has no results table yet"):
+    with pytest.raises(RunDataError, match="has no results table yet"):
         run.table_text("results")
-    with pytest.raises(SpecError, match="has no curves table yet"):
+    with pytest.raises(RunDataError, match="has no curves table yet"):
         run.table_text("curves")
     run.write_part(0, "instance,step,loss\n0,1,0.5\n", "instance,feature\n0,0\n", {"W": torch.zeros(1, 5, 2)})
     run.write_part(1, "instance,step,loss\n1,1,0.25\n", "instance,feature\n1,0\n", {"W": torch.ones(1, 5, 2)})

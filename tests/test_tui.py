@@ -27,9 +27,9 @@ from textual.widgets import Input
 from engine import metrics as M
 from engine.models import get_model
 from engine.models.relu_output import superposition_metrics
-from engine.runner import result_columns, run_sweep
+from engine.runner import run_sweep
 from engine.spec import Spec, resolve
-from engine.store import Run, csv_text
+from engine.store import Run, csv_text, export, result_columns
 from engine.train import curve_schedule
 from toysup_tui import report
 from toysup_tui.app import ToysupApp
@@ -89,8 +89,8 @@ def make_fixture_run(root: Path, run_id: str = FIXTURE_ID) -> Run:
     rows = []
     for inst in instances:
         p = inst.config["feature_probability"]
-        row: dict[str, Any] = {"instance": inst.index, "seed": inst.seed, "feature_probability": p}
-        for name in columns[3:]:
+        row: dict[str, Any] = {"instance": inst.index, "seed": inst.seed, "point": inst.point, "feature_probability": p}
+        for name in columns[4:]:
             row[name] = computed[name][inst.index] if name in computed else 0
         row["loss"] = round(0.08 * p + 0.001 * (inst.seed + 1), 6)
         rows.append(row)
@@ -557,11 +557,9 @@ def test_worker_reports_user_errors_as_one_json_line(tmp_path: Path) -> None:
 
 
 def test_export_rows_match_results(tmp_path: Path) -> None:
-    from toysup_tui.screens.results import export_results
-
     run = make_fixture_run(tmp_path / "runs")
-    path, count = export_results(run, tmp_path / "out.csv")
-    assert count == 12
+    path = tmp_path / "out.csv"
+    assert export(run, path) == 12
     got = list(csv.DictReader(io.StringIO(path.read_text())))
     want = list(csv.DictReader(io.StringIO((run.path / "results.csv").read_text())))
     assert [{k: v for k, v in r.items() if k != "run_id"} for r in got] == want
@@ -585,7 +583,7 @@ async def test_phase_runs_show_the_phase_grid_in_the_metrics_tab(tui_dirs: tuple
         await pilot.pause()
         grid = screen.query_one("#phase-grid")
         assert grid.display and not screen.query_one("#metric-chart").display
-        table = report.phase_table(screen.spec, screen.rows)
+        table = report.phase_table(screen.results)
         assert table is not None and len(table.rows) == 2 and len(table.columns) == 3
         screen.metric_index = screen.metrics.index("loss")
         screen._draw_metrics()

@@ -3,8 +3,9 @@
 This is the only module of toysup that touches plotext, so a change of chart
 library touches one place. It has two halves:
 
-* Data preparation: pure functions that turn a :class:`engine.store.Run` (or
-  plain lists) into what each chart needs. They never import plotext, so the
+* Data preparation: pure functions that turn a run's :class:`engine.results.Results`
+  (or plain lists) into what each chart needs. Sweep points come from Results, by
+  index, never by comparing values read back from a CSV. They never import plotext, so the
   TUI, tests and a later engine module can reuse them.
 * Drawing: ``draw_*(plt, data, ...)`` functions. ``plt`` is either the plotext
   module (the CLI, through :func:`render`) or a textual-plotext widget's ``.plt``
@@ -33,12 +34,12 @@ from typing import Any
 import numpy as np
 
 from engine.aggregate import quartiles
-from engine.errors import SpecError
+from engine.errors import RunDataError, SpecError
 
 # Re-exported, so the TUI finds every chart's data in this module.
 from engine.orientation import NEAR_AXIS_DEG, OrientationStats, max_axis_angle, null_cdf, orientation_stats  # noqa: F401
+from engine.results import Point, Results, point_label
 from engine.spec import Axis, Spec
-from engine.store import Run
 
 RGB = tuple[int, int, int]
 # Distinguishable on dark and light terminals (Tableau 10, slightly brightened).
@@ -82,27 +83,13 @@ class Representative:
 
     role: str  # e.g. "sparsest", "densest", "low dropout", "only point"
     row: dict[str, Any]
-    label: str  # the point's axis values, e.g. "feature_probability=0.01"
+    point: Point
     seeds: int  # how many seeds it was chosen from
 
-
-def point_label(point: dict[str, Any], short: bool = False) -> str:
-    """A sweep point's axis values as text; ``short`` gives the values only, comma-separated, for places
-    whose heading or title names the axes."""
-    if not point:
-        return "all seeds"
-    if short:
-        return ", ".join(_fmt(v) for v in point.values())
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in point.items())
-
-
-def point_instances(spec: Spec) -> list[tuple[dict[str, Any], list[int]]]:
-    """Each sweep point's axis values and the instance indices (seeds) that belong to it."""
-    points = spec.points() or [{}]
-    groups: list[list[int]] = [[] for _ in points]
-    for inst in spec.instances():
-        groups[inst.point].append(inst.index)
-    return list(zip(points, groups))
+    @property
+    def label(self) -> str:
+        """The point's axis values, e.g. "feature_probability=0.01"."""
+        return self.point.label()
 
 
 def curve_bands(curves: Sequence[dict[str, Any]], groups: Sequence[tuple[str, Sequence[int]]]) -> list[Band]:
@@ -129,12 +116,10 @@ def curve_bands(curves: Sequence[dict[str, Any]], groups: Sequence[tuple[str, Se
     return bands
 
 
-def loss_bands(run: Run, spec: Spec | None = None) -> list[Band]:
-    """The run's training-loss curves, one band per sweep point (raises SpecError with no curves yet)."""
-    spec = spec or run.spec()
-    _, curves = run.table("curves")
-    groups = [(point_label(p, short=True), members) for p, members in point_instances(spec)]
-    return curve_bands(curves, groups)
+def loss_bands(results: Results) -> list[Band]:
+    """The run's training-loss curves, one band per sweep point (RunDataError with no curves yet)."""
+    groups = [(p.label(short=True), p.instances) for p in results.points]
+    return curve_bands(results.curves(), groups)
 
 
 def choose_axis(spec: Spec, x: str | None = None) -> Axis | None:
@@ -151,52 +136,49 @@ def choose_axis(spec: Spec, x: str | None = None) -> Axis | None:
     return spec.axes[names.index(x)]
 
 
-def metric_bands(rows: Sequence[dict[str, Any]], axes: Sequence[Axis], x: str, metric: str,
-                 max_series: int = len(PALETTE)) -> list[Band]:
+def metric_bands(results: Results, x: str, metric: str, max_series: int = len(PALETTE)) -> list[Band]:
     """Median and IQR of ``metric`` over seeds at each value of axis ``x``.
 
     With two or more axes there is one series per value of the first other axis
     (up to ``max_series``, the rest dropped); any further axes are pooled with the
-    seeds, because a terminal chart cannot show more than one split legibly.
+    seeds, because a terminal chart cannot show more than one split legibly. Rows
+    reach their place through their sweep point's exact values.
     Booleans count as 0/1 and empty cells are skipped, as in engine.aggregate.
     """
-    xaxis = next(a for a in axes if a.name == x)
-    others = [a for a in axes if a.name != x]
-    split = others[0] if others else None
-    series_values = list(split.values[:max_series]) if split else [None]
+    xaxis = next(a for a in results.axes if a.name == x)
+    split = next((a for a in results.axes if a.name != x), None)
+    x_at = {v: i for i, v in enumerate(xaxis.values)}
+    series_at = {v: i for i, v in enumerate(split.values)} if split else {}
+    pooled: dict[tuple[int, int], list[float]] = {}
+    for point, members in results.groups():
+        key = (series_at[point.values[split.name]] if split else 0, x_at[point.values[x]])
+        values = [_number(r.get(metric)) for r in members]
+        pooled.setdefault(key, []).extend(v for v in values if v is not None)
     bands = []
-    for sv in series_values:
-        label = point_label({split.name: sv}) if split else metric
-        band = Band(label)
-        for xv in xaxis.values:
-            vals = [_number(r.get(metric)) for r in rows
-                    if r.get(x) == xv and (split is None or r.get(split.name) == sv)]
-            vals = [v for v in vals if v is not None]
-            if not vals:
-                continue
-            band.add(xv, quartiles(vals))
-            band.n += len(vals)
+    for s, sv in enumerate(list(split.values[:max_series]) if split else [None]):
+        band = Band(point_label({split.name: sv}) if split else metric)
+        for i, xv in enumerate(xaxis.values):
+            vals = pooled.get((s, i))
+            if vals:
+                band.add(xv, quartiles(vals))
+                band.n += len(vals)
         if band.x:
             bands.append(band)
     return bands
 
 
-def orientation_points(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[tuple[str, OrientationStats]]:
+def orientation_points(results: Results) -> list[tuple[Point, OrientationStats]]:
     """Orientation statistics per sweep point (points without finished instances are left out).
 
     Each point uses its own n_hidden (it may be swept) for the range of angles and the test.
     """
-    names = [a.name for a in spec.axes]
     out = []
-    for point, _ in point_instances(spec):
-        m = int(point.get("n_hidden", spec.params.get("n_hidden", 2)))
-        members = [r for r in rows if all(r.get(k) == point[k] for k in names)]
-        if not members:
-            continue
+    for point, members in results.groups():
+        m = int(point.values.get("n_hidden", results.spec.params.get("n_hidden", 2)))
         angles = [r.get("orientation_angle_deg") for r in members]
         collapsed = [bool(r.get("collapsed")) or not isinstance(a, (int, float)) for r, a in zip(members, angles)]
         angles = [a if isinstance(a, (int, float)) else math.nan for a in angles]
-        out.append((point_label(point, short=True), orientation_stats(angles, collapsed, m)))
+        out.append((point, orientation_stats(angles, collapsed, m)))
     return out
 
 
@@ -216,16 +198,17 @@ def sparkline(counts: Sequence[int]) -> str:
     return "".join(blocks[math.ceil(c / top * (len(blocks) - 1))] for c in counts)
 
 
-def representatives(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[Representative]:
+def representatives(results: Results) -> list[Representative]:
     """The lowest-loss seed at each end of the first axis (other axes at their first value).
 
     For a feature_probability axis the ends are called "sparsest" and "densest";
     otherwise "low NAME" and "high NAME". A run without axes gives its one point.
     """
-    if not spec.axes:
-        best = _lowest_loss(rows)
-        return [Representative("only point", best, "all seeds", len(rows))] if best else []
-    first, others = spec.axes[0], spec.axes[1:]
+    if not results.axes:
+        (point,) = results.points
+        best = _lowest_loss(results.rows)
+        return [Representative("only point", best, point, len(results.rows))] if best else []
+    first, others = results.axes[0], results.axes[1:]
     fixed = {a.name: a.values[0] for a in others}
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in first.values)
     ends = [min(first.values), max(first.values)] if numeric else [first.values[0], first.values[-1]]
@@ -235,22 +218,14 @@ def representatives(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[Represen
         roles = [f"low {first.name}", f"high {first.name}"]
     else:
         roles = [f"{first.name}={_fmt(v)}" for v in ends]
-    out = []
+    out: list[Representative] = []
     for role, value in dict(zip(roles, ends)).items():
-        point = {first.name: value, **fixed}
-        members = [r for r in rows if all(r.get(k) == v for k, v in point.items())]
+        point = results.find_point({first.name: value, **fixed})
+        members = results.members(point) if point is not None else []
         best = _lowest_loss(members)
-        if best and all(best["instance"] != r.row["instance"] for r in out):
-            out.append(Representative(role, best, point_label(point), len(members)))
+        if point is not None and best and all(best["instance"] != r.row["instance"] for r in out):
+            out.append(Representative(role, best, point, len(members)))
     return out
-
-
-def instance_config(spec: Spec, instance: int) -> dict[str, Any]:
-    """The full parameter set of one instance (fixed parameters, its point's values, its seed)."""
-    for inst in spec.instances():
-        if inst.index == instance:
-            return inst.config
-    raise SpecError(f"instance {instance} is not part of this run (it has {spec.n_instances})")
 
 
 def embedding(weights: dict[str, Any]) -> np.ndarray | None:
@@ -284,7 +259,7 @@ def feature_table(features: Sequence[dict[str, Any]], instance: int) -> dict[str
     """One instance's per-feature columns from features.csv rows, in feature order."""
     mine = sorted((r for r in features if r.get("instance") == instance), key=lambda r: r["feature"])
     if not mine:
-        raise SpecError(f"features.csv has no rows for instance {instance}")
+        raise RunDataError(f"features.csv has no rows for instance {instance}")
     columns = [c for c in mine[0] if c not in ("instance", "feature")]
     return {c: [_number(r.get(c)) or 0.0 for r in mine] for c in columns}
 

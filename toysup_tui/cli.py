@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from engine.errors import SpecError
+from engine.errors import SpecError, ToysupError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_PRESET = "tms-intro"
@@ -260,7 +260,7 @@ def report_cmd(
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
         report.print_report(out, found, x=x, width=width, best_of=best_of)
-    except SpecError as exc:
+    except ToysupError as exc:
         raise fail(str(exc)) from None
 
 
@@ -275,22 +275,18 @@ def export(
     from engine import store
 
     try:
-        if table not in ("results", "curves", "features"):
+        if table not in store.TABLES:
             raise SpecError(f"--table {table!r} is not valid: expected results, curves or features")
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        text = store.with_run_id(found.table_text(table), found.id)
         if output is None:
-            sys.stdout.write(text)
+            sys.stdout.write(store.export_text(found, table))
             return
-        if output.is_dir():
-            raise SpecError(f"--output {output} is a directory: give a file name")
-        if not output.parent.exists():
-            raise SpecError(f"--output {output}: folder {output.parent} does not exist")
-        store.atomic_write(output, text)
-    except SpecError as exc:
+        try:
+            store.export(found, output, table)
+        except SpecError as exc:  # the target: a folder, in a missing folder, unwritable
+            raise SpecError(f"--output {exc}") from None
+    except ToysupError as exc:
         raise fail(str(exc)) from None
-    except OSError as exc:
-        raise fail(f"--output {output}: {exc.strerror}") from None
     err.print(f"wrote {table} of {found.id} to {escape(str(output))}", soft_wrap=True)
 
 

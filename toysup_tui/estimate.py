@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import SpecError
+from engine.errors import RunDataError
 from engine.spec import Spec
-from engine.store import list_runs
+from engine.store import list_runs, run_status
 
 # A slow shared 2-core CPU, one thread, measured: tms-intro 16,767 instance-steps/s x batch 1024 x 5 features
 # = 8.6e7; the bench sweep (n=20) 3,426 x 1024 x 20 = 7.0e7. Taken at about 1/3 of that: a guess that errs long.
@@ -64,13 +64,13 @@ def measured_speed(runs_dir: Path) -> Speed:
     for run in list_runs(runs_dir)[:RUNS_LOOKED_AT]:
         info = run.info()
         rate = info.get("instance_steps_per_s") or 0
-        if info.get("host") != host or info.get("status") != "completed" or rate <= 0:
+        if info.get("host") != host or run_status(info) != "completed" or rate <= 0:
             continue
         if (info.get("wall_time_s") or 0) < 1.0:
             continue  # too short to say anything
         try:
             cost = _cost_per_instance_step(run.spec())
-        except SpecError:
+        except RunDataError:
             continue
         return Speed(rate * cost, f"speed of your last run here ({run.id})")
     return Speed(FALLBACK_SAMPLE_FEATURES_PER_S, "speed of a slow CPU (a rough guess)")

@@ -15,12 +15,12 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from engine.aggregate import by_point
-from engine.errors import SpecError
+from engine.errors import RunDataError, UserError
 from engine.models import get_model
 from engine.plan import Chunk
+from engine.results import Point, Results
 from engine.spec import Spec
-from engine.store import Run, display_status
+from engine.store import Run, run_status
 from toysup_tui import charts
 
 # The metrics a summary shows first, when the model has them.
@@ -58,7 +58,7 @@ def runs_table(runs: list[Run]) -> Table:
         table.add_column(col, **kw)
     for run in runs:
         info = run.info()
-        status = display_status(info)
+        status = run_status(info)
         done, total = info.get("instances_done", 0), info.get("instances", 0)
         count = f"{total}" if status == "completed" else f"{done}/{total}"
         wall = info.get("wall_time_s")
@@ -68,18 +68,18 @@ def runs_table(runs: list[Run]) -> Table:
     return table
 
 
-def summary_table(spec: Spec, rows: list[dict[str, Any]], metrics: list[str] | None = None,
-                  compact: bool = False) -> Table:
+def summary_table(results: Results, metrics: list[str] | None = None, compact: bool = False) -> Table:
     """One row per sweep point: axis values, seeds, and the median [q25-q75] of each metric over seeds.
 
     ``compact`` (narrow terminals) drops the percentiles and, when every point has the
     same number of seeds, the seeds column; the caption says so. Long column names
     break after an underscore, so they stay exact but take less width.
     """
+    spec = results.spec
     axes = [a.name for a in spec.axes]
-    available = list(rows[0]) if rows else []
+    available = list(results.rows[0]) if results.rows else []
     metrics = metrics or headline_metrics(spec.model, available)
-    points = by_point(rows, axes, metrics)
+    points = results.stats(metrics)
     seed_counts = {p.n for p in points}
     show_seeds = not compact or len(seed_counts) > 1
     if compact:
@@ -96,15 +96,15 @@ def summary_table(spec: Spec, rows: list[dict[str, Any]], metrics: list[str] | N
     for m in metrics:
         table.add_column(_header(m), justify="right")
     flags = {c.name for c in get_model(spec.model).columns if c.kind == "bool"}
-    point_rows = [[r for r in rows if all(r.get(a) == p.point[a] for a in axes)] for p in points]
-    for i, point in enumerate(points):
-        cells = [fmt(point.point[a]) for a in axes] + ([str(point.n)] if show_seeds else [])
+    for point in points:
+        values = results.point(point.point).values
+        cells = [fmt(values[a]) for a in axes] + ([str(point.n)] if show_seeds else [])
         for m in metrics:
             if m not in point.stats:
                 cells.append("—")
                 continue
             if m in flags:  # a median of yes/no says little: count the yes
-                yes = sum(r.get(m) is True for r in point_rows[i])
+                yes = sum(r.get(m) is True for r in results.members(point.point))
                 cells.append(f"{yes}/{point.n}" if yes else "0")
                 continue
             med, lo, hi = point.stats[m]
@@ -127,13 +127,12 @@ def _header(name: str, limit: int = 12) -> str:
 
 def print_summary(console: Console, run: Run) -> None:
     info = run.info()
-    _, rows = run.results()
-    if rows:
-        spec = run.spec()
+    results = Results.open(run)
+    if results.rows:
         width = console.width
-        console.print(summary_table(spec, rows, _summary_metrics(spec, rows, width), compact=width < COMPACT_BELOW))
-    _print_diverged(console, rows)
-    status = info.get("status")
+        console.print(summary_table(results, _summary_metrics(results, width), compact=width < COMPACT_BELOW))
+    _print_diverged(console, results.rows)
+    status = run_status(info)
     console.print(f"run [bold]{run.id}[/] {status}: {info.get('instances_done', 0)}/{info.get('instances', 0)} "
                   f"instances, {info.get('wall_time_s', 0):.1f}s, {info.get('instance_steps_per_s', 0):,.0f} "
                   f"instance-steps/s on {info.get('device')}")
@@ -149,18 +148,18 @@ def _print_diverged(console: Console, rows: list[dict[str, Any]]) -> None:
 
 
 def json_summary(run: Run) -> dict[str, Any]:
+    """``toysup run --json``: the run's record and, per sweep point, its exact axis values and statistics."""
     info = run.info()
-    spec = run.spec()
-    _, rows = run.results()
-    axes = [a.name for a in spec.axes]
-    metrics = headline_metrics(spec.model, list(rows[0]) if rows else [])
+    results = Results.open(run)
+    metrics = headline_metrics(results.spec.model, list(results.rows[0]) if results.rows else [])
     points = [
-        {**p.point, "seeds": p.n, **{m: {"median": s[0], "q25": s[1], "q75": s[2]} for m, s in p.stats.items()}}
-        for p in by_point(rows, axes, metrics)
+        {"point": p.point, **results.point(p.point).values, "seeds": p.n,
+         **{m: {"median": s[0], "q25": s[1], "q75": s[2]} for m, s in p.stats.items()}}
+        for p in results.stats(metrics)
     ]
     keys = ("id", "name", "model", "status", "device", "instances", "instances_done", "wall_time_s",
             "instance_steps_per_s", "error")
-    return {**{k: info.get(k) for k in keys}, "run_dir": str(run.path), "points": points}
+    return {**{k: info.get(k) for k in keys}, "status": run_status(info), "run_dir": str(run.path), "points": points}
 
 
 def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bool, where: str = "") -> None:
@@ -204,16 +203,6 @@ def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bo
 
 
 # --- the full report: header, summary, charts --------------------------------------------------------
-
-# Problems a damaged or half-written run folder can raise while one section reads it; the section
-# prints one line instead and the report goes on. (SpecError is a ValueError.)
-READ_ERRORS: tuple[type[Exception], ...] = (OSError, ValueError, KeyError, IndexError)
-try:  # a truncated weights file
-    from safetensors import SafetensorError
-
-    READ_ERRORS += (SafetensorError,)
-except ImportError:  # pragma: no cover
-    pass
 
 # Metrics left out of the metric-vs-parameter charts: booleans (the summary shows them) and
 # axis_alignment, which is the orientation angle on another scale.
@@ -261,7 +250,7 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
     """
     try:
         spec: Spec | None = run.spec()
-    except READ_ERRORS as exc:
+    except RunDataError as exc:
         spec, problem = None, exc
     axis = charts.choose_axis(spec, x) if spec is not None else None  # a bad --x: SpecError for the CLI
     saved = console.width
@@ -281,44 +270,43 @@ def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int 
     if spec.description or spec.expected:
         console.print(f"[dim]{spec.description}[/]" + (f"\n[dim]expect: {spec.expected}[/]" if spec.expected else ""))
     try:
-        _, rows = run.results()
-    except READ_ERRORS as exc:
+        columns, rows = run.results()
+        results = Results(spec, columns, rows, run)
+    except RunDataError as exc:
         console.print(f"[bold red]results.csv cannot be read:[/] {exc}")
         return
-    if not rows:
+    if not results.rows:
         console.print(_no_results_message(run, run.info()))
         return
     if best_of is not None:
-        from engine.phase import best_of_k
-
-        rows = best_of_k(rows, [a.name for a in spec.axes], k=best_of or None)
+        results = results.best_of(best_of or None)
         console.print(f"[bold]best-of-k selection:[/] one row per point, the lowest-loss seed of "
                       f"{'all seeds' if not best_of else f'the first {best_of} seeds'} (the paper's selection); "
                       "loss curves still show every seed")
     layout = Layout(console.width, _console_color(console))
     compact = layout.width < COMPACT_BELOW
-    console.print(summary_table(spec, rows, _summary_metrics(spec, rows, layout.width), compact=compact))
-    _print_diverged(console, rows)
-    _section(console, "loss curves", lambda: _loss_section(console, run, spec, layout))
-    _section(console, "metric charts", lambda: _metric_section(console, spec, rows, axis, layout))
-    _section(console, "orientation", lambda: _orientation_section(console, spec, rows, layout))
-    _section(console, "phase diagram", lambda: _phase_section(console, spec, rows))
-    _section(console, "feature recovery", lambda: _recovery_section(console, run, spec, rows))
-    _section(console, "instance geometry", lambda: _instance_section(console, run, spec, rows, layout))
+    console.print(summary_table(results, _summary_metrics(results, layout.width), compact=compact))
+    _print_diverged(console, results.rows)
+    _section(console, "loss curves", lambda: _loss_section(console, results, layout))
+    _section(console, "metric charts", lambda: _metric_section(console, results, axis, layout))
+    _section(console, "orientation", lambda: _orientation_section(console, results, layout))
+    _section(console, "phase diagram", lambda: _phase_section(console, results))
+    _section(console, "feature recovery", lambda: _recovery_section(console, results))
+    _section(console, "instance geometry", lambda: _instance_section(console, results, layout))
 
 
-def phase_table(spec: Spec, rows: list[dict[str, Any]]) -> Table | None:
+def phase_table(results: Results) -> Table | None:
     """The n=2, m=1 phase diagram as a coloured grid: importance across, density down (best seed per
     point and the share of seeds that agree). None unless the run has a phase column and 2 axes."""
     from engine.phase import phase_grid, phase_grid_table
 
+    rows, spec = results.rows, results.spec
     if not rows or "phase" not in rows[0] or len(spec.axes) < 2:
         return None
     names = [a.name for a in spec.axes]
     x_axis = "importance_decay" if "importance_decay" in names else names[0]
     y_axis = next(n for n in names if n != x_axis)
-    values = {a.name: a.values for a in spec.axes}
-    t = phase_grid_table(phase_grid(rows, x_axis, y_axis, x_values=values[x_axis], y_values=values[y_axis]))
+    t = phase_grid_table(phase_grid(results, x_axis, y_axis))
     table = Table(title=t.title, caption=t.caption, caption_justify="left", title_justify="left")
     table.add_column(t.corner, justify="right", style="cyan")
     for column in t.columns:
@@ -328,19 +316,19 @@ def phase_table(spec: Spec, rows: list[dict[str, Any]]) -> Table | None:
     return table
 
 
-def _phase_section(console: Console, spec: Spec, rows: list[dict[str, Any]]) -> None:
-    table = phase_table(spec, rows)
+def _phase_section(console: Console, results: Results) -> None:
+    table = phase_table(results)
     if table is not None:
         console.print(table)
 
 
-def _recovery_section(console: Console, run: Run, spec: Spec, rows: list[dict[str, Any]]) -> None:
+def _recovery_section(console: Console, results: Results) -> None:
     """For SAEs: the histogram of each ground-truth feature's best cosine, per sweep point (not only MMCS)."""
-    if not rows or "mmcs" not in rows[0]:
+    spec = results.spec
+    if not results.rows or "mmcs" not in results.rows[0]:
         return
-    _, features = run.table("features")
-    best = {}
-    for f in features:
+    best: dict[int, list[Any]] = {}
+    for f in results.features():
         best.setdefault(f["instance"], []).append(f["max_cosine"])
     table = Table(title="feature recovery: each ground-truth feature's max cosine with a decoder direction",
                   title_justify="left", caption="histogram over 10 bins from 0 to 1, all seeds of the point pooled",
@@ -349,18 +337,18 @@ def _recovery_section(console: Console, run: Run, spec: Spec, rows: list[dict[st
         table.add_column(a.name, style="cyan", justify="right")
     table.add_column("0 histogram 1")
     table.add_column("recovered >0.9", justify="right")
-    for point, members in charts.point_instances(spec):
-        values = [v for i in members for v in best.get(i, []) if isinstance(v, (int, float))]
+    for point in results.points:
+        values = [v for i in point.instances for v in best.get(i, []) if isinstance(v, (int, float))]
         if not values:
             continue
         counts = charts.histogram(values, 10, 0.0, 1.0)
         share = sum(v > 0.9 for v in values) / len(values)
-        table.add_row(*[fmt(point[a.name]) for a in spec.axes], charts.sparkline(counts), f"{share:.0%}")
+        table.add_row(*[fmt(point.values[a.name]) for a in spec.axes], charts.sparkline(counts), f"{share:.0%}")
     console.print(table)
 
 
 def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
-    status = display_status(info)
+    status = run_status(info)
     done, total = info.get("instances_done", 0), info.get("instances", 0)
     wall = info.get("wall_time_s")
     wall_text = f"{wall:.1f}s" if isinstance(wall, (int, float)) else "?"
@@ -377,7 +365,7 @@ def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
 
 
 def _no_results_message(run: Run, info: dict[str, Any]) -> str:
-    status = info.get("status")
+    status = run_status(info)
     if status == "running":
         return "[yellow]no results yet: the first chunk is still training; run the report again later[/]"
     if (run.path / "results.csv").exists():
@@ -388,26 +376,28 @@ def _no_results_message(run: Run, info: dict[str, Any]) -> str:
 
 
 def _section(console: Console, name: str, body: Callable[[], None]) -> None:
-    """Run one report section; a damaged file costs that section one line, not the whole report."""
+    """Run one report section; a missing or damaged file costs that section one line, not the whole
+    report. Any other exception is a bug and propagates."""
     try:
         body()
-    except SpecError as exc:
+    except UserError as exc:
         console.print(f"[dim]{name}: {exc}[/]")
-    except READ_ERRORS as exc:
-        console.print(f"[red]{name}: cannot be drawn: {type(exc).__name__}: {exc}[/]")
+    except RunDataError as exc:
+        console.print(f"[red]{name}: cannot be drawn: {exc}[/]")
 
 
 def _console_color(console: Console) -> bool:
     return console.color_system is not None and not console.no_color
 
 
-def _summary_metrics(spec: Spec, rows: list[dict[str, Any]], width: int) -> list[str]:
+def _summary_metrics(results: Results, width: int) -> list[str]:
     """The headline metrics that fit ``width``, most telling first.
 
     collapsed only when some instance collapsed; axis_alignment (the orientation
     angle on another scale) and monosemantic_neurons only on very wide terminals.
     The rest stay in results.csv (``toysup export``).
     """
+    spec, rows = results.spec, results.rows
     metrics = headline_metrics(spec.model, list(rows[0]))
     if width >= 200:
         return metrics
@@ -470,8 +460,9 @@ def _chart(draw: Callable[..., None], *args: Any, width: int, height: int, color
     return _ansi(charts.render(draw, *args, width=width, height=height, color=color, **kwargs))
 
 
-def _loss_section(console: Console, run: Run, spec: Spec, layout: Layout) -> None:
-    bands = charts.loss_bands(run, spec)
+def _loss_section(console: Console, results: Results, layout: Layout) -> None:
+    spec = results.spec
+    bands = charts.loss_bands(results)
     if not bands:
         console.print("[dim]loss curves: none logged yet[/]")
         return
@@ -489,15 +480,16 @@ def charted_metrics(spec: Spec, rows: list[dict[str, Any]]) -> list[str]:
             if kinds.get(m) != "bool" and m not in NOT_CHARTED]
 
 
-def _metric_section(console: Console, spec: Spec, rows: list[dict[str, Any]], axis: Any, layout: Layout) -> None:
+def _metric_section(console: Console, results: Results, axis: Any, layout: Layout) -> None:
+    spec = results.spec
     if axis is None:
         console.print("[dim]metric charts: this run has a single sweep point (no axes); see the table above[/]")
         return
     items: list[RenderableType] = []
     constant = []
     split = next((a for a in spec.axes if a.name != axis.name), None)
-    for metric in charted_metrics(spec, rows):
-        bands = charts.metric_bands(rows, spec.axes, axis.name, metric)
+    for metric in charted_metrics(spec, results.rows):
+        bands = charts.metric_bands(results, axis.name, metric)
         values = {v for b in bands for v in b.median + b.q25 + b.q75}
         if not bands:
             continue
@@ -518,7 +510,7 @@ def _metric_section(console: Console, spec: Spec, rows: list[dict[str, Any]], ax
         console.print(f"[dim]the same at every point: {'; '.join(constant)}[/]")
 
 
-def orientation_table(points: Sequence[tuple[str, charts.OrientationStats]], axis_names: str) -> Table:
+def orientation_table(points: Sequence[tuple[Point, charts.OrientationStats]], axis_names: str) -> Table:
     """One row per sweep point: a histogram of the orientation angles over seeds and a uniformity test."""
     limits = {round(s.max_angle, 1) for _, s in points} or {45.0}
     limit = max(limits)
@@ -537,21 +529,22 @@ def orientation_table(points: Sequence[tuple[str, charts.OrientationStats]], axi
     table.add_column("median°", justify="right")
     table.add_column(f"<{charts.NEAR_AXIS_DEG:g}° (null)", justify="right")
     table.add_column("KS p", justify="right")
-    for label, st in points:
+    for point, st in points:
         counts = charts.histogram(st.angles, charts.ORIENTATION_BINS, 0.0, st.max_angle)
         p = "n/a" if math.isnan(st.p_value) else f"{st.p_value:.2g}"
         p_style = "bold" if not math.isnan(st.p_value) and st.p_value < 0.05 else ""
         near = "—" if math.isnan(st.near_axis) else f"{st.near_axis:.0%} ({st.null_near_axis:.0%})"
-        table.add_row(label, str(len(st.angles)), str(st.excluded) if st.excluded else "",
+        table.add_row(point.label(short=True), str(len(st.angles)), str(st.excluded) if st.excluded else "",
                       Text("   " + charts.sparkline(counts), style="cyan"), fmt(st.median), near,
                       Text(p, style=p_style))
     return table
 
 
-def _orientation_section(console: Console, spec: Spec, rows: list[dict[str, Any]], layout: Layout) -> None:
-    if "orientation_angle_deg" not in rows[0]:
+def _orientation_section(console: Console, results: Results, layout: Layout) -> None:
+    spec = results.spec
+    if "orientation_angle_deg" not in results.rows[0]:
         return
-    points = [(label, st) for label, st in charts.orientation_points(spec, rows) if st.max_angle > 0]
+    points = [(point, st) for point, st in charts.orientation_points(results) if st.max_angle > 0]
     if not points:
         return
     console.print(orientation_table(points, ",\n".join(a.name for a in spec.axes)))
@@ -608,18 +601,19 @@ def _heat_cell(value: float, vmax: float, cell: int, color: bool) -> Text:
     return Text(text, style=f"bold white on rgb({rgb[0]},{rgb[1]},{rgb[2]})")
 
 
-def _instance_section(console: Console, run: Run, spec: Spec, rows: list[dict[str, Any]], layout: Layout) -> None:
+def _instance_section(console: Console, results: Results, layout: Layout) -> None:
     """Geometry of representative instances: the lowest-loss seed at each end of the first axis.
 
     Feature vectors for each (m = 2 only); norms, features per neuron and W^T W for the
     first. Models without a (n, m) embedding W get a one-line note instead.
     """
-    reps = charts.representatives(spec, rows)
+    spec, rows = results.spec, results.rows
+    reps = charts.representatives(results)
     small: list[RenderableType] = []
     focus: tuple[int, Any] | None = None
     for rep in reps:
         inst = int(rep.row["instance"])
-        W = charts.embedding(run.instance_weights(inst))
+        W = charts.embedding(results.weights(inst))
         where = f"{rep.label}, " if spec.axes else ""
         console.print(f"[bold]{rep.role}[/]: instance {inst} ({where}seed {rep.row.get('seed')}), "
                       f"lowest loss of {_plural(rep.seeds, 'seed')}: loss {fmt(rep.row.get('loss'))}"
@@ -638,7 +632,7 @@ def _instance_section(console: Console, run: Run, spec: Spec, rows: list[dict[st
         return
     inst, W = focus
     wide: list[RenderableType] = []
-    for chart, narrow in _instance_bars(console, run, spec, inst, W, layout):
+    for chart, narrow in _instance_bars(console, results, inst, W, layout):
         (small if narrow else wide).append(chart)
     _show(console, small, 2 if layout.cols == 1 else 4)
     _show(console, wide, layout.cols)
@@ -650,7 +644,7 @@ def _instance_section(console: Console, run: Run, spec: Spec, rows: list[dict[st
                               "on feature i", "features", layout.color))
 
 
-def _instance_bars(console: Console, run: Run, spec: Spec, inst: int, W: Any, layout: Layout
+def _instance_bars(console: Console, results: Results, inst: int, W: Any, layout: Layout
                    ) -> list[tuple[Text, bool]]:
     """Feature norms (coloured by interference) and features per neuron of one instance, each with
     whether it is narrow enough (20 bars or fewer) to share a row with the feature-vector plots."""
@@ -658,15 +652,15 @@ def _instance_bars(console: Console, run: Run, spec: Spec, inst: int, W: Any, la
     height = layout.chart_height - 2
     out = []
     try:
-        table = charts.feature_table(run.table("features")[1], inst)
+        table = charts.feature_table(results.features(), inst)
         norms = table.get("norm") or [float(v) for v in np.linalg.norm(W, axis=1)]
         title = f"norms #{inst}" + (" (colour=interference)" if layout.color else "")
         out.append((_chart(charts.draw_feature_norms, norms, table.get("interference", [0.0] * n), title=title,
                            width=layout.half_width if n <= 20 else layout.chart_width, height=height,
                            color=layout.color), n <= 20))
-    except SpecError as exc:
+    except RunDataError as exc:
         console.print(f"[dim]feature norms: {exc}[/]")
-    threshold = float(charts.instance_config(spec, inst).get("carry_threshold", 0.5))
+    threshold = float(results.instance_config(inst).get("carry_threshold", 0.5))
     out.append((_chart(charts.draw_neuron_counts, charts.neuron_counts(W, threshold),
                        title=f"features per neuron #{inst}", width=layout.half_width if m <= 20 else layout.chart_width,
                        height=height, color=layout.color), m <= 20))

@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Static
 
-from engine.errors import SpecError
-from engine.spec import Spec
+from engine.errors import RunDataError
+from engine.results import Results
 from engine.store import Run
 from toysup_tui import charts, report
 from toysup_tui.screens.base import ToysupScreen
@@ -31,8 +31,7 @@ class CompareScreen(ToysupScreen):
     def __init__(self, first: Run, second: Run) -> None:
         super().__init__()
         self.runs = (first, second)
-        self.specs: list[Spec] = []
-        self.rows: list[list[dict]] = []
+        self.results: list[Results] = []
         self.metrics: list[str] = []
         self.shared_axes: list[str] = []
         self.metric_index = 0
@@ -48,14 +47,13 @@ class CompareScreen(ToysupScreen):
     def on_mount(self) -> None:
         self.title = "compare runs"
         try:
-            self.specs = [r.spec() for r in self.runs]
-        except SpecError as exc:
+            self.results = [Results.open(r) for r in self.runs]
+        except RunDataError as exc:
             self.query_one("#compare-choice", Static).update(f"[red]{esc(str(exc))}[/]")
             return
-        self.rows = [r.results()[1] for r in self.runs]
-        names = [[a.name for a in s.axes] for s in self.specs]
+        names = [[a.name for a in r.axes] for r in self.results]
         self.shared_axes = [n for n in names[0] if n in names[1]]
-        metric_lists = [report.charted_metrics(s, rows) if rows else [] for s, rows in zip(self.specs, self.rows)]
+        metric_lists = [report.charted_metrics(r.spec, r.rows) if r.rows else [] for r in self.results]
         self.metrics = [m for m in metric_lists[0] if m in metric_lists[1]]
         self.call_after_refresh(self.draw)
 
@@ -72,10 +70,10 @@ class CompareScreen(ToysupScreen):
         metric = self.metrics[self.metric_index % len(self.metrics)]
         bands: list[charts.Band] = []
         log_x = False
-        for run, spec, rows in zip(self.runs, self.specs, self.rows):
-            axis = next(a for a in spec.axes if a.name == x)
+        for run, results in zip(self.runs, self.results):
+            axis = next(a for a in results.axes if a.name == x)
             log_x = log_x or axis.log_scale
-            for band in charts.metric_bands(rows, spec.axes, x, metric):
+            for band in charts.metric_bands(results, x, metric):
                 band.label = run.id if band.label == metric else f"{run.id} {band.label}"
                 bands.append(band)
         plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, x, log_x=log_x,

@@ -19,9 +19,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
-from engine.errors import SpecError
+from engine.errors import RunDataError, ToysupError, UserError
+from engine.results import Results
 from engine.spec import Spec
-from engine.store import Run, atomic_write, with_run_id
+from engine.store import Run, export
 from toysup_tui import charts, report
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import PromptScreen
@@ -32,21 +33,6 @@ from toysup_tui.widgets.markup import esc
 
 TABS = ("table", "metrics", "geometry", "instance", "loss")
 EXPORT_NAME = "export-results.csv"
-
-
-def export_results(run: Run, path: Path | None = None) -> tuple[Path, int]:
-    """Write results.csv with a leading run_id column (as ``toysup export``); returns the path and row count."""
-    target = path or run.path / EXPORT_NAME
-    if target.is_dir():
-        raise SpecError(f"{target} is a directory: give a file name")
-    if not target.parent.exists():
-        raise SpecError(f"folder {target.parent} does not exist")
-    text = with_run_id(run.table_text("results"), run.id)
-    try:
-        atomic_write(target, text)
-    except OSError as exc:
-        raise SpecError(f"cannot write {target}: {exc.strerror or exc}") from None
-    return target, max(text.count("\n") - 1, 0)
 
 
 class ResultsScreen(ToysupScreen):
@@ -77,6 +63,7 @@ class ResultsScreen(ToysupScreen):
         super().__init__()
         self.run = run
         self.spec: Spec | None = None
+        self.results: Results | None = None  # None when the run's config or results cannot be read
         self.columns: list[str] = []
         self.rows: list[dict[str, Any]] = []
         self.view: list[dict[str, Any]] = []  # rows after filter and sort, as shown
@@ -143,18 +130,22 @@ class ResultsScreen(ToysupScreen):
         """(Re)read the run folder: header, table, and whichever charts have been shown."""
         self._weights_cache = None
         info = self.run.info()
+        self.spec, self.results = None, None
         try:
+            self.columns, self.rows = self.run.results()
             self.spec = self.run.spec()
-        except SpecError as exc:
-            self.spec = None
+            self.results = Results(self.spec, self.columns, self.rows, self.run)
+        except RunDataError as exc:
+            self.spec = None  # the table still shows what results.csv holds; the charts need the spec
             self.notify(str(exc), severity="error")
-        self.columns, self.rows = self.run.results()
+        else:
+            self.columns, self.rows = self.results.columns, self.results.rows
         if self.spec is not None:
             charted = report.charted_metrics(self.spec, self.rows) if self.rows else []
             self.metrics = charted or [c for c in self.columns if c not in ("instance", "seed")]
         self.metric_index = min(self.metric_index, max(len(self.metrics) - 1, 0))
         done, total = info.get("instances_done", len(self.rows)), info.get("instances", "?")
-        status = info.get("status", "?")
+        status = self.run.status()
         colour = report.STATUS_STYLE.get(status, "")
         wall = info.get("wall_time_s")
         self.query_one("#results-header", Static).update(
@@ -163,8 +154,8 @@ class ResultsScreen(ToysupScreen):
             + (f" · {wall:.1f}s" if isinstance(wall, (int, float)) else "")
             + (f"\n[red]{esc(str(info.get('error')))}[/]" if info.get("error") else "")
         )
-        if self.instance is None and self.spec is not None and self.rows:
-            reps = charts.representatives(self.spec, self.rows)
+        if self.instance is None and self.results is not None and self.rows:
+            reps = charts.representatives(self.results)
             self.instance = int(reps[0].row["instance"]) if reps else int(self.rows[0]["instance"])
         self._fill_table()
         self._drawn.clear()
@@ -177,7 +168,7 @@ class ResultsScreen(ToysupScreen):
         table.clear(columns=True)
         try:
             keep = compile_filter(self.filter_text, self.columns)
-        except SpecError as exc:
+        except UserError as exc:
             status.update(f"[red]filter: {esc(str(exc))}[/]")
             keep = compile_filter("", self.columns)
         else:
@@ -225,7 +216,7 @@ class ResultsScreen(ToysupScreen):
 
     def _draw_active(self) -> None:
         tab = self._active_tab()
-        if tab in self._drawn or self.spec is None:
+        if tab in self._drawn or self.results is None:
             return
         self._drawn.add(tab)
         draw = {"metrics": self._draw_metrics, "geometry": self._draw_geometry, "instance": self._draw_instance,
@@ -234,7 +225,7 @@ class ResultsScreen(ToysupScreen):
             self.call_after_refresh(draw)
 
     def _draw_metrics(self) -> None:
-        assert self.spec is not None
+        assert self.spec is not None and self.results is not None
         plot = self.query_one("#metric-chart", Chart)
         choice = self.query_one("#metric-choice", Static)
         legend = self.query_one("#metric-legend", Legend)
@@ -245,7 +236,7 @@ class ResultsScreen(ToysupScreen):
         axis = self.spec.axes[self.x_index % len(self.spec.axes)]
         metric = self.metrics[self.metric_index % len(self.metrics)]
         grid = self.query_one("#phase-grid", Static)
-        phase = report.phase_table(self.spec, self.rows) if metric == "phase" else None
+        phase = report.phase_table(self.results) if metric == "phase" else None
         grid.display, plot.display = phase is not None, phase is None
         if phase is not None:  # the phase diagram reads best as its coloured grid, not as a line
             grid.update(phase)
@@ -253,7 +244,7 @@ class ResultsScreen(ToysupScreen):
                           "m/M): the phase diagram")
             self.query_one("#metric-legend", Legend).display = False
             return
-        bands = charts.metric_bands(self.rows, self.spec.axes, axis.name, metric)
+        bands = charts.metric_bands(self.results, axis.name, metric)
         plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, axis.name, log_x=axis.log_scale))
         choice.update(f"metric [b]{metric}[/] ({self.metric_index % len(self.metrics) + 1}/{len(self.metrics)}, "
                       f"m/M) against [b]{axis.name}[/]{' (log)' if axis.log_scale else ''} (x)")
@@ -267,7 +258,7 @@ class ResultsScreen(ToysupScreen):
             return None, "no instance chosen: pick a row in the table (1)"
         try:
             weights = self._weights_of(self.instance)
-        except SpecError as exc:
+        except RunDataError as exc:
             return None, str(exc)
         snapshots = weights.get("W.snapshots")
         if snapshots is None or self.snapshot is None:
@@ -282,10 +273,10 @@ class ResultsScreen(ToysupScreen):
 
     def _instance_caption(self) -> str:
         row = self.instance_row()
-        if row is None or self.spec is None:
+        if row is None or self.results is None:
             return "[dim]no instance chosen: pick a row in the table (1)[/]"
-        point = {a.name: row.get(a.name) for a in self.spec.axes}
-        caption = (f"instance [b]{self.instance}[/] · {esc(charts.point_label(point))} · seed {row.get('seed')} · "
+        point = self.results.point_of(row)
+        caption = (f"instance [b]{self.instance}[/] · {esc(point.label())} · seed {row.get('seed')} · "
                    f"loss {report.fmt(row.get('loss'))}")
         steps = self._snapshot_steps()
         if steps:
@@ -299,7 +290,7 @@ class ResultsScreen(ToysupScreen):
             return []
         try:
             steps = self._weights_of(self.instance).get("snapshot_steps")
-        except SpecError:
+        except RunDataError:
             return []
         return [] if steps is None else [int(v) for v in steps]
 
@@ -323,18 +314,20 @@ class ResultsScreen(ToysupScreen):
         self._draw_orientation()
 
     def _draw_orientation(self) -> None:
-        assert self.spec is not None
+        assert self.spec is not None and self.results is not None
         plot = self.query_one("#orientation-chart", Chart)
         summary = self.query_one("#orientation-summary", Static)
         if not self.rows or "orientation_angle_deg" not in self.rows[0]:
             summary.update("[dim]this model has no orientation metric[/]")
             plot.show(None)
             return
-        points = charts.orientation_points(self.spec, self.rows)
+        points = charts.orientation_points(self.results)
         row = self.instance_row()
-        label = charts.point_label({a.name: row.get(a.name) for a in self.spec.axes}, short=True) if row else ""
-        chosen = next((st for lab, st in points if lab == label), points[0][1] if points else None)
-        if chosen is not None:
+        here = next(((p, st) for p, st in points if row is not None and p.index == row["point"]),
+                    points[0] if points else None)
+        if here is not None:
+            point, chosen = here
+            label = point.label(short=True) if row is not None else ""
             p = "n/a" if math.isnan(chosen.p_value) else f"{chosen.p_value:.2g}"
             title = f"angle at {label or 'all'}, {len(chosen.angles)} seeds, p={p}"
             plot.show(lambda plt, size: charts.draw_orientation_hist(plt, chosen, title=title))
@@ -344,7 +337,7 @@ class ResultsScreen(ToysupScreen):
         summary.update(report.orientation_table(points, names) if points else "")
 
     def _draw_instance(self) -> None:
-        assert self.spec is not None
+        assert self.spec is not None and self.results is not None
         W, why = self._instance_weights()
         for info in self.query(".instance-info").results(Static):
             info.update(self._instance_caption())
@@ -357,14 +350,13 @@ class ResultsScreen(ToysupScreen):
             neurons_plot.show(None)
             return
         try:
-            _, features = self.run.table("features")
-            table = charts.feature_table(features, self.instance)
-        except SpecError as exc:
+            table = charts.feature_table(self.results.features(), self.instance)
+        except RunDataError as exc:
             norms_plot.message(str(exc))
         else:
             norms, interference = table["norm"], table.get("interference", [0.0] * len(table["norm"]))
             norms_plot.show(lambda plt, size: charts.draw_feature_norms(plt, norms, interference))
-        config = charts.instance_config(self.spec, self.instance)
+        config = self.results.instance_config(self.instance)
         counts = charts.neuron_counts(W, float(config.get("carry_threshold", 0.5)))
         neurons_plot.show(lambda plt, size: charts.draw_neuron_counts(plt, counts))
         width = max(self.size.width - 4, 40)
@@ -372,12 +364,12 @@ class ResultsScreen(ToysupScreen):
                                               title=f"W^T W of instance {self.instance}"))
 
     def _draw_loss(self) -> None:
-        assert self.spec is not None
+        assert self.spec is not None and self.results is not None
         plot = self.query_one("#loss-chart", Chart)
         legend = self.query_one("#loss-legend", Legend)
         try:
-            bands = charts.loss_bands(self.run, self.spec)
-        except SpecError as exc:
+            bands = charts.loss_bands(self.results)
+        except RunDataError as exc:
             plot.message(str(exc))
             return
         plot.show(lambda plt, size: charts.draw_loss_curves(plt, bands))
@@ -493,9 +485,11 @@ class ResultsScreen(ToysupScreen):
                              chosen)
 
     def _export(self, path: Path | None) -> None:
+        """results.csv with a leading run_id column, as ``toysup export`` writes it."""
+        target = path or self.run.path / EXPORT_NAME
         try:
-            target, rows = export_results(self.run, path)
-        except SpecError as exc:
+            rows = export(self.run, target)
+        except ToysupError as exc:
             self.notify(str(exc), title="Export failed", severity="error")
             return
         self.notify(f"{rows} rows written to {target}", title="Exported", timeout=10)

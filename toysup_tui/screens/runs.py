@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.store import Run, list_runs
+from engine.store import Run, list_runs, run_status
 from toysup_tui import report
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import ConfirmScreen
@@ -52,7 +52,8 @@ class RunsScreen(ToysupScreen):
         super().__init__()
         self.runs: list[Run] = []
         self.marked: list[str] = []
-        self._stamp: tuple[tuple[str, float], ...] = ()
+        self._stamp: tuple[tuple[str, Any], ...] = ()
+        self._shown_running: list[Run] = []  # shown as running: their process may die without touching run.json
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -70,17 +71,20 @@ class RunsScreen(ToysupScreen):
         self.set_interval(REFRESH_S, self._refresh_if_changed)
         table.focus()
 
-    def _state(self) -> tuple[tuple[str, float], ...]:
+    def _state(self) -> tuple[tuple[str, Any], ...]:
+        """What the table shows depends on: each run.json's mtime, and whether the runs shown as
+        running still are (a killed run's run.json still says running)."""
         root = self.app.runs_dir
         if not root.is_dir():
             return ()
-        out = []
+        out: list[tuple[str, Any]] = []
         for p in root.iterdir():
             info = p / "run.json"
             try:
                 out.append((p.name, info.stat().st_mtime))
             except OSError:
                 continue
+        out.extend((f"{run.id} status", run.status()) for run in self._shown_running)
         return tuple(sorted(out))
 
     def _refresh_if_changed(self) -> None:
@@ -90,13 +94,15 @@ class RunsScreen(ToysupScreen):
     def action_refresh(self) -> None:
         table = self.query_one(DataTable)
         current = self.selected()
-        self._stamp = self._state()
         self.runs = list_runs(self.app.runs_dir)
         self.marked = [m for m in self.marked if any(r.id == m for r in self.runs)]
         table.clear()
+        self._shown_running = []
         for run in self.runs:
             info = run.info()
-            status = str(info.get("status", "?"))
+            status = run_status(info)
+            if status == "running":
+                self._shown_running.append(run)
             done, total = info.get("instances_done", 0), info.get("instances", 0)
             count = f"{total:,}" if status == "completed" else f"{done:,}/{total:,}"
             table.add_row(
@@ -106,6 +112,7 @@ class RunsScreen(ToysupScreen):
                 Text(str(info.get("started", ""))[:16].replace("T", " ")),
                 Text(human_size(folder_size(run.path)), justify="right"), Text(str(info.get("device", ""))), key=run.id,
             )
+        self._stamp = self._state()
         if current is not None:
             index = next((i for i, r in enumerate(self.runs) if r.id == current.id), None)
             if index is not None:

@@ -27,6 +27,8 @@ from textual.geometry import Size
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
+from engine.errors import ToysupError
+
 Draw = Callable[[Any, Size], None]
 _BUILD_LOCK = threading.Lock()  # one figure build at a time: plotext was not written with threads in mind
 
@@ -43,7 +45,8 @@ def build_figure(draw: Draw, size: Size, theme: str) -> Text:
 
 
 class Chart(PlotextPlot):
-    """Shows whatever the ``draw(plt, size)`` last given to :meth:`show` draws; a failing draw shows its error."""
+    """Shows whatever the ``draw(plt, size)`` last given to :meth:`show` draws; a draw that meets missing or
+    damaged run data (a ToysupError) shows its message."""
 
     _draw: Draw | None = None
     _message: str = ""
@@ -81,15 +84,15 @@ class Chart(PlotextPlot):
             self._wanted = key
             draw = self._draw or (lambda plt, size: None)
             theme = self._get_plotext_theme_name(self.app.theme)
-            self.run_worker(lambda: self._build(draw, key, theme), thread=True, exclusive=True, group="chart",
-                            exit_on_error=False)
+            # A bug in a draw function stops the app with its traceback (exit_on_error), never hidden in a chart.
+            self.run_worker(lambda: self._build(draw, key, theme), thread=True, exclusive=True, group="chart")
         return self._built[1] if self._built is not None else Text("")
 
     def _build(self, draw: Draw, key: tuple[Any, ...], theme: str) -> None:
         try:
             result: RenderResult = build_figure(draw, key[1], theme)
-        except Exception as exc:  # a chart must never take the app down
-            result = Text(f"chart failed: {type(exc).__name__}: {exc}", style="red")
+        except ToysupError as exc:  # missing or damaged run data: the chart says so; anything else is a bug
+            result = Text(f"chart failed: {exc}", style="red")
         with contextlib.suppress(RuntimeError):  # the app closed while building
             self.app.call_from_thread(self._built_one, key, result)
 
