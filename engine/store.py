@@ -6,8 +6,8 @@
       results.csv     instance, seed, point, <swept parameters>, <metrics>, diverged
       curves.csv      instance, step, loss, <curve columns>
       features.csv    instance, feature, <feature columns>
-      weights/chunk-NNNN.safetensors       instance, <weights>, and with snapshots=N: <weight>.snapshots, snapshot_steps
-      checkpoints/chunk-NNNN.safetensors   a chunk in training: instance, its weights, optimiser state, curves so far
+      weights/chunk-NNNN.safetensors       instance, <weights>; with snapshots=N also <weight>.snapshots, snapshot_steps
+      checkpoints/chunk-NNNN.safetensors   while a chunk trains: instance, its weights, optimiser state, curves so far
       error.log       a failed run's traceback
 
 What each table holds is decided in engine/run_format.py; this module writes and

@@ -20,7 +20,7 @@ from engine.runner import run_sweep
 from engine.spec import Spec, resolve
 from engine.store import Run
 from toysup_tui import charts
-from toysup_tui.report import overlap_heatmap, print_report, summary_table
+from toysup_tui.report import json_summary, overlap_heatmap, print_report, summary_table
 
 TINY = {"model": "relu_output",
         "params": {"n_features": 5, "n_hidden": 2, "steps": 300, "batch_size": 64, "eval_batch_size": 256,
@@ -440,3 +440,77 @@ def test_best_of_k_keeps_the_lowest_loss_seed_per_point_only_when_asked(run_dir:
     assert "best-of-k selection" in best and "1 seed per point" in best
     lowest = min(r["loss"] for r in rows if r["feature_probability"] == 0.05)
     assert f"{lowest:.3g}" in best
+
+
+# --- a sweep point whose value does not survive the CSV ---------------------------------------------
+
+THIRD = 0.3333333333333333  # written to results.csv as 0.333333333, which is not the value trained with
+
+
+@pytest.fixture(scope="module")
+def third_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    spec = resolve({**TINY, "params": {**TINY["params"], "seeds": 2}, "sweep": {"feature_probability": [THIRD, 0.1]}})
+    outcome = run_sweep(spec, tmp_path_factory.mktemp("third"), device="cpu")
+    assert outcome.status == "completed"
+    return Run(outcome.run_dir)
+
+
+def test_report_shows_a_point_whose_value_the_csv_rounds_in_every_table_and_chart(third_run: Run):
+    _, rows = third_run.results()
+    assert {r["feature_probability"] for r in rows} == {0.333333333, 0.1}  # 1/3 is not among them
+    console = Console(record=True, width=100, file=io.StringIO(), color_system="truecolor")
+    print_report(console, third_run)
+    text = console.export_text()
+    lines = text.splitlines()
+    assert summary_points(text) == ["0.333", "0.1"]
+    assert any("feature_probability:" in x and "0.333" in x and "0.1" in x for x in lines)  # the loss legend
+    start = text.index("(median; bars: IQR over seeds)")
+    metric_charts = text[start:text.index("orientation of the largest feature")]
+    charted = text.count("(median; bars: IQR over seeds)")
+    assert charted >= 5 and metric_charts.count("●") == 2 * charted  # every metric chart: a marker per point
+    orientation = [x.split("│")[1].strip() for x in lines if x.count("│") > 5 and "%" in x]
+    assert orientation == ["0.333", "0.1"]
+    assert "sparsest: instance" in text and "densest: instance" in text and "feature_probability=0.333" in text
+    best = report_text(third_run, best_of=0)
+    assert summary_points(best) == ["0.333", "0.1"] and "1 seed per point" in flat(best)
+
+
+def summary_points(text: str) -> list[str]:
+    """The first cell of each row of a report's summary table (the table ends with its caption)."""
+    lines = text.splitlines()
+    table = lines[:next(i for i, x in enumerate(lines) if "median over seeds" in x)]
+    return [cells[0] for cells in map(str.split, table) if cells and is_number(cells[0])]
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_cli_report_and_json_summary_of_the_rounded_point(third_run: Run):
+    result = invoke("report", third_run.path, "--width", "120", env={"NO_COLOR": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert "densest: instance" in result.stdout and "0.333" in result.stdout
+    summary = json_summary(third_run)
+    assert [(p["point"], p["feature_probability"], p["seeds"]) for p in summary["points"]] == [
+        (0, THIRD, 2), (1, 0.1, 2)]
+
+
+def test_a_bug_in_a_section_is_never_shown_as_cannot_be_drawn(run_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    """Missing or damaged run data costs a section one line; a programming error propagates."""
+    def broken(results):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr(charts, "orientation_points", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        report_text(Run(run_dir))
+
+
+def test_damaged_data_costs_a_section_one_line(copy_of_run: Run):
+    (copy_of_run.path / "curves.csv").write_text("instance,step,loss\n0,1\n")
+    text = flat(report_text(copy_of_run))
+    assert "loss curves: cannot be drawn: curves.csv line 2 has 2 cells, expected 3" in text
+    assert "orientation of the largest feature" in text  # the other sections go on

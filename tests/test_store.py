@@ -13,14 +13,17 @@ from conftest import by_instance, make_spec, train_all
 from safetensors.torch import load_file
 
 from engine import events as ev
-from engine.errors import RunDataError, SpecError
+from engine import store
+from engine.errors import RunDataError, SpecError, UserError
 from engine.executors import base as executor_base
 from engine.models import get_model
 from engine.runner import run_sweep
 from engine.store import (
+    STATUSES,
     Run,
     atomic_write,
     csv_text,
+    export,
     find_run,
     format_value,
     list_runs,
@@ -274,6 +277,58 @@ def test_a_damaged_run_json_reads_as_damaged(tmp_path):
     assert info["status"] == "damaged" and "run.json" in info["error"]
 
 
+def test_run_status_is_one_of_six(tmp_path):
+    import subprocess
+    import sys
+
+    run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=1)
+    assert run.status() == "running"  # this process wrote it and still runs
+    for word in ("completed", "interrupted", "failed"):
+        run.update_info(status=word)
+        assert run.status() == word
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run.update_info(status="running", pid=int(gone.stdout))
+    assert run.status() == "killed"
+    run.update_info(host="another-host")
+    assert run.status() == "running"  # not ours to check: taken at its word
+    run.update_info(status="killed")
+    assert run.status() == "damaged"  # never written: not a word run.json holds
+    (run.path / "run.json").write_text("{not json")
+    assert run.status() == "damaged"
+    assert STATUSES == ("completed", "running", "interrupted", "failed", "killed", "damaged")
+
+
+def test_export_writes_the_table_with_a_run_id_column(finished, tmp_path):
+    _, _, run, _ = finished
+    target = tmp_path / "out.csv"
+    assert export(run, target, "features") == 4 * 5
+    lines = target.read_text().splitlines()
+    assert lines[0] == "run_id," + (run.path / "features.csv").read_text().splitlines()[0]
+    assert all(line.startswith(run.id + ",") for line in lines[1:])
+    with pytest.raises(UserError, match="is a directory"):
+        export(run, tmp_path)
+    with pytest.raises(UserError, match=r"folder .*missing does not exist"):
+        export(run, tmp_path / "missing" / "out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_a_truncated_table_is_damaged_data(finished, tmp_path):
+    import shutil
+
+    _, _, run, _ = finished
+    copy = Run(Path(shutil.copytree(run.path, tmp_path / run.id)))
+    text = (copy.path / "results.csv").read_text()
+    (copy.path / "results.csv").write_text(text[:-20])  # cut inside the last row
+    with pytest.raises(RunDataError, match=r"results\.csv line 5 has"):
+        copy.results()
+    (copy.path / "weights" / "chunk-0000.safetensors").write_bytes(b"not a tensor file")
+    with pytest.raises(RunDataError, match=r"chunk-0000\.safetensors of run .* cannot be read"):
+        copy.instance_weights(0)
+    (copy.path / "config.toml").write_text("model = 3\n")
+    with pytest.raises(RunDataError, match="is damaged: unknown model 3"):
+        copy.spec()
+
+
 def test_list_runs_newest_first_even_within_one_second(tmp_path):
     created = []
     for name in ("zzz", "mmm", "aaa", "aaa"):
@@ -299,3 +354,59 @@ def test_find_run(tmp_path):
         find_run(tmp_path, "gamma")
     with pytest.raises(SpecError, match="no run 'not-a-run'"):
         find_run(tmp_path, "not-a-run")
+
+
+# --- the documented run format -----------------------------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def documented_files(text: str) -> dict[str, str]:
+    """The file list that starts with ``runs/<YYYYmmdd-HHMMSS>-<name>/``: each file and what it holds."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "runs/<YYYYmmdd-HHMMSS>-<name>/")
+    files = {}
+    for line in lines[start + 1:]:
+        if not line.strip() or line.strip().startswith("`"):
+            break
+        name, description = line.split(maxsplit=1)
+        files[name] = description
+    return files
+
+
+def documented_columns(description: str, expand: dict[str, list[str]]) -> list[str]:
+    return [name for cell in description.split(", ") for name in expand.get(cell, [cell])]
+
+
+def test_the_readme_and_the_store_describe_the_run_folder_alike():
+    readme = README.read_text(encoding="utf-8")
+    section = readme[readme.index("## The run folder"):readme.index("## How a sweep trains")]
+    assert documented_files(section) == documented_files(store.__doc__ or "")
+    assert list(documented_files(section)) == [
+        "config.toml", "run.json", "results.csv", "curves.csv", "features.csv", "weights/chunk-NNNN.safetensors",
+        "checkpoints/chunk-NNNN.safetensors", "error.log"]
+
+
+@pytest.mark.parametrize("model, params, sweep", [
+    ("relu_output", {**TINY, "snapshots": 2}, {"feature_probability": [1.0, 0.1]}),
+    ("incidental", {"n_features": 4, "n_hidden": 4, "steps": 30, "batch_size": 16, "seeds": 1, "snapshots": 2},
+     {"l1": [0.0, 0.01], "lr": [0.001, 0.01]}),
+])
+def test_a_run_writes_the_documented_columns_and_tensors(model, params, sweep, tmp_path):
+    spec = make_spec(params, sweep, model=model)
+    outcome = run_sweep(spec, tmp_path, device="cpu")
+    assert outcome.status == "completed", outcome.error
+    declared = get_model(model)
+    expand = {"<swept parameters>": list(sweep), "<metrics>": [c.name for c in declared.columns],
+              "<curve columns>": [c.name for c in declared.curve_columns],
+              "<feature columns>": [c.name for c in declared.feature_columns]}
+    files = documented_files(store.__doc__ or "")
+    for table in ("results", "curves", "features"):
+        header = (outcome.run_dir / f"{table}.csv").read_text().splitlines()[0].split(",")
+        assert header == documented_columns(files[f"{table}.csv"], expand), table
+    assert files["weights/chunk-NNNN.safetensors"] == \
+        "instance, <weights>; with snapshots=N also <weight>.snapshots, snapshot_steps"
+    tensors = load_file(str(outcome.run_dir / "weights" / "chunk-0000.safetensors"))
+    weights = {k for k in tensors if k not in ("instance", "snapshot_steps") and not k.endswith(".snapshots")}
+    assert "instance" in tensors and "snapshot_steps" in tensors and weights
+    assert set(tensors) == {"instance", "snapshot_steps", *weights, *(f"{w}.snapshots" for w in weights)}

@@ -13,6 +13,9 @@ import functools
 import io
 import json
 import math
+import socket
+import subprocess
+import sys
 import time
 import tomllib
 from collections.abc import Callable
@@ -22,7 +25,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from textual.widgets import Input
+from rich.console import Console
+from textual.widgets import DataTable, Input, Static
 
 from engine import metrics as M
 from engine.models import get_model
@@ -31,7 +35,7 @@ from engine.runner import run_sweep
 from engine.spec import Spec, resolve
 from engine.store import Run, csv_text, export, result_columns
 from engine.train import curve_schedule
-from toysup_tui import report
+from toysup_tui import charts, report
 from toysup_tui.app import ToysupApp
 from toysup_tui.live import LiveRun
 from toysup_tui.screens.compare import CompareScreen
@@ -42,6 +46,7 @@ from toysup_tui.screens.results import EXPORT_NAME, ResultsScreen
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.screens.runs import RunsScreen
 from toysup_tui.table_filter import compile_filter
+from toysup_tui.widgets.chart import Chart
 
 FIXTURE_ID = "20240102-030405-fixture"
 SIZE = (80, 24)
@@ -441,6 +446,93 @@ async def test_export_to_a_chosen_path(tui_dirs: tuple[Path, Path], tmp_path: Pa
         await pilot.press("enter")
         await wait_for(pilot, target.exists)
     assert target.read_text().splitlines()[1].startswith(FIXTURE_ID + ",")
+
+
+def rendered(widget: Static, width: int = 200) -> str:
+    """A Static's content (markup, or a rich table) as plain text."""
+    console = Console(record=True, width=width, file=io.StringIO(), color_system=None)
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def chart_text(pilot: Any, chart: Chart) -> str:
+    await wait_for(pilot, lambda: bool(chart.text) and not chart.busy)
+    return chart.text
+
+
+THIRD = 0.3333333333333333  # written to results.csv as 0.333333333, which is not the value trained with
+
+
+@pytest.fixture
+def third_run(tui_dirs: tuple[Path, Path]) -> Run:
+    """A finished sweep over feature_probability = [1/3, 0.1], 2 seeds each."""
+    spec = resolve({"name": "third", "model": "relu_output",
+                    "params": {"n_features": 5, "n_hidden": 2, "steps": 60, "batch_size": 32, "eval_batch_size": 128,
+                               "seeds": 2},
+                    "sweep": {"feature_probability": [THIRD, 0.1]}})
+    outcome = run_sweep(spec, tui_dirs[0], device="cpu")
+    assert outcome.status == "completed"
+    return Run(outcome.run_dir)
+
+
+@run_async
+async def test_a_point_whose_value_the_csv_rounds_shows_in_every_results_tab(
+        tui_dirs: tuple[Path, Path], third_run: Run) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_results(third_run.path)
+        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.instance is not None)
+        screen = app.screen
+        assert screen.instance in (2, 3)  # the sparsest point's lowest-loss seed
+        roles = {r.role: r.point.values for r in charts.representatives(screen.results)}
+        assert roles == {"sparsest": {"feature_probability": 0.1}, "densest": {"feature_probability": THIRD}}
+        await pilot.press("2")
+        metric = await chart_text(pilot, screen.query_one("#metric-chart", Chart))
+        assert metric.count("●") == 2  # one marker per sweep point
+        screen.instance = 0  # a seed of the 1/3 point
+        await pilot.press("3")
+        orientation = await chart_text(pilot, screen.query_one("#orientation-chart", Chart))
+        assert "angle at 0.333, 2 seeds" in orientation
+        table = rendered(screen.query_one("#orientation-summary", Static))
+        assert [line.split("│")[1].strip() for line in table.splitlines() if "%" in line] == ["0.333", "0.1"]
+        assert "feature_probability=0.333" in str(screen.query_one(".instance-info").render())
+
+
+@run_async
+async def test_a_killed_run_shows_killed_in_the_runs_browser_and_results_header(tui_dirs: tuple[Path, Path]) -> None:
+    """run.json still says running, but its process is gone: the TUI says killed, as ``toysup runs`` does."""
+    run = make_fixture_run(tui_dirs[0])
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run.update_info(status="running", host=socket.gethostname(), pid=process.pid)
+        app = make_app(tui_dirs)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("b")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+            table = app.screen.query_one(DataTable)
+            assert table.get_cell(run.id, "status").plain == "running"
+            process.kill()
+            process.wait()
+            # The browser notices a death on its own: run.json does not change when a process is killed.
+            await wait_for(pilot, lambda: table.get_cell(run.id, "status").plain == "killed", timeout=10)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+            header = str(app.screen.query_one("#results-header").render())
+            assert "killed" in header and "running" not in header
+    finally:
+        process.kill()
+        process.wait()
+    assert "killed" in invoke_runs(tui_dirs[0])
+
+
+def invoke_runs(root: Path) -> str:
+    from typer.testing import CliRunner
+
+    from toysup_tui.cli import app
+
+    result = CliRunner().invoke(app, ["runs", "--runs-dir", str(root)], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert result.exit_code == 0
+    return result.stdout
 
 
 @run_async

@@ -71,6 +71,14 @@ class Chart(PlotextPlot):
         """A build is under way (tests and screenshots wait for it)."""
         return self._wanted is not None
 
+    @property
+    def text(self) -> str:
+        """What the chart shows now as plain text: the last build, or the message ("" before either)."""
+        if self._message:
+            return self._message
+        shown = self._built[1] if self._built is not None else None
+        return shown.plain if isinstance(shown, Text) else ""
+
     def _key(self) -> tuple[Any, ...]:
         return (self._generation, self.size, self.app.theme, self.theme)
 
