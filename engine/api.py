@@ -1,0 +1,170 @@
+"""toysup from Python, for notebooks: open a run (or launch one) and get its tables, points and weights.
+
+::
+
+    import toysup
+
+    run = toysup.open_run("latest")                # a run id (or unique part), a folder, or "latest"
+    df = run.results()                             # one row per instance, with its sweep point
+    df.groupby("point")["loss"].median()
+    W = run.weights(0)["W"]                        # instance 0's final weights, a torch.Tensor
+
+Tables are pandas DataFrames when pandas is installed (``pip install 'toysup[notebook]'``)
+and lists of dicts otherwise; ``as_records=True`` asks for the lists either way. A row's
+``point`` indexes :meth:`Run.points`, whose parameter values are exact (from the run's
+config.toml); group by it rather than by the swept columns, which results.csv holds to
+9 significant digits. Runs are found as the command line finds them: ``runs_dir``, else
+$TOYSUP_RUNS_DIR, else ./runs. This module imports no terminal library.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine import store
+from engine.errors import UserError
+from engine.results import Results
+from engine.spec import Spec, read_preset, resolve
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Run", "has_pandas", "list_runs", "open_run", "run_sweep"]
+
+Records = list[dict[str, Any]]
+
+
+def has_pandas() -> bool:
+    """Whether tables come back as pandas DataFrames (pandas is installed) or as records."""
+    return importlib.util.find_spec("pandas") is not None
+
+
+def _table(records: Records, columns: Sequence[str], as_records: bool) -> Any:
+    if as_records or not has_pandas():
+        return records
+    import pandas
+
+    return pandas.DataFrame.from_records(records, columns=list(columns))
+
+
+class Run:
+    """A run folder: its record, its spec, and its tables, read afresh on every call (so a run that is
+    still going shows what has finished so far)."""
+
+    def __init__(self, run: store.Run) -> None:
+        self._run = run
+
+    def __repr__(self) -> str:
+        return f"<toysup run {self.id}: {self.status}, {self.info.get('instances_done', 0)}/" \
+               f"{self.info.get('instances', '?')} instances>"
+
+    @property
+    def id(self) -> str:
+        return self._run.id
+
+    @property
+    def path(self) -> Path:
+        return self._run.path
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """run.json: times, device, versions, throughput, error."""
+        return self._run.info()
+
+    @property
+    def status(self) -> str:
+        """completed, running, interrupted, failed, killed or damaged (as ``toysup runs`` says)."""
+        return self._run.status()
+
+    @property
+    def spec(self) -> Spec:
+        """The resolved spec the run trained (config.toml): every parameter and the axes."""
+        return self._run.spec()
+
+    def _data(self) -> Results:
+        return Results.open(self._run)
+
+    def results(self, as_records: bool = False) -> Any:
+        """results.csv: one row per finished instance (instance, seed, point, swept parameters, metrics)."""
+        data = self._data()
+        return _table(data.rows, data.columns, as_records)
+
+    def curves(self, as_records: bool = False) -> Any:
+        """curves.csv with each row's sweep point: instance, point, step, loss (and the model's curve columns)."""
+        return self._with_point("curves", as_records)
+
+    def features(self, as_records: bool = False) -> Any:
+        """features.csv with each row's sweep point: instance, point, feature, and the model's feature columns."""
+        return self._with_point("features", as_records)
+
+    def _with_point(self, table: str, as_records: bool) -> Any:
+        columns, rows = self._run.table(table)
+        spec = self.spec
+        records = [{"instance": r["instance"], "point": spec.point_of(r["instance"]),
+                    **{k: v for k, v in r.items() if k != "instance"}} for r in rows]
+        return _table(records, ["instance", "point", *[c for c in columns if c != "instance"]], as_records)
+
+    def points(self, as_records: bool = False) -> Any:
+        """One row per sweep point: point, its exact parameter values, a label, and how many of its
+        instances (seeds) have finished."""
+        data = self._data()
+        names = [a.name for a in data.axes]
+        records = [{"point": p.index, **p.values, "label": p.label(), "seeds": len(p.instances),
+                    "finished": len(data.members(p))} for p in data.points]
+        return _table(records, ["point", *names, "label", "seeds", "finished"], as_records)
+
+    def members(self, point: int, as_records: bool = False) -> Any:
+        """The results rows of one sweep point, by seed."""
+        data = self._data()
+        return _table(data.members(point), data.columns, as_records)
+
+    def weights(self, instance: int) -> dict[str, torch.Tensor]:
+        """One instance's final weights (and, with snapshots=N, ``<name>.snapshots`` and ``snapshot_steps``)."""
+        return self._run.instance_weights(instance)
+
+    def config(self, instance: int) -> dict[str, Any]:
+        """Every parameter one instance trained with: the fixed ones, its point's exact values, its seed."""
+        return self._data().instance_config(instance)
+
+
+def open_run(ref: str | Path = "latest", runs_dir: str | Path | None = None) -> Run:
+    """A run by id (or a unique part of one), by folder, or ``latest`` (UserError if there is none)."""
+    return Run(store.find_run(store.runs_dir(runs_dir), str(ref)))
+
+
+def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
+    """The runs in the runs directory, newest first."""
+    return [Run(r) for r in store.list_runs(store.runs_dir(runs_dir))]
+
+
+def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Mapping[str, Any] | None = None,
+              sweep: Mapping[str, Any] | None = None, seeds: int | None = None,
+              runs_dir: str | Path | None = None, device: str = "auto", threads: int | None = None) -> Run:
+    """Train a sweep and return its run, as ``toysup run`` does.
+
+    ``spec`` is a bundled preset's name, a preset or config.toml path, or a preset as a dict
+    (``{"model": ..., "params": {...}, "sweep": {...}}``). ``params`` fixes parameters (replacing
+    an axis of the same name, as ``-s`` does), ``sweep`` adds or replaces axes (a list of values,
+    or a string in the sweep grammar: ``"log:1:0.01:7"``), ``seeds`` sets the seeds per point.
+    Mistakes raise UserError before anything is written. An interrupt (Ctrl-C, a notebook's stop button) ends
+    the run as ``interrupted`` with its finished chunks kept; check ``status`` of the run returned.
+    """
+    from engine.runner import run_sweep as train
+
+    if isinstance(spec, Mapping):
+        data, source = {"name": "sweep", **spec}, "spec"
+    else:
+        data, source = read_preset(str(spec)), str(spec)
+    fixed = dict(params or {})
+    both = fixed.keys() & (sweep or {}).keys()
+    if both:
+        raise UserError(f"{sorted(both)[0]} is both in params and sweep; keep one")
+    axes = {k: v for k, v in {**data.get("sweep", {}), **(sweep or {})}.items() if k not in fixed}
+    values = {k: v for k, v in {**data.get("params", {}), **fixed}.items() if k not in axes}
+    data = {**data, "params": values, "sweep": axes}
+    resolved = resolve(data, seeds=seeds, source=source)
+    outcome = train(resolved, store.runs_dir(runs_dir), device=device, threads=threads)
+    return Run(store.Run(outcome.run_dir))
