@@ -45,7 +45,7 @@ def has_pandas() -> bool:
 def _table(records: Records, columns: Sequence[str], as_records: bool) -> Any:
     if as_records or not has_pandas():
         return records
-    import pandas
+    import pandas  # type: ignore[import-untyped,unused-ignore]
 
     return pandas.DataFrame.from_records(records, columns=list(columns))
 

@@ -205,9 +205,8 @@ def representatives(results: Results) -> list[Representative]:
     otherwise "low NAME" and "high NAME". A run without axes gives its one point.
     """
     if not results.axes:
-        (point,) = results.points
         best = _lowest_loss(results.rows)
-        return [Representative("only point", best, point, len(results.rows))] if best else []
+        return [Representative("only point", best, results.points[0], len(results.rows))] if best else []
     first, others = results.axes[0], results.axes[1:]
     fixed = {a.name: a.values[0] for a in others}
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in first.values)

@@ -271,7 +271,7 @@ def export(
     table: Annotated[str, typer.Option("--table", help="results, curves or features")] = "results",
     runs_dir: RunsDirOption = None,
 ) -> None:
-    """Export a run's table as CSV (results rows carry run id, seed and every swept parameter)."""
+    """Export a run's table as CSV (results rows carry run id, seed, sweep point and every swept parameter)."""
     from engine import store
 
     try:
