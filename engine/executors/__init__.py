@@ -9,8 +9,7 @@ from __future__ import annotations
 from engine.errors import SpecError
 from engine.executors.base import Executor, Placement, Work, run_chunk
 from engine.executors.local import LocalExecutor
-
-BACKENDS = ("local", "ray")
+from engine.options import BACKENDS
 
 __all__ = ["BACKENDS", "Executor", "LocalExecutor", "Placement", "Work", "make_executor", "run_chunk"]
 
