@@ -64,8 +64,8 @@ class Option(Param):
         """Coerce a flag's text, a form field or a JSON value, then check it; None or blank: unset."""
         if self.automatic and _unset(raw, numeric=self.kind in ("int", "float")):
             return None
-        if raw is None:
-            raise SpecError(f"{self.flag} needs a value: expected {self.range_text()}")
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            raise SpecError(f"{self.flag} is empty: expected {self.range_text()}")
         return super().parse(raw)
 
     def check(self, value: Any) -> None:
