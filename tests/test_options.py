@@ -81,6 +81,15 @@ def test_every_option_is_declared_once_with_what_users_see() -> None:
         assert (option.default is None) == bool(option.automatic)  # an unset option says what it means
 
 
+def test_the_readme_table_matches_the_declarations() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for o in OPTIONS:
+        valid = ", ".join(o.choices) if o.kind == "choice" else o.range_text()
+        cells = [f"`{o.flag} {o.metavar}`", o.default_text(), valid, o.help]
+        row = "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+        assert row in readme, row
+
+
 @pytest.mark.parametrize("command, names", [("run", None), ("resume", None), ("tui", None),
                                             ("bench", ["device", "threads"])])
 def test_the_commands_flags_come_from_the_declarations(command: str, names: list[str] | None) -> None:
