@@ -25,7 +25,7 @@ from engine.events import (
     RunStarted,
     ignore,
 )
-from engine.executors import Executor, Placement, Work, make_executor
+from engine.executors import Executor, Placement, Work, executor_for
 from engine.executors.base import Saved
 from engine.models import get_model
 from engine.options import GIB, RECORDED, RunOptions
@@ -115,7 +115,7 @@ def run_sweep(
     message is kept).
     """
     options = _merged(options, device, max_memory, threads, checkpoint_every_s)
-    executor = executor or _executor(options)
+    executor = executor or executor_for(options)
     try:
         placement = executor.open(options.device, options.threads)
         chunks = plan(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
@@ -159,7 +159,7 @@ def resume_sweep(
         raise SpecError(f"run {run.id} is already completed: nothing to resume")
     if info.get("status") == "running" and process_alive(info):
         raise SpecError(f"run {run.id} is still running (process {info.get('pid')} on this host)")
-    executor = executor or _executor(options)
+    executor = executor or executor_for(options)
     try:
         placement = executor.open(options.device, options.threads)
         _, rows = run.results()
@@ -197,10 +197,6 @@ def _merged(options: RunOptions | None, device: str | None, max_memory: int | No
     return (options or RunOptions()).with_values(
         device=device, threads=threads, checkpoint_every=checkpoint_every_s,
         max_memory=None if max_memory is None else max_memory / GIB)
-
-
-def _executor(options: RunOptions) -> Executor:
-    return make_executor(options.backend, options.address, options.gpus_per_chunk)
 
 
 def _recorded(options: RunOptions, executor: Executor) -> dict[str, Any]:

@@ -66,12 +66,21 @@ def start_run(runs: Path, preset: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
 
+def first_chunk_recorded(runs: Path) -> Path | None:
+    """The run folder once run.json counts a stored chunk (results.csv is written a moment before run.json: a
+    signal in between would leave run.json's count at 0)."""
+    found = list_runs(runs)
+    if found and (found[0].path / "results.csv").exists() and found[0].info().get("instances_done"):
+        return found[0].path
+    return None
+
+
 def wait_for_first_chunk(runs: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = list_runs(runs)
-        if found and (found[0].path / "results.csv").exists():
-            return found[0].path
+        folder = first_chunk_recorded(runs)
+        if folder is not None:
+            return folder
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.05)
     raise AssertionError("the first chunk never finished")
@@ -154,7 +163,7 @@ def test_a_run_whose_terminal_closed_stops_cleanly(tmp_path: Path):
     os.close(slave)
     os.set_blocking(master, False)
     deadline = time.monotonic() + 60
-    while not list((runs).glob("*/results.csv")):
+    while first_chunk_recorded(runs) is None:
         assert proc.poll() is None and time.monotonic() < deadline, "the first chunk never finished"
         with contextlib.suppress(BlockingIOError, OSError):
             os.read(master, 1 << 16)  # the terminal reads what the run draws, or the run would block

@@ -89,7 +89,7 @@ def run(
 ) -> None:
     """Train a sweep headless and store it as a run folder."""
     from engine import store
-    from engine.executors import make_executor
+    from engine.executors import executor_for
     from engine.options import RunOptions
     from engine.plan import plan
     from engine.runner import run_sweep
@@ -100,7 +100,7 @@ def run(
         options = RunOptions.from_dict(given or {})
         spec = load(preset, set_ or [], sweep or [], seeds)
         if dry_run:
-            executor = make_executor(options.backend, options.address, options.gpus_per_chunk)
+            executor = executor_for(options)
             try:
                 placement = executor.open(options.device, options.threads)
             finally:
