@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import typer
 from conftest import TINY_PRESET, assert_user_error, invoke, snapshot
+from textual.widgets import Input, Select
 
 from engine.errors import SpecError
 from engine.options import OPTION, OPTIONS, RunOptions, resume_options
@@ -26,7 +27,7 @@ from engine.store import Run
 from toysup_tui.app import ToysupApp
 from toysup_tui.cli import app as cli_app
 from toysup_tui.screens.form import FormScreen, device_choices
-from toysup_tui.widgets.param_field import option_text
+from toysup_tui.widgets.param_field import OptionField, option_text
 
 # Option values that every entry point must refuse: by option name, as a user would type them.
 INVALID: list[dict[str, str]] = [
@@ -196,7 +197,7 @@ def test_the_form_refuses_bad_options_inline(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         app = ToysupApp(tmp_path / "runs", presets_dir=tmp_path / "presets", options=RunOptions(device="cpu"))
-        app.launch = launch  # type: ignore[method-assign]
+        app.launch = launch  # type: ignore[method-assign,assignment]
         async with app.run_test(size=(80, 24)) as pilot:
             form = FormScreen({"name": "tiny", "model": "relu_output", "params": {"steps": 10}})
             await app.push_screen(form)
@@ -208,11 +209,11 @@ def test_the_form_refuses_bad_options_inline(tmp_path: Path) -> None:
                         any(OPTION[name].backend not in ("", backend) for name in values):
                     continue  # not to be had from the form: its selects offer no such value, or the field is hidden
                 for name, default in (("backend", "local"), ("device", "cpu")):
-                    form.query_one(f"#input-option-{name}").value = values.get(name, default)
+                    form.query_one(f"#input-option-{name}", Select).value = values.get(name, default)
                 await pilot.pause()
                 for option in OPTIONS:
                     if option.kind != "choice" and option.name != "device":
-                        field = form.query_one(f"#input-option-{option.name}")
+                        field = form.query_one(f"#input-option-{option.name}", Input)
                         field.value = values.get(option.name, option_text(option.default))
                 await pilot.pause()
                 expected = message(values)
@@ -220,15 +221,15 @@ def test_the_form_refuses_bad_options_inline(tmp_path: Path) -> None:
                 assert form.options is None and expected in str(form.query_one("#form-summary").render())
                 own = [name for name in values if name not in ("backend", "device")]
                 if len(own) == 1:
-                    assert form.query_one(f"#option-{own[0]}").error == expected  # inline, under the field
+                    assert form.query_one(f"#option-{own[0]}", OptionField).error == expected  # inline, under the field
                 await pilot.press("ctrl+r")
                 await pilot.pause()
                 typed += 1
             assert typed >= 19 and launched == []
             for option in OPTIONS:
                 if option.kind != "choice" and option.name != "device":
-                    form.query_one(f"#input-option-{option.name}").value = option_text(option.default)
-            form.query_one("#input-option-backend").value = "local"
+                    form.query_one(f"#input-option-{option.name}", Input).value = option_text(option.default)
+            form.query_one("#input-option-backend", Select).value = "local"
             await pilot.pause()
             assert form.problem == "" and form.options == RunOptions(device="cpu")
 

@@ -94,8 +94,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        request = sys.stdin.read()
-        launch = Launch.from_json(request)
+        launch = Launch.from_json(sys.stdin.read())
         if launch.nice > 0:
             with contextlib.suppress(OSError):
                 os.nice(launch.nice)
