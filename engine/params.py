@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from engine.errors import SpecError
 
-Kind = Literal["int", "float", "choice", "bool"]
+Kind = Literal["int", "float", "choice", "bool", "str"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Param:
     structural: bool = False
     per_instance: bool = True
     log_scale: bool = False  # a sensible axis for charts and the TUI's range hint
+    unit: str = ""  # of a number, as errors and the form name it: "a number of GiB in (0, inf)"
 
     def range_text(self) -> str:
         """The valid values in the notation users see in errors and the form."""
@@ -48,11 +49,13 @@ class Param:
             return "one of " + ", ".join(self.choices)
         if self.kind == "bool":
             return "true or false"
+        if self.kind == "str":
+            return "text"
         lo = "-inf" if self.low is None else _fmt(self.low)
         hi = "inf" if self.high is None else _fmt(self.high)
         left = "(" if self.low_open or self.low is None else "["
         right = ")" if self.high_open or self.high is None else "]"
-        kind = "an integer" if self.kind == "int" else "a number"
+        kind = ("an integer" if self.kind == "int" else "a number") + (f" of {self.unit}" if self.unit else "")
         return f"{kind} in {left}{lo}, {hi}{right}"
 
     def parse(self, raw: Any) -> Any:
@@ -61,21 +64,25 @@ class Param:
         self.check(value)
         return value
 
+    def named(self, shown: str) -> str:
+        """The parameter with a value, as errors quote it: ``steps=0``."""
+        return f"{self.name}={shown}"
+
     def check(self, value: Any) -> None:
         if self.kind == "choice":
             if value not in self.choices:
-                raise SpecError(f"{self.name}={value!r} is not valid: expected {self.range_text()}")
+                raise SpecError(f"{self.named(repr(value))} is not valid: expected {self.range_text()}")
             return
-        if self.kind == "bool":
+        if self.kind in ("bool", "str"):
             return
         if isinstance(value, float) and not math.isfinite(value):
-            raise SpecError(f"{self.name}={value} is not valid: expected {self.range_text()}")
+            raise SpecError(f"{self.named(str(value))} is not valid: expected {self.range_text()}")
         bad = (
             (self.low is not None and (value < self.low or (self.low_open and value == self.low)))
             or (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
         )
         if bad:
-            raise SpecError(f"{self.name}={_fmt(value)} is out of range: expected {self.range_text()}")
+            raise SpecError(f"{self.named(_fmt(value))} is out of range: expected {self.range_text()}")
 
     def _coerce(self, raw: Any) -> Any:
         what = self.range_text()
@@ -87,11 +94,11 @@ class Param:
                 return True
             if text in ("false", "0", "no", "off"):
                 return False
-            raise SpecError(f"{self.name}={raw!r} is not valid: expected {what}")
-        if self.kind == "choice":
+            raise SpecError(f"{self.named(repr(raw))} is not valid: expected {what}")
+        if self.kind in ("choice", "str"):
             return str(raw).strip()
         if isinstance(raw, bool):
-            raise SpecError(f"{self.name}={raw!r} is not valid: expected {what}")
+            raise SpecError(f"{self.named(repr(raw))} is not valid: expected {what}")
         try:
             if self.kind == "int":
                 if isinstance(raw, float):
@@ -106,7 +113,7 @@ class Param:
                 return int(raw)
             return float(raw)
         except (TypeError, ValueError):
-            raise SpecError(f"{self.name}={raw!r} is not valid: expected {what}") from None
+            raise SpecError(f"{self.named(repr(raw))} is not valid: expected {what}") from None
 
 
 def _fmt(x: float) -> str:

@@ -24,8 +24,9 @@ from engine.events import (
     RunStarted,
     ignore,
 )
-from engine.executors import Executor, LocalExecutor, Placement, Work
+from engine.executors import Executor, Placement, Work, executor_for
 from engine.executors.base import Saved
+from engine.options import GIB, RECORDED, RunOptions
 from engine.plan import Chunk, plan
 from engine.spec import Spec
 from engine.store import Run, now_iso
@@ -43,53 +44,66 @@ class Outcome:
 def run_sweep(
     spec: Spec,
     root: Path,
-    device: str = "auto",
+    options: RunOptions | None = None,
+    *,
     emit: EventSink = ignore,
     should_stop: Callable[[], bool] = lambda: False,
+    executor: Executor | None = None,
+    device: str | None = None,
     max_memory: int | None = None,
     threads: int | None = None,
-    checkpoint_every_s: float = 300.0,
-    executor: Executor | None = None,
+    checkpoint_every_s: float | None = None,
 ) -> Outcome:
     """Train every chunk of ``spec`` and store the results under ``root``.
 
-    ``executor`` decides where chunks train (default: this process, see
-    engine.executors). User errors (bad device, unwritable runs directory, no
-    cluster) raise UserError before anything is written. Once the folder exists,
-    every ending is recorded in run.json: completed, interrupted (Ctrl-C, SIGTERM
-    handled as KeyboardInterrupt, or ``should_stop``) or failed (any other
-    exception, whose message is kept).
+    ``options`` say where and how (default: ``RunOptions()``); ``device``,
+    ``threads``, ``max_memory`` (in bytes, as :func:`engine.plan.plan` takes it)
+    and ``checkpoint_every_s`` override single fields of it. ``executor``, when
+    given, replaces the one the options' backend would make. User errors (bad
+    options or device, unwritable runs directory, no cluster) raise UserError
+    before anything is written. Once the folder exists, every ending is recorded
+    in run.json: completed, interrupted (Ctrl-C, SIGTERM or SIGHUP handled as
+    KeyboardInterrupt, or ``should_stop``) or failed (any other exception, whose
+    message is kept).
     """
-    executor = executor or LocalExecutor()
+    options = _merged(options, device, max_memory, threads, checkpoint_every_s)
+    executor = executor or executor_for(options)
     try:
-        placement = executor.open(device, threads)
-        chunks = plan(spec, placement.device, max_memory, budget=placement.budget, slots=placement.slots)
+        placement = executor.open(options.device, options.threads)
+        chunks = plan(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
+                      slots=placement.slots)
         run = Run.create(root, spec, device=placement.description, chunks=len(chunks),
-                         extra={"backend": executor.name, **executor.record()})
+                         extra={"backend": executor.name, **executor.record(),
+                                "options": _recorded(options, executor)})
     except BaseException:
         executor.close()
         raise
-    return _train(run, spec, chunks, [], executor, placement, emit, should_stop, checkpoint_every_s)
+    return _train(run, spec, chunks, [], executor, placement, emit, should_stop, options.checkpoint_every)
 
 
 def resume_sweep(
     run_dir: Path,
-    device: str = "auto",
+    options: RunOptions | None = None,
+    *,
     emit: EventSink = ignore,
     should_stop: Callable[[], bool] = lambda: False,
+    executor: Executor | None = None,
+    device: str | None = None,
     max_memory: int | None = None,
     threads: int | None = None,
-    checkpoint_every_s: float = 300.0,
-    executor: Executor | None = None,
+    checkpoint_every_s: float | None = None,
 ) -> Outcome:
     """Finish an interrupted or failed run in place: train the instances its results.csv lacks.
 
-    Every instance's result depends on its seed and config alone, not on which
-    chunk (or backend) it trains in, so the resumed run ends with the same
-    results as an uninterrupted one (bit for bit on the same kind of device).
-    Each chunk cut short continues from its last checkpoint (if it wrote one),
-    the rest train from their start.
+    Options as for :func:`run_sweep` (:func:`engine.options.resume_options`
+    gives ones that keep the run's own backend). Every instance's result
+    depends on its seed and config alone, not on which chunk (or backend) it
+    trains in, so the resumed run ends with the same results as an
+    uninterrupted one (bit for bit on the same kind of device). Each chunk cut
+    short continues from its last checkpoint (if it wrote one), the rest train
+    from their start.
     """
+    options = _merged(options, device, max_memory, threads, checkpoint_every_s)
     run = Run.open(run_dir)
     try:  # a damaged folder (no config.toml, a malformed results.csv) is reported before anything else
         spec = run.spec()
@@ -102,9 +116,9 @@ def resume_sweep(
         raise UserError(f"run {run.id} is already completed: nothing to resume")
     if status == "running":
         raise UserError(f"run {run.id} is still running (process {info.get('pid')} on this host)")
-    executor = executor or LocalExecutor()
+    executor = executor or executor_for(options)
     try:
-        placement = executor.open(device, threads)
+        placement = executor.open(options.device, options.threads)
         done = {r["instance"] for r in rows}
         remaining = [i for i in spec.instances() if i.index not in done]
         run.drop_unrecorded_chunks(done)
@@ -120,16 +134,32 @@ def resume_sweep(
             else:  # its chunk was stored after all (a kill between the two writes)
                 run.clear_checkpoint(index)
         first = 1 + max([*stored, *(c.index for c in head)], default=-1)
-        chunks = head + plan(spec, placement.device, max_memory, instances=list(left.values()), first_index=first,
-                             budget=placement.budget, slots=placement.slots)
+        chunks = head + plan(spec, placement.device, options.max_memory_bytes, instances=list(left.values()),
+                             first_index=first, budget=placement.budget, slots=placement.slots)
         run.reopen_parts()
         run.update_info(status="running", ended=None, error="", chunks=len(stored) + len(chunks), pid=os.getpid(),
                         resumed=int(info.get("resumed", 0)) + 1, device=placement.description,
-                        backend=executor.name, **executor.record())
+                        backend=executor.name, **executor.record(), options=_recorded(options, executor))
     except BaseException:
         executor.close()
         raise
-    return _train(run, spec, chunks, rows, executor, placement, emit, should_stop, checkpoint_every_s, resume_from)
+    return _train(run, spec, chunks, rows, executor, placement, emit, should_stop, options.checkpoint_every,
+                  resume_from)
+
+
+def _merged(options: RunOptions | None, device: str | None, max_memory: int | None, threads: int | None,
+            checkpoint_every_s: float | None) -> RunOptions:
+    """``options`` with the single-field overrides applied, validated again as a whole."""
+    return (options or RunOptions()).with_values(
+        device=device, threads=threads, checkpoint_every=checkpoint_every_s,
+        max_memory=None if max_memory is None else max_memory / GIB)
+
+
+def _recorded(options: RunOptions, executor: Executor) -> dict[str, Any]:
+    """The options as run.json keeps them: the backend (and its settings) of the executor that actually ran."""
+    record = executor.record()
+    used = {k: record[k] if record[k] != "" else None for k in RECORDED if k in record}
+    return {**options.to_dict(), "backend": executor.name, **used}
 
 
 MIN_CHUNK = 1  # an out-of-memory chunk is halved and retried down to this many instances

@@ -277,7 +277,7 @@ RUN_MISTAKES = [
     pytest.param(["{unknown_param}"], ["unknown parameter 'stepz'", "did you mean 'steps'"],
                  id="unknown-key-in-params"),
     pytest.param(["{both}"], ["lr is both in [params] and [sweep]"], id="params-and-sweep"),
-    pytest.param(["{tiny}", "--backend", "slurm"], ["--backend 'slurm'", "local or ray"], id="unknown-backend"),
+    pytest.param(["{tiny}", "--backend", "slurm"], ["--backend 'slurm'", "one of local, ray"], id="unknown-backend"),
     pytest.param(["{tiny}", "--address", "head:6379"], ["--address is for --backend ray"], id="address-locally"),
     pytest.param(["{tiny}", "--backend", "ray", "--gpus-per-chunk", "2"], ["--gpus-per-chunk 2", "(0, 1]"],
                  id="gpus-per-chunk-over-one"),

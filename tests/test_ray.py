@@ -181,20 +181,24 @@ def test_without_ray_the_backend_says_how_to_install_it(monkeypatch: pytest.Monk
 
 
 def test_the_tuis_worker_process_streams_a_ray_runs_events(cluster: str, tmp_path: Path):
-    """The TUI launches sweeps through toysup_tui.worker; with --backend ray its JSON events are the local ones."""
+    """The TUI launches sweeps through toysup_tui.worker; with the ray backend its JSON events are the local ones."""
     import json
     import subprocess
 
+    from engine.options import RunOptions
+    from toysup_tui.worker import Launch
+
     spec = make_spec(PARAMS, SWEEP)
-    proc = subprocess.run([sys.executable, "-m", "toysup_tui.worker", "--runs-dir", str(tmp_path), "--device",
-                           "cpu", "--backend", "ray", "--address", cluster], input=spec.to_toml(),
+    launch = Launch(spec.to_toml(), tmp_path, RunOptions(device="cpu", backend="ray", address=cluster))
+    proc = subprocess.run([sys.executable, "-m", "toysup_tui.worker"], input=launch.to_json(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     events = [ev.from_json(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert isinstance(events[0], ev.RunStarted) and events[0].device == "ray: 2 x cpu"
     assert {e.chunk for e in events if isinstance(e, ev.ChunkFinished)} == {0, 1}
     assert isinstance(events[-1], ev.RunFinished) and events[-1].status == "completed"
-    assert json.loads((Path(events[-1].run_dir) / "run.json").read_text())["backend"] == "ray"
+    info = json.loads((Path(events[-1].run_dir) / "run.json").read_text())
+    assert info["backend"] == "ray" and info["options"]["address"] == cluster
 
 
 def test_chunks_are_sized_to_the_clusters_gpus():

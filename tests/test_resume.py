@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -65,20 +66,30 @@ def start_run(runs: Path, preset: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
 
 
+def first_chunk_recorded(runs: Path) -> Path | None:
+    """The run folder once run.json counts a stored chunk (results.csv is written a moment before run.json: a
+    signal in between would leave run.json's count at 0)."""
+    found = list_runs(runs)
+    if found and (found[0].path / "results.csv").exists() and found[0].info().get("instances_done"):
+        return found[0].path
+    return None
+
+
 def wait_for_first_chunk(runs: Path, proc: subprocess.Popen, timeout: float = 60) -> Path:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = list_runs(runs)
-        if found and (found[0].path / "results.csv").exists():
-            return found[0].path
+        folder = first_chunk_recorded(runs)
+        if folder is not None:
+            return folder
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         time.sleep(0.05)
     raise AssertionError("the first chunk never finished")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
 def test_a_real_run_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_path: Path, how: signal.Signals):
+    """Ctrl-C and a hangup (a closed terminal, a dropped SSH connection) stop the run cleanly; SIGKILL cannot."""
     spec = make_spec({**PARAMS, "steps": 3000}, SWEEP)
     preset = tmp_path / "sweep.toml"
     preset.write_text(spec.to_toml())
@@ -90,7 +101,7 @@ def test_a_real_run_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_path
     proc.send_signal(how)
     code = proc.wait(timeout=30)
     info = json.loads((folder / "run.json").read_text())  # run.json is whole whatever the moment of death
-    if how == signal.SIGINT:
+    if how in (signal.SIGINT, signal.SIGHUP):
         assert code == 130 and info["status"] == "interrupted"
         assert (folder / "curves.csv").exists()
     else:
@@ -107,6 +118,62 @@ def test_a_real_run_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_path
     assert json.loads((folder / "run.json").read_text())["status"] == "completed"
     assert_same_results(whole.run_dir, folder)
     assert not list(folder.rglob(".*.tmp"))  # no temporary file left behind by the killed process
+
+
+@pytest.mark.slow
+def test_a_hangup_stops_a_resume_as_an_interruption(tmp_path: Path):
+    """SIGHUP to a foreground ``toysup resume`` keeps the chunks it finished and leaves the run resumable."""
+    spec = make_spec({**PARAMS, "steps": 3000}, SWEEP)
+    preset = tmp_path / "sweep.toml"
+    preset.write_text(spec.to_toml())
+    runs = tmp_path / "runs"
+    proc = start_run(runs, preset)
+    folder = wait_for_first_chunk(runs, proc)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    before = json.loads((folder / "run.json").read_text())["instances_done"]
+
+    resume = subprocess.Popen([*toysup_command(), "resume", str(folder), "--device", "cpu",
+                               "--max-memory", str(BUDGET / 1024**3), "-q"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + 120
+    while json.loads((folder / "run.json").read_text())["instances_done"] == before:
+        assert resume.poll() is None and time.monotonic() < deadline, "the resume stored no chunk"
+        time.sleep(0.05)
+    resume.send_signal(signal.SIGHUP)
+    assert resume.wait(timeout=30) == 130
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["resumed"] == 1
+    assert before < info["instances_done"] < 40
+
+
+@pytest.mark.slow
+def test_a_run_whose_terminal_closed_stops_cleanly(tmp_path: Path):
+    """A closed terminal: the run's progress bar writes to a pseudo-terminal whose other end is gone (writes fail
+    with EIO) when the hangup arrives; the run still ends interrupted with its finished chunks, exit 130."""
+    spec = make_spec({**PARAMS, "steps": 3000}, SWEEP)
+    preset = tmp_path / "sweep.toml"
+    preset.write_text(spec.to_toml())
+    runs = tmp_path / "runs"
+    master, slave = os.openpty()
+    proc = subprocess.Popen([*toysup_command(), "run", str(preset), "--runs-dir", str(runs), "--device", "cpu",
+                             "--max-memory", str(BUDGET / 1024**3)], stdin=slave, stdout=slave, stderr=slave,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "TERM": "xterm"}, start_new_session=True)
+    os.close(slave)
+    os.set_blocking(master, False)
+    deadline = time.monotonic() + 60
+    while first_chunk_recorded(runs) is None:
+        assert proc.poll() is None and time.monotonic() < deadline, "the first chunk never finished"
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.read(master, 1 << 16)  # the terminal reads what the run draws, or the run would block
+        time.sleep(0.05)
+    os.close(master)
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=30) == 130
+    (folder,) = runs.iterdir()
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "interrupted" and 16 <= info["instances_done"] < 40
 
 
 def test_an_out_of_memory_chunk_is_halved_and_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

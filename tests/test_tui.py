@@ -31,6 +31,7 @@ from textual.widgets import DataTable, Input, Static
 from engine import metrics as M
 from engine.models import get_model
 from engine.models.relu_output import superposition_metrics
+from engine.options import OPTION, RunOptions
 from engine.runner import run_sweep
 from engine.spec import Spec, resolve
 from engine.store import Run, csv_text, export, result_columns
@@ -172,7 +173,8 @@ async def open_form(pilot: Any, app: ToysupApp, preset: str = "tms-intro") -> Fo
 
 async def set_field(pilot: Any, form: FormScreen, name: str, text: str) -> None:
     """Focus a field, clear it and type, as a user would."""
-    field = form.query_one(f"#form-{name}" if name in ("name", "description", "address") else f"#input-{name}")
+    field = form.query_one(f"#form-{name}" if name in ("name", "description") else
+                           f"#input-option-{name}" if name in OPTION else f"#input-{name}")
     field.focus()
     await pilot.press("ctrl+u", "end", "ctrl+u")
     await pilot.press(*text)
@@ -191,7 +193,7 @@ async def test_launch_tiny_sweep_from_form_and_see_it_complete(tui_dirs: tuple[P
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
         form = await open_form(pilot, app)
-        for name, text in TINY_FIELDS.items():
+        for name, text in {**TINY_FIELDS, "threads": "1", "max_memory": "0.5", "checkpoint_every": "45"}.items():
             await set_field(pilot, form, name, text)
         summary = str(form.query_one("#form-summary").render())
         assert "2 point(s) × 2 seed(s) = 4 instances" in summary
@@ -207,6 +209,9 @@ async def test_launch_tiny_sweep_from_form_and_see_it_complete(tui_dirs: tuple[P
         assert "completed" in str(app.screen.query_one("#run-header").render())
         run = Run(Path(live.run_dir))
         assert run.info()["status"] == "completed"
+        # the worker got the form's run options as data, and the run recorded them
+        assert run.info()["options"] == {**RunOptions().to_dict(), "device": "cpu", "threads": 1,
+                                         "max_memory": 0.5, "checkpoint_every": 45.0}
         _, rows = run.results()
         assert len(rows) == 4 and {r["feature_probability"] for r in rows} == {1.0, 0.05}
         await pilot.press("o")
@@ -328,29 +333,30 @@ async def test_changing_the_model_regenerates_the_fields(tui_dirs: tuple[Path, P
 @run_async
 async def test_the_form_launches_on_the_chosen_backend(tui_dirs: tuple[Path, Path],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """Choosing ray shows the address field; launch hands both to the worker process."""
-    from toysup_tui.worker import SweepProcess
+    """Choosing ray shows the Ray fields (address, GPU share); launch hands the options to the worker process."""
+    from toysup_tui.worker import Launch, SweepProcess
 
-    launched: list[tuple[Any, ...]] = []
+    launched: list[Launch] = []
 
-    async def start(*args: Any) -> SweepProcess:
-        launched.append(args)
+    async def start(launch: Launch) -> SweepProcess:
+        launched.append(launch)
         raise OSError("not started in this test")
 
     monkeypatch.setattr(SweepProcess, "start", start)
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
         form = await open_form(pilot, app)
-        row = form.query_one("#form-address-row")
-        assert not row.display  # local: no address to give
-        form.query_one("#form-backend").value = "ray"
+        ray_only = [form.query_one("#option-address"), form.query_one("#option-gpus_per_chunk")]
+        assert not any(f.display for f in ray_only)  # local: no address to give
+        form.query_one("#input-option-backend").value = "ray"
         await pilot.pause()
-        assert row.display
+        assert all(f.display for f in ray_only)
         await set_field(pilot, form, "address", "ray://head:10001")
+        await set_field(pilot, form, "gpus_per_chunk", "0.25")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: bool(launched), timeout=20)
-    _toml, _runs, device, backend, address = launched[0]
-    assert (device, backend, address) == ("cpu", "ray", "ray://head:10001")
+    assert launched[0].options == RunOptions(device="cpu", backend="ray", address="ray://head:10001",
+                                             gpus_per_chunk=0.25)
 
 
 # --- results, export, runs browser ------------------------------------------------------------
@@ -616,13 +622,14 @@ async def test_long_progress_lines_reach_the_app(tmp_path: Path, monkeypatch: py
     over the reader's limit is skipped without stopping the reader (which would leave the worker blocked)."""
     from engine import events as ev
     from toysup_tui import worker
-    from toysup_tui.worker import SweepProcess
+    from toysup_tui.worker import Launch, SweepProcess
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     spec = resolve({"name": "wide", "model": "relu_output", "params": {
         "n_features": 5, "n_hidden": 2, "steps": 100, "batch_size": 16, "eval_batch_size": 64, "seeds": 600}},
         source="test")
-    process = await SweepProcess.start(spec.to_toml(), tmp_path / "runs", "cpu")
+    launch = Launch(spec.to_toml(), tmp_path / "runs", RunOptions(device="cpu"))
+    process = await SweepProcess.start(launch)
     events = [e async for e in process.events()]
     assert await process.wait(60) == 0
     longest = max(len(e.to_json()) for e in events)
@@ -631,7 +638,7 @@ async def test_long_progress_lines_reach_the_app(tmp_path: Path, monkeypatch: py
     assert sum(len(e.curve_steps) for e in events if isinstance(e, ev.Progress)) == 100
 
     monkeypatch.setattr(worker, "LINE_LIMIT", 2**12)  # now the long lines are over the limit
-    process = await SweepProcess.start(spec.to_toml(), tmp_path / "runs", "cpu")
+    process = await SweepProcess.start(launch)
     events = [e async for e in process.events()]
     assert await process.wait(60) == 0  # the reader went on, so the worker never blocked on a full pipe
     assert isinstance(events[-1], ev.RunFinished) and events[-1].status == "completed"
@@ -641,8 +648,10 @@ def test_worker_reports_user_errors_as_one_json_line(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "toysup_tui.worker", "--runs-dir", str(tmp_path), "--device",
-                           "nonsense"], input='name = "x"\n', capture_output=True, text=True, timeout=60)
+    request = json.dumps({"spec": 'name = "x"\n', "runs_dir": str(tmp_path / "runs"),
+                          "options": {"device": "nonsense"}})
+    proc = subprocess.run([sys.executable, "-m", "toysup_tui.worker"], input=request, capture_output=True,
+                          text=True, timeout=60)
     assert proc.returncode == 2
     line = json.loads(proc.stdout.strip())
     assert line["type"] == "error" and "--device 'nonsense' is not valid" in line["message"]

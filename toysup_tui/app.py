@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from engine.errors import SpecError
+from engine.options import RunOptions
 from engine.spec import Spec
 from engine.store import Run
 from toysup_tui.live import LiveRun, format_duration
@@ -30,7 +31,7 @@ from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.presets import PresetsScreen
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.user_presets import user_presets_dir
-from toysup_tui.worker import SweepProcess
+from toysup_tui.worker import Launch, SweepProcess
 
 CANCEL_WAIT_S = 20.0  # how long quitting waits for a cancelled run to record itself
 
@@ -52,14 +53,13 @@ class ToysupApp(App[None]):
     # Letter keys would be typed into the form's fields: keep them out of its footer.
     LETTER_ACTIONS = ("quit", "presets", "runs", "live")
 
-    def __init__(self, runs_dir: Path, presets_dir: Path | None = None, device: str = "auto",
-                 backend: str = "local", address: str = "") -> None:
+    def __init__(self, runs_dir: Path, presets_dir: Path | None = None, options: RunOptions | None = None,
+                 device: str | None = None) -> None:
         super().__init__()
         self.runs_dir = Path(runs_dir)
         self.user_presets_dir = presets_dir if presets_dir is not None else user_presets_dir()
-        self.device = device
-        self.backend = backend  # where launched sweeps train by default: local or ray (the form can change it)
-        self.address = address
+        # How launched sweeps train unless the form changes it (``device``: a shorthand for options.device).
+        self.options = (options or RunOptions()).with_values(device=device)
         self.live: LiveRun | None = None
         self.process: SweepProcess | None = None
         self._follower: Worker[None] | None = None
@@ -80,17 +80,16 @@ class ToysupApp(App[None]):
         return (self.process is not None and self.process.running and self.live is not None
                 and not self.live.finished)
 
-    async def launch(self, spec: Spec, device: str = "auto", backend: str | None = None,
-                     address: str | None = None) -> None:
-        """Start ``spec`` in a worker process and show the live view (backend and address: the app's unless given)."""
+    async def launch(self, spec: Spec, options: RunOptions | None = None) -> None:
+        """Start ``spec`` in a worker process and show the live view (options: the app's unless given)."""
         if self.sweep_running:
             self.notify("a sweep is already running: press l to watch it, or cancel it first", severity="warning")
             return
-        backend = backend or self.backend
-        address = self.address if address is None else address
+        options = options or self.options
+        device, backend = options.device, options.backend
         live = LiveRun(spec, requested_device=device if backend == "local" else f"{backend}: {device}")
         try:
-            process = await SweepProcess.start(spec.to_toml(), self.runs_dir.resolve(), device, backend, address)
+            process = await SweepProcess.start(Launch(spec.to_toml(), self.runs_dir.resolve(), options))
         except OSError as exc:
             self.notify(f"could not start the worker: {exc}", severity="error")
             return
@@ -248,14 +247,14 @@ class ToysupApp(App[None]):
             yield SystemCommand(binding.description, f"key: {self.get_key_display(binding)}",
                                 partial(active.node.run_action, binding.action))
         if isinstance(screen, FormScreen):
-            for field in screen.fields:
+            for field in [*screen.fields, *screen.option_fields]:
                 yield SystemCommand(f"Field: {field.param.name}", field.param.help,
                                     partial(screen.focus_field, field.param.name), discover=False)
 
 
-def run_tui(runs_dir: Path, device: str = "auto", backend: str = "local", address: str = "") -> None:
+def run_tui(runs_dir: Path, options: RunOptions | None = None) -> None:
     """Run the app until it quits; never leave a worker process behind."""
-    app = ToysupApp(runs_dir, device=device, backend=backend, address=address)
+    app = ToysupApp(runs_dir, options=options)
     try:
         app.run()
     finally:

@@ -5,7 +5,9 @@ Exit codes: 0 success, 1 a run that failed, 2 a usage or input error, 130 interr
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from engine.errors import SpecError, ToysupError
+from toysup_tui.option_flags import with_run_options
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_PRESET = "tms-intro"
@@ -37,37 +40,6 @@ RunsDirOption = Annotated[
     typer.Option("--runs-dir", help="Where runs are stored \\[default: $TOYSUP_RUNS_DIR or ./runs]",
                  show_default=False),
 ]
-
-
-BackendOption = Annotated[
-    str | None,
-    typer.Option("--backend", help="Where chunks train: local (this process) or ray (a Ray cluster, or a local Ray "
-                 "instance without --address) \\[default: local; resume: the run's own]", show_default=False),
-]
-AddressOption = Annotated[
-    str | None,
-    typer.Option("--address", help="Ray cluster address (ray://HEAD:10001, HEAD:6379 or auto) \\[default: "
-                 "$RAY_ADDRESS, else a new local Ray instance]", show_default=False),
-]
-GpusPerChunkOption = Annotated[
-    float | None,
-    typer.Option("--gpus-per-chunk", help="Ray: the share of a GPU each chunk asks for; 0.25 trains four chunks "
-                 "side by side on each GPU \\[default: 1]", show_default=False),
-]
-
-
-def executor_for(backend: str | None, address: str | None, gpus_per_chunk: float | None,
-                  recorded: dict[str, Any] | None = None) -> Any:
-    """The executor for the backend options; a resumed run defaults to the backend it was started with."""
-    from engine.executors import make_executor as make
-
-    recorded = recorded or {}
-    if backend is None:
-        backend = str(recorded.get("backend") or "local")
-        if backend == "ray":
-            address = address or recorded.get("address") or None
-            gpus_per_chunk = gpus_per_chunk or recorded.get("gpus_per_chunk")
-    return make(backend, address, 1.0 if gpus_per_chunk is None else gpus_per_chunk)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -96,6 +68,7 @@ def presets() -> None:
 
 
 @app.command()
+@with_run_options()
 def run(
     preset: Annotated[
         str, typer.Argument(help="Bundled preset name or path to a preset/config .toml")
@@ -108,58 +81,39 @@ def run(
         typer.Option("--sweep", help="Sweep a parameter: key=0.1,0.2 | key=lin:START:STOP:NUM | key=log:START:STOP:NUM"),  # noqa: E501
     ] = None,
     seeds: Annotated[int | None, typer.Option("--seeds", help="Seeds (instances) per sweep point")] = None,
-    device: Annotated[
-        str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (ray: auto, cpu or cuda)")
-    ] = "auto",
-    backend: BackendOption = None,
-    address: AddressOption = None,
-    gpus_per_chunk: GpusPerChunkOption = None,
+    given: dict[str, str] | None = None,
     runs_dir: RunsDirOption = None,
-    max_memory: Annotated[
-        float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB \\[default: automatic]")
-    ] = None,
-    threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads for torch \\[default: cores - 1 on CPU, 1 on GPU; "
-                                 "ray: the CPUs each chunk asks for, 1]")
-    ] = None,
-    checkpoint_every: Annotated[
-        float, typer.Option("--checkpoint-every", help="Seconds between checkpoints inside a chunk (resume continues "
-                            "from the last one)")
-    ] = 300.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary instead")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved sweep without training")] = False,
 ) -> None:
     """Train a sweep headless and store it as a run folder."""
     from engine import store
+    from engine.executors import executor_for
+    from engine.options import RunOptions
     from engine.plan import plan
     from engine.runner import run_sweep
     from engine.spec import load
     from toysup_tui import progress, report
 
     try:
+        options = RunOptions.from_dict(given or {})
         spec = load(preset, set_ or [], sweep or [], seeds)
-        budget = None if max_memory is None else int(max_memory * 1024**3)
-        if budget is not None and budget <= 0:
-            raise SpecError(f"--max-memory {max_memory} is not valid: expected a positive number of GiB")
-        executor = executor_for(backend, address, gpus_per_chunk)
         if dry_run:
+            executor = executor_for(options)
             try:
-                placement = executor.open(device, threads)
+                placement = executor.open(options.device, options.threads)
             finally:
                 executor.close()
-            chunks = plan(spec, placement.device, budget, budget=placement.budget, slots=placement.slots)
+            chunks = plan(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
+                          slots=placement.slots)
             report.print_dry_run(out, spec, chunks, as_json, where=placement.description)
             return
         root = store.runs_dir(runs_dir)
         sink = progress.make_sink(err if as_json else out, quiet or as_json)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        handle_hangups_and_terms()
         with sink:
-            if checkpoint_every <= 0:
-                raise SpecError(f"--checkpoint-every {checkpoint_every} is not valid: expected a positive number "
-                                "of seconds")
-            outcome = run_sweep(spec, root, device=device, emit=sink, max_memory=budget, threads=threads,
-                                checkpoint_every_s=checkpoint_every, executor=executor)
+            outcome = run_sweep(spec, root, options, emit=sink)
     except SpecError as exc:
         raise fail(str(exc)) from None
     _finish(outcome, quiet, as_json)
@@ -186,40 +140,49 @@ def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
                    f"toysup resume retries what is left)", EXIT_FAILED)
 
 
+def handle_hangups_and_terms() -> None:
+    """SIGTERM and SIGHUP stop a foreground run as Ctrl-C does: it keeps its finished chunks, is marked
+    interrupted and exits 130. A hangup means the terminal is gone: from then on output goes to /dev/null,
+    since writing to a hung-up terminal fails (EIO) and would turn the clean stop into a crash."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _hung_up)
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _hung_up(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # one hangup is enough; a second would cut the cleanup short
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+    raise KeyboardInterrupt
+
+
 @app.command()
+@with_run_options(resume=True)
 def resume(
     run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (use the run's own)")] = "auto",
-    backend: BackendOption = None,
-    address: AddressOption = None,
-    gpus_per_chunk: GpusPerChunkOption = None,
+    given: dict[str, str] | None = None,
     runs_dir: RunsDirOption = None,
-    max_memory: Annotated[float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads for torch")] = None,
-    checkpoint_every: Annotated[
-        float, typer.Option("--checkpoint-every", help="Seconds between checkpoints inside a chunk (resume continues "
-                            "from the last one)")
-    ] = 300.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
 ) -> None:
     """Finish an interrupted, failed or killed run in place; ends with the same results as an uninterrupted run."""
     from engine import store
+    from engine.options import resume_options
     from engine.runner import resume_sweep
     from toysup_tui import progress
 
     try:
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        budget = None if max_memory is None else int(max_memory * 1024**3)
-        executor = executor_for(backend, address, gpus_per_chunk, recorded=found.info())
+        options = resume_options(given or {}, found.info())
         sink = progress.make_sink(out, quiet)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        handle_hangups_and_terms()
         with sink:
-            outcome = resume_sweep(found.path, device=device, emit=sink, max_memory=budget, threads=threads,
-                                   checkpoint_every_s=checkpoint_every, executor=executor)
+            outcome = resume_sweep(found.path, options, emit=sink)
     except SpecError as exc:
         raise fail(str(exc)) from None
     _finish(outcome, quiet, False)
@@ -316,21 +279,24 @@ def params(
 
 
 @app.command()
+@with_run_options("device", "threads")
 def bench(
     instances: Annotated[int, typer.Option("--instances", help="Instances trained at once")] = 1000,
     n_features: Annotated[int, typer.Option("--n-features")] = 20,
     n_hidden: Annotated[int, typer.Option("--n-hidden")] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 1024,
     steps: Annotated[int, typer.Option("--steps")] = 50,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")] = "auto",
-    threads: Annotated[int | None, typer.Option("--threads", help="CPU threads \\[default: as for run]")] = None,
+    given: dict[str, str] | None = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Time the engine against a tutorial-style trainer (einsum, autograd, torch.optim.Adam) on identical work."""
     from engine.bench import benchmark
+    from engine.options import RunOptions
     from engine.plan import configure_threads, resolve_device
 
     try:
+        options = RunOptions.from_dict(given or {})
+        device, threads = options.device, options.threads
         for name, value in (("instances", instances), ("n-features", n_features), ("n-hidden", n_hidden),
                             ("batch-size", batch_size), ("steps", steps)):
             if value < 1:
@@ -356,22 +322,22 @@ def bench(
 
 
 @app.command()
+@with_run_options()
 def tui(
     runs_dir: RunsDirOption = None,
-    device: Annotated[str, typer.Option("--device", help="Default device for launched sweeps: auto, cpu, cuda or "
-                                        "cuda:N")] = "auto",
-    backend: BackendOption = None,
-    address: AddressOption = None,
+    given: dict[str, str] | None = None,
 ) -> None:
-    """Open the terminal interface: presets, parameter form, live runs, results and the runs browser."""
+    """Open the terminal interface: presets, parameter form, live runs, results and the runs browser. The run
+    options set the form's starting values for launched sweeps."""
     from engine import store
+    from engine.options import RunOptions
     from toysup_tui.app import run_tui
 
     try:
-        executor_for(backend, address, None)  # a bad --backend or --address is reported before the screen opens
+        options = RunOptions.from_dict(given or {})  # a bad option is reported before the screen opens
     except SpecError as exc:
         raise fail(str(exc)) from None
-    run_tui(store.runs_dir(runs_dir), device=device, backend=backend or "local", address=address or "")
+    run_tui(store.runs_dir(runs_dir), options)
 
 
 def main() -> None:

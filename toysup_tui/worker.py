@@ -6,10 +6,11 @@ input lag for a thread against ~2 ms for a process on a 2-core box). A process
 also survives an engine crash and is cancelled with a plain SIGINT, which
 ``run_sweep`` turns into an "interrupted" run that keeps its finished chunks.
 
-Child side (``python -m toysup_tui.worker --runs-dir DIR --device DEV [--backend ray
---address ADDR]`` with the
-resolved spec as TOML on stdin): one ``Event.to_json()`` per stdout line, or one
-``{"type": "error", "message": ...}`` line for a user error before the run starts.
+Child side (``python -m toysup_tui.worker``, one :class:`Launch` as JSON on
+stdin: the resolved spec as TOML, the runs directory and the run options as
+data): one ``Event.to_json()`` per stdout line, or one ``{"type": "error",
+"message": ...}`` line for a user error before the run starts (a bad option
+included: the same message ``toysup run`` gives).
 
 Parent side: :class:`SweepProcess` starts the child with asyncio (stdout and
 stderr both piped, so nothing the child prints can draw over the screen) and
@@ -18,7 +19,6 @@ yields the decoded events.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -28,9 +28,12 @@ import sys
 import tomllib
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from engine.errors import SpecError
+from engine.options import RunOptions
 
 ERROR_TYPE = "error"
 NICE = 5  # the interface process keeps its priority; training yields to it on a busy machine
@@ -59,33 +62,47 @@ def _print_line(text: str) -> None:
     sys.stdout.flush()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the spec read from stdin; exit 0 completed, 1 failed, 2 user error, 130 interrupted."""
-    parser = argparse.ArgumentParser(prog="python -m toysup_tui.worker")
-    parser.add_argument("--runs-dir", required=True, type=Path)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--backend", default="local")
-    parser.add_argument("--address", default="")
-    parser.add_argument("--nice", type=int, default=NICE,
-                        help="lower the training's CPU priority so the interface keeps answering at once")
-    args = parser.parse_args(argv)
-    if args.nice > 0:
-        with contextlib.suppress(OSError):
-            os.nice(args.nice)
+@dataclass(frozen=True)
+class Launch:
+    """What the worker is asked to run: everything it needs, sent as one JSON document on its stdin."""
+
+    spec_toml: str
+    runs_dir: Path
+    options: RunOptions = field(default_factory=RunOptions)
+    nice: int = NICE  # lower the training's CPU priority so the interface keeps answering at once
+
+    def to_json(self) -> str:
+        return json.dumps({"spec": self.spec_toml, "runs_dir": str(self.runs_dir), "options": self.options.to_dict(),
+                           "nice": self.nice})
+
+    @classmethod
+    def from_json(cls, text: str) -> Launch:
+        """The request, checked: options as ``toysup run`` checks them; SpecError if anything is wrong."""
+        try:
+            data = json.loads(text)
+            spec, runs_dir = data["spec"], data["runs_dir"]
+            options, nice = data.get("options") or {}, int(data.get("nice", NICE))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SpecError(f"the worker's request is not valid: {exc}") from None
+        if not isinstance(options, dict):
+            raise SpecError("the worker's request is not valid: options must be an object")
+        return cls(str(spec), Path(runs_dir), RunOptions.from_dict(options), nice)
+
+
+def main() -> int:
+    """Run the :class:`Launch` read from stdin; exit 0 completed, 1 failed, 2 user error, 130 interrupted."""
     signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        from engine.errors import SpecError
-        from engine.executors import make_executor
+        launch = Launch.from_json(sys.stdin.read())
+        if launch.nice > 0:
+            with contextlib.suppress(OSError):
+                os.nice(launch.nice)
         from engine.runner import run_sweep
         from engine.spec import resolve
-    except KeyboardInterrupt:
-        return 130
-    try:
-        spec = resolve(tomllib.loads(sys.stdin.read()), source="tui")
-        executor = make_executor(args.backend, args.address or None)
-        outcome = run_sweep(spec, args.runs_dir, device=args.device, emit=lambda e: _print_line(e.to_json()),
-                            executor=executor)
+
+        spec = resolve(tomllib.loads(launch.spec_toml), source="tui")
+        outcome = run_sweep(spec, launch.runs_dir, launch.options, emit=lambda e: _print_line(e.to_json()))
     except SpecError as exc:
         _print_line(json.dumps({"type": ERROR_TYPE, "message": str(exc)}))
         return 2
@@ -107,18 +124,16 @@ class SweepProcess:
         self.cancel_requested = False
 
     @classmethod
-    async def start(cls, spec_toml: str, runs_dir: Path, device: str = "auto", backend: str = "local",
-                    address: str = "") -> SweepProcess:
-        """Spawn the worker and hand it the spec; the caller then iterates :meth:`events`."""
+    async def start(cls, launch: Launch) -> SweepProcess:
+        """Spawn the worker and hand it the launch request; the caller then iterates :meth:`events`."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "toysup_tui.worker", "--runs-dir", str(runs_dir), "--device", device,
-            "--backend", backend, "--address", address,
+            sys.executable, "-m", "toysup_tui.worker",
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=env, limit=LINE_LIMIT,
         )
         assert process.stdin is not None
-        process.stdin.write(spec_toml.encode("utf-8"))
+        process.stdin.write(launch.to_json().encode("utf-8"))
         await process.stdin.drain()
         process.stdin.close()
         return cls(process)

@@ -9,10 +9,9 @@ from __future__ import annotations
 from engine.errors import SpecError
 from engine.executors.base import Executor, Placement, Work, run_chunk
 from engine.executors.local import LocalExecutor
+from engine.options import BACKENDS, RunOptions
 
-BACKENDS = ("local", "ray")
-
-__all__ = ["BACKENDS", "Executor", "LocalExecutor", "Placement", "Work", "make_executor", "run_chunk"]
+__all__ = ["BACKENDS", "Executor", "LocalExecutor", "Placement", "Work", "executor_for", "make_executor", "run_chunk"]
 
 
 def make_executor(backend: str = "local", address: str | None = None, gpus_per_chunk: float = 1.0) -> Executor:
@@ -26,3 +25,8 @@ def make_executor(backend: str = "local", address: str | None = None, gpus_per_c
 
         return RayExecutor(address=address, gpus_per_chunk=gpus_per_chunk)
     raise SpecError(f"--backend {backend!r} is not valid: expected {' or '.join(BACKENDS)}")
+
+
+def executor_for(options: RunOptions) -> Executor:
+    """The executor that the run options' backend settings ask for."""
+    return make_executor(options.backend, options.address, options.gpus_per_chunk)

@@ -17,8 +17,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, OptionList, Select, Static
 
 from engine.errors import SpecError
-from engine.executors import BACKENDS
 from engine.models import MODELS, get_model
+from engine.options import OPTIONS, RunOptions
 from engine.params import TRAINING_PARAMS
 from engine.spec import Spec, resolve
 from toysup_tui.estimate import Speed, estimate_seconds, instance_steps, measured_speed
@@ -27,7 +27,7 @@ from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import ConfirmScreen
 from toysup_tui.user_presets import preset_file_name, save_preset
 from toysup_tui.widgets.markup import esc
-from toysup_tui.widgets.param_field import SWEEP_HINT, ParamField, initial_text
+from toysup_tui.widgets.param_field import SWEEP_HINT, Field, FormSelect, OptionField, ParamField, initial_text
 
 
 def device_choices() -> list[str]:
@@ -40,19 +40,8 @@ def device_choices() -> list[str]:
     return choices
 
 
-BACKEND_LABELS = {"local": "local: this machine", "ray": "ray: Ray tasks (a cluster, or a local Ray instance)"}
-ADDRESS_HINT = "empty: $RAY_ADDRESS, else a new local Ray instance"
-
-
-class FormSelect(Select[str]):
-    """A select that leaves up and down to the form (which moves between fields); enter or space opens it."""
-
-    inherit_bindings = False
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter,space", "show_overlay", "Choose", show=False)]
-
-
 class FormScreen(ToysupScreen):
-    """Edit a preset's parameters and sweep axes, then launch it or save it as a preset."""
+    """Edit a preset's parameters and sweep axes, then launch it (with its run options) or save it as a preset."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+r", "launch", "Launch"),
@@ -68,14 +57,15 @@ class FormScreen(ToysupScreen):
         self.data = data
         self.source = source
         self.spec: Spec | None = None
-        self.problem = ""
+        self.options: RunOptions | None = None
+        self.problem = ""  # the first thing wrong with the sweep, else with the run options
         self._speed: Speed | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="form-summary")
         with VerticalScroll(id="form-fields"):
-            yield Static(f"[dim]Every field takes one value, or a sweep axis: {SWEEP_HINT}. ↑/↓ or tab: move; "
+            yield Static(f"[dim]A parameter takes one value, or a sweep axis: {SWEEP_HINT}. ↑/↓ or tab: move; "
                          f"ctrl+p: jump to a field by name.[/]",
                          id="form-hint")
             if self.data.get("expected"):
@@ -90,21 +80,8 @@ class FormScreen(ToysupScreen):
                 yield Label("model", classes="param-name")
                 yield FormSelect([(f"{k}: {v.summary}", k) for k, v in MODELS.items()], value=self._model,
                              allow_blank=False, id="form-model", compact=True)
-            with Horizontal(classes="param-row form-meta"):
-                yield Label("device", classes="param-name")
-                devices = device_choices()
-                device = self.app.device if self.app.device in devices else "auto"
-                yield FormSelect([(d, d) for d in devices], value=device, allow_blank=False, id="form-device",
-                                 compact=True)
-            with Horizontal(classes="param-row form-meta"):
-                yield Label("backend", classes="param-name")
-                yield FormSelect([(BACKEND_LABELS[b], b) for b in BACKENDS], value=self.app.backend,
-                                 allow_blank=False, id="form-backend", compact=True)
-            with Horizontal(classes="param-row form-meta", id="form-address-row") as row:
-                row.display = self.app.backend == "ray"
-                yield Label("ray address", classes="param-name")
-                yield Input(self.app.address, placeholder=ADDRESS_HINT, id="form-address", compact=True)
             yield from self._fields(self._model)
+            yield from self._option_fields()
         yield Footer()
 
     @property
@@ -122,8 +99,21 @@ class FormScreen(ToysupScreen):
             now = "training" if p.name in training else f"model parameters [dim]({esc(model)})[/]"
             if now != group:
                 group = now
-                out.append(Static(f"[b]{now}[/]", classes="form-group"))
+                out.append(Static(f"[b]{now}[/]", classes="form-group param-group"))
             out.append(ParamField(p, initial_text(p, self.data)))
+        return out
+
+    def _option_fields(self) -> list[Static | OptionField]:
+        """The run options, from their declarations, starting at the app's (``toysup tui``'s flags)."""
+        start = self.app.options
+        out: list[Static | OptionField] = [
+            Static("[b]run options[/] [dim](how and where it trains; not saved with a preset)[/]",
+                   classes="form-group", id="form-options-group")]
+        for option in OPTIONS:
+            choices = device_choices() if option.name == "device" else list(option.choices) or None
+            field = OptionField(option, getattr(start, option.name), choices)
+            field.display = not option.backend or start.backend == option.backend
+            out.append(field)
         return out
 
     def on_mount(self) -> None:
@@ -137,6 +127,11 @@ class FormScreen(ToysupScreen):
     @property
     def fields(self) -> list[ParamField]:
         return list(self.query(ParamField))
+
+    @property
+    def option_fields(self) -> list[OptionField]:
+        """The run options' fields now shown (the Ray ones only with the ray backend)."""
+        return [f for f in self.query(OptionField) if f.display]
 
     def form_data(self) -> dict[str, Any]:
         """The form as preset contents: fixed fields in [params], sweep fields in [sweep] (preset's order first)."""
@@ -165,16 +160,27 @@ class FormScreen(ToysupScreen):
             raise SpecError(bad[0].error + more)
         return resolve(self.form_data(), source="form")
 
+    def resolve_options(self) -> RunOptions:
+        """The run options, or SpecError: the first invalid field's message, or a combination's problem."""
+        fields = self.option_fields
+        bad = [f for f in fields if f.error]
+        if bad:
+            raise SpecError(bad[0].error)
+        return RunOptions.from_dict({f.option.name: f.value for f in fields})
+
     def refresh_summary(self) -> None:
         summary = self.query_one("#form-summary", Static)
+        self.spec = self.options = None
         try:
-            spec = self.resolve_form()
+            self.spec = self.resolve_form()
+            self.options = self.resolve_options()
         except SpecError as exc:
-            self.spec, self.problem = None, str(exc)
+            self.problem = str(exc)
             summary.update(f"[b red]✗[/] {esc(str(exc))}")
             summary.add_class("-invalid")
             return
-        self.spec = spec
+        self.problem = ""
+        spec = self.spec
         summary.remove_class("-invalid")
         work = instance_steps(spec)
         eta = estimate_seconds(spec, self._speed) if self._speed else None
@@ -185,14 +191,14 @@ class FormScreen(ToysupScreen):
             f"[dim]sweep: {esc(axes)} · time at the {self._speed.basis}[/]"
         )
 
-    @on(ParamField.Changed)
+    @on(Field.Changed)
     @on(Input.Changed, "#form-name")
-    def _on_field_changed(self) -> None:
+    def _on_field_changed(self, event: Field.Changed | Input.Changed) -> None:
+        if isinstance(event, Field.Changed) and isinstance(event.field, OptionField) and \
+                event.field.option.name == "backend":
+            for field in self.query(OptionField):  # the Ray options show with the ray backend only
+                field.display = not field.option.backend or field.option.backend == event.field.value
         self.refresh_summary()
-
-    @on(Select.Changed, "#form-backend")
-    def _on_backend_changed(self, event: Select.Changed) -> None:
-        self.query_one("#form-address-row").display = event.value == "ray"
 
     @on(Select.Changed, "#form-model")
     async def _on_model_changed(self, event: Select.Changed) -> None:
@@ -208,16 +214,18 @@ class FormScreen(ToysupScreen):
             if f.is_sweep and f.param.name in self.data["params"]:
                 self.data["sweep"][f.param.name] = self.data["params"].pop(f.param.name)
         await self.query(ParamField).remove()
-        await self.query(".form-group").remove()
-        await self.query_one("#form-fields").mount_all(self._fields(model))
+        await self.query(".param-group").remove()
+        await self.query_one("#form-fields").mount_all(self._fields(model), before="#form-options-group")
         self.refresh_summary()
 
     # --- actions --------------------------------------------------------------------------
 
-    def _valid_spec(self) -> Spec | None:
+    def _valid_spec(self, with_options: bool = False) -> Spec | None:
+        """The form's spec if it is valid (``with_options``: and its run options too), else say what is wrong."""
         self.refresh_summary()
-        if self.spec is None:
-            bad = [f for f in self.fields if f.error]
+        if self.spec is None or (with_options and self.options is None):
+            fields: list[Field] = [*self.fields, *(self.option_fields if with_options else [])]
+            bad = [f for f in fields if f.error]
             if bad:
                 bad[0].input.focus()
                 bad[0].scroll_visible()
@@ -226,12 +234,10 @@ class FormScreen(ToysupScreen):
         return self.spec
 
     async def action_launch(self) -> None:
-        spec = self._valid_spec()
-        if spec is None:
+        spec = self._valid_spec(with_options=True)
+        if spec is None or self.options is None:
             return
-        device = str(self.query_one("#form-device", Select).value)
-        backend = str(self.query_one("#form-backend", Select).value)
-        await self.app.launch(spec, device, backend, self.query_one("#form-address", Input).value.strip())
+        await self.app.launch(spec, self.options)
 
     def action_save(self) -> None:
         spec = self._valid_spec()
@@ -269,7 +275,8 @@ class FormScreen(ToysupScreen):
             self.focus_previous()
 
     def focus_field(self, name: str) -> None:
-        """Put the cursor in a parameter's field (the command palette's "Field: NAME" commands)."""
-        field = self.query_one(f"#field-{name}", ParamField)
+        """Put the cursor in a parameter's or run option's field (the command palette's "Field: NAME" commands)."""
+        found = self.query(f"#field-{name}") or self.query(f"#option-{name}")
+        field = found.first(Field)
         field.input.focus()
         field.scroll_visible(top=True)

@@ -108,7 +108,7 @@ class PresetsScreen(ToysupScreen):
         if entry is None or entry.spec is None:
             self.notify(entry.error if entry else "no preset selected", severity="error")
             return
-        await self.app.launch(entry.spec, self.app.device)
+        await self.app.launch(entry.spec)
 
 
 def _short_count(n: int) -> str:
