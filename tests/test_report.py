@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, invoke
 from rich.console import Console
 
 from engine.errors import SpecError
@@ -20,6 +19,8 @@ from engine.spec import resolve
 from engine.store import Run
 from toysup_tui import charts
 from toysup_tui.report import overlap_heatmap, print_report, summary_table
+
+from helpers import assert_user_error, invoke
 
 TINY = {"model": "relu_output",
         "params": {"n_features": 5, "n_hidden": 2, "steps": 300, "batch_size": 64, "eval_batch_size": 256,

@@ -1,7 +1,7 @@
 """SVG snapshots of the main screens, at 80x24 and on a larger terminal.
 
 Deterministic by construction: the results come from the fixed fixture run of
-test_tui.py, the live view from synthetic events, paths are relative to a
+helpers.py, the live view from synthetic events, paths are relative to a
 temporary working directory, and text cursors do not blink. After an intended
 layout change, look at the new screens and accept them with
 ``pytest tests/test_tui_snapshots.py --snapshot-update``. (Adding a bundled
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui import FIXTURE_ID, fixture_spec, make_fixture_run
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -25,6 +24,8 @@ from toysup_tui.live import LiveRun
 from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.widgets.chart import Chart
+
+from helpers import FIXTURE_ID, fixture_spec, make_fixture_run
 
 WIDE = (140, 42)
 
