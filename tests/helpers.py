@@ -1,5 +1,5 @@
 """What several test files share: specs and training, the command line, the contracts for user errors
-and for repeated runs, and the fixture run folder with fixed contents.
+and for repeated runs, and the fixture run folder with hand-made weights.
 
 Test files import this module (``from helpers import ...``); conftest.py holds only fixtures.
 """
@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from typer.testing import CliRunner, Result
@@ -131,8 +131,17 @@ def assert_same_results(a: Path, b: Path) -> None:
 
 
 # --- a run folder with fixed contents ---------------------------------------------------------
+#
+# The results screens and their snapshots show this run. Its weights are made by hand on a grid
+# of 1/1024: exact in float32, so W W^T (two hidden dimensions) is exact on every machine. What is
+# computed from them (metrics, features) may differ in its last bits on another machine's BLAS;
+# ``nudge`` moves every such float by one unit in the last place, so a test can show that no
+# screen depends on those bits.
 
 FIXTURE_ID = "20240102-030405-fixture"
+WEIGHT_GRID = 1024
+
+Nudge = Literal["up", "down", "mixed"] | None
 
 
 def fixture_spec() -> Spec:
@@ -151,26 +160,58 @@ def _rotate(W: torch.Tensor, degrees: float) -> torch.Tensor:
     return W @ R.T
 
 
-def _weights(p: float, seed: int) -> torch.Tensor:
-    """Dense: two orthogonal features; p=0.1: two antipodal pairs; sparse: a pentagon of norm 1.15."""
+def fixture_weights(p: float, seed: int) -> torch.Tensor:
+    """Dense: two orthogonal features; p=0.1: two antipodal pairs; sparse: a pentagon of norms 1.15 down
+    to 1.11 (so that its largest feature is not a tie); seed s turned by 4 + 9 s degrees.
+
+    Rounded to the 1/1024 grid, so that the rotation's last bits (libm, BLAS) do not reach the file.
+    The angles are chosen so that what the screens show of them holds when the float32 alignment
+    they come from is up to 8 ulps off (arccos is steep near 0 degrees: an ulp there is 7e-5
+    degrees), and none sits on an edge of the orientation histogram's 5-degree bins.
+    """
     if p >= 1:
         W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.02, 0.01], [0.01, -0.02], [0.0, 0.01]])
     elif p >= 0.1:
         W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.03, 0.02]])
     else:
-        W = torch.tensor([[1.15 * math.cos(2 * math.pi * k / 5), 1.15 * math.sin(2 * math.pi * k / 5)]
-                          for k in range(5)])
-    return _rotate(W, 3.0 + 9.0 * seed)
+        W = torch.tensor([[(1.15 - 0.01 * k) * math.cos(2 * math.pi * k / 5),
+                           (1.15 - 0.01 * k) * math.sin(2 * math.pi * k / 5)] for k in range(5)])
+    return torch.round(_rotate(W, 4.0 + 9.0 * seed) * WEIGHT_GRID) / WEIGHT_GRID
 
 
-def make_fixture_run(root: Path, run_id: str = FIXTURE_ID) -> Run:
-    """A completed run of :func:`fixture_spec` with metrics computed from hand-made weights."""
+def nudged(values: torch.Tensor, nudge: Nudge, seed: int = 0) -> torch.Tensor:
+    """Each float moved by one unit in the last place of its dtype: all up, all down, or each either way
+    (``mixed``, a fixed pattern per ``seed``). Integral values (counts, flags, exact zeros) stay: the
+    same on every machine. ``None``: unchanged."""
+    if nudge is None or not values.is_floating_point():
+        return values
+    if nudge == "mixed":
+        coin = torch.randint(0, 2, values.shape, generator=torch.Generator().manual_seed(seed))
+        sign = (2 * coin - 1).to(values.dtype)
+    else:
+        sign = torch.full_like(values, 1.0 if nudge == "up" else -1.0)
+    moved = torch.nextafter(values, sign * math.inf)
+    return torch.where(values == values.round(), values, moved)
+
+
+def _nudged_float(value: float, nudge: Nudge, seed: int) -> float:
+    """A hand-made number as a float32 result one unit in the last place off, as training would give it."""
+    return value if nudge is None else float(nudged(torch.tensor([value]), nudge, seed)[0])
+
+
+def make_fixture_run(root: Path, run_id: str = FIXTURE_ID, nudge: Nudge = None) -> Run:
+    """A completed run of :func:`fixture_spec` with metrics computed from hand-made weights; with
+    ``nudge``, the weights and every float computed or stored from them are one ulp off (see
+    :func:`nudged`), as another machine might compute them."""
     spec = fixture_spec()
     run = Run.create(root, spec, device="cpu", chunks=1)
     instances = spec.instances()
-    W = torch.stack([_weights(inst.config["feature_probability"], inst.seed) for inst in instances])
-    b = torch.tensor([[-0.2 if inst.config["feature_probability"] < 0.1 else 0.0] * 5 for inst in instances])
-    computed = {k: v.tolist() for k, v in superposition_metrics(W, torch.full((len(instances),), 0.5)).items()}
+    W = nudged(torch.stack([fixture_weights(inst.config["feature_probability"], inst.seed) for inst in instances]),
+               nudge, seed=1)
+    b = nudged(torch.tensor([[-0.2 if inst.config["feature_probability"] < 0.1 else 0.0] * 5 for inst in instances]),
+               nudge, seed=2)
+    computed = {k: nudged(v, nudge, seed=3).tolist()
+                for k, v in superposition_metrics(W, torch.full((len(instances),), 0.5)).items()}
     columns = result_columns(spec)
     rows = []
     for inst in instances:
@@ -178,11 +219,14 @@ def make_fixture_run(root: Path, run_id: str = FIXTURE_ID) -> Run:
         row: dict[str, Any] = {"instance": inst.index, "seed": inst.seed, "feature_probability": p}
         for name in columns[3:]:
             row[name] = computed[name][inst.index] if name in computed else 0
-        row["loss"] = round(0.08 * p + 0.001 * (inst.seed + 1), 6)
+        # Not round numbers: their medians and quartiles would sit on a rounding boundary of the tables.
+        row["loss"] = _nudged_float(0.08 * p + 0.0011 * math.sqrt(inst.seed + 2), nudge, inst.index)
         rows.append(row)
-    curve_rows = [{"instance": inst.index, "step": s, "loss": 0.02 + 0.3 * math.exp(-s / (100 + 50 * inst.point))}
+    curve_rows = [{"instance": inst.index, "step": s,
+                   "loss": _nudged_float(0.02 + 0.3 * math.exp(-s / (100 + 50 * inst.point)), nudge, s)}
                   for inst in instances for s in curve_schedule(1000)]
-    norms, dims, inter = M.feature_norms(W), M.feature_dimensionality(W), M.interference(W)
+    norms, dims, inter = (nudged(t, nudge, seed=4 + k) for k, t in enumerate(
+        (M.feature_norms(W), M.feature_dimensionality(W), M.interference(W))))
     feature_rows = [{"instance": i, "feature": f, "norm": norms[i, f].item(), "dimensionality": dims[i, f].item(),
                      "interference": inter[i, f].item(), "bias": b[i, f].item(), "importance": 0.9**f}
                     for i in range(len(instances)) for f in range(5)]

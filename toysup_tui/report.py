@@ -594,9 +594,9 @@ def heatmap(matrix: Sequence[Sequence[float]], width: int = 80, title: str = "W^
 
 
 def _heat_cell(value: float, vmax: float, cell: int, color: bool) -> Text:
-    t = max(-1.0, min(1.0, value / vmax))
+    t = charts.colour_level(value / vmax)  # on a grid: a last-bit difference changes no colour
     if cell == 6:
-        text = f"{value:6.2f}"
+        text = f"{round(value, 2) + 0.0:6.2f}"  # + 0.0: a tiny negative shows as 0.00, not -0.00
     else:
         mark = "+" if t > 0 else "-"
         text = ("·" if abs(t) < 0.1 else mark * 2 if abs(t) >= 0.5 else mark).rjust(cell)
