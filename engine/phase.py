@@ -123,7 +123,7 @@ def drop_worst(rows: Iterable[dict[str, Any]], axes: Sequence[str], count: int =
     no finite metric count as the worst."""
     if count < 0:
         raise ValueError(f"drop_worst needs count >= 0, got {count}")
-    kept = []
+    kept: list[dict[str, Any]] = []
     for members in group_by_point(rows, axes).values():
         ranked = sorted(members, key=lambda r: _sort_key(r, metric))
         keep = {id(r) for r in ranked[:max(1, len(ranked) - count)]}

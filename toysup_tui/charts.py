@@ -171,9 +171,9 @@ def metric_bands(rows: Sequence[dict[str, Any]], axes: Sequence[Axis], x: str, m
         label = point_label({split.name: sv}) if split else metric
         band = Band(label)
         for xv in xaxis.values:
-            vals = [_number(r.get(metric)) for r in rows
-                    if r.get(x) == xv and (split is None or r.get(split.name) == sv)]
-            vals = [v for v in vals if v is not None]
+            numbers = [_number(r.get(metric)) for r in rows
+                       if r.get(x) == xv and (split is None or r.get(split.name) == sv)]
+            vals = [v for v in numbers if v is not None]
             if not vals:
                 continue
             band.add(xv, quartiles(vals))
@@ -195,9 +195,9 @@ def orientation_points(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[tuple
         members = [r for r in rows if all(r.get(k) == point[k] for k in names)]
         if not members:
             continue
-        angles = [r.get("orientation_angle_deg") for r in members]
-        collapsed = [bool(r.get("collapsed")) or not isinstance(a, (int, float)) for r, a in zip(members, angles)]
-        angles = [a if isinstance(a, (int, float)) else math.nan for a in angles]
+        read = [r.get("orientation_angle_deg") for r in members]
+        collapsed = [bool(r.get("collapsed")) or not isinstance(a, (int, float)) for r, a in zip(members, read)]
+        angles = [float(a) if isinstance(a, (int, float)) else math.nan for a in read]
         out.append((point_label(point, short=True), orientation_stats(angles, collapsed, m)))
     return out
 
@@ -237,7 +237,7 @@ def representatives(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[Represen
         roles = [f"low {first.name}", f"high {first.name}"]
     else:
         roles = [f"{first.name}={_fmt(v)}" for v in ends]
-    out = []
+    out: list[Representative] = []
     for role, value in dict(zip(roles, ends)).items():
         point = {first.name: value, **fixed}
         members = [r for r in rows if all(r.get(k) == v for k, v in point.items())]
@@ -422,7 +422,7 @@ def draw_feature_vectors(plt: Any, vectors: Sequence[tuple[float, float]], title
             plt.text(str(i), lx, ly, color=color, alignment="center")
     # equal units: x_range / cols = y_range / (2 rows), so x_half = y_half * aspect / 2
     x_half, y_half = radius * (aspect / 2 if aspect else 1.0), radius
-    if x_half < radius:  # a tall, narrow area: widen y instead
+    if aspect and x_half < radius:  # a tall, narrow area: widen y instead
         x_half, y_half = radius, radius * 2 / aspect
     plt.xlim(-x_half, x_half)
     plt.ylim(-y_half, y_half)

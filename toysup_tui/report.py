@@ -169,7 +169,7 @@ def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bo
     structural = [p.name for p in spec.param_table().values() if p.structural]
     for c in chunks:
         groups.setdefault(tuple(c.config[s] for s in structural), []).append(c)
-    data = {
+    data: dict[str, Any] = {
         "name": spec.name,
         "model": spec.model,
         "points": spec.n_points,
@@ -339,7 +339,7 @@ def _recovery_section(console: Console, run: Run, spec: Spec, rows: list[dict[st
     if not rows or "mmcs" not in rows[0]:
         return
     _, features = run.table("features")
-    best = {}
+    best: dict[int, list[float]] = {}
     for f in features:
         best.setdefault(f["instance"], []).append(f["max_cosine"])
     table = Table(title="feature recovery: each ground-truth feature's max cosine with a decoder direction",
@@ -419,7 +419,7 @@ def _summary_metrics(spec: Spec, rows: list[dict[str, Any]], width: int) -> list
     ordered = [m for m in priority if m in metrics] + [m for m in metrics if m not in priority]
     cell = 8 if width < COMPACT_BELOW else 20  # a median, or a median with its [q25-q75]
     used = sum(_column_width(a.name, 6) for a in spec.axes) + (8 if width >= COMPACT_BELOW else 2)  # + seeds
-    chosen = []
+    chosen: list[str] = []
     for m in ordered:
         if m in skip:
             continue
@@ -645,7 +645,7 @@ def _instance_section(console: Console, run: Run, spec: Spec, rows: list[dict[st
     console.print(overlap_heatmap(charts.overlap_matrix(W), layout.width, title=f"W^T W of instance {inst}",
                                   color=layout.color))
     if rows and "mean_neuron_monosemanticity" in rows[0]:  # a privileged basis: show each neuron's weights
-        weights = [[float(v) for v in row] for row in charts.embedding({"W": W}).T]
+        weights = [[float(v) for v in row] for row in W.T]
         console.print(heatmap(weights, layout.width, f"W of instance {inst}", "row n: neuron n's weight W_n,i "
                               "on feature i", "features", layout.color))
 
