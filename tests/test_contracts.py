@@ -7,6 +7,7 @@ import os
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import engine
 
@@ -35,3 +36,15 @@ def test_the_engine_imports_no_terminal_library_and_no_front_end():
     loaded = json.loads(done.stdout)
     forbidden = [m for m in loaded if m.split(".")[0] in (*TERMINAL_LIBRARIES, "toysup_tui")]
     assert forbidden == [], f"importing the engine loads {forbidden}"
+
+
+def test_ci_runs_the_readmes_test_command_verbatim():
+    """A newcomer's test command and CI's are one line: what passes in CI passes for them."""
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text().splitlines()
+    at = readme.index("# install, then lint (ruff), type-check (mypy) and run the tests")
+    command = readme[at + 1]
+    assert "ruff check ." in command and "mypy" in command and "pytest" in command
+    ci = (root / ".ci" / "run").read_text().splitlines()
+    assert ci.count(command) == 1 and ci[-1] == command  # its last line: its exit code is CI's
+    assert sum("venv" in line for line in ci if not line.lstrip().startswith("#")) == 1  # one venv, made once
