@@ -1,6 +1,7 @@
 """toysup's engine: sweep specs, vectorised training of toy models, metrics and the run store.
 
-Nothing here imports a terminal or UI library; front ends are clients of this package.
+Nothing here imports a terminal or UI library; front ends are clients of this package
+(tests/test_contracts.py checks it).
 """
 
 import os

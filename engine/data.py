@@ -31,7 +31,7 @@ def sparse_uniform_(rng: CounterRNG, stream: int, step: int, p: torch.Tensor, ou
         # x = -u/p in the drawing pass; threshold_ zeroes x <= -1 (u >= p, inactive); negate back.
         # Three cheap float passes: boolean masks and masked_fill_ cost 5-10x more on CPU.
         rng.uniform_(stream, step, out, scale=-1.0 / p, rows=rows)
-        torch.nn.functional.threshold_(out, -1.0, 0.0)
+        torch.threshold_(out, -1.0, 0.0)
         return out.neg_()
     rng.uniform_(stream, step, out, rows=rows)
     n = out.shape[-1]

@@ -111,7 +111,7 @@ class Spec:
         return instance // self.seeds
 
     def instances(self) -> list[Instance]:
-        out = []
+        out: list[Instance] = []
         base_seed = int(self.params["seed"])
         for p, point in enumerate(self.points()):
             for s in range(self.seeds):
@@ -220,7 +220,7 @@ def parse_axis(param: Param, expr: Any) -> Axis:
         raw = _range(head, start, stop, num)
         if param.kind == "int":
             raw = list(dict.fromkeys(round(v) for v in raw))
-        return _axis(param, [param.parse(v) for v in raw], text, head)
+        return _axis(param, [param.parse(v) for v in raw], text, "lin" if head == "lin" else "log")
     items = [v.strip() for v in text.split(",")]
     if any(not v for v in items):
         raise SpecError(f"sweep {param.name}={text!r} is malformed: {SWEEP_HELP}")

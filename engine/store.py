@@ -71,9 +71,8 @@ def runs_dir(option: str | Path | None = None) -> Path:
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write via a temporary file, fsync and rename: readers see the old or the new file, never half."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": ""})) as f:
-        f.write(data)
+    with open(tmp, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode("utf-8"))  # text as UTF-8, newlines as given
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -137,13 +137,13 @@ def train_chunk(
         if step in snap_steps:
             for name, w in weights.items():
                 snaps[name].append(w.detach().clone())
-        k = record_at.get(step)
-        if k is not None:
-            curves[:, k] = loss.detach()
+        column = record_at.get(step)
+        if column is not None:
+            curves[:, column] = loss.detach()
             if extra:
                 with torch.no_grad():
                     for name, values in model.curve_values(weights).items():
-                        extra[name][:, k] = values
+                        extra[name][:, column] = values
         now = time.monotonic()
         if step == steps or now - last_report >= PROGRESS_INTERVAL_S:
             recorded = sum(1 for s in record if s <= step)

@@ -12,11 +12,12 @@ from pathlib import Path
 import pandas
 import pytest
 import torch
-from conftest import TINY_PRESET
 
 import toysup
 from engine import api
 from engine.errors import UserError
+
+from helpers import TINY_PRESET
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 THIRD = 0.3333333333333333

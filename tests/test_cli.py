@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_PRESET, assert_user_error, invoke, run_toysup, snapshot
 from safetensors.torch import load_file
 
 from engine.spec import bundled_presets, load
 from engine.store import result_columns
+
+from helpers import TINY_PRESET, assert_user_error, folder_state, invoke, run_toysup
 
 RESULT_COLUMNS = ["instance", "seed", "point", "feature_probability", "loss", "features_represented",
                   "dims_per_feature", "orientation_angle_deg", "axis_alignment", "polysemantic_neurons",
@@ -347,11 +348,11 @@ STORE_MISTAKES = [
 
 @pytest.mark.parametrize("args, fragments", STORE_MISTAKES)
 def test_report_and_export_mistakes_are_one_clear_line(args, fragments, copied_run, tmp_path):
-    before = snapshot(copied_run)
+    before = folder_state(copied_run)
     args = [a.format(tmp=tmp_path) for a in args]
     result = invoke(*args, "--runs-dir", copied_run)
     assert_user_error(result.exit_code, result.stderr, result.stdout, *fragments)
-    assert snapshot(copied_run) == before
+    assert folder_state(copied_run) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import by_instance, make_spec, train_all
 
 from engine.errors import SpecError
 from engine.metrics import polysemantic_neurons
@@ -23,6 +22,8 @@ from engine.models.incidental import (
 )
 from engine.runner import run_sweep
 from engine.spec import load
+
+from helpers import by_instance, make_spec, train_all
 
 
 def batch(*matrices: list[list[float]]) -> torch.Tensor:

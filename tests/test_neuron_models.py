@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import by_instance, make_spec, train_all
 
 from engine.models.abs_value import explained_alone, explained_by_sign, probe_inputs, sparse_symmetric_
 from engine.models.relu_hidden import dead_neurons, neuron_monosemanticity
@@ -13,6 +12,8 @@ from engine.rng import DATA, CounterRNG
 from engine.runner import run_sweep
 from engine.spec import load
 from engine.store import read_csv
+
+from helpers import by_instance, make_spec, train_all
 
 
 def metrics_by_point(spec, axis="feature_probability"):

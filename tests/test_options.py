@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import typer
-from conftest import TINY_PRESET, assert_user_error, invoke, snapshot
 from textual.widgets import Input, Select
 
 from engine.errors import SpecError
@@ -28,6 +27,8 @@ from toysup_tui.app import ToysupApp
 from toysup_tui.cli import app as cli_app
 from toysup_tui.screens.form import FormScreen, device_choices
 from toysup_tui.widgets.param_field import OptionField, option_text
+
+from helpers import TINY_PRESET, assert_user_error, folder_state, invoke
 
 # Option values that every entry point must refuse: by option name, as a user would type them.
 INVALID: list[dict[str, str]] = [
@@ -162,11 +163,11 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("values", CASES)
 def test_resume_refuses_what_run_refuses(values: dict[str, str], stopped_run: Path) -> None:
-    before = snapshot(stopped_run)
+    before = folder_state(stopped_run)
     result = invoke("resume", "latest", *flags(values), "--runs-dir", stopped_run)
     line = assert_user_error(result.exit_code, result.stderr, result.stdout)
     assert line == f"error: {message(values)}"
-    assert snapshot(stopped_run) == before  # run.json untouched
+    assert folder_state(stopped_run) == before  # run.json untouched
 
 
 @pytest.mark.parametrize("values", CASES)

@@ -7,11 +7,12 @@ import math
 import tomllib
 
 import pytest
-from conftest import TINY_PRESET, make_spec
 
 from engine.errors import SpecError
 from engine.models import MODELS
 from engine.spec import bundled_presets, load, parse_axis, read_preset, resolve
+
+from helpers import TINY_PRESET, make_spec
 
 
 def axis_values(spec, name):

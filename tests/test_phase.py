@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from conftest import make_spec, train_all
 
 from engine.errors import SpecError
 from engine.phase import (
@@ -25,6 +24,8 @@ from engine.results import Results
 from engine.runner import run_sweep
 from engine.spec import load
 from engine.store import Run, read_csv
+
+from helpers import make_spec, train_all
 
 NOT_LEARNED, SUPERPOSED, DEDICATED = range(3)
 

@@ -23,8 +23,8 @@ from engine.executors import make_executor
 from engine.executors.ray_cluster import RayExecutor
 from engine.runner import resume_sweep, run_sweep
 from engine.store import Run
-from tests.conftest import TINY_PRESET, assert_user_error, invoke, make_spec, run_toysup
-from tests.test_resume import assert_same_results
+
+from helpers import TINY_PRESET, assert_same_results, assert_user_error, invoke, make_spec, run_toysup
 
 pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
 

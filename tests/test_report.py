@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_user_error, invoke
 from rich.console import Console
 
 from engine.errors import RunDataError, SpecError
@@ -20,7 +19,9 @@ from engine.runner import run_sweep
 from engine.spec import Spec, resolve
 from engine.store import Run
 from toysup_tui import charts
-from toysup_tui.report import json_summary, overlap_heatmap, print_report, summary_table
+from toysup_tui.report import heatmap, json_summary, overlap_heatmap, print_report, summary_table
+
+from helpers import assert_user_error, invoke, make_fixture_run
 
 TINY = {"model": "relu_output",
         "params": {"n_features": 5, "n_hidden": 2, "steps": 300, "batch_size": 64, "eval_batch_size": 256,
@@ -325,6 +326,66 @@ def test_overlap_heatmap_shows_numbers_or_signed_cells():
     console.print(overlap_heatmap(big[:20, :20].tolist(), 80))  # 3-character cells fit
     rows = console.export_text().splitlines()[2:]
     assert len(rows) == 20 and rows[0].split() == ["0", "·", "--", *["·"] * 18]
+
+
+def ansi(renderable: object, width: int) -> str:
+    """What a truecolor terminal would receive, styles included."""
+    console = Console(record=True, width=width, file=io.StringIO(), color_system="truecolor", force_terminal=True)
+    console.print(renderable)
+    return console.export_text(styles=True)
+
+
+def one_ulp(matrix: np.ndarray, direction: np.ndarray) -> list[list[float]]:
+    """Each entry moved by one unit in the last place of its dtype, up where ``direction`` > 0, down where < 0."""
+    target = np.where(direction > 0, np.inf, np.where(direction < 0, -np.inf, matrix)).astype(matrix.dtype)
+    return np.nextafter(matrix, target).tolist()
+
+
+def test_colour_levels_are_a_grid_with_exact_ends():
+    assert charts.colour_level(1.0) == charts.colour_level(math.nextafter(1.0, 0.0)) == 1.0
+    assert charts.colour_level(-7.0) == -1.0 and charts.colour_level(0.0) == 0.0
+    assert charts.colour_level(0.3) == round(0.3 * charts.COLOUR_LEVELS) / charts.COLOUR_LEVELS
+    assert charts.interference_colour(0.5) == charts.interference_colour(math.nextafter(0.5, 0.0)) == (255, 200, 70)
+    assert charts.interference_colour(2.0) == charts.interference_colour(1.0) == (255, 50, 70)
+
+
+@pytest.mark.parametrize("width", [80, 16], ids=["numbers", "signs"])
+def test_heatmap_colours_do_not_depend_on_the_last_bits(width: int):
+    """The diagonal of W^T W for a pentagon holds one number five times; another machine's BLAS may give
+    some of them one ulp less (#dc3c3c vs #db3c3c on the largest). Every cell keeps its colour and text."""
+    overlaps = np.array(charts.overlap_matrix(pentagon(1.15)), dtype=np.float32)  # weights are float32
+    shown = ansi(heatmap(overlaps.tolist(), width), width)
+    assert "rgb" not in shown and "\x1b[" in shown  # truecolor: 24-bit escapes, no rgb() names left
+    rng = np.random.default_rng(0)
+    for direction in (np.ones_like(overlaps), -np.ones_like(overlaps), rng.choice([-1.0, 1.0], overlaps.shape),
+                      np.diag([-1.0, 0, 0, 0, 0])):  # the first diagonal entry alone one ulp short of the scale
+        assert ansi(heatmap(one_ulp(overlaps, direction), width), width) == shown, direction
+
+
+def test_the_report_of_the_fixture_run_does_not_depend_on_the_last_bits(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    """The fixture run with its weights and every number computed from them one ulp off (up, down, either
+    way) gives the same report, in colour, and the same W^T W heatmap for every instance."""
+
+    def pictures(nudge) -> list[str]:
+        (tmp_path / str(nudge)).mkdir()
+        monkeypatch.chdir(tmp_path / str(nudge))  # the same relative run folder each time
+        run = make_fixture_run(Path("runs"), nudge=nudge)
+        texts = []
+        for width in (80, 170):
+            console = Console(record=True, width=width, file=io.StringIO(), color_system="truecolor",
+                              force_terminal=True)
+            print_report(console, run)
+            texts.append(console.export_text(styles=True))
+        texts += [ansi(overlap_heatmap(charts.overlap_matrix(run.instance_weights(i)["W"].numpy()), 100), 100)
+                  for i in range(12)]
+        return texts
+
+    exact = pictures(None)
+    assert "W^T W of instance" in exact[0] and "\x1b[" in exact[0]
+    for nudge in ("up", "down", "mixed"):
+        for i, (want, got) in enumerate(zip(exact, pictures(nudge))):
+            assert got == want, f"picture {i} changes with the numbers nudged {nudge}"
 
 
 # --- the report on runs ---------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import make_spec
 
 from engine.errors import RunDataError
 from engine.results import Results
@@ -14,6 +13,8 @@ from engine.run_format import csv_text, parse_csv
 from engine.runner import run_sweep
 from engine.spec import resolve
 from engine.store import Run, result_columns
+
+from helpers import make_spec
 
 THIRD = 0.3333333333333333
 # Two points that results.csv writes alike (9 significant digits): only the point index tells them apart.

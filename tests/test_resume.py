@@ -16,22 +16,12 @@ import torch
 from engine.errors import SpecError
 from engine.runner import resume_sweep, run_sweep
 from engine.store import Run, list_runs
-from tests.conftest import make_spec, toysup_command
+
+from helpers import assert_same_results, invoke, make_spec, toysup_command
 
 PARAMS = {"steps": 400, "batch_size": 64, "eval_batch_size": 256, "seeds": 10}
 SWEEP = {"feature_probability": [1.0, 0.3, 0.1, 0.03]}
 BUDGET = 500_000  # bytes: 16 instances per chunk, so 40 instances make 3 chunks
-
-
-def sorted_csv(path: Path) -> list[str]:
-    lines = path.read_text().splitlines()
-    return [lines[0], *sorted(lines[1:])]
-
-
-def assert_same_results(a: Path, b: Path) -> None:
-    assert (a / "results.csv").read_text() == (b / "results.csv").read_text()
-    for table in ("curves.csv", "features.csv"):
-        assert sorted_csv(a / table) == sorted_csv(b / table)
 
 
 def test_resume_after_an_in_process_stop_matches_an_uninterrupted_run(tmp_path: Path):
@@ -228,8 +218,6 @@ def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path):
 
 
 def test_damaged_run_folders_are_reported_not_fatal(tmp_path: Path):
-    from tests.conftest import invoke
-
     spec = make_spec({**PARAMS, "steps": 50, "seeds": 2}, SWEEP)
     runs = tmp_path / "runs"
     good = run_sweep(spec, runs, device="cpu").run_dir

@@ -22,7 +22,8 @@ from engine.models.sae import RECOVERED_COSINE, code_stats, max_cosine, mmcs
 from engine.rng import DATA, EVAL, CounterRNG
 from engine.runner import run_sweep
 from engine.spec import load
-from tests.conftest import CPU, by_instance, make_spec, train_all
+
+from helpers import CPU, by_instance, make_spec, train_all
 
 # Small enough to train in a few seconds: G = 2d features in superposition, 2 active per sample.
 SMALL = {"n_dims": 10, "n_ground_truth": 20, "active_features": 2, "steps": 600, "batch_size": 128,

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import by_instance, make_spec, train_all
 from safetensors.torch import load_file
 
 from engine import events as ev
@@ -34,6 +33,8 @@ from engine.store import (
     with_run_id,
 )
 from engine.train import curve_schedule
+
+from helpers import by_instance, make_spec, train_all
 
 TINY = {"n_features": 5, "n_hidden": 2, "steps": 60, "batch_size": 32, "eval_batch_size": 128, "seeds": 2}
 METRICS = ["loss", "features_represented", "dims_per_feature", "orientation_angle_deg", "axis_alignment",

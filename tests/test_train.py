@@ -8,7 +8,6 @@ import math
 
 import pytest
 import torch
-from conftest import CPU, by_instance, make_spec, train_all
 
 from engine import events as ev
 from engine import metrics as M
@@ -18,6 +17,8 @@ from engine.optim import BatchedOptimizer
 from engine.plan import plan, resolve_device
 from engine.rng import CounterRNG
 from engine.train import curve_schedule, train_chunk
+
+from helpers import CPU, by_instance, make_spec, train_all
 
 TINY = {"n_features": 5, "n_hidden": 2, "steps": 120, "batch_size": 64, "eval_batch_size": 256}
 

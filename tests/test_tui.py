@@ -2,7 +2,7 @@
 
 Runs launched here are real: a worker process trains a tiny sweep (tens of steps
 on a handful of instances). Results views open a fixture run folder with fixed
-contents (see :func:`make_fixture_run`), which the snapshot tests share.
+contents (see :func:`helpers.make_fixture_run`), which the snapshot tests share.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import csv
 import functools
 import io
 import json
-import math
 import socket
 import subprocess
 import sys
@@ -24,18 +23,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from rich.console import Console
 from textual.widgets import DataTable, Input, Static
 
-from engine import metrics as M
 from engine.models import get_model
-from engine.models.relu_output import superposition_metrics
 from engine.options import OPTION, RunOptions
 from engine.runner import run_sweep
-from engine.spec import Spec, resolve
-from engine.store import Run, csv_text, export, result_columns
-from engine.train import curve_schedule
+from engine.spec import resolve
+from engine.store import Run, export
 from toysup_tui import charts, report
 from toysup_tui.app import ToysupApp
 from toysup_tui.live import LiveRun
@@ -49,76 +44,9 @@ from toysup_tui.screens.runs import RunsScreen
 from toysup_tui.table_filter import compile_filter
 from toysup_tui.widgets.chart import Chart
 
-FIXTURE_ID = "20240102-030405-fixture"
+from helpers import FIXTURE_ID, fixture_spec, make_fixture_run
+
 SIZE = (80, 24)
-
-# --- a run folder with fixed contents ---------------------------------------------------------
-
-
-def fixture_spec() -> Spec:
-    return resolve({
-        "name": "fixture",
-        "description": "n=5 features in m=2 dimensions at three densities (fixed, hand-made weights)",
-        "model": "relu_output",
-        "params": {"n_features": 5, "n_hidden": 2, "importance_decay": 0.9, "steps": 1000, "seeds": 4},
-        "sweep": {"feature_probability": "1,0.1,0.01"},
-    }, source="fixture")
-
-
-def _rotate(W: torch.Tensor, degrees: float) -> torch.Tensor:
-    a = math.radians(degrees)
-    R = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    return W @ R.T
-
-
-def _weights(p: float, seed: int) -> torch.Tensor:
-    """Dense: two orthogonal features; p=0.1: two antipodal pairs; sparse: a pentagon of norm 1.15."""
-    if p >= 1:
-        W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.02, 0.01], [0.01, -0.02], [0.0, 0.01]])
-    elif p >= 0.1:
-        W = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0], [0.03, 0.02]])
-    else:
-        W = torch.tensor([[1.15 * math.cos(2 * math.pi * k / 5), 1.15 * math.sin(2 * math.pi * k / 5)]
-                          for k in range(5)])
-    return _rotate(W, 3.0 + 9.0 * seed)
-
-
-def make_fixture_run(root: Path, run_id: str = FIXTURE_ID) -> Run:
-    """A completed run of :func:`fixture_spec` with metrics computed from hand-made weights."""
-    spec = fixture_spec()
-    run = Run.create(root, spec, device="cpu", chunks=1)
-    instances = spec.instances()
-    W = torch.stack([_weights(inst.config["feature_probability"], inst.seed) for inst in instances])
-    b = torch.tensor([[-0.2 if inst.config["feature_probability"] < 0.1 else 0.0] * 5 for inst in instances])
-    computed = {k: v.tolist() for k, v in superposition_metrics(W, torch.full((len(instances),), 0.5)).items()}
-    columns = result_columns(spec)
-    rows = []
-    for inst in instances:
-        p = inst.config["feature_probability"]
-        row: dict[str, Any] = {"instance": inst.index, "seed": inst.seed, "point": inst.point, "feature_probability": p}
-        for name in columns[4:]:
-            row[name] = computed[name][inst.index] if name in computed else 0
-        row["loss"] = round(0.08 * p + 0.001 * (inst.seed + 1), 6)
-        rows.append(row)
-    curve_rows = [{"instance": inst.index, "step": s, "loss": 0.02 + 0.3 * math.exp(-s / (100 + 50 * inst.point))}
-                  for inst in instances for s in curve_schedule(1000)]
-    norms, dims, inter = M.feature_norms(W), M.feature_dimensionality(W), M.interference(W)
-    feature_rows = [{"instance": i, "feature": f, "norm": norms[i, f].item(), "dimensionality": dims[i, f].item(),
-                     "interference": inter[i, f].item(), "bias": b[i, f].item(), "importance": 0.9**f}
-                    for i in range(len(instances)) for f in range(5)]
-    run.write_part(0, csv_text(["instance", "step", "loss"], curve_rows),
-                   csv_text(["instance", "feature", "norm", "dimensionality", "interference", "bias", "importance"],
-                            feature_rows),
-                   {"W": W, "b": b, "instance": torch.arange(len(instances))})
-    run.write_results(columns, rows)
-    run.gather_parts()
-    target = root / run_id
-    run.path.rename(target)
-    run = Run(target)
-    run.update_info(id=run_id, status="completed", started="2024-01-02T03:04:05+00:00",
-                    ended="2024-01-02T03:04:17+00:00", host="fixture", command="fixture", instances_done=len(rows),
-                    chunks_done=1, instance_steps_done=12000, wall_time_s=12.0, instance_steps_per_s=1000.0)
-    return run
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """SVG snapshots of the main screens, at 80x24 and on a larger terminal.
 
 Deterministic by construction: the results come from the fixed fixture run of
-test_tui.py, the live view from synthetic events, paths are relative to a
-temporary working directory, and text cursors do not blink. After an intended
+helpers.py, the live view from synthetic events, paths are relative to a
+temporary working directory, and text cursors do not blink. The same on any
+machine: the fixture's weights are exact, and the results screens look the same
+when every float computed from them is one ulp off, as another machine's BLAS may
+compute it (tested below). After an intended
 layout change, look at the new screens and accept them with
 ``pytest tests/test_tui_snapshots.py --snapshot-update``. (Adding a bundled
 preset or a parameter changes the presets and form snapshots too.)
@@ -10,12 +13,12 @@ preset or a parameter changes the presets and form snapshots too.)
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui import FIXTURE_ID, fixture_spec, make_fixture_run
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -26,7 +29,10 @@ from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.widgets.chart import Chart
 
+from helpers import FIXTURE_ID, Nudge, fixture_spec, make_fixture_run
+
 WIDE = (140, 42)
+RESULTS_TABS = "12345"
 
 
 @pytest.fixture
@@ -143,3 +149,33 @@ def test_results_instance_wide(app: ToysupApp, snap_compare: Any) -> None:
 
 def test_runs_browser(app: ToysupApp, snap_compare: Any) -> None:
     assert snap_compare(app, run_before=steps("b"))
+
+
+async def _results_tabs(app: ToysupApp, size: tuple[int, int]) -> list[str]:
+    """Each results tab of the fixture run as an SVG screenshot."""
+    shots = []
+    async with app.run_test(size=size) as pilot:
+        await open_results(pilot)
+        for key in RESULTS_TABS:
+            await pilot.press(key)
+            await _settle(pilot)
+            shots.append(app.export_screenshot())
+    return shots
+
+
+@pytest.mark.parametrize("size", [(80, 24), WIDE], ids=["80x24", "wide"])
+def test_results_screens_do_not_depend_on_the_last_bits_of_the_numbers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: tuple[int, int]) -> None:
+    """With the weights and every number computed from them one ulp up, down, or either way, every
+    results tab looks exactly as with the exact fixture: the snapshots hold on any machine."""
+    shots: dict[Nudge, list[str]] = {}
+    for nudge in (None, "up", "down", "mixed"):
+        folder = tmp_path / str(nudge)
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        make_fixture_run(Path("runs"), nudge=nudge)
+        app = ToysupApp(Path("runs"), presets_dir=Path("presets"), device="cpu")
+        shots[nudge] = asyncio.run(_results_tabs(app, size))
+    for nudge, tabs in shots.items():
+        for key, exact, moved in zip(RESULTS_TABS, shots[None], tabs):
+            assert moved == exact, f"tab {key} changes when the numbers are nudged {nudge}"

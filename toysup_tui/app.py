@@ -13,7 +13,7 @@ import gc
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -33,6 +33,7 @@ from toysup_tui.screens.run import RunScreen
 from toysup_tui.user_presets import user_presets_dir
 from toysup_tui.worker import Launch, SweepProcess
 
+AnyScreen = TypeVar("AnyScreen", bound=Screen)
 CANCEL_WAIT_S = 20.0  # how long quitting waits for a cancelled run to record itself
 
 
@@ -167,8 +168,8 @@ class ToysupApp(App[None]):
 
     # --- navigation -----------------------------------------------------------------------
 
-    async def goto(self, kind: type[Screen], make: Callable[[], Screen],
-                   matches: Callable[[Screen], bool] = lambda s: True) -> None:
+    async def goto(self, kind: type[AnyScreen], make: Callable[[], AnyScreen],
+                   matches: Callable[[AnyScreen], bool] = lambda s: True) -> None:
         """Bring the screen of ``kind`` to the top: pop down to it if it is open, else push a new one."""
         for screen in reversed(self.screen_stack):
             if isinstance(screen, kind) and matches(screen):

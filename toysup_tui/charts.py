@@ -52,6 +52,8 @@ MONO_MARKERS = ("•", "x", "+", "o", "*", "#", "%", "@", "=", "~")
 IQR_MARKER = "⠂"  # one braille dot per cell: a faint dotted line under the solid median
 TIP_MARKER = "●"  # feature-vector tips: one per feature, so tests can count them
 ORIENTATION_BINS = 9  # 5-degree bins over [0, 45] for m = 2
+# Colours come from values rounded to 1/COLOUR_LEVELS of their scale (see colour_level).
+COLOUR_LEVELS = 64
 
 # =========================================================================================
 # Data preparation (pure: no plotext)
@@ -175,9 +177,9 @@ def orientation_points(results: Results) -> list[tuple[Point, OrientationStats]]
     out = []
     for point, members in results.groups():
         m = int(point.values.get("n_hidden", results.spec.params.get("n_hidden", 2)))
-        angles = [r.get("orientation_angle_deg") for r in members]
-        collapsed = [bool(r.get("collapsed")) or not isinstance(a, (int, float)) for r, a in zip(members, angles)]
-        angles = [a if isinstance(a, (int, float)) else math.nan for a in angles]
+        read = [r.get("orientation_angle_deg") for r in members]
+        collapsed = [bool(r.get("collapsed")) or not isinstance(a, (int, float)) for r, a in zip(members, read)]
+        angles = [float(a) if isinstance(a, (int, float)) else math.nan for a in read]
         out.append((point, orientation_stats(angles, collapsed, m)))
     return out
 
@@ -379,7 +381,9 @@ def draw_feature_vectors(plt: Any, vectors: Sequence[tuple[float, float]], title
     twice as tall as wide, so the x range is widened to keep circles round.
     """
     plt.clear_figure()
-    radius = max([math.hypot(x, y) for x, y in vectors] + [1e-3]) * 1.25
+    # The axes' extent on a grid of 1/20: the ticks (and the sign of the one at 0) then do not depend on
+    # the last bits of the largest norm, which another machine's BLAS may compute differently.
+    radius = math.ceil(max([math.hypot(x, y) for x, y in vectors] + [1e-3]) * 1.25 * 20) / 20
     for i, (x, y) in enumerate(vectors):
         color = None if mono else PALETTE[i % len(PALETTE)]
         plt.plot([0.0, x], [0.0, y], marker="braille", color=color)
@@ -392,7 +396,7 @@ def draw_feature_vectors(plt: Any, vectors: Sequence[tuple[float, float]], title
             plt.text(str(i), lx, ly, color=color, alignment="center")
     # equal units: x_range / cols = y_range / (2 rows), so x_half = y_half * aspect / 2
     x_half, y_half = radius * (aspect / 2 if aspect else 1.0), radius
-    if x_half < radius:  # a tall, narrow area: widen y instead
+    if aspect and x_half < radius:  # a tall, narrow area: widen y instead
         x_half, y_half = radius, radius * 2 / aspect
     plt.xlim(-x_half, x_half)
     plt.ylim(-y_half, y_half)
@@ -486,9 +490,21 @@ def _round_step(raw: float) -> int:
     return step
 
 
+def colour_level(t: float) -> float:
+    """``t`` clamped to [-1, 1] and rounded to the nearest of :data:`COLOUR_LEVELS` steps per unit.
+
+    Values computed from trained weights differ in their last bits from one machine's BLAS to
+    another's; a colour taken from the raw float (e.g. ``int(150 * t)``) then differs by a unit
+    wherever the product is near an integer, and always at the top of the scale, where
+    ``t = v / vmax`` is 1 or 0.99999994. On the grid, only values within an ulp of a half step
+    can differ, and the scale's ends are exact.
+    """
+    return round(max(-1.0, min(1.0, float(t))) * COLOUR_LEVELS) / COLOUR_LEVELS
+
+
 def interference_colour(value: float) -> RGB:
     """Green at 0, yellow at 0.5, red at 1 and above."""
-    t = min(max(float(value), 0.0), 1.0)
+    t = colour_level(max(float(value), 0.0))
     return (int(80 + 175 * min(1.0, 2 * t)), int(200 - 150 * max(0.0, 2 * t - 1)), 70)
 
 

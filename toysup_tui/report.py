@@ -168,7 +168,7 @@ def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bo
     structural = [p.name for p in spec.param_table().values() if p.structural]
     for c in chunks:
         groups.setdefault(tuple(c.config[s] for s in structural), []).append(c)
-    data = {
+    data: dict[str, Any] = {
         "name": spec.name,
         "model": spec.model,
         "points": spec.n_points,
@@ -327,7 +327,7 @@ def _recovery_section(console: Console, results: Results) -> None:
     spec = results.spec
     if not results.rows or "mmcs" not in results.rows[0]:
         return
-    best: dict[int, list[Any]] = {}
+    best: dict[int, list[float]] = {}
     for f in results.features():
         best.setdefault(f["instance"], []).append(f["max_cosine"])
     table = Table(title="feature recovery: each ground-truth feature's max cosine with a decoder direction",
@@ -409,7 +409,7 @@ def _summary_metrics(results: Results, width: int) -> list[str]:
     ordered = [m for m in priority if m in metrics] + [m for m in metrics if m not in priority]
     cell = 8 if width < COMPACT_BELOW else 20  # a median, or a median with its [q25-q75]
     used = sum(_column_width(a.name, 6) for a in spec.axes) + (8 if width >= COMPACT_BELOW else 2)  # + seeds
-    chosen = []
+    chosen: list[str] = []
     for m in ordered:
         if m in skip:
             continue
@@ -587,9 +587,9 @@ def heatmap(matrix: Sequence[Sequence[float]], width: int = 80, title: str = "W^
 
 
 def _heat_cell(value: float, vmax: float, cell: int, color: bool) -> Text:
-    t = max(-1.0, min(1.0, value / vmax))
+    t = charts.colour_level(value / vmax)  # on a grid: a last-bit difference changes no colour
     if cell == 6:
-        text = f"{value:6.2f}"
+        text = f"{round(value, 2) + 0.0:6.2f}"  # + 0.0: a tiny negative shows as 0.00, not -0.00
     else:
         mark = "+" if t > 0 else "-"
         text = ("·" if abs(t) < 0.1 else mark * 2 if abs(t) >= 0.5 else mark).rjust(cell)
@@ -639,7 +639,7 @@ def _instance_section(console: Console, results: Results, layout: Layout) -> Non
     console.print(overlap_heatmap(charts.overlap_matrix(W), layout.width, title=f"W^T W of instance {inst}",
                                   color=layout.color))
     if rows and "mean_neuron_monosemanticity" in rows[0]:  # a privileged basis: show each neuron's weights
-        weights = [[float(v) for v in row] for row in charts.embedding({"W": W}).T]
+        weights = [[float(v) for v in row] for row in W.T]
         console.print(heatmap(weights, layout.width, f"W of instance {inst}", "row n: neuron n's weight W_n,i "
                               "on feature i", "features", layout.color))
 

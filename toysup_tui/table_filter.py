@@ -60,9 +60,13 @@ def compile_filter(text: str, columns: Sequence[str]) -> Callable[[dict[str, Any
                 raise SpecError(f"no column {name!r}; columns: {', '.join(columns)}")
             tests.append(_comparison(name, _OPS[op], raw))
         else:
-            needle = term.lower()
-            tests.append(lambda row, needle=needle: any(needle in cell_text(v).lower() for v in row.values()))
+            tests.append(_containing(term.lower()))
     return lambda row: all(t(row) for t in tests)
+
+
+def _containing(needle: str) -> Callable[[dict[str, Any]], bool]:
+    """A row any of whose cells contains ``needle`` (lower case)."""
+    return lambda row: any(needle in cell_text(v).lower() for v in row.values())
 
 
 def _comparison(name: str, op: Callable[[Any, Any], bool], raw: str) -> Callable[[dict[str, Any]], bool]:

@@ -137,7 +137,7 @@ class RayExecutor(Executor):
             slots = sum(int(n["Resources"].get("CPU", 0) // self._threads) for n in nodes)
         slots = max(1, slots)
         what = probe["device_name"] if self._kind == "cuda" else "cpu"
-        notes = ()
+        notes: tuple[str, ...] = ()
         if probe.get("torch", torch.__version__) != torch.__version__:
             notes = (f"Ray workers run torch {probe['torch']}, this driver {torch.__version__}: per-instance results "
                      "may differ from a local run's in the last digits",)

@@ -184,11 +184,12 @@ class FormScreen(ToysupScreen):
         summary.remove_class("-invalid")
         work = instance_steps(spec)
         eta = estimate_seconds(spec, self._speed) if self._speed else None
+        basis = f" · time at the {self._speed.basis}" if self._speed else ""
         axes = ", ".join(f"{a.name} ({a.scale} ×{len(a.values)})" for a in spec.axes) or "no sweep axis"
         summary.update(
             f"[b]{spec.n_points}[/] point(s) × [b]{spec.seeds}[/] seed(s) = [b]{spec.n_instances:,}[/] instances · "
             f"{work:,} instance-steps · [b]~{format_duration(eta)}[/]\n"
-            f"[dim]sweep: {esc(axes)} · time at the {self._speed.basis}[/]"
+            f"[dim]sweep: {esc(axes)}{basis}[/]"
         )
 
     @on(Field.Changed)

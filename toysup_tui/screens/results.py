@@ -177,7 +177,8 @@ class ResultsScreen(ToysupScreen):
         if self.sort_column is not None:
             present = [r for r in view if r.get(self.sort_column, "") != ""]
             missing = [r for r in view if r.get(self.sort_column, "") == ""]
-            present.sort(key=lambda r: sort_key(r.get(self.sort_column)), reverse=self.sort_reverse)
+            by = self.sort_column
+            present.sort(key=lambda r: sort_key(r.get(by)), reverse=self.sort_reverse)
             view = present + missing
         self.view = view
         for name in self.columns:
@@ -302,7 +303,7 @@ class ResultsScreen(ToysupScreen):
         feature_plot = self.query_one("#feature-chart", Chart)
         if W is not None and W.shape[-1] == 2:
             steps = self._snapshot_steps() if self.snapshot is not None else []
-            at = f", step {steps[self.snapshot]}" if steps else ""
+            at = f", step {steps[self.snapshot]}" if steps and self.snapshot is not None else ""
             vectors, title = charts.feature_vectors(W), f"feature vectors W_i, instance {self.instance}{at}"
             feature_plot.show(lambda plt, size: charts.draw_feature_vectors(
                 plt, vectors, title=title, aspect=charts.plot_aspect(size.width, size.height)))
