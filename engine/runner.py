@@ -113,7 +113,7 @@ def run_sweep(
         placement = executor.open(device, threads)
         chunks = plan(spec, placement.device, max_memory, budget=placement.budget, slots=placement.slots)
         run = Run.create(root, spec, device=placement.description, chunks=len(chunks),
-                         extra={"backend": executor.name, **executor.record()})
+                         extra={"backend": executor.name, "seed_mode": spec.seed_mode, **executor.record()})
     except BaseException:
         executor.close()
         raise
