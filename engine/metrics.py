@@ -14,8 +14,8 @@ import torch
 
 EPS = 1e-8
 # Thresholds, each with its source (the README's metric table repeats them):
-RELATIVE_NORM = 0.2  # toysup's own: a represented feature has ||W_i|| >= 0.2 * the instance's largest norm
-ABLATION_SHARE = 0.1  # toysup's own: zeroing W_i must raise the loss by > 10% of feature i's constant-output loss
+ABLATION_SHARE = 0.1  # toysup's own: ablating feature i must raise the loss by > 10% of its constant-output loss
+RELATIVE_NORM = 0.2  # toysup's own: the weights-only fallback, ||W_i|| >= 0.2 * the instance's largest norm
 COLLAPSE_MARGIN = 0.02  # toysup's own: collapsed unless the loss beats the best constant output by more than 2%
 MONOSEMANTIC_RATIO = 0.99  # toysup's own (no published source): max_i drive_n,i / ||drive_n|| above this
 SENSES = ("magnitude", "positive")  # how a weight drives a neuron: either sign, or only a positive one (ReLU on h)
@@ -35,21 +35,23 @@ def relative_norms(W: torch.Tensor) -> torch.Tensor:
 def represented_by_norm(W: torch.Tensor, ratio: float = RELATIVE_NORM) -> torch.Tensor:
     """Boolean (I, n): ||W_i|| >= ratio * the instance's largest norm (and W_i non-zero).
 
-    The scale-free half of the represented rule; on its own it cannot tell a small
-    embedding that the loss relies on from one it ignores (see :func:`represented`)."""
+    A weights-only stand-in for :func:`represented`, for callers without the model's loss (a
+    hand-built W). It is scale-free, but it cannot tell a small embedding the loss relies on from
+    one it ignores, and a few blown-up features (sparse relu_hidden) push working ones under it."""
     return (relative_norms(W) >= ratio) & (feature_norms(W) > EPS)
 
 
-def represented(W: torch.Tensor, gain: torch.Tensor, share: torch.Tensor, ratio: float = RELATIVE_NORM,
-                min_share: float = ABLATION_SHARE) -> torch.Tensor:
-    """Boolean (I, n): feature i is represented if its norm is at least ``ratio`` of the instance's
-    largest and zeroing its row (:func:`ablation_gains`) raises the loss by more than ``min_share`` of
+def represented(gain: torch.Tensor, share: torch.Tensor, min_share: float = ABLATION_SHARE) -> torch.Tensor:
+    """Boolean (I, n): feature i is represented if ablating it (its row W_i zeroed, its output the best
+    constant; ``gain``, from :func:`ablation_gains`) raises the loss by more than ``min_share`` of
     ``share``, the feature's own loss under the best constant output.
 
-    Both tests use the model's own scale (a shrunk model, e.g. under inverted dropout,
-    keeps its features) and its function (an embedding the loss does not rely on is not a
-    feature). ``gain`` is the loss increase of each single-feature ablation, (I, n)."""
-    return represented_by_norm(W, ratio) & (gain > min_share * share)
+    Decided by function, on the model's own scale: a model that training shrank (inverted dropout,
+    weight decay, L1) keeps its features, an embedding the loss does not rely on is not a feature,
+    and a zero W_i never is (its output is at best the constant). No norm enters: a norm cut, absolute or
+    relative to the largest norm, misreads models whose norms spread (sparse relu_hidden has
+    working features of norm 1.2 beside one of 10)."""
+    return gain > min_share * share
 
 
 def features_represented(W: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -91,41 +93,52 @@ def constant_output_loss(x: torch.Tensor, importance: torch.Tensor) -> tuple[tor
 def ablation_gains(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor,
                    activation: Callable[[torch.Tensor], torch.Tensor] | None = None, hidden_relu: bool = False,
                    block_values: int = 1 << 20) -> torch.Tensor:
-    """How much the loss on ``x`` rises when feature i's row W_i is zeroed, one feature at a time, (I, n).
+    """How much the loss on ``x`` rises when feature i is ablated, one feature at a time, (I, n).
 
     The model is h = W^T x (ReLU'd if ``hidden_relu``), out = activation(W h + b) (identity for None),
-    the loss the importance-weighted MSE mean over batch and features. With W_i zeroed, feature i
-    neither writes to h nor reads from it: its output is the constant activation(b_i), and every
-    other output is spared x_i's interference. Differences are taken per element, so a feature of
-    tiny importance is not lost in the rounding of the total loss. Vectorised over instances and
-    ablations, in batch blocks of about ``block_values`` numbers."""
+    the loss the importance-weighted MSE mean over batch and features. Ablating feature i is a mean
+    ablation: x_i is replaced by its batch mean where it enters h (the other outputs keep the average
+    interference, which their biases are tuned to, and lose its variation), and feature i's own
+    output, with its row W_i zeroed, is the best constant, the batch mean of x_i (all a bias can
+    supply). The gain is then what feature i's own output achieves beyond a constant, minus the
+    interference variation its removal spares the others. Zero ablation (x_i's contributions to h
+    dropped, output i left at activation(b_i)) would credit an embedding that only stands in for a
+    bias: a dense "not learned" extra feature with W = 0.17, b = 0.41 gained 0.83 of its
+    constant-output loss that way, mostly through the mean it fed feature 0. Differences are taken per
+    element, so a feature of tiny importance is not lost in the rounding of the total loss.
+    Vectorised over instances and ablations, in batch blocks of about ``block_values`` numbers."""
     count, batch, n = x.shape
     relu = activation is torch.relu
     weight = (importance.reshape(count, n, 1) / (batch * n)).to(x.dtype)
     summed = torch.zeros(count, n, n, device=x.device)  # [k, i, j]: output j's error change, ablating i
+    own = torch.zeros(count, n, device=x.device)  # each output's summed squared error, unablated
     step = max(1, block_values // (count * n * max(n, W.shape[-1])))
     Wt = W.transpose(1, 2)
-    G = torch.bmm(W, Wt)  # (I, n, n): without hidden ReLU, output j loses x_i G_ij when i is ablated
+    G = torch.bmm(W, Wt)  # (I, n, n): without hidden ReLU, output j moves by -(x_i - mean) G_ij
+    mean = x.mean(1, keepdim=True)
     for start in range(0, batch, step):
         xb = x[:, start:start + step]  # (I, b, n)
+        dx = xb - mean  # what the mean ablation takes out of h
         a = torch.bmm(xb, W)  # (I, b, m)
         h = torch.relu(a) if hidden_relu else a
         pre = torch.baddbmm(b.unsqueeze(1), h, Wt)  # (I, b, n)
         if hidden_relu:
-            # h without feature i: ReLU(a - x_i W_i), for every i: (I, b, n_ablated, m)
-            h_abl = torch.relu(a.unsqueeze(2) - xb.unsqueeze(-1) * W.unsqueeze(1))
+            # h with x_i at its mean: ReLU(a - (x_i - mean_i) W_i), for every i: (I, b, n_ablated, m)
+            h_abl = torch.relu(a.unsqueeze(2) - dx.unsqueeze(-1) * W.unsqueeze(1))
             abl = torch.matmul(h_abl, Wt.unsqueeze(1)).add_(b.view(count, 1, 1, n))  # (I, b, n_ablated, n)
         else:
-            abl = torch.addcmul(pre.unsqueeze(2), xb.unsqueeze(-1), G.unsqueeze(1), value=-1.0)
-        abl.diagonal(dim1=2, dim2=3).copy_(b.unsqueeze(1).expand(-1, abl.shape[1], -1))  # ablated: reads nothing
+            abl = torch.addcmul(pre.unsqueeze(2), dx.unsqueeze(-1), G.unsqueeze(1), value=-1.0)
         if relu:
             abl.clamp_min_(0.0)
             pre.clamp_min_(0.0)
         elif activation is not None:
             abl, pre = activation(abl), activation(pre)
         err = pre.sub_(xb).square_()
+        own += err.sum(1)
         abl.sub_(xb.unsqueeze(2)).square_().sub_(err.unsqueeze(2))
         summed += abl.sum(1)
+    # The ablated output itself (the diagonal): the best constant's summed error, batch * Var(x_i), minus its own.
+    summed.diagonal(dim1=-2, dim2=-1).copy_(batch * x.var(dim=1, unbiased=False) - own)
     return torch.bmm(summed, weight).squeeze(-1)
 
 
@@ -191,12 +204,15 @@ def drive(W: torch.Tensor, sense: str = "magnitude") -> torch.Tensor:
 def carried(W: torch.Tensor, threshold: torch.Tensor | float = 0.5, mask: torch.Tensor | None = None,
             sense: str = "magnitude") -> torch.Tensor:
     """Boolean (I, n, m): neuron j carries feature i if feature i is represented (``mask``, by default
-    the norm-only rule) and i drives j with at least ``threshold`` * ||W_i|| (science.md's rule;
-    ``threshold`` is the carry_threshold parameter, a float or a per-instance (I,) tensor)."""
-    norms = feature_norms(W)
+    the norm-only rule) and i drives j with at least ``threshold`` times the norm of all of i's drives
+    (science.md's rule |W_j,i| >= threshold ||W_i|| in the magnitude sense; in the positive sense the
+    norm of i's positive weights, since its negative weights only hold neurons off). ``threshold`` is
+    the carry_threshold parameter, a float or a per-instance (I,) tensor."""
+    d = drive(W, sense)
+    norms = d.norm(dim=-1)
     if isinstance(threshold, torch.Tensor):
         threshold = threshold.view(-1, 1, 1)
-    strong = drive(W, sense) >= threshold * norms.unsqueeze(-1)
+    strong = d >= threshold * norms.unsqueeze(-1)
     mask = represented_by_norm(W) if mask is None else mask
     return strong & (norms > EPS).unsqueeze(-1) & mask.unsqueeze(-1)
 

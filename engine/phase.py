@@ -4,8 +4,8 @@ The paper trains n=2 features in m=1 dimension (ReLU output model), the first
 with importance 1, the second ("extra") with importance 0.1-10, both with the
 same density 1-0.01, and asks what happened to the extra feature:
 
-- ``not_learned``: the extra feature is not represented (relu_output's rule: its norm is
-  below 0.2 of the largest, or zeroing it barely changes the loss; see engine/metrics.py);
+- ``not_learned``: the extra feature is not represented (relu_output's rule: zeroing its
+  embedding raises the loss by at most 10% of its constant-output loss; engine/metrics.py);
 - ``superposed``: it is represented and shares its direction with another
   represented feature (with m=1: both features nonzero; antipodal, W = [1, -1],
   in the paper's solution);
@@ -51,7 +51,7 @@ def classify_phase(W: torch.Tensor, extra: int = -1, represented: torch.Tensor |
     ``W`` is (I, n, m) (row i = feature i's embedding); ``extra`` indexes the
     extra feature (the last by default). ``represented`` (I, n) says which features
     are represented (the model passes its loss-based rule); without it, the
-    norm-only half of that rule (at least 0.2 of the largest norm) decides.
+    weights-only stand-in (at least 0.2 of the largest norm) decides.
     """
     norms = feature_norms(W)
     if represented is None:

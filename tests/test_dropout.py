@@ -57,7 +57,7 @@ def test_dropout_0_8_models_that_learned_are_not_collapsed_and_sit_on_an_axis(tm
     assert len(learned) >= 6 and not any(r["collapsed"] for r in learned)
     small = [r for r in learned if r["max_feature_norm"] < 0.5]  # what the old absolute rule threw away
     assert len(small) >= 4
-    assert all(r["features_represented"] == 4 and r["orientation_angle_deg"] < 5 for r in small)
+    assert all(r["features_represented"] >= 3 and r["orientation_angle_deg"] < 5 for r in small)
     stats = orientation_stats([r["orientation_angle_deg"] for r in high], [r["collapsed"] for r in high])
     assert stats.excluded == 0 and stats.median < 5 and stats.near_axis >= 0.6
     assert all(isinstance(r["polysemantic_neurons"], int) for r in high)

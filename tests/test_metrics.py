@@ -297,21 +297,27 @@ def test_by_point_gives_median_and_quartiles_over_seeds():
 
 
 def test_ablation_gains_match_zeroing_each_row_by_hand():
-    """The vectorised ablation equals zeroing W_i and recomputing the loss, for every output activation
-    and with a ReLU on h."""
+    """The vectorised ablation equals, by hand: x_i set to its batch mean in the input, output i set to
+    that mean, the loss recomputed; for every output activation and with a ReLU on h."""
     torch.manual_seed(0)
     x = torch.rand(2, 300, 4) * (torch.rand(2, 300, 4) < 0.4)
     W, b = torch.randn(2, 4, 3), 0.1 * torch.randn(2, 4)
     importance = torch.tensor([[1.0, 0.7, 0.5, 0.2], [1.0, 1.0, 1.0, 1.0]])
     gelu = torch.nn.functional.gelu
     for activation, hidden_relu in ((torch.relu, False), (None, False), (gelu, False), (torch.relu, True)):
-        def loss(w: torch.Tensor, act=activation or (lambda t: t), hidden_relu: bool = hidden_relu) -> torch.Tensor:
-            h = torch.bmm(x, w)
+        def loss(ablated: int | None = None, act=activation or (lambda t: t),
+                 hidden_relu: bool = hidden_relu) -> torch.Tensor:
+            xin = x.clone()
+            if ablated is not None:
+                xin[..., ablated] = x[..., ablated].mean(1, keepdim=True)
+            h = torch.bmm(xin, W)
             h = torch.relu(h) if hidden_relu else h
-            out = act(torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2)))
+            out = act(torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2)))
+            if ablated is not None:
+                out[..., ablated] = x[..., ablated].mean(1, keepdim=True)
             return (importance.unsqueeze(1) * (x - out).square()).mean((1, 2))
 
-        expected = torch.stack([loss(W.index_fill(1, torch.tensor([i]), 0.0)) - loss(W) for i in range(4)], -1)
+        expected = torch.stack([loss(ablated=i) - loss() for i in range(4)], -1)
         got = M.ablation_gains(x, W, b, importance, activation, hidden_relu, block_values=4000)
         assert torch.allclose(got, expected, atol=1e-6), (activation, hidden_relu)
 
@@ -332,20 +338,26 @@ def two_features(w: list[list[float]], b: list[float], p: float = 0.2, **params)
 
 
 def test_a_feature_of_norm_0_4_that_the_loss_depends_on_is_represented():
-    # Feature 1's output is ReLU(0.16 x_1): 16% of its signal, yet far better than none. Zeroing W_1
-    # costs (1 - 0.84^2) E[x^2] = 0.294 p/3, i.e. 0.35 of its constant-output loss (p/3 - p^2/4 at p=0.2).
+    # Feature 1's output is ReLU(0.16 x_1), error (0.84 x_1)^2: 0.7056 p/3 against p/3 - p^2/4 for the
+    # best constant output. Ablating it gains 1 - 0.7056 (p/3) / (p/3 - p^2/4) = 17% of that (p = 0.2).
     _, got, features = two_features([[1.0, 0.0], [0.0, 0.4]], [0.0, 0.0])
     assert got["features_represented"].item() == 2 and features["represented"].tolist() == [[1, 1]]
-    expected = (1 - 0.84**2) * (0.2 / 3) / (0.2 / 3 - 0.2**2 / 4)
+    expected = 1 - 0.84**2 * (0.2 / 3) / (0.2 / 3 - 0.2**2 / 4)
     assert features["ablation_gain"][0, 1].item() == pytest.approx(expected, rel=0.05)
     assert got["max_feature_norm"].item() == pytest.approx(1.0)
 
 
 def test_an_embedding_the_loss_ignores_is_not_represented_whatever_its_norm():
-    # Feature 1 has norm 0.8, but its bias holds the output ReLU off: zeroing W_1 changes nothing.
+    # Feature 1 has norm 0.8, but its bias holds the output ReLU off: its output, 0, is worse than the
+    # constant p/2, so the ablation (which gives it that constant) lowers the loss.
     _, got, features = two_features([[1.0, 0.0], [0.0, 0.8]], [0.0, -10.0])
     assert features["represented"].tolist() == [[1, 0]] and got["features_represented"].item() == 1
-    assert features["ablation_gain"][0, 1].item() == pytest.approx(0.0, abs=1e-6)
+    assert features["ablation_gain"][0, 1].item() < 0
+    # An embedding that only stands in for a bias is no feature either: the extra feature of a dense
+    # phase-diagram run (importance 0.1) with W = 0.17 and b = 0.41 outputs about its mean, through x_0.
+    model = model_of("relu_output", n_features=2, n_hidden=1, feature_probability=1.0, importance_decay=0.1)
+    weights = {"W": torch.tensor([[[1.02], [0.17]]]), "b": torch.tensor([[-0.12, 0.41]])}
+    assert model.feature_metrics(weights)["represented"].tolist() == [[1, 0]]
 
 
 def test_a_shrunk_dropout_solution_is_represented_and_not_collapsed():
@@ -405,6 +417,14 @@ def test_a_negative_weight_does_not_make_a_relu_neuron_polysemantic():
     assert M.features_per_neuron(SIGNED, 0.5, sense="positive").tolist() == [[1, 1]]
     assert M.monosemantic_neurons(SIGNED, "positive").tolist() == [2]
     assert M.monosemantic_neurons(SIGNED, "magnitude").tolist() == [1]
+
+
+def test_a_feature_held_off_elsewhere_is_carried_by_the_neuron_it_drives():
+    # Sparse relu_hidden solutions inhibit interference with large negative weights: feature 0 drives
+    # neuron 0 (0.9) and holds neuron 1 off (-4). Its drive is compared with its positive weights' norm.
+    w = W([0.9, -4.0], [0.0, 1.0])
+    assert M.carried(w, 0.5, sense="positive")[0].tolist() == [[True, False], [False, True]]
+    assert M.carried(w, 0.5, sense="magnitude")[0].tolist() == [[False, True], [False, True]]
 
 
 def test_relu_hidden_counts_only_positive_weights():

@@ -72,7 +72,7 @@ def test_the_phase_model_decides_represented_by_the_loss():
     """relu_output_phase passes its loss-based mask: an extra feature whose output the bias holds off
     is not learned, whatever its norm; the antipodal pair is superposed where it pays (sparse data)
     and not where it costs the first feature more than it gains (dense data)."""
-    held_off = {"W": torch.tensor([[[1.0], [0.6]]]), "b": torch.tensor([[0.0, -5.0]])}
+    held_off = {"W": torch.tensor([[[1.0], [0.3]]]), "b": torch.tensor([[0.0, -5.0]])}
     got = phase_model(1.0, 0.1).metrics(held_off)
     assert got["phase"].tolist() == [NOT_LEARNED] and got["features_represented"].tolist() == [1]
     antipodal = {"W": torch.tensor([[[1.0], [-1.0]]]), "b": torch.tensor([[0.0, 0.0]])}

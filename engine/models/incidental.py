@@ -38,9 +38,9 @@ project-code/models/autoencoder.py and experiments/*.py):
 
 ``batch_size`` and ``eval_batch_size`` are ignored: the batch is always the identity.
 
-Represented features: at least 0.2 of the largest norm, and zeroing W_i raises the
-(noise-free) loss on the identity batch by more than 10% of feature i's loss at zero
-output (which is 1), computed exactly (relu_output's rule, toysup's own cuts). The
+Represented features: zeroing W_i raises the (noise-free) loss on the identity batch
+by more than 10% of feature i's loss at zero output (which is 1), computed exactly
+(relu_output's rule, toysup's own cut). The
 basis is privileged only with an L1 penalty or Bernoulli noise: with neither (or
 with Gaussian noise, which is isotropic) the loss is the same for any rotation of
 the hidden layer, so the neuron counts are left empty. ``basis_sparsity`` stays: for a
@@ -93,8 +93,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("basis_sparsity", "mean over represented features of ||W_i||_4^4 / ||W_i||_2^4 (1 = one neuron each)"),
     Column("init_correlation", "mean over features of cos(W_init_i, W_final_i): the diagonal of W_init W_final^T"),
     Column("init_correlation_offdiag", "mean over i != j of |cos(W_init_j, W_final_i)|: the unrelated baseline"),
-    Column("features_represented", "features with ||W_i|| >= 0.2 max_j ||W_j|| whose ablation raises the loss by "
-           "> 10% of their zero-output loss (toysup's own cuts)", "int"),
+    Column("features_represented", "features whose ablation (W_i zeroed) raises the loss by > 10% of their "
+           "zero-output loss, 1 (toysup's own cut)", "int"),
     Column("features_near_unit", "features with some |W_n,i| in [0.8, 1.2] (sitting on one neuron)", "int"),
 )
 
@@ -143,7 +143,7 @@ def ablation_gains(W: torch.Tensor) -> torch.Tensor:
 
 def represented(W: torch.Tensor) -> torch.Tensor:
     """Boolean (I, n): engine.metrics.represented with each feature's loss at zero output, 1, as its share."""
-    return M.represented(W, ablation_gains(W), torch.ones_like(W[..., 0]))
+    return M.represented(ablation_gains(W), torch.ones_like(W[..., 0]))
 
 
 def basis_sparsity(W: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -35,8 +35,8 @@ SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
            "constant is the mean of x_i; analytically p/3 - p^2/4 per feature)"),
     Column("collapsed", "loss >= 0.98 trivial_loss: no better than the best constant output (2% margin, "
            "toysup's own), so orientation means nothing", "bool"),
-    Column("features_represented", "features with ||W_i|| >= 0.2 max_j ||W_j|| whose ablation (W_i zeroed) "
-           "raises the loss by > 10% of their constant-output loss (both cuts toysup's own)", "int"),
+    Column("features_represented", "features whose ablation (W_i zeroed) raises the loss by > 10% of their "
+           "constant-output loss I_i Var(x_i)/n (toysup's own cut)", "int"),
     Column("features_per_dim", "features_represented / m: above 1 = superposition (scale-free)"),
     Column("mean_dimensionality", "mean D_i over represented features (scale-free; 1/2 antipodal pairs, "
            "2/5 pentagon)"),
@@ -314,7 +314,7 @@ class ReluOutput(ToyModel):
         constant, share = M.constant_output_loss(x, importance)
         gain = M.ablation_gains(x, W, b, importance, self.activation, self.hidden_relu)
         out = {"loss": loss, "constant": constant, "share": share, "gain": gain,
-               "mask": M.represented(W, gain, share)}
+               "mask": M.represented(gain, share)}
         self._represent_cache = (weights["W"], out)
         return out
 

@@ -35,8 +35,8 @@ class ReluOutputPhase(ReluOutput):
     columns = (
         Column("loss", "final importance-weighted MSE on a fresh evaluation batch"),
         Column("phase", "the extra feature 1: " + ", ".join(f"{i} {p}" for i, p in enumerate(PHASES)), "int"),
-        Column("features_represented", "features with ||W_i|| >= 0.2 max_j ||W_j|| whose ablation raises the loss "
-               "by > 10% of their constant-output loss (relu_output's rule)", "int"),
+        Column("features_represented", "features whose ablation raises the loss by > 10% of their constant-output "
+               "loss (relu_output's rule)", "int"),
         Column("extra_norm", "||W_1||, the extra feature's embedding norm"),
         Column("first_norm", "||W_0||, the first feature's embedding norm"),
         Column("antipodal", "both features represented with opposite signs (the paper's W = [1, -1])", "bool"),
