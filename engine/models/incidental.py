@@ -136,7 +136,9 @@ def ablation_gains(W: torch.Tensor) -> torch.Tensor:
 
     On the identity batch the output is R = ReLU(W W^T) and the loss sum_ab (R_ab - delta_ab)^2.
     Zeroing W_i zeroes row and column i of R: their errors are replaced by 1 on the diagonal and
-    0 elsewhere, so the gain is 1 - (row i's error + column i's error - the shared diagonal one)."""
+    0 elsewhere, so the gain is 1 - (row i's error + column i's error - the shared diagonal one).
+    A plain zero ablation, unlike relu_output's mean ablation: with no bias the model has no
+    constant to output but 0, so no embedding can stand in for one."""
     E = (torch.relu(torch.bmm(W, W.transpose(1, 2))) - torch.eye(W.shape[1], device=W.device)).square()
     return 1.0 - (E.sum(-1) + E.sum(-2) - torch.diagonal(E, dim1=-2, dim2=-1))
 

@@ -35,8 +35,9 @@ SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
            "constant is the mean of x_i; analytically p/3 - p^2/4 per feature)"),
     Column("collapsed", "loss >= 0.98 trivial_loss: no better than the best constant output (2% margin, "
            "toysup's own), so orientation means nothing", "bool"),
-    Column("features_represented", "features whose ablation (W_i zeroed) raises the loss by > 10% of their "
-           "constant-output loss I_i Var(x_i)/n (toysup's own cut)", "int"),
+    Column("features_represented", "features whose mean ablation (x_i at its mean in h, output i the best "
+           "constant) raises the loss by > 10% of their constant-output loss I_i Var(x_i)/n (toysup's own cut)",
+           "int"),
     Column("features_per_dim", "features_represented / m: above 1 = superposition (scale-free)"),
     Column("mean_dimensionality", "mean D_i over represented features (scale-free; 1/2 antipodal pairs, "
            "2/5 pentagon)"),
@@ -60,7 +61,8 @@ FEATURE_COLUMNS: tuple[Column, ...] = (
     Column("interference", "sum_{j != i} (W^_i . W_j)^2"),
     Column("bias", "b_i"),
     Column("importance", "importance_decay ** i"),
-    Column("ablation_gain", "loss increase when W_i is zeroed, as a share of feature i's constant-output loss"),
+    Column("ablation_gain", "loss increase when feature i is mean-ablated, as a share of its constant-output loss "
+           "(represented above 0.1)"),
     Column("represented", "1 if feature i is represented (see features_represented), else 0", "int"),
 )
 
