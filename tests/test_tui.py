@@ -84,14 +84,21 @@ def make_fixture_run(root: Path, run_id: str = FIXTURE_ID) -> Run:
     instances = spec.instances()
     W = torch.stack([_weights(inst.config["feature_probability"], inst.seed) for inst in instances])
     b = torch.tensor([[-0.2 if inst.config["feature_probability"] < 0.1 else 0.0] * 5 for inst in instances])
-    computed = {k: v.tolist() for k, v in superposition_metrics(W, torch.full((len(instances),), 0.5)).items()}
+    # Hand-made weights have no loss to ablate against: the weights-only represented rule; no dropout, so no
+    # privileged basis (empty neuron counts), and none collapsed.
+    count = len(instances)
+    computed = {k: v.tolist() for k, v in superposition_metrics(W, torch.full((count,), 0.5), M.represented_by_norm(W),
+                                                                torch.zeros(count, dtype=torch.bool)).items()}
+    computed["collapsed"] = [False] * count
+    computed["trivial_loss"] = [math.nan] * count  # no evaluation batch: an empty cell
     columns = result_columns(spec)
     rows = []
     for inst in instances:
         p = inst.config["feature_probability"]
         row: dict[str, Any] = {"instance": inst.index, "seed": inst.seed, "feature_probability": p}
         for name in columns[3:]:
-            row[name] = computed[name][inst.index] if name in computed else 0
+            value = computed[name][inst.index] if name in computed else 0
+            row[name] = "" if isinstance(value, float) and math.isnan(value) else value  # as result_rows writes it
         row["loss"] = round(0.08 * p + 0.001 * (inst.seed + 1), 6)
         rows.append(row)
     curve_rows = [{"instance": inst.index, "step": s, "loss": 0.02 + 0.3 * math.exp(-s / (100 + 50 * inst.point))}

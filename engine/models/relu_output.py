@@ -31,16 +31,9 @@ PROBE_ROWS = 64  # instances probed together (bounds the (rows, PROBE_SAMPLES) c
 
 SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
     Column("loss", "final importance-weighted MSE on a fresh evaluation batch (no dropout)"),
-    Column("trivial_loss", "the best constant output's loss on the same batch: mean_i I_i Var(x_i) (the "
-           "constant is the mean of x_i; analytically p/3 - p^2/4 per feature)"),
-    Column("collapsed", "loss >= 0.98 trivial_loss: no better than the best constant output (2% margin, "
-           "toysup's own), so orientation means nothing", "bool"),
     Column("features_represented", "features whose mean ablation (x_i at its mean in h, output i the best "
            "constant) raises the loss by > 10% of their constant-output loss I_i Var(x_i)/n (toysup's own cut)",
            "int"),
-    Column("features_per_dim", "features_represented / m: above 1 = superposition (scale-free)"),
-    Column("mean_dimensionality", "mean D_i over represented features (scale-free; 1/2 antipodal pairs, "
-           "2/5 pentagon)"),
     Column("dims_per_feature", "D* = m / ||W||_F^2 (moves with the norms: dropout, decay and L1 shrink them)"),
     Column("orientation_angle_deg", "angle between the largest-norm feature and its nearest hidden axis"),
     Column("axis_alignment", "max_j |u_j| for u the largest-norm feature's unit direction"),
@@ -49,8 +42,15 @@ SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
     Column("monosemantic_neurons", "neurons with max_i drive / ||drive|| > 0.99 (toysup's own cut); empty "
            "without a privileged basis", "int"),
     Column("max_feature_norm", "largest ||W_i||"),
+    Column("collapsed", "loss >= 0.98 trivial_loss: no better than the best constant output (2% margin, "
+           "toysup's own), so orientation means nothing", "bool"),
     Column("linear_regions", "effective number of linear regions, exp(entropy) of the ReLU activation patterns "
            "over a fixed probe of 65,536 inputs (polytope lens)"),
+    Column("features_per_dim", "features_represented / m: above 1 = superposition (scale-free)"),
+    Column("mean_dimensionality", "mean D_i over represented features (scale-free; 1/2 antipodal pairs, "
+           "2/5 pentagon)"),
+    Column("trivial_loss", "the best constant output's loss on the same batch: mean_i I_i Var(x_i) (the "
+           "constant is the mean of x_i; analytically p/3 - p^2/4 per feature)"),
 )
 
 ACTIVATIONS = {"relu": torch.relu, "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu}
