@@ -120,6 +120,8 @@ def _fmt(x: float) -> str:
     return f"{x:g}" if isinstance(x, float) else str(x)
 
 
+SEED_MODES = ("paired", "independent")
+
 # Parameters every model trains with.
 TRAINING_PARAMS: tuple[Param, ...] = (
     Param("steps", "int", 5000, "training steps", low=1, high=10_000_000, structural=True, log_scale=True),
@@ -135,6 +137,11 @@ TRAINING_PARAMS: tuple[Param, ...] = (
           low=0, high=2**31 - 1),
     Param("seeds", "int", 1, "instances (seeds) trained per sweep point", low=1, high=1_000_000,
           per_instance=False),
+    Param("seed_mode", "choice", "paired",
+          "paired: every sweep point trains seeds seed..seed+seeds-1, so points share their initial weights and "
+          "data (common random numbers: smooth curves, paired comparisons); independent: point k trains seeds "
+          "seed+k*seeds.., distinct draws at every point (counts over seeds are independent samples)",
+          choices=SEED_MODES, per_instance=False),
     Param("eval_batch_size", "int", 4096, "samples in the fresh batch used for the final loss",
           low=1, high=1_000_000, structural=True),
     Param("snapshots", "int", 0, "weight snapshots kept during training at log-spaced steps, plus the initial "

@@ -4,7 +4,8 @@ The paper trains n=2 features in m=1 dimension (ReLU output model), the first
 with importance 1, the second ("extra") with importance 0.1-10, both with the
 same density 1-0.01, and asks what happened to the extra feature:
 
-- ``not_learned``: its embedding is (near) zero, ||W_extra|| <= 0.5;
+- ``not_learned``: the extra feature is not represented (relu_output's rule: zeroing its
+  embedding raises the loss by at most 10% of its constant-output loss; engine/metrics.py);
 - ``superposed``: it is represented and shares its direction with another
   represented feature (with m=1: both features nonzero; antipodal, W = [1, -1],
   in the paper's solution);
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from engine.metrics import EPS, REPRESENTED_NORM, feature_norms
+from engine.metrics import EPS, feature_norms, represented_by_norm
 
 if TYPE_CHECKING:
     from engine.results import Results
@@ -47,14 +48,17 @@ SHARED_COS2 = 0.1  # squared cosine above which two features count as sharing a 
 # --- classification ------------------------------------------------------------------------
 
 
-def classify_phase(W: torch.Tensor, extra: int = -1) -> torch.Tensor:
+def classify_phase(W: torch.Tensor, extra: int = -1, represented: torch.Tensor | None = None) -> torch.Tensor:
     """The extra feature's phase per instance as an index into :data:`PHASES`, shape (I,).
 
     ``W`` is (I, n, m) (row i = feature i's embedding); ``extra`` indexes the
-    extra feature (the last by default).
+    extra feature (the last by default). ``represented`` (I, n) says which features
+    are represented (the model passes its loss-based rule); without it, the
+    weights-only stand-in (at least 0.2 of the largest norm) decides.
     """
     norms = feature_norms(W)
-    represented = norms > REPRESENTED_NORM
+    if represented is None:
+        represented = represented_by_norm(W)
     extra = extra % W.shape[1]
     unit = W / norms.clamp_min(EPS).unsqueeze(-1)
     cos2 = torch.einsum("km,kjm->kj", unit[:, extra], unit).square()

@@ -35,6 +35,7 @@ DROPOUT = 0x20
 INIT = 0x30
 EVAL = 0x40
 NOISE = 0x50
+PROBE = 0x60  # the fixed probe set of model-level metrics (linear regions), drawn with its own seed
 PAIRS = 0xA0  # the shared on/off draw of correlated or anticorrelated feature pairs
 
 

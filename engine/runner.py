@@ -73,7 +73,7 @@ def run_sweep(
         chunks = plan(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
                       slots=placement.slots)
         run = Run.create(root, spec, device=placement.description, chunks=len(chunks),
-                         extra={"backend": executor.name, **executor.record(),
+                         extra={"backend": executor.name, "seed_mode": spec.seed_mode, **executor.record(),
                                 "options": _recorded(options, executor)})
     except BaseException:
         executor.close()

@@ -39,7 +39,8 @@ from engine.params import Param
 Scale = Literal["list", "lin", "log"]
 SWEEP_HELP = "expected a list like 0.1,0.2,0.5, lin:START:STOP:NUM or log:START:STOP:NUM"
 TOP_LEVEL_KEYS = ("name", "description", "expected", "model", "params", "sweep")
-NOT_SWEEPABLE = ("seeds", "seed")
+NOT_SWEEPABLE = ("seeds", "seed", "seed_mode")
+MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,21 @@ class Spec:
         return int(self.params["seeds"])
 
     @property
+    def seed_mode(self) -> str:
+        """paired (the same seeds at every sweep point) or independent (distinct seeds per point)."""
+        return str(self.params.get("seed_mode", "paired"))
+
+    def point_seeds(self, point: int) -> range:
+        """The seeds trained at sweep point ``point`` (its index in :meth:`points`).
+
+        paired: seed .. seed+seeds-1 at every point (common random numbers). independent: point k
+        trains seed+k*seeds .. seed+(k+1)*seeds-1, so no two instances of the sweep share a seed,
+        and each seed is a pure function of (seed, seeds, point index): reproducible, and
+        independent of how the instances are batched."""
+        first = int(self.params["seed"]) + (point * self.seeds if self.seed_mode == "independent" else 0)
+        return range(first, first + self.seeds)
+
+    @property
     def n_points(self) -> int:
         return math.prod(len(a.values) for a in self.axes)
 
@@ -112,10 +128,8 @@ class Spec:
 
     def instances(self) -> list[Instance]:
         out: list[Instance] = []
-        base_seed = int(self.params["seed"])
         for p, point in enumerate(self.points()):
-            for s in range(self.seeds):
-                seed = base_seed + s
+            for seed in self.point_seeds(p):
                 config = {**self.params, **point, "seed": seed}
                 out.append(Instance(index=len(out), point=p, seed=seed, config=config))
         return out
@@ -337,6 +351,11 @@ def _check_combinations(spec: Spec) -> None:
         raise SpecError(f"the sweep has {spec.n_instances:,} instances ({spec.n_points:,} points x {spec.seeds} "
                         f"seeds); one run holds at most {MAX_INSTANCES:,}: use fewer seeds or points, or split "
                         "the sweep into several runs")
+    last = spec.point_seeds(spec.n_points - 1 if spec.seed_mode == "independent" else 0).stop - 1
+    if last > MAX_SEED:
+        raise SpecError(f"the sweep's last seed would be {last:,}, above {MAX_SEED:,}: lower seed"
+                        + (" or seeds (seed_mode=independent uses seeds x points distinct seeds)"
+                           if spec.seed_mode == "independent" else ""))
     model = get_model(spec.model)
     for point in spec.points():
         model.check({**spec.params, **point})

@@ -209,8 +209,14 @@ def make_fixture_run(root: Path, run_id: str = FIXTURE_ID, nudge: Nudge = None) 
                nudge, seed=1)
     b = nudged(torch.tensor([[-0.2 if inst.config["feature_probability"] < 0.1 else 0.0] * 5 for inst in instances]),
                nudge, seed=2)
+    # Hand-made weights have no loss to ablate against: the weights-only represented rule; no dropout, so no
+    # privileged basis (empty neuron counts), and none collapsed.
+    count = len(instances)
     computed = {k: nudged(v, nudge, seed=3).tolist()
-                for k, v in superposition_metrics(W, torch.full((len(instances),), 0.5)).items()}
+                for k, v in superposition_metrics(W, torch.full((count,), 0.5), M.represented_by_norm(W),
+                                                  torch.zeros(count, dtype=torch.bool)).items()}
+    computed["collapsed"] = [False] * count
+    computed["trivial_loss"] = [math.nan] * count  # no evaluation batch: an empty cell
     columns = result_columns(spec)
     rows = []
     for inst in instances:
@@ -218,7 +224,8 @@ def make_fixture_run(root: Path, run_id: str = FIXTURE_ID, nudge: Nudge = None) 
         row: dict[str, Any] = {"instance": inst.index, "seed": inst.seed, "point": inst.point,
                               "feature_probability": p}
         for name in columns[4:]:
-            row[name] = computed[name][inst.index] if name in computed else 0
+            value = computed[name][inst.index] if name in computed else 0
+            row[name] = "" if isinstance(value, float) and math.isnan(value) else value  # as result_rows writes it
         # Not round numbers: their medians and quartiles would sit on a rounding boundary of the tables.
         row["loss"] = _nudged_float(0.08 * p + 0.0011 * math.sqrt(inst.seed + 2), nudge, inst.index)
         rows.append(row)

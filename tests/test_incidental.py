@@ -12,14 +12,18 @@ import torch
 
 from engine.errors import SpecError
 from engine.metrics import polysemantic_neurons
+from engine.models import Hyper, get_model
 from engine.models.incidental import (
+    ablation_gains,
     basis_sparsity,
     feature_basis_sparsity,
     features_near_unit,
     init_correlation,
     polysemantic_neurons_paper,
+    represented,
     top_weights,
 )
+from engine.rng import CounterRNG
 from engine.runner import run_sweep
 from engine.spec import load
 
@@ -60,7 +64,7 @@ def test_feature_spread_over_k_neurons_has_basis_sparsity_one_over_k(k: int) -> 
     W[0, 0, :k] = 1 / math.sqrt(k)
     assert feature_basis_sparsity(W).item() == pytest.approx(1 / k)
     assert basis_sparsity(W).item() == pytest.approx(1 / k)
-    assert basis_sparsity(3 * W).item() == pytest.approx(1 / k)  # scale-free
+    assert feature_basis_sparsity(3 * W).item() == pytest.approx(1 / k)  # scale-free
 
 
 def test_basis_sparsity_skips_unrepresented_features() -> None:
@@ -69,6 +73,35 @@ def test_basis_sparsity_skips_unrepresented_features() -> None:
     assert basis_sparsity(W)[0].item() == pytest.approx(1.0)  # the weak feature is not represented
     assert math.isnan(basis_sparsity(W)[1].item())  # nothing represented: an empty cell, not a number
     assert feature_basis_sparsity(torch.zeros(1, 2, 3)).tolist() == [[0.0, 0.0]]
+
+
+def test_ablation_gains_on_the_identity_batch() -> None:
+    # Identity: each feature reconstructs itself exactly; zeroing it costs its diagonal 1.
+    assert ablation_gains(torch.eye(3).unsqueeze(0)).tolist() == [[1.0, 1.0, 1.0]]
+    # Features 0 and 1 on one neuron with the same sign: each leaks 1 into the other's output, and
+    # removing either one removes both leaks (error 2 -> 0 off the diagonal) but loses its own 1.
+    W = batch([[1.0, 0], [1.0, 0], [0, 1.0]])
+    assert ablation_gains(W)[0].tolist() == pytest.approx([-1.0, -1.0, 1.0])
+    assert represented(W)[0].tolist() == [False, False, True]
+    # Opposite signs: no leak after the ReLU, both represented (the paper's incidental collision).
+    assert represented(batch([[1.0, 0], [-1.0, 0], [0, 1.0]]))[0].tolist() == [True, True, True]
+    # Scale-free in the sense that matters: a feature shrunk to norm 0.7 still reconstructs half its input.
+    assert represented(batch([[0.7, 0], [0, 1.0]]))[0].tolist() == [True, True]
+
+
+def test_neuron_counts_and_prediction_only_where_they_apply() -> None:
+    cls = get_model("incidental")
+    base = {p.name: p.default for p in cls.param_table().values()}
+    runs = [{"l1": 0.01, "noise": "none"}, {"l1": 0.0, "noise": "bernoulli"}, {"l1": 0.0, "noise": "gaussian"},
+            {"l1": 0.0, "noise": "none"}]
+    configs = [{**base, "n_features": 3, "n_hidden": 3, **r} for r in runs]
+    model = cls(Hyper(configs, torch.device("cpu")), CounterRNG(torch.arange(4), "cpu"))
+    got = model.metrics({"W": batch(*[[[1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0]]] * 4)})
+    poly = got["polysemantic_neurons"].tolist()
+    assert poly[:2] == [1.0, 1.0] and math.isnan(poly[2]) and math.isnan(poly[3])
+    predicted = got["predicted_polysemantic"].tolist()
+    assert predicted[0] == pytest.approx(3 * 2 / (4 * 3)) and all(math.isnan(v) for v in predicted[1:])
+    assert got["basis_sparsity"].tolist() == pytest.approx([1.0] * 4)  # the privilege test itself stays
 
 
 def test_paper_count_uses_the_near_unit_window() -> None:
@@ -123,7 +156,8 @@ def test_init_has_the_authors_scale() -> None:
 
 
 def test_l1_gives_winner_take_all_and_about_n2_over_4m_polysemantic_neurons() -> None:
-    """n = 32 features, m = 64 neurons: predicted 32^2 / (4 * 64) = 4 polysemantic neurons.
+    """n = 32 features, m = 64 neurons: predicted C(32, 2) / (2 * 64) = 32 * 31 / (4 * 64) = 3.875
+    polysemantic neurons (Lecomte et al.'s derivation; n^2 / (4m) = 4 is its large-n form).
 
     Each seed's count is a small random number (a birthday problem), so the test checks the
     mean over 8 seeds against the prediction within a factor of 2, and that the collisions are
@@ -133,7 +167,7 @@ def test_l1_gives_winner_take_all_and_about_n2_over_4m_polysemantic_neurons() ->
     runs = by_instance(train_all(spec)).values()
     counts = [r["metrics"]["polysemantic_neurons"].item() for r in runs]
     predicted = next(iter(runs))["metrics"]["predicted_polysemantic"].item()
-    assert predicted == pytest.approx(4.0)
+    assert predicted == pytest.approx(3.875)
     mean = sum(counts) / len(counts)
     assert predicted / 2 <= mean <= predicted * 2, counts
     for r in runs:
@@ -194,6 +228,10 @@ def test_preset_runs_and_writes_the_columns(preset: str, tmp_path: Path) -> None
     for column in ("loss", "polysemantic_neurons", "predicted_polysemantic", "basis_sparsity", "init_correlation",
                    "features_represented", "polysemantic_neurons_paper", "features_near_unit"):
         assert column in rows[0]
+    # The prediction is the paper's for L1 runs only; Gaussian noise leaves no privileged basis.
+    for row in rows:
+        assert (row["predicted_polysemantic"] == "") == (preset == "incidental-noise")
+        assert (row["polysemantic_neurons"] == "") == (row.get("noise") == "gaussian")
     with open(outcome.run_dir / "curves.csv", newline="") as f:
         curve = next(csv.DictReader(f))
     assert "l1_norm" in curve and float(curve["l1_norm"]) > 0

@@ -98,8 +98,10 @@ def test_sum_of_dimensionalities_is_m_for_an_efficient_packing():
         assert float(M.feature_dimensionality(w).sum()) == pytest.approx(m, abs=1e-5)
 
 
-def test_represented_means_norm_strictly_above_one_half():
-    w = W([0.5, 0.0], [0.0, 0.51], [0.3, 0.3], [2.0, 0.0])
+def test_represented_by_norm_is_relative_to_the_largest_norm():
+    w = W([0.39, 0.0], [0.0, 0.41], [2.0, 0.0], [0.0, 0.0])  # ratios 0.195, 0.205, 1, 0 against the cut 0.2
+    assert M.represented_by_norm(w).tolist() == [[False, True, True, False]]
+    assert M.represented_by_norm(0.1 * w).tolist() == [[False, True, True, False]]  # scale-free
     assert M.features_represented(w).tolist() == [2]
 
 
@@ -166,11 +168,11 @@ def test_orientation_follows_the_largest_norm_feature():
 # Features (rows) by neurons (columns):
 #   f0 = [1.0, 0.0, 0.0, 0]   norm 1: carried by neuron 0
 #   f1 = [0.6, 0.8, 0.0, 0]   norm 1: carried by neuron 0 (0.6 >= 0.5) and neuron 1 (0.8)
-#   f2 = [0.0, 0.0, 0.3, 0]   norm 0.3: not represented, so carried by none
+#   f2 = [0.0, 0.0, 0.15, 0]  norm 0.15, below 0.2 of the largest: not represented, so carried by none
 # Neuron 0 carries f0 and f1: polysemantic. Neuron 1 carries f1 only, neuron 2 nothing, neuron 3 is dead.
 # Monosemantic (max |W_n,i| / ||W_n|| > 0.99): neuron 0 has 1/sqrt(1.36) = 0.86, no; neurons 1 and 2
 # have one non-zero weight, yes; neuron 3 is dead, no.
-NEURONS = W([1.0, 0.0, 0.0, 0.0], [0.6, 0.8, 0.0, 0.0], [0.0, 0.0, 0.3, 0.0])
+NEURONS = W([1.0, 0.0, 0.0, 0.0], [0.6, 0.8, 0.0, 0.0], [0.0, 0.0, 0.15, 0.0])
 
 
 def test_which_neurons_carry_which_features():
@@ -232,23 +234,36 @@ def test_metrics_are_computed_per_instance_in_a_batch():
 
 def test_superposition_metric_columns():
     w = torch.cat([polygon(5, 1.15), 0.1 * polygon(5)])
-    got = superposition_metrics(w, torch.tensor([0.5, 0.5]))
-    assert set(got) == {"features_represented", "dims_per_feature", "orientation_angle_deg", "axis_alignment",
-                        "polysemantic_neurons", "monosemantic_neurons", "max_feature_norm", "collapsed"}
+    mask = torch.tensor([[True] * 5, [False] * 5])
+    got = superposition_metrics(w, torch.tensor([0.5, 0.5]), mask, torch.tensor([True, False]))
+    assert set(got) == {"features_represented", "features_per_dim", "mean_dimensionality", "dims_per_feature",
+                        "orientation_angle_deg", "axis_alignment", "polysemantic_neurons", "monosemantic_neurons",
+                        "max_feature_norm"}
     assert got["features_represented"].tolist() == [5, 0]
-    assert got["collapsed"].tolist() == [False, True]
+    assert got["features_per_dim"].tolist() == [2.5, 0.0]
+    assert got["mean_dimensionality"][0].item() == pytest.approx(0.4, abs=1e-5)
+    assert math.isnan(got["mean_dimensionality"][1].item())  # nothing represented: an empty cell
     assert got["max_feature_norm"].tolist() == pytest.approx([1.15, 0.1], abs=1e-5)
     assert got["dims_per_feature"][0].item() == pytest.approx(2 / (5 * 1.15**2), abs=1e-5)
+    assert not math.isnan(got["polysemantic_neurons"][0].item())
+    assert math.isnan(got["polysemantic_neurons"][1].item()) and math.isnan(got["monosemantic_neurons"][1].item())
+
+
+def model_of(kind: str, count: int = 1, **params) -> object:
+    """A model object for ``count`` instances with the given parameters (defaults elsewhere)."""
+    cls = get_model(kind)
+    configs = []
+    for _ in range(count):
+        config = {p.name: p.default for p in cls.param_table().values()}
+        config.update(params)
+        configs.append(config)
+    return cls(Hyper(configs, torch.device("cpu")), CounterRNG(torch.arange(count), "cpu"))
 
 
 def test_model_metrics_use_each_instances_carry_threshold():
-    configs = []
-    for threshold in (0.5, 0.7):
-        config = {p.name: p.default for p in get_model("relu_output").param_table().values()}
-        config.update(n_features=3, n_hidden=4, batch_size=8, carry_threshold=threshold)
-        configs.append(config)
-    hp = Hyper(configs, torch.device("cpu"))
-    model = get_model("relu_output")(hp, CounterRNG(torch.tensor([0, 1]), "cpu"))
+    model = model_of("relu_output", 2, n_features=3, n_hidden=4, batch_size=8, dropout=0.5)
+    model.hp.configs[1]["carry_threshold"] = 0.7
+    model.hp._tensors.clear()
     weights = {"W": NEURONS.expand(2, -1, -1).clone(), "b": torch.zeros(2, 3)}
     got = model.metrics(weights)
     assert set(got) == {c.name for c in get_model("relu_output").columns} - {"loss"}
@@ -276,3 +291,186 @@ def test_by_point_gives_median_and_quartiles_over_seeds():
     assert sparse.point == 1 and sparse.n == 2
     assert sparse.stats["loss"] == (0.5, 0.5, 0.5)
     assert sparse.stats["collapsed"] == (1.0, 1.0, 1.0)
+
+
+# --- represented, collapsed: scale-free, decided by the loss (issue 14) -----------------------------
+
+
+def test_ablation_gains_match_zeroing_each_row_by_hand():
+    """The vectorised ablation equals, by hand: x_i set to its batch mean in the input, output i set to
+    that mean, the loss recomputed; for every output activation and with a ReLU on h."""
+    torch.manual_seed(0)
+    x = torch.rand(2, 300, 4) * (torch.rand(2, 300, 4) < 0.4)
+    W, b = torch.randn(2, 4, 3), 0.1 * torch.randn(2, 4)
+    importance = torch.tensor([[1.0, 0.7, 0.5, 0.2], [1.0, 1.0, 1.0, 1.0]])
+    gelu = torch.nn.functional.gelu
+    for activation, hidden_relu in ((torch.relu, False), (None, False), (gelu, False), (torch.relu, True)):
+        def loss(ablated: int | None = None, act=activation or (lambda t: t),
+                 hidden_relu: bool = hidden_relu) -> torch.Tensor:
+            xin = x.clone()
+            if ablated is not None:
+                xin[..., ablated] = x[..., ablated].mean(1, keepdim=True)
+            h = torch.bmm(xin, W)
+            h = torch.relu(h) if hidden_relu else h
+            out = act(torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2)))
+            if ablated is not None:
+                out[..., ablated] = x[..., ablated].mean(1, keepdim=True)
+            return (importance.unsqueeze(1) * (x - out).square()).mean((1, 2))
+
+        expected = torch.stack([loss(ablated=i) - loss() for i in range(4)], -1)
+        got = M.ablation_gains(x, W, b, importance, activation, hidden_relu, block_values=4000)
+        assert torch.allclose(got, expected, atol=1e-6), (activation, hidden_relu)
+
+
+def test_constant_output_loss_is_the_weighted_variance():
+    x = torch.tensor([[[0.0, 1.0], [1.0, 1.0], [0.5, 0.0], [0.5, 0.0]]])  # Var = 0.125 and 0.25
+    total, share = M.constant_output_loss(x, torch.tensor([[1.0, 0.5]]))
+    assert share[0].tolist() == pytest.approx([0.125 / 2, 0.125 / 2])
+    assert total.tolist() == pytest.approx([0.125])
+
+
+def two_features(w: list[list[float]], b: list[float], p: float = 0.2, **params):
+    """relu_output metrics and per-feature metrics of one hand-built instance on its evaluation batch."""
+    model = model_of("relu_output", n_features=len(w), n_hidden=len(w[0]), feature_probability=p,
+                     eval_batch_size=16384, **params)
+    weights = {"W": torch.tensor([w]), "b": torch.tensor([b])}
+    return model.eval_loss(weights).item(), model.metrics(weights), model.feature_metrics(weights)
+
+
+def test_a_feature_of_norm_0_4_that_the_loss_depends_on_is_represented():
+    # Feature 1's output is ReLU(0.16 x_1), error (0.84 x_1)^2: 0.7056 p/3 against p/3 - p^2/4 for the
+    # best constant output. Ablating it gains 1 - 0.7056 (p/3) / (p/3 - p^2/4) = 17% of that (p = 0.2).
+    _, got, features = two_features([[1.0, 0.0], [0.0, 0.4]], [0.0, 0.0])
+    assert got["features_represented"].item() == 2 and features["represented"].tolist() == [[1, 1]]
+    expected = 1 - 0.84**2 * (0.2 / 3) / (0.2 / 3 - 0.2**2 / 4)
+    assert features["ablation_gain"][0, 1].item() == pytest.approx(expected, rel=0.05)
+    assert got["max_feature_norm"].item() == pytest.approx(1.0)
+
+
+def test_an_embedding_the_loss_ignores_is_not_represented_whatever_its_norm():
+    # Feature 1 has norm 0.8, but its bias holds the output ReLU off: its output, 0, is worse than the
+    # constant p/2, so the ablation (which gives it that constant) lowers the loss.
+    _, got, features = two_features([[1.0, 0.0], [0.0, 0.8]], [0.0, -10.0])
+    assert features["represented"].tolist() == [[1, 0]] and got["features_represented"].item() == 1
+    assert features["ablation_gain"][0, 1].item() < 0
+    # An embedding that only stands in for a bias is no feature either: the extra feature of a dense
+    # phase-diagram run (importance 0.1) with W = 0.17 and b = 0.41 outputs about its mean, through x_0.
+    model = model_of("relu_output", n_features=2, n_hidden=1, feature_probability=1.0, importance_decay=0.1)
+    weights = {"W": torch.tensor([[[1.02], [0.17]]]), "b": torch.tensor([[-0.12, 0.41]])}
+    assert model.feature_metrics(weights)["represented"].tolist() == [[1, 0]]
+
+
+def test_a_shrunk_dropout_solution_is_represented_and_not_collapsed():
+    """The issue's dropout-0.8 instances: two antipodal pairs on the neuron axes with norms of about
+    0.43 (inverted dropout shrinks every norm), loss well below the best constant output."""
+    r = 0.43
+    loss, got, _ = two_features([[r, 0.0], [-r, 0.0], [0.0, r], [0.0, -r], [0.0, 0.0]], [0.0] * 5, dropout=0.8)
+    assert loss < 0.95 * got["trivial_loss"].item()
+    assert got["trivial_loss"].item() == pytest.approx(0.2 / 3 - 0.2**2 / 4, rel=0.05)  # p/3 - p^2/4
+    assert not got["collapsed"].item()
+    assert got["features_represented"].item() == 4 and got["features_per_dim"].item() == 2.0
+    assert got["mean_dimensionality"].item() == pytest.approx(0.5, abs=1e-5)
+    assert got["dims_per_feature"].item() == pytest.approx(2 / (4 * r * r), rel=1e-4)  # 2.7: D* follows the scale
+    assert got["orientation_angle_deg"].item() == pytest.approx(0.0, abs=1e-3)
+    assert got["polysemantic_neurons"].item() == 2  # each neuron carries an antipodal pair
+
+
+@pytest.mark.parametrize("bias", [0.0, 0.1])  # 0.1 = p/2, the mean of x_i: the best constant output itself
+def test_a_model_at_the_constant_output_baseline_is_collapsed(bias: float):
+    loss, got, _ = two_features([[0.0, 0.0]] * 5, [bias] * 5)
+    assert loss >= got["trivial_loss"].item()
+    assert got["collapsed"].item() and got["features_represented"].item() == 0
+    assert math.isnan(got["mean_dimensionality"].item())
+
+
+def test_collapsed_uses_a_relative_margin():
+    constant = torch.tensor([1.0, 1.0, 1.0])
+    assert M.collapsed(torch.tensor([0.97, 0.99, 1.2]), constant).tolist() == [False, True, True]
+
+
+# --- neuron metrics: privileged basis and signs ------------------------------------------------------
+
+
+def test_a_rotated_relu_output_solution_has_no_neuron_level_count():
+    """Without dropout or an L1 on h, relu_output's loss is the same for any rotation of h: the neuron
+    counts are NaN (an empty cell in results.csv), not a number set by the random rotation."""
+    pentagon = polygon(5, 1.15, phase=0.3)[0].tolist()
+    for q, hidden_l1, privileged in ((0.0, 0.0, False), (0.3, 0.0, True), (0.0, 0.01, True)):
+        _, got, _ = two_features(pentagon, [-0.2] * 5, p=0.02, dropout=q, hidden_l1=hidden_l1)
+        for column in ("polysemantic_neurons", "monosemantic_neurons"):
+            assert math.isnan(got[column].item()) != privileged, (q, hidden_l1, column)
+        assert got["features_represented"].item() == 5  # the representation is reported either way
+        assert not math.isnan(got["orientation_angle_deg"].item())
+    assert get_model("relu_output").neuron_sense({"dropout": 0.0, "hidden_l1": 0.0}) is None
+    assert get_model("linear").neuron_sense({"dropout": 0.0, "hidden_l1": 0.0}) is None
+    assert get_model("relu_hidden").neuron_sense({"dropout": 0.0, "hidden_l1": 0.0}) == "positive"
+
+
+# Feature 0 drives neuron 0; feature 1 has -0.6 into neuron 0 and 0.8 into neuron 1. Behind a ReLU on h
+# with non-negative inputs, the -0.6 only holds neuron 0 off: neuron 0 fires for feature 0 alone.
+SIGNED = W([1.0, 0.0], [-0.6, 0.8])
+
+
+def test_a_negative_weight_does_not_make_a_relu_neuron_polysemantic():
+    assert M.polysemantic_neurons(SIGNED, 0.5, sense="magnitude").tolist() == [1]
+    assert M.polysemantic_neurons(SIGNED, 0.5, sense="positive").tolist() == [0]
+    assert M.features_per_neuron(SIGNED, 0.5, sense="positive").tolist() == [[1, 1]]
+    assert M.monosemantic_neurons(SIGNED, "positive").tolist() == [2]
+    assert M.monosemantic_neurons(SIGNED, "magnitude").tolist() == [1]
+
+
+def test_a_feature_held_off_elsewhere_is_carried_by_the_neuron_it_drives():
+    # Sparse relu_hidden solutions inhibit interference with large negative weights: feature 0 drives
+    # neuron 0 (0.9) and holds neuron 1 off (-4). Its drive is compared with its positive weights' norm.
+    w = W([0.9, -4.0], [0.0, 1.0])
+    assert M.carried(w, 0.5, sense="positive")[0].tolist() == [[True, False], [False, True]]
+    assert M.carried(w, 0.5, sense="magnitude")[0].tolist() == [[False, True], [False, True]]
+
+
+def test_relu_hidden_counts_only_positive_weights():
+    model = model_of("relu_hidden", n_features=2, n_hidden=2, feature_probability=0.2)
+    weights = {"W": SIGNED.clone(), "b": torch.zeros(1, 2)}
+    got = model.metrics(weights)
+    assert got["features_represented"].item() == 2  # feature 1 reaches its output through neuron 1
+    assert got["polysemantic_neurons"].item() == 0
+    assert got["monosemantic_neurons"].item() == 2
+    assert got["mean_neuron_monosemanticity"].item() == pytest.approx(1.0)
+
+
+# --- linear regions: a property of the weights -------------------------------------------------------
+
+
+def regions_model(kind: str, eval_batch: int):
+    return model_of(kind, n_features=20, n_hidden=5, feature_probability=0.03, eval_batch_size=eval_batch)
+
+
+FIXED = {"W": CounterRNG(torch.tensor([7]), "cpu").normal(0x30, 0, (20, 5)) * 0.5, "b": torch.full((1, 20), -0.05)}
+
+
+@pytest.mark.parametrize("kind", ["relu_output", "relu_hidden"])
+def test_linear_regions_of_fixed_weights_do_not_depend_on_the_evaluation_batch(kind: str):
+    """The issue's symptom: the distinct patterns an evaluation batch visits grow with the batch (here
+    93 -> 473 for 16x the samples). The column counts over a fixed probe instead: the same number
+    (tolerance 0) whatever the evaluation batch."""
+    small, large = regions_model(kind, 512), regions_model(kind, 8192)
+    assert small.metrics(FIXED)["linear_regions"].item() == large.metrics(FIXED)["linear_regions"].item()
+    seen = [M.distinct_patterns(M.pattern_codes(m._patterns(FIXED, m._eval_batch()))).item() for m in (small, large)]
+    assert seen[1] > 3 * seen[0]
+
+
+def test_the_linear_region_estimate_has_converged_at_its_probe_size():
+    """exp(entropy) of the activation patterns: 14.9, 16.3, 17.0, 17.3 at 2^12, 2^14, 2^16, 2^18 probe
+    inputs for these weights, while the distinct count runs 338, 659, 1123, 1804."""
+    model = regions_model("relu_output", 4096)
+    default = model.linear_regions(FIXED).item()
+    assert default == pytest.approx(model.linear_regions(FIXED, 1 << 18).item(), rel=0.03)
+    assert model.linear_regions(FIXED, 1 << 12).item() < default
+
+
+def test_effective_patterns_on_known_distributions():
+    codes = torch.tensor([[0, 0, 0, 0], [0, 1, 2, 3], [5, 5, 9, 9]])
+    assert M.effective_patterns(codes).tolist() == pytest.approx([1.0, 4.0, 2.0])
+    assert M.distinct_patterns(codes).tolist() == [1, 4, 2]
+    big = torch.tensor([[2**40, 2**40, 7, 2**41]])  # codes too large for one bincount: sorted instead
+    assert M.distinct_patterns(big).tolist() == [3]
+    assert M.effective_patterns(big).item() == pytest.approx(math.exp(1.5 * math.log(2)))

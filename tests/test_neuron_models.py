@@ -32,7 +32,9 @@ def test_neuron_monosemanticity_and_dead_neurons_on_hand_built_weights():
     W = torch.tensor([[[1.0, 0.6, 0.0, -1.0],
                        [0.0, 0.8, 0.0, 0.0],
                        [0.0, 0.0, 0.0, -0.5]]])
-    assert neuron_monosemanticity(W)[0].tolist() == pytest.approx([1.0, 0.8, 0.0, 1 / 1.25 ** 0.5])
+    # Sign-aware (a ReLU on h): only positive weights drive a neuron, so the all-negative neuron 3 reads 0.
+    assert neuron_monosemanticity(W)[0].tolist() == pytest.approx([1.0, 0.8, 0.0, 0.0])
+    assert neuron_monosemanticity(W, "magnitude")[0].tolist() == pytest.approx([1.0, 0.8, 0.0, 1 / 1.25 ** 0.5])
     assert dead_neurons(W).tolist() == [2]  # the all-zero neuron and the all-negative one never fire
 
 
@@ -52,9 +54,9 @@ def test_neuron_model_forward_applies_relu_to_the_hidden_layer():
 
 
 def test_neurons_are_monosemantic_when_dense_and_polysemantic_when_sparse():
-    """n=10, m=5, importance 0.75^i: at p=0.5 every neuron reads one feature; at p=0.02 most neurons
-    carry several features and more than 5 features are represented. (Near p=1 alignment is slow at
-    lr 3e-3: dense inputs keep the neurons in their linear range, so rotations cost almost nothing.)"""
+    """n=10, m=5, importance 0.75^i: at p=0.5 every neuron reads one feature; at p=0.02 more than 5
+    features are represented and neurons are driven (positive weights) by several of them. (Near p=1
+    alignment is slow at lr 3e-3: dense inputs keep the neurons linear, so rotations cost almost nothing.)"""
     spec = make_spec({"n_features": 10, "n_hidden": 5, "importance_decay": 0.75, "steps": 1500,
                       "batch_size": 128, "lr": 1e-2, "seeds": 2},
                      sweep={"feature_probability": "0.5,0.02"}, model="relu_hidden")
@@ -63,7 +65,7 @@ def test_neurons_are_monosemantic_when_dense_and_polysemantic_when_sparse():
         assert m["monosemantic_neurons"] >= 4 and m["polysemantic_neurons"] == 0
         assert m["features_represented"] == 5 and m["mean_neuron_monosemanticity"] > 0.99
     for m in points[0.02]:
-        assert m["monosemantic_neurons"] <= 1 and m["polysemantic_neurons"] >= 3
+        assert m["monosemantic_neurons"] <= 1 and m["polysemantic_neurons"] >= 2
         assert m["features_represented"] > 5
         assert m["mean_neuron_monosemanticity"] < 0.8
 
@@ -120,11 +122,13 @@ def test_probe_grid_is_symmetric_with_one_feature_per_block():
 
 
 def test_abs_value_computes_in_superposition_when_sparse():
-    """n=8 features (importance 0.8^i), m=4 neurons. Dense: a monosemantic neuron per side, so at most
-    m sides of |x_i| computed. Sparse (p=0.03): more sides than neurons (computation in superposition),
-    and more features with a side computed than there are neurons. The loss beats the best constant."""
+    """n=8 features (importance 0.8^i), m=4 neurons, W2 = |W1|^T at init (``matched``: no dead outputs).
+    Dense: a monosemantic neuron per side, so at most m sides of |x_i| computed. Sparse (p=0.03): more
+    sides than neurons (computation in superposition), and more features with a side computed than
+    there are neurons. The loss beats the best constant."""
     spec = make_spec({"n_features": 8, "n_hidden": 4, "importance_decay": 0.8, "steps": 1500, "batch_size": 256,
-                      "lr": 1e-2, "seeds": 2}, sweep={"feature_probability": "1,0.03"}, model="abs_value")
+                      "lr": 1e-2, "seeds": 2, "w2_init": "matched"}, sweep={"feature_probability": "1,0.03"},
+                     model="abs_value")
     points = metrics_by_point(spec)
     for m in points[1.0] + points[0.03]:
         assert m["loss"] < 0.9 * m["trivial_loss"]
@@ -135,6 +139,20 @@ def test_abs_value_computes_in_superposition_when_sparse():
         assert m["sides_per_neuron"] >= 1.5
         assert m["sides_computed"] - m["features_represented"] > 4  # features with at least one side
         assert m["monosemantic_neurons"] == 0
+
+
+def test_abs_value_default_init_is_the_independent_one_and_still_computes_in_superposition():
+    """The default is the literature's independent W2. Some outputs start dead (a seed can end worse
+    than the best constant), but at p=0.03 the lowest-loss of 4 seeds still computes more sides than
+    it has neurons."""
+    from engine.models import get_model
+
+    assert get_model("abs_value").param_table()["w2_init"].default == "independent"
+    spec = make_spec({"n_features": 8, "n_hidden": 4, "importance_decay": 0.8, "steps": 1500, "batch_size": 256,
+                      "lr": 1e-2, "seeds": 4, "feature_probability": 0.03}, model="abs_value")
+    best = min(metrics_by_point(spec)[0.03], key=lambda m: m["loss"])
+    assert best["loss"] < 0.7 * best["trivial_loss"]
+    assert best["sides_per_neuron"] >= 1.5 and best["polysemantic_neurons"] >= 2
 
 
 def test_abs_value_preset_runs_and_writes_its_columns(tmp_path):

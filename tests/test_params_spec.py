@@ -203,6 +203,40 @@ def test_seeds_override():
     assert spec.seeds == 5 and spec.n_instances == 10
 
 
+def test_paired_seeds_repeat_at_every_point():
+    spec = make_spec({"seeds": 3, "seed": 5}, sweep={"feature_probability": "0.1,0.2"})
+    assert spec.seed_mode == "paired"  # the default: common random numbers
+    assert [i.seed for i in spec.instances()] == [5, 6, 7, 5, 6, 7]
+
+
+def test_independent_seeds_are_distinct_per_point_and_reproducible():
+    params = {"seeds": 3, "seed": 5, "seed_mode": "independent"}
+    spec = make_spec(params, sweep={"feature_probability": "0.1,0.2", "lr": "0.001,0.01"})
+    seeds = [i.seed for i in spec.instances()]
+    assert seeds == list(range(5, 17))  # point k trains seed + k * seeds ..
+    assert [(i.point, i.config["seed"]) for i in spec.instances()][3:6] == [(1, 8), (1, 9), (1, 10)]
+    assert [i.seed for i in make_spec(params, sweep={"feature_probability": "0.1,0.2",
+                                                      "lr": "0.001,0.01"}).instances()] == seeds
+    assert list(spec.point_seeds(2)) == [11, 12, 13]
+
+
+def test_seed_mode_round_trips_through_the_config_file(tmp_path):
+    spec = make_spec({"seeds": 2, "seed_mode": "independent"}, sweep={"feature_probability": "0.1,0.2"})
+    path = tmp_path / "config.toml"
+    path.write_text(spec.to_toml())
+    again = load(str(path))
+    assert again.seed_mode == "independent" and [i.seed for i in again.instances()] == [0, 1, 2, 3]
+
+
+def test_seed_range_is_checked_for_the_whole_sweep():
+    with pytest.raises(SpecError, match="last seed would be"):
+        make_spec({"seeds": 10, "seed": 2**31 - 15, "seed_mode": "independent"},
+                  sweep={"feature_probability": "0.1,0.2"})
+    make_spec({"seeds": 10, "seed": 2**31 - 15}, sweep={"feature_probability": "0.1,0.2"})  # paired: fits
+    with pytest.raises(SpecError, match="seed_mode"):
+        make_spec({"seed_mode": "random"})
+
+
 @pytest.mark.parametrize("expr, fragment", [
     ("lin:1:2", "is malformed: expected a list like"),
     ("lin:a:1:3", "is malformed"),
@@ -231,7 +265,7 @@ def test_ranges_need_a_numeric_parameter():
         make_spec(sweeps=["optimizer=lin:0:1:3"])
 
 
-@pytest.mark.parametrize("name", ["seed", "seeds"])
+@pytest.mark.parametrize("name", ["seed", "seeds", "seed_mode"])
 def test_seeds_cannot_be_swept(name):
     with pytest.raises(SpecError, match="cannot be swept"):
         make_spec(sweeps=[f"{name}=1,2"])

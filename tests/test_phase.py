@@ -4,10 +4,13 @@ Phase Change")."""
 
 from __future__ import annotations
 
+import io
+import json
 import math
 
 import pytest
 import torch
+from rich.console import Console
 
 from engine.errors import SpecError
 from engine.phase import (
@@ -24,6 +27,7 @@ from engine.results import Results
 from engine.runner import run_sweep
 from engine.spec import load
 from engine.store import Run, read_csv
+from toysup_tui.report import print_report
 
 from helpers import make_spec, train_all
 
@@ -35,17 +39,48 @@ NOT_LEARNED, SUPERPOSED, DEDICATED = range(3)
 
 @pytest.mark.parametrize("w0, w1, phase", [
     (1.0, 0.0, NOT_LEARNED),  # the paper's W = [1, 0]: the extra feature thrown away
-    (1.0, 0.3, NOT_LEARNED),  # a small embedding is not a represented feature (norm <= 0.5)
+    (1.0, 0.15, NOT_LEARNED),  # a small embedding is not a represented feature (below 0.2 of the largest norm)
     (0.0, 0.0, NOT_LEARNED),
     (1.0, -1.0, SUPERPOSED),  # W = [1, -1]: antipodal
     (-0.8, 1.1, SUPERPOSED),
     (0.9, 0.9, SUPERPOSED),  # same sign still shares the one dimension (the "confused" solution)
     (0.0, 1.0, DEDICATED),  # W = [0, 1]: the first feature dropped, the extra one owns the dimension
-    (0.2, -1.0, DEDICATED),
+    (0.1, -1.0, DEDICATED),
 ])
 def test_classify_two_features_in_one_dimension(w0, w1, phase):
     W = torch.tensor([[[w0], [w1]]])
     assert classify_phase(W).tolist() == [phase]
+
+
+def test_classify_takes_the_models_represented_mask():
+    # W = [1, 0.3]: norm-wise the extra feature passes (0.3 of the largest), but the model's rule (its
+    # ablation barely moves the loss) says it is not represented: not learned.
+    W = torch.tensor([[[1.0], [0.3]]])
+    assert classify_phase(W).tolist() == [SUPERPOSED]
+    assert classify_phase(W, represented=torch.tensor([[True, False]])).tolist() == [NOT_LEARNED]
+
+
+def phase_model(p: float, importance: float):
+    from engine.models import Hyper, get_model
+    from engine.rng import CounterRNG
+
+    spec = make_spec({"n_features": 2, "n_hidden": 1, "feature_probability": p, "importance_decay": importance},
+                     model="relu_output_phase")
+    return get_model("relu_output_phase")(Hyper([i.config for i in spec.instances()], torch.device("cpu")),
+                                          CounterRNG(torch.tensor([0]), "cpu"))
+
+
+def test_the_phase_model_decides_represented_by_the_loss():
+    """relu_output_phase passes its loss-based mask: an extra feature whose output the bias holds off
+    is not learned, whatever its norm; the antipodal pair is superposed where it pays (sparse data)
+    and not where it costs the first feature more than it gains (dense data)."""
+    held_off = {"W": torch.tensor([[[1.0], [0.3]]]), "b": torch.tensor([[0.0, -5.0]])}
+    got = phase_model(1.0, 0.1).metrics(held_off)
+    assert got["phase"].tolist() == [NOT_LEARNED] and got["features_represented"].tolist() == [1]
+    antipodal = {"W": torch.tensor([[[1.0], [-1.0]]]), "b": torch.tensor([[0.0, 0.0]])}
+    got = phase_model(0.05, 1.0).metrics(antipodal)
+    assert got["phase"].tolist() == [SUPERPOSED] and got["antipodal"].tolist() == [True]
+    assert phase_model(1.0, 0.1).metrics(antipodal)["phase"].tolist() == [NOT_LEARNED]
 
 
 def test_classify_is_batched_and_takes_the_extra_feature_index():
@@ -198,3 +233,9 @@ def test_preset_runs_and_results_have_the_phase_columns(tmp_path):
     assert len(rows) == 4 and all(phase_name(r["phase"]) in PHASES for r in rows)
     grid = phase_grid(Results.open(Run(outcome.run_dir)), x_axis="importance_decay", y_axis="feature_probability")
     assert len(grid.cells) == 2 and all(len(row) == 2 and all(row) for row in grid.cells)
+    # The phase grid counts seeds per cell, so each cell trains its own seeds; run.json and the report say so.
+    assert sorted(r["seed"] for r in rows) == [0, 1, 2, 3]
+    assert json.loads((outcome.run_dir / "run.json").read_text())["seed_mode"] == "independent"
+    console = Console(record=True, width=120, file=io.StringIO(), color_system=None)
+    print_report(console, Run(outcome.run_dir))
+    assert "seeds independent: every point trains its own seeds" in console.export_text()

@@ -265,14 +265,19 @@ def feature_table(features: Sequence[dict[str, Any]], instance: int) -> dict[str
     return {c: [_number(r.get(c)) or 0.0 for r in mine] for c in columns}
 
 
-def neuron_counts(W: Any, threshold: float = 0.5) -> list[int]:
-    """How many represented features each neuron carries (engine.metrics.features_per_neuron)."""
+def neuron_counts(W: Any, threshold: float = 0.5, represented: Sequence[float] | None = None,
+                  sense: str = "magnitude") -> list[int]:
+    """How many represented features each neuron carries (engine.metrics.features_per_neuron).
+
+    ``represented`` is features.csv's 0/1 column (the model's rule); without it, the norm-only
+    half of that rule. ``sense``: how a weight drives a neuron (the model's neuron_sense)."""
     import torch
 
     from engine.metrics import features_per_neuron
 
     t = torch.as_tensor(_array(W), dtype=torch.float32).unsqueeze(0)
-    return [int(c) for c in features_per_neuron(t, float(threshold))[0]]
+    mask = None if represented is None else torch.tensor([bool(v) for v in represented]).unsqueeze(0)
+    return [int(c) for c in features_per_neuron(t, float(threshold), mask, sense)[0]]
 
 
 def series_style(index: int, mono: bool = False) -> tuple[RGB | None, str]:

@@ -25,9 +25,18 @@ from toysup_tui import charts
 
 # The metrics a summary shows first, when the model has them.
 HEADLINE = (
-    "loss", "features_represented", "dims_per_feature", "orientation_angle_deg", "axis_alignment",
-    "polysemantic_neurons", "monosemantic_neurons", "collapsed",
+    "loss", "features_represented", "dims_per_feature", "mean_dimensionality", "orientation_angle_deg",
+    "axis_alignment", "polysemantic_neurons", "monosemantic_neurons", "collapsed",
 )
+SUPERPOSITION_NOTE = ("more or less superposition? read features_per_dim (represented features per dimension, above "
+                      "1 = superposition) and mean_dimensionality (1/2 = antipodal pairs, 2/5 = pentagon): both are "
+                      "scale-free. dims_per_feature (D*) also moves with the weights' scale: dropout, weight decay and "
+                      "L1 shrink the norms and raise it with the geometry unchanged.")
+SEED_MODE_TEXT = {  # runs from before seed_mode existed were paired
+    "paired": "seeds paired: every point trains the same seeds (same init and data; differences between points "
+              "are paired comparisons)",
+    "independent": "seeds independent: every point trains its own seeds (counts over seeds are independent samples)",
+}
 STATUS_STYLE = {"completed": "green", "running": "yellow", "interrupted": "magenta", "failed": "red",
                 "damaged": "bold red", "killed": "red"}
 
@@ -286,6 +295,8 @@ def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int 
     layout = Layout(console.width, _console_color(console))
     compact = layout.width < COMPACT_BELOW
     console.print(summary_table(results, _summary_metrics(results, layout.width), compact=compact))
+    if "features_per_dim" in results.rows[0]:
+        console.print(f"[dim]{SUPERPOSITION_NOTE}[/]")
     _print_diverged(console, results.rows)
     _section(console, "loss curves", lambda: _loss_section(console, results, layout))
     _section(console, "metric charts", lambda: _metric_section(console, results, axis, layout))
@@ -356,6 +367,7 @@ def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
                   f"[{STATUS_STYLE.get(status, '')}]{status}[/]  {done}/{total} instances")
     console.print(f"[dim]device {info.get('device', '?')}  started {str(info.get('started', '?'))[:19]}  "
                   f"wall {wall_text}[/]")
+    console.print(f"[dim]{SEED_MODE_TEXT.get(info.get('seed_mode', 'paired'), info.get('seed_mode'))}[/]")
     console.print(f"[dim]folder {run.path}[/]", soft_wrap=True)
     if info.get("error"):
         console.print(f"[red]error: {info['error']}[/]")
@@ -521,7 +533,7 @@ def orientation_table(points: Sequence[tuple[Point, charts.OrientationStats]], a
                           f"m=2{'' if limit == 45 else f', {limit:.0f}° here'}). With no privileged "
                           f"basis the direction is random (m=2: angle uniform on 0-45); KS p small = the model prefers "
                           f"or avoids the axes; (null) = the fraction expected by chance. Collapsed instances "
-                          f"(nothing represented) are excluded.")
+                          f"(loss no better than the best constant output) are excluded.")
     table.add_column(axis_names or "point", style="cyan", justify="right")
     table.add_column("used", justify="right")
     table.add_column("excl.", justify="right")
@@ -651,6 +663,7 @@ def _instance_bars(console: Console, results: Results, inst: int, W: Any, layout
     n, m = W.shape
     height = layout.chart_height - 2
     out = []
+    table: dict[str, list[float]] = {}
     try:
         table = charts.feature_table(results.features(), inst)
         norms = table.get("norm") or [float(v) for v in np.linalg.norm(W, axis=1)]
@@ -660,8 +673,15 @@ def _instance_bars(console: Console, results: Results, inst: int, W: Any, layout
                            color=layout.color), n <= 20))
     except RunDataError as exc:
         console.print(f"[dim]feature norms: {exc}[/]")
-    threshold = float(results.instance_config(inst).get("carry_threshold", 0.5))
-    out.append((_chart(charts.draw_neuron_counts, charts.neuron_counts(W, threshold),
+    config = results.instance_config(inst)
+    sense = get_model(results.spec.model).neuron_sense(config)
+    if sense is None:
+        console.print("[dim]features per neuron: not shown, the hidden layer has no privileged basis here (any "
+                      "rotation is an equally good solution)[/]")
+        return out
+    threshold = float(config.get("carry_threshold", 0.5))
+    counts = charts.neuron_counts(W, threshold, table.get("represented"), sense)
+    out.append((_chart(charts.draw_neuron_counts, counts,
                        title=f"features per neuron #{inst}", width=layout.half_width if m <= 20 else layout.chart_width,
                        height=height, color=layout.color), m <= 20))
     return out

@@ -6,15 +6,15 @@ features. W1 (stored (I, n, m), like W elsewhere: row i is feature i's input
 weights, column n is neuron n) and W2 (stored (I, m, n)) are separate trainable
 matrices; b is the output bias. There is no hidden bias, as in the paper.
 
-Initialisation (``w2_init``). W1 is xavier-normal per instance (fan n + m). With
-W2 drawn independently the same way, output i starts with a random sign of
+Initialisation (``w2_init``). W1 is xavier-normal per instance (fan n + m).
+``independent`` (the default) draws W2 the same way, independently: the standard
+init, which the public tutorials use (the paper does not spell its init out). Then output i starts with a random sign of
 response to its own feature, and with sparse inputs an output whose response is
-negative for both signs of x_i gets no gradient ever again (the output ReLU is
-off whenever it would learn): we measured a quarter of the features never
-learned and half computed on one side only at p <= 0.03 (n=20, m=8; lr 1e-3 to
-1e-2, 5,000 to 20,000 steps). ``matched`` (the default) starts W2 = |W1|^T instead, so every output
-starts alive on both sides of its own feature; W1 and W2 then train separately.
-``independent`` keeps the plain init. The paper does not state its init.
+negative for both signs of x_i gets no gradient ever again (the output ReLU is off
+whenever it would learn): some features are never learned at low density.
+``matched`` starts W2 = |W1|^T instead, so every output starts alive on both sides
+of its own feature (W1 and W2 then train separately); it computes more sides at low
+density, so it is an option to name, never a silent default.
 
 Which features does the model compute? W1's norms say little (a hidden unit can
 be scaled by a in W1 and 1/a in W2 at no cost), so we judge by behaviour, with
@@ -33,8 +33,10 @@ it and computes at most one side: m neurons compute at most m sides (m/2 whole
 features). ``sides_per_neuron`` = sides_computed / m above 1 is therefore
 computation in superposition (the paper, n=100 and m=40: more features than
 neurons once sparse). Features with at least one side computed number
-sides_computed - features_represented. Neuron metrics are on W1: neuron n
-carries feature i if a side of i is computed and |W1_i,n| >= carry_threshold * ||W1_i||.
+sides_computed - features_represented. Neuron metrics are on W1 (the ReLU on h
+gives it a privileged basis): neuron n carries feature i if a side of i is
+computed and |W1_i,n| >= carry_threshold * ||W1_i||. Both signs count, because
+the inputs take both signs: a negative weight fires the neuron for x_i < 0.
 """
 
 from __future__ import annotations
@@ -119,9 +121,9 @@ class AbsValue(ToyModel):
     summary = "y = ReLU(W2 ReLU(W1 x) + b) learns |x| on sparse inputs in [-1, 1] (Elhage et al. 2022)"
     params = (
         *SUPERPOSITION_PARAMS,
-        Param("w2_init", "choice", "matched",
-              "W2 at init: independent (xavier, like W1) or matched (W2 = |W1|^T, so every output starts "
-              "alive for both signs of its own feature; sparse inputs otherwise leave dead outputs)",
+        Param("w2_init", "choice", "independent",
+              "W2 at init: independent (xavier, like W1; the literature's) or matched (W2 = |W1|^T, so every "
+              "output starts alive for both signs of its own feature; independent leaves some outputs dead)",
               choices=("independent", "matched"), structural=True),
     )
     columns = (
@@ -130,7 +132,7 @@ class AbsValue(ToyModel):
         Column("sides_computed", "sides of |x_i| (x_i < 0 or > 0, feature alone) explained > 50%, out of 2n", "int"),
         Column("sides_per_neuron", "sides_computed / m: above 1 only in superposition (a monosemantic neuron "
                "computes one side)"),
-        Column("monosemantic_neurons", "neurons with max_i |W1_i,n| / ||W1_n|| > 0.99", "int"),
+        Column("monosemantic_neurons", "neurons with max_i |W1_i,n| / ||W1_n|| > 0.99 (toysup's own cut)", "int"),
         Column("polysemantic_neurons", "neurons carrying 2+ features with a side computed "
                "(|W1_i,n| >= carry_threshold ||W1_i||)", "int"),
         Column("mean_neuron_monosemanticity", "mean over neurons of max_i |W1_i,n| / ||W1_n||"),
@@ -158,6 +160,11 @@ class AbsValue(ToyModel):
     def check(cls, config: dict[str, Any]) -> None:
         if config["batch_size"] * config["n_features"] >= 2**31:
             raise SpecError("batch_size * n_features must stay below 2**31 values per instance and step")
+
+    @classmethod
+    def neuron_sense(cls, config: dict[str, Any]) -> str | None:
+        """A ReLU on h (privileged); the inputs take both signs, so a weight of either sign drives."""
+        return "magnitude"
 
     @classmethod
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:

@@ -94,6 +94,13 @@ class ToyModel:
         """Constraints across parameters, for one instance's full config; raise SpecError."""
 
     @classmethod
+    def neuron_sense(cls, config: dict[str, Any]) -> str | None:
+        """How a feature drives a neuron in this instance (see engine.metrics.drive): "magnitude",
+        "positive", or None when the hidden layer has no privileged basis (any rotation of it is an
+        equally good solution), so neuron-level metrics are left empty. The default is None."""
+        return None
+
+    @classmethod
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
         """Rough peak memory per instance while training or evaluating, for chunk sizing."""
         raise NotImplementedError

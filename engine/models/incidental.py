@@ -10,7 +10,9 @@ make the representation sparse in the neuron basis:
 - ``l1 > 0``: loss + l1 * sum |W| gives winner-take-all dynamics: each feature
   ends on the one neuron its initial weight favoured, so two features that
   started on the same neuron with opposite signs (no interference after the
-  ReLU) stay there together. About n^2 / (4m) such neurons are expected.
+  ReLU) stay there together. The paper derives C(n, 2) / (2m) = n(n-1)/(4m)
+  such neurons (about n^2 / (4m) for large n); ``predicted_polysemantic`` gives
+  it for L1 runs only (no noise), the only runs the derivation covers.
 - ``noise``: a vector added to the hidden layer each step, drawn per instance and
   shared by the n inputs of that step's batch (as in the authors' code, which
   draws one (m,) vector per step). Bernoulli +-sigma (negative excess kurtosis)
@@ -35,6 +37,15 @@ project-code/models/autoencoder.py and experiments/*.py):
   feature-by-feature matrix W_init W_final^T (einsum "i n m, i l m -> i n l").
 
 ``batch_size`` and ``eval_batch_size`` are ignored: the batch is always the identity.
+
+Represented features: zeroing W_i raises the (noise-free) loss on the identity batch
+by more than 10% of feature i's loss at zero output (which is 1), computed exactly
+(relu_output's rule, toysup's own cut). The
+basis is privileged only with an L1 penalty or Bernoulli noise: with neither (or
+with Gaussian noise, which is isotropic) the loss is the same for any rotation of
+the hidden layer, so the neuron counts are left empty. ``basis_sparsity`` stays: for a
+random rotation it is 3 / (m + 2) on average, so it is the measure that shows whether
+the basis became privileged (Gaussian noise: it stays there).
 """
 
 from __future__ import annotations
@@ -73,14 +84,17 @@ PARAMS: tuple[Param, ...] = (
 
 COLUMNS: tuple[Column, ...] = (
     Column("loss", "final summed squared error over the identity batch, without noise or the L1 term"),
-    Column("polysemantic_neurons", "neurons carrying 2+ represented features (|W_n,i| >= carry_threshold ||W_i||)",
-           "int"),
-    Column("predicted_polysemantic", "n^2 / (4m): the paper's expected count under L1"),
-    Column("polysemantic_neurons_paper", "the authors' count: neurons with 2+ weights |W_n,i| in [0.8, 1.2]", "int"),
+    Column("polysemantic_neurons", "neurons carrying 2+ represented features (|W_n,i| >= carry_threshold ||W_i||); "
+           "empty without L1 or Bernoulli noise (no privileged basis)", "int"),
+    Column("predicted_polysemantic", "n(n-1) / (4m) = C(n,2)/(2m), the paper's expected count; L1 runs without "
+           "noise only"),
+    Column("polysemantic_neurons_paper", "the authors' count: neurons with 2+ weights |W_n,i| in [0.8, 1.2]; empty "
+           "without a privileged basis", "int"),
     Column("basis_sparsity", "mean over represented features of ||W_i||_4^4 / ||W_i||_2^4 (1 = one neuron each)"),
     Column("init_correlation", "mean over features of cos(W_init_i, W_final_i): the diagonal of W_init W_final^T"),
     Column("init_correlation_offdiag", "mean over i != j of |cos(W_init_j, W_final_i)|: the unrelated baseline"),
-    Column("features_represented", "features with ||W_i|| > 0.5", "int"),
+    Column("features_represented", "features whose ablation (W_i zeroed) raises the loss by > 10% of their "
+           "zero-output loss, 1 (toysup's own cut)", "int"),
     Column("features_near_unit", "features with some |W_n,i| in [0.8, 1.2] (sitting on one neuron)", "int"),
 )
 
@@ -117,12 +131,29 @@ def feature_basis_sparsity(W: torch.Tensor) -> torch.Tensor:
     return torch.where(second > M.EPS**2, fourth / second.clamp_min(M.EPS**2), torch.zeros_like(fourth))
 
 
-def basis_sparsity(W: torch.Tensor) -> torch.Tensor:
-    """Mean of :func:`feature_basis_sparsity` over represented features (||W_i|| > 0.5), shape (I,);
-    NaN (an empty cell) when an instance represents nothing."""
-    represented = M.feature_norms(W) > M.REPRESENTED_NORM
-    total = (feature_basis_sparsity(W) * represented).sum(-1)
-    count = represented.sum(-1)
+def ablation_gains(W: torch.Tensor) -> torch.Tensor:
+    """The noise-free loss increase when feature i's row W_i is zeroed, (I, n), exactly.
+
+    On the identity batch the output is R = ReLU(W W^T) and the loss sum_ab (R_ab - delta_ab)^2.
+    Zeroing W_i zeroes row and column i of R: their errors are replaced by 1 on the diagonal and
+    0 elsewhere, so the gain is 1 - (row i's error + column i's error - the shared diagonal one).
+    A plain zero ablation, unlike relu_output's mean ablation: with no bias the model has no
+    constant to output but 0, so no embedding can stand in for one."""
+    E = (torch.relu(torch.bmm(W, W.transpose(1, 2))) - torch.eye(W.shape[1], device=W.device)).square()
+    return 1.0 - (E.sum(-1) + E.sum(-2) - torch.diagonal(E, dim1=-2, dim2=-1))
+
+
+def represented(W: torch.Tensor) -> torch.Tensor:
+    """Boolean (I, n): engine.metrics.represented with each feature's loss at zero output, 1, as its share."""
+    return M.represented(ablation_gains(W), torch.ones_like(W[..., 0]))
+
+
+def basis_sparsity(W: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of :func:`feature_basis_sparsity` over represented features (``mask``, by default
+    :func:`represented`), shape (I,); NaN (an empty cell) when an instance represents nothing."""
+    represented_ = represented(W) if mask is None else mask
+    total = (feature_basis_sparsity(W) * represented_).sum(-1)
+    count = represented_.sum(-1)
     return torch.where(count > 0, total / count.clamp_min(1), torch.full_like(total, float("nan")))
 
 
@@ -195,6 +226,9 @@ class Incidental(ToyModel):
         self.uses_bernoulli = bool((self.bernoulli != 0).any())
         self.uses_gaussian = bool((self.gaussian != 0).any())
         self.eye = torch.eye(self.n, device=hp.device)
+        self.privileged = torch.tensor([self.neuron_sense(c) is not None for c in hp.configs], device=hp.device)
+        # The paper's prediction covers L1 runs without noise only.
+        self.l1_only = torch.tensor([c["l1"] > 0 and c["noise"] == "none" for c in hp.configs], device=hp.device)
         self.noise_block = noise_block(self.m)
         self._block_index = -1
         self._block = torch.empty(0)
@@ -204,6 +238,13 @@ class Incidental(ToyModel):
         if config["n_hidden"] < config["n_features"]:
             raise SpecError(f"n_hidden={config['n_hidden']} must be >= n_features={config['n_features']}: "
                             "incidental polysemanticity needs at least one neuron per feature")
+
+    @classmethod
+    def neuron_sense(cls, config: dict[str, Any]) -> str | None:
+        """L1 on W or Bernoulli noise on h is not rotation-invariant: a privileged basis, where a weight
+        of either sign drives its neuron (h = W^T x is linear). Without them the basis is not privileged."""
+        return "magnitude" if config["l1"] > 0 or (config["noise"] == "bernoulli" and config["noise_scale"] > 0) \
+            else None
 
     @classmethod
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
@@ -269,15 +310,17 @@ class Incidental(ToyModel):
         W = weights["W"]
         # The init is a pure function of each instance's seed: recompute it rather than keep a copy.
         diag, off = init_correlation(self.init_weights()["W"], W)
-        count = len(self.hp)
+        mask = represented(W)
+        predicted = torch.full((len(self.hp),), self.n * (self.n - 1) / (4 * self.m), device=W.device)
         return {
-            "polysemantic_neurons": M.polysemantic_neurons(W, self.hp.tensor("carry_threshold")),
-            "predicted_polysemantic": torch.full((count,), self.n**2 / (4 * self.m), device=W.device),
-            "polysemantic_neurons_paper": polysemantic_neurons_paper(W),
-            "basis_sparsity": basis_sparsity(W),
+            "polysemantic_neurons": M.where_privileged(
+                M.polysemantic_neurons(W, self.hp.tensor("carry_threshold"), mask), self.privileged),
+            "predicted_polysemantic": torch.where(self.l1_only, predicted, torch.full_like(predicted, float("nan"))),
+            "polysemantic_neurons_paper": M.where_privileged(polysemantic_neurons_paper(W), self.privileged),
+            "basis_sparsity": basis_sparsity(W, mask),
             "init_correlation": diag,
             "init_correlation_offdiag": off,
-            "features_represented": M.features_represented(W),
+            "features_represented": M.features_represented(W, mask),
             "features_near_unit": features_near_unit(W),
         }
 

@@ -5,14 +5,20 @@ the hidden layer a privileged basis, so W's columns are neurons and it makes
 sense to ask whether each neuron carries one feature (monosemantic) or several.
 Dropout, when set, acts on h after its ReLU, exactly as in the output model.
 
-``mean_neuron_monosemanticity`` is the mean over neurons of max_i |W_n,i| / ||W_n||
-(1 = every neuron reads one feature; 1/sqrt(n) = a neuron reading all features
-equally); the full neuron-by-feature weights are in the run's weights files.
+Neuron metrics count signs: the inputs are non-negative, so feature i drives
+neuron n only through a positive weight (a negative one can only hold the
+neuron off). A neuron with one positive and one negative feature fires for one
+feature only: it is not polysemantic. ``mean_neuron_monosemanticity`` is the
+mean over neurons of max_i W+_n,i / ||W+_n|| with W+ = max(W, 0) (1 = every
+neuron is driven by one feature; 1/sqrt(n) = by all features equally; 0 = a
+dead neuron); the full neuron-by-feature weights are in the run's weights files.
 ``dead_neurons`` counts neurons that can never fire: with non-negative inputs and
 no hidden bias, a neuron fires only if some feature has a positive weight into it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
@@ -23,14 +29,13 @@ from engine.models.relu_output import SUPERPOSITION_COLUMNS, ReluOutput
 DEAD_WEIGHT = 1e-3  # a neuron whose largest incoming weight is below this never fires (inputs are in [0, 1))
 
 
-def neuron_monosemanticity(W: torch.Tensor) -> torch.Tensor:
-    """max_i |W_n,i| / ||W_n|| per neuron, shape (I, m); 0 for an all-zero neuron.
+def neuron_monosemanticity(W: torch.Tensor, sense: str = "positive") -> torch.Tensor:
+    """max_i drive_n,i / ||drive_n|| per neuron, shape (I, m) (engine.metrics.neuron_monosemanticity);
+    by default the sense of a ReLU on h: only positive weights drive. 0 for a neuron nothing drives.
 
     ``W`` is (I, n, m): column n holds neuron n's weights, one per feature.
     """
-    col_norms = W.norm(dim=-2)
-    ratio = W.abs().amax(-2) / col_norms.clamp_min(M.EPS)
-    return torch.where(col_norms > M.EPS, ratio, torch.zeros_like(ratio))
+    return M.neuron_monosemanticity(W, sense)
 
 
 def dead_neurons(W: torch.Tensor) -> torch.Tensor:
@@ -43,11 +48,17 @@ class ReluHidden(ReluOutput):
     summary = "h = ReLU(W x), x' = ReLU(W^T h + b): features compete for neurons (Elhage et al. 2022)"
     columns = (
         *SUPERPOSITION_COLUMNS,
-        Column("mean_neuron_monosemanticity", "mean over neurons of max_i |W_n,i| / ||W_n|| (1 = all monosemantic)"),
+        Column("mean_neuron_monosemanticity", "mean over neurons of max_i W+_n,i / ||W+_n||, W+ = max(W, 0) "
+               "(1 = all monosemantic)"),
         Column("dead_neurons", "neurons with no positive incoming weight: they never fire", "int"),
     )
 
     hidden_relu = True  # h = ReLU(W x): ReluOutput's forward, backward and metrics honour the flag
+
+    @classmethod
+    def neuron_sense(cls, config: dict[str, Any]) -> str | None:
+        """The ReLU on h makes the basis privileged; only a positive weight makes a neuron fire."""
+        return "positive"
 
     @torch.no_grad()
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -20,23 +20,37 @@ from engine.data import CORRELATIONS, feature_probabilities, importance, sparse_
 from engine.errors import SpecError
 from engine.models.base import Column, Hyper, ToyModel
 from engine.params import SUPERPOSITION_PARAMS, Param
-from engine.rng import DATA, DROPOUT, EVAL, INIT, CounterRNG
+from engine.rng import DATA, DROPOUT, EVAL, INIT, PROBE, CounterRNG
 
 BLOCK_VALUES = 1 << 19  # numbers per (B, n) tensor in one CPU block: 2 MB, measured best of 2^16..2^21
 
+PROBE_SAMPLES = 1 << 16  # the fixed probe set of the linear-region count: 65,536 inputs ...
+PROBE_SEED = 0x5EED  # ... drawn from the instance's data distribution with this seed, not the instance's
+PROBE_BLOCK = 4096  # probe samples per draw (a constant, so the probe never depends on chunk size)
+PROBE_ROWS = 64  # instances probed together (bounds the (rows, PROBE_SAMPLES) codes in memory)
+
 SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
     Column("loss", "final importance-weighted MSE on a fresh evaluation batch (no dropout)"),
-    Column("features_represented", "features with ||W_i|| > 0.5", "int"),
-    Column("dims_per_feature", "D* = m / ||W||_F^2"),
+    Column("features_represented", "features whose mean ablation (x_i at its mean in h, output i the best "
+           "constant) raises the loss by > 10% of their constant-output loss I_i Var(x_i)/n (toysup's own cut)",
+           "int"),
+    Column("dims_per_feature", "D* = m / ||W||_F^2 (moves with the norms: dropout, decay and L1 shrink them)"),
     Column("orientation_angle_deg", "angle between the largest-norm feature and its nearest hidden axis"),
     Column("axis_alignment", "max_j |u_j| for u the largest-norm feature's unit direction"),
-    Column("polysemantic_neurons", "neurons carrying 2+ represented features (|W_n,i| >= carry_threshold ||W_i||)",
-           "int"),
-    Column("monosemantic_neurons", "neurons with max_i |W_n,i| / ||W_n|| > 0.99", "int"),
+    Column("polysemantic_neurons", "neurons carrying 2+ represented features (drive >= carry_threshold ||W_i||); "
+           "empty without a privileged basis", "int"),
+    Column("monosemantic_neurons", "neurons with max_i drive / ||drive|| > 0.99 (toysup's own cut); empty "
+           "without a privileged basis", "int"),
     Column("max_feature_norm", "largest ||W_i||"),
-    Column("collapsed", "largest ||W_i|| below 0.5: nothing represented, so orientation means nothing", "bool"),
-    Column("linear_regions", "distinct ReLU activation patterns visited by the evaluation batch (polytope lens)",
-           "int"),
+    Column("collapsed", "loss >= 0.98 trivial_loss: no better than the best constant output (2% margin, "
+           "toysup's own), so orientation means nothing", "bool"),
+    Column("linear_regions", "effective number of linear regions, exp(entropy) of the ReLU activation patterns "
+           "over a fixed probe of 65,536 inputs (polytope lens)"),
+    Column("features_per_dim", "features_represented / m: above 1 = superposition (scale-free)"),
+    Column("mean_dimensionality", "mean D_i over represented features (scale-free; 1/2 antipodal pairs, "
+           "2/5 pentagon)"),
+    Column("trivial_loss", "the best constant output's loss on the same batch: mean_i I_i Var(x_i) (the "
+           "constant is the mean of x_i; analytically p/3 - p^2/4 per feature)"),
 )
 
 ACTIVATIONS = {"relu": torch.relu, "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu}
@@ -47,22 +61,30 @@ FEATURE_COLUMNS: tuple[Column, ...] = (
     Column("interference", "sum_{j != i} (W^_i . W_j)^2"),
     Column("bias", "b_i"),
     Column("importance", "importance_decay ** i"),
+    Column("ablation_gain", "loss increase when feature i is mean-ablated, as a share of its constant-output loss "
+           "(represented above 0.1)"),
+    Column("represented", "1 if feature i is represented (see features_represented), else 0", "int"),
 )
 
 
-def superposition_metrics(W: torch.Tensor, carry_threshold: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The shared per-instance metrics of a (I, n, m) embedding matrix."""
+def superposition_metrics(W: torch.Tensor, carry_threshold: torch.Tensor, mask: torch.Tensor,
+                          privileged: torch.Tensor, sense: str = "magnitude") -> dict[str, torch.Tensor]:
+    """The shared per-instance metrics of a (I, n, m) embedding matrix, given which features are
+    represented (``mask``, (I, n)) and which instances have a privileged basis (``privileged``, (I,)):
+    neuron counts are NaN (empty) for the others. ``sense``: how a weight drives a neuron."""
     alignment, angle = M.orientation(W)
-    max_norm = M.feature_norms(W).amax(-1)
+    m = W.shape[-1]
     return {
-        "features_represented": M.features_represented(W),
+        "features_represented": M.features_represented(W, mask),
+        "features_per_dim": M.features_per_dim(mask, m),
+        "mean_dimensionality": M.mean_dimensionality(W, mask),
         "dims_per_feature": M.dims_per_feature(W),
         "orientation_angle_deg": angle,
         "axis_alignment": alignment,
-        "polysemantic_neurons": M.polysemantic_neurons(W, carry_threshold),
-        "monosemantic_neurons": M.monosemantic_neurons(W),
-        "max_feature_norm": max_norm,
-        "collapsed": max_norm < M.REPRESENTED_NORM,
+        "polysemantic_neurons": M.where_privileged(M.polysemantic_neurons(W, carry_threshold, mask, sense),
+                                                   privileged),
+        "monosemantic_neurons": M.where_privileged(M.monosemantic_neurons(W, sense), privileged),
+        "max_feature_norm": M.feature_norms(W).amax(-1),
     }
 
 
@@ -88,6 +110,13 @@ class ReluOutput(ToyModel):
     feature_columns = FEATURE_COLUMNS
     relu = True  # the output nonlinearity (the linear baseline sets False)
     hidden_relu = False  # ReLU on h as well (the neuron model sets True)
+
+    @classmethod
+    def neuron_sense(cls, config: dict[str, Any]) -> str | None:
+        """h = W x is linear, and without dropout or an L1 penalty on h the loss is the same for any
+        rotation of h: no privileged basis, so no neuron metrics. Dropout or hidden_l1 > 0 make
+        the basis privileged; a weight of either sign then drives its neuron."""
+        return "magnitude" if config.get("dropout", 0) > 0 or config.get("hidden_l1", 0) > 0 else None
 
     def __init__(self, hp: Hyper, rng: CounterRNG):
         super().__init__(hp, rng)
@@ -151,7 +180,8 @@ class ReluOutput(ToyModel):
         n, m = config["n_features"], config["n_hidden"]
         train = config["batch_size"] * (10 * n + 6 * m)
         evaluate = config["eval_batch_size"] * (5 * n + 2 * m)
-        return 4 * (max(train, evaluate) + 8 * n * m + 4 * n)
+        probe = 3 * PROBE_SAMPLES  # the probe's int64 pattern codes, sorted and counted
+        return 4 * (max(train, evaluate, probe) + 8 * n * m + 4 * n)
 
     def init_weights(self) -> dict[str, torch.Tensor]:
         # Xavier-normal per instance: the fan is n + m, never the instance count.
@@ -267,11 +297,41 @@ class ReluOutput(ToyModel):
         x = self._eval_batch()
         return self._weighted_mse(x, self._forward(weights, x, None))
 
+    def _privileged(self) -> torch.Tensor:
+        return torch.tensor([self.neuron_sense(c) is not None for c in self.hp.configs], device=self.hp.device)
+
+    def _sense(self) -> str:
+        return "positive" if self.hidden_relu else "magnitude"
+
+    def _representation(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Loss, constant-output baseline, ablation gains and the represented mask on the evaluation
+        batch, computed once per final weights (``metrics`` and ``feature_metrics`` both use them)."""
+        cached = getattr(self, "_represent_cache", None)
+        if cached is not None and cached[0] is weights["W"]:
+            return cached[1]
+        x = self._eval_batch()
+        W, b = weights["W"], weights["b"]
+        importance = self.importance.squeeze(1)
+        loss = self._weighted_mse(x, self._forward(weights, x, None))
+        constant, share = M.constant_output_loss(x, importance)
+        gain = M.ablation_gains(x, W, b, importance, self.activation, self.hidden_relu)
+        out = {"loss": loss, "constant": constant, "share": share, "gain": gain,
+               "mask": M.represented(gain, share)}
+        self._represent_cache = (weights["W"], out)
+        return out
+
     @torch.no_grad()
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        out = superposition_metrics(weights["W"], self.hp.tensor("carry_threshold"))
-        # Linear regions: the on/off pattern of every ReLU (hidden, then output) per evaluation sample.
-        x = self._eval_batch()
+        rep = self._representation(weights)
+        out = superposition_metrics(weights["W"], self.hp.tensor("carry_threshold"), rep["mask"],
+                                    self._privileged(), self._sense())
+        out["trivial_loss"] = rep["constant"]
+        out["collapsed"] = M.collapsed(rep["loss"], rep["constant"])
+        out["linear_regions"] = self.linear_regions(weights)
+        return out
+
+    def _patterns(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor | None:
+        """The on/off pattern of every ReLU (hidden, then output) per input, (I, B, k); None without ReLUs."""
         h = torch.bmm(x, weights["W"])
         patterns = []
         if self.hidden_relu:
@@ -279,18 +339,44 @@ class ReluOutput(ToyModel):
             h = h.clamp_min(0.0)
         if self.relu:
             patterns.append(self._pre_output(weights, h) > 0)
-        out["linear_regions"] = (M.distinct_patterns(torch.cat(patterns, -1)) if patterns
-                                 else torch.ones(len(x), dtype=torch.int64, device=x.device))
+        return torch.cat(patterns, -1) if patterns else None
+
+    @torch.no_grad()
+    def linear_regions(self, weights: dict[str, torch.Tensor], samples: int = PROBE_SAMPLES) -> torch.Tensor:
+        """The effective number of linear regions (engine.metrics.effective_patterns), (I,), over a
+        fixed probe: ``samples`` inputs from each instance's data distribution, drawn with PROBE_SEED
+        (not the instance's seed) in blocks of PROBE_BLOCK. The probe depends on neither the
+        evaluation batch nor the chunk, so the count is a property of the weights."""
+        count = len(self.hp)
+        if not (self.relu or self.hidden_relu):
+            return torch.ones(count, device=self.hp.device)
+        out = torch.empty(count, device=self.hp.device)
+        blocks = -(-samples // PROBE_BLOCK)
+        for start in range(0, count, PROBE_ROWS):
+            rows = slice(start, min(start + PROBE_ROWS, count))
+            size = rows.stop - rows.start
+            rng = CounterRNG(torch.full((size,), PROBE_SEED, dtype=torch.int64), self.hp.device)  # one seed for all
+            part = {k: v[rows] for k, v in weights.items()}
+            x = torch.empty(size, PROBE_BLOCK, self.n, device=self.hp.device)
+            codes = []
+            for block in range(blocks):
+                sparse_uniform_(rng, PROBE, block, self.p[rows], x, self.correlation)
+                patterns = self._patterns(part, x)
+                assert patterns is not None  # a model without ReLUs returned above
+                codes.append(M.pattern_codes(patterns))
+            out[rows] = M.effective_patterns(torch.cat(codes, -1)[:, :samples])
         return out
 
     @torch.no_grad()
     def feature_metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         W = weights["W"]
+        rep = self._representation(weights)
         return {
             "norm": M.feature_norms(W),
             "dimensionality": M.feature_dimensionality(W),
             "interference": M.interference(W),
             "bias": weights["b"],
             "importance": self.importance.squeeze(1),
+            "ablation_gain": rep["gain"] / rep["share"].clamp_min(M.EPS**2),
+            "represented": rep["mask"].to(torch.int64),
         }
-

@@ -35,7 +35,8 @@ class ReluOutputPhase(ReluOutput):
     columns = (
         Column("loss", "final importance-weighted MSE on a fresh evaluation batch"),
         Column("phase", "the extra feature 1: " + ", ".join(f"{i} {p}" for i, p in enumerate(PHASES)), "int"),
-        Column("features_represented", "features with ||W_i|| > 0.5", "int"),
+        Column("features_represented", "features whose ablation raises the loss by > 10% of their constant-output "
+               "loss (relu_output's rule)", "int"),
         Column("extra_norm", "||W_1||, the extra feature's embedding norm"),
         Column("first_norm", "||W_0||, the first feature's embedding norm"),
         Column("antipodal", "both features represented with opposite signs (the paper's W = [1, -1])", "bool"),
@@ -52,10 +53,10 @@ class ReluOutputPhase(ReluOutput):
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         W = weights["W"]
         norms = M.feature_norms(W)
-        represented = norms > M.REPRESENTED_NORM
+        represented = self._representation(weights)["mask"]
         opposite = (W[:, 0] * W[:, 1]).sum(-1) < 0
         return {
-            "phase": classify_phase(W, extra=1),
+            "phase": classify_phase(W, extra=1, represented=represented),
             "features_represented": represented.sum(-1),
             "extra_norm": norms[:, 1],
             "first_norm": norms[:, 0],
