@@ -18,6 +18,7 @@ ABLATION_SHARE = 0.1  # toysup's own: ablating feature i must raise the loss by 
 RELATIVE_NORM = 0.2  # toysup's own: the weights-only fallback, ||W_i|| >= 0.2 * the instance's largest norm
 COLLAPSE_MARGIN = 0.02  # toysup's own: collapsed unless the loss beats the best constant output by more than 2%
 MONOSEMANTIC_RATIO = 0.99  # toysup's own (no published source): max_i drive_n,i / ||drive_n|| above this
+UNRESOLVED_SHARE = 0.05  # toysup's own: linear_regions is left empty when more of the probe falls in regions seen once
 SENSES = ("magnitude", "positive")  # how a weight drives a neuron: either sign, or only a positive one (ReLU on h)
 
 
@@ -289,11 +290,21 @@ def distinct_patterns(codes: torch.Tensor) -> torch.Tensor:
     return (_pattern_counts(codes) > 0).sum(-1)
 
 
-def effective_patterns(codes: torch.Tensor) -> torch.Tensor:
+def effective_patterns(codes: torch.Tensor, max_unresolved: float | None = None) -> torch.Tensor:
     """exp(entropy) of the distribution of codes per instance, (I, B) -> (I,): the effective number of
     linear regions the data visits, weighted by how much of the data falls in each. Regions too rare
     to be sampled barely move it, so on a fixed probe of 2^16 inputs it has converged where the
-    distinct count has not (tests/test_metrics.py shows both against the probe size)."""
-    share = _pattern_counts(codes).to(torch.float64) / codes.shape[-1]
+    distinct count has not (tests/test_metrics.py shows both against the probe size).
+
+    With ``max_unresolved``, an instance is NaN (an empty cell) when more than that share of the
+    sample falls in regions seen exactly once: by Good and Turing's estimate about that much of the
+    data then lies in regions the sample has not resolved, and exp(entropy) runs into the sample
+    size (a 200-feature model at p = 0.5 puts every probe input in a region of its own)."""
+    counts = _pattern_counts(codes)
+    share = counts.to(torch.float64) / codes.shape[-1]
     entropy = -(share * torch.log(share.clamp_min(1e-300))).sum(-1)
-    return entropy.exp().to(torch.float32)
+    out = entropy.exp().to(torch.float32)
+    if max_unresolved is not None:
+        unresolved = (counts == 1).sum(-1) / codes.shape[-1]
+        out = torch.where(unresolved > max_unresolved, torch.full_like(out, float("nan")), out)
+    return out

@@ -474,3 +474,6 @@ def test_effective_patterns_on_known_distributions():
     big = torch.tensor([[2**40, 2**40, 7, 2**41]])  # codes too large for one bincount: sorted instead
     assert M.distinct_patterns(big).tolist() == [3]
     assert M.effective_patterns(big).item() == pytest.approx(math.exp(1.5 * math.log(2)))
+    # Half the sample in regions seen once: unresolved, an empty cell rather than a number capped by the sample.
+    assert math.isnan(M.effective_patterns(big, max_unresolved=0.05).item())
+    assert M.effective_patterns(codes, max_unresolved=0.05)[2].item() == pytest.approx(2.0)

@@ -45,7 +45,7 @@ SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
     Column("collapsed", "loss >= 0.98 trivial_loss: no better than the best constant output (2% margin, "
            "toysup's own), so orientation means nothing", "bool"),
     Column("linear_regions", "effective number of linear regions, exp(entropy) of the ReLU activation patterns "
-           "over a fixed probe of 65,536 inputs (polytope lens)"),
+           "over a fixed probe of 65,536 inputs (polytope lens); empty if > 5% of the probe is in regions seen once"),
     Column("features_per_dim", "features_represented / m: above 1 = superposition (scale-free)"),
     Column("mean_dimensionality", "mean D_i over represented features (scale-free; 1/2 antipodal pairs, "
            "2/5 pentagon)"),
@@ -346,7 +346,8 @@ class ReluOutput(ToyModel):
         """The effective number of linear regions (engine.metrics.effective_patterns), (I,), over a
         fixed probe: ``samples`` inputs from each instance's data distribution, drawn with PROBE_SEED
         (not the instance's seed) in blocks of PROBE_BLOCK. The probe depends on neither the
-        evaluation batch nor the chunk, so the count is a property of the weights."""
+        evaluation batch nor the chunk, so the count is a property of the weights. NaN (empty) where
+        the probe cannot resolve the regions (engine.metrics.UNRESOLVED_SHARE)."""
         count = len(self.hp)
         if not (self.relu or self.hidden_relu):
             return torch.ones(count, device=self.hp.device)
@@ -364,7 +365,7 @@ class ReluOutput(ToyModel):
                 patterns = self._patterns(part, x)
                 assert patterns is not None  # a model without ReLUs returned above
                 codes.append(M.pattern_codes(patterns))
-            out[rows] = M.effective_patterns(torch.cat(codes, -1)[:, :samples])
+            out[rows] = M.effective_patterns(torch.cat(codes, -1)[:, :samples], M.UNRESOLVED_SHARE)
         return out
 
     @torch.no_grad()
