@@ -1,0 +1,46 @@
+"""Refusals that must come before any work: sweep sizes read from the grammar, hostile preset files."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine.errors import SpecError
+from engine.spec import load, read_preset, resolve
+
+
+@pytest.mark.parametrize("expr", ["lin:0.01:1:100000000", "log:0.001:1:10000000000"])
+def test_a_huge_axis_is_refused_before_it_is_expanded(expr):
+    began = time.perf_counter()
+    with pytest.raises(SpecError, match=r"one run holds at most 5,000,000"):
+        load("tms-intro", sweeps=[f"feature_probability={expr}"])
+    # Expanding 1e8 values took minutes and gigabytes; reading the grammar takes microseconds.
+    assert time.perf_counter() - began < 2.0
+
+
+def test_the_product_of_axes_and_seeds_is_what_is_bounded():
+    with pytest.raises(SpecError, match=r"3,000 feature_probability x 2,000 importance_decay x 1 seeds"):
+        load("tms-intro", sweeps=["feature_probability=lin:0.01:1:3000", "importance_decay=lin:0.5:1:2000"],
+             seeds=1)
+    # Just under the bound passes the size check (and is then expanded as usual).
+    spec = load("tms-intro", sweeps=["feature_probability=lin:0.01:1:500"], seeds=2)
+    assert spec.n_instances == 1000
+
+
+def test_an_overridden_axis_does_not_count_towards_the_size():
+    spec = load("tms-intro", sets=["feature_probability=0.1"], seeds=3)
+    assert spec.n_instances == 3 * spec.n_points
+
+
+@pytest.mark.parametrize("key", ["name", "description", "expected"])
+def test_text_keys_must_be_strings(key):
+    with pytest.raises(SpecError, match=rf"{key} must be a string, not list"):
+        resolve({"model": "relu_output", key: ["a"]})
+
+
+def test_a_deeply_nested_toml_file_is_one_error_not_a_recursion_traceback(tmp_path):
+    path = tmp_path / "deep.toml"
+    path.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="nested too deeply"):
+        read_preset(str(path))
