@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -44,3 +47,36 @@ def test_a_deeply_nested_toml_file_is_one_error_not_a_recursion_traceback(tmp_pa
     path.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
     with pytest.raises(SpecError, match="nested too deeply"):
         read_preset(str(path))
+
+
+# --- the command line: Click's own usage errors and small gaps, one line each ----------------------
+
+
+def _entry_point(*args: str) -> subprocess.CompletedProcess[str]:
+    """The real entry point (toysup_tui.cli:main), as the installed ``toysup`` script runs it."""
+    code = "import sys; from toysup_tui.cli import main; sys.argv[0] = 'toysup'; main()"
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["run", "--seeds", "abc"], "toysup run: Invalid value for '--seeds'"),
+    (["run", "--no-such-flag"], "toysup run: No such option: --no-such-flag"),
+    (["no-such-command"], "No such command 'no-such-command'"),
+    (["report", "--width", "-5"], "--width -5 is not valid: expected at least 20 columns"),
+])
+def test_usage_errors_from_the_entry_point_are_one_line(args, expected, tmp_path):
+    done = _entry_point(*args, "--runs-dir", str(tmp_path / "runs")) if args[0] != "no-such-command" else \
+        _entry_point(*args)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_runs_dir_that_is_a_file_is_a_mistake_not_an_empty_list(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x", encoding="utf-8")
+    done = _entry_point("runs", "--runs-dir", str(afile))
+    assert done.returncode == 2 and "is a file, not a directory of runs" in done.stderr
+    assert afile.read_text(encoding="utf-8") == "x"

@@ -232,6 +232,8 @@ def runs(runs_dir: RunsDirOption = None) -> None:
     from toysup_tui import report
 
     root = store.runs_dir(runs_dir)
+    if root.exists() and not root.is_dir():
+        raise fail(f"--runs-dir {root} is a file, not a directory of runs")
     found = store.list_runs(root)
     if not found:
         out.print(f"no runs in {root}")
@@ -256,6 +258,8 @@ def report_cmd(
     from toysup_tui import report
 
     try:
+        if width is not None and width < 20:
+            raise SpecError(f"--width {width} is not valid: expected at least 20 columns")
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
@@ -379,12 +383,21 @@ def tui(
 
 
 def main() -> None:
-    """Entry point: run the Typer app, mapping Ctrl-C outside a run to exit code 130."""
+    """Entry point: run the Typer app; usage mistakes Click finds itself (a bad type, an unknown option or
+    command) become one line and exit 2 like ours, and Ctrl-C outside a run exits 130."""
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # Typer's own (vendored Click) usage errors
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        hint = f" (see {ctx.command_path} -h)" if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err.print(f"[bold red]error:[/] {escape(where + message)}{escape(hint)}", soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
+    except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":
