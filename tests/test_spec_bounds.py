@@ -80,3 +80,31 @@ def test_runs_dir_that_is_a_file_is_a_mistake_not_an_empty_list(tmp_path):
     done = _entry_point("runs", "--runs-dir", str(afile))
     assert done.returncode == 2 and "is a file, not a directory of runs" in done.stderr
     assert afile.read_text(encoding="utf-8") == "x"
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_presets_fit_the_terminal_one_line_each(columns):
+    from engine.spec import bundled_presets
+
+    done = subprocess.run([sys.executable, "-c", "import sys; from toysup_tui.cli import main; "
+                           "sys.argv[0] = 'toysup'; main()", "presets"], capture_output=True, text=True,
+                          env={**os.environ, "NO_COLOR": "1", "COLUMNS": str(columns)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    names = list(bundled_presets())
+    # One line per preset (plus title, header, rule and caption), each naming its preset.
+    assert len(lines) <= len(names) + 7
+    for name in names:
+        assert sum(line.lstrip().startswith(name + " ") for line in lines) == 1, name
+    assert ("relu_output" in done.stdout) == (columns >= 100)
+
+
+def test_presets_long_gives_the_full_text():
+    from engine.spec import load
+
+    done = _entry_point("presets", "--long")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    spec = load("tms-intro")
+    assert " ".join(spec.expected.split()) in text and " ".join(spec.description.split()) in text

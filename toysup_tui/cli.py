@@ -77,21 +77,33 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 
 
 @app.command()
-def presets() -> None:
-    """List the bundled presets: name, model, instances and what each shows."""
+def presets(
+    long: Annotated[bool, typer.Option("--long", "-l", help="Full descriptions and expected outcomes")] = False,
+) -> None:
+    """List the bundled presets: name, model, instances and what each shows (one line each; --long for all)."""
+    from rich import box
     from rich.table import Table
 
     from engine.spec import bundled_presets, load
 
-    table = Table(title="Bundled presets", title_justify="left")
-    table.add_column("name", style="bold cyan", no_wrap=True)
-    table.add_column("model")
-    table.add_column("instances", justify="right")
-    table.add_column("description / expected outcome")
-    for name in bundled_presets():
-        spec = load(name)
-        table.add_row(name, spec.model, str(spec.n_instances),
-                      f"{spec.description}\n[dim]expect: {spec.expected}[/]")
+    specs = {name: load(name) for name in bundled_presets()}
+    if long:  # one block per preset: full text wraps at any width
+        for name, spec in specs.items():
+            out.print(f"[bold cyan]{name}[/]  [dim]{spec.model}, {spec.n_instances} instances[/]")
+            out.print(escape(spec.description), soft_wrap=False)
+            out.print(f"[dim]expect:[/] {escape(spec.expected)}\n")
+        return
+    # Narrow terminals drop the model column (--long shows it) so each description keeps a readable line.
+    table = Table(title="Bundled presets", title_justify="left", box=box.SIMPLE_HEAD, expand=True,
+                  caption="toysup presets --long: full descriptions and expected outcomes", caption_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True, min_width=max(map(len, specs)))
+    if out.width >= 100:
+        table.add_column("model", no_wrap=True, min_width=max(len(s.model) for s in specs.values()))
+    table.add_column("instances", justify="right", no_wrap=True, min_width=len("instances"))
+    table.add_column("description", no_wrap=True, overflow="ellipsis", ratio=1)
+    for name, spec in specs.items():
+        table.add_row(name, *([spec.model] if out.width >= 100 else []), str(spec.n_instances),
+                      escape(spec.description))
     out.print(table)
 
 
