@@ -187,6 +187,8 @@ def read_preset(name_or_path: str) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"preset file {path}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of nesting: a 100,000-deep array
+        raise SpecError(f"preset file {path}: invalid TOML: nested too deeply") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"preset file {path} cannot be read: {exc}") from None
     data.setdefault("name", path.stem)
@@ -285,21 +287,29 @@ def resolve(
     if both:
         raise SpecError(f"{source or 'preset'}: {sorted(both)[0]} is both in [params] and [sweep]; keep one")
 
+    for key in ("name", "description", "expected"):
+        if key in data and not isinstance(data[key], str):
+            raise SpecError(f"{source or 'preset'}: {key} must be a string, not {type(data[key]).__name__}")
+
     params = {name: p.default for name, p in table.items()}
-    axes: dict[str, Axis] = {}
+    raw_axes: dict[str, Any] = {}  # sweep expressions, expanded only once the sweep's size is known to be sane
     for key, raw in fixed_raw.items():
         params[key] = _param(table, key, model).parse(raw)
     for key, raw in sweep_raw.items():
-        axes[key] = parse_axis(_param(table, key, model), raw)
+        _param(table, key, model)
+        raw_axes[key] = raw
     for text in sets:
         key, value = parse_assignment(text, "-s")
         params[key] = _param(table, key, model).parse(value)
-        axes.pop(key, None)
+        raw_axes.pop(key, None)
     for text in sweeps:
         key, value = parse_assignment(text, "--sweep")
-        axes[key] = parse_axis(_param(table, key, model), value)
+        _param(table, key, model)
+        raw_axes[key] = value
     if seeds is not None:
         params["seeds"] = table["seeds"].parse(seeds)
+    _check_size({key: axis_length(table[key], raw) for key, raw in raw_axes.items()}, int(params["seeds"]))
+    axes = {key: parse_axis(table[key], raw) for key, raw in raw_axes.items()}
     for name in axes:
         params.pop(name)
     spec = Spec(
@@ -344,13 +354,36 @@ def _param(table: dict[str, Param], key: str, model: str) -> Param:
 MAX_INSTANCES = 5_000_000  # a row of results per instance lives in memory while a run goes
 
 
+def axis_length(param: Param, expr: Any) -> int:
+    """How many values a sweep expression gives, read from the grammar without expanding it (an upper
+    bound for int ranges, whose rounded values may repeat); 1 for what parse_axis will reject anyway."""
+    if isinstance(expr, list):
+        return max(1, len(expr))
+    if not isinstance(expr, str):
+        return 1
+    head, _, rest = expr.strip().partition(":")
+    if head in ("lin", "log"):
+        parts = rest.split(":")
+        try:
+            return max(1, int(parts[2])) if len(parts) == 3 else 1
+        except ValueError:
+            return 1
+    return expr.count(",") + 1
+
+
+def _check_size(lengths: dict[str, int], seeds: int) -> None:
+    """The sweep's size from the grammar alone, before any axis is expanded: expanding a
+    ``lin:0:1:100000000`` axis would itself exhaust time and memory before a refusal."""
+    points = math.prod(lengths.values())
+    if points * seeds > MAX_INSTANCES:
+        sizes = " x ".join(f"{n:,} {name}" for name, n in lengths.items())
+        raise SpecError(f"the sweep has {points * seeds:,} instances ({sizes} x {seeds} seeds); one run holds at "
+                        f"most {MAX_INSTANCES:,}: use fewer seeds or points, or split the sweep into several runs")
+
+
 def _check_combinations(spec: Spec) -> None:
-    """Constraints that involve more than one parameter, checked by the model per sweep point, and
-    the sweep's size (checked before expanding the points, which would itself exhaust memory)."""
-    if spec.n_instances > MAX_INSTANCES:
-        raise SpecError(f"the sweep has {spec.n_instances:,} instances ({spec.n_points:,} points x {spec.seeds} "
-                        f"seeds); one run holds at most {MAX_INSTANCES:,}: use fewer seeds or points, or split "
-                        "the sweep into several runs")
+    """Constraints that involve more than one parameter, checked by the model per sweep point, and the
+    seeds the sweep needs (the size itself is checked from the grammar, before expansion, by _check_size)."""
     last = spec.point_seeds(spec.n_points - 1 if spec.seed_mode == "independent" else 0).stop - 1
     if last > MAX_SEED:
         raise SpecError(f"the sweep's last seed would be {last:,}, above {MAX_SEED:,}: lower seed"

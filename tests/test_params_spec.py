@@ -423,7 +423,7 @@ def test_every_model_resolves_with_its_defaults_alone(kind: str):
 
 
 def test_a_sweep_too_large_for_one_run_says_how_large_and_what_to_do():
-    with pytest.raises(SpecError, match=r"7,000,000 instances \(7 points x 1000000 seeds\).*fewer seeds"):
+    with pytest.raises(SpecError, match=r"7,000,000 instances \(7 feature_probability x 1000000 seeds\).*fewer seeds"):
         resolve({"params": {"seeds": 1_000_000}, "sweep": {"feature_probability": "log:1:0.01:7"}})
 
 

@@ -49,21 +49,33 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 
 
 @app.command()
-def presets() -> None:
-    """List the bundled presets: name, model, instances and what each shows."""
+def presets(
+    long: Annotated[bool, typer.Option("--long", "-l", help="Full descriptions and expected outcomes")] = False,
+) -> None:
+    """List the bundled presets: name, model, instances and what each shows (one line each; --long for all)."""
+    from rich import box
     from rich.table import Table
 
     from engine.spec import bundled_presets, load
 
-    table = Table(title="Bundled presets", title_justify="left")
-    table.add_column("name", style="bold cyan", no_wrap=True)
-    table.add_column("model")
-    table.add_column("instances", justify="right")
-    table.add_column("description / expected outcome")
-    for name in bundled_presets():
-        spec = load(name)
-        table.add_row(name, spec.model, str(spec.n_instances),
-                      f"{spec.description}\n[dim]expect: {spec.expected}[/]")
+    specs = {name: load(name) for name in bundled_presets()}
+    if long:  # one block per preset: full text wraps at any width
+        for name, spec in specs.items():
+            out.print(f"[bold cyan]{name}[/]  [dim]{spec.model}, {spec.n_instances} instances[/]")
+            out.print(escape(spec.description), soft_wrap=False)
+            out.print(f"[dim]expect:[/] {escape(spec.expected)}\n")
+        return
+    # Narrow terminals drop the model column (--long shows it) so each description keeps a readable line.
+    table = Table(title="Bundled presets", title_justify="left", box=box.SIMPLE_HEAD, expand=True,
+                  caption="toysup presets --long: full descriptions and expected outcomes", caption_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True, min_width=max(map(len, specs)))
+    if out.width >= 100:
+        table.add_column("model", no_wrap=True, min_width=max(len(s.model) for s in specs.values()))
+    table.add_column("instances", justify="right", no_wrap=True, min_width=len("instances"))
+    table.add_column("description", no_wrap=True, overflow="ellipsis", ratio=1)
+    for name, spec in specs.items():
+        table.add_row(name, *([spec.model] if out.width >= 100 else []), str(spec.n_instances),
+                      escape(spec.description))
     out.print(table)
 
 
@@ -195,6 +207,8 @@ def runs(runs_dir: RunsDirOption = None) -> None:
     from toysup_tui import report
 
     root = store.runs_dir(runs_dir)
+    if root.exists() and not root.is_dir():
+        raise fail(f"--runs-dir {root} is a file, not a directory of runs")
     found = store.list_runs(root)
     if not found:
         out.print(f"no runs in {root}")
@@ -219,6 +233,8 @@ def report_cmd(
     from toysup_tui import report
 
     try:
+        if width is not None and width < 20:
+            raise SpecError(f"--width {width} is not valid: expected at least 20 columns")
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
@@ -341,12 +357,21 @@ def tui(
 
 
 def main() -> None:
-    """Entry point: run the Typer app, mapping Ctrl-C outside a run to exit code 130."""
+    """Entry point: run the Typer app; usage mistakes Click finds itself (a bad type, an unknown option or
+    command) become one line and exit 2 like ours, and Ctrl-C outside a run exits 130."""
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # Typer's own (vendored Click) usage errors
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path}: " if ctx is not None else ""
+        hint = f" (see {ctx.command_path} -h)" if ctx is not None else ""
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err.print(f"[bold red]error:[/] {escape(where + message)}{escape(hint)}", soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
+    except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 if __name__ == "__main__":
