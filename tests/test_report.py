@@ -21,7 +21,7 @@ from engine.store import Run
 from toysup_tui import charts
 from toysup_tui.report import heatmap, json_summary, overlap_heatmap, print_report, summary_table
 
-from helpers import assert_user_error, invoke, make_fixture_run
+from helpers import Nudge, assert_user_error, invoke, make_fixture_run
 
 TINY = {"model": "relu_output",
         "params": {"n_features": 5, "n_hidden": 2, "steps": 300, "batch_size": 64, "eval_batch_size": 256,
@@ -355,7 +355,7 @@ def test_heatmap_colours_do_not_depend_on_the_last_bits(width: int):
     some of them one ulp less (#dc3c3c vs #db3c3c on the largest). Every cell keeps its colour and text."""
     overlaps = np.array(charts.overlap_matrix(pentagon(1.15)), dtype=np.float32)  # weights are float32
     shown = ansi(heatmap(overlaps.tolist(), width), width)
-    assert "rgb" not in shown and "\x1b[" in shown  # truecolor: 24-bit escapes, no rgb() names left
+    assert "48;2;220;60;60" in shown  # the largest overlaps: the top of the scale, rgb(220, 60, 60)
     rng = np.random.default_rng(0)
     for direction in (np.ones_like(overlaps), -np.ones_like(overlaps), rng.choice([-1.0, 1.0], overlaps.shape),
                       np.diag([-1.0, 0, 0, 0, 0])):  # the first diagonal entry alone one ulp short of the scale
@@ -367,7 +367,7 @@ def test_the_report_of_the_fixture_run_does_not_depend_on_the_last_bits(tmp_path
     """The fixture run with its weights and every number computed from them one ulp off (up, down, either
     way) gives the same report, in colour, and the same W^T W heatmap for every instance."""
 
-    def pictures(nudge) -> list[str]:
+    def pictures(nudge: Nudge) -> list[str]:
         (tmp_path / str(nudge)).mkdir()
         monkeypatch.chdir(tmp_path / str(nudge))  # the same relative run folder each time
         run = make_fixture_run(Path("runs"), nudge=nudge)
