@@ -49,8 +49,8 @@ def represented(gain: torch.Tensor, share: torch.Tensor, min_share: float = ABLA
 
     Decided by function, on the model's own scale: a model that training shrank (inverted dropout,
     weight decay, L1) keeps its features, an embedding the loss does not rely on is not a feature,
-    and a zero W_i never is (its output is at best the constant). No norm enters: a norm cut, absolute or
-    relative to the largest norm, misreads models whose norms spread (sparse relu_hidden has
+    and a zero W_i never is (its output is at best the constant). No norm enters: a norm cut,
+    absolute or relative to the largest norm, misreads models whose norms spread (sparse relu_hidden has
     working features of norm 1.2 beside one of 10)."""
     return gain > min_share * share
 
@@ -241,8 +241,8 @@ def neuron_monosemanticity(W: torch.Tensor, sense: str = "magnitude") -> torch.T
 
 
 def monosemantic_neurons(W: torch.Tensor, sense: str = "magnitude") -> torch.Tensor:
-    """Neurons with max_i drive_n,i / ||drive_n|| > 0.99, shape (I,). The 0.99 cut is toysup's own (ARENA's
-    exercises use the ratio without a cut). A neuron nothing drives is not monosemantic."""
+    """Neurons with max_i drive_n,i / ||drive_n|| > 0.99, shape (I,). The 0.99 cut is toysup's own: no
+    published source uses it. A neuron nothing drives is not monosemantic."""
     return (neuron_monosemanticity(W, sense) > MONOSEMANTIC_RATIO).sum(-1)
 
 
