@@ -109,11 +109,16 @@ def ablation_gains(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, importance
     element, so a feature of tiny importance is not lost in the rounding of the total loss.
     Vectorised over instances and ablations, in batch blocks of about ``block_values`` numbers."""
     count, batch, n = x.shape
+    per_instance = n * max(n, W.shape[-1])  # numbers per instance and sample in the widest tensor
+    rows = max(1, block_values // per_instance)
+    if count > rows:  # wide models in big chunks: a block of instances at a time bounds the memory
+        return torch.cat([ablation_gains(x[s:s + rows], W[s:s + rows], b[s:s + rows], importance[s:s + rows],
+                                         activation, hidden_relu, block_values) for s in range(0, count, rows)])
     relu = activation is torch.relu
     weight = (importance.reshape(count, n, 1) / (batch * n)).to(x.dtype)
     summed = torch.zeros(count, n, n, device=x.device)  # [k, i, j]: output j's error change, ablating i
     own = torch.zeros(count, n, device=x.device)  # each output's summed squared error, unablated
-    step = max(1, block_values // (count * n * max(n, W.shape[-1])))
+    step = max(1, block_values // (count * per_instance))
     Wt = W.transpose(1, 2)
     G = torch.bmm(W, Wt)  # (I, n, n): without hidden ReLU, output j moves by -(x_i - mean) G_ij
     mean = x.mean(1, keepdim=True)
