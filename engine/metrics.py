@@ -49,8 +49,8 @@ def represented(gain: torch.Tensor, share: torch.Tensor, min_share: float = ABLA
 
     Decided by function, on the model's own scale: a model that training shrank (inverted dropout,
     weight decay, L1) keeps its features, an embedding the loss does not rely on is not a feature,
-    and a zero W_i never is (its output is at best the constant). No norm enters: a norm cut, absolute or
-    relative to the largest norm, misreads models whose norms spread (sparse relu_hidden has
+    and a zero W_i never is (its output is at best the constant). No norm enters: a norm cut,
+    absolute or relative to the largest norm, misreads models whose norms spread (sparse relu_hidden has
     working features of norm 1.2 beside one of 10)."""
     return gain > min_share * share
 
@@ -109,11 +109,16 @@ def ablation_gains(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, importance
     element, so a feature of tiny importance is not lost in the rounding of the total loss.
     Vectorised over instances and ablations, in batch blocks of about ``block_values`` numbers."""
     count, batch, n = x.shape
+    per_instance = n * max(n, W.shape[-1])  # numbers per instance and sample in the widest tensor
+    rows = max(1, block_values // per_instance)
+    if count > rows:  # wide models in big chunks: a block of instances at a time bounds the memory
+        return torch.cat([ablation_gains(x[s:s + rows], W[s:s + rows], b[s:s + rows], importance[s:s + rows],
+                                         activation, hidden_relu, block_values) for s in range(0, count, rows)])
     relu = activation is torch.relu
     weight = (importance.reshape(count, n, 1) / (batch * n)).to(x.dtype)
     summed = torch.zeros(count, n, n, device=x.device)  # [k, i, j]: output j's error change, ablating i
     own = torch.zeros(count, n, device=x.device)  # each output's summed squared error, unablated
-    step = max(1, block_values // (count * n * max(n, W.shape[-1])))
+    step = max(1, block_values // (count * per_instance))
     Wt = W.transpose(1, 2)
     G = torch.bmm(W, Wt)  # (I, n, n): without hidden ReLU, output j moves by -(x_i - mean) G_ij
     mean = x.mean(1, keepdim=True)
@@ -241,8 +246,8 @@ def neuron_monosemanticity(W: torch.Tensor, sense: str = "magnitude") -> torch.T
 
 
 def monosemantic_neurons(W: torch.Tensor, sense: str = "magnitude") -> torch.Tensor:
-    """Neurons with max_i drive_n,i / ||drive_n|| > 0.99, shape (I,). The 0.99 cut is toysup's own (ARENA's
-    exercises use the ratio without a cut). A neuron nothing drives is not monosemantic."""
+    """Neurons with max_i drive_n,i / ||drive_n|| > 0.99, shape (I,). The 0.99 cut is toysup's own: no
+    published source uses it. A neuron nothing drives is not monosemantic."""
     return (neuron_monosemanticity(W, sense) > MONOSEMANTIC_RATIO).sum(-1)
 
 

@@ -320,6 +320,8 @@ def test_ablation_gains_match_zeroing_each_row_by_hand():
         expected = torch.stack([loss(ablated=i) - loss() for i in range(4)], -1)
         got = M.ablation_gains(x, W, b, importance, activation, hidden_relu, block_values=4000)
         assert torch.allclose(got, expected, atol=1e-6), (activation, hidden_relu)
+        one_by_one = M.ablation_gains(x, W, b, importance, activation, hidden_relu, block_values=20)  # instance blocks
+        assert torch.allclose(one_by_one, expected, atol=1e-6), (activation, hidden_relu)
 
 
 def test_constant_output_loss_is_the_weighted_variance():

@@ -165,3 +165,16 @@ def test_abs_value_preset_runs_and_writes_its_columns(tmp_path):
     assert len(rows) == 2
     feature_header, feature_rows = read_csv(outcome.run_dir / "features.csv")
     assert {"explained", "explained_neg", "explained_pos"} <= set(feature_header) and len(feature_rows) == 40
+
+
+def test_abs_value_neuron_metrics_count_either_sign():
+    """Inputs in [-1, 1]: a negative weight fires the neuron for x_i < 0, so it drives it too."""
+    from engine.models import Hyper, get_model
+
+    spec = make_spec({"n_features": 2, "n_hidden": 2}, model="abs_value")
+    model = get_model("abs_value")(Hyper([i.config for i in spec.instances()], torch.device("cpu")),
+                                   CounterRNG(torch.tensor([0]), "cpu"))
+    W1 = torch.tensor([[[-1.0, 0.0], [0.0, 1.0]]])  # neuron 0 reads -x_0 (the x_0 < 0 side), neuron 1 reads x_1
+    got = model.metrics({"W1": W1, "W2": W1.abs().transpose(1, 2), "b": torch.zeros(1, 2)})
+    assert got["monosemantic_neurons"].item() == 2
+    assert got["mean_neuron_monosemanticity"].item() == pytest.approx(1.0)

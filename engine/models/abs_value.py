@@ -49,7 +49,6 @@ from engine import metrics as M
 from engine.data import importance
 from engine.errors import SpecError
 from engine.models.base import Column, Hyper, ToyModel
-from engine.models.relu_hidden import neuron_monosemanticity
 from engine.params import SUPERPOSITION_PARAMS, Param
 from engine.rng import DATA, EVAL, INIT, CounterRNG
 
@@ -216,7 +215,7 @@ class AbsValue(ToyModel):
             "sides_per_neuron": n_sides / self.m,
             "monosemantic_neurons": M.monosemantic_neurons(W1),
             "polysemantic_neurons": (carried.sum(-2) >= 2).sum(-1),
-            "mean_neuron_monosemanticity": neuron_monosemanticity(W1).mean(-1),
+            "mean_neuron_monosemanticity": M.neuron_monosemanticity(W1, "magnitude").mean(-1),
             "trivial_loss": self.trivial_loss(),
         }
 

@@ -180,8 +180,9 @@ class ReluOutput(ToyModel):
         n, m = config["n_features"], config["n_hidden"]
         train = config["batch_size"] * (10 * n + 6 * m)
         evaluate = config["eval_batch_size"] * (5 * n + 2 * m)
-        probe = 3 * PROBE_SAMPLES  # the probe's int64 pattern codes, sorted and counted
-        return 4 * (max(train, evaluate, probe) + 8 * n * m + 4 * n)
+        # The ablation (blocks of about a million numbers) and the linear-region probe (PROBE_ROWS
+        # instances at a time) have bounded memory of their own, whatever the chunk size.
+        return 4 * (max(train, evaluate) + 8 * n * m + 4 * n)
 
     def init_weights(self) -> dict[str, torch.Tensor]:
         # Xavier-normal per instance: the fan is n + m, never the instance count.
