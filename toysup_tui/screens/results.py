@@ -19,11 +19,16 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
+from engine.analysis import geometry, orientation, selection, series
+from engine.analysis.columns import KEY_SHORT, charted_metrics, short_names
 from engine.errors import RunDataError, ToysupError, UserError
-from engine.results import Results
+from engine.results import Results, value_text
 from engine.spec import Spec
 from engine.store import Run, export
-from toysup_tui import charts, report
+from toysup_tui.render import charts
+from toysup_tui.render.heatmap import overlap_heatmap
+from toysup_tui.render.phase import phase_table
+from toysup_tui.render.tables import STATUS_STYLE, orientation_table
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import PromptScreen
 from toysup_tui.table_filter import cell_text, compile_filter, sort_key
@@ -141,12 +146,12 @@ class ResultsScreen(ToysupScreen):
         else:
             self.columns, self.rows = self.results.columns, self.results.rows
         if self.spec is not None:
-            charted = report.charted_metrics(self.spec, self.rows) if self.rows else []
+            charted = charted_metrics(self.spec.model, list(self.rows[0])) if self.rows else []
             self.metrics = charted or [c for c in self.columns if c not in ("instance", "seed")]
         self.metric_index = min(self.metric_index, max(len(self.metrics) - 1, 0))
         done, total = info.get("instances_done", len(self.rows)), info.get("instances", "?")
         status = self.run.status()
-        colour = report.STATUS_STYLE.get(status, "")
+        colour = STATUS_STYLE.get(status, "")
         wall = info.get("wall_time_s")
         self.query_one("#results-header", Static).update(
             f"[b]{esc(str(info.get('name', '?')))}[/] ({esc(str(info.get('model', '')))}) · "
@@ -155,7 +160,7 @@ class ResultsScreen(ToysupScreen):
             + (f"\n[red]{esc(str(info.get('error')))}[/]" if info.get("error") else "")
         )
         if self.instance is None and self.results is not None and self.rows:
-            reps = charts.representatives(self.results)
+            reps = selection.representatives(self.results)
             self.instance = int(reps[0].row["instance"]) if reps else int(self.rows[0]["instance"])
         self._fill_table()
         self._drawn.clear()
@@ -181,9 +186,10 @@ class ResultsScreen(ToysupScreen):
             present.sort(key=lambda r: sort_key(r.get(by)), reverse=self.sort_reverse)
             view = present + missing
         self.view = view
+        short = self._short_names()
         for name in self.columns:
             arrow = ("▼" if self.sort_reverse else "▲") if name == self.sort_column else ""
-            table.add_column(Text(_short_header(name) + arrow, justify="right"), key=name)
+            table.add_column(Text(short.get(name, name) + arrow, justify="right"), key=name)
         for row in view:
             table.add_row(*[Text(cell_text(row.get(c, "")), justify="right") for c in self.columns],
                           key=str(row.get("instance")))
@@ -197,6 +203,15 @@ class ResultsScreen(ToysupScreen):
             filt = f" · filter: {esc(self.filter_text)}" if self.filter_text else ""
             status.update(f"{len(view)}/{len(self.rows)} rows{sort}{filt} · [dim]arrows move, s sorts by the "
                           f"cursor's column, / filters, e exports[/]")
+
+    def _short_names(self) -> dict[str, str]:
+        """Column headers shortened so the table fits 80 columns (the full names are in the CSV), as
+        the model declares them; the model's name comes from run.json, so a run whose config cannot
+        be read still gets them."""
+        try:
+            return short_names(str(self.run.info().get("model", "")))
+        except UserError:  # an unknown model
+            return dict(KEY_SHORT)
 
     def instance_row(self) -> dict[str, Any] | None:
         return next((r for r in self.rows if r.get("instance") == self.instance), None)
@@ -237,7 +252,7 @@ class ResultsScreen(ToysupScreen):
         axis = self.spec.axes[self.x_index % len(self.spec.axes)]
         metric = self.metrics[self.metric_index % len(self.metrics)]
         grid = self.query_one("#phase-grid", Static)
-        phase = report.phase_table(self.results) if metric == "phase" else None
+        phase = phase_table(self.results) if metric == "phase" else None
         grid.display, plot.display = phase is not None, phase is None
         if phase is not None:  # the phase diagram reads best as its coloured grid, not as a line
             grid.update(phase)
@@ -245,7 +260,7 @@ class ResultsScreen(ToysupScreen):
                           "m/M): the phase diagram")
             self.query_one("#metric-legend", Legend).display = False
             return
-        bands = charts.metric_bands(self.results, axis.name, metric)
+        bands = series.metric_bands(self.results, axis.name, metric, max_series=len(charts.PALETTE))
         plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, axis.name, log_x=axis.log_scale))
         choice.update(f"metric [b]{metric}[/] ({self.metric_index % len(self.metrics) + 1}/{len(self.metrics)}, "
                       f"m/M) against [b]{axis.name}[/]{' (log)' if axis.log_scale else ''} (x)")
@@ -264,10 +279,10 @@ class ResultsScreen(ToysupScreen):
         snapshots = weights.get("W.snapshots")
         if snapshots is None or self.snapshot is None:
             self.snapshot = None
-            W = charts.embedding(weights)
+            W = geometry.embedding(weights)
         else:
             self.snapshot %= len(snapshots)
-            W = charts.embedding({"W": snapshots[self.snapshot]})
+            W = geometry.embedding({"W": snapshots[self.snapshot]})
         if W is None:
             return None, f"this model has no feature embedding W to draw (its weights: {', '.join(sorted(weights))})"
         return W, ""
@@ -278,7 +293,7 @@ class ResultsScreen(ToysupScreen):
             return "[dim]no instance chosen: pick a row in the table (1)[/]"
         point = self.results.point_of(row)
         caption = (f"instance [b]{self.instance}[/] · {esc(point.label())} · seed {row.get('seed')} · "
-                   f"loss {report.fmt(row.get('loss'))}")
+                   f"loss {value_text(row.get('loss'))}")
         steps = self._snapshot_steps()
         if steps:
             at = "final" if self.snapshot is None else f"step {steps[self.snapshot]}"
@@ -304,7 +319,7 @@ class ResultsScreen(ToysupScreen):
         if W is not None and W.shape[-1] == 2:
             steps = self._snapshot_steps() if self.snapshot is not None else []
             at = f", step {steps[self.snapshot]}" if steps and self.snapshot is not None else ""
-            vectors, title = charts.feature_vectors(W), f"feature vectors W_i, instance {self.instance}{at}"
+            vectors, title = geometry.feature_vectors(W), f"feature vectors W_i, instance {self.instance}{at}"
             feature_plot.show(lambda plt, size: charts.draw_feature_vectors(
                 plt, vectors, title=title, aspect=charts.plot_aspect(size.width, size.height)))
         elif W is not None:
@@ -322,7 +337,7 @@ class ResultsScreen(ToysupScreen):
             summary.update("[dim]this model has no orientation metric[/]")
             plot.show(None)
             return
-        points = charts.orientation_points(self.results)
+        points = orientation.orientation_points(self.results)
         row = self.instance_row()
         here = next(((p, st) for p, st in points if row is not None and p.index == row["point"]),
                     points[0] if points else None)
@@ -335,7 +350,7 @@ class ResultsScreen(ToysupScreen):
         else:
             plot.show(None)
         names = " x ".join(a.name for a in self.spec.axes)
-        summary.update(report.orientation_table(points, names) if points else "")
+        summary.update(orientation_table(points, names) if points else "")
 
     def _draw_instance(self) -> None:
         assert self.spec is not None and self.results is not None
@@ -351,17 +366,17 @@ class ResultsScreen(ToysupScreen):
             neurons_plot.show(None)
             return
         try:
-            table = charts.feature_table(self.results.features(), self.instance)
+            table = geometry.feature_table(self.results.features(), self.instance)
         except RunDataError as exc:
             norms_plot.message(str(exc))
         else:
             norms, interference = table["norm"], table.get("interference", [0.0] * len(table["norm"]))
             norms_plot.show(lambda plt, size: charts.draw_feature_norms(plt, norms, interference))
         config = self.results.instance_config(self.instance)
-        counts = charts.neuron_counts(W, float(config.get("carry_threshold", 0.5)))
+        counts = geometry.neuron_counts(W, float(config.get("carry_threshold", 0.5)))
         neurons_plot.show(lambda plt, size: charts.draw_neuron_counts(plt, counts))
         width = max(self.size.width - 4, 40)
-        heatmap.update(report.overlap_heatmap(charts.overlap_matrix(W), width,
+        heatmap.update(overlap_heatmap(geometry.overlap_matrix(W), width,
                                               title=f"W^T W of instance {self.instance}"))
 
     def _draw_loss(self) -> None:
@@ -369,7 +384,7 @@ class ResultsScreen(ToysupScreen):
         plot = self.query_one("#loss-chart", Chart)
         legend = self.query_one("#loss-legend", Legend)
         try:
-            bands = charts.loss_bands(self.results)
+            bands = series.loss_bands(self.results)
         except RunDataError as exc:
             plot.message(str(exc))
             return
@@ -513,11 +528,3 @@ class ResultsScreen(ToysupScreen):
             return tab == "table"
         return True
 
-
-def _short_header(name: str) -> str:
-    """Column headers shortened so the table fits 80 columns (the full names are in the CSV)."""
-    short = {"orientation_angle_deg": "angle°", "features_represented": "repr", "dims_per_feature": "D*",
-             "axis_alignment": "align", "polysemantic_neurons": "poly", "monosemantic_neurons": "mono",
-             "max_feature_norm": "max‖W‖", "feature_probability": "p", "importance_decay": "decay",
-             "instance": "inst"}
-    return short.get(name, name)
