@@ -3,12 +3,12 @@ and how many features each neuron carries."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from engine.analysis.aggregate import number
 from engine.errors import RunDataError
 
 
@@ -57,7 +57,7 @@ def feature_table(features: Sequence[dict[str, Any]], instance: int) -> dict[str
     if not mine:
         raise RunDataError(f"features.csv has no rows for instance {instance}")
     columns = [c for c in mine[0] if c not in ("instance", "feature")]
-    return {c: [_number(r.get(c)) or 0.0 for r in mine] for c in columns}
+    return {c: [number(r.get(c)) or 0.0 for r in mine] for c in columns}
 
 
 def neuron_counts(W: Any, threshold: float = 0.5, represented: Sequence[float] | None = None,
@@ -73,9 +73,3 @@ def neuron_counts(W: Any, threshold: float = 0.5, represented: Sequence[float] |
     t = torch.as_tensor(as_array(W), dtype=torch.float32).unsqueeze(0)
     mask = None if represented is None else torch.tensor([bool(v) for v in represented]).unsqueeze(0)
     return [int(c) for c in features_per_neuron(t, float(threshold), mask, sense)[0]]
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, (int, float)) and math.isfinite(float(v)):
-        return float(v)
-    return None

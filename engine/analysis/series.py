@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.analysis.aggregate import quartiles
+from engine.analysis.aggregate import number, quartiles
 from engine.errors import SpecError
 from engine.results import point_label
 
@@ -99,7 +99,7 @@ def metric_bands(results: Results, x: str, metric: str, max_series: int = MAX_SE
     pooled: dict[tuple[int, int], list[float]] = {}
     for point, members in results.groups():
         key = (series_at[point.values[split.name]] if split else 0, x_at[point.values[x]])
-        values = [_number(r.get(metric)) for r in members]
+        values = [number(r.get(metric)) for r in members]
         pooled.setdefault(key, []).extend(v for v in values if v is not None)
     bands = []
     for s, sv in enumerate(list(split.values[:max_series]) if split else [None]):
@@ -112,9 +112,3 @@ def metric_bands(results: Results, x: str, metric: str, max_series: int = MAX_SE
         if band.x:
             bands.append(band)
     return bands
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, (int, float)) and math.isfinite(float(v)):
-        return float(v)
-    return None
