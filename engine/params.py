@@ -42,6 +42,7 @@ class Param:
     per_instance: bool = True
     log_scale: bool = False  # a sensible axis for charts and the TUI's range hint
     unit: str = ""  # of a number, as errors and the form name it: "a number of GiB in (0, inf)"
+    short: str = ""  # the abbreviated header of narrow tables ("p"); "" keeps the name
 
     def range_text(self) -> str:
         """The valid values in the notation users see in errors and the form."""
@@ -155,12 +156,12 @@ SUPERPOSITION_PARAMS: tuple[Param, ...] = (
     Param(
         "feature_probability", "float", 0.1,
         "probability p = 1 - S that a feature is non-zero in a sample",
-        low=0.0, high=1.0, low_open=True, log_scale=True,
+        low=0.0, high=1.0, low_open=True, log_scale=True, short="p",
     ),
     Param(
         "importance_decay", "float", 1.0,
         "importance of feature i is decay**i (1 = all features equally important)",
-        low=0.0, high=10.0, low_open=True,
+        low=0.0, high=10.0, low_open=True, short="decay",
     ),
     Param("carry_threshold", "float", 0.5,
           "neuron n carries feature i if |W_n,i| >= threshold * ||W_i|| (polysemanticity)",

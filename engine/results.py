@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.aggregate import PointStats, by_point
+from engine.analysis.aggregate import PointStats, by_point
 from engine.errors import RunDataError
 from engine.spec import Axis, Spec
 
@@ -51,11 +51,13 @@ def point_label(values: dict[str, Any], short: bool = False) -> str:
 
 
 def value_text(value: Any) -> str:
-    """A parameter value for a label: booleans as yes/no, floats to 3 significant digits."""
+    """A value as labels and table cells show it, the one rule for every front end: booleans as
+    yes/no, floats to 3 significant digits (exponent notation from 1000 on, trailing zeros dropped),
+    NaN (an undefined metric) as "—", anything else as str."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.3g}"
+        return "—" if value != value else f"{value:.3g}"
     return str(value)
 
 
@@ -174,8 +176,8 @@ class Results:
 
     def best_of(self, k: int | None = None, metric: str = "loss") -> Results:
         """One row per point: the lowest-``metric`` seed among its first ``k`` (None: all); see
-        :func:`engine.phase.best_of_k`."""
-        from engine.phase import best_of_k
+        :func:`engine.analysis.selection.best_of_k`."""
+        from engine.analysis.selection import best_of_k
 
         return self.with_rows(best_of_k(self.rows, k, metric))
 

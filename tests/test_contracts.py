@@ -12,6 +12,8 @@ from pathlib import Path
 import engine
 
 TERMINAL_LIBRARIES = ("rich", "textual", "typer", "plotext", "textual_plotext")
+# The analysis layer: the numbers behind every report, table and chart, for any front end.
+ANALYSIS = ("aggregate", "columns", "geometry", "orientation", "phase", "selection", "series")
 
 
 def engine_modules() -> list[str]:
@@ -25,6 +27,7 @@ def test_the_engine_imports_no_terminal_library_and_no_front_end():
     terminal library nor toysup_tui: notebooks, Ray workers and other front ends use the engine alone."""
     modules = engine_modules()
     assert {"engine.executors.ray_cluster", "engine.models.sae", "engine.runner", "engine.store"} <= set(modules)
+    assert {f"engine.analysis.{m}" for m in ANALYSIS} <= set(modules)
     probe = ("import importlib, json, sys\n"
              f"for name in {modules!r}:\n"
              "    importlib.import_module(name)\n"
@@ -48,3 +51,14 @@ def test_ci_runs_the_readmes_test_command_verbatim():
     ci = (root / ".ci" / "run").read_text().splitlines()
     assert ci.count(command) == 1 and ci[-1] == command  # its last line: its exit code is CI's
     assert sum("venv" in line for line in ci if not line.lstrip().startswith("#")) == 1  # one venv, made once
+
+
+def test_plotext_is_drawn_from_one_module():
+    """Charts are drawn in toysup_tui/render/charts.py only (the TUI's chart widget hosts its canvas),
+    so a change of chart library touches one place; no screen or report imports plotext itself."""
+    root = Path(__file__).parent.parent / "toysup_tui"
+    allowed = {root / "render" / "charts.py", root / "widgets" / "chart.py"}
+    importers = {p for p in root.rglob("*.py")
+                 if any(line.strip().startswith(("import plotext", "from plotext", "from textual_plotext"))
+                        for line in p.read_text().splitlines())}
+    assert importers and importers <= allowed, sorted(str(p) for p in importers - allowed)

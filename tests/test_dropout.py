@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.orientation import orientation_stats
+from engine.analysis.orientation import orientation_stats
 from engine.runner import run_sweep
 from engine.spec import resolve
 from engine.store import Run

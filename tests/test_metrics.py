@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from engine import metrics as M
-from engine.aggregate import by_point
+from engine.analysis.aggregate import by_point
 from engine.models import Hyper, get_model
 from engine.models.relu_output import superposition_metrics
 from engine.rng import CounterRNG
@@ -272,7 +272,7 @@ def test_model_metrics_use_each_instances_carry_threshold():
     assert got["features_represented"].tolist() == [2, 2]
 
 
-# --- summaries over seeds (engine/aggregate.py) ----------------------------------------------------
+# --- summaries over seeds (engine/analysis/aggregate.py)-------------------------------------------------
 
 
 def test_by_point_gives_median_and_quartiles_over_seeds():

@@ -1,4 +1,4 @@
-"""The n=2, m=1 phase diagram: classification (engine/phase.py), seed selection, the grid, and the
+"""The n=2, m=1 phase diagram: classification (engine/analysis/phase.py), seed selection, the grid, and the
 relu_output_phase model reproducing the paper's three regions (Elhage et al. 2022, "Superposition as a
 Phase Change")."""
 
@@ -12,21 +12,14 @@ import pytest
 import torch
 from rich.console import Console
 
+from engine.analysis.phase import PHASES, classify_phase, phase_grid, phase_name
+from engine.analysis.selection import best_of_k, drop_worst
 from engine.errors import SpecError
-from engine.phase import (
-    PHASE_COLORS,
-    PHASES,
-    best_of_k,
-    classify_phase,
-    drop_worst,
-    phase_grid,
-    phase_grid_table,
-    phase_name,
-)
 from engine.results import Results
 from engine.runner import run_sweep
 from engine.spec import load
 from engine.store import Run, read_csv
+from toysup_tui.render.phase import PHASE_COLORS, phase_grid_table
 from toysup_tui.report import print_report
 
 from helpers import make_spec, train_all

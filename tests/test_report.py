@@ -13,13 +13,17 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from engine.analysis import geometry, orientation, selection, series
 from engine.errors import RunDataError, SpecError
 from engine.results import Results
 from engine.runner import run_sweep
 from engine.spec import Spec, resolve
 from engine.store import Run
-from toysup_tui import charts
-from toysup_tui.report import heatmap, json_summary, overlap_heatmap, print_report, summary_table
+from toysup_tui.render import charts, tables
+from toysup_tui.render.heatmap import heatmap, overlap_heatmap
+from toysup_tui.render.tables import summary_table
+from toysup_tui.report import print_report
+from toysup_tui.summaries import json_summary
 
 from helpers import Nudge, assert_user_error, invoke, make_fixture_run
 
@@ -66,7 +70,7 @@ def test_curve_bands_median_and_quartiles_per_step():
     curves = [{"instance": i, "step": s, "loss": loss}
               for i, losses in enumerate([[1.0, 0.5], [2.0, 0.25], [3.0, 1.0], [4.0, 1.0]])
               for s, loss in zip([1, 10], losses)]
-    (a, b) = charts.curve_bands(curves, [("first", [0, 1, 2]), ("last", [3])])
+    (a, b) = series.curve_bands(curves, [("first", [0, 1, 2]), ("last", [3])])
     assert (a.label, a.n, a.x) == ("first", 3, [1, 10])
     assert a.median == [2.0, 0.5]
     assert a.q25 == [1.5, 0.375] and a.q75 == [2.5, 0.75]
@@ -76,7 +80,7 @@ def test_curve_bands_median_and_quartiles_per_step():
 def test_curve_bands_skip_groups_without_curves_and_missing_steps():
     curves = [{"instance": 0, "step": 1, "loss": 1.0}, {"instance": 0, "step": 2, "loss": 0.5},
               {"instance": 1, "step": 1, "loss": 3.0}]  # instance 1 diverged after step 1
-    bands = charts.curve_bands(curves, [("a", [0, 1]), ("nothing yet", [7, 8])])
+    bands = series.curve_bands(curves, [("a", [0, 1]), ("nothing yet", [7, 8])])
     assert [b.label for b in bands] == ["a"]
     assert bands[0].median == [2.0, 0.5]
 
@@ -91,7 +95,7 @@ def test_metric_bands_one_series_per_value_of_the_other_axis():
                     "sweep": {"feature_probability": "1,0.1", "dropout": "0,0.5"}})
     rows = [{"feature_probability": p, "dropout": q, "loss": p + q + s}
             for p in (1.0, 0.1) for q in (0.0, 0.5) for s in (0.0, 1.0)]
-    bands = charts.metric_bands(results_of(spec, rows), "feature_probability", "loss")
+    bands = series.metric_bands(results_of(spec, rows), "feature_probability", "loss")
     assert [b.label for b in bands] == ["dropout=0", "dropout=0.5"]
     assert bands[0].x == [1.0, 0.1]
     assert bands[0].median == pytest.approx([1.5, 0.6])
@@ -101,7 +105,7 @@ def test_metric_bands_one_series_per_value_of_the_other_axis():
                      "sweep": {"feature_probability": "1,0.1", "dropout": "0,0.5", "lr": "0.001,0.01"}})
     rows3 = [{"feature_probability": p, "dropout": q, "lr": lr, "loss": p + q + s + lr}
              for p in (1.0, 0.1) for q in (0.0, 0.5) for lr in (0.001, 0.01) for s in (0.0, 1.0)]
-    first, _ = charts.metric_bands(results_of(spec3, rows3), "feature_probability", "loss")
+    first, _ = series.metric_bands(results_of(spec3, rows3), "feature_probability", "loss")
     assert first.n == 8 and first.median == pytest.approx([1.5055, 0.6055])
 
 
@@ -109,24 +113,24 @@ def test_metric_bands_skip_empty_cells_and_count_booleans():
     spec = resolve({"model": "relu_output", "params": {"seeds": 2}, "sweep": {"feature_probability": "1,0.1"}})
     rows = [{"feature_probability": 1.0, "collapsed": True}, {"feature_probability": 1.0, "collapsed": False},
             {"feature_probability": 0.1, "collapsed": ""}]
-    (band,) = charts.metric_bands(results_of(spec, rows), "feature_probability", "collapsed")
+    (band,) = series.metric_bands(results_of(spec, rows), "feature_probability", "collapsed")
     assert band.x == [1.0] and band.median == [0.5]
 
 
 def test_choose_axis_defaults_to_the_first_and_rejects_unswept_parameters():
     spec = resolve({"model": "relu_output", "sweep": {"feature_probability": "1,0.1", "dropout": "0,0.5"}})
-    assert charts.choose_axis(spec).name == "feature_probability"
-    assert charts.choose_axis(spec, "dropout").name == "dropout"
+    assert series.choose_axis(spec).name == "feature_probability"
+    assert series.choose_axis(spec, "dropout").name == "dropout"
     with pytest.raises(SpecError, match=r"n_features.*swept: feature_probability, dropout"):
-        charts.choose_axis(spec, "n_features")
-    assert charts.choose_axis(resolve({"model": "relu_output"})) is None
+        series.choose_axis(spec, "n_features")
+    assert series.choose_axis(resolve({"model": "relu_output"})) is None
     with pytest.raises(SpecError, match="sweeps nothing"):
-        charts.choose_axis(resolve({"model": "relu_output"}), "dropout")
+        series.choose_axis(resolve({"model": "relu_output"}), "dropout")
 
 
 def test_orientation_stats_evenly_spread_angles_look_uniform():
     angles = (np.arange(200) + 0.5) * 45 / 200
-    st = charts.orientation_stats(angles.tolist())
+    st = orientation.orientation_stats(angles.tolist())
     assert st.p_value > 0.99
     assert st.median == pytest.approx(22.5)
     assert st.near_axis == pytest.approx(5 / 45, abs=0.01)
@@ -134,33 +138,33 @@ def test_orientation_stats_evenly_spread_angles_look_uniform():
 
 
 def test_orientation_stats_angles_on_the_axes_are_not_uniform():
-    st = charts.orientation_stats([0.0] * 30)
+    st = orientation.orientation_stats([0.0] * 30)
     assert st.p_value < 1e-10
     assert st.near_axis == 1.0
 
 
 def test_orientation_stats_exclude_collapsed_and_count_near_axis():
-    st = charts.orientation_stats([1.0, 4.0, 6.0, 30.0, 2.0], collapsed=[False, False, False, False, True])
+    st = orientation.orientation_stats([1.0, 4.0, 6.0, 30.0, 2.0], collapsed=[False, False, False, False, True])
     assert st.excluded == 1
     assert st.angles == [1.0, 4.0, 6.0, 30.0]
     assert st.near_axis == 0.5
-    empty = charts.orientation_stats([3.0], collapsed=[True])
+    empty = orientation.orientation_stats([3.0], collapsed=[True])
     assert empty.excluded == 1 and math.isnan(empty.p_value)
 
 
 def test_null_counts_and_hidden_dims():
-    assert charts.null_counts(90, 9, 45.0, 2) == pytest.approx([10.0] * 9)
-    counts = charts.null_counts(100, 9, charts.max_axis_angle(4), 4)
+    assert orientation.null_counts(90, 9, 45.0, 2) == pytest.approx([10.0] * 9)
+    counts = orientation.null_counts(100, 9, orientation.max_axis_angle(4), 4)
     assert sum(counts) == pytest.approx(100, abs=0.5) and counts[0] < counts[-3]  # few random directions near an axis
-    assert [charts.hidden_dims(charts.max_axis_angle(m)) for m in (2, 3, 5, 20)] == [2, 3, 5, 20]
+    assert [orientation.hidden_dims(orientation.max_axis_angle(m)) for m in (2, 3, 5, 20)] == [2, 3, 5, 20]
 
 
 def test_histogram_and_sparkline():
-    counts = charts.histogram([0.0, 1.0, 4.9, 5.0, 44.9, 45.0, 50.0], 9, 0.0, 45.0)
+    counts = orientation.histogram([0.0, 1.0, 4.9, 5.0, 44.9, 45.0, 50.0], 9, 0.0, 45.0)
     assert counts == [3, 1, 0, 0, 0, 0, 0, 0, 3]
-    line = charts.sparkline(counts)
+    line = tables.sparkline(counts)
     assert len(line) == 9 and line[0] == "█" and line[2] == " " and line[1] != " "
-    assert charts.sparkline([0, 0]) == "  "
+    assert tables.sparkline([0, 0]) == "  "
 
 
 def test_log_ticks_are_round_numbers_inside_the_range():
@@ -175,18 +179,18 @@ def test_log_ticks_are_round_numbers_inside_the_range():
 
 def test_overlap_matrix_and_feature_vectors_of_a_pentagon():
     W = pentagon()
-    overlaps = np.array(charts.overlap_matrix(W))
+    overlaps = np.array(geometry.overlap_matrix(W))
     assert np.allclose(np.diag(overlaps), 1.0)
     assert overlaps[0, 1] == pytest.approx(math.cos(2 * math.pi / 5))
-    assert charts.feature_vectors(W)[1] == pytest.approx((math.cos(2 * math.pi / 5), math.sin(2 * math.pi / 5)))
+    assert geometry.feature_vectors(W)[1] == pytest.approx((math.cos(2 * math.pi / 5), math.sin(2 * math.pi / 5)))
     with pytest.raises(ValueError, match="n, 2"):
-        charts.feature_vectors(np.zeros((5, 3)))
+        geometry.feature_vectors(np.zeros((5, 3)))
 
 
 def test_neuron_counts_use_the_carry_threshold():
     W = np.array([[1.0, 0.0], [0.0, 1.0], [0.9, 0.6], [0.1, 0.0]])  # feature 3 is not represented
-    assert charts.neuron_counts(W, 0.5) == [2, 2]
-    assert charts.neuron_counts(W, 0.7) == [2, 1]
+    assert geometry.neuron_counts(W, 0.5) == [2, 2]
+    assert geometry.neuron_counts(W, 0.7) == [2, 1]
 
 
 def test_representatives_are_the_lowest_loss_seed_at_each_end_of_the_first_axis():
@@ -194,7 +198,7 @@ def test_representatives_are_the_lowest_loss_seed_at_each_end_of_the_first_axis(
     rows = [{"seed": i % 2, "feature_probability": p, "loss": loss}
             for i, (p, loss) in enumerate([(1.0, 0.2), (1.0, 0.1), (0.3, 0.0), (0.3, 0.0), (0.01, 0.05),
                                            (0.01, 0.07)])]
-    sparsest, densest = charts.representatives(results_of(spec, rows))
+    sparsest, densest = selection.representatives(results_of(spec, rows))
     assert (sparsest.role, sparsest.row["instance"], sparsest.seeds) == ("sparsest", 4, 2)
     assert (densest.role, densest.row["instance"]) == ("densest", 1)
     assert sparsest.label == "feature_probability=0.01"
@@ -203,7 +207,7 @@ def test_representatives_are_the_lowest_loss_seed_at_each_end_of_the_first_axis(
 def test_representatives_of_a_choice_axis_are_named_by_value():
     spec = resolve({"model": "relu_output", "sweep": {"optimizer": "adam,sgd"}})
     rows = [{"optimizer": "adam", "loss": 0.1}, {"optimizer": "sgd", "loss": 0.2}]
-    assert [r.role for r in charts.representatives(results_of(spec, rows))] == ["optimizer=adam", "optimizer=sgd"]
+    assert [r.role for r in selection.representatives(results_of(spec, rows))] == ["optimizer=adam", "optimizer=sgd"]
 
 
 def test_summary_counts_flags_instead_of_taking_their_median():
@@ -220,16 +224,16 @@ def test_feature_table_reads_one_instance_in_feature_order():
     rows = [{"instance": 1, "feature": 1, "norm": 0.5, "interference": 0.2},
             {"instance": 1, "feature": 0, "norm": 1.0, "interference": 0.0},
             {"instance": 0, "feature": 0, "norm": 9.0, "interference": 9.0}]
-    assert charts.feature_table(rows, 1) == {"norm": [1.0, 0.5], "interference": [0.0, 0.2]}
+    assert geometry.feature_table(rows, 1) == {"norm": [1.0, 0.5], "interference": [0.0, 0.2]}
     with pytest.raises(RunDataError, match="no rows for instance 5"):
-        charts.feature_table(rows, 5)
+        geometry.feature_table(rows, 5)
 
 
 # --- drawing --------------------------------------------------------------------------------------
 
 
 def test_feature_vector_plot_of_a_pentagon_has_five_tips_and_labels():
-    text = charts.render(charts.draw_feature_vectors, charts.feature_vectors(pentagon(1.15)), title="pentagon",
+    text = charts.render(charts.draw_feature_vectors, geometry.feature_vectors(pentagon(1.15)), title="pentagon",
                          aspect=charts.plot_aspect(50, 25), width=50, height=25, color=False)
     assert text.count(charts.TIP_MARKER) == 5
     assert "pentagon" in text
@@ -248,11 +252,11 @@ def test_feature_vector_plot_keeps_circles_round():
 
 
 def test_rendered_charts_carry_titles_and_labels_and_no_colour_when_asked():
-    band = charts.Band("0.1", [1, 10, 100], [1.0, 0.1, 0.01], [0.9, 0.09, 0.009], [1.1, 0.11, 0.011], n=3)
+    band = series.Band("0.1", [1, 10, 100], [1.0, 0.1, 0.01], [0.9, 0.09, 0.009], [1.1, 0.11, 0.011], n=3)
     text = charts.render(charts.draw_loss_curves, [band], width=70, height=18, color=False)
     assert "training loss" in text and "step" in text and "\x1b[" not in text
     assert max(len(line) for line in text.splitlines()) <= 70
-    metric = charts.Band("loss", [1.0, 0.1, 0.01], [0.03, 0.01, 0.001], [0.02, 0.01, 0.001], [0.04, 0.01, 0.001])
+    metric = series.Band("loss", [1.0, 0.1, 0.01], [0.03, 0.01, 0.001], [0.02, 0.01, 0.001], [0.04, 0.01, 0.001])
     text = charts.render(charts.draw_metric, [metric], "dims_per_feature", "feature_probability", True,
                          width=70, height=15, color=False)
     assert "dims_per_feature" in text and "feature_probability" in text
@@ -266,7 +270,7 @@ def test_bar_charts_and_histogram_draw_their_titles():
     assert "feature norms" in text and "feature" in text.splitlines()[-1]
     text = charts.render(charts.draw_neuron_counts, [3, 1], width=40, height=12, color=False)
     assert "features per neuron" in text
-    st = charts.orientation_stats([1.0, 2.0, 40.0])
+    st = orientation.orientation_stats([1.0, 2.0, 40.0])
     text = charts.render(charts.draw_orientation_hist, st, width=70, height=14, color=False)
     assert "orientation" in text and "45" in text
 
@@ -275,12 +279,12 @@ def test_draw_functions_work_on_a_textual_plotext_figure():
     """The TUI passes its PlotextPlot widget's .plt: every draw function must use only what both offer."""
     from textual_plotext.plot import Plot
 
-    band = charts.Band("0.1", [1, 10, 100], [1.0, 0.1, 0.01], [0.9, 0.09, 0.009], [1.1, 0.11, 0.011], n=3)
+    band = series.Band("0.1", [1, 10, 100], [1.0, 0.1, 0.01], [0.9, 0.09, 0.009], [1.1, 0.11, 0.011], n=3)
     draws = [
         (charts.draw_loss_curves, ([band],), {}),
         (charts.draw_metric, ([band], "loss", "feature_probability", True), {"log_y": True}),
-        (charts.draw_feature_vectors, (charts.feature_vectors(pentagon()),), {"aspect": 2.0}),
-        (charts.draw_orientation_hist, (charts.orientation_stats([1.0, 20.0, 40.0]),), {}),
+        (charts.draw_feature_vectors, (geometry.feature_vectors(pentagon()),), {"aspect": 2.0}),
+        (charts.draw_orientation_hist, (orientation.orientation_stats([1.0, 20.0, 40.0]),), {}),
         (charts.draw_feature_norms, ([1.0, 0.5], [0.0, 1.0]), {}),
         (charts.draw_neuron_counts, ([2, 1],), {}),
     ]
@@ -293,7 +297,7 @@ def test_draw_functions_work_on_a_textual_plotext_figure():
 
 
 def test_render_is_wider_than_the_terminal_when_asked():
-    band = charts.Band("x", [1, 10], [1.0, 0.5], [1.0, 0.5], [1.0, 0.5], n=1)
+    band = series.Band("x", [1, 10], [1.0, 0.5], [1.0, 0.5], [1.0, 0.5], n=1)
     text = charts.render(charts.draw_loss_curves, [band], width=230, height=14, color=False)
     assert max(len(line) for line in text.splitlines()) == 230
 
@@ -312,7 +316,7 @@ def test_use_color_honours_no_color(monkeypatch: pytest.MonkeyPatch):
 
 def test_overlap_heatmap_shows_numbers_or_signed_cells():
     console = Console(record=True, width=80, file=io.StringIO(), color_system=None)
-    console.print(overlap_heatmap(charts.overlap_matrix(pentagon()), 80))
+    console.print(overlap_heatmap(geometry.overlap_matrix(pentagon()), 80))
     text = console.export_text()
     assert "1.00" in text and "-0.81" in text and "0.31" in text
     big = np.zeros((60, 60))
@@ -353,7 +357,7 @@ def test_colour_levels_are_a_grid_with_exact_ends():
 def test_heatmap_colours_do_not_depend_on_the_last_bits(width: int):
     """The diagonal of W^T W for a pentagon holds one number five times; another machine's BLAS may give
     some of them one ulp less (#dc3c3c vs #db3c3c on the largest). Every cell keeps its colour and text."""
-    overlaps = np.array(charts.overlap_matrix(pentagon(1.15)), dtype=np.float32)  # weights are float32
+    overlaps = np.array(geometry.overlap_matrix(pentagon(1.15)), dtype=np.float32)  # weights are float32
     shown = ansi(heatmap(overlaps.tolist(), width), width)
     assert "48;2;220;60;60" in shown  # the largest overlaps: the top of the scale, rgb(220, 60, 60)
     rng = np.random.default_rng(0)
@@ -377,7 +381,7 @@ def test_the_report_of_the_fixture_run_does_not_depend_on_the_last_bits(tmp_path
                               force_terminal=True)
             print_report(console, run)
             texts.append(console.export_text(styles=True))
-        texts += [ansi(overlap_heatmap(charts.overlap_matrix(run.instance_weights(i)["W"].numpy()), 100), 100)
+        texts += [ansi(overlap_heatmap(geometry.overlap_matrix(run.instance_weights(i)["W"].numpy()), 100), 100)
                   for i in range(12)]
         return texts
 
@@ -442,8 +446,8 @@ def test_report_of_a_model_without_an_embedding_matrix(run_dir: Path, monkeypatc
     monkeypatch.setattr(Run, "instance_weights", lambda self, i: {"W1": np.zeros((3, 4)), "b": np.zeros(3)})
     text = report_text(Run(run_dir))
     assert "no feature embedding W" in text and "W^T W" not in text
-    assert charts.embedding({"W": np.zeros((2, 3, 4))}) is None
-    assert charts.embedding({"W": np.ones((5, 2))}).shape == (5, 2)
+    assert geometry.embedding({"W": np.zeros((2, 3, 4))}) is None
+    assert geometry.embedding({"W": np.ones((5, 2))}).shape == (5, 2)
 
 
 def test_report_without_config_prints_a_message(copy_of_run: Run):
@@ -565,7 +569,7 @@ def test_a_bug_in_a_section_is_never_shown_as_cannot_be_drawn(run_dir: Path, mon
     def broken(results):
         raise TypeError("a bug")
 
-    monkeypatch.setattr(charts, "orientation_points", broken)
+    monkeypatch.setattr(orientation, "orientation_points", broken)
     with pytest.raises(TypeError, match="a bug"):
         report_text(Run(run_dir))
 

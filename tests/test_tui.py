@@ -26,14 +26,15 @@ import pytest
 from rich.console import Console
 from textual.widgets import DataTable, Input, Static
 
+from engine.analysis import selection
 from engine.models import get_model
 from engine.options import OPTION, RunOptions
 from engine.runner import run_sweep
 from engine.spec import resolve
 from engine.store import Run, export
-from toysup_tui import charts, report
 from toysup_tui.app import ToysupApp
 from toysup_tui.live import LiveRun
+from toysup_tui.render.phase import phase_table
 from toysup_tui.screens.compare import CompareScreen
 from toysup_tui.screens.confirm import ConfirmScreen, PromptScreen
 from toysup_tui.screens.form import FormScreen
@@ -418,7 +419,7 @@ async def test_a_point_whose_value_the_csv_rounds_shows_in_every_results_tab(
         await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen) and app.screen.instance is not None)
         screen = app.screen
         assert screen.instance in (2, 3)  # the sparsest point's lowest-loss seed
-        roles = {r.role: r.point.values for r in charts.representatives(screen.results)}
+        roles = {r.role: r.point.values for r in selection.representatives(screen.results)}
         assert roles == {"sparsest": {"feature_probability": 0.1}, "densest": {"feature_probability": THIRD}}
         await pilot.press("2")
         chart = screen.query_one("#metric-chart", Chart)
@@ -615,7 +616,7 @@ async def test_phase_runs_show_the_phase_grid_in_the_metrics_tab(tui_dirs: tuple
         await pilot.pause()
         grid = screen.query_one("#phase-grid")
         assert grid.display and not screen.query_one("#metric-chart").display
-        table = report.phase_table(screen.results)
+        table = phase_table(screen.results)
         assert table is not None and len(table.rows) == 2 and len(table.columns) == 3
         screen.metric_index = screen.metrics.index("loss")
         screen._draw_metrics()

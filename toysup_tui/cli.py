@@ -106,7 +106,7 @@ def run(
     from engine.plan import plan
     from engine.runner import run_sweep
     from engine.spec import load
-    from toysup_tui import progress, report
+    from toysup_tui import progress, summaries
 
     try:
         options = RunOptions.from_dict(given or {})
@@ -119,7 +119,7 @@ def run(
                 executor.close()
             chunks = plan(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
                           slots=placement.slots)
-            report.print_dry_run(out, spec, chunks, as_json, where=placement.description)
+            summaries.print_dry_run(out, spec, chunks, as_json, where=placement.description)
             return
         root = store.runs_dir(runs_dir)
         sink = progress.make_sink(err if as_json else out, quiet or as_json)
@@ -134,15 +134,15 @@ def run(
 def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
     """Print a finished run's summary and leave with its exit code (0, 1 failed, 130 interrupted)."""
     from engine import store
-    from toysup_tui import report
+    from toysup_tui import summaries
 
     finished = store.Run(outcome.run_dir)
     if as_json:
-        out.print_json(json.dumps(report.json_summary(finished)))
+        out.print_json(json.dumps(summaries.json_summary(finished)))
     elif quiet:
         sys.stdout.write(f"{outcome.run_dir}\n")  # verbatim, never wrapped: scripts capture it
     else:
-        report.print_summary(out, finished)
+        summaries.print_summary(out, finished)
     if outcome.status == "interrupted":
         err.print(f"interrupted: finished chunks are kept in {outcome.run_dir}; continue with: "
                   f"toysup resume {outcome.run_dir}", soft_wrap=True)
@@ -204,7 +204,7 @@ def resume(
 def runs(runs_dir: RunsDirOption = None) -> None:
     """List the runs in the runs directory, newest first, with their status."""
     from engine import store
-    from toysup_tui import report
+    from toysup_tui.render.tables import runs_table
 
     root = store.runs_dir(runs_dir)
     if root.exists() and not root.is_dir():
@@ -213,7 +213,7 @@ def runs(runs_dir: RunsDirOption = None) -> None:
     if not found:
         out.print(f"no runs in {root}")
         return
-    out.print(report.runs_table(found))
+    out.print(runs_table(found))
 
 
 @app.command("report")

@@ -10,9 +10,10 @@ import time
 from dataclasses import dataclass, field
 
 from engine import events as ev
-from engine.aggregate import quartiles
+from engine.analysis.aggregate import quartiles
+from engine.analysis.series import Band
+from engine.results import point_label
 from engine.spec import Spec
-from toysup_tui.charts import Band, point_label
 from toysup_tui.worker import WorkerError
 
 FINAL_STATUSES = ("completed", "interrupted", "failed", "error")

@@ -126,14 +126,16 @@ class AbsValue(ToyModel):
               choices=("independent", "matched"), structural=True),
     )
     columns = (
-        Column("loss", "final importance-weighted MSE against |x| on a fresh evaluation batch"),
-        Column("features_represented", "features computed: alone, the output explains > 50% of Var(|x_i|)", "int"),
+        Column("loss", "final importance-weighted MSE against |x| on a fresh evaluation batch", headline=1, keep=1),
+        Column("features_represented", "features computed: alone, the output explains > 50% of Var(|x_i|)", "int",
+               headline=2, keep=2, short="repr"),
         Column("sides_computed", "sides of |x_i| (x_i < 0 or > 0, feature alone) explained > 50%, out of 2n", "int"),
         Column("sides_per_neuron", "sides_computed / m: above 1 only in superposition (a monosemantic neuron "
                "computes one side)"),
-        Column("monosemantic_neurons", "neurons with max_i |W1_i,n| / ||W1_n|| > 0.99 (toysup's own cut)", "int"),
+        Column("monosemantic_neurons", "neurons with max_i |W1_i,n| / ||W1_n|| > 0.99 (toysup's own cut)", "int",
+               headline=4, summary="wide", short="mono"),
         Column("polysemantic_neurons", "neurons carrying 2+ features with a side computed "
-               "(|W1_i,n| >= carry_threshold ||W1_i||)", "int"),
+               "(|W1_i,n| >= carry_threshold ||W1_i||)", "int", headline=3, keep=3, short="poly"),
         Column("mean_neuron_monosemanticity", "mean over neurons of max_i |W1_i,n| / ||W1_n||"),
         Column("trivial_loss", "the loss of the best constant predictor, I-weighted Var(|x_i|): the baseline"),
     )

@@ -18,11 +18,33 @@ from engine.rng import CounterRNG
 
 @dataclass(frozen=True)
 class Column:
-    """A results.csv column a model produces: name and one-line meaning."""
+    """A results.csv column a model produces: its name and one-line meaning, and how summaries treat it.
+
+    The presentation fields say what a column is worth to a reader, so the report, the TUI and a
+    notebook agree on it (engine/analysis/columns.py reads them; no front end lists metric names):
+
+    - ``headline``: its place among the metrics a summary shows first (1 first); None: shown after
+      them, in column order.
+    - ``keep``: its place among the metrics a narrow summary keeps first; None: after those, in
+      headline order.
+    - ``summary``: "always"; "wide": only on very wide terminals (it restates another column);
+      "if_true": a flag shown only when some instance has it.
+    - ``chart``: drawn against a swept parameter (flags never are: the summary counts them).
+    - ``short``: the abbreviated header of narrow tables ("D*", "repr"); "" keeps the name.
+    """
 
     name: str
     help: str
     kind: str = "float"  # float, int or bool
+    headline: int | None = None
+    keep: int | None = None
+    summary: str = "always"
+    chart: bool = True
+    short: str = ""
+
+    def __post_init__(self) -> None:
+        if self.summary not in ("always", "wide", "if_true"):
+            raise ValueError(f"column {self.name}: summary must be always, wide or if_true, not {self.summary!r}")
 
 
 class Hyper:

@@ -83,9 +83,10 @@ PARAMS: tuple[Param, ...] = (
 )
 
 COLUMNS: tuple[Column, ...] = (
-    Column("loss", "final summed squared error over the identity batch, without noise or the L1 term"),
+    Column("loss", "final summed squared error over the identity batch, without noise or the L1 term", headline=1,
+           keep=1),
     Column("polysemantic_neurons", "neurons carrying 2+ represented features (|W_n,i| >= carry_threshold ||W_i||); "
-           "empty without L1 or Bernoulli noise (no privileged basis)", "int"),
+           "empty without L1 or Bernoulli noise (no privileged basis)", "int", headline=3, keep=3, short="poly"),
     Column("predicted_polysemantic", "n(n-1) / (4m) = C(n,2)/(2m), the paper's expected count; L1 runs without "
            "noise only"),
     Column("polysemantic_neurons_paper", "the authors' count: neurons with 2+ weights |W_n,i| in [0.8, 1.2]; empty "
@@ -94,7 +95,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("init_correlation", "mean over features of cos(W_init_i, W_final_i): the diagonal of W_init W_final^T"),
     Column("init_correlation_offdiag", "mean over i != j of |cos(W_init_j, W_final_i)|: the unrelated baseline"),
     Column("features_represented", "features whose ablation (W_i zeroed) raises the loss by > 10% of their "
-           "zero-output loss, 1 (toysup's own cut)", "int"),
+           "zero-output loss, 1 (toysup's own cut)", "int", headline=2, keep=2, short="repr"),
     Column("features_near_unit", "features with some |W_n,i| in [0.8, 1.2] (sitting on one neuron)", "int"),
 )
 

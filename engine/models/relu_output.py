@@ -30,25 +30,29 @@ PROBE_BLOCK = 4096  # probe samples per draw (a constant, so the probe never dep
 PROBE_ROWS = 64  # instances probed together (bounds the (rows, PROBE_SAMPLES) codes in memory)
 
 SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
-    Column("loss", "final importance-weighted MSE on a fresh evaluation batch (no dropout)"),
+    Column("loss", "final importance-weighted MSE on a fresh evaluation batch (no dropout)", headline=1, keep=1),
     Column("features_represented", "features whose mean ablation (x_i at its mean in h, output i the best "
            "constant) raises the loss by > 10% of their constant-output loss I_i Var(x_i)/n (toysup's own cut)",
-           "int"),
-    Column("dims_per_feature", "D* = m / ||W||_F^2 (moves with the norms: dropout, decay and L1 shrink them)"),
-    Column("orientation_angle_deg", "angle between the largest-norm feature and its nearest hidden axis"),
-    Column("axis_alignment", "max_j |u_j| for u the largest-norm feature's unit direction"),
+           "int", headline=2, keep=3, short="repr"),
+    Column("dims_per_feature", "D* = m / ||W||_F^2 (moves with the norms: dropout, decay and L1 shrink them)",
+           headline=3, keep=4, short="D*"),
+    Column("orientation_angle_deg", "angle between the largest-norm feature and its nearest hidden axis",
+           headline=5, keep=5, short="angle°"),
+    # The orientation angle on another scale: in summaries only when there is room, never charted.
+    Column("axis_alignment", "max_j |u_j| for u the largest-norm feature's unit direction", headline=6,
+           summary="wide", chart=False, short="align"),
     Column("polysemantic_neurons", "neurons carrying 2+ represented features (drive >= carry_threshold ||W_i||); "
-           "empty without a privileged basis", "int"),
+           "empty without a privileged basis", "int", headline=7, keep=6, short="poly"),
     Column("monosemantic_neurons", "neurons with max_i drive / ||drive|| > 0.99 (toysup's own cut); empty "
-           "without a privileged basis", "int"),
-    Column("max_feature_norm", "largest ||W_i||"),
+           "without a privileged basis", "int", headline=8, summary="wide", short="mono"),
+    Column("max_feature_norm", "largest ||W_i||", short="max‖W‖"),
     Column("collapsed", "loss >= 0.98 trivial_loss: no better than the best constant output (2% margin, "
-           "toysup's own), so orientation means nothing", "bool"),
+           "toysup's own), so orientation means nothing", "bool", headline=9, keep=2, summary="if_true"),
     Column("linear_regions", "effective number of linear regions, exp(entropy) of the ReLU activation patterns "
            "over a fixed probe of 65,536 inputs (polytope lens); empty if > 5% of the probe is in regions seen once"),
     Column("features_per_dim", "features_represented / m: above 1 = superposition (scale-free)"),
     Column("mean_dimensionality", "mean D_i over represented features (scale-free; 1/2 antipodal pairs, "
-           "2/5 pentagon)"),
+           "2/5 pentagon)", headline=4),
     Column("trivial_loss", "the best constant output's loss on the same batch: mean_i I_i Var(x_i) (the "
            "constant is the mean of x_i; analytically p/3 - p^2/4 per feature)"),
 )

@@ -7,7 +7,8 @@ importance ``importance_decay`` (decay**1); both share ``feature_probability``,
 as in the paper ("we vary the sparsity of all features"). So the diagram is a
 sweep over importance_decay x feature_probability with no new parameter, and
 ``relu_output`` itself stays untouched. The classification lives in
-engine/phase.py (pure functions), with the seed selections and the grid.
+engine/analysis/phase.py (pure functions), with the grid; the seed selections are in
+engine/analysis/selection.py.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from typing import Any
 import torch
 
 from engine import metrics as M
+from engine.analysis.phase import PHASES, classify_phase
 from engine.errors import SpecError
 from engine.models.base import Column
 from engine.models.relu_output import ReluOutput
-from engine.phase import PHASES, classify_phase
 
 
 class ReluOutputPhase(ReluOutput):
@@ -33,10 +34,10 @@ class ReluOutputPhase(ReluOutput):
         for p in ReluOutput.params
     )
     columns = (
-        Column("loss", "final importance-weighted MSE on a fresh evaluation batch"),
+        Column("loss", "final importance-weighted MSE on a fresh evaluation batch", headline=1, keep=1),
         Column("phase", "the extra feature 1: " + ", ".join(f"{i} {p}" for i, p in enumerate(PHASES)), "int"),
         Column("features_represented", "features whose ablation raises the loss by > 10% of their constant-output "
-               "loss (relu_output's rule)", "int"),
+               "loss (relu_output's rule)", "int", headline=2, keep=2, short="repr"),
         Column("extra_norm", "||W_1||, the extra feature's embedding norm"),
         Column("first_norm", "||W_0||, the first feature's embedding norm"),
         Column("antipodal", "both features represented with opposite signs (the paper's W = [1, -1])", "bool"),

@@ -46,7 +46,7 @@ INITS = ("random", "orthogonal", "noised")
 _GROUND_TRUTH, _ENCODER, _DECODER, _NOISE = 0, 1, 2, 3
 
 COLUMNS: tuple[Column, ...] = (
-    Column("loss", "final MSE + l1 * L1 on a fresh evaluation batch"),
+    Column("loss", "final MSE + l1 * L1 on a fresh evaluation batch", headline=1, keep=1),
     Column("mmcs", "mean over ground-truth features of the max cosine similarity with any decoder direction"),
     Column("features_recovered", f"ground-truth features whose max cosine similarity exceeds {RECOVERED_COSINE}",
            "int"),

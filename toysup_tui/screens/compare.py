@@ -8,10 +8,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Static
 
+from engine.analysis.columns import charted_metrics
+from engine.analysis.series import Band, metric_bands
 from engine.errors import RunDataError
 from engine.results import Results
 from engine.store import Run
-from toysup_tui import charts, report
+from toysup_tui.render import charts
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.widgets.chart import Chart
 from toysup_tui.widgets.legend import Legend
@@ -53,7 +55,7 @@ class CompareScreen(ToysupScreen):
             return
         names = [[a.name for a in r.axes] for r in self.results]
         self.shared_axes = [n for n in names[0] if n in names[1]]
-        metric_lists = [report.charted_metrics(r.spec, r.rows) if r.rows else [] for r in self.results]
+        metric_lists = [charted_metrics(r.spec.model, list(r.rows[0])) if r.rows else [] for r in self.results]
         self.metrics = [m for m in metric_lists[0] if m in metric_lists[1]]
         self.call_after_refresh(self.draw)
 
@@ -68,12 +70,12 @@ class CompareScreen(ToysupScreen):
             return
         x = self.shared_axes[self.x_index % len(self.shared_axes)]
         metric = self.metrics[self.metric_index % len(self.metrics)]
-        bands: list[charts.Band] = []
+        bands: list[Band] = []
         log_x = False
         for run, results in zip(self.runs, self.results):
             axis = next(a for a in results.axes if a.name == x)
             log_x = log_x or axis.log_scale
-            for band in charts.metric_bands(results, x, metric):
+            for band in metric_bands(results, x, metric, max_series=len(charts.PALETTE)):
                 band.label = run.id if band.label == metric else f"{run.id} {band.label}"
                 bands.append(band)
         plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, x, log_x=log_x,

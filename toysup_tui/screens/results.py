@@ -1,5 +1,8 @@
 """A run's results: the table, metric charts, geometry of one instance, W^T W, loss curves.
 
+Each tab is one widget (toysup_tui/widgets/results/); this screen reads the run, keeps
+the chosen instance, metric and axis, and handles the keys.
+
 Everything is read from the run folder, exactly as ``toysup report`` reads it, so
 a headless run from a GPU box opens here too. The "chosen instance" of the
 geometry and instance tabs is the table row under the cursor (initially the
@@ -8,28 +11,25 @@ lowest-loss seed at the sparsest end of the sweep, where the pentagon shows).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent
 
+from engine.analysis import geometry, selection
+from engine.analysis.columns import KEY_SHORT, charted_metrics, short_names
 from engine.errors import RunDataError, ToysupError, UserError
-from engine.results import Results
+from engine.results import Results, value_text
 from engine.spec import Spec
 from engine.store import Run, export
-from toysup_tui import charts, report
+from toysup_tui.render.tables import STATUS_STYLE
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import PromptScreen
-from toysup_tui.table_filter import cell_text, compile_filter, sort_key
-from toysup_tui.widgets.chart import Chart
-from toysup_tui.widgets.legend import Legend
 from toysup_tui.widgets.markup import esc
+from toysup_tui.widgets.results import GeometryTab, InstanceTab, LossTab, MetricsTab, TableTab
 
 TABS = ("table", "metrics", "geometry", "instance", "loss")
 EXPORT_NAME = "export-results.csv"
@@ -82,33 +82,11 @@ class ResultsScreen(ToysupScreen):
         yield Header()
         yield Static("", id="results-header")
         with TabbedContent(id="results-tabs", initial="table"):
-            with TabPane("1 Table", id="table"):
-                yield Input(placeholder="filter: e.g. feature_probability<0.1 seed=0 (enter: apply, escape: close)",
-                            id="results-filter")
-                yield DataTable(id="results-table", cursor_type="cell", zebra_stripes=True)
-                yield Static("", id="table-status")
-            with TabPane("2 Metrics", id="metrics"):
-                yield Static("", id="metric-choice")
-                yield Chart(id="metric-chart")
-                yield Static("", id="phase-grid")
-                yield Legend("", id="metric-legend")
-            with TabPane("3 Geometry", id="geometry"):
-                yield Static("", classes="instance-info")
-                with VerticalScroll(id="geometry-scroll"):
-                    with Horizontal(classes="pair"):
-                        yield Chart(id="feature-chart")
-                        yield Chart(id="orientation-chart")
-                    yield Static("", id="orientation-summary")
-            with TabPane("4 Instance", id="instance"):
-                yield Static("", classes="instance-info")
-                with VerticalScroll(id="instance-scroll"):
-                    with Horizontal(classes="pair"):
-                        yield Chart(id="norms-chart")
-                        yield Chart(id="neurons-chart")
-                    yield Static("", id="overlap-heatmap")
-            with TabPane("5 Loss", id="loss"):
-                yield Chart(id="loss-chart")
-                yield Legend("", id="loss-legend")
+            yield TableTab("1 Table", id="table")
+            yield MetricsTab("2 Metrics", id="metrics")
+            yield GeometryTab("3 Geometry", id="geometry")
+            yield InstanceTab("4 Instance", id="instance")
+            yield LossTab("5 Loss", id="loss")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -141,12 +119,12 @@ class ResultsScreen(ToysupScreen):
         else:
             self.columns, self.rows = self.results.columns, self.results.rows
         if self.spec is not None:
-            charted = report.charted_metrics(self.spec, self.rows) if self.rows else []
+            charted = charted_metrics(self.spec.model, list(self.rows[0])) if self.rows else []
             self.metrics = charted or [c for c in self.columns if c not in ("instance", "seed")]
         self.metric_index = min(self.metric_index, max(len(self.metrics) - 1, 0))
         done, total = info.get("instances_done", len(self.rows)), info.get("instances", "?")
         status = self.run.status()
-        colour = report.STATUS_STYLE.get(status, "")
+        colour = STATUS_STYLE.get(status, "")
         wall = info.get("wall_time_s")
         self.query_one("#results-header", Static).update(
             f"[b]{esc(str(info.get('name', '?')))}[/] ({esc(str(info.get('model', '')))}) · "
@@ -155,48 +133,24 @@ class ResultsScreen(ToysupScreen):
             + (f"\n[red]{esc(str(info.get('error')))}[/]" if info.get("error") else "")
         )
         if self.instance is None and self.results is not None and self.rows:
-            reps = charts.representatives(self.results)
+            reps = selection.representatives(self.results)
             self.instance = int(reps[0].row["instance"]) if reps else int(self.rows[0]["instance"])
         self._fill_table()
         self._drawn.clear()
         self._draw_active()
 
     def _fill_table(self) -> None:
-        table = self.query_one("#results-table", DataTable)
-        status = self.query_one("#table-status", Static)
-        column = table.cursor_column
-        table.clear(columns=True)
+        self.view = self.query_one(TableTab).fill(self.columns, self.rows, self._short_names(), self.filter_text,
+                                                  self.sort_column, self.sort_reverse, self.instance)
+
+    def _short_names(self) -> dict[str, str]:
+        """Column headers shortened so the table fits 80 columns (the full names are in the CSV), as
+        the model declares them; the model's name comes from run.json, so a run whose config cannot
+        be read still gets them."""
         try:
-            keep = compile_filter(self.filter_text, self.columns)
-        except UserError as exc:
-            status.update(f"[red]filter: {esc(str(exc))}[/]")
-            keep = compile_filter("", self.columns)
-        else:
-            status.update("")
-        view = [r for r in self.rows if keep(r)]
-        if self.sort_column is not None:
-            present = [r for r in view if r.get(self.sort_column, "") != ""]
-            missing = [r for r in view if r.get(self.sort_column, "") == ""]
-            by = self.sort_column
-            present.sort(key=lambda r: sort_key(r.get(by)), reverse=self.sort_reverse)
-            view = present + missing
-        self.view = view
-        for name in self.columns:
-            arrow = ("▼" if self.sort_reverse else "▲") if name == self.sort_column else ""
-            table.add_column(Text(_short_header(name) + arrow, justify="right"), key=name)
-        for row in view:
-            table.add_row(*[Text(cell_text(row.get(c, "")), justify="right") for c in self.columns],
-                          key=str(row.get("instance")))
-        if self.instance is not None:
-            index = next((i for i, r in enumerate(view) if r.get("instance") == self.instance), None)
-            table.move_cursor(row=index or 0, column=column, animate=False)
-        if not self.rows:
-            status.update("[dim]no finished instances yet[/]")
-        elif not status.content:
-            sort = f" · sorted by {self.sort_column} {'▼' if self.sort_reverse else '▲'}" if self.sort_column else ""
-            filt = f" · filter: {esc(self.filter_text)}" if self.filter_text else ""
-            status.update(f"{len(view)}/{len(self.rows)} rows{sort}{filt} · [dim]arrows move, s sorts by the "
-                          f"cursor's column, / filters, e exports[/]")
+            return short_names(str(self.run.info().get("model", "")))
+        except UserError:  # an unknown model
+            return dict(KEY_SHORT)
 
     def instance_row(self) -> dict[str, Any] | None:
         return next((r for r in self.rows if r.get("instance") == self.instance), None)
@@ -226,32 +180,8 @@ class ResultsScreen(ToysupScreen):
             self.call_after_refresh(draw)
 
     def _draw_metrics(self) -> None:
-        assert self.spec is not None and self.results is not None
-        plot = self.query_one("#metric-chart", Chart)
-        choice = self.query_one("#metric-choice", Static)
-        legend = self.query_one("#metric-legend", Legend)
-        if not self.spec.axes or not self.rows or not self.metrics:
-            choice.update("[dim]this run has a single sweep point (no axes) or no results yet: see the table[/]")
-            plot.show(None)
-            return
-        axis = self.spec.axes[self.x_index % len(self.spec.axes)]
-        metric = self.metrics[self.metric_index % len(self.metrics)]
-        grid = self.query_one("#phase-grid", Static)
-        phase = report.phase_table(self.results) if metric == "phase" else None
-        grid.display, plot.display = phase is not None, phase is None
-        if phase is not None:  # the phase diagram reads best as its coloured grid, not as a line
-            grid.update(phase)
-            choice.update(f"metric [b]phase[/] ({self.metric_index % len(self.metrics) + 1}/{len(self.metrics)}, "
-                          "m/M): the phase diagram")
-            self.query_one("#metric-legend", Legend).display = False
-            return
-        bands = charts.metric_bands(self.results, axis.name, metric)
-        plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, axis.name, log_x=axis.log_scale))
-        choice.update(f"metric [b]{metric}[/] ({self.metric_index % len(self.metrics) + 1}/{len(self.metrics)}, "
-                      f"m/M) against [b]{axis.name}[/]{' (log)' if axis.log_scale else ''} (x)")
-        split = next((a for a in self.spec.axes if a.name != axis.name), None)
-        legend.show([b.label for b in bands] if split else [], title=split.name if split else "")
-        legend.display = split is not None
+        assert self.results is not None
+        self.query_one(MetricsTab).draw(self.results, self.metrics, self.metric_index, self.x_index)
 
     def _instance_weights(self) -> tuple[Any | None, str]:
         """The chosen instance's (n, m) embedding W, or None and why not."""
@@ -264,10 +194,10 @@ class ResultsScreen(ToysupScreen):
         snapshots = weights.get("W.snapshots")
         if snapshots is None or self.snapshot is None:
             self.snapshot = None
-            W = charts.embedding(weights)
+            W = geometry.embedding(weights)
         else:
             self.snapshot %= len(snapshots)
-            W = charts.embedding({"W": snapshots[self.snapshot]})
+            W = geometry.embedding({"W": snapshots[self.snapshot]})
         if W is None:
             return None, f"this model has no feature embedding W to draw (its weights: {', '.join(sorted(weights))})"
         return W, ""
@@ -278,7 +208,7 @@ class ResultsScreen(ToysupScreen):
             return "[dim]no instance chosen: pick a row in the table (1)[/]"
         point = self.results.point_of(row)
         caption = (f"instance [b]{self.instance}[/] · {esc(point.label())} · seed {row.get('seed')} · "
-                   f"loss {report.fmt(row.get('loss'))}")
+                   f"loss {value_text(row.get('loss'))}")
         steps = self._snapshot_steps()
         if steps:
             at = "final" if self.snapshot is None else f"step {steps[self.snapshot]}"
@@ -295,87 +225,27 @@ class ResultsScreen(ToysupScreen):
             return []
         return [] if steps is None else [int(v) for v in steps]
 
-    def _draw_geometry(self) -> None:
-        assert self.spec is not None
-        W, why = self._instance_weights()
+    def _show_caption(self) -> None:
         for info in self.query(".instance-info").results(Static):
             info.update(self._instance_caption())
-        feature_plot = self.query_one("#feature-chart", Chart)
-        if W is not None and W.shape[-1] == 2:
-            steps = self._snapshot_steps() if self.snapshot is not None else []
-            at = f", step {steps[self.snapshot]}" if steps and self.snapshot is not None else ""
-            vectors, title = charts.feature_vectors(W), f"feature vectors W_i, instance {self.instance}{at}"
-            feature_plot.show(lambda plt, size: charts.draw_feature_vectors(
-                plt, vectors, title=title, aspect=charts.plot_aspect(size.width, size.height)))
-        elif W is not None:
-            feature_plot.message(f"Feature vectors are drawn for a 2-D hidden space; this W is "
-                                 f"{W.shape[0]}×{W.shape[1]}. The orientation angles are on the right.")
-        else:
-            feature_plot.message(why)
-        self._draw_orientation()
 
-    def _draw_orientation(self) -> None:
-        assert self.spec is not None and self.results is not None
-        plot = self.query_one("#orientation-chart", Chart)
-        summary = self.query_one("#orientation-summary", Static)
-        if not self.rows or "orientation_angle_deg" not in self.rows[0]:
-            summary.update("[dim]this model has no orientation metric[/]")
-            plot.show(None)
-            return
-        points = charts.orientation_points(self.results)
-        row = self.instance_row()
-        here = next(((p, st) for p, st in points if row is not None and p.index == row["point"]),
-                    points[0] if points else None)
-        if here is not None:
-            point, chosen = here
-            label = point.label(short=True) if row is not None else ""
-            p = "n/a" if math.isnan(chosen.p_value) else f"{chosen.p_value:.2g}"
-            title = f"angle at {label or 'all'}, {len(chosen.angles)} seeds, p={p}"
-            plot.show(lambda plt, size: charts.draw_orientation_hist(plt, chosen, title=title))
-        else:
-            plot.show(None)
-        names = " x ".join(a.name for a in self.spec.axes)
-        summary.update(report.orientation_table(points, names) if points else "")
+    def _draw_geometry(self) -> None:
+        assert self.results is not None
+        W, why = self._instance_weights()
+        self._show_caption()
+        steps = self._snapshot_steps() if self.snapshot is not None else []
+        step = steps[self.snapshot] if steps and self.snapshot is not None else None
+        self.query_one(GeometryTab).draw(self.results, W, why, self.instance, step, self.instance_row())
 
     def _draw_instance(self) -> None:
-        assert self.spec is not None and self.results is not None
+        assert self.results is not None
         W, why = self._instance_weights()
-        for info in self.query(".instance-info").results(Static):
-            info.update(self._instance_caption())
-        norms_plot = self.query_one("#norms-chart", Chart)
-        neurons_plot = self.query_one("#neurons-chart", Chart)
-        heatmap = self.query_one("#overlap-heatmap", Static)
-        if W is None or self.instance is None:
-            heatmap.update("")
-            norms_plot.message(why)
-            neurons_plot.show(None)
-            return
-        try:
-            table = charts.feature_table(self.results.features(), self.instance)
-        except RunDataError as exc:
-            norms_plot.message(str(exc))
-        else:
-            norms, interference = table["norm"], table.get("interference", [0.0] * len(table["norm"]))
-            norms_plot.show(lambda plt, size: charts.draw_feature_norms(plt, norms, interference))
-        config = self.results.instance_config(self.instance)
-        counts = charts.neuron_counts(W, float(config.get("carry_threshold", 0.5)))
-        neurons_plot.show(lambda plt, size: charts.draw_neuron_counts(plt, counts))
-        width = max(self.size.width - 4, 40)
-        heatmap.update(report.overlap_heatmap(charts.overlap_matrix(W), width,
-                                              title=f"W^T W of instance {self.instance}"))
+        self._show_caption()
+        self.query_one(InstanceTab).draw(self.results, W, why, self.instance, max(self.size.width - 4, 40))
 
     def _draw_loss(self) -> None:
-        assert self.spec is not None and self.results is not None
-        plot = self.query_one("#loss-chart", Chart)
-        legend = self.query_one("#loss-legend", Legend)
-        try:
-            bands = charts.loss_bands(self.results)
-        except RunDataError as exc:
-            plot.message(str(exc))
-            return
-        plot.show(lambda plt, size: charts.draw_loss_curves(plt, bands))
-        names = ", ".join(a.name for a in self.spec.axes)
-        legend.show([b.label for b in bands], title=names)
+        assert self.results is not None
+        self.query_one(LossTab).draw(self.results)
 
     # --- events and actions ---------------------------------------------------------------
 
@@ -513,11 +383,3 @@ class ResultsScreen(ToysupScreen):
             return tab == "table"
         return True
 
-
-def _short_header(name: str) -> str:
-    """Column headers shortened so the table fits 80 columns (the full names are in the CSV)."""
-    short = {"orientation_angle_deg": "angle°", "features_represented": "repr", "dims_per_feature": "D*",
-             "axis_alignment": "align", "polysemantic_neurons": "poly", "monosemantic_neurons": "mono",
-             "max_feature_norm": "max‖W‖", "feature_probability": "p", "importance_decay": "decay",
-             "instance": "inst"}
-    return short.get(name, name)

@@ -14,8 +14,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.widgets import Footer, Header, Label, ProgressBar, Static
 
-from toysup_tui import charts
 from toysup_tui.live import LiveRun, format_duration
+from toysup_tui.render import charts
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.widgets.chart import Chart
 from toysup_tui.widgets.legend import Legend

@@ -16,7 +16,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.store import Run, list_runs, run_status
-from toysup_tui import report
+from toysup_tui.render.tables import STATUS_STYLE
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import ConfirmScreen
 from toysup_tui.widgets.markup import esc
@@ -108,7 +108,7 @@ class RunsScreen(ToysupScreen):
             table.add_row(
                 Text("●" if run.id in self.marked else " ", style="bold yellow"),
                 Text(run.id, style="bold"), Text(str(info.get("name", "?"))),
-                Text(status, style=report.STATUS_STYLE.get(status, "")), Text(count, justify="right"),
+                Text(status, style=STATUS_STYLE.get(status, "")), Text(count, justify="right"),
                 Text(str(info.get("started", ""))[:16].replace("T", " ")),
                 Text(human_size(folder_size(run.path)), justify="right"), Text(str(info.get("device", ""))), key=run.id,
             )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import Static
 
-from toysup_tui.charts import series_style
+from toysup_tui.render.charts import series_style
 
 
 def legend_text(labels: Sequence[str], title: str = "") -> Text:

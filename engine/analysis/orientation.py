@@ -9,15 +9,21 @@ seed, 200,000 directions) and the test compares against that empirical CDF.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from engine.results import Point, Results
+
 NEAR_AXIS_DEG = 5.0
 NULL_SAMPLES = 200_000
+ORIENTATION_BINS = 9  # 5-degree bins over [0, 45] for m = 2
 
 
 @dataclass
@@ -88,3 +94,41 @@ def orientation_stats(angles: Sequence[float], collapsed: Sequence[bool] | None 
         p_value, ks_stat = float(result.pvalue), float(result.statistic)
     near_axis = sum(a <= near for a in used) / len(used)
     return OrientationStats(used, excluded, limit, float(np.median(used)), p_value, ks_stat, near_axis, null_near)
+
+
+def orientation_points(results: Results) -> list[tuple[Point, OrientationStats]]:
+    """Orientation statistics per sweep point (points without finished instances are left out).
+
+    Each point uses its own n_hidden (it may be swept) for the range of angles and the test.
+    """
+    out = []
+    for point, members in results.groups():
+        m = int(point.values.get("n_hidden", results.spec.params.get("n_hidden", 2)))
+        read = [r.get("orientation_angle_deg") for r in members]
+        collapsed = [bool(r.get("collapsed")) or not isinstance(a, (int, float)) for r, a in zip(members, read)]
+        angles = [float(a) if isinstance(a, (int, float)) else math.nan for a in read]
+        out.append((point, orientation_stats(angles, collapsed, m)))
+    return out
+
+
+def histogram(values: Sequence[float], bins: int, lo: float, hi: float) -> list[int]:
+    """Counts in ``bins`` equal bins over [lo, hi] (values outside are clipped into the end bins)."""
+    clipped = np.clip(np.asarray(values, dtype=float), lo, hi)
+    counts, _ = np.histogram(clipped, bins=bins, range=(lo, hi))
+    return [int(c) for c in counts]
+
+
+def hidden_dims(max_angle: float) -> int:
+    """The m whose largest possible axis angle is ``max_angle`` (inverse of max_axis_angle)."""
+    if max_angle <= 0:
+        return 1
+    return round(1 / math.cos(math.radians(max_angle)) ** 2)
+
+
+def null_counts(total: int, bins: int, max_angle: float, m: int) -> list[float]:
+    """Expected histogram counts of ``total`` angles of uniformly random directions in m dimensions."""
+    if m < 2 or total == 0:
+        return []
+    edges = np.linspace(0.0, max_angle, bins + 1)
+    cdf = np.asarray(null_cdf(m)(edges), dtype=float)
+    return [float(total * (b - a)) for a, b in itertools.pairwise(cdf)]

@@ -1,17 +1,12 @@
-"""Terminal charts of a run, and the data behind them.
+"""Terminal charts of a run: the only module of toysup that touches plotext, so a change of chart
+library touches one place.
 
-This is the only module of toysup that touches plotext, so a change of chart
-library touches one place. It has two halves:
-
-* Data preparation: pure functions that turn a run's :class:`engine.results.Results`
-  (or plain lists) into what each chart needs. Sweep points come from Results, by
-  index, never by comparing values read back from a CSV. They never import plotext, so the
-  TUI, tests and a later engine module can reuse them.
-* Drawing: ``draw_*(plt, data, ...)`` functions. ``plt`` is either the plotext
-  module (the CLI, through :func:`render`) or a textual-plotext widget's ``.plt``
-  (the TUI, which calls ``widget.refresh()`` afterwards). They clear the figure,
-  draw, set title, labels and scales, and never call ``show()``; they never set
-  the size or the theme, which belong to the caller (the widget sizes itself).
+The numbers come from engine.analysis (series, orientation, geometry); this module only
+draws them. ``draw_*(plt, data, ...)`` functions take ``plt``, either the plotext module
+(the CLI, through :func:`render`) or a textual-plotext widget's ``.plt`` (the TUI, which
+calls ``widget.refresh()`` afterwards). They clear the figure, draw, set title, labels and
+scales, and never call ``show()``; they never set the size or the theme, which belong to
+the caller (the widget sizes itself).
 
 Colours: series colours come from :data:`PALETTE`; with ``mono=True`` every
 series gets its own marker character instead, so monochrome output (NO_COLOR,
@@ -23,23 +18,15 @@ start, so the report prints its own legend under each chart (see
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from engine.aggregate import quartiles
-from engine.errors import RunDataError, SpecError
-
-# Re-exported, so the TUI finds every chart's data in this module.
-from engine.orientation import NEAR_AXIS_DEG, OrientationStats, max_axis_angle, null_cdf, orientation_stats  # noqa: F401
-from engine.results import Point, Results, point_label
-from engine.spec import Axis, Spec
+from engine.analysis.orientation import ORIENTATION_BINS, OrientationStats, hidden_dims, histogram, null_counts
+from engine.analysis.series import Band
+from engine.results import value_text
 
 RGB = tuple[int, int, int]
 # Distinguishable on dark and light terminals (Tableau 10, slightly brightened).
@@ -51,234 +38,8 @@ PALETTE: tuple[RGB, ...] = (
 MONO_MARKERS = ("•", "x", "+", "o", "*", "#", "%", "@", "=", "~")
 IQR_MARKER = "⠂"  # one braille dot per cell: a faint dotted line under the solid median
 TIP_MARKER = "●"  # feature-vector tips: one per feature, so tests can count them
-ORIENTATION_BINS = 9  # 5-degree bins over [0, 45] for m = 2
 # Colours come from values rounded to 1/COLOUR_LEVELS of their scale (see colour_level).
 COLOUR_LEVELS = 64
-
-# =========================================================================================
-# Data preparation (pure: no plotext)
-# =========================================================================================
-
-
-@dataclass
-class Band:
-    """One series: x values and, at each x, the median and 25th/75th percentiles over seeds."""
-
-    label: str
-    x: list[Any] = field(default_factory=list)
-    median: list[float] = field(default_factory=list)
-    q25: list[float] = field(default_factory=list)
-    q75: list[float] = field(default_factory=list)
-    n: int = 0  # instances (seeds) behind the series
-
-    def add(self, x: Any, stats: tuple[float, float, float]) -> None:
-        """Append one point: ``stats`` is (median, q25, q75), as engine.aggregate.quartiles gives."""
-        self.x.append(x)
-        self.median.append(stats[0])
-        self.q25.append(stats[1])
-        self.q75.append(stats[2])
-
-
-@dataclass
-class Representative:
-    """An instance chosen to show a sweep point's geometry: the lowest-loss seed of the point."""
-
-    role: str  # e.g. "sparsest", "densest", "low dropout", "only point"
-    row: dict[str, Any]
-    point: Point
-    seeds: int  # how many seeds it was chosen from
-
-    @property
-    def label(self) -> str:
-        """The point's axis values, e.g. "feature_probability=0.01"."""
-        return self.point.label()
-
-
-def curve_bands(curves: Sequence[dict[str, Any]], groups: Sequence[tuple[str, Sequence[int]]]) -> list[Band]:
-    """Median and IQR over the instances of each group at every logged step.
-
-    ``curves`` are curves.csv rows (instance, step, loss); ``groups`` pairs a label
-    with instance indices. A step counts the instances that logged it (a diverged
-    instance stops logging), and groups with no curves yet are left out.
-    """
-    by_instance: dict[int, dict[int, float]] = {}
-    for row in curves:
-        loss = row.get("loss")
-        if isinstance(loss, (int, float)) and math.isfinite(loss):
-            by_instance.setdefault(int(row["instance"]), {})[int(row["step"])] = float(loss)
-    bands = []
-    for label, members in groups:
-        present = [by_instance[i] for i in members if i in by_instance]
-        if not present:
-            continue
-        band = Band(label, n=len(present))
-        for step in sorted({s for c in present for s in c}):
-            band.add(step, quartiles([c[step] for c in present if step in c]))
-        bands.append(band)
-    return bands
-
-
-def loss_bands(results: Results) -> list[Band]:
-    """The run's training-loss curves, one band per sweep point (RunDataError with no curves yet)."""
-    groups = [(p.label(short=True), p.instances) for p in results.points]
-    return curve_bands(results.curves(), groups)
-
-
-def choose_axis(spec: Spec, x: str | None = None) -> Axis | None:
-    """The swept parameter to put on the x axis of metric charts: ``x``, else the first axis.
-
-    None for a run without axes. An ``x`` that is not swept raises SpecError naming the choices.
-    """
-    names = [a.name for a in spec.axes]
-    if x is None:
-        return spec.axes[0] if spec.axes else None
-    if x not in names:
-        choices = f"swept: {', '.join(names)}" if names else "this run sweeps nothing"
-        raise SpecError(f"--x {x!r} is not a swept parameter of this run ({choices})")
-    return spec.axes[names.index(x)]
-
-
-def metric_bands(results: Results, x: str, metric: str, max_series: int = len(PALETTE)) -> list[Band]:
-    """Median and IQR of ``metric`` over seeds at each value of axis ``x``.
-
-    With two or more axes there is one series per value of the first other axis
-    (up to ``max_series``, the rest dropped); any further axes are pooled with the
-    seeds, because a terminal chart cannot show more than one split legibly. Rows
-    reach their place through their sweep point's exact values.
-    Booleans count as 0/1 and empty cells are skipped, as in engine.aggregate.
-    """
-    xaxis = next(a for a in results.axes if a.name == x)
-    split = next((a for a in results.axes if a.name != x), None)
-    x_at = {v: i for i, v in enumerate(xaxis.values)}
-    series_at = {v: i for i, v in enumerate(split.values)} if split else {}
-    pooled: dict[tuple[int, int], list[float]] = {}
-    for point, members in results.groups():
-        key = (series_at[point.values[split.name]] if split else 0, x_at[point.values[x]])
-        values = [_number(r.get(metric)) for r in members]
-        pooled.setdefault(key, []).extend(v for v in values if v is not None)
-    bands = []
-    for s, sv in enumerate(list(split.values[:max_series]) if split else [None]):
-        band = Band(point_label({split.name: sv}) if split else metric)
-        for i, xv in enumerate(xaxis.values):
-            vals = pooled.get((s, i))
-            if vals:
-                band.add(xv, quartiles(vals))
-                band.n += len(vals)
-        if band.x:
-            bands.append(band)
-    return bands
-
-
-def orientation_points(results: Results) -> list[tuple[Point, OrientationStats]]:
-    """Orientation statistics per sweep point (points without finished instances are left out).
-
-    Each point uses its own n_hidden (it may be swept) for the range of angles and the test.
-    """
-    out = []
-    for point, members in results.groups():
-        m = int(point.values.get("n_hidden", results.spec.params.get("n_hidden", 2)))
-        read = [r.get("orientation_angle_deg") for r in members]
-        collapsed = [bool(r.get("collapsed")) or not isinstance(a, (int, float)) for r, a in zip(members, read)]
-        angles = [float(a) if isinstance(a, (int, float)) else math.nan for a in read]
-        out.append((point, orientation_stats(angles, collapsed, m)))
-    return out
-
-
-def histogram(values: Sequence[float], bins: int, lo: float, hi: float) -> list[int]:
-    """Counts in ``bins`` equal bins over [lo, hi] (values outside are clipped into the end bins)."""
-    clipped = np.clip(np.asarray(values, dtype=float), lo, hi)
-    counts, _ = np.histogram(clipped, bins=bins, range=(lo, hi))
-    return [int(c) for c in counts]
-
-
-def sparkline(counts: Sequence[int]) -> str:
-    """A one-line histogram: one block character per bin, height relative to the fullest bin."""
-    blocks = " ▁▂▃▄▅▆▇█"
-    top = max(counts, default=0)
-    if top <= 0:
-        return " " * len(counts)
-    return "".join(blocks[math.ceil(c / top * (len(blocks) - 1))] for c in counts)
-
-
-def representatives(results: Results) -> list[Representative]:
-    """The lowest-loss seed at each end of the first axis (other axes at their first value).
-
-    For a feature_probability axis the ends are called "sparsest" and "densest";
-    otherwise "low NAME" and "high NAME". A run without axes gives its one point.
-    """
-    if not results.axes:
-        best = _lowest_loss(results.rows)
-        return [Representative("only point", best, results.points[0], len(results.rows))] if best else []
-    first, others = results.axes[0], results.axes[1:]
-    fixed = {a.name: a.values[0] for a in others}
-    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in first.values)
-    ends = [min(first.values), max(first.values)] if numeric else [first.values[0], first.values[-1]]
-    if first.name == "feature_probability":
-        roles = ["sparsest", "densest"]
-    elif numeric:
-        roles = [f"low {first.name}", f"high {first.name}"]
-    else:
-        roles = [f"{first.name}={_fmt(v)}" for v in ends]
-    out: list[Representative] = []
-    for role, value in dict(zip(roles, ends)).items():
-        point = results.find_point({first.name: value, **fixed})
-        members = results.members(point) if point is not None else []
-        best = _lowest_loss(members)
-        if point is not None and best and all(best["instance"] != r.row["instance"] for r in out):
-            out.append(Representative(role, best, point, len(members)))
-    return out
-
-
-def embedding(weights: dict[str, Any]) -> np.ndarray | None:
-    """One instance's (n, m) feature embedding W (rows are features), or None if its model has none.
-
-    Models name their weights differently; the ones with features as rows of "W"
-    (the ReLU output and linear models) are drawn today.
-    """
-    W = weights.get("W")
-    if W is None:
-        return None
-    arr = _array(W)
-    return arr if arr.ndim == 2 else None
-
-
-def feature_vectors(W: Any) -> list[tuple[float, float]]:
-    """Rows of a (n, 2) embedding matrix as (x, y) pairs; rows are features."""
-    arr = _array(W)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"feature vectors need a (n, 2) matrix, got shape {tuple(arr.shape)}")
-    return [(float(a), float(b)) for a, b in arr]
-
-
-def overlap_matrix(W: Any) -> list[list[float]]:
-    """The n x n feature-overlap matrix W_i . W_j (the paper's W^T W; our W has features as rows)."""
-    arr = _array(W)
-    return (arr @ arr.T).tolist()
-
-
-def feature_table(features: Sequence[dict[str, Any]], instance: int) -> dict[str, list[float]]:
-    """One instance's per-feature columns from features.csv rows, in feature order."""
-    mine = sorted((r for r in features if r.get("instance") == instance), key=lambda r: r["feature"])
-    if not mine:
-        raise RunDataError(f"features.csv has no rows for instance {instance}")
-    columns = [c for c in mine[0] if c not in ("instance", "feature")]
-    return {c: [_number(r.get(c)) or 0.0 for r in mine] for c in columns}
-
-
-def neuron_counts(W: Any, threshold: float = 0.5, represented: Sequence[float] | None = None,
-                  sense: str = "magnitude") -> list[int]:
-    """How many represented features each neuron carries (engine.metrics.features_per_neuron).
-
-    ``represented`` is features.csv's 0/1 column (the model's rule); without it, the norm-only
-    half of that rule. ``sense``: how a weight drives a neuron (the model's neuron_sense)."""
-    import torch
-
-    from engine.metrics import features_per_neuron
-
-    t = torch.as_tensor(_array(W), dtype=torch.float32).unsqueeze(0)
-    mask = None if represented is None else torch.tensor([bool(v) for v in represented]).unsqueeze(0)
-    return [int(c) for c in features_per_neuron(t, float(threshold), mask, sense)[0]]
-
 
 def series_style(index: int, mono: bool = False) -> tuple[RGB | None, str]:
     """The colour and marker of series ``index``: colour and braille lines, or no colour and a marker."""
@@ -363,7 +124,7 @@ def draw_metric(plt: Any, bands: Sequence[Band], metric: str, x_name: str, log_x
             plt.plot(xs, band.median, marker=marker, color=color, label=band.label if legend else None)
         plt.scatter(xs, band.median, marker="●" if not mono else marker, color=color)
     if categorical:
-        plt.xticks(list(range(len(categories))), [_fmt(c) for c in categories])
+        plt.xticks(list(range(len(categories))), [value_text(c) for c in categories])
     elif log_x and xs_all:
         plt.xscale("log")
         plt.xticks(*log_ticks(min(xs_all), max(xs_all)))
@@ -446,22 +207,6 @@ def draw_orientation_hist(plt: Any, stats: OrientationStats, title: str | None =
         title = f"orientation, {len(stats.angles)} seeds (KS p={p}; dotted: no preference)"
     plt.title(title)
     plt.xlabel("degrees to nearest neuron axis")
-
-
-def hidden_dims(max_angle: float) -> int:
-    """The m whose largest possible axis angle is ``max_angle`` (inverse of max_axis_angle)."""
-    if max_angle <= 0:
-        return 1
-    return round(1 / math.cos(math.radians(max_angle)) ** 2)
-
-
-def null_counts(total: int, bins: int, max_angle: float, m: int) -> list[float]:
-    """Expected histogram counts of ``total`` angles of uniformly random directions in m dimensions."""
-    if m < 2 or total == 0:
-        return []
-    edges = np.linspace(0.0, max_angle, bins + 1)
-    cdf = np.asarray(null_cdf(m)(edges), dtype=float)
-    return [float(total * (b - a)) for a, b in itertools.pairwise(cdf)]
 
 
 def draw_feature_norms(plt: Any, norms: Sequence[float], interference: Sequence[float],
@@ -559,33 +304,8 @@ def render(draw: Callable[..., None], *args: Any, width: int, height: int, color
 # =========================================================================================
 
 
-def _array(W: Any) -> np.ndarray:
-    if hasattr(W, "detach"):
-        W = W.detach().cpu().numpy()
-    return np.asarray(W, dtype=float)
-
-
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, (int, float)) and math.isfinite(float(v)):
-        return float(v)
-    return None
-
-
-def _lowest_loss(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    scored = [r for r in rows if _number(r.get("loss")) is not None]
-    return min(scored, key=lambda r: r["loss"]) if scored else None
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
 
 
 def _tick(v: float) -> str:

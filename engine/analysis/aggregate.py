@@ -33,6 +33,13 @@ def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
     return at(0.5), at(0.25), at(0.75)
 
 
+def number(value: Any) -> float | None:
+    """A finite number (booleans as 0/1) as a float; None for an empty cell, text or a non-finite value."""
+    if isinstance(value, (int, float)) and math.isfinite(float(value)):
+        return float(value)
+    return None
+
+
 def by_point(rows: list[dict[str, Any]], metrics: list[str]) -> list[PointStats]:
     """Group rows by their ``point`` index (in first-seen order) and summarise each numeric metric.
 

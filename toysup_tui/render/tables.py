@@ -1,0 +1,193 @@
+"""Rich tables of runs and results: the runs list, the summary over seeds, orientation, feature recovery."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from engine.analysis import columns
+from engine.analysis.orientation import NEAR_AXIS_DEG, ORIENTATION_BINS, OrientationStats, histogram
+from engine.results import Point, Results
+from engine.results import value_text as fmt
+from engine.store import Run, run_status
+
+STATUS_STYLE = {"completed": "green", "running": "yellow", "interrupted": "magenta", "failed": "red",
+                "damaged": "bold red", "killed": "red"}
+COMPACT_BELOW = 125  # narrower than this, the summary table drops percentiles
+WIDE_SUMMARY = 200  # from this width on, the summary shows every headline metric
+
+
+def runs_table(runs: list[Run]) -> Table:
+    table = Table(title=None)
+    # The run id and status never shrink: they are what a user reads and types next.
+    for col, kw in (("run", {"style": "bold", "no_wrap": True, "min_width": 20}), ("preset", {}), ("model", {}),
+                    ("status", {"no_wrap": True, "min_width": 11}),
+                    ("instances", {"justify": "right"}), ("device", {}), ("wall", {"justify": "right"}),
+                    ("started", {})):
+        table.add_column(col, **kw)
+    for run in runs:
+        info = run.info()
+        status = run_status(info)
+        done, total = info.get("instances_done", 0), info.get("instances", 0)
+        count = f"{total}" if status == "completed" else f"{done}/{total}"
+        wall = info.get("wall_time_s")
+        table.add_row(run.id, str(info.get("name", "?")), str(info.get("model", "")),
+                      f"[{STATUS_STYLE.get(status, '')}]{status}[/]", count, str(info.get("device", "")),
+                      f"{wall:.1f}s" if isinstance(wall, (int, float)) else "", str(info.get("started", ""))[:19])
+    return table
+
+
+def summary_table(results: Results, metrics: list[str] | None = None, compact: bool = False) -> Table:
+    """One row per sweep point: axis values, seeds, and the median [q25-q75] of each metric over seeds.
+
+    ``compact`` (narrow terminals) drops the percentiles and, when every point has the
+    same number of seeds, the seeds column; the caption says so. Long column names
+    break after an underscore, so they stay exact but take less width.
+    """
+    spec = results.spec
+    axes = [a.name for a in spec.axes]
+    available = list(results.rows[0]) if results.rows else []
+    metrics = metrics or columns.headline_metrics(spec.model, available)
+    points = results.stats(metrics)
+    seed_counts = {p.n for p in points}
+    show_seeds = not compact or len(seed_counts) > 1
+    if compact:
+        seeds_note = "" if show_seeds else f", {plural(seed_counts.pop(), 'seed')} per point"
+        caption = f"median over seeds{seeds_note} (125+ columns also show the 25th-75th percentiles)"
+    else:
+        caption = "median over seeds [25th-75th percentile]"
+    table = Table(caption=caption, caption_justify="left", box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+                  padding=(0, 1), pad_edge=not compact)
+    for a in axes:
+        table.add_column(header(a), style="cyan", justify="right")
+    if show_seeds:
+        table.add_column("seeds", justify="right")
+    for m in metrics:
+        table.add_column(header(m), justify="right")
+    flags = columns.flags(spec.model)
+    for point in points:
+        values = results.point(point.point).values
+        cells = [fmt(values[a]) for a in axes] + ([str(point.n)] if show_seeds else [])
+        for m in metrics:
+            if m not in point.stats:
+                cells.append("—")
+                continue
+            if m in flags:  # a median of yes/no says little: count the yes
+                yes = sum(r.get(m) is True for r in results.members(point.point))
+                cells.append(f"{yes}/{point.n}" if yes else "0")
+                continue
+            med, lo, hi = point.stats[m]
+            cells.append(fmt(med) if lo == hi or compact else f"{fmt(med)} [dim][{fmt(lo)}-{fmt(hi)}][/]")
+        table.add_row(*cells)
+    return table
+
+
+def summary_metrics(results: Results, width: int) -> list[str]:
+    """The headline metrics that fit a summary ``width`` columns wide, most telling first.
+
+    Which metrics a summary may show and which it keeps first are the model's column
+    declarations (engine.analysis.columns); the rest stay in results.csv (``toysup export``).
+    """
+    spec, rows = results.spec, results.rows
+    metrics = columns.summary_candidates(spec.model, rows, wide=width >= WIDE_SUMMARY)
+    if width >= WIDE_SUMMARY:
+        return metrics
+    cell = 8 if width < COMPACT_BELOW else 20  # a median, or a median with its [q25-q75]
+    used = sum(_column_width(a.name, 6) for a in spec.axes) + (8 if width >= COMPACT_BELOW else 2)  # + seeds
+    chosen: list[str] = []
+    for m in columns.keep_order(spec.model, metrics):
+        need = _column_width(m, cell)
+        if used + need > width and chosen:
+            continue
+        chosen.append(m)
+        used += need
+    return [m for m in metrics if m in chosen]
+
+
+def header(name: str, limit: int = 12) -> str:
+    """A column name broken into lines before underscores, each at most about ``limit`` characters."""
+    lines: list[str] = []
+    for i, part in enumerate(name.split("_")):
+        piece = part if i == 0 else "_" + part
+        if lines and len(lines[-1]) + len(piece) <= limit:
+            lines[-1] += piece
+        else:
+            lines.append(piece)
+    return "\n".join(lines)
+
+
+def _column_width(name: str, cell: int) -> int:
+    return max(max(len(line) for line in header(name).splitlines()), cell) + 3
+
+
+def sparkline(counts: Sequence[int]) -> str:
+    """A one-line histogram: one block character per bin, height relative to the fullest bin."""
+    blocks = " ▁▂▃▄▅▆▇█"
+    top = max(counts, default=0)
+    if top <= 0:
+        return " " * len(counts)
+    return "".join(blocks[math.ceil(c / top * (len(blocks) - 1))] for c in counts)
+
+
+def orientation_table(points: Sequence[tuple[Point, OrientationStats]], axis_names: str) -> Table:
+    """One row per sweep point: a histogram of the orientation angles over seeds and a uniformity test."""
+    limits = {round(s.max_angle, 1) for _, s in points} or {45.0}
+    limit = max(limits)
+    top = f"{limit:.0f}°" if len(limits) == 1 else "max"
+    table = Table(title="orientation of the largest feature: angle to the nearest neuron axis, over seeds",
+                  title_justify="left", caption_justify="left",
+                  caption=f"histogram: {ORIENTATION_BINS} bins from 0 to the largest possible angle (45° for "
+                          f"m=2{'' if limit == 45 else f', {limit:.0f}° here'}). With no privileged "
+                          f"basis the direction is random (m=2: angle uniform on 0-45); KS p small = the model prefers "
+                          f"or avoids the axes; (null) = the fraction expected by chance. Collapsed instances "
+                          f"(loss no better than the best constant output) are excluded.")
+    table.add_column(axis_names or "point", style="cyan", justify="right")
+    table.add_column("used", justify="right")
+    table.add_column("excl.", justify="right")
+    table.add_column(f"0° {'histogram':^{ORIENTATION_BINS}} {top}", no_wrap=True)
+    table.add_column("median°", justify="right")
+    table.add_column(f"<{NEAR_AXIS_DEG:g}° (null)", justify="right")
+    table.add_column("KS p", justify="right")
+    for point, st in points:
+        counts = histogram(st.angles, ORIENTATION_BINS, 0.0, st.max_angle)
+        p = "n/a" if math.isnan(st.p_value) else f"{st.p_value:.2g}"
+        p_style = "bold" if not math.isnan(st.p_value) and st.p_value < 0.05 else ""
+        near = "—" if math.isnan(st.near_axis) else f"{st.near_axis:.0%} ({st.null_near_axis:.0%})"
+        table.add_row(point.label(short=True), str(len(st.angles)), str(st.excluded) if st.excluded else "",
+                      Text("   " + sparkline(counts), style="cyan"), fmt(st.median), near,
+                      Text(p, style=p_style))
+    return table
+
+
+def recovery_table(results: Results) -> Table | None:
+    """For SAEs: the histogram of each ground-truth feature's best cosine, per sweep point (not only MMCS).
+    None unless the run has an mmcs column."""
+    spec = results.spec
+    if not results.rows or "mmcs" not in results.rows[0]:
+        return None
+    best: dict[int, list[float]] = {}
+    for f in results.features():
+        best.setdefault(f["instance"], []).append(f["max_cosine"])
+    table = Table(title="feature recovery: each ground-truth feature's max cosine with a decoder direction",
+                  title_justify="left", caption="histogram over 10 bins from 0 to 1, all seeds of the point pooled",
+                  caption_justify="left")
+    for a in spec.axes:
+        table.add_column(a.name, style="cyan", justify="right")
+    table.add_column("0 histogram 1")
+    table.add_column("recovered >0.9", justify="right")
+    for point in results.points:
+        values = [v for i in point.instances for v in best.get(i, []) if isinstance(v, (int, float))]
+        if not values:
+            continue
+        counts = histogram(values, 10, 0.0, 1.0)
+        share = sum(v > 0.9 for v in values) / len(values)
+        table.add_row(*[fmt(point.values[a.name]) for a in spec.axes], sparkline(counts), f"{share:.0%}")
+    return table
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")

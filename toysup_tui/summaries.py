@@ -1,0 +1,95 @@
+"""What ``toysup run`` prints: a finished run's summary (as text or JSON) and a dry run's plan."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from engine.analysis.columns import headline_metrics
+from engine.models import get_model
+from engine.plan import Chunk
+from engine.results import Results
+from engine.results import value_text as fmt
+from engine.spec import Spec
+from engine.store import Run, run_status
+from toysup_tui.render.tables import COMPACT_BELOW, summary_metrics, summary_table
+
+
+def print_summary(console: Console, run: Run) -> None:
+    info = run.info()
+    results = Results.open(run)
+    if results.rows:
+        width = console.width
+        console.print(summary_table(results, summary_metrics(results, width), compact=width < COMPACT_BELOW))
+    print_diverged(console, results.rows)
+    status = run_status(info)
+    console.print(f"run [bold]{run.id}[/] {status}: {info.get('instances_done', 0)}/{info.get('instances', 0)} "
+                  f"instances, {info.get('wall_time_s', 0):.1f}s, {info.get('instance_steps_per_s', 0):,.0f} "
+                  f"instance-steps/s on {info.get('device')}")
+    console.print(f"folder: {run.path}   next: toysup report {run.id}")
+
+
+def print_diverged(console: Console, rows: list[dict[str, Any]]) -> None:
+    """One line naming the instances whose loss went non-finite, if any."""
+    diverged = [r["instance"] for r in rows if r.get("diverged") is True]
+    if diverged:
+        shown = ", ".join(str(i) for i in diverged[:10]) + (" ..." if len(diverged) > 10 else "")
+        console.print(f"[bold magenta]{len(diverged)} instance(s) diverged[/] (loss not finite; frozen, metrics "
+                      f"left empty and out of the medians): {shown}")
+
+
+def json_summary(run: Run) -> dict[str, Any]:
+    """``toysup run --json``: the run's record and, per sweep point, its exact axis values and statistics."""
+    info = run.info()
+    results = Results.open(run)
+    metrics = headline_metrics(results.spec.model, list(results.rows[0]) if results.rows else [])
+    points = [
+        {"point": p.point, **results.point(p.point).values, "seeds": p.n,
+         **{m: {"median": s[0], "q25": s[1], "q75": s[2]} for m, s in p.stats.items()}}
+        for p in results.stats(metrics)
+    ]
+    keys = ("id", "name", "model", "status", "device", "instances", "instances_done", "wall_time_s",
+            "instance_steps_per_s", "error")
+    return {**{k: info.get(k) for k in keys}, "status": run_status(info), "run_dir": str(run.path), "points": points}
+
+
+def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bool, where: str = "") -> None:
+    model = get_model(spec.model)
+    groups: dict[tuple[Any, ...], list[Chunk]] = {}
+    structural = [p.name for p in spec.param_table().values() if p.structural]
+    for c in chunks:
+        groups.setdefault(tuple(c.config[s] for s in structural), []).append(c)
+    data: dict[str, Any] = {
+        "name": spec.name,
+        "model": spec.model,
+        "points": spec.n_points,
+        "seeds": spec.seeds,
+        "instances": spec.n_instances,
+        "instance_steps": sum(c.steps * len(c) for c in chunks),
+        "axes": {a.name: list(a.values) for a in spec.axes},
+        "groups": len(groups),
+        "where": where,
+        "chunks": [
+            {"chunk": c.index, "instances": len(c), "steps": c.steps,
+             "memory_mb": round(model.bytes_per_instance(c.config) * len(c) / 2**20, 1),
+             **{s: c.config[s] for s in structural}}
+            for c in chunks
+        ],
+    }
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    console.print(f"[bold]{spec.name}[/] ({spec.model}): {spec.n_points} point(s) x {spec.seeds} seed(s) = "
+                  f"[bold]{spec.n_instances}[/] instances, {data['instance_steps']:,} instance-steps, "
+                  f"{len(groups)} group(s), {len(chunks)} chunk(s)" + (f" on {escape(where)}" if where else ""))
+    for a in spec.axes:
+        console.print(f"  sweep {a.name} ({a.scale}): {', '.join(fmt(v) for v in a.values)}")
+    table = Table("chunk", "instances", "steps", "memory", *structural)
+    for c in data["chunks"]:
+        table.add_row(str(c["chunk"]), str(c["instances"]), str(c["steps"]), f"{c['memory_mb']} MB",
+                      *[fmt(c[s]) for s in structural])
+    console.print(table)

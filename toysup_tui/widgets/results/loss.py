@@ -1,0 +1,32 @@
+"""Tab 5: training-loss curves, one per sweep point."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.widgets import TabPane
+
+from engine.analysis.series import loss_bands
+from engine.errors import RunDataError
+from engine.results import Results
+from toysup_tui.render import charts
+from toysup_tui.widgets.chart import Chart
+from toysup_tui.widgets.legend import Legend
+
+
+class LossTab(TabPane):
+    """Median training loss over seeds per sweep point, with the IQR."""
+
+    def compose(self) -> ComposeResult:
+        yield Chart(id="loss-chart")
+        yield Legend("", id="loss-legend")
+
+    def draw(self, results: Results) -> None:
+        plot = self.query_one("#loss-chart", Chart)
+        try:
+            bands = loss_bands(results)
+        except RunDataError as exc:
+            plot.message(str(exc))
+            return
+        plot.show(lambda plt, size: charts.draw_loss_curves(plt, bands))
+        names = ", ".join(a.name for a in results.spec.axes)
+        self.query_one("#loss-legend", Legend).show([b.label for b in bands], title=names)
