@@ -10,6 +10,7 @@ from textual.widgets import Static, TabPane
 
 from engine.analysis.geometry import feature_table, neuron_counts, overlap_matrix
 from engine.errors import RunDataError
+from engine.models import get_model
 from engine.results import Results
 from toysup_tui.render import charts
 from toysup_tui.render.heatmap import overlap_heatmap
@@ -37,6 +38,7 @@ class InstanceTab(TabPane):
             norms_plot.message(why)
             neurons_plot.show(None)
             return
+        table: dict[str, list[float]] = {}
         try:
             table = feature_table(results.features(), instance)
         except RunDataError as exc:
@@ -45,6 +47,13 @@ class InstanceTab(TabPane):
             norms, interference = table["norm"], table.get("interference", [0.0] * len(table["norm"]))
             norms_plot.show(lambda plt, size: charts.draw_feature_norms(plt, norms, interference))
         config = results.instance_config(instance)
-        counts = neuron_counts(W, float(config.get("carry_threshold", 0.5)))
-        neurons_plot.show(lambda plt, size: charts.draw_neuron_counts(plt, counts))
+        # The same rule as the report and results.csv: neuron counts only where the basis is privileged,
+        # counting the weights that drive each neuron (engine.models' neuron_sense).
+        sense = get_model(results.spec.model).neuron_sense(config)
+        if sense is None:
+            neurons_plot.message("features per neuron: not shown, the hidden layer has no privileged basis "
+                                 "here (any rotation is an equally good solution)")
+        else:
+            counts = neuron_counts(W, float(config.get("carry_threshold", 0.5)), table.get("represented"), sense)
+            neurons_plot.show(lambda plt, size: charts.draw_neuron_counts(plt, counts))
         heatmap.update(overlap_heatmap(overlap_matrix(W), width, title=f"W^T W of instance {instance}"))
