@@ -67,14 +67,28 @@ def runs_table(runs: list[Run]) -> Table:
         table.add_column(col, **kw)
     for run in runs:
         info = run.info()
-        status = run_status(info)
-        done, total = info.get("instances_done", 0), info.get("instances", 0)
+        status = run.status()
+        done, total = _text(info.get("instances_done", 0)), _text(info.get("instances", 0))
         count = f"{total}" if status == "completed" else f"{done}/{total}"
         wall = info.get("wall_time_s")
-        table.add_row(run.id, str(info.get("name", "?")), str(info.get("model", "")),
-                      f"[{STATUS_STYLE.get(status, '')}]{status}[/]", count, str(info.get("device", "")),
-                      f"{wall:.1f}s" if isinstance(wall, (int, float)) else "", str(info.get("started", ""))[:19])
+        table.add_row(escape(run.id), _text(info.get("name", "?")), _text(info.get("model", "")),
+                      f"[{STATUS_STYLE.get(status, '')}]{status}[/]", count, _text(info.get("device", "")),
+                      f"{wall:.1f}s" if _is_number(wall) else "", _text(info.get("started", ""))[:19])
     return table
+
+
+def _text(value: Any) -> str:
+    """A value from a run folder as table text: never read as markup (a run name may hold ``[/]``)."""
+    return escape(str(value))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> float:
+    """A number from run.json, or 0 when a damaged or edited file holds something else there."""
+    return float(value) if _is_number(value) else 0.0
 
 
 def summary_table(results: Results, metrics: list[str] | None = None, compact: bool = False) -> Table:
@@ -141,11 +155,11 @@ def print_summary(console: Console, run: Run) -> None:
         width = console.width
         console.print(summary_table(results, _summary_metrics(results, width), compact=width < COMPACT_BELOW))
     _print_diverged(console, results.rows)
-    status = run_status(info)
-    console.print(f"run [bold]{run.id}[/] {status}: {info.get('instances_done', 0)}/{info.get('instances', 0)} "
-                  f"instances, {info.get('wall_time_s', 0):.1f}s, {info.get('instance_steps_per_s', 0):,.0f} "
-                  f"instance-steps/s on {info.get('device')}")
-    console.print(f"folder: {run.path}   next: toysup report {run.id}")
+    status = run.status()
+    console.print(f"run [bold]{escape(run.id)}[/] {status}: {_text(info.get('instances_done', 0))}/"
+                  f"{_text(info.get('instances', 0))} instances, {_number(info.get('wall_time_s')):.1f}s, "
+                  f"{_number(info.get('instance_steps_per_s')):,.0f} instance-steps/s on {_text(info.get('device'))}")
+    console.print(f"folder: {escape(str(run.path))}   next: toysup report {escape(run.id)}")
 
 
 def _print_diverged(console: Console, rows: list[dict[str, Any]]) -> None:
@@ -168,7 +182,7 @@ def json_summary(run: Run) -> dict[str, Any]:
     ]
     keys = ("id", "name", "model", "status", "device", "instances", "instances_done", "wall_time_s",
             "instance_steps_per_s", "error")
-    return {**{k: info.get(k) for k in keys}, "status": run_status(info), "run_dir": str(run.path), "points": points}
+    return {**{k: info.get(k) for k in keys}, "status": run.status(), "run_dir": str(run.path), "points": points}
 
 
 def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bool, where: str = "") -> None:
@@ -268,7 +282,7 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
     try:
         _print_header(console, run, run.info())
         if spec is None:
-            console.print(f"[bold red]cannot read the run's config:[/] {problem}")
+            console.print(f"[bold red]cannot read the run's config:[/] {escape(str(problem))}")
             return
         _print_body(console, run, spec, axis, best_of)
     finally:
@@ -359,21 +373,25 @@ def _recovery_section(console: Console, results: Results) -> None:
 
 
 def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
-    status = run_status(info)
-    done, total = info.get("instances_done", 0), info.get("instances", 0)
+    problem = run.problem(info, deep=True)  # every file against manifest.json, by hash
+    status = "damaged" if problem else run_status(info)
+    done, total = _text(info.get("instances_done", 0)), _text(info.get("instances", 0))
     wall = info.get("wall_time_s")
-    wall_text = f"{wall:.1f}s" if isinstance(wall, (int, float)) else "?"
-    console.print(f"[bold]{run.id}[/]  {info.get('name', '?')} ({info.get('model', '?')})  "
+    wall_text = f"{wall:.1f}s" if _is_number(wall) else "?"
+    console.print(f"[bold]{escape(run.id)}[/]  {_text(info.get('name', '?'))} ({_text(info.get('model', '?'))})  "
                   f"[{STATUS_STYLE.get(status, '')}]{status}[/]  {done}/{total} instances")
-    console.print(f"[dim]device {info.get('device', '?')}  started {str(info.get('started', '?'))[:19]}  "
+    console.print(f"[dim]device {_text(info.get('device', '?'))}  started {_text(info.get('started', '?'))[:19]}  "
                   f"wall {wall_text}[/]")
-    console.print(f"[dim]{SEED_MODE_TEXT.get(info.get('seed_mode', 'paired'), info.get('seed_mode'))}[/]")
-    console.print(f"[dim]folder {run.path}[/]", soft_wrap=True)
-    if info.get("error"):
-        console.print(f"[red]error: {info['error']}[/]")
+    seed_mode = info.get("seed_mode", "paired")
+    console.print(f"[dim]{_text(SEED_MODE_TEXT.get(seed_mode, seed_mode) if isinstance(seed_mode, str) else seed_mode)}[/]")
+    console.print(f"[dim]folder {escape(str(run.path))}[/]", soft_wrap=True)
+    if problem:
+        console.print(f"[bold red]damaged:[/] {escape(problem)}", soft_wrap=True)
+    elif info.get("error"):
+        console.print(f"[red]error: {_text(info['error'])}[/]")
     if status in ("running", "interrupted", "killed", "failed") and done != total:
         console.print(f"[{STATUS_STYLE[status]}]{status}: showing the {done} of {total} instances that finished[/]"
-                      + ("" if status == "running" else f"; continue with: toysup resume {run.id}"))
+                      + ("" if status == "running" else f"; continue with: toysup resume {escape(run.id)}"))
 
 
 def _no_results_message(run: Run, info: dict[str, Any]) -> str:
@@ -383,7 +401,7 @@ def _no_results_message(run: Run, info: dict[str, Any]) -> str:
     if (run.path / "results.csv").exists():
         return "results.csv holds no instances"
     # The file name comes before the (long) path, so wrapping never splits the message a user looks for.
-    return (f"[bold red]no results: results.csv is missing[/] (status {status}) in {run.path}; "
+    return (f"[bold red]no results: results.csv is missing[/] (status {status}) in {escape(str(run.path))}; "
             "the run finished no chunk, or its folder is damaged")
 
 
