@@ -122,7 +122,7 @@ def resume_sweep(
     try:
         placement = executor.open(options.device, options.threads)
         # Only chunks whose files match the manifest count as finished; the rest train again.
-        rows = run.recover(spec)
+        rows, redo = run.recover(spec)
         done = {r["instance"] for r in rows}
         remaining = [i for i in spec.instances() if i.index not in done]
         stored = run.stored_chunks()
@@ -136,6 +136,11 @@ def resume_sweep(
                 resume_from[index] = (tensors, meta)
             else:  # its chunk was stored after all (a kill between the two writes)
                 run.clear_checkpoint(index)
+        # Chunks stored but damaged train again as they were, so the folder ends as an uninterrupted run's.
+        for index, members in redo.items():
+            if members and set(members) <= left.keys() and index not in resume_from:
+                head.append(Chunk(index, spec.model, tuple(left.pop(i) for i in members)))
+        head.sort(key=lambda c: c.index)
         first = 1 + max([*stored, *(c.index for c in head)], default=-1)
         chunks = head + plan(spec, placement.device, options.max_memory_bytes, instances=list(left.values()),
                              first_index=first, budget=placement.budget, slots=placement.slots)

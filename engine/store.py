@@ -383,9 +383,10 @@ class Run:
     def clear_checkpoint(self, chunk: int) -> None:
         self._remove(f"checkpoints/chunk-{chunk:04d}.safetensors")
 
-    def recover(self, spec: Spec) -> list[dict[str, Any]]:
-        """Before resuming: keep exactly the stored chunks whose files match manifest.json and return their
-        results rows; everything else (a chunk cut between its writes, a damaged or missing file, rows
+    def recover(self, spec: Spec) -> tuple[list[dict[str, Any]], dict[int, list[int]]]:
+        """Before resuming: keep exactly the stored chunks whose files match manifest.json; returns their
+        results rows, and the chunks the manifest names that failed the check (number -> instances, so
+        they train again as they were, under their own numbers); everything else (a chunk cut between its writes, a damaged or missing file, rows
         duplicated or cut in half, a results.csv emptied) is removed and its instances train again.
 
         A chunk's pieces are looked for in parts/ and in the gathered tables alike, and put back in
@@ -394,37 +395,45 @@ class Run:
         """
         manifest = self.manifest()
         if manifest is None and not (self.path / "manifest.json").exists() and self.stored_chunks():
-            return self._recover_without_manifest()
+            return self._recover_without_manifest(), {}
         manifest = manifest or Manifest()
         gathered = {t: self._gathered_text(t) for t in PIECES}
         parts = {p.name: p for p in self._files("parts", PART_NAME)}
         weights = {p.name: p for p in self._files("weights", WEIGHTS_NAME)}
         valid = set(range(spec.n_instances))
         good: dict[int, dict[str, str]] = {}
+        bad: dict[int, list[int]] = {}
         seen: set[int] = set()
         for number, chunk in sorted(manifest.chunks.items()):
             members = set(chunk.instances)
             if not members or not members <= valid or members & seen or len(members) != len(chunk.instances):
                 continue
+            seen |= members
+            bad[number] = chunk.instances
             name = f"chunk-{number:04d}.safetensors"
             if name not in weights or not matches(self._read(f"weights/{name}"), chunk.files.get("weights", {})):
                 continue
-            texts = {}
+            texts: dict[str, str] = {}
             for piece in PIECES:
-                candidates = [gathered[piece]] if gathered[piece] is not None else []
+                candidates = []  # the chunk's piece as parts/ holds it, then as cut from the gathered table
                 part = parts.get(f"{piece}-{number:04d}.csv")
                 if part is not None:
                     with contextlib.suppress(RunDataError):
-                        candidates.insert(0, self._read_text(f"parts/{part.name}"))
-                for text in candidates:
-                    cut = text if text is not gathered[piece] else segment(text, members)
-                    if matches(cut.encode("utf-8"), chunk.files.get(piece, {})):
-                        texts[piece] = cut
-                        break
+                        candidates.append(self._read_text(f"parts/{part.name}"))
+                table = gathered[piece]
+                if table is not None:
+                    candidates.append(segment(table, members))
+                found = next((t for t in candidates if matches(t.encode("utf-8"), chunk.files.get(piece, {}))), None)
+                if found is not None:
+                    texts[piece] = found
             if len(texts) == len(PIECES):
                 good[number] = texts
-                seen |= members
-        # Put the good chunks' pieces in parts/, then forget (and remove) everything else.
+                del bad[number]
+        # Put the good chunks' pieces in parts/, then forget (and remove) everything else, temporaries
+        # of writes that were cut short included.
+        for folder in ("", "parts", "weights", "checkpoints"):
+            for path in self._files(folder, TEMPORARY_NAME) if folder else self._temporaries():
+                safe_fs.remove_file(path)
         for number, texts in good.items():
             for piece, text in texts.items():
                 self._write(f"parts/{piece}-{number:04d}.csv", text)
@@ -439,7 +448,10 @@ class Run:
             self._remove(f"{table}.csv")
         rows = [row for number in sorted(good) for row in parse_csv(good[number]["results"], "results.csv")[1]]
         self.write_results(result_columns(spec), rows)
-        return rows
+        return rows, bad
+
+    def _temporaries(self) -> list[Path]:
+        return sorted(p for p in self.path.iterdir() if TEMPORARY_NAME.fullmatch(p.name) and safe_fs.is_regular(p))
 
     def _gathered_text(self, table: str) -> str | None:
         """A gathered table's text, or None if it is missing or unreadable (its chunks are then looked for
@@ -553,15 +565,15 @@ class Run:
                 size = os.lstat(self.path / name).st_size
             except OSError:
                 return f"{name} is missing"
-            if size != chunk.files.get("weights", {}).get("size") or deep and not matches(
-                    self._read(name), chunk.files["weights"]):
+            if size != chunk.files.get("weights", {}).get("size") or (deep and not matches(
+                    self._read(name), chunk.files["weights"])):
                 return f"{name} does not match manifest.json (cut or changed)"
         for table, expected in manifest.tables.items():
             try:
                 size = os.lstat(self.path / table).st_size
             except OSError:
                 return f"{table} is missing"
-            if size != expected.get("size") or deep and not matches(self._read(table), expected):
+            if size != expected.get("size") or (deep and not matches(self._read(table), expected)):
                 return f"{table} does not match manifest.json (cut or changed)"
         return ""
 

@@ -200,6 +200,10 @@ def runs(runs_dir: RunsDirOption = None) -> None:
         out.print(f"no runs in {root}")
         return
     out.print(report.runs_table(found))
+    for run in found:  # what is wrong with each damaged folder, in its own words, never as markup
+        problem = run.problem()
+        if problem:
+            out.print(f"[bold red]damaged[/] {escape(run.id)}: {escape(problem)}", soft_wrap=True)
 
 
 @app.command("report")

@@ -383,7 +383,8 @@ def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
     console.print(f"[dim]device {_text(info.get('device', '?'))}  started {_text(info.get('started', '?'))[:19]}  "
                   f"wall {wall_text}[/]")
     seed_mode = info.get("seed_mode", "paired")
-    console.print(f"[dim]{_text(SEED_MODE_TEXT.get(seed_mode, seed_mode) if isinstance(seed_mode, str) else seed_mode)}[/]")
+    mode_text = SEED_MODE_TEXT.get(seed_mode, seed_mode) if isinstance(seed_mode, str) else seed_mode
+    console.print(f"[dim]{_text(mode_text)}[/]")
     console.print(f"[dim]folder {escape(str(run.path))}[/]", soft_wrap=True)
     if problem:
         console.print(f"[bold red]damaged:[/] {escape(problem)}", soft_wrap=True)
