@@ -386,8 +386,9 @@ class Run:
     def recover(self, spec: Spec) -> tuple[list[dict[str, Any]], dict[int, list[int]]]:
         """Before resuming: keep exactly the stored chunks whose files match manifest.json; returns their
         results rows, and the chunks the manifest names that failed the check (number -> instances, so
-        they train again as they were, under their own numbers); everything else (a chunk cut between its writes, a damaged or missing file, rows
-        duplicated or cut in half, a results.csv emptied) is removed and its instances train again.
+        they train again as they were, under their own numbers). Everything else (a chunk cut between
+        its writes, a damaged or missing file, rows duplicated or cut in half, a results.csv emptied) is
+        removed and its instances train again.
 
         A chunk's pieces are looked for in parts/ and in the gathered tables alike, and put back in
         parts/ for the next gather_parts(); this is idempotent, so a kill during it is resumed too. A run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -81,10 +82,8 @@ def finish(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "process_alive", lambda info: False)  # the "killed" process was this one
     with monkeypatch.context() as mp:
         faulty_writes(mp, 2, Killed)
-        try:
+        with contextlib.suppress(Killed):
             resume_sweep(run_dir, device="cpu", max_memory=two_per_chunk())
-        except Killed:
-            pass
     if Run(run_dir).status() != "completed":
         assert resume_sweep(run_dir, device="cpu", max_memory=two_per_chunk()).status == "completed"
 
@@ -127,7 +126,8 @@ def damage_cases() -> dict[str, object]:
         "results cut mid-row": lambda d: cut_half(d / "results.csv"),
         "curves duplicated": lambda d: (d / "curves.csv").write_text(
             (d / "curves.csv").read_text() + "".join((d / "curves.csv").read_text().splitlines(True)[1:])),
-        "features not UTF-8": lambda d: (d / "features.csv").write_bytes(b"\xff\xfe" + (d / "features.csv").read_bytes()),
+        "features not UTF-8": lambda d: (d / "features.csv").write_bytes(
+            b"\xff\xfe" + (d / "features.csv").read_bytes()),
         "weights garbled": lambda d: (d / "weights" / "chunk-0001.safetensors").write_bytes(b"\x00" * 40),
         "weights cut": lambda d: cut_half(d / "weights" / "chunk-0000.safetensors"),
         "weights removed": lambda d: (d / "weights" / "chunk-0002.safetensors").unlink(),
@@ -167,7 +167,7 @@ def test_a_completed_run_with_half_its_results_is_damaged(tmp_path):
     assert listed.exit_code == 0 and "damaged" in listed.stdout
     assert "3 rows, but the run completed 6 instances" in " ".join(listed.stdout.split())
     assert "damaged" in invoke("report", run_dir, env={"COLUMNS": "200"}).stdout
-    with pytest.raises(RunDataError, match="results.csv"):
+    with pytest.raises(RunDataError, match=r"results\.csv"):
         store.export_text(run, "results")
 
 
@@ -230,7 +230,7 @@ def test_linked_tables_and_weights_are_not_read(tmp_path):
     secret.write_text("instance,step,loss\n0,1,0.5\n")
     (run_dir / "curves.csv").unlink()
     (run_dir / "curves.csv").symlink_to(secret)
-    with pytest.raises(RunDataError, match="curves.csv.*symbolic link"):
+    with pytest.raises(RunDataError, match=r"curves\.csv.*symbolic link"):
         Run(run_dir).table_text("curves")
     assert Run(run_dir).status() == "damaged"
 
@@ -294,7 +294,7 @@ def disk_full_at(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 
 def test_a_full_disk_while_creating_a_run_leaves_no_folder(tmp_path, monkeypatch):
     disk_full_at(monkeypatch, "run.json")
-    with pytest.raises(UserError, match="No space left"):
+    with pytest.raises(UserError, match=r"No space left"):
         run_sweep(spec(), tmp_path, device="cpu")
     assert list(tmp_path.iterdir()) == []
 
