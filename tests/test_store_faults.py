@@ -16,6 +16,7 @@ from engine.models import get_model
 from engine.runner import resume_sweep, run_sweep
 from engine.store import Run, list_runs
 
+from helpers import TINY_PRESET as TINY
 from helpers import assert_user_error, invoke, make_spec
 
 PARAMS = {"n_features": 5, "n_hidden": 2, "steps": 40, "batch_size": 32, "eval_batch_size": 64, "seeds": 2}
@@ -339,3 +340,71 @@ def test_export_refuses_a_fifo_and_neutralises_formulas(tmp_path):
         assert store.neutralised(cell) == cell
     exported = store.with_run_id("instance,choice,loss\n0,=1+2,-0.25\n", "=run")
     assert exported == "run_id,instance,choice,loss\n'=run,0,'=1+2,-0.25\n"
+
+
+# --- curves do not depend on the chunking --------------------------------------------------------------------
+
+
+def test_one_instance_chunks_record_the_same_curves_as_the_default_chunking(whole, tmp_path):
+    reference, _ = whole  # two instances per chunk
+    one = get_model("relu_output").bytes_per_instance(spec().instances()[0].config)
+    single = run_sweep(spec(), tmp_path / "one", device="cpu", max_memory=one).run_dir
+    default = run_sweep(spec(), tmp_path / "default", device="cpu").run_dir
+    assert len(Run(single).stored_chunks()) == 6 and len(Run(default).stored_chunks()) == 1
+    for name in TABLE_FILES:
+        assert (single / name).read_bytes() == (default / name).read_bytes() == (reference / name).read_bytes()
+
+
+# --- a Ray address that is not Ray --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reply", [b"HTTP/1.1 400 Bad Request\r\n\r\n", b"\x00" * 64, None])
+def test_a_ray_address_served_by_something_else_is_refused_within_seconds(reply, tmp_path):
+    import socket
+    import threading
+    import time
+
+    pytest.importorskip("ray")
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                held.append(conn)  # None: accept and say nothing, as a stuck service would
+                if reply is not None:
+                    conn.recv(1024)
+                    conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    started = time.monotonic()
+    try:
+        result = invoke("run", TINY, "--runs-dir", tmp_path / "runs", "--backend", "ray",
+                        "--address", f"127.0.0.1:{port}")
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.monotonic() - started < 15
+    assert_user_error(result.exit_code, result.stderr, result.stdout, f"127.0.0.1:{port}", "Ray")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_sigterm_at_the_very_start_of_a_run_exits_130(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from helpers import toysup_command
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("TOYSUP_RUNS_DIR", None)
+    proc = subprocess.Popen([*toysup_command(), "run", TINY, "--runs-dir", str(tmp_path), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    time.sleep(0.8)  # importing torch and the engine: before the run's own handler is in place
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err

@@ -345,7 +345,10 @@ def tui(
 
 
 def main() -> None:
-    """Entry point: run the Typer app, mapping Ctrl-C outside a run to exit code 130."""
+    """Entry point: run the Typer app, mapping Ctrl-C (and SIGTERM, from the very start, before a run's
+    own handlers are in place) outside a run to exit code 130. The TUI keeps the terminal's defaults."""
+    if sys.argv[1:2] != ["tui"]:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         app()
     except KeyboardInterrupt:
