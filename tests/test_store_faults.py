@@ -271,7 +271,14 @@ def test_runs_lists_damaged_and_hostile_folders_and_exits_0(tmp_path):
     assert "Traceback" not in result.stdout + result.stderr
     for folder in folders:
         assert folder.name in result.stdout
-    assert "[/]" in result.stdout and "[bold]loud[/bold]" in result.stdout  # shown as text, not as styling
+    from rich.console import Console
+
+    from toysup_tui.report import runs_table
+
+    wide = Console(width=300, record=True, color_system=None)
+    wide.print(runs_table(list_runs(tmp_path)))
+    shown = wide.export_text()
+    assert "[/]" in shown and "[bold]loud[/bold]" in shown  # shown as text, not taken as styling
     assert result.stdout.count("damaged") >= 5
     assert "unknown status 'exploded'" in " ".join(result.stdout.split())
     for folder in folders:
