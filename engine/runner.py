@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import traceback
@@ -105,9 +106,10 @@ def resume_sweep(
     """
     options = _merged(options, device, max_memory, threads, checkpoint_every_s)
     run = Run.open(run_dir)
-    try:  # a damaged folder (no config.toml, a malformed results.csv) is reported before anything else
+    try:  # a folder without a readable config.toml (or with links in it) is reported before anything else
         spec = run.spec()
-        _, rows = run.results()
+        for folder in ("parts", "weights", "checkpoints"):
+            run.folder(folder)
     except RunDataError as exc:
         raise UserError(f"{exc}: it cannot be resumed") from None
     info = run.info()
@@ -119,9 +121,10 @@ def resume_sweep(
     executor = executor or executor_for(options)
     try:
         placement = executor.open(options.device, options.threads)
+        # Only chunks whose files match the manifest count as finished; the rest train again.
+        rows, redo = run.recover(spec)
         done = {r["instance"] for r in rows}
         remaining = [i for i in spec.instances() if i.index not in done]
-        run.drop_unrecorded_chunks(done)
         stored = run.stored_chunks()
         # Chunks cut short continue from their checkpoints, with the same instances and chunk numbers.
         left = {i.index: i for i in remaining}
@@ -133,13 +136,20 @@ def resume_sweep(
                 resume_from[index] = (tensors, meta)
             else:  # its chunk was stored after all (a kill between the two writes)
                 run.clear_checkpoint(index)
+        # Chunks stored but damaged train again as they were, so the folder ends as an uninterrupted run's.
+        for index, members in redo.items():
+            if members and set(members) <= left.keys() and index not in resume_from:
+                head.append(Chunk(index, spec.model, tuple(left.pop(i) for i in members)))
+        head.sort(key=lambda c: c.index)
         first = 1 + max([*stored, *(c.index for c in head)], default=-1)
         chunks = head + plan(spec, placement.device, options.max_memory_bytes, instances=list(left.values()),
                              first_index=first, budget=placement.budget, slots=placement.slots)
-        run.reopen_parts()
         run.update_info(status="running", ended=None, error="", chunks=len(stored) + len(chunks), pid=os.getpid(),
                         resumed=int(info.get("resumed", 0)) + 1, device=placement.description,
                         backend=executor.name, **executor.record(), options=_recorded(options, executor))
+    except RunDataError as exc:  # a link or unreadable file met while recovering
+        executor.close()
+        raise UserError(f"{exc}: it cannot be resumed") from None
     except BaseException:
         executor.close()
         raise
@@ -250,12 +260,18 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
         status = "interrupted"
     except Exception as exc:  # a failed run is recorded, then reported by the caller
         status, error = "failed", f"{type(exc).__name__}: {exc}"
-        run.write_error_log(traceback.format_exc())
+        with contextlib.suppress(OSError):  # a full disk: run.json below still says what happened
+            run.write_error_log(traceback.format_exc())
     finally:
         executor.close()
     wall = time.monotonic() - started
     rate = tally.done / wall if wall > 0 else 0.0
-    run.gather_parts()
+    try:
+        run.gather_parts()
+    except (OSError, RunDataError) as exc:  # the parts stay; resume gathers them
+        if status == "completed":
+            status = "failed"
+        error = error or f"{type(exc).__name__}: {exc}"
     run.update_info(status=status, ended=now_iso(), wall_time_s=round(wall, 3), instance_steps_per_s=round(rate, 1),
                     error=error)
     emit(RunFinished(status=status, run_dir=str(run.path), wall_time_s=wall, instance_steps_per_s=rate, error=error))

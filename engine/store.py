@@ -9,21 +9,32 @@
       weights/chunk-NNNN.safetensors       instance, <weights>; with snapshots=N also <weight>.snapshots, snapshot_steps
       checkpoints/chunk-NNNN.safetensors   while a chunk trains: instance, its weights, optimiser state, curves so far
       error.log       a failed run's traceback
+      manifest.json   per stored chunk: its instances, and the row counts, sizes and sha256 of its files
 
 What each table holds is decided in engine/run_format.py; this module writes and
 reads the files. While a run is going, curves and features of finished chunks sit
 in ``parts/``; they are gathered into curves.csv and features.csv when the run
 ends, whatever its status. results.csv is rewritten (atomically) after every chunk.
-A run's status is :func:`run_status`'s, never run.json's raw word.
+A run's status is :meth:`Run.status`'s, never run.json's raw word.
+
+A run folder may be damaged or hostile (it travels between machines): the store
+never follows a symbolic link inside it and deletes only regular files of its own
+naming (engine/safe_fs.py); every file it cannot read or that disagrees with
+manifest.json makes the run ``damaged`` (with :meth:`Run.problem` saying why), and
+resume trains again whatever it cannot verify (engine/manifest.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
 import json
 import os
 import platform
 import re
 import socket
+import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -34,10 +45,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 
 import engine
+from engine import safe_fs
 from engine.errors import RunDataError, UserError
+from engine.manifest import PIECES, Manifest, digest, matches, segment
+from engine.manifest import Chunk as StoredChunk
 from engine.run_format import (  # noqa: F401  (the run format's cells are the store's too)
     TABLES,
     csv_text,
@@ -59,6 +74,13 @@ RUNS_ENV = "TOYSUP_RUNS_DIR"
 # killed, and a missing or unreadable run.json (or an unknown word in it) is damaged.
 STATUSES = ("completed", "running", "interrupted", "failed", "killed", "damaged")
 
+# The names the store gives the files it may delete; nothing else in a run folder is ever removed.
+PART_NAME = re.compile(r"(results|curves|features)-(\d{4,})(-before-resume)?\.csv")
+WEIGHTS_NAME = re.compile(r"chunk-(\d{4,})\.safetensors")
+TEMPORARY_NAME = re.compile(r"\..+\.(\d+\.)?tmp")
+
+atomic_write = safe_fs.atomic_write  # the store's one way to write a file (see engine/safe_fs.py)
+
 
 def runs_dir(option: str | Path | None = None) -> Path:
     """``--runs-dir`` if given, else $TOYSUP_RUNS_DIR, else ./runs."""
@@ -68,22 +90,21 @@ def runs_dir(option: str | Path | None = None) -> Path:
     return Path(env).expanduser() if env else Path("runs")
 
 
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write via a temporary file, fsync and rename: readers see the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data if isinstance(data, bytes) else data.encode("utf-8"))  # text as UTF-8, newlines as given
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def _why(exc: BaseException) -> str:
+    """An OSError or decoding error as a few words (no path: the caller names the file)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.start})"
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
 
 
 def read_csv(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     """A run's CSV file as header and rows; RunDataError when it cannot be read or is malformed."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = safe_fs.read_text(path)
     except (OSError, UnicodeDecodeError) as exc:
-        raise RunDataError(f"{path.name} cannot be read: {exc}") from None
+        raise RunDataError(f"{path.name} cannot be read: {_why(exc)}") from None
     return parse_csv(text, path.name)
 
 
@@ -95,17 +116,88 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "sweep"
 
 
+def _safetensors_metadata(data: bytes) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file's bytes (its header is JSON after an 8-byte length)."""
+    (size,) = struct.unpack("<Q", data[:8])
+    meta = json.loads(data[8:8 + size]).get("__metadata__") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("metadata is not an object")
+    return meta
+
+
+def _first_instance(text: str) -> int:
+    """The instance of a CSV piece's first row (pieces are gathered in instance order)."""
+    lines = text.splitlines()
+    try:
+        return int(lines[1].split(",", 1)[0]) if len(lines) > 1 else -1
+    except ValueError:
+        return -1
+
+
+def _chunk_number(name: str, pattern: re.Pattern[str]) -> int | None:
+    found = pattern.fullmatch(name)
+    return int(found.group(2 if pattern is PART_NAME else 1)) if found else None
+
+
 @dataclass
 class Run:
     """A run folder, for writing (``Run.create``) or reading (``Run.open``)."""
 
     path: Path
 
+    # --- files and folders inside the run, never through a link ----------------------------------
+
+    def folder(self, name: str) -> Path:
+        """A subfolder of the run (parts, weights, checkpoints); RunDataError if it is a link or a file."""
+        path = self.path / name
+        try:
+            safe_fs.check_folder(path)
+        except OSError as exc:
+            raise RunDataError(f"run {self.id} is damaged: {name}/ {exc.strerror}: refused") from None
+        return path
+
+    def _files(self, name: str, pattern: re.Pattern[str]) -> list[Path]:
+        """The regular files of subfolder ``name`` named as the store names them, sorted."""
+        folder = self.folder(name)
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if pattern.fullmatch(p.name) and safe_fs.is_regular(p))
+
+    def _read(self, relative: str) -> bytes:
+        """A file of the run by its relative path (RunDataError naming it if missing, a link or unreadable)."""
+        parent, _, _ = relative.rpartition("/")
+        path = (self.folder(parent) if parent else self.path) / relative.rpartition("/")[2]
+        try:
+            return safe_fs.read_bytes(path)
+        except OSError as exc:
+            raise RunDataError(f"{relative} of run {self.id} cannot be read: {_why(exc)}") from None
+
+    def _read_text(self, relative: str) -> str:
+        data = self._read(relative)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RunDataError(f"{relative} of run {self.id} cannot be read: {_why(exc)}") from None
+
+    def _write(self, relative: str, data: str | bytes) -> None:
+        parent, _, name = relative.rpartition("/")
+        folder = self.folder(parent) if parent else self.path
+        if parent and not folder.is_dir():
+            folder.mkdir()
+        atomic_write(folder / name, data)
+
+    def _remove(self, relative: str) -> None:
+        """Delete a file of the store's own naming, if it is a regular file in a real folder."""
+        parent, _, name = relative.rpartition("/")
+        folder = self.folder(parent) if parent else self.path
+        safe_fs.remove_file(folder / name)
+
     # --- creating and writing -------------------------------------------------------------
 
     @classmethod
     def create(cls, root: Path, spec: Spec, device: str, chunks: int, extra: dict[str, Any] | None = None) -> Run:
-        """Make a fresh folder (never reusing one) with config.toml and a 'running' run.json."""
+        """Make a fresh folder (never reusing one) with config.toml and a 'running' run.json. If the
+        folder cannot be completed (a full disk), what was made of it is removed again."""
         try:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -124,11 +216,21 @@ class Run:
         else:  # pragma: no cover - a thousand runs of one name in one second
             raise UserError(f"could not create a run folder under {root}")
         run = cls(path)
-        (path / "weights").mkdir()
-        (path / "parts").mkdir()
-        atomic_write(path / "config.toml", spec.to_toml())
-        info = {
-            "id": path.name,
+        try:
+            (path / "weights").mkdir()
+            (path / "parts").mkdir()
+            atomic_write(path / "config.toml", spec.to_toml())
+            run.write_info(run._first_info(spec, device, chunks, extra))
+        except BaseException as exc:
+            run._remove_unfinished()
+            if isinstance(exc, OSError):
+                raise UserError(f"run folder under {root} cannot be written: {_why(exc)}") from None
+            raise
+        return run
+
+    def _first_info(self, spec: Spec, device: str, chunks: int, extra: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "id": self.path.name,
             "name": spec.name,
             "model": spec.model,
             "status": "running",
@@ -153,8 +255,19 @@ class Run:
             "error": "",
             **(extra or {}),
         }
-        run.write_info(info)
-        return run
+
+    def _remove_unfinished(self) -> None:
+        """Undo a half-made folder: the files create() writes, its two subfolders, the folder."""
+        for name in ("config.toml", "run.json"):
+            with contextlib.suppress(OSError):
+                safe_fs.remove_file(self.path / name)
+        for entry in list(self.path.iterdir()) if self.path.is_dir() else []:
+            if TEMPORARY_NAME.fullmatch(entry.name):
+                with contextlib.suppress(OSError):
+                    safe_fs.remove_file(entry)
+        for folder in ("weights", "parts", ""):
+            with contextlib.suppress(OSError):
+                (self.path / folder).rmdir()
 
     def write_info(self, info: dict[str, Any]) -> None:
         atomic_write(self.path / "run.json", json.dumps(info, indent=2) + "\n")
@@ -169,8 +282,9 @@ class Run:
         atomic_write(self.path / "results.csv", csv_text(columns, sorted(rows, key=lambda r: r["instance"])))
 
     def write_chunk(self, spec: Spec, result: ChunkResult, rows: list[dict[str, Any]]) -> None:
-        """A trained chunk: its curves, features and weights as parts, and its rows added to ``rows``
-        (the results stored so far), which results.csv is then rewritten with."""
+        """A trained chunk: its results, curves, features and weights as parts, then its entry in
+        manifest.json, then its rows added to ``rows`` (the results stored so far), which results.csv
+        is rewritten with. A kill before the manifest names the chunk has it trained again."""
         chunk = result.chunk
         weights = dict(result.weights)
         weights["instance"] = torch.tensor([i.index for i in chunk.instances], dtype=torch.int64)
@@ -178,86 +292,203 @@ class Run:
             for name, values in result.snapshots.items():
                 weights[f"{name}.snapshots"] = values
             weights["snapshot_steps"] = torch.tensor(result.snapshot_steps).expand(len(chunk), -1)
-        self.write_part(chunk.index, curve_csv(spec, result), feature_csv(spec, result), weights)
-        rows.extend(result_rows(spec, result))
-        self.write_results(result_columns(spec), rows)
+        new_rows = result_rows(spec, result)
+        columns = result_columns(spec)
+        pieces = {"results": csv_text(columns, sorted(new_rows, key=lambda r: r["instance"])),
+                  "curves": curve_csv(spec, result), "features": feature_csv(spec, result)}
+        self._write(f"parts/results-{chunk.index:04d}.csv", pieces["results"])
+        blob = self.write_part(chunk.index, pieces["curves"], pieces["features"], weights)
+        files = {name: digest(text.encode("utf-8"), text.count("\n") - 1) for name, text in pieces.items()}
+        files["weights"] = digest(blob)
+        manifest = self.manifest() or Manifest()
+        manifest.chunks[chunk.index] = StoredChunk([i.index for i in chunk.instances], files)
+        self.write_manifest(manifest)
+        rows.extend(new_rows)
+        self.write_results(columns, rows)
 
     def write_error_log(self, text: str) -> None:
-        """error.log: the traceback of a failed run."""
+        """error.log: the traceback of a failed run (replacing a link there, never writing through it)."""
         atomic_write(self.path / "error.log", text)
 
-    def write_part(self, chunk: int, curves: str, features: str, weights: dict[str, torch.Tensor]) -> None:
-        """A finished chunk's curves, per-feature rows and weights."""
-        atomic_write(self.path / "parts" / f"curves-{chunk:04d}.csv", curves)
-        atomic_write(self.path / "parts" / f"features-{chunk:04d}.csv", features)
-        target = self.path / "weights" / f"chunk-{chunk:04d}.safetensors"
-        tmp = target.with_name(f".{target.name}.tmp")
-        save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+    def write_part(self, chunk: int, curves: str, features: str, weights: dict[str, torch.Tensor]) -> bytes:
+        """A finished chunk's curves, per-feature rows and weights; returns the weights file's bytes."""
+        self._write(f"parts/curves-{chunk:04d}.csv", curves)
+        self._write(f"parts/features-{chunk:04d}.csv", features)
+        blob = save_safetensors({k: v.contiguous() for k, v in weights.items()})
+        self._write(f"weights/chunk-{chunk:04d}.safetensors", blob)
+        return blob
+
+    def manifest(self) -> Manifest | None:
+        """manifest.json, or None if the run has none (written before manifests) or it cannot be read."""
+        if not (self.path / "manifest.json").exists():
+            return None
+        try:
+            return Manifest.from_json(self._read_text("manifest.json"))
+        except (RunDataError, ValueError):
+            return None
+
+    def write_manifest(self, manifest: Manifest) -> None:
+        atomic_write(self.path / "manifest.json", manifest.to_json())
 
     def gather_parts(self) -> None:
-        """Concatenate the chunk parts into curves.csv and features.csv, then drop the parts."""
-        parts = self.path / "parts"
-        if not parts.is_dir():
+        """Concatenate the chunk parts into curves.csv and features.csv (in instance order, so the tables
+        do not depend on which chunk trained when), record them in the manifest, then drop the parts."""
+        parts = self._files("parts", PART_NAME)
+        if not parts and not self.folder("parts").is_dir():
             return
+        texts = {p: self._read_text(f"parts/{p.name}") for p in parts}
         for table in ("curves", "features"):
-            files = sorted(parts.glob(f"{table}-*.csv"))
-            atomic_write(self.path / f"{table}.csv", _concat_csv(files))
-        for f in parts.iterdir():
-            f.unlink()
-        parts.rmdir()
+            mine = [p for p in parts if p.name.startswith(f"{table}-")]
+            ordered = sorted(mine, key=lambda p: (_first_instance(texts[p]), p.name))
+            atomic_write(self.path / f"{table}.csv", _concat_csv([texts[p] for p in ordered]))
+        manifest = self.manifest()
+        if manifest is not None:
+            manifest.tables = {f"{t}.csv": digest(self._read(f"{t}.csv")) for t in TABLES
+                               if safe_fs.is_regular(self.path / f"{t}.csv")}
+            self.write_manifest(manifest)
+        self._drop_parts()
+
+    def _drop_parts(self) -> None:
+        for path in self._files("parts", PART_NAME) + self._files("parts", TEMPORARY_NAME):
+            safe_fs.remove_file(path)
+        with contextlib.suppress(OSError):
+            self.folder("parts").rmdir()  # left alone if anything not of ours is in it
 
     def write_checkpoint(self, chunk: int, instances: list[int], tensors: dict[str, torch.Tensor],
                          meta: dict[str, int]) -> None:
         """The training state of a chunk in progress: checkpoints/chunk-NNNN.safetensors, replaced atomically
         (one file per chunk, since chunks may train side by side on a cluster)."""
-        folder = self.path / "checkpoints"
-        folder.mkdir(exist_ok=True)
-        target = folder / f"chunk-{chunk:04d}.safetensors"
-        tmp = target.with_name(f".{target.name}.tmp")
         data = {**tensors, "instance": torch.tensor(instances, dtype=torch.int64)}
-        save_file({k: v.contiguous() for k, v in data.items()}, str(tmp), metadata={k: str(v) for k, v in meta.items()})
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+        blob = save_safetensors({k: v.contiguous() for k, v in data.items()},
+                                metadata={k: str(v) for k, v in meta.items()})
+        self._write(f"checkpoints/chunk-{chunk:04d}.safetensors", blob)
 
     def read_checkpoints(self) -> list[tuple[int, list[int], dict[str, torch.Tensor], dict[str, int]]]:
-        """The checkpoints of chunks cut short: each one's chunk number, instances, tensors and step counters."""
-        from safetensors import safe_open
-
+        """The checkpoints of chunks cut short: each one's chunk number, instances, tensors and step counters.
+        A checkpoint that cannot be read (cut mid-write by hand, garbled) is removed: its chunk trains from
+        the start."""
         found = []
-        for path in sorted((self.path / "checkpoints").glob("chunk-*.safetensors")):
-            with safe_open(str(path), framework="pt") as f:
-                meta = {k: int(v) for k, v in (f.metadata() or {}).items()}
-            tensors = load_file(str(path))
-            found.append((int(path.stem.split("-")[1]), [int(i) for i in tensors.pop("instance")], tensors, meta))
+        for path in self._files("checkpoints", WEIGHTS_NAME):
+            try:
+                data = self._read(f"checkpoints/{path.name}")
+                meta = {k: int(v) for k, v in _safetensors_metadata(data).items()}
+                tensors = load_safetensors(data)
+                instances = [int(i) for i in tensors.pop("instance")]
+            except (RunDataError, SafetensorError, ValueError, KeyError, struct.error, TypeError):
+                safe_fs.remove_file(path)
+                continue
+            found.append((int(path.stem.split("-")[1]), instances, tensors, meta))
         return found
 
     def clear_checkpoint(self, chunk: int) -> None:
-        (self.path / "checkpoints" / f"chunk-{chunk:04d}.safetensors").unlink(missing_ok=True)
+        self._remove(f"checkpoints/chunk-{chunk:04d}.safetensors")
 
-    def drop_unrecorded_chunks(self, done: set[int]) -> None:
-        """Before resuming: remove the parts and weights of chunks whose instances results.csv lacks
-        (a kill between writing a chunk's files and its rows); those instances train again."""
-        for path in sorted((self.path / "weights").glob("chunk-*.safetensors")):
-            instances = {int(i) for i in load_file(str(path))["instance"]}
+    def recover(self, spec: Spec) -> tuple[list[dict[str, Any]], dict[int, list[int]]]:
+        """Before resuming: keep exactly the stored chunks whose files match manifest.json; returns their
+        results rows, and the chunks the manifest names that failed the check (number -> instances, so
+        they train again as they were, under their own numbers). Everything else (a chunk cut between
+        its writes, a damaged or missing file, rows duplicated or cut in half, a results.csv emptied) is
+        removed and its instances train again.
+
+        A chunk's pieces are looked for in parts/ and in the gathered tables alike, and put back in
+        parts/ for the next gather_parts(); this is idempotent, so a kill during it is resumed too. A run
+        without a manifest (written before manifests) is recovered by the results.csv it has.
+        """
+        manifest = self.manifest()
+        if manifest is None and not (self.path / "manifest.json").exists() and self.stored_chunks():
+            return self._recover_without_manifest(), {}
+        manifest = manifest or Manifest()
+        gathered = {t: self._gathered_text(t) for t in PIECES}
+        parts = {p.name: p for p in self._files("parts", PART_NAME)}
+        weights = {p.name: p for p in self._files("weights", WEIGHTS_NAME)}
+        valid = set(range(spec.n_instances))
+        good: dict[int, dict[str, str]] = {}
+        bad: dict[int, list[int]] = {}
+        seen: set[int] = set()
+        for number, chunk in sorted(manifest.chunks.items()):
+            members = set(chunk.instances)
+            if not members or not members <= valid or members & seen or len(members) != len(chunk.instances):
+                continue
+            seen |= members
+            bad[number] = chunk.instances
+            name = f"chunk-{number:04d}.safetensors"
+            if name not in weights or not matches(self._read(f"weights/{name}"), chunk.files.get("weights", {})):
+                continue
+            texts: dict[str, str] = {}
+            for piece in PIECES:
+                candidates = []  # the chunk's piece as parts/ holds it, then as cut from the gathered table
+                part = parts.get(f"{piece}-{number:04d}.csv")
+                if part is not None:
+                    with contextlib.suppress(RunDataError):
+                        candidates.append(self._read_text(f"parts/{part.name}"))
+                table = gathered[piece]
+                if table is not None:
+                    candidates.append(segment(table, members))
+                found = next((t for t in candidates if matches(t.encode("utf-8"), chunk.files.get(piece, {}))), None)
+                if found is not None:
+                    texts[piece] = found
+            if len(texts) == len(PIECES):
+                good[number] = texts
+                del bad[number]
+        # Put the good chunks' pieces in parts/, then forget (and remove) everything else, temporaries
+        # of writes that were cut short included.
+        for folder in ("", "parts", "weights", "checkpoints"):
+            for path in self._files(folder, TEMPORARY_NAME) if folder else self._temporaries():
+                safe_fs.remove_file(path)
+        for number, texts in good.items():
+            for piece, text in texts.items():
+                self._write(f"parts/{piece}-{number:04d}.csv", text)
+        for name, path in parts.items():
+            if _chunk_number(name, PART_NAME) not in good or name.endswith("-before-resume.csv"):
+                safe_fs.remove_file(path)
+        for name, path in weights.items():
+            if _chunk_number(name, WEIGHTS_NAME) not in good:
+                safe_fs.remove_file(path)
+        self.write_manifest(Manifest({n: manifest.chunks[n] for n in good}))
+        for table in ("curves", "features"):
+            self._remove(f"{table}.csv")
+        rows = [row for number in sorted(good) for row in parse_csv(good[number]["results"], "results.csv")[1]]
+        self.write_results(result_columns(spec), rows)
+        return rows, bad
+
+    def _temporaries(self) -> list[Path]:
+        return sorted(p for p in self.path.iterdir() if TEMPORARY_NAME.fullmatch(p.name) and safe_fs.is_regular(p))
+
+    def _gathered_text(self, table: str) -> str | None:
+        """A gathered table's text, or None if it is missing or unreadable (its chunks are then looked for
+        in parts/ alone)."""
+        if not (self.path / f"{table}.csv").exists():
+            return None
+        try:
+            return self._read_text(f"{table}.csv")
+        except RunDataError:
+            return None
+
+    def _recover_without_manifest(self) -> list[dict[str, Any]]:
+        """A run from before manifests: trust results.csv, drop the chunks it lacks rows for, move the
+        gathered tables back into parts/."""
+        try:
+            _, rows = self.results()
+        except RunDataError as exc:
+            raise UserError(f"{exc}: it cannot be resumed") from None
+        done = {r["instance"] for r in rows}
+        for path in self._files("weights", WEIGHTS_NAME):
+            try:
+                instances = {int(i) for i in load_safetensors(self._read(f"weights/{path.name}"))["instance"]}
+            except (RunDataError, SafetensorError, KeyError):
+                instances = {-1}
             if not instances <= done:
                 index = path.stem.split("-")[1]
-                path.unlink()
+                safe_fs.remove_file(path)
                 for table in ("curves", "features"):
-                    (self.path / "parts" / f"{table}-{index}.csv").unlink(missing_ok=True)
-
-    def reopen_parts(self) -> None:
-        """Before resuming: move the gathered curves.csv and features.csv back into parts/, so the
-        next gather_parts() includes them beside the new chunks' parts."""
-        parts = self.path / "parts"
+                    self._remove(f"parts/{table}-{index}.csv")
+        parts = self.folder("parts")
         parts.mkdir(exist_ok=True)
         for table in ("curves", "features"):
             gathered = self.path / f"{table}.csv"
-            if gathered.is_file():
+            if safe_fs.is_regular(gathered):
                 os.replace(gathered, parts / f"{table}-0000-before-resume.csv")
+        return rows
 
     # --- reading --------------------------------------------------------------------------
 
@@ -274,34 +505,100 @@ class Run:
     def info(self) -> dict[str, Any]:
         """run.json, or a 'damaged' stand-in when it is missing or unreadable."""
         try:
-            info = json.loads((self.path / "run.json").read_text(encoding="utf-8"))
+            info = json.loads(safe_fs.read_text(self.path / "run.json"))
             if not isinstance(info, dict):
                 raise ValueError("run.json is not an object")
             return info
-        except (OSError, ValueError) as exc:
-            return {"id": self.id, "name": "?", "status": "damaged", "error": f"run.json: {exc}"}
+        except (OSError, ValueError, RecursionError) as exc:
+            return {"id": self.id, "name": "?", "status": "damaged", "error": f"run.json: {_why(exc)}"}
 
     def status(self) -> str:
-        """One of :data:`STATUSES` (see :func:`run_status`)."""
-        return run_status(self.info())
+        """One of :data:`STATUSES` (see :func:`run_status`); ``damaged`` too when :meth:`problem` finds one."""
+        info = self.info()
+        status = run_status(info)
+        if status in ("running", "damaged"):
+            return status
+        return "damaged" if self.problem(info) else status
+
+    def problem(self, info: dict[str, Any] | None = None, deep: bool = False) -> str:
+        """What is wrong with the run's files, in one line naming the file, or "" if nothing is.
+
+        Cheap checks (sizes, row counts) by default, so ``toysup runs`` stays fast; ``deep`` also
+        compares every file's sha256 with manifest.json (report and export). A live run is not checked:
+        its files are still being written.
+        """
+        info = self.info() if info is None else info
+        raw = info.get("status")
+        if raw == "damaged" and info.get("error"):
+            return str(info["error"])
+        if raw not in STATUSES:
+            return f"run.json: unknown status {str(raw)[:40]!r}"
+        if run_status(info) == "running":
+            return ""
+        try:
+            return self._problem(info, deep)
+        except RunDataError as exc:
+            return str(exc)
+
+    def _problem(self, info: dict[str, Any], deep: bool) -> str:
+        for name in ("parts", "weights", "checkpoints"):
+            self.folder(name)
+        if not (self.path / "config.toml").exists():
+            return "config.toml is missing"
+        try:
+            spec = self.spec()
+        except RunDataError as exc:
+            return str(exc)
+        _, rows = self.results()
+        instances = {r.get("instance") for r in rows}
+        if len(instances) != len(rows):
+            return "results.csv: an instance appears twice"
+        if info.get("status") == "completed" and len(rows) != spec.n_instances:
+            return f"results.csv: {len(rows)} rows, but the run completed {spec.n_instances} instances"
+        manifest = self.manifest()
+        if manifest is None:
+            if (self.path / "manifest.json").exists():
+                return "manifest.json cannot be read"
+            return ""
+        for number, chunk in manifest.chunks.items():
+            name = f"weights/chunk-{number:04d}.safetensors"
+            try:
+                size = os.lstat(self.path / name).st_size
+            except OSError:
+                return f"{name} is missing"
+            if size != chunk.files.get("weights", {}).get("size") or (deep and not matches(
+                    self._read(name), chunk.files["weights"])):
+                return f"{name} does not match manifest.json (cut or changed)"
+        for table, expected in manifest.tables.items():
+            try:
+                size = os.lstat(self.path / table).st_size
+            except OSError:
+                return f"{table} is missing"
+            if size != expected.get("size") or (deep and not matches(self._read(table), expected)):
+                return f"{table} does not match manifest.json (cut or changed)"
+        return ""
 
     def spec(self) -> Spec:
         """The run's resolved spec from config.toml (RunDataError if it is missing or not a valid spec)."""
         path = self.path / "config.toml"
-        if not path.is_file():
+        if not path.exists():
             raise RunDataError(f"run {self.id} is damaged: config.toml is missing")
         try:
+            safe_fs.read_bytes(path)  # a link or a FIFO is refused before the TOML reader opens it
             return resolve(read_preset(str(path)), source=str(path))
-        except UserError as exc:
-            raise RunDataError(f"run {self.id} is damaged: {exc}") from None
+        except OSError as exc:
+            raise RunDataError(f"run {self.id} is damaged: config.toml cannot be read: {_why(exc)}") from None
+        except (UserError, RecursionError, UnicodeDecodeError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else _why(exc)
+            raise RunDataError(f"run {self.id} is damaged: {why}") from None
 
     def results(self) -> tuple[list[str], list[dict[str, Any]]]:
         """results.csv's header and rows as stored (both empty before the first chunk finishes).
         engine.results.Results adds each row's sweep point and the joins to the other tables."""
         path = self.path / "results.csv"
-        if not path.is_file():
+        if not path.exists():
             return [], []
-        return read_csv(path)
+        return parse_csv(self._read_text("results.csv"), "results.csv")
 
     def table_path(self, table: str) -> Path:
         return self.path / f"{table}.csv"
@@ -310,16 +607,13 @@ class Run:
         """results, curves or features as CSV text (live runs: gathered from the parts)."""
         if table not in TABLES:
             raise UserError(f"no table {table!r}: expected {', '.join(TABLES)}")
-        path = self.table_path(table)
-        try:
-            if path.is_file():
-                return path.read_text(encoding="utf-8")
-            if table != "results":
-                files = sorted((self.path / "parts").glob(f"{table}-*.csv"))
-                if files:
-                    return _concat_csv(files)
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RunDataError(f"{table}.csv of run {self.id} cannot be read: {exc}") from None
+        if self.table_path(table).exists():
+            return self._read_text(f"{table}.csv")
+        if table != "results":
+            files = [p for p in self._files("parts", PART_NAME) if p.name.startswith(f"{table}-")]
+            if files:
+                texts = [self._read_text(f"parts/{p.name}") for p in files]
+                return _concat_csv(sorted(texts, key=_first_instance))
         raise RunDataError(f"run {self.id} has no {table} table yet")
 
     def table(self, table: str) -> tuple[list[str], list[dict[str, Any]]]:
@@ -328,14 +622,14 @@ class Run:
 
     def stored_chunks(self) -> list[int]:
         """The numbers of the chunks whose weights are stored (so finished), in order."""
-        return sorted(int(p.stem.split("-")[1]) for p in (self.path / "weights").glob("chunk-*.safetensors"))
+        return [int(p.stem.split("-")[1]) for p in self._files("weights", WEIGHTS_NAME)]
 
     def weights(self) -> Iterator[dict[str, torch.Tensor]]:
         """Each chunk's weights (with its ``instance`` index tensor), in chunk order."""
-        for path in sorted((self.path / "weights").glob("chunk-*.safetensors")):
+        for path in self._files("weights", WEIGHTS_NAME):
             try:
-                tensors = load_file(str(path))
-            except (OSError, SafetensorError) as exc:
+                tensors = load_safetensors(self._read(f"weights/{path.name}"))
+            except SafetensorError as exc:
                 raise RunDataError(f"weights/{path.name} of run {self.id} cannot be read: {exc}") from None
             if "instance" not in tensors:
                 raise RunDataError(f"weights/{path.name} of run {self.id} has no instance index")
@@ -350,19 +644,17 @@ class Run:
         raise RunDataError(f"run {self.id} has no weights for instance {instance}")
 
 
-def _concat_csv(files: list[Path]) -> str:
-    """CSV files with one header: the first non-empty file's (a run cut before any chunk has empty tables)."""
+def _concat_csv(texts: list[str]) -> str:
+    """CSV texts with one header: the first non-empty one's (a run cut before any chunk has empty tables)."""
     out: list[str] = []
-    for f in files:
-        lines = f.read_text(encoding="utf-8").splitlines(keepends=True)
+    for text in texts:
+        lines = text.splitlines(keepends=True)
         out.extend(lines if not out else lines[1:])
     return "".join(out)
 
 
 def _is_run_folder(path: Path) -> bool:
     return path.is_dir() and ((path / "run.json").exists() or (path / "config.toml").exists())
-
-
 def list_runs(root: Path) -> list[Run]:
     """Run folders under ``root``, newest first (by folder name, which starts with the time)."""
     if not root.is_dir():
@@ -426,15 +718,23 @@ def run_status(info: dict[str, Any]) -> str:
 
 
 def export_text(run: Run, table: str = "results") -> str:
-    """A table as CSV with a leading run_id column, so exported rows say where they came from."""
-    return with_run_id(run.table_text(table), run.id)
+    """A table as CSV with a leading run_id column, so exported rows say where they came from. A table
+    that disagrees with the run's manifest (cut or edited) is refused with what is wrong."""
+    text = run.table_text(table)
+    problem = run.problem(deep=True)
+    if problem and problem.startswith(f"{table}.csv"):
+        raise RunDataError(f"run {run.id} is damaged: {problem}")
+    return with_run_id(text, run.id)
 
 
 def export(run: Run, target: Path, table: str = "results") -> int:
     """Write :func:`export_text` to ``target`` atomically (``toysup export -o`` and the TUI's export);
-    returns the number of rows. A target that is a folder, in a missing folder or unwritable is a UserError."""
+    returns the number of rows. A target that is a folder, a FIFO or device, in a missing folder or
+    unwritable is a UserError; a failed write (a full disk) leaves the target as it was and no temporary."""
     if target.is_dir():
         raise UserError(f"{target} is a directory: give a file name")
+    if target.exists() and not target.is_file():
+        raise UserError(f"{target} is not a regular file (a FIFO, socket or device): give a file name")
     if not target.parent.exists():
         raise UserError(f"{target}: folder {target.parent} does not exist")
     text = export_text(run, table)
@@ -445,10 +745,35 @@ def export(run: Run, target: Path, table: str = "results") -> int:
     return max(text.count("\n") - 1, 0)
 
 
+# A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(cell: str) -> str:
+    """A CSV cell safe to open in a spreadsheet: one starting with a formula character gets a leading
+    single quote, as OWASP advises; a number (``-0.5``, ``-inf``) is left as it is."""
+    if not cell.startswith(FORMULA_START):
+        return cell
+    try:
+        float(cell)
+        return cell
+    except ValueError:
+        return "'" + cell
+
+
 def with_run_id(text: str, run_id: str) -> str:
-    """Prefix a CSV table with a run_id column, so exported rows say where they came from."""
-    lines = text.splitlines(keepends=True)
-    if not lines:
+    """Prefix a CSV table with a run_id column, so exported rows say where they came from; every text
+    cell that a spreadsheet would take for a formula is :func:`neutralised`."""
+    if not text:
         return text
-    cell = csv_text(["x"], [{"x": run_id}]).splitlines()[1]
-    return "".join([f"run_id,{lines[0]}", *(f"{cell},{line}" for line in lines[1:])])
+    reader = csv.reader(io.StringIO(text))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    header = next(reader, None)
+    if header is None:
+        return ""
+    writer.writerow(["run_id", *(neutralised(c) for c in header)])
+    run_cell = neutralised(run_id)
+    for row in reader:
+        writer.writerow([run_cell, *(neutralised(c) for c in row)])
+    return buf.getvalue()

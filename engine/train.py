@@ -126,6 +126,7 @@ def train_chunk(
         reported = resume_from[1]["reported"]
 
     for step in range(first_step, steps + 1):
+        model.exact_loss = step in record_at  # the recorded losses must not depend on the chunking
         loss, grads = model.loss_and_grads(weights, step)
         # An instance whose loss is no longer finite is frozen at its last finite weights; the
         # others train on (instances never mix, so a NaN cannot spread) and no sync is needed.

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from engine.errors import SpecError
+from engine.models import get_model
 from engine.runner import resume_sweep, run_sweep
 from engine.store import Run, list_runs
 
@@ -21,7 +22,8 @@ from helpers import assert_same_results, invoke, make_spec, toysup_command
 
 PARAMS = {"steps": 400, "batch_size": 64, "eval_batch_size": 256, "seeds": 10}
 SWEEP = {"feature_probability": [1.0, 0.3, 0.1, 0.03]}
-BUDGET = 500_000  # bytes: 16 instances per chunk, so 40 instances make 3 chunks
+# bytes: 16 instances per chunk, so 40 instances make 3 chunks
+BUDGET = 16 * get_model("relu_output").bytes_per_instance(make_spec(PARAMS, SWEEP).instances()[0].config)
 
 
 def test_resume_after_an_in_process_stop_matches_an_uninterrupted_run(tmp_path: Path):

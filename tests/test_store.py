@@ -110,7 +110,7 @@ def test_run_sweep_completes_and_writes_every_file(finished):
     _, outcome, run, _ = finished
     assert outcome.status == "completed" and outcome.error == ""
     names = sorted(p.name for p in run.path.iterdir())
-    assert names == ["config.toml", "curves.csv", "features.csv", "results.csv", "run.json", "weights"]
+    assert names == ["config.toml", "curves.csv", "features.csv", "manifest.json", "results.csv", "run.json", "weights"]
     assert [p.name for p in (run.path / "weights").iterdir()] == ["chunk-0000.safetensors"]
     assert not list(run.path.rglob(".*.tmp"))
 
@@ -285,9 +285,11 @@ def test_run_status_is_one_of_six(tmp_path):
 
     run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=1)
     assert run.status() == "running"  # this process wrote it and still runs
-    for word in ("completed", "interrupted", "failed"):
+    for word in ("interrupted", "failed"):
         run.update_info(status=word)
         assert run.status() == word
+    run.update_info(status="completed")  # but no results.csv rows: the word alone is not trusted
+    assert run.status() == "damaged" and "results.csv: 0 rows" in run.problem()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     run.update_info(status="running", pid=int(gone.stdout))
     assert run.status() == "killed"
@@ -386,7 +388,7 @@ def test_the_readme_and_the_store_describe_the_run_folder_alike():
     assert documented_files(section) == documented_files(store.__doc__ or "")
     assert list(documented_files(section)) == [
         "config.toml", "run.json", "results.csv", "curves.csv", "features.csv", "weights/chunk-NNNN.safetensors",
-        "checkpoints/chunk-NNNN.safetensors", "error.log"]
+        "checkpoints/chunk-NNNN.safetensors", "error.log", "manifest.json"]
 
 
 @pytest.mark.parametrize("model, params, sweep", [

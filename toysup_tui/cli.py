@@ -214,6 +214,10 @@ def runs(runs_dir: RunsDirOption = None) -> None:
         out.print(f"no runs in {root}")
         return
     out.print(runs_table(found))
+    for run in found:  # what is wrong with each damaged folder, in its own words, never as markup
+        problem = run.problem()
+        if problem:
+            out.print(f"[bold red]damaged[/] {escape(run.id)}: {escape(problem)}", soft_wrap=True)
 
 
 @app.command("report")
@@ -358,7 +362,10 @@ def tui(
 
 def main() -> None:
     """Entry point: run the Typer app; usage mistakes Click finds itself (a bad type, an unknown option or
-    command) become one line and exit 2 like ours, and Ctrl-C outside a run exits 130."""
+    command) become one line and exit 2 like ours, and Ctrl-C (and SIGTERM, from the very start, before a
+    run's own handlers are in place) outside a run exits 130. The TUI keeps the terminal's defaults."""
+    if sys.argv[1:2] != ["tui"]:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as exc:  # Typer's own (vendored Click) usage errors

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -28,11 +29,13 @@ from toysup_tui.render.phase import phase_table
 from toysup_tui.render.tables import (
     COMPACT_BELOW,
     STATUS_STYLE,
+    is_number,
     orientation_table,
     plural,
     recovery_table,
     summary_metrics,
     summary_table,
+    text_cell,
 )
 from toysup_tui.summaries import print_diverged
 
@@ -98,7 +101,7 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
     try:
         _print_header(console, run, run.info())
         if spec is None:
-            console.print(f"[bold red]cannot read the run's config:[/] {problem}")
+            console.print(f"[bold red]cannot read the run's config:[/] {escape(str(problem))}")
             return
         _print_body(console, run, spec, axis, best_of)
     finally:
@@ -143,21 +146,27 @@ def _print_table(console: Console, table: Table | None) -> None:
 
 
 def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
-    status = run_status(info)
-    done, total = info.get("instances_done", 0), info.get("instances", 0)
+    problem = run.problem(info, deep=True)  # every file against manifest.json, by hash
+    status = "damaged" if problem else run_status(info)
+    done, total = text_cell(info.get("instances_done", 0)), text_cell(info.get("instances", 0))
     wall = info.get("wall_time_s")
-    wall_text = f"{wall:.1f}s" if isinstance(wall, (int, float)) else "?"
-    console.print(f"[bold]{run.id}[/]  {info.get('name', '?')} ({info.get('model', '?')})  "
-                  f"[{STATUS_STYLE.get(status, '')}]{status}[/]  {done}/{total} instances")
-    console.print(f"[dim]device {info.get('device', '?')}  started {str(info.get('started', '?'))[:19]}  "
-                  f"wall {wall_text}[/]")
-    console.print(f"[dim]{SEED_MODE_TEXT.get(info.get('seed_mode', 'paired'), info.get('seed_mode'))}[/]")
-    console.print(f"[dim]folder {run.path}[/]", soft_wrap=True)
-    if info.get("error"):
-        console.print(f"[red]error: {info['error']}[/]")
+    wall_text = f"{wall:.1f}s" if is_number(wall) else "?"
+    console.print(f"[bold]{escape(run.id)}[/]  {text_cell(info.get('name', '?'))} "
+                  f"({text_cell(info.get('model', '?'))})  "
+                  f"[{STATUS_STYLE.get(status, '')}]{escape(status)}[/]  {done}/{total} instances")
+    console.print(f"[dim]device {text_cell(info.get('device', '?'))}  "
+                  f"started {text_cell(info.get('started', '?'))[:19]}  wall {wall_text}[/]")
+    seed_mode = info.get("seed_mode", "paired")
+    mode_text = SEED_MODE_TEXT.get(seed_mode, seed_mode) if isinstance(seed_mode, str) else seed_mode
+    console.print(f"[dim]{text_cell(mode_text)}[/]")
+    console.print(f"[dim]folder {escape(str(run.path))}[/]", soft_wrap=True)
+    if problem:
+        console.print(f"[bold red]damaged:[/] {escape(problem)}", soft_wrap=True)
+    elif info.get("error"):
+        console.print(f"[red]error: {text_cell(info['error'])}[/]")
     if status in ("running", "interrupted", "killed", "failed") and done != total:
         console.print(f"[{STATUS_STYLE[status]}]{status}: showing the {done} of {total} instances that finished[/]"
-                      + ("" if status == "running" else f"; continue with: toysup resume {run.id}"))
+                      + ("" if status == "running" else f"; continue with: toysup resume {escape(run.id)}"))
 
 
 def _no_results_message(run: Run, info: dict[str, Any]) -> str:
@@ -167,7 +176,7 @@ def _no_results_message(run: Run, info: dict[str, Any]) -> str:
     if (run.path / "results.csv").exists():
         return "results.csv holds no instances"
     # The file name comes before the (long) path, so wrapping never splits the message a user looks for.
-    return (f"[bold red]no results: results.csv is missing[/] (status {status}) in {run.path}; "
+    return (f"[bold red]no results: results.csv is missing[/] (status {status}) in {escape(str(run.path))}; "
             "the run finished no chunk, or its folder is damaged")
 
 

@@ -15,8 +15,8 @@ from engine.plan import Chunk
 from engine.results import Results
 from engine.results import value_text as fmt
 from engine.spec import Spec
-from engine.store import Run, run_status
-from toysup_tui.render.tables import COMPACT_BELOW, summary_metrics, summary_table
+from engine.store import Run
+from toysup_tui.render.tables import COMPACT_BELOW, number, summary_metrics, summary_table, text_cell
 
 
 def print_summary(console: Console, run: Run) -> None:
@@ -26,11 +26,12 @@ def print_summary(console: Console, run: Run) -> None:
         width = console.width
         console.print(summary_table(results, summary_metrics(results, width), compact=width < COMPACT_BELOW))
     print_diverged(console, results.rows)
-    status = run_status(info)
-    console.print(f"run [bold]{run.id}[/] {status}: {info.get('instances_done', 0)}/{info.get('instances', 0)} "
-                  f"instances, {info.get('wall_time_s', 0):.1f}s, {info.get('instance_steps_per_s', 0):,.0f} "
-                  f"instance-steps/s on {info.get('device')}")
-    console.print(f"folder: {run.path}   next: toysup report {run.id}")
+    status = run.status()
+    console.print(f"run [bold]{escape(run.id)}[/] {escape(status)}: {text_cell(info.get('instances_done', 0))}/"
+                  f"{text_cell(info.get('instances', 0))} instances, {number(info.get('wall_time_s')):.1f}s, "
+                  f"{number(info.get('instance_steps_per_s')):,.0f} instance-steps/s on "
+                  f"{text_cell(info.get('device'))}")
+    console.print(f"folder: {escape(str(run.path))}   next: toysup report {escape(run.id)}")
 
 
 def print_diverged(console: Console, rows: list[dict[str, Any]]) -> None:
@@ -54,7 +55,7 @@ def json_summary(run: Run) -> dict[str, Any]:
     ]
     keys = ("id", "name", "model", "status", "device", "instances", "instances_done", "wall_time_s",
             "instance_steps_per_s", "error")
-    return {**{k: info.get(k) for k in keys}, "status": run_status(info), "run_dir": str(run.path), "points": points}
+    return {**{k: info.get(k) for k in keys}, "status": run.status(), "run_dir": str(run.path), "points": points}
 
 
 def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bool, where: str = "") -> None:

@@ -208,18 +208,38 @@ class RayExecutor(Executor):
             self._owns_ray = False
 
 
+# The HTTP/2 client preface and an empty SETTINGS frame: a Ray endpoint (GCS or Ray Client, both gRPC)
+# answers with a SETTINGS frame of its own; anything else (a web server, a database) does not.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+HTTP2_SETTINGS = 4
+
+
 def _check_reachable(address: str) -> None:
-    """Refuse an address nothing listens on at once: Ray itself retries such an address for minutes."""
+    """Refuse, within seconds, an address where no Ray endpoint answers: Ray itself retries such an
+    address for minutes (and a server speaking another protocol could keep it waiting for good).
+    The check is a gRPC (HTTP/2) handshake with a short timeout; Ctrl-C and SIGTERM stop it at once."""
     if address in ("auto", "local"):
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise SpecError(f"--address {address!r} is not valid: expected HOST:PORT, ray://HOST:PORT or auto")
+    hint = "start one with `ray start --head`, or leave --address out for a local Ray instance"
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as conn:
+            conn.sendall(HTTP2_PREFACE)
+            answer = b""
+            while len(answer) < 9:
+                block = conn.recv(9 - len(answer))
+                if not block:
+                    break
+                answer += block
+    except TimeoutError:
+        raise SpecError(f"--address {address}: no Ray endpoint answered within {CONNECT_TIMEOUT_S:g} s; "
+                        f"{hint}") from None
     except OSError as exc:
-        raise SpecError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); start one "
-                        "with `ray start --head`, or leave --address out for a local Ray instance") from None
+        raise SpecError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); {hint}") from None
+    if len(answer) < 9 or answer[3] != HTTP2_SETTINGS:
+        raise SpecError(f"--address {address}: something answers there, but not Ray (no gRPC handshake); {hint}")
 
 
 class ProgressHub:

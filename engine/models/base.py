@@ -102,6 +102,10 @@ class ToyModel:
     # False for models with training state beyond weights and optimiser (an SAE's dead-latent
     # counters): their chunks restart from the beginning on resume instead of from a checkpoint.
     mid_chunk_checkpoints: ClassVar[bool] = True
+    # Set by the trainer on the steps whose loss goes into curves.csv: a model whose per-instance loss
+    # reduction depends on how many instances share a tensor (a batched BLAS dot) then reduces in float64,
+    # so the recorded value is the same whatever the chunking.
+    exact_loss: bool = False
 
     def __init__(self, hp: Hyper, rng: CounterRNG):
         self.hp = hp

@@ -265,8 +265,12 @@ class ReluOutput(ToyModel):
         # g = dloss/dpre = 2 importance diff / (B n), zero where the output ReLU is off
         g = torch.mul(diff, self._importance2[rows], out=self._weighted[:count])
         # loss = mean over batch and features of importance diff^2 = <g, diff> / 2, as a batched dot
-        torch.bmm(g.view(count, 1, -1), diff.view(count, -1, 1), out=self._loss[rows].view(count, 1, 1))
-        self._loss[rows].mul_(0.5)
+        if self.exact_loss:  # a recorded step: the same value whatever the chunk's size (see Model.exact_loss)
+            flat = (count, self.batch * self.n)
+            self._loss[rows] = (g.reshape(flat).double() * diff.reshape(flat).double()).sum(1).mul_(0.5)
+        else:
+            torch.bmm(g.view(count, 1, -1), diff.view(count, -1, 1), out=self._loss[rows].view(count, 1, 1))
+            self._loss[rows].mul_(0.5)
         if self.relu:
             g.mul_(torch.gt(pre, 0.0, out=pre))  # the ReLU's mask, as 0/1 floats in pre's buffer
         torch.sum(g, 1, out=self._db[rows])

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -13,7 +15,7 @@ from engine.analysis import columns
 from engine.analysis.orientation import NEAR_AXIS_DEG, ORIENTATION_BINS, OrientationStats, histogram
 from engine.results import Point, Results
 from engine.results import value_text as fmt
-from engine.store import Run, run_status
+from engine.store import Run
 
 STATUS_STYLE = {"completed": "green", "running": "yellow", "interrupted": "magenta", "failed": "red",
                 "damaged": "bold red", "killed": "red"}
@@ -31,14 +33,28 @@ def runs_table(runs: list[Run]) -> Table:
         table.add_column(col, **kw)
     for run in runs:
         info = run.info()
-        status = run_status(info)
-        done, total = info.get("instances_done", 0), info.get("instances", 0)
+        status = run.status()
+        done, total = text_cell(info.get("instances_done", 0)), text_cell(info.get("instances", 0))
         count = f"{total}" if status == "completed" else f"{done}/{total}"
         wall = info.get("wall_time_s")
-        table.add_row(run.id, str(info.get("name", "?")), str(info.get("model", "")),
-                      f"[{STATUS_STYLE.get(status, '')}]{status}[/]", count, str(info.get("device", "")),
-                      f"{wall:.1f}s" if isinstance(wall, (int, float)) else "", str(info.get("started", ""))[:19])
+        table.add_row(escape(run.id), text_cell(info.get("name", "?")), text_cell(info.get("model", "")),
+                      f"[{STATUS_STYLE.get(status, '')}]{escape(status)}[/]", count, text_cell(info.get("device", "")),
+                      f"{wall:.1f}s" if is_number(wall) else "", text_cell(info.get("started", ""))[:19])
     return table
+
+
+def text_cell(value: Any) -> str:
+    """A value from a run folder as table text: never read as markup (a run name may hold ``[/]``)."""
+    return escape(str(value))
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def number(value: Any) -> float:
+    """A number from run.json, or 0 when a damaged or edited file holds something else there."""
+    return float(value) if is_number(value) else 0.0
 
 
 def summary_table(results: Results, metrics: list[str] | None = None, compact: bool = False) -> Table:

@@ -128,7 +128,7 @@ class ResultsScreen(ToysupScreen):
         wall = info.get("wall_time_s")
         self.query_one("#results-header", Static).update(
             f"[b]{esc(str(info.get('name', '?')))}[/] ({esc(str(info.get('model', '')))}) · "
-            f"[{colour}]{status}[/] · {done}/{total} instances · {esc(str(info.get('device', '')))}"
+            f"[{colour}]{status}[/] · {esc(str(done))}/{esc(str(total))} instances · {esc(str(info.get('device', '')))}"
             + (f" · {wall:.1f}s" if isinstance(wall, (int, float)) else "")
             + (f"\n[red]{esc(str(info.get('error')))}[/]" if info.get("error") else "")
         )

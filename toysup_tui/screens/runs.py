@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.store import Run, list_runs, run_status
+from engine.store import Run, list_runs
 from toysup_tui.render.tables import STATUS_STYLE
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import ConfirmScreen
@@ -100,11 +100,11 @@ class RunsScreen(ToysupScreen):
         self._shown_running = []
         for run in self.runs:
             info = run.info()
-            status = run_status(info)
+            status = run.status()  # damaged too when its files disagree with its manifest
             if status == "running":
                 self._shown_running.append(run)
-            done, total = info.get("instances_done", 0), info.get("instances", 0)
-            count = f"{total:,}" if status == "completed" else f"{done:,}/{total:,}"
+            done, total = (_count(info.get(k, 0)) for k in ("instances_done", "instances"))
+            count = total if status == "completed" else f"{done}/{total}"
             table.add_row(
                 Text("●" if run.id in self.marked else " ", style="bold yellow"),
                 Text(run.id, style="bold"), Text(str(info.get("name", "?"))),
@@ -190,3 +190,8 @@ class RunsScreen(ToysupScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def _count(value: object) -> str:
+    """A count from run.json with thousands separators; whatever else a damaged file holds, as text."""
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
