@@ -273,7 +273,7 @@ def test_runs_lists_damaged_and_hostile_folders_and_exits_0(tmp_path):
         assert folder.name in result.stdout
     from rich.console import Console
 
-    from toysup_tui.report import runs_table
+    from toysup_tui.render.tables import runs_table
 
     wide = Console(width=300, record=True, color_system=None)
     wide.print(runs_table(list_runs(tmp_path)))
