@@ -13,6 +13,8 @@ from engine.models import get_model
 from engine.spec import Instance, Spec
 
 GIB = 1024**3
+# torch's own intra-op thread count, read before configure_threads can change it: the tutorial trainer's default.
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
 
 @dataclass(frozen=True)
