@@ -34,7 +34,15 @@ import torch
 
 from engine.errors import SpecError
 from engine.models import Hyper
-from engine.plan import TORCH_DEFAULT_THREADS, Chunk, available_ram, configure_threads, plan, resolve_device
+from engine.plan import (
+    TORCH_DEFAULT_THREADS,
+    Chunk,
+    available_ram,
+    configure_threads,
+    plan,
+    resolve_device,
+    usable_cores,
+)
 from engine.spec import Instance, Spec, resolve
 from engine.train import train_chunk
 
@@ -448,6 +456,6 @@ def ladder(counts: list[int] | tuple[int, ...] = DEFAULT_LADDER, n_features: int
         n_features=n_features, n_hidden=n_hidden, batch_size=batch_size, repeats=repeats,
         flops_per_instance_step=flops_per_instance_step(n_features, n_hidden, batch_size), peak_gflops=peaks,
         engine_threads=engine_threads, reference_threads=reference_threads, cpu=cpu_name(),
-        cpu_count=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+        cpu_count=usable_cores(),
         load_average=load, rungs=rungs, peak_rss_mb=peak_rss_mb(),
     )

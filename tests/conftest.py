@@ -22,6 +22,9 @@ from engine.spec import Spec, resolve
 from engine.train import ChunkResult, train_chunk
 
 torch.set_num_threads(1)
+# ...and so does every run the tests start without --threads, in this process or a child (the automatic count
+# would otherwise take whatever cores look idle for a moment and then spin against the other worker).
+os.environ["OMP_NUM_THREADS"] = "1"
 
 DATA = Path(__file__).parent / "data"
 TINY_PRESET = DATA / "tiny.toml"

@@ -177,6 +177,46 @@ def test_the_engine_side_is_cut_into_chunks_that_fit_the_memory_budget(monkeypat
     assert rung.engine.chunks == 3 and rung.engine.status == "ok" and rung.engine.instance_steps_per_s > 0
 
 
+@pytest.mark.parametrize(("usable", "idle", "threads"), [
+    (2, 1.95, 2),  # an idle 2-core box: both cores
+    (2, 1.0, 1),  # one core busy elsewhere: two threads would spin against it
+    (2, 1.7, 1),  # a core 30% busy is not free
+    (2, 0.0, 1),  # never fewer than one
+    (4, 3.85, 4),
+    (4, 7.9, 4),  # idle CPUs outside this process's affinity mask do not count
+])
+def test_automatic_threads_are_the_cores_left_idle(monkeypatch, usable: int, idle: float, threads: int):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(engine.plan, "usable_cores", lambda: usable)
+    monkeypatch.setattr(engine.plan, "idle_cores", lambda: idle)
+    assert engine.plan.automatic_threads(torch.device("cpu")) == threads
+    assert engine.plan.automatic_threads(torch.device("cuda")) == 1  # one thread drives a GPU
+
+
+def test_omp_num_threads_wins_over_the_automatic_count(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setattr(engine.plan, "idle_cores", lambda: pytest.fail("no need to look"))
+    assert configure_threads(None, torch.device("cpu")) == 3 and torch.get_num_threads() == 3
+    assert configure_threads(2, torch.device("cpu")) == 2  # --threads wins over both
+
+
+def test_idle_cores_come_from_two_readings_of_the_cpu_times(monkeypatch):
+    readings = iter([(1000, 5000), (1150, 5200)])  # (idle, total) jiffies over all CPUs: 150 of 200 idle
+    monkeypatch.setattr(engine.plan, "_cpu_times", lambda: next(readings))
+    monkeypatch.setattr(engine.plan.os, "cpu_count", lambda: 4)
+    assert engine.plan.idle_cores(sample_s=0.0) == pytest.approx(3.0)
+
+
+def test_idle_cores_without_proc_stat_use_the_load_average(monkeypatch):
+    def missing():
+        raise FileNotFoundError("/proc/stat")
+
+    monkeypatch.setattr(engine.plan, "_cpu_times", missing)
+    monkeypatch.setattr(engine.plan.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(engine.plan.os, "getloadavg", lambda: (2.5, 1.0, 1.0), raising=False)
+    assert engine.plan.idle_cores(sample_s=0.0) == pytest.approx(5.5)
+
+
 def test_results_do_not_depend_on_the_thread_count():
     # The automatic thread count follows the machine, so a run's numbers must not: 1 and 2 threads give the same
     # bits (elementwise passes split by element, each matmul stays on one thread's reduction order).

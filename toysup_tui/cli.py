@@ -119,8 +119,8 @@ def run(
         float | None, typer.Option("--max-memory", help="Memory budget per chunk in GiB \\[default: automatic]")
     ] = None,
     threads: Annotated[
-        int | None, typer.Option("--threads", help="CPU threads for torch \\[default: cores - 1 on CPU, 1 on GPU; "
-                                 "ray: the CPUs each chunk asks for, 1]")
+        int | None, typer.Option("--threads", help="CPU threads for torch \\[default: $OMP_NUM_THREADS, else the "
+                                 "cores idle as the run starts on CPU, 1 on GPU; ray: the CPUs each chunk asks for, 1]")
     ] = None,
     checkpoint_every: Annotated[
         float, typer.Option("--checkpoint-every", help="Seconds between checkpoints inside a chunk (resume continues "
@@ -346,7 +346,7 @@ def bench(
         counts = parse_ladder(instances)
         check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
         err.print(f"timing engine and reference at {', '.join(f'{c:,}' for c in counts)} instances (n={n_features}, "
-                  f"m={n_hidden}, batch {batch_size}), {repeats} alternations each...")
+                  f"m={n_hidden}, batch {batch_size}), {repeats} alternations each...", soft_wrap=True)
         result = ladder(counts, n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps,
                         on_rung=lambda rung: err.print(_rung_line(rung.to_dict()), soft_wrap=True))
     except SpecError as exc:
