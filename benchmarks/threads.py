@@ -37,15 +37,15 @@ def child(threads: int, counts: list[int], repeats: int) -> None:
     threads (the median of ``repeats``, each over 3,000 instance-steps after a warm-up)."""
     import torch
 
-    from engine.bench import bench_spec, engine_chunks, engine_train_time, time_engine
+    from engine.bench import EngineTrainer, bench_spec
 
     torch.set_num_threads(threads)
     cpu = torch.device("cpu")
     for count in counts:
-        chunks = engine_chunks(bench_spec(count, 20, 5, 1024, steps=1), cpu)
-        engine_train_time(chunks, 1, cpu)
+        trainer = EngineTrainer(bench_spec(count, 20, 5, 1024, steps=1), cpu)
+        trainer.train_time(1)
         steps = max(1, 3000 // count)
-        rate = statistics.median(count * steps / time_engine(chunks, 1, steps, cpu) for _ in range(repeats))
+        rate = statistics.median(count * steps / trainer.time(1, steps) for _ in range(repeats))
         print(json.dumps({count: rate}), flush=True)
 
 

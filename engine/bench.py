@@ -179,18 +179,31 @@ def _with_steps(chunk: Chunk, steps: int) -> Chunk:
     return Chunk(chunk.index, chunk.model, instances)
 
 
-def engine_train_time(chunks: list[Chunk], steps: int, device: torch.device) -> float:
-    """Seconds of training (train_chunk's own clock: set-up and the loop, not the final evaluation) for
-    ``steps`` steps of every chunk, one chunk after another as a local run trains them."""
-    return sum(train_chunk(_with_steps(chunk, steps), device).train_time_s for chunk in chunks)
+class EngineTrainer:
+    """The engine on a spec's instances, planned as a run plans them on ``device``; :meth:`time` times the
+    steady state, like :meth:`ReferenceTrainer.time`."""
 
+    def __init__(self, spec: Spec, device: torch.device):
+        self.device = device
+        self.chunks = engine_chunks(spec, device)
+        self._by_steps: dict[int, list[Chunk]] = {}  # the chunks set to train k steps: copies made once
 
-def time_engine(chunks: list[Chunk], warmup: int, steps: int, device: torch.device) -> float:
-    """Seconds for ``steps`` steps in the steady state: the training time of ``warmup + steps`` steps less
-    that of ``warmup`` steps, which takes out set-up, first touches of fresh buffers and any compilation."""
-    short = engine_train_time(chunks, warmup, device)
-    long = engine_train_time(chunks, warmup + steps, device)
-    return max(long - short, 1e-9)
+    def train_time(self, steps: int) -> float:
+        """Seconds of training (train_chunk's own clock: set-up and the loop, not the final evaluation) for
+        ``steps`` steps of every chunk, one chunk after another as a local run trains them."""
+        chunks = self._by_steps.get(steps)
+        if chunks is None:
+            chunks = self._by_steps[steps] = [_with_steps(chunk, steps) for chunk in self.chunks]
+        return sum(train_chunk(chunk, self.device).train_time_s for chunk in chunks)
+
+    def time(self, warmup: int, steps: int) -> float:
+        """Seconds for ``steps`` steps in the steady state: the training time of ``warmup + steps`` steps less
+        that of ``warmup`` steps, which takes out set-up, first touches of fresh buffers and any compilation.
+        Should noise make that difference vanish (a few steps of a tiny model), the long run's share of its
+        steps stands in: set-up included, so a rate no higher than the truth."""
+        short = self.train_time(warmup)
+        long = self.train_time(warmup + steps)
+        return long - short if long > short else long * steps / (warmup + steps)
 
 
 # --- the device's peak ------------------------------------------------------------------------
@@ -333,8 +346,8 @@ def run_rung(instances: int, n: int, m: int, batch: int, device: torch.device, t
     flops = flops_per_instance_step(n, m, batch)
     engine = Side("ok", threads[0])
     reference = Side("ok", threads[1])
-    chunks = engine_chunks(spec, device)
-    engine.chunks = len(chunks)
+    engine_trainer = EngineTrainer(spec, device)
+    engine.chunks = len(engine_trainer.chunks)
     need = reference_bytes(instances, n, batch)
     ref_trainer: ReferenceTrainer | None = None
     if device.type == "cpu" and need > 0.8 * available_ram():
@@ -366,13 +379,13 @@ def run_rung(instances: int, n: int, m: int, batch: int, device: torch.device, t
         return ref_trainer.time(0, warmup)
 
     # The first call of each pays for set-up, first touches and any compilation; a second sizes the timings.
-    engine.warmup_s = _rounded(guarded(engine, lambda: engine_train_time(chunks, warmup, device)))
+    engine.warmup_s = _rounded(guarded(engine, lambda: engine_trainer.train_time(warmup)))
     reference.warmup_s = _rounded(guarded(reference, make_reference))
-    engine.steps = _choose_steps(guarded(engine, lambda: engine_train_time(chunks, warmup, device)), warmup, steps)
+    engine.steps = _choose_steps(guarded(engine, lambda: engine_trainer.train_time(warmup)), warmup, steps)
     reference.steps = _choose_steps(guarded(reference, lambda: ref_trainer.time(0, warmup)),  # type: ignore[union-attr]
                                     warmup, steps)
     for _ in range(repeats):
-        seconds = guarded(engine, lambda: time_engine(chunks, warmup, engine.steps, device))
+        seconds = guarded(engine, lambda: engine_trainer.time(warmup, engine.steps))
         if seconds is not None:
             engine.samples.append(round(_rate(instances, engine.steps, seconds), 1))
         seconds = guarded(reference, lambda: ref_trainer.time(warmup, reference.steps))  # type: ignore[union-attr]

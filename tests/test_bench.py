@@ -128,7 +128,7 @@ def test_ladder_json_carries_each_sides_rate_threads_gflops_and_peak_fraction():
             assert side["peak_fraction"] == pytest.approx(side["gflops"] / peak, rel=1e-2, abs=1e-5)
             assert side["warmup_s"] > 0 and side["peak_gpu_mb"] is None
         assert rung["ratio"] == pytest.approx(
-            rung["engine"]["instance_steps_per_s"] / rung["reference"]["instance_steps_per_s"], rel=1e-2)
+            rung["engine"]["instance_steps_per_s"] / rung["reference"]["instance_steps_per_s"], abs=0.006)  # 2 places
 
 
 def test_both_sides_run_at_the_engines_threads_by_default():
