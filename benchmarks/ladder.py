@@ -49,7 +49,9 @@ def markdown(data: dict[str, Any]) -> str:
         ratio = f"{rung['ratio']:.1f}x" if rung["ratio"] is not None else "-"
         memory = [f"{s['peak_gpu_mb']:,.0f}" if s["peak_gpu_mb"] is not None else "-" for s in (e, r)] if gpu else []
         lines.append("| " + " | ".join([f"{rung['instances']:,}", *_side(e), *_side(r), ratio, *memory]) + " |")
-    return "\n".join(lines)
+    notes = [f"{rung['instances']:,} instances, {name}: {rung[name]['note']}."
+             for rung in data["rungs"] for name in ("engine", "reference") if rung[name]["note"]]
+    return "\n".join([*lines, *(["", *notes] if notes else [])])
 
 
 def main() -> None:

@@ -96,8 +96,8 @@ def automatic_threads(device: torch.device) -> int:
 
     The engine's step is a few hundred small operations, each split across the
     threads, so every thread waits for the slowest at each one. On an idle 2-core
-    box two threads beat one by 5-20%, but with one other busy process two threads
-    ran 4-5x slower than one: OpenMP's threads spin-wait for a partner that shares
+    box two threads beat one by 3-10%, but with one other busy process two threads
+    ran 3-4x slower than one: OpenMP's threads spin-wait for a partner that shares
     its core (README, Performance, has the measurements). So the count follows
     the cores that are actually free when the run starts; results do not depend
     on it (tests/test_bench.py).

@@ -279,6 +279,7 @@ def test_readme_table_is_rendered_from_the_json(monkeypatch):
     assert rows[0].startswith("| instances | engine inst-steps/s | GFLOP/s | of peak |")
     assert rows[1].startswith("| 3 | ") and rows[2].startswith("| 30,000 | ")
     assert "| oom | - | - | - |" in rows[1]
+    assert "3 instances, reference: not run: needs about" in text
 
 
 # --- CUDA (skipped without a GPU) -----------------------------------------------------------------
