@@ -346,7 +346,7 @@ def bench(
         counts = parse_ladder(instances)
         check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
         err.print(f"timing engine and reference at {', '.join(f'{c:,}' for c in counts)} instances (n={n_features}, "
-                  f"m={n_hidden}, batch {batch_size}), {repeats} alternations each...", soft_wrap=True)
+                  f"m={n_hidden}, batch {batch_size}), {repeats} alternation(s) each...", soft_wrap=True)
         result = ladder(counts, n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps,
                         on_rung=lambda rung: err.print(_rung_line(rung.to_dict()), soft_wrap=True))
     except SpecError as exc:
