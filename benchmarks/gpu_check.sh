@@ -75,7 +75,7 @@ PYTHON
 read -r -a NEED <<< "$(missing)"
 if [ ${#NEED[@]} -gt 0 ]; then
     note "installing missing packages: ${NEED[*]}"
-    timeout 180 $PY -m pip install -q --disable-pip-version-check "${NEED[@]}" >> "$OUT/pip.log" 2>&1 \
+    timeout 90 $PY -m pip install -q --disable-pip-version-check --retries 1 --timeout 10 "${NEED[@]}" >> "$OUT/pip.log" 2>&1 \
         || note "pip install failed (no network?): see pip.log"
 fi
 # No `pip install -e .`: it needs hatchling (a download) and would repoint an existing install; PYTHONPATH
