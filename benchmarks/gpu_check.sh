@@ -5,10 +5,12 @@
 #   TOYSUP_GPU_CHECK_TINY=1 bash benchmarks/gpu_check.sh # tiny sizes, a minute or two; runs on CPU without CUDA
 #
 # Assumes `python` (or $PYTHON) has torch, with CUDA on a GPU box. This checkout goes first on PYTHONPATH;
-# missing small dependencies are installed with pip when the box can reach PyPI (whatever stays missing is
-# listed in $OUT/summary.txt). In order of importance, each step under its own time limit and all of them
-# within TOYSUP_GPU_CHECK_BUDGET_S (480 s; a step that would start later is skipped), none stopping the
-# script when it fails:
+# missing small dependencies are installed with pip, from $TOYSUP_WHEELS (a folder of wheels, e.g. made with
+# `pip download -d wheels typer rich tomli-w safetensors pytest`) and else from PyPI when the box reaches it;
+# whatever stays missing is listed in $OUT/summary.txt. The engine needs numpy, tomli-w and safetensors
+# besides torch; the CLI typer and rich; the tests pytest.
+# In order of importance, each step under its own time limit and all within TOYSUP_GPU_CHECK_BUDGET_S (480 s;
+# a step that would start later is skipped), none stopping the script when it fails:
 #   1. the environment: torch, CUDA, the GPU, nvidia-smi;
 #   2. the CUDA tests (tests/test_bench.py's test_cuda_*, skipped without CUDA);
 #   3. the bench ladder, engine against the tutorial trainer at equal threads from 30 to 100,000 instances
@@ -73,8 +75,14 @@ print(" ".join(pip for mod, pip in wanted.items() if importlib.util.find_spec(mo
 PYTHON
 }
 read -r -a NEED <<< "$(missing)"
+if [ ${#NEED[@]} -gt 0 ] && [ -d "${TOYSUP_WHEELS:-}" ]; then  # wheels brought along, for a box without PyPI
+    note "installing missing packages from $TOYSUP_WHEELS: ${NEED[*]}"
+    timeout 90 $PY -m pip install -q --disable-pip-version-check --no-index --find-links "$TOYSUP_WHEELS" \
+        "${NEED[@]}" >> "$OUT/pip.log" 2>&1 || note "some were not in $TOYSUP_WHEELS: see pip.log"
+    read -r -a NEED <<< "$(missing)"
+fi
 if [ ${#NEED[@]} -gt 0 ]; then
-    note "installing missing packages: ${NEED[*]}"
+    note "installing missing packages from PyPI: ${NEED[*]}"
     timeout 90 $PY -m pip install -q --disable-pip-version-check --retries 1 --timeout 10 "${NEED[@]}" >> "$OUT/pip.log" 2>&1 \
         || note "pip install failed (no network?): see pip.log"
 fi
