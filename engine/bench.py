@@ -3,47 +3,85 @@
 The reference is what users would otherwise run (ARENA's / the Anthropic
 notebook's shape): one ``nn.Module`` with an instance dimension, einsum forward,
 autograd, ``torch.optim.Adam``, and two uniform draws per element for the data
-(one for the value, one for the on/off mask). Both train the same instances
-(n, m, batch, steps, per-instance feature probability and importance) and are
-evaluated on the same held-out batch, so a speed-up can never come from doing
-less work.
+(one for the value, one for the on/off mask). Both train the same instances (n,
+m, batch, per-instance feature probability and importance); tests/test_bench.py
+checks that the two compute the same losses and weights step by step, so a
+speed-up can never come from doing less work.
+
+A benchmark is a ladder of instance counts. At each rung the two trainers
+alternate in one process (``repeats`` times, the median kept), each timed over a
+fixed number of steps after a warm-up, at equal CPU threads unless asked to run
+each at its own defaults. Rates become GFLOP/s through an analytic count of the
+step's floating-point work (:func:`flops_per_instance_step`), and a fraction of
+the device's peak measured in the same process, on the same device and threads
+(:func:`measure_peak_gflops`).
 """
 
 from __future__ import annotations
 
+import gc
+import os
+import platform
 import resource
+import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
 
+from engine.errors import SpecError
 from engine.models import Hyper
-from engine.plan import Chunk, resolve_device
-from engine.spec import resolve
+from engine.plan import (
+    TORCH_DEFAULT_THREADS,
+    Chunk,
+    available_ram,
+    configure_threads,
+    plan,
+    resolve_device,
+    usable_cores,
+)
+from engine.spec import Instance, Spec, resolve
 from engine.train import train_chunk
 
+DEFAULT_LADDER = (30, 300, 3000, 30000)
+ADAM_FLOPS_PER_PARAM = 14  # see flops_per_instance_step
+TARGET_S = 1.0  # each timing runs about this long; a step slower than that is timed once
+MAX_STEPS = 5000
+# The reference's peak memory per instance, in (batch, features) float32 tensors: measured 7.6 at 3,000 instances
+# and 8.4 at 1,000 (n=20, m=5, batch 1024, peak RSS); 10 leaves headroom. A CPU rung that would not fit in 80% of
+# free RAM is reported, not run.
+REFERENCE_TENSORS = 10
 
-@dataclass
-class BenchResult:
-    device: str
-    instances: int
-    n_features: int
-    n_hidden: int
-    batch_size: int
-    steps: int
-    engine_instance_steps_per_s: float
-    reference_instance_steps_per_s: float
-    ratio: float
-    engine_final_loss: float  # mean over instances, on the shared evaluation batch
-    reference_final_loss: float
-    loss_ratio: float  # engine / reference: ~1 means the same training happened
-    peak_rss_mb: float
-    peak_gpu_mb: float | None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def flops_per_instance_step(n: int, m: int, batch: int) -> int:
+    """Floating-point operations in one relu_output training step of one instance, counted by hand.
+
+    Conventions: a (a x k) by (k x b) matmul is 2abk, any other arithmetic or
+    comparison is 1 per element, scalar work is free, and the integer hashing
+    that makes random bits is not floating-point work. With B the batch, n the
+    features and m the hidden size:
+
+    - data, 3Bn: scale a uniform by 1/p, compare it with the threshold, select;
+    - forward, 4Bnm + 2Bn: h = x W (2Bnm), pre = h W^T + b (2Bnm + Bn), out = ReLU(pre) (Bn);
+    - loss, 4Bn: out - x, square, times the importance, sum;
+    - backward, 6Bnm + 3Bn + nm: g = dloss/dpre = importance * (out - x) * [pre > 0] (2Bn, the constant 2/(Bn)
+      folded into the importance), db = sum over the batch of g (Bn), dh = g W (2Bnm), dW = x^T dh + g^T h
+      (4Bnm + nm);
+    - Adam, 14 per parameter (nm + n parameters): first moment 3, second moment 4, two bias corrections,
+      square root, epsilon, divide, times lr, subtract.
+
+    In all 10Bnm + 12Bn + nm + 14(nm + n): 1,271,540 at n=20, m=5, B=1024, of which the
+    five matmuls are 80%.
+    """
+    matmuls = 10 * batch * n * m
+    elementwise = (3 + 2 + 4 + 3) * batch * n + n * m
+    return matmuls + elementwise + ADAM_FLOPS_PER_PARAM * (n * m + n)
+
+
+# --- the reference trainer ------------------------------------------------------------------
 
 
 class TutorialModel(torch.nn.Module):
@@ -74,14 +112,15 @@ class TutorialModel(torch.nn.Module):
         return error.mean((0, 2)).sum()
 
 
-def bench_spec(instances: int, n: int, m: int, batch: int, steps: int, lr: float = 1e-3):
+def bench_spec(instances: int, n: int, m: int, batch: int, steps: int, lr: float = 1e-3) -> Spec:
     """The benchmark's sweep: feature probability log-spaced from 1 to 0.02 across instances,
-    importance 0.9**i, one seed per point (so every instance differs)."""
+    importance 0.9**i, one seed per point (so every instance differs). The evaluation batch is
+    small: the final evaluation is never timed, only waited for."""
     return resolve({
         "name": "bench",
         "model": "relu_output",
         "params": {"n_features": n, "n_hidden": m, "importance_decay": 0.9, "steps": steps,
-                   "batch_size": batch, "lr": lr, "eval_batch_size": 2048},
+                   "batch_size": batch, "lr": lr, "eval_batch_size": 64},
         "sweep": {"feature_probability": [float(f"{50 ** (-k / max(1, instances - 1)):.6g}")
                                           for k in range(instances)]},
     })
@@ -92,77 +131,345 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _eval_loss(W_feat_hidden: torch.Tensor, b: torch.Tensor, x: torch.Tensor, importance: torch.Tensor) -> float:
-    """Mean over instances of the importance-weighted MSE on ``x`` (I, B, n); W is (I, n, m)."""
-    with torch.no_grad():
-        out = torch.relu(torch.bmm(torch.bmm(x, W_feat_hidden), W_feat_hidden.transpose(1, 2)) + b[:, None])
-        return float((importance[:, None] * (x - out) ** 2).mean((1, 2)).mean())
+class ReferenceTrainer:
+    """The tutorial trainer on a spec's instances; :meth:`time` runs warm-up steps, then timed ones."""
 
+    def __init__(self, spec: Spec, device: torch.device):
+        instances = spec.instances()
+        hp = Hyper([i.config for i in instances], device)
+        n = hp.value("n_features")
+        self.device = device
+        self.batch = hp.value("batch_size")
+        importance = hp.tensor("importance_decay")[:, None] ** torch.arange(n, device=device)
+        torch.manual_seed(0)
+        self.model = TutorialModel(len(instances), n, hp.value("n_hidden"), hp.tensor("feature_probability"),
+                                   importance, device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.value("lr"))
 
-def run_reference(spec, device: torch.device) -> tuple[float, TutorialModel]:
-    """Train the tutorial-style model on the spec's instances; returns instance-steps/s and the model."""
-    instances = spec.instances()
-    hp = Hyper([i.config for i in instances], device)
-    n, m = hp.value("n_features"), hp.value("n_hidden")
-    steps, batch = hp.value("steps"), hp.value("batch_size")
-    importance = hp.tensor("importance_decay")[:, None] ** torch.arange(n, device=device)
-    torch.manual_seed(0)
-    model = TutorialModel(len(instances), n, m, hp.tensor("feature_probability"), importance, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=hp.value("lr"))
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        optimizer.zero_grad()
-        batch_x = model.generate_batch(batch)
-        loss = model.loss(model(batch_x), batch_x)
+    def step(self) -> None:
+        self.optimizer.zero_grad()
+        batch_x = self.model.generate_batch(self.batch)
+        loss = self.model.loss(self.model(batch_x), batch_x)
         loss.backward()
-        optimizer.step()
-    _sync(device)
-    return len(instances) * steps / (time.perf_counter() - start), model
+        self.optimizer.step()
+
+    def time(self, warmup: int, steps: int) -> float:
+        """Seconds for ``steps`` steps after ``warmup`` untimed ones."""
+        for _ in range(warmup):
+            self.step()
+        _sync(self.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        _sync(self.device)
+        return time.perf_counter() - start
 
 
-def run_engine(spec, device: torch.device):
-    """Train the spec as one chunk; the rate counts the training loop (set-up included), not the
-    final evaluation and metrics, which the reference does not do."""
-    # One seed per instance: in a sweep the same seed at every point shares its init (common random
-    # numbers), which would make the benchmark's mean loss hang on a single initialisation.
-    instances = tuple(replace(i, seed=i.index, config={**i.config, "seed": i.index}) for i in spec.instances())
-    chunk = Chunk(0, spec.model, instances)
-    result = train_chunk(chunk, device)
-    return len(instances) * chunk.steps / result.train_time_s, result
+# --- the engine -----------------------------------------------------------------------------
+
+
+def engine_chunks(spec: Spec, device: torch.device) -> list[Chunk]:
+    """The spec's chunks as a run would plan them on ``device`` (cut to its memory budget), with one seed
+    per instance: in a sweep the same seed at every point shares its init (common random numbers)."""
+    instances = [replace(i, seed=i.index, config={**i.config, "seed": i.index}) for i in spec.instances()]
+    return plan(spec, device, instances=instances)
+
+
+def _with_steps(chunk: Chunk, steps: int) -> Chunk:
+    instances: tuple[Instance, ...] = tuple(replace(i, config={**i.config, "steps": steps}) for i in chunk.instances)
+    return Chunk(chunk.index, chunk.model, instances)
+
+
+class EngineTrainer:
+    """The engine on a spec's instances, planned as a run plans them on ``device``; :meth:`time` times the
+    steady state, like :meth:`ReferenceTrainer.time`."""
+
+    def __init__(self, spec: Spec, device: torch.device):
+        self.device = device
+        self.chunks = engine_chunks(spec, device)
+        self._by_steps: dict[int, list[Chunk]] = {}  # the chunks set to train k steps: copies made once
+
+    def train_time(self, steps: int) -> float:
+        """Seconds of training (train_chunk's own clock: set-up and the loop, not the final evaluation) for
+        ``steps`` steps of every chunk, one chunk after another as a local run trains them."""
+        chunks = self._by_steps.get(steps)
+        if chunks is None:
+            chunks = self._by_steps[steps] = [_with_steps(chunk, steps) for chunk in self.chunks]
+        return sum(train_chunk(chunk, self.device).train_time_s for chunk in chunks)
+
+    def time(self, warmup: int, steps: int) -> float:
+        """Seconds for ``steps`` steps in the steady state: the training time of ``warmup + steps`` steps less
+        that of ``warmup`` steps, which takes out set-up, first touches of fresh buffers and any compilation.
+        Should noise make that difference vanish (a few steps of a tiny model), the long run's share of its
+        steps stands in: set-up included, so a rate no higher than the truth."""
+        short = self.train_time(warmup)
+        long = self.train_time(warmup + steps)
+        return long - short if long > short else long * steps / (warmup + steps)
+
+
+# --- the device's peak ------------------------------------------------------------------------
+
+
+def measure_peak_gflops(device: torch.device, size: int | None = None, repeats: int = 5) -> float:
+    """The best rate of a large float32 matmul (2048^2 on CPU, 8192^2 on CUDA) at this process's threads,
+    after a warm-up: the practical peak that a toy model's step is measured against."""
+    size = size or (8192 if device.type == "cuda" else 2048)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.rand(size, size, generator=gen).to(device)
+    b = torch.rand(size, size, generator=gen).to(device)
+    out = torch.empty(size, size, device=device)
+    torch.mm(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+# --- the ladder --------------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One trainer's figures at one rung. ``status`` is ok, or oom when it did not fit (then no rates)."""
+
+    status: str
+    threads: int
+    steps: int = 0  # timed steps per repeat
+    instance_steps_per_s: float | None = None  # the median over repeats
+    gflops: float | None = None
+    peak_fraction: float | None = None  # of the peak measured at this side's threads
+    samples: list[float] = field(default_factory=list)  # instance-steps/s of each repeat
+    warmup_s: float | None = None  # seconds of the first call: set-up, first touches (and compilation, where compiled)
+    peak_gpu_mb: float | None = None
+    chunks: int = 1  # the engine trains a rung in chunks cut to the device's memory, one after another
+    note: str = ""
+
+
+@dataclass
+class Rung:
+    instances: int
+    engine: Side
+    reference: Side
+
+    @property
+    def ratio(self) -> float | None:
+        e, r = self.engine.instance_steps_per_s, self.reference.instance_steps_per_s
+        return None if e is None or r is None else round(e / r, 2)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instances": self.instances, "engine": asdict(self.engine), "reference": asdict(self.reference),
+                "ratio": self.ratio}
+
+
+@dataclass
+class LadderResult:
+    device: str
+    torch: str
+    mode: str  # "equal": both at the same threads; "defaults": each at its own default
+    n_features: int
+    n_hidden: int
+    batch_size: int
+    repeats: int
+    flops_per_instance_step: int
+    peak_gflops: dict[int, float]  # threads -> the matmul peak measured at that count
+    engine_threads: int
+    reference_threads: int
+    cpu: str
+    cpu_count: int
+    load_average: list[float]  # 1, 5 and 15 minutes, when the ladder started: a busy machine measures low
+    rungs: list[Rung]
+    peak_rss_mb: float
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["peak_gflops"] = {str(k): v for k, v in self.peak_gflops.items()}
+        data["rungs"] = [r.to_dict() for r in self.rungs]
+        return data
+
+
+def parse_ladder(text: str) -> list[int]:
+    """``30,300,3000`` (underscores and k allowed: ``30k``, ``100_000``) as positive instance counts."""
+    counts = []
+    for part in text.split(","):
+        word = part.strip().lower().replace("_", "")
+        scale = 1000 if word.endswith("k") else 1
+        word = word.removesuffix("k")
+        if not word.isdigit() or int(word) * scale < 1:
+            raise SpecError(f"--instances {text!r} is not valid: expected positive counts like 30,300,3000 or 30k")
+        counts.append(int(word) * scale)
+    return counts
+
+
+def reference_bytes(instances: int, n: int, batch: int) -> int:
+    """The reference trainer's estimated peak memory: its fresh (batch, instances, features) tensors."""
+    return REFERENCE_TENSORS * 4 * batch * n * instances
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc)))
+
+
+def _free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _rate(instances: int, steps: int, seconds: float) -> float:
+    return instances * steps / seconds
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 4)
+
+
+def _choose_steps(seconds: float | None, done: int, steps: int | None) -> int:
+    """The timed steps per repeat: ``steps`` if given, else as many as take about TARGET_S at the rate of
+    ``done`` steps in ``seconds``."""
+    if steps is not None:
+        return steps
+    if seconds is None:  # out of memory: nothing to time
+        return 0
+    return max(1, min(MAX_STEPS, round(TARGET_S * done / max(seconds, 1e-9))))
+
+
+def run_rung(instances: int, n: int, m: int, batch: int, device: torch.device, threads: tuple[int, int],
+             repeats: int, peaks: dict[int, float], steps: int | None = None, warmup: int = 1) -> Rung:
+    """Both trainers at one instance count: a warm-up of each (which also sizes the timed step count, so
+    a timing lasts about TARGET_S), then ``repeats`` alternations of engine and reference, the median kept.
+    A side that runs out of memory (or, on CPU, would need more than free RAM) is reported as oom."""
+    spec = bench_spec(instances, n, m, batch, steps=1)
+    flops = flops_per_instance_step(n, m, batch)
+    engine = Side("ok", threads[0])
+    reference = Side("ok", threads[1])
+    engine_trainer = EngineTrainer(spec, device)
+    engine.chunks = len(engine_trainer.chunks)
+    need = reference_bytes(instances, n, batch)
+    ref_trainer: ReferenceTrainer | None = None
+    if device.type == "cpu" and need > 0.8 * available_ram():
+        reference.status = "oom"
+        reference.note = f"not run: needs about {need / 2**30:.1f} GiB, {available_ram() / 2**30:.1f} GiB free"
+
+    def guarded(side: Side, work: Callable[[], float]) -> float | None:
+        if side.status != "ok":
+            return None
+        torch.set_num_threads(side.threads)
+        if device.type == "cuda":  # each side starts from an empty cache and its own peak
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(device)
+        try:
+            seconds = work()
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            side.status, side.note = "oom", str(exc).splitlines()[0][:200]
+            _free_memory(device)
+            return None
+        if device.type == "cuda":
+            side.peak_gpu_mb = max(side.peak_gpu_mb or 0.0, round(torch.cuda.max_memory_allocated(device) / 2**20, 1))
+        return seconds
+
+    def make_reference() -> float:
+        nonlocal ref_trainer
+        ref_trainer = ReferenceTrainer(spec, device)
+        return ref_trainer.time(0, warmup)
+
+    # The first call of each pays for set-up, first touches and any compilation; a second sizes the timings.
+    engine.warmup_s = _rounded(guarded(engine, lambda: engine_trainer.train_time(warmup)))
+    reference.warmup_s = _rounded(guarded(reference, make_reference))
+    engine.steps = _choose_steps(guarded(engine, lambda: engine_trainer.train_time(warmup)), warmup, steps)
+    reference.steps = _choose_steps(guarded(reference, lambda: ref_trainer.time(0, warmup)),  # type: ignore[union-attr]
+                                    warmup, steps)
+    for _ in range(repeats):
+        seconds = guarded(engine, lambda: engine_trainer.time(warmup, engine.steps))
+        if seconds is not None:
+            engine.samples.append(round(_rate(instances, engine.steps, seconds), 1))
+        seconds = guarded(reference, lambda: ref_trainer.time(warmup, reference.steps))  # type: ignore[union-attr]
+        if seconds is not None:
+            reference.samples.append(round(_rate(instances, reference.steps, seconds), 1))
+    ref_trainer = None
+    _free_memory(device)
+    for side in (engine, reference):
+        if side.status == "ok" and side.samples:
+            side.instance_steps_per_s = round(statistics.median(side.samples), 1)
+            side.gflops = round(side.instance_steps_per_s * flops / 1e9, 3)
+            side.peak_fraction = round(side.gflops / peaks[side.threads], 5)
+        else:
+            side.samples = []
+    return Rung(instances, engine, reference)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def peak_rss_mb() -> float:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)
+    return round(peak / 1024 / (1024 if sys.platform == "darwin" else 1), 1)
 
 
-def benchmark(instances: int = 1000, n_features: int = 20, n_hidden: int = 5, batch_size: int = 1024,
-              steps: int = 200, device: str = "auto") -> BenchResult:
-    """Time engine and reference on identical work, in one process, and compare their final losses."""
-    dev = resolve_device(device)
-    spec = bench_spec(instances, n_features, n_hidden, batch_size, steps)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    engine_rate, result = run_engine(spec, dev)
-    ref_rate, ref_model = run_reference(spec, dev)
+def check_options(n_features: int, n_hidden: int, batch_size: int, device: str, threads: int | None,
+                  defaults: bool, repeats: int, steps: int | None) -> torch.device:
+    """The ladder's options, checked before anything runs (SpecError names the option); returns the device."""
+    for name, value in (("n-features", n_features), ("n-hidden", n_hidden), ("batch-size", batch_size),
+                        ("repeats", repeats), ("threads", threads), ("steps", steps)):
+        if value is not None and value < 1:
+            raise SpecError(f"--{name} {value} is not valid: expected a positive integer")
+    if defaults and threads is not None:
+        raise SpecError("--threads and --defaults exclude each other: --defaults runs each side at its own default")
+    return resolve_device(device)
 
-    # One shared evaluation batch (drawn like the reference's data) for both trained models.
-    gen = torch.Generator(device="cpu").manual_seed(1)
-    probs = torch.tensor([i.config["feature_probability"] for i in spec.instances()])
-    x = torch.rand(instances, 2048, n_features, generator=gen)
-    x = torch.where(torch.rand(x.shape, generator=gen) <= probs[:, None, None], x, 0.0)
-    importance = 0.9 ** torch.arange(n_features, dtype=torch.float32).expand(instances, -1)
-    engine_loss = _eval_loss(result.weights["W"], result.weights["b"], x, importance)
-    ref_W = ref_model.W.detach().cpu().transpose(1, 2)
-    reference_loss = _eval_loss(ref_W, ref_model.b_final.detach().cpu(), x, importance)
-    gpu = torch.cuda.max_memory_allocated(dev) / 2**20 if dev.type == "cuda" else None
-    name = f"cuda ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "cpu"
-    return BenchResult(
-        device=name, instances=instances, n_features=n_features, n_hidden=n_hidden, batch_size=batch_size,
-        steps=steps, engine_instance_steps_per_s=round(engine_rate, 1),
-        reference_instance_steps_per_s=round(ref_rate, 1), ratio=round(engine_rate / ref_rate, 2),
-        engine_final_loss=engine_loss, reference_final_loss=reference_loss,
-        loss_ratio=round(engine_loss / reference_loss, 3), peak_rss_mb=round(peak_rss_mb(), 1),
-        peak_gpu_mb=None if gpu is None else round(gpu, 1),
+
+def ladder(counts: list[int] | tuple[int, ...] = DEFAULT_LADDER, n_features: int = 20, n_hidden: int = 5,
+           batch_size: int = 1024, device: str = "auto", threads: int | None = None, defaults: bool = False,
+           repeats: int = 3, steps: int | None = None,
+           on_rung: Callable[[Rung], None] = lambda rung: None) -> LadderResult:
+    """Engine against reference at every instance count in ``counts``.
+
+    By default both run at the engine's thread count (``threads``, else its automatic choice); with
+    ``defaults`` each runs at its own default (the engine's automatic count, torch's default for the
+    reference). ``steps`` fixes the timed steps per repeat (default: sized to TARGET_S per timing).
+    ``on_rung`` sees each rung as it finishes.
+    """
+    dev = check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
+    engine_threads = configure_threads(threads, dev)
+    reference_threads = TORCH_DEFAULT_THREADS if defaults else engine_threads
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
+    peaks: dict[int, float] = {}
+    for count in sorted({engine_threads, reference_threads}):
+        torch.set_num_threads(count)
+        peaks[count] = round(measure_peak_gflops(dev), 1)
+    rungs = []
+    for count in counts:
+        rung = run_rung(count, n_features, n_hidden, batch_size, dev, (engine_threads, reference_threads),
+                        repeats, peaks, steps)
+        rungs.append(rung)
+        on_rung(rung)
+    torch.set_num_threads(engine_threads)
+    return LadderResult(
+        device=device_name(dev), torch=torch.__version__, mode="defaults" if defaults else "equal",
+        n_features=n_features, n_hidden=n_hidden, batch_size=batch_size, repeats=repeats,
+        flops_per_instance_step=flops_per_instance_step(n_features, n_hidden, batch_size), peak_gflops=peaks,
+        engine_threads=engine_threads, reference_threads=reference_threads, cpu=cpu_name(),
+        cpu_count=usable_cores(),
+        load_average=load, rungs=rungs, peak_rss_mb=peak_rss_mb(),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +15,8 @@ from engine.models import get_model
 from engine.spec import Instance, Spec
 
 GIB = 1024**3
+# torch's own intra-op thread count, read before configure_threads can change it: the tutorial trainer's default.
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
 
 @dataclass(frozen=True)
@@ -52,17 +56,67 @@ def resolve_device(name: str) -> torch.device:
     raise SpecError(f"--device {name!r} is not valid: expected auto, cpu, cuda or cuda:N")
 
 
-def configure_threads(threads: int | None, device: torch.device) -> int:
-    """Set torch's intra-op threads for this process and return the count.
+IDLE_SAMPLE_S = 0.15  # how long configure_threads watches the CPUs before choosing a thread count
+IDLE_SHARE = 0.8  # a core at least this idle counts as free
 
-    ``None`` means automatic: one core is left free on a CPU run (cpu_count - 1,
-    at least 1), one thread drives a GPU. Measured on a 2-core box with another
-    process busy, torch's default of two threads ran a small chunk about 4x
-    slower than one thread (OpenMP threads spin-wait on the shared core), and a
-    TUI needs a core of its own to stay responsive.
+
+def usable_cores() -> int:
+    """CPUs this process may run on: its affinity mask (a container's, taskset's), else every CPU."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _cpu_times() -> tuple[int, int]:
+    """(idle, total) jiffies summed over all CPUs, from Linux's /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    return fields[3] + fields[4], sum(fields)
+
+
+def idle_cores(sample_s: float = IDLE_SAMPLE_S) -> float:
+    """How many CPUs other processes leave idle, measured now: /proc/stat over ``sample_s`` seconds on
+    Linux, else the CPU count less the 1-minute load average (which lags a minute behind)."""
+    try:
+        idle0, total0 = _cpu_times()
+        time.sleep(sample_s)
+        idle1, total1 = _cpu_times()
+        if total1 > total0:
+            return (idle1 - idle0) / (total1 - total0) * (os.cpu_count() or 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return (os.cpu_count() or 1) - load
+
+
+def automatic_threads(device: torch.device) -> int:
+    """The thread count for ``--threads`` left out: $OMP_NUM_THREADS if set; one thread to drive a GPU;
+    on CPU, the usable cores that other processes leave idle right now (at least one).
+
+    The engine's step is a few hundred small operations, each split across the
+    threads, so every thread waits for the slowest at each one. On an idle 2-core
+    box two threads beat one by 3-10%, but with one other busy process two threads
+    ran 3-4x slower than one: OpenMP's threads spin-wait for a partner that shares
+    its core (README, Performance, has the measurements). So the count follows
+    the cores that are actually free when the run starts; results do not depend
+    on it (tests/test_bench.py).
     """
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    if device.type == "cuda":
+        return 1
+    cores = usable_cores()
+    if cores == 1:
+        return 1
+    return max(1, min(cores, math.floor(idle_cores() + (1 - IDLE_SHARE))))
+
+
+def configure_threads(threads: int | None, device: torch.device) -> int:
+    """Set torch's intra-op threads for this process (``None``: :func:`automatic_threads`) and return the count."""
     if threads is None:
-        threads = 1 if device.type == "cuda" else max(1, (os.cpu_count() or 2) - 1)
+        threads = automatic_threads(device)
     if threads < 1:
         raise SpecError(f"--threads {threads} is not valid: expected a positive integer")
     torch.set_num_threads(threads)

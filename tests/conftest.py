@@ -7,6 +7,7 @@ each other (measured: 30x slower). Subprocesses get ``OMP_NUM_THREADS=1`` too.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ from helpers import TINY_PRESET, invoke
 
 def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
+    # ...and so does every run the tests start without --threads, in this process or a child (the automatic
+    # count would otherwise take whatever cores look idle for a moment and then spin against the other worker).
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture

@@ -301,44 +301,85 @@ def params(
 @app.command()
 @with_run_options("device", "threads")
 def bench(
-    instances: Annotated[int, typer.Option("--instances", help="Instances trained at once")] = 1000,
+    instances: Annotated[str, typer.Option("--instances", help="The ladder: instance counts, comma-separated (30k "
+                                           "= 30000)")] = "30,300,3000,30000",
     n_features: Annotated[int, typer.Option("--n-features")] = 20,
     n_hidden: Annotated[int, typer.Option("--n-hidden")] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 1024,
-    steps: Annotated[int, typer.Option("--steps")] = 50,
+    steps: Annotated[int | None, typer.Option("--steps", help="Timed steps per repeat \\[default: about 1 s of "
+                                              "each trainer]", show_default=False)] = None,
+    repeats: Annotated[int, typer.Option("--repeats", help="Alternations of engine and reference per rung; the "
+                                         "median counts")] = 3,
+    defaults: Annotated[bool, typer.Option("--defaults", help="Each trainer at its own default threads (the "
+                                           "engine's as for run, torch's for the reference) instead of equal "
+                                           "ones")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON object")] = False,
     given: dict[str, str] | None = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
-    """Time the engine against a tutorial-style trainer (einsum, autograd, torch.optim.Adam) on identical work."""
-    from engine.bench import benchmark
+    """Time the engine against a tutorial-style trainer (einsum, autograd, torch.optim.Adam) on identical work,
+    over a ladder of instance counts, with each side's GFLOP/s and share of the device's measured peak."""
+    from engine.bench import check_options, ladder, parse_ladder
     from engine.options import RunOptions
-    from engine.plan import configure_threads, resolve_device
 
     try:
-        options = RunOptions.from_dict(given or {})
+        options = RunOptions.from_dict(given or {})  # --device and --threads, checked as for run
         device, threads = options.device, options.threads
-        for name, value in (("instances", instances), ("n-features", n_features), ("n-hidden", n_hidden),
-                            ("batch-size", batch_size), ("steps", steps)):
-            if value < 1:
-                raise SpecError(f"--{name} {value} is not valid: expected a positive integer")
-        used = configure_threads(threads, resolve_device(device))
-        if not as_json:
-            err.print(f"timing {instances} instances x {steps} steps (n={n_features}, m={n_hidden}, "
-                      f"batch {batch_size}) on {device}, {used} thread(s): engine, then reference...")
-        result = benchmark(instances, n_features, n_hidden, batch_size, steps, device).to_dict()
+        counts = parse_ladder(instances)
+        check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
+        err.print(f"timing engine and reference at {', '.join(f'{c:,}' for c in counts)} instances (n={n_features}, "
+                  f"m={n_hidden}, batch {batch_size}), {repeats} alternation(s) each...", soft_wrap=True)
+        result = ladder(counts, n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps,
+                        on_rung=lambda rung: err.print(_rung_line(rung.to_dict()), soft_wrap=True))
     except SpecError as exc:
         raise fail(str(exc)) from None
+    data = result.to_dict()
     if as_json:
-        sys.stdout.write(json.dumps({**result, "threads": used}) + "\n")
+        sys.stdout.write(json.dumps(data) + "\n")
         return
-    out.print(f"device {result['device']}, {used} thread(s)")
-    out.print(f"engine     {result['engine_instance_steps_per_s']:>12,.0f} instance-steps/s   final loss "
-              f"{result['engine_final_loss']:.4g}")
-    out.print(f"reference  {result['reference_instance_steps_per_s']:>12,.0f} instance-steps/s   final loss "
-              f"{result['reference_final_loss']:.4g}")
-    out.print(f"ratio      {result['ratio']:>12.2f}x   (final-loss ratio {result['loss_ratio']:.3f}: same work)")
-    out.print(f"peak RSS   {result['peak_rss_mb']:>12,.0f} MB" + (
-        f"   peak GPU {result['peak_gpu_mb']:,.0f} MB" if result["peak_gpu_mb"] is not None else ""))
+    _print_ladder(data)
+
+
+def _side_cells(side: dict[str, Any]) -> list[str]:
+    if side["status"] != "ok":
+        return [side["status"], "", ""]
+    return [f"{side['instance_steps_per_s']:,.0f}", f"{side['gflops']:,.2f}", f"{100 * side['peak_fraction']:.2f}%"]
+
+
+def _rung_line(rung: dict[str, Any]) -> str:
+    e, r = rung["engine"], rung["reference"]
+    ratio = f"{rung['ratio']:.2f}x" if rung["ratio"] is not None else "-"
+    return (f"{rung['instances']:>8,} instances: engine {_side_cells(e)[0]}, reference {_side_cells(r)[0]} "
+            f"instance-steps/s ({ratio})" + (f"; reference {r['note']}" if r["note"] else "")
+            + (f"; engine {e['note']}" if e["note"] else ""))
+
+
+def _print_ladder(data: dict[str, Any]) -> None:
+    """The ladder as a table, with the conditions that make its numbers comparable."""
+    from rich.table import Table
+
+    peaks = ", ".join(f"{v:,.0f} GFLOP/s at {k} thread(s)" for k, v in data["peak_gflops"].items())
+    size = 8192 if data["device"].startswith("cuda") else 2048
+    out.print(f"device {data['device']} ({data['cpu']}, {data['cpu_count']} cores), torch {data['torch']}, "
+              f"load average {data['load_average'][0] if data['load_average'] else '?'}")
+    out.print(f"threads: engine {data['engine_threads']}, reference {data['reference_threads']} ("
+              + ("each at its default" if data["mode"] == "defaults" else "equal") + ")")
+    out.print(f"peak: {size}^2 float32 matmul, {peaks}; the step is "
+              f"{data['flops_per_instance_step'] / 1e6:.3f} MFLOP per instance-step")
+    gpu = any(r["engine"]["peak_gpu_mb"] is not None for r in data["rungs"])
+    table = Table("instances", "engine inst-steps/s", "GFLOP/s", "of peak", "reference inst-steps/s", "GFLOP/s",
+                  "of peak", "engine/ref", *(("engine GPU MB", "ref GPU MB") if gpu else ()))
+    for col in table.columns:
+        col.justify = "right"
+    for rung in data["rungs"]:
+        e, r = rung["engine"], rung["reference"]
+        ratio = f"{rung['ratio']:.2f}x" if rung["ratio"] is not None else "-"
+        memory = [f"{s['peak_gpu_mb']:,.0f}" if s["peak_gpu_mb"] is not None else "-" for s in (e, r)] if gpu else []
+        table.add_row(f"{rung['instances']:,}", *_side_cells(e), *_side_cells(r), ratio, *memory)
+    out.print(table)
+    for rung in data["rungs"]:
+        for name in ("engine", "reference"):
+            if rung[name]["note"]:
+                out.print(f"{rung['instances']:,} instances, {name}: {rung[name]['note']}")
 
 
 @app.command()
