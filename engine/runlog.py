@@ -95,6 +95,7 @@ class RunLog:
         for event in list(self._held.values()):
             self._write(event)
         self._held.clear()
+        self.beat()  # the last beat holds the final progress
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
