@@ -124,7 +124,7 @@ class RunScreen(ToysupScreen):
         if action == "open_results":
             return bool(self.live.run_dir) or None
         if action == "resume":
-            return (self.live.status in RESUMABLE and bool(self.live.run_dir)) or None
+            return self.live.status in RESUMABLE and bool(self.live.run_dir)
         return True
 
     async def action_resume(self) -> None:

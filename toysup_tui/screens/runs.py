@@ -140,8 +140,8 @@ class RunsScreen(ToysupScreen):
         text = (f"{len(self.runs)} run(s) in {root}{marks}" if self.runs
                 else f"no runs in {root} yet: launch one from the presets (p)")
         live = "".join(f"\n{line}" for line in self._live_lines[:3])
-        self.query_one("#runs-status", Static).update(text + live + "\n[dim]enter open (a live run: watch it) · "
-                                                      "space mark two, c compare · d delete · R resume[/]")
+        self.query_one("#runs-status", Static).update(text + live + "\n[dim]enter open (live: watch) · space mark two, "
+                                                      "c compare · d delete · R resume[/]")
 
     def selected(self) -> Run | None:
         table = self.query_one(DataTable)
