@@ -27,8 +27,10 @@ from engine.events import (
 )
 from engine.executors import Executor, Placement, Work, executor_for
 from engine.executors.base import Saved
+from engine.lock import RunLock
 from engine.options import GIB, RECORDED, RunOptions
 from engine.plan import Chunk, plan
+from engine.runlog import RunLog
 from engine.spec import Spec
 from engine.store import Run, now_iso
 
@@ -76,10 +78,12 @@ def run_sweep(
         run = Run.create(root, spec, device=placement.description, chunks=len(chunks),
                          extra={"backend": executor.name, "seed_mode": spec.seed_mode, **executor.record(),
                                 "options": _recorded(options, executor)})
+        lock = RunLock(run.path).acquire()  # new, so free: a resume of it started now is refused
     except BaseException:
         executor.close()
         raise
-    return _train(run, spec, chunks, [], executor, placement, emit, should_stop, options.checkpoint_every)
+    with lock:
+        return _train(run, spec, chunks, [], executor, placement, emit, should_stop, options.checkpoint_every)
 
 
 def resume_sweep(
@@ -93,6 +97,7 @@ def resume_sweep(
     max_memory: int | None = None,
     threads: int | None = None,
     checkpoint_every_s: float | None = None,
+    force: bool = False,
 ) -> Outcome:
     """Finish an interrupted or failed run in place: train the instances its results.csv lacks.
 
@@ -103,9 +108,19 @@ def resume_sweep(
     uninterrupted one (bit for bit on the same kind of device). Each chunk cut
     short continues from its last checkpoint (if it wrote one), the rest train
     from their start.
+
+    One process trains a run at a time (engine/lock.py): a run whose lock is held is refused, unless
+    ``force`` and the holder is stale (its pid dead here, or its heartbeat stopped).
     """
     options = _merged(options, device, max_memory, threads, checkpoint_every_s)
     run = Run.open(run_dir)
+    lock = RunLock(run.path).acquire(force)
+    with lock:
+        return _resume(run, options, emit, should_stop, executor, force)
+
+
+def _resume(run: Run, options: RunOptions, emit: EventSink, should_stop: Callable[[], bool],
+            executor: Executor | None, force: bool) -> Outcome:
     try:  # a folder without a readable config.toml (or with links in it) is reported before anything else
         spec = run.spec()
         for folder in ("parts", "weights", "checkpoints"):
@@ -116,8 +131,9 @@ def resume_sweep(
     status = run.status()
     if status == "completed":
         raise UserError(f"run {run.id} is already completed: nothing to resume")
-    if status == "running":
-        raise UserError(f"run {run.id} is still running (process {info.get('pid')} on this host)")
+    if status == "running" and not force:
+        raise UserError(f"run {run.id} is still running (process {info.get('pid')} on {info.get('host')}): "
+                        f"--force resumes it anyway")
     executor = executor or executor_for(options)
     try:
         placement = executor.open(options.device, options.threads)
@@ -218,6 +234,14 @@ def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]]
            placement: Placement, emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 300.0,
            resume_from: dict[int, Saved] | None = None) -> Outcome:
     """The loop over finished chunks shared by a new and a resumed run; ``rows`` holds results already stored."""
+    with RunLog(run.path) as log:  # events.jsonl and heartbeat.json: any process can follow the run
+        return _train_logged(run, spec, chunks, rows, executor, placement, log.wrap(emit),
+                             log.stop_check(should_stop), checkpoint_every_s, resume_from)
+
+
+def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
+                  placement: Placement, emit: EventSink, should_stop: Callable[[], bool],
+                  checkpoint_every_s: float, resume_from: dict[int, Saved] | None) -> Outcome:
     total = sum(c.steps * len(c) for c in chunks)
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=placement.description,
                     instances=spec.n_instances, chunks=len(chunks), instance_steps=total))

@@ -10,6 +10,11 @@
       checkpoints/chunk-NNNN.safetensors   while a chunk trains: instance, its weights, optimiser state, curves so far
       error.log       a failed run's traceback
       manifest.json   per stored chunk: its instances, and the row counts, sizes and sha256 of its files
+      events.jsonl    the events the live view shows, one JSON object a line: what `toysup watch` and the TUI follow
+      heartbeat.json  host and pid of the process training the run, its last beat (every 5 s) and progress
+      lock            host and pid of the one process allowed to train the run (it holds a lock on this file)
+      stop            present while the run is asked to stop (`toysup stop`, the TUI)
+      output.log      a detached run's output (`toysup run --detach`, launched from the TUI)
 
 What each table holds is decided in engine/run_format.py; this module writes and
 reads the files. While a run is going, curves and features of finished chunks sit
@@ -64,6 +69,7 @@ from engine.run_format import (  # noqa: F401  (the run format's cells are the s
     result_columns,
     result_rows,
 )
+from engine.runlog import liveness, read_heartbeat
 from engine.spec import Spec, read_preset, resolve
 
 if TYPE_CHECKING:
@@ -72,6 +78,7 @@ if TYPE_CHECKING:
 RUNS_ENV = "TOYSUP_RUNS_DIR"
 # What run_status() answers: run.json's word, except that a 'running' run whose process is gone was
 # killed, and a missing or unreadable run.json (or an unknown word in it) is damaged.
+HEARTBEAT_KEY = "heartbeat"  # in Run.info() of a running run: heartbeat.json's contents (never written to run.json)
 STATUSES = ("completed", "running", "interrupted", "failed", "killed", "damaged")
 
 # The names the store gives the files it may delete; nothing else in a run folder is ever removed.
@@ -270,7 +277,8 @@ class Run:
                 (self.path / folder).rmdir()
 
     def write_info(self, info: dict[str, Any]) -> None:
-        atomic_write(self.path / "run.json", json.dumps(info, indent=2) + "\n")
+        kept = {k: v for k, v in info.items() if k != HEARTBEAT_KEY}  # heartbeat.json's, read by info()
+        atomic_write(self.path / "run.json", json.dumps(kept, indent=2) + "\n")
 
     def update_info(self, **changes: Any) -> dict[str, Any]:
         info = self.info()
@@ -508,6 +516,8 @@ class Run:
             info = json.loads(safe_fs.read_text(self.path / "run.json"))
             if not isinstance(info, dict):
                 raise ValueError("run.json is not an object")
+            if info.get("status") == "running":  # whether it still is: see run_status()
+                info[HEARTBEAT_KEY] = read_heartbeat(self.path)
             return info
         except (OSError, ValueError, RecursionError) as exc:
             return {"id": self.id, "name": "?", "status": "damaged", "error": f"run.json: {_why(exc)}"}
@@ -695,22 +705,15 @@ def find_run(root: Path, ref: str) -> Run:
 
 
 def process_alive(info: dict[str, Any]) -> bool:
-    """Whether the process that wrote a run.json still runs (knowable only on its own host; elsewhere
-    a 'running' run is taken at its word)."""
-    if info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
-        return True  # not ours to check: take 'running' at its word
-    try:
-        os.kill(info["pid"], 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether the process training a 'running' run is alive: its host and pid in run.json and its heartbeat
+    (which :meth:`Run.info` adds) decide together, see :func:`engine.runlog.liveness`."""
+    return liveness(info, info.get(HEARTBEAT_KEY))
 
 
 def run_status(info: dict[str, Any]) -> str:
     """A run's status from its run.json: one of :data:`STATUSES`. A 'running' run whose process is
-    gone was killed; an unreadable run.json (see :meth:`Run.info`) or an unknown word is damaged."""
+    gone (or whose heartbeat stopped) was killed; an unreadable run.json (see :meth:`Run.info`) or an
+    unknown word is damaged."""
     status = info.get("status")
     if status == "running":
         return "running" if process_alive(info) else "killed"

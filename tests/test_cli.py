@@ -47,7 +47,8 @@ def preset_copy(tmp_path: Path, name: str) -> Path:
 
 def test_run_writes_a_complete_run_folder(tiny_run):
     names = sorted(p.name for p in tiny_run.iterdir())
-    assert names == ["config.toml", "curves.csv", "features.csv", "manifest.json", "results.csv", "run.json", "weights"]
+    assert names == ["config.toml", "curves.csv", "events.jsonl", "features.csv", "heartbeat.json", "lock",
+                     "manifest.json", "results.csv", "run.json", "weights"]
     assert tiny_run.name.endswith("-tiny")
     weights = load_file(str(tiny_run / "weights" / "chunk-0000.safetensors"))
     assert weights["W"].shape == (4, 5, 2) and weights["instance"].tolist() == [0, 1, 2, 3]

@@ -110,7 +110,8 @@ def test_run_sweep_completes_and_writes_every_file(finished):
     _, outcome, run, _ = finished
     assert outcome.status == "completed" and outcome.error == ""
     names = sorted(p.name for p in run.path.iterdir())
-    assert names == ["config.toml", "curves.csv", "features.csv", "manifest.json", "results.csv", "run.json", "weights"]
+    assert names == ["config.toml", "curves.csv", "events.jsonl", "features.csv", "heartbeat.json", "lock",
+                     "manifest.json", "results.csv", "run.json", "weights"]
     assert [p.name for p in (run.path / "weights").iterdir()] == ["chunk-0000.safetensors"]
     assert not list(run.path.rglob(".*.tmp"))
 
@@ -388,7 +389,8 @@ def test_the_readme_and_the_store_describe_the_run_folder_alike():
     assert documented_files(section) == documented_files(store.__doc__ or "")
     assert list(documented_files(section)) == [
         "config.toml", "run.json", "results.csv", "curves.csv", "features.csv", "weights/chunk-NNNN.safetensors",
-        "checkpoints/chunk-NNNN.safetensors", "error.log", "manifest.json"]
+        "checkpoints/chunk-NNNN.safetensors", "error.log", "manifest.json", "events.jsonl", "heartbeat.json", "lock",
+        "stop", "output.log"]
 
 
 @pytest.mark.parametrize("model, params, sweep", [

@@ -1,8 +1,9 @@
 """The Textual TUI, driven headlessly with App.run_test and Pilot.
 
-Runs launched here are real: a worker process trains a tiny sweep (tens of steps
-on a handful of instances). Results views open a fixture run folder with fixed
-contents (see :func:`helpers.make_fixture_run`), which the snapshot tests share.
+Runs launched here are real: a detached process trains a tiny sweep (tens of
+steps on a handful of instances), which the app follows through its event log.
+Results views open a fixture run folder with fixed contents (see
+:func:`helpers.make_fixture_run`), which the snapshot tests share.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import csv
 import functools
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -39,13 +41,14 @@ from toysup_tui.screens.compare import CompareScreen
 from toysup_tui.screens.confirm import ConfirmScreen, PromptScreen
 from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.presets import PresetsScreen
+from toysup_tui.screens.quit import QuitRunScreen
 from toysup_tui.screens.results import EXPORT_NAME, ResultsScreen
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.screens.runs import RunsScreen
 from toysup_tui.table_filter import compile_filter
 from toysup_tui.widgets.chart import Chart
 
-from helpers import FIXTURE_ID, fixture_spec, make_fixture_run
+from helpers import FIXTURE_ID, fixture_spec, invoke, make_fixture_run
 
 SIZE = (80, 24)
 
@@ -82,9 +85,20 @@ async def wait_for(pilot: Any, condition: Callable[[], bool], timeout: float = 9
         await pilot.pause(0.05)
 
 
+def process_gone(run_dir: Path) -> bool:
+    """Whether the process that trained a run (it is detached: not the app's child) has exited."""
+    pid = json.loads((run_dir / "run.json").read_text())["pid"]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 async def wait_for_worker_exit(pilot: Any, app: ToysupApp) -> None:
-    """The run reports its end just before its process exits; let it exit before the app closes."""
-    await wait_for(pilot, lambda: app.process is None or not app.process.running, timeout=30)
+    """The run reports its end just before its process exits; let it exit before the test's folder goes."""
+    if app.live is not None and app.live.run_dir:
+        await wait_for(pilot, lambda: process_gone(Path(app.live.run_dir)), timeout=30)  # type: ignore[union-attr]
     await pilot.pause(0.2)
 
 
@@ -163,7 +177,7 @@ async def test_invalid_value_is_refused_inline_with_its_message(tui_dirs: tuple[
         assert "log ranges need positive START and STOP" in form.query_one("#field-feature_probability").error
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert app.process is None and isinstance(app.screen, FormScreen)
+        assert app.live is None and app.attached is None and isinstance(app.screen, FormScreen)
         assert "log ranges need positive START and STOP (and 1 more)" in str(form.query_one("#form-summary").render())
         await set_field(pilot, form, "steps", "300")
         await set_field(pilot, form, "feature_probability", "0.1")
@@ -198,6 +212,7 @@ async def test_cancelling_a_run_keeps_finished_chunks(tui_dirs: tuple[Path, Path
 
 @run_async
 async def test_quit_with_a_running_sweep_asks_first(tui_dirs: tuple[Path, Path]) -> None:
+    """Quitting asks: stay (escape), stop the sweep and quit (s), or quit and leave it training (l)."""
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
         form = await open_form(pilot, app)
@@ -206,16 +221,39 @@ async def test_quit_with_a_running_sweep_asks_first(tui_dirs: tuple[Path, Path])
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.live is not None and app.live.status == "running")
         await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitRunScreen))
+        await pilot.press("escape")
         await pilot.pause()
-        assert app.sweep_running
+        assert app.sweep_running and app.is_running
         await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitRunScreen))
+        await pilot.press("s")
         await wait_for(pilot, lambda: not app.is_running or (app.live is not None and app.live.finished), timeout=30)
     assert app.live is not None and app.live.status == "interrupted"
     assert Run(Path(app.live.run_dir)).info()["status"] == "interrupted"
+
+
+@run_async
+async def test_quitting_can_leave_the_sweep_training(tui_dirs: tuple[Path, Path]) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        for name, text in {**TINY_FIELDS, "steps": "1000000"}.items():
+            await set_field(pilot, form, name, text)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.live is not None and app.live.status == "running")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitRunScreen))
+        await pilot.press("l")
+        await wait_for(pilot, lambda: not app.is_running, timeout=10)
+    assert app.live is not None
+    run = Run(Path(app.live.run_dir))
+    try:
+        time.sleep(1.0)
+        assert run.status() == "running"  # the app is gone; the sweep is not
+    finally:
+        assert invoke("stop", run.path).exit_code == 0
+    assert run.status() == "interrupted"
 
 
 @run_async
@@ -262,16 +300,17 @@ async def test_changing_the_model_regenerates_the_fields(tui_dirs: tuple[Path, P
 @run_async
 async def test_the_form_launches_on_the_chosen_backend(tui_dirs: tuple[Path, Path],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    """Choosing ray shows the Ray fields (address, GPU share); launch hands the options to the worker process."""
-    from toysup_tui.worker import Launch, SweepProcess
+    """Choosing ray shows the Ray fields (address, GPU share); launch hands the options to the detached run."""
+    from toysup_tui import detach
+    from toysup_tui.worker import Launch
 
     launched: list[Launch] = []
 
-    async def start(launch: Launch) -> SweepProcess:
+    def start(launch: Launch) -> Path:
         launched.append(launch)
         raise OSError("not started in this test")
 
-    monkeypatch.setattr(SweepProcess, "start", start)
+    monkeypatch.setattr(detach, "start", start)
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
         form = await open_form(pilot, app)

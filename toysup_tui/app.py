@@ -1,15 +1,18 @@
 """The toysup Textual app: presets -> form -> live run -> results, and a runs browser.
 
-The app owns the one sweep that may be running: a worker *process*
-(:mod:`toysup_tui.worker`) whose JSON-line events an async task folds into a
-:class:`~toysup_tui.live.LiveRun`. Screens only read that state, so no training
-ever runs on the interface's event loop and screens can come and go mid-run.
+The app is a viewer: a sweep it launches trains in a detached process
+(:mod:`toysup_tui.detach`) that outlives it, and the live view follows a run's
+event log in its folder (:mod:`engine.runlog`), whoever started the run. An
+async task folds the events into a :class:`~toysup_tui.live.LiveRun`; screens
+only read that state, so screens can come and go mid-run.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
@@ -21,20 +24,25 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from engine.errors import SpecError
-from engine.options import RunOptions
+from engine.errors import SpecError, ToysupError
+from engine.options import RunOptions, resume_options
+from engine.runlog import FOLLOW_POLL_S, LogReader, request_stop
 from engine.spec import Spec
 from engine.store import Run
+from toysup_tui import detach
+from toysup_tui.detach import Resume
 from toysup_tui.live import LiveRun, format_duration
 from toysup_tui.screens.confirm import ConfirmScreen
 from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.presets import PresetsScreen
+from toysup_tui.screens.quit import QuitRunScreen
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.user_presets import user_presets_dir
-from toysup_tui.worker import Launch, SweepProcess
+from toysup_tui.worker import Launch, WorkerError
 
 AnyScreen = TypeVar("AnyScreen", bound=Screen)
-CANCEL_WAIT_S = 20.0  # how long quitting waits for a cancelled run to record itself
+CANCEL_WAIT_S = 20.0  # how long quitting waits for a stopped run to record itself
+STATUS_EVERY_S = 1.0  # how often a followed run's status is checked (a killed run writes no last event)
 
 
 class ToysupApp(App[None]):
@@ -62,7 +70,7 @@ class ToysupApp(App[None]):
         # How launched sweeps train unless the form changes it (``device``: a shorthand for options.device).
         self.options = (options or RunOptions()).with_values(device=device)
         self.live: LiveRun | None = None
-        self.process: SweepProcess | None = None
+        self.attached: Run | None = None  # the run the live view follows, through its event log
         self._follower: Worker[None] | None = None
 
     def get_default_screen(self) -> Screen:
@@ -77,74 +85,118 @@ class ToysupApp(App[None]):
 
     @property
     def sweep_running(self) -> bool:
-        """A sweep is training (its process may outlive the run by a moment while it exits: that does not count)."""
-        return (self.process is not None and self.process.running and self.live is not None
-                and not self.live.finished)
+        """The run this app shows in its live view is training (whoever started it)."""
+        return self.attached is not None and self.live is not None and not self.live.finished
 
     async def launch(self, spec: Spec, options: RunOptions | None = None) -> None:
-        """Start ``spec`` in a worker process and show the live view (options: the app's unless given)."""
+        """Start ``spec`` detached (it outlives this app: see toysup_tui/detach.py), then show it in the live view."""
         if self.sweep_running:
             self.notify("a sweep is already running: press l to watch it, or cancel it first", severity="warning")
             return
         options = options or self.options
-        device, backend = options.device, options.backend
-        live = LiveRun(spec, requested_device=device if backend == "local" else f"{backend}: {device}")
-        try:
-            process = await SweepProcess.start(Launch(spec.to_toml(), self.runs_dir.resolve(), options))
-        except OSError as exc:
-            self.notify(f"could not start the worker: {exc}", severity="error")
+        await self._start_detached(LiveRun(spec, requested_device=_where(options)),
+                                   Launch(spec.to_toml(), self.runs_dir.resolve(), options))
+
+    async def resume_run(self, run: Run) -> None:
+        """Resume an interrupted, failed or killed run, detached like any other, and watch it."""
+        if self.sweep_running:
+            self.notify("a sweep is already running here: cancel it or let it finish first", severity="warning")
             return
-        self.live, self.process = live, process
-        self._follower = self._follow(process, live)
+        try:
+            spec = run.spec()
+            options = resume_options({}, run.info())
+        except ToysupError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        await self._start_detached(LiveRun(spec, requested_device=_where(options)),
+                                   Resume(run.path.resolve(), options))
+
+    async def _start_detached(self, live: LiveRun, request: Launch | Resume) -> None:
+        self.live, self.attached = live, None
         self.refresh_bindings()
         await self.goto(RunScreen, lambda: RunScreen(live), lambda s: s.live is live)
+        try:
+            run_dir = await asyncio.to_thread(detach.start, request)
+        except (ToysupError, OSError) as exc:
+            live.apply(WorkerError(str(exc)))
+            self.refresh_bindings()
+            return
+        self._follow_run(Run(run_dir), live)
+
+    async def attach(self, run: Run) -> None:
+        """Show a run that trains in another process (another shell, another TUI, a detached launch) live."""
+        live = self.live
+        if self.attached is None or live is None or self.attached.path.resolve() != run.path.resolve():
+            try:
+                live = LiveRun(run.spec(), requested_device=str(run.info().get("device", "")))
+            except ToysupError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            if self._follower is not None:
+                self._follower.cancel()
+            self._follow_run(run, live)
+        await self.goto(RunScreen, lambda: RunScreen(live), lambda s: s.live is live)
+
+    def _follow_run(self, run: Run, live: LiveRun) -> None:
+        self.live, self.attached = live, run
+        self._follower = self._follow(run, live)
+        self.refresh_bindings()
 
     @work(group="sweep", exit_on_error=False)
-    async def _follow(self, process: SweepProcess, live: LiveRun) -> None:
-        """Fold the worker's events into ``live`` until it exits, then say how it ended."""
-        try:
-            async for event in process.events():
+    async def _follow(self, run: Run, live: LiveRun) -> None:
+        """Fold the run's event log into ``live`` until it ends, then say how it ended."""
+        reader = LogReader(run.path)
+        checked = 0.0
+        while not live.finished:
+            for event in reader.read():
                 live.apply(event)
-        finally:
-            code = await process.wait()
-            live.mark_ended_without_report(code, list(process.stderr_tail))
-            self.refresh_bindings()
+            now = time.monotonic()
+            if not live.finished and now - checked >= STATUS_EVERY_S:
+                checked = now
+                status = run.status()
+                if status != "running":
+                    await asyncio.sleep(FOLLOW_POLL_S)  # its last events may still be on their way
+                    for event in reader.read():
+                        live.apply(event)
+                    live.mark_gone(status)
+            await asyncio.sleep(FOLLOW_POLL_S)
+        self.refresh_bindings()
         took = format_duration(live.elapsed_s)
         if live.status == "completed":
             self.notify(f"{live.spec.name}: {live.instances:,} instances in {took}; o on the live view "
                         "opens the results", title="Run completed", timeout=8)
         elif live.status == "interrupted":
-            self.notify(f"{live.spec.name}: cancelled; {live.chunks_done} finished chunk(s) kept",
-                        title="Run cancelled", severity="warning", timeout=8)
+            self.notify(f"{live.spec.name}: stopped; {live.chunks_done} finished chunk(s) kept (r resumes it)",
+                        title="Run stopped", severity="warning", timeout=8)
         else:
-            self.notify(live.error or "the run failed", title="Run failed", severity="error", timeout=12)
+            self.notify(live.error or f"the run is {live.status}", title=f"Run {live.status}", severity="error",
+                        timeout=12)
 
     def ask_cancel_run(self) -> None:
-        """Cancel the running sweep after a confirmation; its finished chunks stay in the run folder."""
-        if not self.sweep_running or self.process is None:
+        """Stop the watched sweep after a confirmation; its finished chunks stay in the run folder."""
+        if not self.sweep_running:
             return
 
         def answer(yes: bool | None) -> None:
-            if yes and self.sweep_running and self.process is not None and self.live is not None:
-                self.live.mark_cancelling()
-                self.process.cancel()
+            if yes:
+                self._request_stop()
 
-        self.push_screen(ConfirmScreen("Cancel the running sweep? Finished chunks are kept.", yes="Cancel run",
-                                       no="Keep running"), answer)
+        self.push_screen(ConfirmScreen("Stop the running sweep? Finished chunks are kept, and it can be resumed.",
+                                       yes="Stop run", no="Keep running"), answer)
+
+    def _request_stop(self) -> None:
+        if self.sweep_running and self.attached is not None and self.live is not None:
+            self.live.mark_cancelling()
+            request_stop(self.attached.path, self.attached.info())
 
     async def stop_sweep(self) -> None:
-        """Cancel and wait for the worker to record the run as interrupted (kill it if it hangs)."""
-        if self.process is None or not self.process.running:
+        """Stop the watched sweep and wait (a while) until it has recorded itself as interrupted."""
+        if not self.sweep_running:
             return
-        if self.live is not None:
-            self.live.mark_cancelling()
-        self.process.cancel()
-        if await self.process.wait(CANCEL_WAIT_S) is None:
-            self.process.kill()
-            await self.process.wait()
+        self._request_stop()
         if self._follower is not None:
-            with contextlib.suppress(WorkerCancelled, WorkerFailed):
-                await self._follower.wait()  # the reader sees the end of the pipe and records the ending
+            with contextlib.suppress(WorkerCancelled, WorkerFailed, TimeoutError):
+                await asyncio.wait_for(self._follower.wait(), CANCEL_WAIT_S)
 
     def open_results(self, run_dir: str | Path) -> None:
         from toysup_tui.screens.results import ResultsScreen
@@ -160,11 +212,6 @@ class ToysupApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, PresetsScreen):
                 screen.reload()
-
-    def on_unmount(self) -> None:
-        # However the app ends, no worker process outlives it.
-        if self.process is not None and self.process.running:
-            self.process.kill()
 
     # --- navigation -----------------------------------------------------------------------
 
@@ -202,21 +249,20 @@ class ToysupApp(App[None]):
             self.action_show_help_panel()
 
     async def action_quit(self) -> None:
-        """Quit; with a sweep running, ask first and cancel it cleanly (finished chunks kept)."""
+        """Quit; with a sweep training, ask whether to leave it running (it is detached) or stop it first."""
         if not self.sweep_running:
-            if self.process is not None and await self.process.wait(CANCEL_WAIT_S) is None:
-                self.process.kill()  # a finished run's process that will not exit
             self.exit()
             return
 
-        async def answer(yes: bool | None) -> None:
-            if yes:
-                self.notify("cancelling the sweep before quitting…", timeout=CANCEL_WAIT_S)
+        async def answer(choice: str | None) -> None:
+            if choice == "stop":
+                self.notify("stopping the sweep before quitting…", timeout=CANCEL_WAIT_S)
                 await self.stop_sweep()
                 self.exit()
+            elif choice == "leave":
+                self.exit()
 
-        self.push_screen(ConfirmScreen("A sweep is running. Cancel it (finished chunks are kept) and quit?",
-                                       yes="Cancel and quit", no="Stay"), answer)
+        self.push_screen(QuitRunScreen(self.attached.id if self.attached is not None else ""), answer)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.LETTER_ACTIONS and isinstance(self.screen, FormScreen):
@@ -253,11 +299,10 @@ class ToysupApp(App[None]):
                                     partial(screen.focus_field, field.param.name), discover=False)
 
 
+def _where(options: RunOptions) -> str:
+    return options.device if options.backend == "local" else f"{options.backend}: {options.device}"
+
+
 def run_tui(runs_dir: Path, options: RunOptions | None = None) -> None:
-    """Run the app until it quits; never leave a worker process behind."""
-    app = ToysupApp(runs_dir, options=options)
-    try:
-        app.run()
-    finally:
-        if app.process is not None and app.process.running:
-            app.process.kill()
+    """Run the app until it quits; sweeps it launched are detached and go on unless it stopped them."""
+    ToysupApp(runs_dir, options=options).run()

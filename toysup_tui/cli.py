@@ -98,6 +98,8 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary instead")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved sweep without training")] = False,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Train in the background, detached from this "
+                                         "terminal: print the run id and return at once")] = False,
 ) -> None:
     """Train a sweep headless and store it as a run folder."""
     from engine import store
@@ -122,6 +124,12 @@ def run(
             summaries.print_dry_run(out, spec, chunks, as_json, where=placement.description)
             return
         root = store.runs_dir(runs_dir)
+        if detach:
+            from toysup_tui.detach import start
+            from toysup_tui.worker import Launch
+
+            _detached(start(Launch(spec.to_toml(), root.resolve(), options, nice=0)), quiet, as_json)
+            return
         sink = progress.make_sink(err if as_json else out, quiet or as_json)
         handle_hangups_and_terms()
         with sink:
@@ -129,6 +137,18 @@ def run(
     except SpecError as exc:
         raise fail(str(exc)) from None
     _finish(outcome, quiet, as_json)
+
+
+def _detached(run_dir: Path, quiet: bool, as_json: bool) -> None:
+    """What a detached launch prints: the run and how to follow and stop it."""
+    if as_json:
+        sys.stdout.write(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": "running"}) + "\n")
+    elif quiet:
+        sys.stdout.write(f"{run_dir}\n")
+    else:
+        out.print(f"started {escape(run_dir.name)} in the background ({escape(str(run_dir))})\n"
+                  f"follow it: toysup watch {escape(run_dir.name)} · stop it: toysup stop {escape(run_dir.name)} · "
+                  "or open it in toysup tui", soft_wrap=True)
 
 
 def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
@@ -181,6 +201,10 @@ def resume(
     given: dict[str, str] | None = None,
     runs_dir: RunsDirOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Resume in the background, detached from this "
+                                         "terminal")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Break a stale lock (its process dead, or its heartbeat "
+                                        "stopped) and resume")] = False,
 ) -> None:
     """Finish an interrupted, failed or killed run in place; ends with the same results as an uninterrupted run."""
     from engine import store
@@ -191,10 +215,15 @@ def resume(
     try:
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         options = resume_options(given or {}, found.info())
+        if detach:
+            from toysup_tui.detach import Resume, start
+
+            _detached(start(Resume(found.path.resolve(), options, force)), quiet, False)
+            return
         sink = progress.make_sink(out, quiet)
         handle_hangups_and_terms()
         with sink:
-            outcome = resume_sweep(found.path, options, emit=sink)
+            outcome = resume_sweep(found.path, options, emit=sink, force=force)
     except SpecError as exc:
         raise fail(str(exc)) from None
     _finish(outcome, quiet, False)
@@ -218,6 +247,73 @@ def runs(runs_dir: RunsDirOption = None) -> None:
         problem = run.problem()
         if problem:
             out.print(f"[bold red]damaged[/] {escape(run.id)}: {escape(problem)}", soft_wrap=True)
+
+
+@app.command()
+def watch(
+    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    runs_dir: RunsDirOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output: just wait for the end")] = False,
+) -> None:
+    """Follow a run training in another process (any terminal, the TUI, a detached run) until it ends; exit
+    with its status (0 completed, 1 failed or killed, 130 interrupted). Ctrl-C stops watching, not the run."""
+    from engine import store
+    from engine.runlog import follow
+    from toysup_tui import progress
+
+    try:
+        found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
+    if found.status() == "running":
+        sink = progress.make_sink(out, quiet)
+        try:
+            with sink:
+                for event in follow(found):
+                    sink(event)
+        except KeyboardInterrupt:
+            err.print(f"stopped watching; {found.id} goes on (toysup stop {found.id} stops it)", soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    status = found.status()
+    out.print(f"run {escape(found.id)} is {status}", soft_wrap=True)
+    if status == "interrupted":
+        err.print(f"continue with: toysup resume {found.id}", soft_wrap=True)
+    raise typer.Exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED))
+
+
+@app.command()
+def stop(
+    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    runs_dir: RunsDirOption = None,
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the run to record its stop")] = 60.0,
+) -> None:
+    """Stop a running run gracefully: it keeps its finished chunks and is marked interrupted (resumable)."""
+    import time
+
+    from engine import store
+    from engine.runlog import request_stop
+
+    try:
+        found = store.find_run(store.runs_dir(runs_dir), run_ref)
+        status = found.status()
+        if status != "running":
+            raise SpecError(f"run {found.id} is not running (it is {status}): nothing to stop")
+        if not wait >= 0:
+            raise SpecError(f"--wait {wait} is not valid: expected seconds, 0 or more")
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
+    how = request_stop(found.path, found.info())
+    out.print(f"stopping {escape(found.id)}: {escape(how)}", soft_wrap=True)
+    deadline = time.monotonic() + wait
+    while found.status() == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status = found.status()
+    if status == "running":
+        raise fail(f"run {found.id} is still running after {wait:.0f} s; it stops at its next step "
+                   "(toysup watch shows when)", EXIT_FAILED)
+    out.print(f"run {escape(found.id)} is {status}" +
+              (f"; continue with: toysup resume {escape(found.id)}" if status == "interrupted" else ""),
+              soft_wrap=True)
 
 
 @app.command("report")

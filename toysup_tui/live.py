@@ -1,4 +1,4 @@
-"""What the app knows about the sweep it is running, folded from the worker's events.
+"""What the app knows about the sweep it shows, folded from the run's event log (engine/runlog.py).
 
 Kept apart from the widgets: the app's reader task applies events here, and the
 live screen (which may be closed and reopened mid-run) redraws from it.
@@ -16,7 +16,7 @@ from engine.results import point_label
 from engine.spec import Spec
 from toysup_tui.worker import WorkerError
 
-FINAL_STATUSES = ("completed", "interrupted", "failed", "error")
+FINAL_STATUSES = ("completed", "interrupted", "failed", "killed", "damaged", "error")
 
 
 @dataclass
@@ -119,17 +119,17 @@ class LiveRun:
             self.status = "cancelling"
             self.version += 1
 
-    def mark_ended_without_report(self, code: int | None, stderr_tail: list[str]) -> None:
-        """The process exited without a run_finished event (crashed, or stopped before it began)."""
+    def mark_gone(self, status: str) -> None:
+        """The run stopped training without a last event in its log (its process was killed): ``status``
+        is what the store now says of it."""
         if self.finished:
             return
         self.version += 1
-        if self.status == "cancelling":
-            self.status = "interrupted"
-            return
-        self.status = "failed"
-        last = next((line for line in reversed(stderr_tail) if line.strip()), "")
-        self.error = f"worker exited with code {code}" + (f": {last}" if last else "")
+        if self.status == "cancelling" and status in ("killed", "running"):
+            status = "interrupted"
+        self.status = status if status in FINAL_STATUSES else "killed"
+        if self.status == "killed":
+            self.error = "its process ended without recording how (killed): r resumes it"
 
     def point_labels(self) -> list[str]:
         """A short label per sweep point, like ``feature_probability=0.1``."""

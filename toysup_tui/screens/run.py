@@ -7,6 +7,7 @@ it can be left (the sweep goes on) and reopened with ``l`` at any time.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -14,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.widgets import Footer, Header, Label, ProgressBar, Static
 
+from engine.store import Run
 from toysup_tui.live import LiveRun, format_duration
 from toysup_tui.render import charts
 from toysup_tui.screens.base import ToysupScreen
@@ -24,15 +26,18 @@ from toysup_tui.widgets.markup import esc
 POLL_S = 0.25
 CHART_EVERY_S = 1.0  # a plotext build of many series costs tens of ms: once a second is plenty
 IQR_MAX_SERIES = 4  # more points than this and the dotted IQR lines only clutter
-STATUS_STYLE = {"completed": "green", "interrupted": "magenta", "failed": "red", "error": "red",
-                "cancelling": "yellow", "running": "cyan", "starting": "cyan"}
+STATUS_STYLE = {"completed": "green", "interrupted": "magenta", "failed": "red", "error": "red", "killed": "red",
+                "damaged": "red", "cancelling": "yellow", "running": "cyan", "starting": "cyan"}
+RESUMABLE = ("interrupted", "failed", "killed")
 
 
 class RunScreen(ToysupScreen):
-    """Watch a sweep: ``c`` cancels it (after asking), ``o`` opens its results, escape goes back."""
+    """Watch a sweep, whoever started it: ``c`` stops it (after asking), ``r`` resumes a stopped or killed one,
+    ``o`` opens its results, escape goes back (the sweep goes on)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "cancel_run", "Cancel run"),
+        Binding("c", "cancel_run", "Stop run"),
+        Binding("r", "resume", "Resume"),
         Binding("o,enter", "open_results", "Results"),
         Binding("escape", "back", "Back"),
     ]
@@ -91,14 +96,16 @@ class RunScreen(ToysupScreen):
         stats = (f"{live.rate:,.0f} instance-steps/s · {live.done_work:,}/{live.total_work:,} · "
                  f"elapsed {format_duration(live.elapsed_s)} · ETA {format_duration(live.eta_s)}")
         if live.status == "interrupted":
-            stats += f"\n[magenta]cancelled: the {live.chunks_done} finished chunk(s) are kept[/]" \
-                     f" · [b]o[/] opens what finished"
+            stats += f"\n[magenta]stopped: the {live.chunks_done} finished chunk(s) are kept[/]" \
+                     f" · [b]r[/] resumes · [b]o[/] opens what finished"
+        elif live.status == "killed":
+            stats += "\n[red]killed: its process ended without recording it[/] · [b]r[/] resumes"
         elif live.status == "completed":
             stats += "\n[green]done[/] · [b]o[/] opens the results"
         elif live.status in ("failed", "error"):
             stats += f"\n[red]{esc(live.error)}[/]"
         elif live.status == "cancelling":
-            stats += "\n[yellow]cancelling: finishing the current step…[/]"
+            stats += "\n[yellow]stopping: finishing the current step…[/]"
         self.query_one("#run-stats", Static).update(stats)
 
     def _draw_chart(self, live: LiveRun) -> None:
@@ -116,7 +123,13 @@ class RunScreen(ToysupScreen):
             return not self.live.finished and self.live.status != "cancelling"
         if action == "open_results":
             return bool(self.live.run_dir) or None
+        if action == "resume":
+            return self.live.status in RESUMABLE and bool(self.live.run_dir)
         return True
+
+    async def action_resume(self) -> None:
+        if self.live.status in RESUMABLE and self.live.run_dir:
+            await self.app.resume_run(Run(Path(self.live.run_dir)))
 
     def action_cancel_run(self) -> None:
         self.app.ask_cancel_run()
@@ -127,5 +140,5 @@ class RunScreen(ToysupScreen):
 
     def action_back(self) -> None:
         if not self.live.finished:
-            self.notify("the sweep goes on in the background: press l to come back", timeout=4)
+            self.notify("the sweep goes on in the background: l (or the runs browser, b) comes back", timeout=4)
         self.app.pop_screen()

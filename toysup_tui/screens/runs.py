@@ -1,7 +1,8 @@
 """The runs browser: every run folder in the runs directory, newest first.
 
 Headless ``toysup run`` runs show up here too: the run folder is the only
-interface between a run and any viewer.
+interface between a run and any viewer. A run training now shows how far it is
+(from its heartbeat, engine/runlog.py), and opening it attaches the live view.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.store import Run, list_runs
+from engine.runlog import progress_of
+from engine.store import HEARTBEAT_KEY, Run, list_runs
+from toysup_tui.live import format_duration
 from toysup_tui.render.tables import STATUS_STYLE
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import ConfirmScreen
@@ -44,6 +47,7 @@ class RunsScreen(ToysupScreen):
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("d", "delete", "Delete"),
+        Binding("R", "resume", "Resume"),
         Binding("r", "refresh", "Refresh", show=False),
         Binding("escape", "back", "Back"),
     ]
@@ -54,6 +58,7 @@ class RunsScreen(ToysupScreen):
         self.marked: list[str] = []
         self._stamp: tuple[tuple[str, Any], ...] = ()
         self._shown_running: list[Run] = []  # shown as running: their process may die without touching run.json
+        self._live_lines: list[str] = []  # the running runs' progress, for the status line
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -84,7 +89,9 @@ class RunsScreen(ToysupScreen):
                 out.append((p.name, info.stat().st_mtime))
             except OSError:
                 continue
-        out.extend((f"{run.id} status", run.status()) for run in self._shown_running)
+        for run in self._shown_running:
+            now = run.info()
+            out.append((f"{run.id} status", (run.status(), progress_of(now.get(HEARTBEAT_KEY)))))
         return tuple(sorted(out))
 
     def _refresh_if_changed(self) -> None:
@@ -98,6 +105,7 @@ class RunsScreen(ToysupScreen):
         self.marked = [m for m in self.marked if any(r.id == m for r in self.runs)]
         table.clear()
         self._shown_running = []
+        self._live_lines = []
         for run in self.runs:
             info = run.info()
             status = run.status()  # damaged too when its files disagree with its manifest
@@ -105,10 +113,17 @@ class RunsScreen(ToysupScreen):
                 self._shown_running.append(run)
             done, total = (_count(info.get(k, 0)) for k in ("instances_done", "instances"))
             count = total if status == "completed" else f"{done}/{total}"
+            shown = status
+            progress = progress_of(info.get(HEARTBEAT_KEY)) if status == "running" else None
+            if progress is not None:
+                fraction, rate, eta = progress
+                shown = f"running {100 * fraction:.0f}%"
+                self._live_lines.append(f"[cyan]▶[/] {esc(run.id)} {100 * fraction:.0f}% · {rate:,.0f} inst-steps/s "
+                                        f"· ETA {format_duration(eta)}")
             table.add_row(
                 Text("●" if run.id in self.marked else " ", style="bold yellow"),
                 Text(run.id, style="bold"), Text(str(info.get("name", "?"))),
-                Text(status, style=STATUS_STYLE.get(status, "")), Text(count, justify="right"),
+                Text(shown, style=STATUS_STYLE.get(status, "")), Text(count, justify="right"),
                 Text(str(info.get("started", ""))[:16].replace("T", " ")),
                 Text(human_size(folder_size(run.path)), justify="right"), Text(str(info.get("device", ""))), key=run.id,
             )
@@ -124,8 +139,9 @@ class RunsScreen(ToysupScreen):
         marks = f" · marked: {', '.join(self.marked)}" if self.marked else ""
         text = (f"{len(self.runs)} run(s) in {root}{marks}" if self.runs
                 else f"no runs in {root} yet: launch one from the presets (p)")
-        self.query_one("#runs-status", Static).update(text + "\n[dim]enter open · space mark two, c compare · "
-                                                      "d delete[/]")
+        live = "".join(f"\n{line}" for line in self._live_lines[:3])
+        self.query_one("#runs-status", Static).update(text + live + "\n[dim]enter open (live: watch) · space mark two, "
+                                                      "c compare · d delete · R resume[/]")
 
     def selected(self) -> Run | None:
         table = self.query_one(DataTable)
@@ -133,10 +149,25 @@ class RunsScreen(ToysupScreen):
             return None
         return self.runs[table.cursor_row]
 
-    def action_open(self) -> None:
+    async def action_open(self) -> None:
         run = self.selected()
-        if run is not None:
+        if run is None:
+            return
+        if run.status() == "running":
+            await self.app.attach(run)
+        else:
             self.app.open_results(run.path)
+
+    async def action_resume(self) -> None:
+        run = self.selected()
+        if run is None:
+            return
+        status = run.status()
+        if status not in ("interrupted", "failed", "killed"):
+            self.notify(f"{run.id} is {status}: only an interrupted, failed or killed run can be resumed",
+                        severity="warning")
+            return
+        await self.app.resume_run(run)
 
     def action_mark(self) -> None:
         run = self.selected()
@@ -169,9 +200,8 @@ class RunsScreen(ToysupScreen):
         run = self.selected()
         if run is None:
             return
-        live = self.app.live
-        if live is not None and not live.finished and Path(live.run_dir or "/nonexistent") == run.path:
-            self.notify("this run is still going: cancel it first (l, then c)", severity="error")
+        if run.status() == "running":
+            self.notify("this run is still training: stop it first (enter, then c)", severity="error")
             return
 
         def answer(yes: bool | None) -> None:

@@ -1,0 +1,313 @@
+"""A run's own account of itself, in its folder, for any process to follow: an event log and a heartbeat.
+
+Files (beside run.json)::
+
+    events.jsonl    the events the live view uses (engine/events.py), one JSON object per line
+    heartbeat.json  host, pid, time of the last beat, and the run's progress so far
+    stop            present when someone asked the run to stop (``toysup stop``, the TUI)
+
+Why a log and not a pipe: a pipe ties the run to the process that reads it, so a
+closed terminal ended the sweep. A file in the run folder can be read by any
+process, on any host that shares the folder, started at any time.
+
+The log is written with one ``write()`` of one complete line per event (O_APPEND),
+so a reader sees whole records; a final line without its newline is a record still
+being written and is left for the next read. It stays small on long runs: run,
+chunk, notice and finish events are always kept; progress events are thinned (at
+most one per chunk per :func:`progress_interval`, which grows with the run's age)
+and, once the file passes :data:`CURVE_BYTES`, carry no more loss points. A
+dropped progress event's loss points go with the next one that is kept, and a
+chunk's last progress event is always written before its ChunkFinished.
+
+The heartbeat is written by a thread every :data:`HEARTBEAT_S` seconds while the
+run trains: it says the process is alive (a long Ray connect or plan step emits
+no events, and must not read as death). A heartbeat older than :data:`STALE_S`
+means the process is gone or frozen: see :func:`liveness`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from engine import events as ev
+
+EVENTS_FILE = "events.jsonl"
+HEARTBEAT_FILE = "heartbeat.json"
+STOP_FILE = "stop"
+HEARTBEAT_S = 5.0
+STALE_S = 120.0  # 24 missed beats: a run whose heartbeat is older than this is taken for dead
+CURVE_BYTES = 2 * 2**20  # past this log size, progress events are written without loss points
+FOLLOW_POLL_S = 0.2
+STOP_POLL_S = 0.5  # how often the training loop looks for a stop request
+
+
+def progress_interval(age_s: float) -> float:
+    """The least time between two kept progress events of one chunk, ``age_s`` into the run: one a
+    second at first, then age/2000, so a run of T seconds keeps about 2000 * (1 + ln(T/2000)) per chunk."""
+    return max(1.0, age_s / 2000.0)
+
+
+def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunLog:
+    """The publishing side, owned by the process that trains a run: wraps its event sink and stop check.
+
+    Use as a context manager around the training loop; the heartbeat beats while it is open.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir)
+        self.started = time.monotonic()
+        self._fd = -1
+        self._kept: dict[int, float] = {}  # chunk -> when its last progress event was written
+        self._held: dict[int, ev.Progress] = {}  # chunk -> its latest progress event not written yet
+        self._progress: dict[str, Any] = {"instance_steps_done": 0, "instance_steps": 0, "elapsed_s": 0.0}
+        self._stop_seen_at = 0.0
+        self._beating = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> RunLog:
+        (self.path / STOP_FILE).unlink(missing_ok=True)  # a request meant for an earlier session
+        self._fd = os.open(self.path / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.beat()
+        self._thread = threading.Thread(target=self._beat_loop, name="toysup-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._beating.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2 * HEARTBEAT_S)
+        for event in list(self._held.values()):
+            self._write(event)
+        self._held.clear()
+        self.beat()  # the last beat holds the final progress
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        (self.path / STOP_FILE).unlink(missing_ok=True)
+
+    # --- heartbeat ----------------------------------------------------------------------
+
+    def beat(self) -> None:
+        """Write heartbeat.json now: who trains the run, when it last beat, how far it is."""
+        with contextlib.suppress(OSError):  # a full disk must not stop training: the run reads as stale
+            _write_json_atomic(self.path / HEARTBEAT_FILE, {
+                "host": socket.gethostname(), "pid": os.getpid(), "time": time.time(),
+                "interval_s": HEARTBEAT_S, **self._progress})
+
+    def _beat_loop(self) -> None:
+        while not self._beating.wait(HEARTBEAT_S):
+            self.beat()
+
+    # --- events -------------------------------------------------------------------------
+
+    def wrap(self, emit: ev.EventSink) -> ev.EventSink:
+        """A sink that publishes each event to the log, then hands it on to ``emit``."""
+
+        def sink(event: ev.Event) -> None:
+            self.publish(event)
+            emit(event)
+
+        return sink
+
+    def publish(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            self._progress = {"instance_steps_done": 0, "instance_steps": event.instance_steps, "elapsed_s": 0.0}
+        elif isinstance(event, ev.Progress):
+            self._progress["instance_steps_done"] = event.instance_steps_done
+            self._progress["elapsed_s"] = round(event.elapsed_s, 3)
+            self._publish_progress(event)
+            return
+        elif isinstance(event, ev.ChunkFinished):
+            held = self._held.pop(event.chunk, None)
+            if held is not None:
+                self._write(held)
+            self._kept.pop(event.chunk, None)
+        self._write(event)
+
+    def _publish_progress(self, event: ev.Progress) -> None:
+        held = self._held.pop(event.chunk, None)
+        if held is not None:  # the loss points of the events not written travel with this one
+            event = replace(event, curve_steps=held.curve_steps + event.curve_steps,
+                            curve_losses=held.curve_losses + event.curve_losses)
+        now = time.monotonic()
+        if now - self._kept.get(event.chunk, -1e9) < progress_interval(now - self.started):
+            self._held[event.chunk] = event
+            return
+        self._kept[event.chunk] = now
+        self._write(event)
+
+    def _write(self, event: ev.Event) -> None:
+        if self._fd < 0:
+            return
+        if isinstance(event, ev.Progress) and event.curve_steps:
+            try:
+                if os.fstat(self._fd).st_size > CURVE_BYTES:
+                    event = replace(event, curve_steps=[], curve_losses=[])
+            except OSError:
+                pass
+        data = (event.to_json() + "\n").encode("utf-8")
+        with contextlib.suppress(OSError):  # a full disk costs the followers an event, not the run
+            os.write(self._fd, data)  # one write of a whole line: O_APPEND puts it after every earlier one
+
+    # --- stop requests ------------------------------------------------------------------
+
+    def stop_check(self, should_stop: Callable[[], bool]) -> Callable[[], bool]:
+        """``should_stop`` or a stop request file in the run folder (looked for twice a second)."""
+
+        def check() -> bool:
+            if should_stop():
+                return True
+            now = time.monotonic()
+            if now - self._stop_seen_at < STOP_POLL_S:
+                return False
+            self._stop_seen_at = now
+            return (self.path / STOP_FILE).exists()
+
+        return check
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def read_heartbeat(run_dir: Path) -> dict[str, Any] | None:
+    """heartbeat.json, or None when there is none (a run from before heartbeats, or not started)."""
+    try:
+        data = json.loads((Path(run_dir) / HEARTBEAT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def liveness(info: dict[str, Any], heartbeat: dict[str, Any] | None, now: float | None = None) -> bool:
+    """Whether the process training a 'running' run is alive, from run.json's host and pid and the heartbeat.
+
+    On this host: a dead pid means killed; a live pid with a heartbeat older than :data:`STALE_S` is another
+    process that reuses the pid (or a frozen one), so killed too. On another host (a shared filesystem) the
+    pid means nothing here: a fresh heartbeat means running, a stale one killed. A run without any heartbeat
+    (written before heartbeats existed) is judged by its pid alone, or taken at its word elsewhere.
+    """
+    now = time.time() if now is None else now
+    beat = heartbeat.get("time") if heartbeat else None
+    stale = isinstance(beat, (int, float)) and now - beat > STALE_S
+    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
+        return _pid_alive(info["pid"]) and not stale
+    return not stale
+
+
+def progress_of(heartbeat: dict[str, Any] | None) -> tuple[float, float, float | None] | None:
+    """A live run's fraction done, instance-steps per second and seconds left, from its heartbeat."""
+    if not heartbeat:
+        return None
+    done, total = heartbeat.get("instance_steps_done"), heartbeat.get("instance_steps")
+    elapsed = heartbeat.get("elapsed_s")
+    if not all(isinstance(x, (int, float)) for x in (done, total, elapsed)) or not total:
+        return None
+    assert isinstance(done, (int, float)) and isinstance(total, (int, float)) and isinstance(elapsed, (int, float))
+    rate = done / elapsed if elapsed > 0 else 0.0
+    eta = (total - done) / rate if rate > 0 else None
+    return min(done / total, 1.0), rate, eta
+
+
+class LogReader:
+    """Reads the events appended to a run's log since the last call; never a torn record.
+
+    ``from_latest``: start at the last RunStarted in the log at the first read (a resumed run's log holds
+    its earlier sessions too), so a viewer sees the session now training.
+    """
+
+    def __init__(self, run_dir: Path, from_latest: bool = True) -> None:
+        self.path = Path(run_dir) / EVENTS_FILE
+        self.offset = 0
+        self.from_latest = from_latest
+        self._partial = b""
+
+    def read(self) -> list[ev.Event]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self._partial + data
+        cut = data.rfind(b"\n") + 1
+        self._partial, data = data[cut:], data[:cut]
+        lines = data.splitlines()
+        if self.from_latest:
+            self.from_latest = False
+            starts = [i for i, line in enumerate(lines) if line.startswith(b'{"type":"run_started"')]
+            if starts:
+                lines = lines[starts[-1]:]
+        found: list[ev.Event] = []
+        for line in lines:
+            try:
+                found.append(ev.from_json(line.decode("utf-8")))
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+                continue  # not a record of ours: skipped, as a viewer must never crash on a file
+        return found
+
+
+def follow(run: Any, poll_s: float = FOLLOW_POLL_S, from_latest: bool = True) -> Iterator[ev.Event]:
+    """The events of a run (a :class:`engine.store.Run`) as they are written, until the run ends.
+
+    It ends once the run no longer reads as running and its RunFinished has been read (the runner records
+    the ending in run.json just before it publishes RunFinished), or a second later without one (a killed
+    run: nothing more will come).
+    """
+    reader = LogReader(run.path, from_latest)
+    ended_at: float | None = None
+    while True:
+        batch = reader.read()
+        yield from batch
+        if batch and isinstance(batch[-1], ev.RunFinished) and run.status() != "running":
+            return
+        if batch:
+            continue
+        if ended_at is None and run.status() != "running":
+            ended_at = time.monotonic()
+        if ended_at is not None and time.monotonic() - ended_at > 1.0:
+            return
+        time.sleep(poll_s)
+
+
+# --- asking a run to stop ------------------------------------------------------------------------
+
+
+def request_stop(run_dir: Path, info: dict[str, Any]) -> str:
+    """Ask the run training in ``run_dir`` to stop: a stop file it polls (works across hosts on a shared
+    filesystem) and, on this host, SIGTERM to its process. Returns how it was asked, for a message."""
+    (Path(run_dir) / STOP_FILE).write_text(f"{socket.gethostname()} {os.getpid()} {time.time()}\n")
+    pid = info.get("pid")
+    if info.get("host") == socket.gethostname() and isinstance(pid, int) and pid != os.getpid():
+        try:
+            os.kill(pid, signal.SIGTERM)
+            return f"sent SIGTERM to process {pid}"
+        except OSError:
+            pass
+    return f"asked it to stop (a stop file its process on {info.get('host', '?')} looks for)"

@@ -1,0 +1,206 @@
+"""Start a sweep (or a resume) that outlives whoever started it: ``toysup run --detach`` and the TUI.
+
+The trainer runs in its own session (``start_new_session``: its own process group, no controlling
+terminal), stdin from /dev/null, so closing the terminal, losing SSH or quitting the TUI leaves it
+training. It publishes its progress to its run folder (engine/runlog.py), where any viewer follows it.
+
+The launcher must learn the run's folder, which the trainer creates: until then the child's stdout is a
+pipe to the launcher, on which it writes one JSON line (``{"type": "started", "run_dir": ...}`` or
+``{"type": "error", "message": ...}``); then it points stdout and stderr at ``output.log`` in the run
+folder. The launcher waits for that line at most :data:`START_WAIT_S` seconds and then lets go; if the
+launcher dies first, the child carries on all the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UserError
+from engine.options import RunOptions
+from toysup_tui.worker import Launch
+
+START_WAIT_S = 90.0  # importing torch and planning take seconds; a folder not made by then is reported
+OUTPUT_LOG = "output.log"
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Finish an interrupted, failed or killed run, detached."""
+
+    run_dir: Path
+    options: RunOptions = field(default_factory=RunOptions)
+    force: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({"resume": str(self.run_dir), "options": self.options.to_dict(), "force": self.force})
+
+
+Request = Launch | Resume
+
+
+def _read_request(text: str) -> Request:
+    data = json.loads(text)
+    if isinstance(data, dict) and "resume" in data:
+        return Resume(Path(data["resume"]), RunOptions.from_dict(data.get("options") or {}), bool(data.get("force")))
+    return Launch.from_json(text)
+
+
+# --- launcher side ---------------------------------------------------------------------------------
+
+
+def start(request: Request, wait_s: float = START_WAIT_S) -> Path:
+    """Start ``request`` detached and return its run folder once the trainer has made (or reopened) it.
+
+    A user error the trainer meets before training (a bad device, a run already being trained) is raised
+    here as UserError, with the trainer's own message.
+    """
+    fd, request_path = tempfile.mkstemp(prefix="toysup-launch-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(request.to_json())
+    try:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "toysup_tui.detach", request_path],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    except OSError:
+        Path(request_path).unlink(missing_ok=True)
+        raise
+    threading.Thread(target=child.wait, name="toysup-reap", daemon=True).start()  # no zombie left behind
+    assert child.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in _lines(child.stdout, wait_s):
+            lines.append(line)
+            if not line.startswith("{"):
+                continue
+            with contextlib.suppress(ValueError):
+                data = json.loads(line)
+                if data.get("type") == "started":
+                    return Path(data["run_dir"])
+                if data.get("type") == "error":
+                    raise UserError(str(data.get("message", "")))
+    finally:
+        child.stdout.close()
+    last = next((line for line in reversed(lines) if line.strip()), "")
+    if child.poll() is None:
+        raise UserError(f"the detached run did not report its folder within {wait_s:.0f} s; it may still start "
+                        f"(see toysup runs)")
+    raise UserError(f"the detached run exited with code {child.returncode} before it started" +
+                    (f": {last}" if last else ""))
+
+
+def _lines(stream: Any, wait_s: float) -> Any:
+    """Lines from a pipe until it closes or ``wait_s`` seconds have passed."""
+    deadline = time.monotonic() + wait_s
+    buffer = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(stream, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if not selector.select(left):
+                continue
+            chunk = os.read(stream.fileno(), 65536)
+            if not chunk:
+                break
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                yield line.decode("utf-8", "replace").strip()
+    if buffer:
+        yield buffer.decode("utf-8", "replace").strip()
+
+
+# --- trainer side ------------------------------------------------------------------------------------
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+class _Handshake:
+    """The event sink of a detached trainer: at RunStarted, tell the launcher the folder, then write to it."""
+
+    def __init__(self) -> None:
+        self.announced = False
+
+    def __call__(self, event: Any) -> None:
+        from engine.events import RunStarted
+
+        if isinstance(event, RunStarted) and not self.announced:
+            self.announced = True
+            _say({"type": "started", "run_dir": event.run_dir, "run_id": event.run_id})
+            _redirect(Path(event.run_dir) / OUTPUT_LOG)
+
+    def error(self, message: str) -> None:
+        if not self.announced:
+            _say({"type": "error", "message": message})
+
+
+def _say(data: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):  # the launcher may be gone: the run goes on
+        sys.stdout.write(json.dumps(data) + "\n")
+        sys.stdout.flush()
+
+
+def _redirect(path: Path) -> None:
+    """stdout and stderr to ``path`` (appended: a resumed run keeps its earlier sessions' output)."""
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError:
+        fd = os.open(os.devnull, os.O_WRONLY)
+    for target in (1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
+
+
+def main(argv: list[str]) -> int:
+    """Train the request in file ``argv[0]`` (removed once read); exit 0, 1 failed, 2 user error, 130."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose: a stray hangup is not a stop
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    handshake = _Handshake()
+    try:
+        path = Path(argv[0])
+        text = path.read_text(encoding="utf-8")
+        path.unlink(missing_ok=True)
+        request = _read_request(text)
+        if isinstance(request, Launch) and request.nice > 0:
+            with contextlib.suppress(OSError):
+                os.nice(request.nice)
+        from engine.runner import resume_sweep, run_sweep
+
+        if isinstance(request, Resume):
+            outcome = resume_sweep(request.run_dir, request.options, emit=handshake, force=request.force)
+        else:
+            from engine.spec import resolve
+
+            spec = resolve(tomllib.loads(request.spec_toml), source=str(request.runs_dir))
+            outcome = run_sweep(spec, request.runs_dir, request.options, emit=handshake)
+    except UserError as exc:
+        handshake.error(str(exc))
+        return 2
+    except (OSError, ValueError, IndexError, tomllib.TOMLDecodeError) as exc:
+        handshake.error(f"the launch request cannot be read: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return {"completed": 0, "interrupted": 130}.get(outcome.status, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
