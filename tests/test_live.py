@@ -31,6 +31,9 @@ from toysup_tui.screens.runs import RunsScreen
 from helpers import TINY_PRESET, assert_same_results, assert_user_error, invoke, make_fixture_run, run_toysup
 
 SLOW = ("-s", "steps=2000", "--max-memory", "0.0000005")  # one instance a chunk: 4 chunks of ~a second each
+# For tests that must stop a run before it ends: on an idle machine 2,000 steps take well under the second
+# that `toysup stop` needs to start, so these chunks are 10x longer (a few seconds each).
+SLOWER = ("-s", "steps=20000", "--max-memory", "0.0000005")
 
 
 def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> None:
@@ -261,7 +264,7 @@ def test_watch_follows_a_run_started_elsewhere_until_it_completes(tmp_path: Path
 
 def test_stop_leaves_a_run_interrupted_and_resume_matches_an_uninterrupted_run(tmp_path: Path):
     runs = tmp_path / "runs"
-    run = detached(*SLOW, runs=runs)
+    run = detached(*SLOWER, runs=runs)
     wait_until(lambda: run.info().get("instances_done", 0) >= 1, 60, "a first chunk")
     result = run_toysup("stop", run.id, "--runs-dir", runs)
     assert result.returncode == 0, result.stderr
@@ -271,7 +274,7 @@ def test_stop_leaves_a_run_interrupted_and_resume_matches_an_uninterrupted_run(t
     again = run_toysup("stop", run.id, "--runs-dir", runs)
     assert_user_error(again.returncode, again.stderr, again.stdout, "is not running")
     assert run_toysup("resume", run.id, "--runs-dir", runs, "-q").returncode == 0
-    whole = invoke("run", TINY_PRESET, *SLOW, "--runs-dir", tmp_path / "whole", "--device", "cpu", "-q")
+    whole = invoke("run", TINY_PRESET, *SLOWER, "--runs-dir", tmp_path / "whole", "--device", "cpu", "-q")
     assert whole.exit_code == 0
     assert_same_results(find_run(tmp_path / "whole", "latest").path, run.path)
 
@@ -279,7 +282,7 @@ def test_stop_leaves_a_run_interrupted_and_resume_matches_an_uninterrupted_run(t
 def test_a_stop_request_file_stops_a_run_on_another_host(tmp_path: Path):
     """Across hosts no signal reaches the run: the stop file in its folder does."""
     runs = tmp_path / "runs"
-    run = detached(*SLOW, runs=runs)
+    run = detached(*SLOWER, runs=runs)
     wait_until(lambda: (run.path / runlog.HEARTBEAT_FILE).exists(), 60, "a heartbeat")
     how = runlog.request_stop(run.path, {**run.info(), "host": "gpu-box-7.cluster"})
     assert "stop file" in how

@@ -13,7 +13,7 @@ from engine.analysis.geometry import feature_vectors
 from engine.analysis.orientation import orientation_points
 from engine.results import Results
 from toysup_tui.render import charts
-from toysup_tui.render.tables import orientation_table
+from toysup_tui.render.tables import orientation_table, plural
 from toysup_tui.widgets.chart import Chart
 
 
@@ -59,7 +59,7 @@ class GeometryTab(TabPane):
             point, chosen = here
             label = point.label(short=True) if row is not None else ""
             p = "n/a" if math.isnan(chosen.p_value) else f"{chosen.p_value:.2g}"
-            title = f"angle at {label or 'all'}, {len(chosen.angles)} seeds, p={p}"
+            title = f"angle at {label or 'all'}, {plural(len(chosen.angles), 'seed')}, p={p}"
             plot.show(lambda plt, size: charts.draw_orientation_hist(plt, chosen, title=title))
         else:
             plot.show(None)
