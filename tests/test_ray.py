@@ -87,7 +87,10 @@ def test_the_ray_backend_gives_the_local_backends_results(cluster: str, local_ru
 
 def test_a_worker_killed_mid_chunk_is_retried_and_the_run_completes(cluster: str, local_run: Path,
                                                                     tmp_path: Path):
-    spec = make_spec({**PARAMS, "steps": 3000}, SWEEP)
+    # Chunks of a few seconds each: the kill must land while its chunk trains. Events reach the driver
+    # through the hub (polled every 0.2 s), so the kill follows the first chunk's start event, and on a
+    # fast idle machine 3,000 steps (about a second a chunk) could end before a later trigger arrived.
+    spec = make_spec({**PARAMS, "steps": 10_000}, SWEEP)
     whole = run_sweep(spec, tmp_path / "local", device="cpu", threads=1)
     killed: list[int] = []
     started: list[ev.ChunkStarted] = []
@@ -95,10 +98,9 @@ def test_a_worker_killed_mid_chunk_is_retried_and_the_run_completes(cluster: str
     def kill_one_worker(event: ev.Event) -> None:
         if isinstance(event, ev.ChunkStarted):
             started.append(event)
-        if isinstance(event, ev.Progress) and event.step >= 100 and not killed:
-            pid = int(next(e for e in started if e.chunk == event.chunk).worker.rsplit(":", 1)[1])
-            os.kill(pid, signal.SIGKILL)
-            killed.append(event.chunk)
+            if not killed:
+                os.kill(int(event.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+                killed.append(event.chunk)
 
     outcome = run_sweep(spec, tmp_path / "ray", device="cpu", threads=1, executor=RayExecutor(max_retries=2),
                         emit=kill_one_worker)
