@@ -66,6 +66,14 @@ def wait_finished(run: Run, timeout: float = 90.0) -> str:
     return run.status()
 
 
+async def wait_for_screen(pilot, app: ToysupApp, kind: type, timeout: float = 30.0) -> None:
+    """Until ``kind`` is the app's screen, at most ``timeout`` seconds (a hung screen fails, not hangs)."""
+    deadline = time.monotonic() + timeout
+    while not isinstance(app.screen, kind):
+        assert time.monotonic() < deadline, f"timed out waiting for {kind.__name__}"
+        await pilot.pause(0.05)
+
+
 def _alive(pid: object) -> bool:
     if not isinstance(pid, int):
         return False
@@ -176,8 +184,7 @@ def test_the_tui_browser_says_killed_when_the_heartbeat_stops_and_shows_progress
         app = ToysupApp(runs, presets_dir=tmp_path / "presets", device="cpu")
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.press("b")
-            while not isinstance(app.screen, RunsScreen):
-                await pilot.pause(0.05)
+            await wait_for_screen(pilot, app, RunsScreen)
             table = app.screen.query_one(DataTable)
             assert table.get_cell(run.id, "status").plain == "running 25%"
             assert "25% · 10 inst-steps/s · ETA 0:15" in str(app.screen.query_one("#runs-status").render())
@@ -308,11 +315,9 @@ def test_the_tui_attaches_to_a_run_started_by_toysup_run(tmp_path: Path):
             app = ToysupApp(runs, presets_dir=tmp_path / "presets", device="cpu")
             async with app.run_test(size=(80, 24)) as pilot:
                 await pilot.press("b")
-                while not isinstance(app.screen, RunsScreen):
-                    await pilot.pause(0.05)
+                await wait_for_screen(pilot, app, RunsScreen)
                 await pilot.press("enter")
-                while not isinstance(app.screen, RunScreen):
-                    await pilot.pause(0.05)
+                await wait_for_screen(pilot, app, RunScreen)
                 live = app.screen.live
                 seen: list[int] = []
                 deadline = time.monotonic() + 60

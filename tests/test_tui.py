@@ -210,18 +210,23 @@ async def test_cancelling_a_run_keeps_finished_chunks(tui_dirs: tuple[Path, Path
         await wait_for_worker_exit(pilot, app)
 
 
+async def quit_during_a_long_sweep(pilot: Any, app: ToysupApp) -> None:
+    """Launch a sweep that would train for a long time, press q while it runs, and wait for the question."""
+    form = await open_form(pilot, app)
+    for name, text in {**TINY_FIELDS, "steps": "1000000"}.items():
+        await set_field(pilot, form, name, text)
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: app.live is not None and app.live.status == "running")
+    await pilot.press("q")
+    await wait_for(pilot, lambda: isinstance(app.screen, QuitRunScreen))
+
+
 @run_async
 async def test_quit_with_a_running_sweep_asks_first(tui_dirs: tuple[Path, Path]) -> None:
     """Quitting asks: stay (escape), stop the sweep and quit (s), or quit and leave it training (l)."""
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        form = await open_form(pilot, app)
-        for name, text in {**TINY_FIELDS, "steps": "1000000"}.items():
-            await set_field(pilot, form, name, text)
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.live is not None and app.live.status == "running")
-        await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, QuitRunScreen))
+        await quit_during_a_long_sweep(pilot, app)
         await pilot.press("escape")
         await pilot.pause()
         assert app.sweep_running and app.is_running
@@ -237,13 +242,7 @@ async def test_quit_with_a_running_sweep_asks_first(tui_dirs: tuple[Path, Path])
 async def test_quitting_can_leave_the_sweep_training(tui_dirs: tuple[Path, Path]) -> None:
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        form = await open_form(pilot, app)
-        for name, text in {**TINY_FIELDS, "steps": "1000000"}.items():
-            await set_field(pilot, form, name, text)
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: app.live is not None and app.live.status == "running")
-        await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, QuitRunScreen))
+        await quit_during_a_long_sweep(pilot, app)
         await pilot.press("l")
         await wait_for(pilot, lambda: not app.is_running, timeout=10)
     assert app.live is not None
