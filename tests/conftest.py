@@ -23,6 +23,14 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
 
 
+@pytest.fixture(autouse=True)
+def full_colour_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test sees a truecolor terminal without NO_COLOR, whatever the shell running pytest has (TERM=xterm
+    means 16 colours, where charts draw markers): a test that wants fewer colours sets them itself."""
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+
+
 @pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     """A runs directory that does not exist yet."""

@@ -25,6 +25,7 @@ from engine.spec import Spec
 from engine.store import Run, run_status
 from toysup_tui.render import charts
 from toysup_tui.render.heatmap import heatmap, overlap_heatmap
+from toysup_tui.render.legend import legend_text
 from toysup_tui.render.phase import phase_table
 from toysup_tui.render.tables import (
     COMPACT_BELOW,
@@ -55,10 +56,16 @@ WIDE = 160  # from this width on, charts go two to a row
 
 @dataclass
 class Layout:
-    """Chart sizes for one report: ``width`` is the whole line, ``cols`` how many charts share it."""
+    """Chart sizes for one report: ``width`` is the whole line, ``cols`` how many charts share it; ``colours``
+    how many colours the console shows, which decides how series are told apart."""
 
     width: int
-    color: bool
+    colours: charts.Colours
+
+    @property
+    def color(self) -> bool:
+        """Any colour at all."""
+        return self.colours is not charts.Colours.NONE
 
     @property
     def cols(self) -> int:
@@ -125,7 +132,7 @@ def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int 
         console.print(f"[bold]best-of-k selection:[/] one row per point, the lowest-loss seed of "
                       f"{'all seeds' if not best_of else f'the first {best_of} seeds'} (the paper's selection); "
                       "loss curves still show every seed")
-    layout = Layout(console.width, _console_color(console))
+    layout = Layout(console.width, charts.colours_of(console.color_system, console.no_color))
     compact = layout.width < COMPACT_BELOW
     console.print(summary_table(results, summary_metrics(results, layout.width), compact=compact))
     if "features_per_dim" in results.rows[0]:
@@ -191,10 +198,6 @@ def _section(console: Console, name: str, body: Callable[[], None]) -> None:
         console.print(f"[red]{name}: cannot be drawn: {exc}[/]")
 
 
-def _console_color(console: Console) -> bool:
-    return console.color_system is not None and not console.no_color
-
-
 def _ansi(text: str) -> Text:
     return Text.from_ansi(text, no_wrap=True, overflow="crop")
 
@@ -213,19 +216,6 @@ def _show(console: Console, items: Sequence[RenderableType], cols: int) -> None:
         console.print(grid, crop=False)
 
 
-def _legend(name: str, labels: Sequence[str], color: bool) -> Text:
-    """The series key printed under a chart (plotext's own legend would hide the top-left corner)."""
-    text = Text(f"{name}: " if name else "", style="dim")
-    for i, label in enumerate(labels):
-        rgb, marker = charts.series_style(i, mono=not color)
-        if rgb is None:
-            text.append(f"{marker} {label}  ")
-        else:
-            text.append("━━ ", style=f"rgb({rgb[0]},{rgb[1]},{rgb[2]})")
-            text.append(f"{label}  ")
-    return text
-
-
 def _chart(draw: Callable[..., None], *args: Any, width: int, height: int, color: bool, **kwargs: Any) -> Text:
     return _ansi(charts.render(draw, *args, width=width, height=height, color=color, **kwargs))
 
@@ -237,10 +227,10 @@ def _loss_section(console: Console, results: Results, layout: Layout) -> None:
         console.print("[dim]loss curves: none logged yet[/]")
         return
     chart = _chart(charts.draw_loss_curves, bands, width=layout.width, height=layout.chart_height + 4,
-                   color=layout.color, mono=not layout.color)
+                   color=layout.color, colours=layout.colours)
     console.print(chart, crop=False)
     if len(bands) > 1 or spec.axes:
-        console.print(_legend(", ".join(a.name for a in spec.axes), [b.label for b in bands], layout.color))
+        console.print(legend_text([b.label for b in bands], ", ".join(a.name for a in spec.axes), layout.colours))
 
 
 def _metric_section(console: Console, results: Results, axis: Any, layout: Layout) -> None:
@@ -261,13 +251,13 @@ def _metric_section(console: Console, results: Results, axis: Any, layout: Layou
             continue
         log_y = metric == "loss"  # losses span decades across a sparsity sweep
         chart = _chart(charts.draw_metric, bands, metric, axis.name, axis.log_scale, log_y=log_y,
-                       width=layout.chart_width, height=layout.chart_height, color=layout.color, mono=not layout.color)
+                       width=layout.chart_width, height=layout.chart_height, color=layout.color, colours=layout.colours)
         items.append(chart)
     if split is not None and items:
         labels = [point_label({split.name: v}, short=True) for v in split.values[:len(charts.PALETTE)]]
         pooled = [a.name for a in spec.axes if a.name not in (axis.name, split.name)]
         note = f" (pooled over {', '.join(pooled)})" if pooled else ""
-        console.print(_legend(f"metric charts, one line per {split.name}{note}", labels, layout.color))
+        console.print(legend_text(labels, f"metric charts, one line per {split.name}{note}", layout.colours))
     _show(console, items, layout.cols)
     if constant:
         console.print(f"[dim]the same at every point: {'; '.join(constant)}[/]")
@@ -313,7 +303,7 @@ def _instance_section(console: Console, results: Results, layout: Layout) -> Non
             height = max(12, min(26, layout.half_width // 2 + 2))
             small.append(_chart(charts.draw_feature_vectors, geometry.feature_vectors(W),
                                 title=f"{rep.role}: #{inst}", aspect=charts.plot_aspect(layout.half_width, height),
-                                width=layout.half_width, height=height, color=layout.color, mono=not layout.color))
+                                width=layout.half_width, height=height, color=layout.color, colours=layout.colours))
         focus = focus or (inst, W)
     if focus is None:
         return

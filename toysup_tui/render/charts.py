@@ -8,12 +8,14 @@ calls ``widget.refresh()`` afterwards). They clear the figure, draw, set title, 
 scales, and never call ``show()``; they never set the size or the theme, which belong to
 the caller (the widget sizes itself).
 
-Colours: series colours come from :data:`PALETTE`; with ``mono=True`` every
-series gets its own marker character instead, so monochrome output (NO_COLOR,
-a pipe) still tells series apart. Legends are drawn inside the chart only when
-``legend=True``: plotext puts them over the top-left corner, where loss curves
-start, so the report prints its own legend under each chart (see
-:func:`series_style`).
+Colours: :func:`series_style` alone decides how a series looks, for the charts and the
+legends under them (render/legend.py) alike, from the :class:`Colours` the output
+can show: with 256 colours or more, a thin line in a :data:`PALETTE` colour; with 16
+(TERM=xterm), where near palette colours merge into one, a marker per series in one
+of :data:`FEW_PALETTE`'s distinct colours; without colour (NO_COLOR, a pipe), a marker
+per series alone. Legends are drawn inside the chart only when ``legend=True``:
+plotext puts them over the top-left corner, where loss curves start, so the report
+and the TUI show their own legend under each chart.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from engine.analysis.orientation import ORIENTATION_BINS, OrientationStats, hidden_dims, histogram, null_counts
@@ -34,18 +38,62 @@ PALETTE: tuple[RGB, ...] = (
     (86, 156, 214), (255, 140, 40), (80, 200, 90), (240, 80, 80), (180, 130, 230),
     (200, 150, 110), (240, 130, 200), (160, 160, 160), (210, 210, 60), (60, 210, 220),
 )
-# One marker per series for monochrome output.
+# The 16-colour terminal's own colours (VGA values, which rich maps back to their ANSI numbers), each a
+# different one of the 16, in PALETTE's order of hues where they have one; never black, white or grey.
+FEW_PALETTE: tuple[RGB, ...] = (
+    (85, 85, 255), (255, 255, 85), (85, 255, 85), (255, 85, 85), (255, 85, 255),
+    (85, 255, 255), (170, 85, 0), (170, 0, 170), (0, 170, 0), (0, 170, 170),
+)
+# One marker per series where colour cannot tell series apart.
 MONO_MARKERS = ("•", "x", "+", "o", "*", "#", "%", "@", "=", "~")
 IQR_MARKER = "⠂"  # one braille dot per cell: a faint dotted line under the solid median
 TIP_MARKER = "●"  # feature-vector tips: one per feature, so tests can count them
 # Colours come from values rounded to 1/COLOUR_LEVELS of their scale (see colour_level).
 COLOUR_LEVELS = 64
 
-def series_style(index: int, mono: bool = False) -> tuple[RGB | None, str]:
-    """The colour and marker of series ``index``: colour and braille lines, or no colour and a marker."""
-    if mono:
-        return None, MONO_MARKERS[index % len(MONO_MARKERS)]
-    return PALETTE[index % len(PALETTE)], "braille"
+
+class Colours(Enum):
+    """How many colours the output shows, which decides how series are told apart (:func:`series_style`)."""
+
+    FULL = "full"  # 256 or more: a thin line per series, told apart by colour
+    FEW = "few"  # 16 (TERM=xterm): PALETTE's orange and red, or purple, brown and grey, would merge
+    NONE = "none"  # NO_COLOR, a pipe, a file: markers alone
+
+
+def colours_of(color_system: str | None, no_color: bool = False) -> Colours:
+    """The :class:`Colours` of a rich or Textual console: its ``color_system`` ("truecolor", "256",
+    "standard", "windows" or None) and whether NO_COLOR is set."""
+    if no_color or not color_system:
+        return Colours.NONE
+    return Colours.FULL if color_system in ("truecolor", "256") else Colours.FEW
+
+
+@dataclass(frozen=True)
+class SeriesStyle:
+    """How one series is drawn: its colour (None: the terminal's own text colour) and plotext marker
+    ("braille": a thin line)."""
+
+    colour: RGB | None
+    marker: str
+
+    @property
+    def plot_colour(self) -> RGB | str:
+        """The colour as plotext takes it ("default" draws in the text colour; None would pick one)."""
+        return self.colour if self.colour is not None else "default"
+
+    @property
+    def swatch(self) -> str:
+        """What a legend shows for the series: a short line for a line, else the series' marker."""
+        return "━━" if self.marker == "braille" else self.marker
+
+
+def series_style(index: int, colours: Colours = Colours.FULL) -> SeriesStyle:
+    """The style of series ``index``: a coloured line where colour tells series apart, else a marker of its own
+    (in a colour of its own where there are 16)."""
+    if colours is Colours.FULL:
+        return SeriesStyle(PALETTE[index % len(PALETTE)], "braille")
+    colour = FEW_PALETTE[index % len(FEW_PALETTE)] if colours is Colours.FEW else None
+    return SeriesStyle(colour, MONO_MARKERS[index % len(MONO_MARKERS)])
 
 
 def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
@@ -68,26 +116,29 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 # =========================================================================================
 
 
-def draw_loss_curves(plt: Any, bands: Sequence[Band], title: str = "training loss (median; dotted: IQR)",
-                     iqr: bool = True, legend: bool = False, mono: bool = False) -> None:
+def draw_loss_curves(plt: Any, bands: Sequence[Band], title: str = "training loss",
+                     iqr: bool = True, legend: bool = False, colours: Colours = Colours.FULL) -> None:
     """Median loss per sweep point on log-log axes; the IQR over seeds as two faint dotted lines.
 
     Steps are logged log-spaced early, so a log step axis shows the fast early
-    drop and the slow late plateau alike. In monochrome the IQR lines of several
-    series cannot be told apart, so they are drawn only for a single series.
+    drop and the slow late plateau alike. Where colour does not tell series apart
+    (``colours`` below FULL), neither would it their dotted IQR lines, so these are
+    drawn only for a single series. ``title`` gets "(median; dotted: IQR)" or "(median)" appended.
     """
     plt.clear_figure()
     ys: list[float] = []
+    full = colours is Colours.FULL
+    iqr = iqr and (full or len(bands) == 1)
     for i, band in enumerate(bands):
-        color, marker = series_style(i, mono)
+        style = series_style(i, colours)
         pts = [(s, m) for s, m in zip(band.x, band.median) if s > 0 and m > 0]
-        if iqr and band.n > 1 and (not mono or len(bands) == 1):
+        if iqr and band.n > 1:
             for q in (band.q25, band.q75):
                 qp = [(s, v) for s, v in zip(band.x, q) if s > 0 and v > 0]
                 if qp:
-                    plt.plot(*zip(*qp), marker=IQR_MARKER if not mono else "·", color=color)
+                    plt.plot(*zip(*qp), marker=IQR_MARKER if full else "·", color=style.plot_colour)
         if pts:
-            plt.plot(*zip(*pts), marker=marker, color=color, label=band.label if legend else None)
+            plt.plot(*zip(*pts), marker=style.marker, color=style.plot_colour, label=band.label if legend else None)
             ys += [p[1] for p in pts]
     steps = [s for b in bands for s in b.x if s > 0]
     if steps and ys:
@@ -97,12 +148,13 @@ def draw_loss_curves(plt: Any, bands: Sequence[Band], title: str = "training los
         lo_y = min([v for b in bands for v in b.q25 if v > 0] + ys) if iqr else min(ys)
         hi_y = max([v for b in bands for v in b.q75 if v > 0] + ys) if iqr else max(ys)
         plt.yticks(*log_ticks(lo_y, hi_y))
-    plt.title(title)
+    plt.title(f"{title} (median; dotted: IQR)" if iqr else f"{title} (median)")
     plt.xlabel("step")
 
 
 def draw_metric(plt: Any, bands: Sequence[Band], metric: str, x_name: str, log_x: bool = False,
-                title: str | None = None, legend: bool = False, mono: bool = False, log_y: bool = False) -> None:
+                title: str | None = None, legend: bool = False, colours: Colours = Colours.FULL,
+                log_y: bool = False) -> None:
     """A metric's median over seeds against a swept parameter, with the IQR as a vertical bar at each point.
 
     Non-numeric parameter values (a choice such as the optimiser) are placed at
@@ -114,15 +166,17 @@ def draw_metric(plt: Any, bands: Sequence[Band], metric: str, x_name: str, log_x
     categorical = any(not _is_number(v) for v in xs_all)
     log_x = log_x and not categorical and all(v > 0 for v in xs_all)
     categories = list(dict.fromkeys(xs_all)) if categorical else []
+    full = colours is Colours.FULL
     for i, band in enumerate(bands):
-        color, marker = series_style(i, mono)
+        style = series_style(i, colours)
+        colour = style.plot_colour
         xs = [categories.index(v) for v in band.x] if categorical else [float(v) for v in band.x]
         for xv, lo, hi in zip(xs, band.q25, band.q75):
             if hi > lo:
-                plt.plot([xv, xv], [lo, hi], marker="│" if not mono else "|", color=color)
+                plt.plot([xv, xv], [lo, hi], marker="│" if full else "|", color=colour)
         if len(xs) > 1:
-            plt.plot(xs, band.median, marker=marker, color=color, label=band.label if legend else None)
-        plt.scatter(xs, band.median, marker="●" if not mono else marker, color=color)
+            plt.plot(xs, band.median, marker=style.marker, color=colour, label=band.label if legend else None)
+        plt.scatter(xs, band.median, marker="●" if full else style.marker, color=colour)
     if categorical:
         plt.xticks(list(range(len(categories))), [value_text(c) for c in categories])
     elif log_x and xs_all:
@@ -139,7 +193,7 @@ def draw_metric(plt: Any, bands: Sequence[Band], metric: str, x_name: str, log_x
 
 
 def draw_feature_vectors(plt: Any, vectors: Sequence[tuple[float, float]], title: str = "feature vectors",
-                         aspect: float | None = None, mono: bool = False) -> None:
+                         aspect: float | None = None, colours: Colours = Colours.FULL) -> None:
     """Each feature's embedding W_i as a segment from the origin, a marker at its tip and its index beside it.
 
     ``aspect`` is the plot area's width divided by its height in character cells
@@ -150,11 +204,10 @@ def draw_feature_vectors(plt: Any, vectors: Sequence[tuple[float, float]], title
     # The axes' extent on a grid of 1/20: the ticks (and the sign of the one at 0) then do not depend on
     # the last bits of the largest norm, which another machine's BLAS may compute differently.
     radius = math.ceil(max([math.hypot(x, y) for x, y in vectors] + [1e-3]) * 1.25 * 20) / 20
+    for i, (x, y) in enumerate(vectors):  # features are told apart by their index labels; colour only helps
+        plt.plot([0.0, x], [0.0, y], marker="braille", color=series_style(i, colours).plot_colour)
     for i, (x, y) in enumerate(vectors):
-        color = None if mono else PALETTE[i % len(PALETTE)]
-        plt.plot([0.0, x], [0.0, y], marker="braille", color=color)
-    for i, (x, y) in enumerate(vectors):
-        color = None if mono else PALETTE[i % len(PALETTE)]
+        color = series_style(i, colours).plot_colour
         plt.scatter([x], [y], marker=TIP_MARKER, color=color)
         norm = math.hypot(x, y)
         if norm > 0.15 * radius:  # unlearned features sit at the origin: their labels would pile up

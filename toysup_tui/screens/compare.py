@@ -78,8 +78,10 @@ class CompareScreen(ToysupScreen):
             for band in metric_bands(results, x, metric, max_series=len(charts.PALETTE)):
                 band.label = run.id if band.label == metric else f"{run.id} {band.label}"
                 bands.append(band)
+        colours = plot.colours
         plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, x, log_x=log_x,
-                                                      title=f"{metric}: median over seeds, two runs"))
+                                                      title=f"{metric}: median over seeds, two runs",
+                                                      colours=colours))
         choice.update(f"metric [b]{metric}[/] (m/M) against [b]{x}[/] (x)")
         self.query_one("#compare-legend", Legend).show([b.label for b in bands])
 

@@ -111,9 +111,10 @@ class RunScreen(ToysupScreen):
     def _draw_chart(self, live: LiveRun) -> None:
         bands = live.loss_bands()
         iqr = len(bands) <= IQR_MAX_SERIES
-        title = "training loss by sweep point (median" + ("; dotted: IQR)" if iqr else ")")
-        self.query_one("#live-chart", Chart).show(
-            lambda plt, size: charts.draw_loss_curves(plt, bands, title=title, iqr=iqr))
+        title = "training loss by sweep point"  # the chart says whether the IQR is drawn
+        chart = self.query_one("#live-chart", Chart)
+        colours = chart.colours
+        chart.show(lambda plt, size: charts.draw_loss_curves(plt, bands, title=title, iqr=iqr, colours=colours))
         legend = self.query_one("#live-legend", Legend)
         axes = [a.name for a in live.spec.axes]
         legend.show([b.label for b in bands], title=", ".join(axes) if len(axes) == 1 else "")

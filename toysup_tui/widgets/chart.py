@@ -22,15 +22,22 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
-from textual.app import RenderResult
+from textual.app import App, RenderResult
 from textual.geometry import Size
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
 from engine.errors import ToysupError
+from toysup_tui.render.charts import Colours, colours_of
 
 Draw = Callable[[Any, Size], None]
 _BUILD_LOCK = threading.Lock()  # one figure build at a time: plotext was not written with threads in mind
+
+
+def app_colours(app: App[Any]) -> Colours:
+    """How many colours ``app``'s terminal shows: Textual's console decides from TERM and COLORTERM (TERM=xterm:
+    16), and NO_COLOR turns colours into greys, which cannot tell series apart either."""
+    return colours_of(app.console.color_system, app.no_color)
 
 
 def build_figure(draw: Draw, size: Size, theme: str) -> Text:
@@ -53,6 +60,11 @@ class Chart(PlotextPlot):
     _generation = 0  # grows with every show(): a build for an older one is thrown away
     _built: tuple[tuple[Any, ...], RenderResult] | None = None
     _wanted: tuple[Any, ...] | None = None  # the key of the build under way
+
+    @property
+    def colours(self) -> Colours:
+        """How many colours this chart is shown in: draw functions take it to choose their series' style."""
+        return app_colours(self.app)
 
     def show(self, draw: Draw | None) -> None:
         """Draw with ``draw`` from now on (None: an empty frame)."""

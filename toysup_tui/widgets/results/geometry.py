@@ -36,8 +36,9 @@ class GeometryTab(TabPane):
         if W is not None and W.shape[-1] == 2:
             at = f", step {step}" if step is not None else ""
             vectors, title = feature_vectors(W), f"feature vectors W_i, instance {instance}{at}"
+            colours = feature_plot.colours
             feature_plot.show(lambda plt, size: charts.draw_feature_vectors(
-                plt, vectors, title=title, aspect=charts.plot_aspect(size.width, size.height)))
+                plt, vectors, title=title, aspect=charts.plot_aspect(size.width, size.height), colours=colours))
         elif W is not None:
             feature_plot.message(f"Feature vectors are drawn for a 2-D hidden space; this W is "
                                  f"{W.shape[0]}×{W.shape[1]}. The orientation angles are on the right.")

@@ -27,6 +27,7 @@ class LossTab(TabPane):
         except RunDataError as exc:
             plot.message(str(exc))
             return
-        plot.show(lambda plt, size: charts.draw_loss_curves(plt, bands))
+        colours = plot.colours
+        plot.show(lambda plt, size: charts.draw_loss_curves(plt, bands, colours=colours))
         names = ", ".join(a.name for a in results.spec.axes)
         self.query_one("#loss-legend", Legend).show([b.label for b in bands], title=names)

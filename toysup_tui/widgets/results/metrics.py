@@ -44,7 +44,9 @@ class MetricsTab(TabPane):
             legend.display = False
             return
         bands = metric_bands(results, axis.name, metric, max_series=len(charts.PALETTE))
-        plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, axis.name, log_x=axis.log_scale))
+        colours = plot.colours
+        plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, axis.name, log_x=axis.log_scale,
+                                                      colours=colours))
         choice.update(f"metric [b]{metric}[/] ({metric_index % len(metrics) + 1}/{len(metrics)}, "
                       f"m/M) against [b]{axis.name}[/]{' (log)' if axis.log_scale else ''} (x)")
         split = next((a for a in axes if a.name != axis.name), None)
