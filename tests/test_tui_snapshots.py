@@ -151,6 +151,15 @@ def test_runs_browser(app: ToysupApp, snap_compare: Any) -> None:
     assert snap_compare(app, run_before=steps("b"))
 
 
+def test_results_loss_curves_without_colour(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snap_compare: Any) -> None:
+    """NO_COLOR: each loss curve drawn with its own marker, and the legend shows the same markers."""
+    monkeypatch.setenv("NO_COLOR", "1")  # read when the app is made
+    monkeypatch.chdir(tmp_path)
+    make_fixture_run(Path("runs"))
+    app = ToysupApp(Path("runs"), presets_dir=Path("presets"), device="cpu")
+    assert snap_compare(app, run_before=steps(open_results, "5"))
+
+
 async def _results_tabs(app: ToysupApp, size: tuple[int, int]) -> list[str]:
     """Each results tab of the fixture run as an SVG screenshot."""
     shots = []
