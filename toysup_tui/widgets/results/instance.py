@@ -45,7 +45,9 @@ class InstanceTab(TabPane):
             norms_plot.message(str(exc))
         else:
             norms, interference = table["norm"], table.get("interference", [0.0] * len(table["norm"]))
-            norms_plot.show(lambda plt, size: charts.draw_feature_norms(plt, norms, interference))
+            # Without colour (NO_COLOR) the bars cannot show interference, so the title does not say they do.
+            title = "feature norms" + ("" if norms_plot.colours is charts.Colours.NONE else " (colour: interference)")
+            norms_plot.show(lambda plt, size: charts.draw_feature_norms(plt, norms, interference, title=title))
         config = results.instance_config(instance)
         # The same rule as the report and results.csv: neuron counts only where the basis is privileged,
         # counting the weights that drive each neuron (engine.models' neuron_sense).
