@@ -122,8 +122,9 @@ def draw_loss_curves(plt: Any, bands: Sequence[Band], title: str = "training los
 
     Steps are logged log-spaced early, so a log step axis shows the fast early
     drop and the slow late plateau alike. Where colour does not tell series apart
-    (``colours`` below FULL), neither would it their dotted IQR lines, so these are
-    drawn only for a single series. ``title`` gets "(median; dotted: IQR)" or "(median)" appended.
+    (``colours`` below FULL), it cannot tell their dotted IQR lines apart either, so
+    these are drawn only for a single series. ``title`` gets "(median; dotted: IQR)"
+    or "(median)" appended.
     """
     plt.clear_figure()
     ys: list[float] = []
