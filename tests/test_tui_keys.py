@@ -16,6 +16,8 @@ from engine.models import get_model
 from engine.options import OPTIONS
 from engine.runner import run_sweep
 from engine.store import Run
+from toysup_tui.live import LiveRun
+from toysup_tui.screens.compare import CompareScreen
 from toysup_tui.screens.confirm import ConfirmScreen
 from toysup_tui.screens.presets import PresetsScreen
 from toysup_tui.screens.results import ResultsScreen
@@ -24,7 +26,7 @@ from toysup_tui.screens.runs import RunsScreen
 from toysup_tui.table_filter import compile_filter
 from toysup_tui.widgets.keys import EVERYWHERE, KeysPanel, key_sections, own_bindings
 
-from helpers import make_fixture_run, make_spec
+from helpers import fixture_spec, make_fixture_run, make_spec
 
 
 @pytest.fixture
@@ -92,6 +94,20 @@ async def test_keys_panel_lists_the_screens_own_keys_first(tui_dirs: tuple[Path,
         assert results_rows[0].keys == "e" and "Cursor up" not in [r.description for r in results_rows]
 
 
+@run_async
+async def test_f1_shows_the_forms_keys_where_question_mark_is_typed(tui_dirs: tuple[Path, Path]) -> None:
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: bool(form.query(KeysPanel)))
+        title, rows = key_sections(form)[0]
+        assert title == form.title and [r.description for r in rows][:3] == ["Launch", "Save preset", "Back"]
+        await pilot.press("escape")  # closes the panel; nothing was edited, and the form stays
+        await pilot.pause()
+        assert app.screen is form and not form.query(KeysPanel)
+
+
 # --- the command palette ----------------------------------------------------------------------------------
 
 
@@ -146,6 +162,30 @@ async def test_escape_closes_the_filter_bar_then_the_results(tui_dirs: tuple[Pat
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         assert run.path.exists()
+
+
+@run_async
+async def test_escape_goes_back_from_every_screen_and_never_leaves_the_first(tui_dirs: tuple[Path, Path]) -> None:
+    make_fixture_run(tui_dirs[0])
+    make_fixture_run(tui_dirs[0], "20240103-030405-fixture")
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        presets = app.screen
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is presets
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        runs = app.screen
+        await pilot.press("space", "down", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is runs)
+        await app.push_screen(RunScreen(LiveRun(fixture_spec())))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is runs)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is presets)
 
 
 @run_async

@@ -51,7 +51,7 @@ class ResultsScreen(ToysupScreen):
         Binding("t", "snapshot(1)", "Snapshots", show=False),
         Binding("T", "snapshot(-1)", "Prev snapshot", show=False),
         Binding("r", "reload", "Reload", show=False),
-        Binding("R", "resume", "Resume"),  # shown only for a run that stopped before finishing
+        Binding("R", "resume", "Resume", show=False),  # the header says so, for a run that stopped early
         Binding("1", "tab('table')", "Tabs", key_display="1-5"),
         Binding("2", "tab('metrics')", "Metrics tab", show=False),
         Binding("3", "tab('geometry')", "Geometry tab", show=False),

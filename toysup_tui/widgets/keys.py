@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -61,7 +62,7 @@ def key_sections(screen: Screen) -> list[tuple[str, list[KeyRow]]]:
     """What works on ``screen`` now, in three sections: the screen's own keys (titled with the screen's
     title), the app's keys (``everywhere``), then focus and cursor keys (Textual's and the focused widget's)."""
     app = screen.app
-    own = {(b.key, b.action) for b in own_bindings(screen)}
+    own = {(b.key, b.action): i for i, b in enumerate(own_bindings(screen))}
     sections: dict[str, list[tuple[Binding, bool]]] = {screen.title or "this screen": [], EVERYWHERE: [], MOVING: []}
     first, everywhere, moving = list(sections)  # the titles
     for active in screen.active_bindings.values():
@@ -75,6 +76,7 @@ def key_sections(screen: Screen) -> list[tuple[str, list[KeyRow]]]:
         else:
             section = moving
         sections[section].append((binding, active.enabled))
+    sections[first].sort(key=lambda entry: own[entry[0].key, entry[0].action])  # as declared (priority keys too)
     shown: set[str] = set()
     out: list[tuple[str, list[KeyRow]]] = []
     for title, entries in sections.items():
@@ -91,19 +93,19 @@ def key_sections(screen: Screen) -> list[tuple[str, list[KeyRow]]]:
     return out
 
 
-def keys_table(sections: list[tuple[str, list[KeyRow]]]) -> Table:
-    """The sections as a two-column table: a heading per section, then key and what it does."""
-    table = Table.grid(padding=(0, 1))
-    table.add_column(justify="right", style="bold")
-    table.add_column()
+def keys_table(sections: list[tuple[str, list[KeyRow]]]) -> Group:
+    """Each section as its title, then a two-column table: the keys, and what they do."""
+    parts: list[Text | Table] = []
     for number, (title, rows) in enumerate(sections):
-        if number:
-            table.add_row("", "")
-        table.add_row("", Text(title, style="bold underline"))
+        parts.append(Text(("\n" if number else "") + title, style="bold underline", overflow="ellipsis", no_wrap=True))
+        table = Table.grid(padding=(0, 1))
+        table.add_column(justify="right")
+        table.add_column()
         for row in rows:
             style = "" if row.enabled else "dim"
-            table.add_row(Text(row.keys, style="bold" if row.enabled else "dim"), Text(row.description, style=style))
-    return table
+            table.add_row(Text(row.keys, style=style or "bold"), Text(row.description, style=style))
+        parts.append(table)
+    return Group(*parts)
 
 
 class KeysPanel(VerticalScroll, can_focus=False):
