@@ -80,6 +80,7 @@ RUNS_ENV = "TOYSUP_RUNS_DIR"
 # killed, and a missing or unreadable run.json (or an unknown word in it) is damaged.
 HEARTBEAT_KEY = "heartbeat"  # in Run.info() of a running run: heartbeat.json's contents (never written to run.json)
 STATUSES = ("completed", "running", "interrupted", "failed", "killed", "damaged")
+RESUMABLE = ("interrupted", "failed", "killed")  # a run that stopped before finishing: resume finishes it
 
 # The names the store gives the files it may delete; nothing else in a run folder is ever removed.
 PART_NAME = re.compile(r"(results|curves|features)-(\d{4,})(-before-resume)?\.csv")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import ClassVar, TypeVar
 
 from textual import work
+from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -38,6 +40,7 @@ from toysup_tui.screens.presets import PresetsScreen
 from toysup_tui.screens.quit import QuitRunScreen
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.user_presets import user_presets_dir
+from toysup_tui.widgets.keys import KeysPanel, by_action, keys_text, own_bindings
 from toysup_tui.worker import Launch, WorkerError
 
 AnyScreen = TypeVar("AnyScreen", bound=Screen)
@@ -58,6 +61,7 @@ class ToysupApp(App[None]):
         Binding("l", "live", "Live run", show=False),
         Binding("ctrl+t", "toggle_theme", "Dark/light theme", show=False),
         Binding("question_mark", "keys", "Keys", key_display="?", show=False),
+        Binding("f1", "keys", "Keys", show=False),  # where ? is typed into a field (the form)
     ]
     # Letter keys would be typed into the form's fields: keep them out of its footer.
     LETTER_ACTIONS = ("quit", "presets", "runs", "live")
@@ -243,10 +247,19 @@ class ToysupApp(App[None]):
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
     def action_keys(self) -> None:
-        if self.screen.query("HelpPanel"):
+        """Show or hide the keys panel: this screen's keys first, then the app's (widgets/keys.py)."""
+        if self.screen.query(KeysPanel):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
+
+    def action_show_help_panel(self) -> None:
+        # Textual's own panel (also behind the palette's "Keys") lists the focused table's cursor keys first.
+        if not self.screen.query(KeysPanel):
+            self.screen.mount(KeysPanel())
+
+    def action_hide_help_panel(self) -> None:
+        self.screen.query(KeysPanel).remove()
 
     async def action_quit(self) -> None:
         """Quit; with a sweep training, ask whether to leave it running (it is detached) or stop it first."""
@@ -267,6 +280,10 @@ class ToysupApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.LETTER_ACTIONS and isinstance(self.screen, FormScreen):
             return False
+        return self._available(action)
+
+    def _available(self, action: str) -> bool:
+        """Whether an app action means something on the current screen (its key aside)."""
         if action == "live":
             return self.live is not None and not isinstance(self.screen, RunScreen)
         if action == "presets":
@@ -280,23 +297,40 @@ class ToysupApp(App[None]):
     # --- command palette ------------------------------------------------------------------
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """The palette lists every key binding of the current screen (and the app's), with its key."""
-        yield from super().get_system_commands(screen)
+        """Every action of the current screen, then the app's, with its keys; on the form, every field."""
+        # Textual's Quit runs action_quit too; its Keys would show its own panel: ours is below.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Keys")
         seen: set[str] = {"quit"}
-        for active in screen.active_bindings.values():
-            binding = active.binding
-            action = binding.action.removeprefix("app.")
-            if not binding.description or action in seen or not active.enabled:
-                continue
-            if not isinstance(active.node, (App, Screen)):
-                continue  # a focused widget's own keys (cursor movement and such) are not commands
-            seen.add(action)
-            yield SystemCommand(binding.description, f"key: {self.get_key_display(binding)}",
-                                partial(active.node.run_action, binding.action))
+        screen_actions = by_action(own_bindings(screen)).items()
+        app_actions = by_action(own_bindings(self)).items()
+        for node, actions in ((screen, screen_actions), (self, app_actions)):
+            for action, bindings in actions:
+                binding = bindings[0]
+                target = self if binding.action.startswith("app.") else node
+                if not binding.description or action in seen or not self._offers(target, action):
+                    continue
+                seen.add(action)
+                yield SystemCommand(binding.description, f"key: {keys_text(self, bindings)}",
+                                    partial(self._run_command, target, binding.action))
         if isinstance(screen, FormScreen):
-            for field in [*screen.fields, *screen.option_fields]:
-                yield SystemCommand(f"Field: {field.param.name}", field.param.help,
-                                    partial(screen.focus_field, field.param.name), discover=False)
+            for name, help_text in screen.jump_targets():
+                yield SystemCommand(f"Field: {name}", help_text, partial(screen.focus_field, name), discover=False)
+
+    async def _run_command(self, node: App | Screen, action: str) -> None:
+        """Run an action from the palette, also where its key is off (run_action would refuse it there)."""
+        namespace, name, params = parse_action(action)
+        result = getattr(self if namespace == "app" else node, f"action_{name}")(*params)
+        if inspect.isawaitable(result):
+            await result
+
+    def _offers(self, node: App | Screen, action: str) -> bool:
+        """Whether the palette lists an action now: where it means something, even if its key is off
+        there (the app's letter keys on the form, the results' keys of another tab)."""
+        name = action.split("(", 1)[0]
+        if node is self:
+            return self._available(name)
+        offers = getattr(node, "offers", None)
+        return offers(name) if offers is not None else node.check_action(name, ()) is not False
 
 
 def _where(options: RunOptions) -> str:

@@ -2,8 +2,9 @@
 
 A filter is whitespace-separated terms, all of which must hold:
 ``name<op>value`` compares a column (ops ``= != < <= > >=``; numbers compare as
-numbers), any other term must appear in some cell (case-insensitive).
-Example: ``feature_probability<0.1 collapsed=no``.
+numbers), any other term must appear in some cell (case-insensitive). A column
+is named by its full name or by its header as the table shows it (``p``,
+``D*``, ``repr``). Example: ``p<0.1 D*>=1 collapsed=no``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from engine.errors import SpecError
 
-_TERM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(<=|>=|!=|==|=|<|>)(.+)$")
+_OPERATOR = re.compile(r"<=|>=|!=|==|=|<|>")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # looks meant as a column: an unknown one is an error
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq, "==": operator.eq, "!=": operator.ne,
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -49,16 +51,27 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def compile_filter(text: str, columns: Sequence[str]) -> Callable[[dict[str, Any]], bool]:
-    """A predicate for rows; SpecError naming the columns if a term compares an unknown one."""
+def column_names(columns: Sequence[str], short: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Each name a filter may give a column (its full name, its header) -> the column."""
+    names = {short[c]: c for c in columns if short and short.get(c)}
+    names.update({c: c for c in columns})  # a full name wins over another column's header
+    return names
+
+
+def compile_filter(text: str, columns: Sequence[str],
+                   short: Mapping[str, str] | None = None) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for rows; ``short``: the headers shown for columns, accepted as their names.
+    SpecError naming the columns if a term compares an unknown one."""
+    names = column_names(columns, short)
     tests: list[Callable[[dict[str, Any]], bool]] = []
     for term in text.split():
-        match = _TERM.match(term)
-        if match:
-            name, op, raw = match.groups()
-            if name not in columns:
-                raise SpecError(f"no column {name!r}; columns: {', '.join(columns)}")
-            tests.append(_comparison(name, _OPS[op], raw))
+        found = _OPERATOR.search(term)
+        name = term[:found.start()] if found else ""
+        if found and found.end() < len(term) and name in names:
+            tests.append(_comparison(names[name], _OPS[found.group()], term[found.end():]))
+        elif found and found.end() < len(term) and _NAME.match(name):
+            shown = [f"{c} ({short[c]})" if short and short.get(c) else c for c in columns]
+            raise SpecError(f"no column {name!r}; columns: {', '.join(shown)}")
         else:
             tests.append(_containing(term.lower()))
     return lambda row: all(t(row) for t in tests)

@@ -1,4 +1,4 @@
-"""What every toysup screen shares: the app typed as toysup's, and a layout class for wide terminals."""
+"""What every toysup screen shares: the app typed as toysup's, a layout class for wide terminals, and escape."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from textual import events
 from textual.screen import Screen
+
+from toysup_tui.widgets.keys import KeysPanel
 
 if TYPE_CHECKING:
     from textual import getters
@@ -16,7 +18,12 @@ WIDE_COLUMNS = 120  # at and above this width, panes sit side by side
 
 
 class ToysupScreen(Screen):
-    """A screen that marks itself ``-wide`` on large terminals, so app.tcss can lay panes side by side."""
+    """A screen that marks itself ``-wide`` on large terminals, so app.tcss can lay panes side by side.
+
+    Escape (each screen binds it to ``back``) means the same everywhere: it closes the innermost thing
+    open, the keys panel, then what :meth:`close_inner` closes (the results' filter bar), and only then
+    the screen (:meth:`leave`).
+    """
 
     if TYPE_CHECKING:
         # For the type checker only (Textual's own idiom, as in MessagePump): ``self.app`` is toysup's app,
@@ -28,3 +35,22 @@ class ToysupScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.set_class(self.app.size.width >= WIDE_COLUMNS, "-wide")
+
+    def action_back(self) -> None:
+        panels = self.query(KeysPanel)
+        if panels:
+            panels.remove()
+        elif not self.close_inner():
+            self.leave()
+
+    def close_inner(self) -> bool:
+        """Close something open inside the screen; False if nothing was."""
+        return False
+
+    def leave(self) -> None:
+        """Escape with nothing open inside: back to the screen below."""
+        self.app.pop_screen()
+
+    def offers(self, action: str) -> bool:
+        """Whether the command palette lists one of this screen's actions now: by default, where its key works."""
+        return self.check_action(action, ()) is not False

@@ -94,6 +94,3 @@ class CompareScreen(ToysupScreen):
         if self.shared_axes:
             self.x_index = (self.x_index + 1) % len(self.shared_axes)
             self.draw()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()

@@ -60,6 +60,7 @@ class FormScreen(ToysupScreen):
         self.options: RunOptions | None = None
         self.problem = ""  # the first thing wrong with the sweep, else with the run options
         self._speed: Speed | None = None
+        self._kept: tuple[Any, ...] = ()  # the form as opened, launched or saved: escape asks before losing edits
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -120,6 +121,7 @@ class FormScreen(ToysupScreen):
         self.title = f"edit sweep: {self.data.get('name', 'sweep')}"
         self._speed = measured_speed(self.app.runs_dir)
         self.query_one("#form-name", Input).focus()
+        self._kept = self._contents()
         self.call_after_refresh(self.refresh_summary)
 
     # --- reading the form -----------------------------------------------------------------
@@ -132,6 +134,15 @@ class FormScreen(ToysupScreen):
     def option_fields(self) -> list[OptionField]:
         """The run options' fields now shown (the Ray ones only with the ray backend)."""
         return [f for f in self.query(OptionField) if f.display]
+
+    def _contents(self) -> tuple[Any, ...]:
+        """Everything typed or chosen in the form, to tell whether it was edited."""
+        return (self.form_data(), [(f.option.name, f.text) for f in self.query(OptionField)])
+
+    @property
+    def edited(self) -> bool:
+        """Something differs from the form as opened (or as last launched or saved)."""
+        return self._contents() != self._kept
 
     def form_data(self) -> dict[str, Any]:
         """The form as preset contents: fixed fields in [params], sweep fields in [sweep] (preset's order first)."""
@@ -238,6 +249,7 @@ class FormScreen(ToysupScreen):
         spec = self._valid_spec(with_options=True)
         if spec is None or self.options is None:
             return
+        self._kept = self._contents()  # the run folder keeps them (config.toml)
         await self.app.launch(spec, self.options)
 
     def action_save(self) -> None:
@@ -254,6 +266,7 @@ class FormScreen(ToysupScreen):
             except SpecError as exc:
                 self.notify(str(exc), severity="error")
                 return
+            self._kept = self._contents()
             self.notify(f"saved preset {spec.name!r} to {path}", title="Saved")
             self.app.presets_changed()
 
@@ -262,8 +275,18 @@ class FormScreen(ToysupScreen):
         else:
             write(True)
 
-    def action_back(self) -> None:
-        self.app.pop_screen()
+    def leave(self) -> None:
+        """Back to the presets; if the form was edited, only after asking."""
+        if not self.edited:
+            self.app.pop_screen()
+            return
+
+        def answer(discard: bool | None) -> None:
+            if discard:
+                self.app.pop_screen()
+
+        self.app.push_screen(ConfirmScreen("Leave the form and throw away your edits? (ctrl+s saves them as a "
+                                           "preset)", yes="Discard", no="Keep editing"), answer)
 
     def action_move(self, step: int) -> None:
         """Up and down go from field to field, except inside an open select list, where they pick."""
@@ -275,8 +298,18 @@ class FormScreen(ToysupScreen):
         else:
             self.focus_previous()
 
+    def jump_targets(self) -> list[tuple[str, str]]:
+        """Every field shown, top to bottom, as (name, help): the command palette's "Field: NAME" commands."""
+        meta = [("name", "the sweep's name (its run folders are named after it)"),
+                ("description", "one line on what the sweep shows"), ("model", "the model to train")]
+        return [*meta, *((f.param.name, f.param.help) for f in [*self.fields, *self.option_fields])]
+
     def focus_field(self, name: str) -> None:
-        """Put the cursor in a parameter's or run option's field (the command palette's "Field: NAME" commands)."""
+        """Put the cursor in a field: the sweep's name, description or model, a parameter or a run option."""
+        if name in ("name", "description", "model"):
+            self.query_one(f"#form-{name}").focus()
+            self.query_one("#form-fields", VerticalScroll).scroll_home(animate=False)
+            return
         found = self.query(f"#field-{name}") or self.query(f"#option-{name}")
         field = found.first(Field)
         field.input.focus()

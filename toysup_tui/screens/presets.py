@@ -24,6 +24,7 @@ class PresetsScreen(ToysupScreen):
         Binding("b", "app.runs", "Runs"),
         Binding("l", "app.live", "Live run"),
         Binding("question_mark", "app.keys", "Keys", key_display="?"),
+        Binding("escape", "back", "Back", show=False),
     ]
 
     def __init__(self) -> None:
@@ -102,6 +103,9 @@ class PresetsScreen(ToysupScreen):
             self.notify("this preset file cannot be read", severity="error")
             return
         self.app.push_screen(FormScreen(entry.data, source=str(entry.path)))
+
+    def leave(self) -> None:
+        self.notify("this is the first screen: q quits", timeout=3)
 
     async def action_run(self) -> None:
         entry = self._selected()

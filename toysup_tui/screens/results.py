@@ -24,7 +24,7 @@ from engine.analysis.columns import KEY_SHORT, charted_metrics, short_names
 from engine.errors import RunDataError, ToysupError, UserError
 from engine.results import Results, value_text
 from engine.spec import Spec
-from engine.store import Run, export
+from engine.store import RESUMABLE, Run, export
 from toysup_tui.render.tables import STATUS_STYLE
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import PromptScreen
@@ -51,6 +51,7 @@ class ResultsScreen(ToysupScreen):
         Binding("t", "snapshot(1)", "Snapshots", show=False),
         Binding("T", "snapshot(-1)", "Prev snapshot", show=False),
         Binding("r", "reload", "Reload", show=False),
+        Binding("R", "resume", "Resume", show=False),  # the header says so, for a run that stopped early
         Binding("1", "tab('table')", "Tabs", key_display="1-5"),
         Binding("2", "tab('metrics')", "Metrics tab", show=False),
         Binding("3", "tab('geometry')", "Geometry tab", show=False),
@@ -70,6 +71,7 @@ class ResultsScreen(ToysupScreen):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.filter_text = ""
+        self.status = ""  # the run's status when last read (Run.status())
         self.metrics: list[str] = []
         self.metric_index = 0
         self.x_index = 0
@@ -123,15 +125,17 @@ class ResultsScreen(ToysupScreen):
             self.metrics = charted or [c for c in self.columns if c not in ("instance", "seed")]
         self.metric_index = min(self.metric_index, max(len(self.metrics) - 1, 0))
         done, total = info.get("instances_done", len(self.rows)), info.get("instances", "?")
-        status = self.run.status()
+        status = self.status = self.run.status()
         colour = STATUS_STYLE.get(status, "")
         wall = info.get("wall_time_s")
         self.query_one("#results-header", Static).update(
             f"[b]{esc(str(info.get('name', '?')))}[/] ({esc(str(info.get('model', '')))}) · "
             f"[{colour}]{status}[/] · {esc(str(done))}/{esc(str(total))} instances · {esc(str(info.get('device', '')))}"
             + (f" · {wall:.1f}s" if isinstance(wall, (int, float)) else "")
+            + (" · [b]R[/] resumes" if self.resumable else "")
             + (f"\n[red]{esc(str(info.get('error')))}[/]" if info.get("error") else "")
         )
+        self.refresh_bindings()
         if self.instance is None and self.results is not None and self.rows:
             reps = selection.representatives(self.results)
             self.instance = int(reps[0].row["instance"]) if reps else int(self.rows[0]["instance"])
@@ -151,6 +155,11 @@ class ResultsScreen(ToysupScreen):
             return short_names(str(self.run.info().get("model", "")))
         except UserError:  # an unknown model
             return dict(KEY_SHORT)
+
+    @property
+    def resumable(self) -> bool:
+        """The run stopped before finishing (interrupted, failed or killed), so resume can finish it."""
+        return self.status in RESUMABLE
 
     def instance_row(self) -> dict[str, Any] | None:
         return next((r for r in self.rows if r.get("instance") == self.instance), None)
@@ -338,6 +347,9 @@ class ResultsScreen(ToysupScreen):
             self._draw_active()
 
     def action_tab(self, tab: str) -> None:
+        if tab != "table" and self.query_one(TableTab).has_focus_within:
+            # Else the hidden table hands focus to its sibling, the filter box, whose tab then comes back.
+            self.set_focus(None)
         self.query_one("#results-tabs", TabbedContent).active = tab
 
     def action_reload(self) -> None:
@@ -365,13 +377,24 @@ class ResultsScreen(ToysupScreen):
             return
         self.notify(f"{rows} rows written to {target}", title="Exported", timeout=10)
 
-    def action_back(self) -> None:
+    async def action_resume(self) -> None:
+        if self.resumable:
+            await self.app.resume_run(self.run)
+        else:
+            self.notify(f"{self.run.id} is {self.status}: only an interrupted, failed or killed run can be resumed",
+                        severity="warning")
+
+    def close_inner(self) -> bool:
+        """Escape with the filter bar open clears the filter and closes the bar."""
         box = self.query_one("#results-filter", Input)
-        if box.has_focus:
-            box.display = bool(box.value)
-            self.query_one("#results-table", DataTable).focus()
-            return
-        self.app.pop_screen()
+        if not box.display:
+            return False
+        box.value = ""
+        box.display = False
+        self.filter_text = ""
+        self._fill_table()
+        self.query_one("#results-table", DataTable).focus()
+        return True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         tab = self._active_tab() if self.is_mounted else "table"
@@ -381,5 +404,11 @@ class ResultsScreen(ToysupScreen):
             return tab in ("geometry", "instance", "table")
         if action in ("sort", "filter"):
             return tab == "table"
+        if action == "resume":
+            return self.resumable
         return True
+
+    def offers(self, action: str) -> bool:
+        # The tab rules above keep the footer short; from the palette these actions switch to their tab.
+        return action != "resume" or self.resumable
 

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.widgets import Footer, Header, Label, ProgressBar, Static
 
-from engine.store import Run
+from engine.store import RESUMABLE, Run
 from toysup_tui.live import LiveRun, format_duration
 from toysup_tui.render import charts
 from toysup_tui.screens.base import ToysupScreen
@@ -28,7 +28,6 @@ CHART_EVERY_S = 1.0  # a plotext build of many series costs tens of ms: once a s
 IQR_MAX_SERIES = 4  # more points than this and the dotted IQR lines only clutter
 STATUS_STYLE = {"completed": "green", "interrupted": "magenta", "failed": "red", "error": "red", "killed": "red",
                 "damaged": "red", "cancelling": "yellow", "running": "cyan", "starting": "cyan"}
-RESUMABLE = ("interrupted", "failed", "killed")
 
 
 class RunScreen(ToysupScreen):
@@ -139,7 +138,7 @@ class RunScreen(ToysupScreen):
         if self.live.run_dir:
             self.app.open_results(self.live.run_dir)
 
-    def action_back(self) -> None:
+    def leave(self) -> None:
         if not self.live.finished:
             self.notify("the sweep goes on in the background: l (or the runs browser, b) comes back", timeout=4)
         self.app.pop_screen()

@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine.runlog import progress_of
-from engine.store import HEARTBEAT_KEY, Run, list_runs
+from engine.store import HEARTBEAT_KEY, RESUMABLE, Run, list_runs
 from toysup_tui.live import format_duration
 from toysup_tui.render.tables import STATUS_STYLE
 from toysup_tui.screens.base import ToysupScreen
@@ -163,7 +163,7 @@ class RunsScreen(ToysupScreen):
         if run is None:
             return
         status = run.status()
-        if status not in ("interrupted", "failed", "killed"):
+        if status not in RESUMABLE:
             self.notify(f"{run.id} is {status}: only an interrupted, failed or killed run can be resumed",
                         severity="warning")
             return
@@ -217,9 +217,6 @@ class RunsScreen(ToysupScreen):
 
         self.app.push_screen(ConfirmScreen(f"Delete run {run.id} and all its files?\n{run.path}", yes="Delete"),
                              answer)
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
 
 def _count(value: object) -> str:

@@ -17,7 +17,7 @@ class TableTab(TabPane):
     """Every finished instance, one row each; headers shortened as the model declares them."""
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="filter: e.g. feature_probability<0.1 seed=0 (enter: apply, escape: close)",
+        yield Input(placeholder="filter by header or name: e.g. p<0.1 seed=0 (enter: apply, escape: clear)",
                     id="results-filter")
         yield DataTable(id="results-table", cursor_type="cell", zebra_stripes=True)
         yield Static("", id="table-status")
@@ -30,7 +30,7 @@ class TableTab(TabPane):
         column = table.cursor_column
         table.clear(columns=True)
         try:
-            keep = compile_filter(filter_text, columns)
+            keep = compile_filter(filter_text, columns, short)
         except UserError as exc:
             status.update(f"[red]filter: {esc(str(exc))}[/]")
             keep = compile_filter("", columns)
