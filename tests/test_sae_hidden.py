@@ -181,18 +181,20 @@ def test_new_inits_depend_only_on_the_instance_seed(init: str):
 # --- the preset ------------------------------------------------------------------------------
 
 
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def test_preset_runs_and_stores_the_columns(tmp_path: Path):
     spec = load("sae-hidden", sets=["steps=30", "toy_steps=30", "eval_batch_size=256"],
                 sweeps=["dict_ratio=0.6,2", "l1=0.01,0.1"], seeds=1)
     outcome = run_sweep(spec, tmp_path, device="cpu")
     assert outcome.status == "completed", outcome.error
-    with open(outcome.run_dir / "results.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = _csv_rows(outcome.run_dir / "results.csv")
     assert len(rows) == 4
-    for column in ("dict_ratio", "l1", "mmcs", "features_recovered", "toy_features_represented", "dead_latents",
-                   "l0", "reconstruction_mse", "normalised_mse", "n_latents", "toy_loss"):
-        assert column in rows[0], column
-    with open(outcome.run_dir / "features.csv", newline="") as f:
-        features = list(csv.DictReader(f))
+    assert {"dict_ratio", "l1", "mmcs", "features_recovered", "toy_features_represented", "dead_latents", "l0",
+            "reconstruction_mse", "normalised_mse", "n_latents", "toy_loss"} <= set(rows[0])
+    features = _csv_rows(outcome.run_dir / "features.csv")
     assert {"max_cosine", "represented", "toy_norm"} <= set(features[0])
     assert len(features) == 4 * 5  # per instance, one row per toy feature
