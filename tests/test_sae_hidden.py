@@ -147,7 +147,7 @@ def test_svd_init_atoms_are_the_datas_top_singular_vectors_then_their_negatives(
 
 
 def test_svd_init_on_the_hidden_activations_spans_them():
-    _, w = build(init="svd", dict_ratio=2.0)  # 10 latents: 2 singular vectors, their negatives, 6 random
+    _, w = build(init="svd", dict_ratio=2.0, toy_steps=10)  # 10 latents: 2 singular vectors, their negatives, 6 random
     dec = w["W_dec"][0]
     assert torch.allclose(dec[:2] @ dec[:2].T, torch.eye(2), atol=1e-5)
     assert torch.allclose(dec[2:4], -dec[:2])
