@@ -11,9 +11,11 @@ from engine.models.relu_hidden import ReluHidden
 from engine.models.relu_output import ReluOutput
 from engine.models.relu_output_phase import ReluOutputPhase
 from engine.models.sae import SparseAutoencoder
+from engine.models.sae_hidden import SaeHidden
 
 MODELS: dict[str, type[ToyModel]] = {cls.kind: cls for cls in (ReluOutput, Linear, SparseAutoencoder, ReluHidden,
-                                                               AbsValue, ReluOutputPhase, Incidental)}
+                                                               AbsValue, ReluOutputPhase, Incidental,
+                                                               SaeHidden)}
 
 
 def get_model(kind: str) -> type[ToyModel]:

@@ -40,10 +40,10 @@ RECOVERED_COSINE = 0.9  # a ground-truth feature counts as recovered if some dec
 NOISED_INIT_SCALE = 0.5  # init="noised": expected norm of the Gaussian noise added to each ground-truth copy
 RESAMPLE_ENCODER_SCALE = 0.2  # resampled encoder rows: this times the mean norm of the live latents' rows
 EPS = 1e-8
-INITS = ("random", "orthogonal", "noised")
+INITS = ("random", "orthogonal", "noised", "svd", "noised_basis")
 # Sub-streams of INIT (the step argument of a draw at initialisation), so that changing
 # the SAE's init never changes the ground truth it is asked to recover.
-_GROUND_TRUTH, _ENCODER, _DECODER, _NOISE = 0, 1, 2, 3
+_GROUND_TRUTH, _ENCODER, _DECODER, _NOISE, _SVD_DATA = 0, 1, 2, 3, 4
 
 COLUMNS: tuple[Column, ...] = (
     Column("loss", "final MSE + l1 * L1 on a fresh evaluation batch", headline=1, keep=1),
@@ -67,9 +67,9 @@ CURVE_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def n_latents(config: dict[str, Any]) -> int:
+def n_latents(dict_ratio: float, features: int) -> int:
     """Dictionary size: round(dict_ratio * G), at least 1."""
-    return max(1, round(config["dict_ratio"] * config["n_ground_truth"]))
+    return max(1, round(dict_ratio * features))
 
 
 def unit_rows(W: torch.Tensor) -> torch.Tensor:
@@ -175,9 +175,11 @@ class SparseAutoencoder(ToyModel):
               "since the last check at the batch's worst-reconstructed residuals (0 = never)",
               low=0, high=10_000_000),
         Param("init", "choice", "orthogonal",
-              "random (Gaussian), orthogonal (decoder, as the paper) or noised (latent g starts as ground-truth "
+              "random (Gaussian), orthogonal (decoder, as the paper), noised (latent g starts as ground-truth "
               f"feature g plus noise of norm about {NOISED_INIT_SCALE}, encoder tied; latents beyond G random: "
-              "a sanity baseline)", choices=INITS),
+              "a sanity baseline), svd (the data's right singular vectors, then their negatives; encoder tied) or "
+              "noised_basis (latent j starts at the unit vector e_(j mod d) plus noise, renormalised; encoder tied)",
+              choices=INITS),
     )
     columns = COLUMNS
     feature_columns = FEATURE_COLUMNS
@@ -186,13 +188,13 @@ class SparseAutoencoder(ToyModel):
 
     def __init__(self, hp: Hyper, rng: CounterRNG):
         super().__init__(hp, rng)
-        self.d = hp.value("n_dims")
-        self.G = hp.value("n_ground_truth")
-        self.L = n_latents(hp.configs[0])
+        self.d, self.G = self.sizes(hp.configs[0])  # structural: the same for the whole chunk
+        self.L = self.latents(hp.configs[0])
         self.batch = hp.value("batch_size")
         self.steps = hp.value("steps")
         count = len(hp)
-        self.p = (hp.tensor("active_features") / self.G).view(count, 1, 1)
+        self.p = self.code_probability(hp).view(count, 1, 1)
+        self.data_offset = 0  # training step s draws the data of step data_offset + s
         per_latent = torch.tensor([c["l1_norm"] == "mean" for c in hp.configs], device=hp.device)
         self.l1 = hp.tensor("l1") / torch.where(per_latent, float(self.L), 1.0)
         self.resample_every = hp.tensor("resample_dead").long()
@@ -204,27 +206,52 @@ class SparseAutoencoder(ToyModel):
         self._trained = False  # whether self._buf.codes holds a training batch's codes yet
 
     @classmethod
+    def sizes(cls, config: dict[str, Any]) -> tuple[int, int]:
+        """(d, G): the data's dimensions and its number of ground-truth features."""
+        return config["n_dims"], config["n_ground_truth"]
+
+    @classmethod
+    def latents(cls, config: dict[str, Any]) -> int:
+        """Dictionary size L = round(dict_ratio * G)."""
+        return n_latents(config["dict_ratio"], cls.sizes(config)[1])
+
+    @staticmethod
+    def code_probability(hp: Hyper) -> torch.Tensor:
+        """Per instance, the probability (I,) that a ground-truth feature is active in a sample."""
+        return hp.tensor("active_features") / hp.value("n_ground_truth")
+
+    @classmethod
     def check(cls, config: dict[str, Any]) -> None:
         if config["active_features"] > config["n_ground_truth"]:
             raise SpecError(f"active_features={config['active_features']:g} exceeds n_ground_truth="
                             f"{config['n_ground_truth']}: each feature is active with probability "
                             "active_features / n_ground_truth")
-        widest = max(config["n_ground_truth"], n_latents(config))
+        cls.check_width(config)
+
+    @classmethod
+    def check_width(cls, config: dict[str, Any]) -> None:
+        """The (batch, features or latents) tensors must stay indexable by int32."""
+        widest = max(cls.sizes(config)[1], cls.latents(config))
         if max(config["batch_size"], config["eval_batch_size"]) * widest >= 2**31:
-            raise SpecError("batch_size (and eval_batch_size) * max(n_ground_truth, latents) must stay "
+            raise SpecError("batch_size (and eval_batch_size) * max(ground-truth features, latents) must stay "
                             "below 2**31 values per instance")
 
     @classmethod
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
-        d, G, L = config["n_dims"], config["n_ground_truth"], n_latents(config)
+        (d, G), L = cls.sizes(config), cls.latents(config)
         train = config["batch_size"] * (2 * G + 6 * L + 6 * d)
         evaluate = config["eval_batch_size"] * (2 * G + 3 * L + 3 * d)
         return 4 * (max(train, evaluate) + 12 * L * d + G * d + 4 * L)
 
     # --- initialisation ---------------------------------------------------------------------
 
+    def ground_truth(self) -> dict[str, torch.Tensor]:
+        """The frozen tensors: here the G ground-truth unit vectors (rows), drawn from the seed."""
+        return {"ground_truth": unit_rows(self.rng.normal(INIT, _GROUND_TRUTH, (self.G, self.d)))}
+
     def init_weights(self) -> dict[str, torch.Tensor]:
-        ground_truth = unit_rows(self.rng.normal(INIT, _GROUND_TRUTH, (self.G, self.d)))
+        frozen = self.ground_truth()
+        ground_truth = frozen["ground_truth"]
         kinds = [c["init"] for c in self.hp.configs]
         # Every instance's init is a pure function of its seed, whatever its batch-mates chose:
         # draw each kind the batch uses for all instances, then pick per instance.
@@ -236,7 +263,7 @@ class SparseAutoencoder(ToyModel):
             W_enc = torch.where(mask, enc, W_enc)
             W_dec = torch.where(mask, dec, W_dec)
         b_enc = torch.zeros(len(self.hp), self.L, device=self.hp.device)
-        return {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, "ground_truth": ground_truth}
+        return {"W_enc": W_enc, "b_enc": b_enc, "W_dec": W_dec, **frozen}
 
     def _init(self, kind: str, ground_truth: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(encoder, decoder) of one init kind for every instance in the batch."""
@@ -245,6 +272,11 @@ class SparseAutoencoder(ToyModel):
         if kind == "orthogonal":
             return enc, unit_rows(orthogonal(self.rng, _DECODER, self.L, self.d))
         dec = unit_rows(self.rng.normal(INIT, _DECODER, (self.L, self.d)))
+        if kind in ("svd", "noised_basis"):
+            atoms = self._svd_atoms(ground_truth) if kind == "svd" else self._noised_basis()
+            k = atoms.shape[1]
+            dec = torch.cat([atoms, dec[:, k:]], dim=1)
+            enc = torch.cat([atoms, enc[:, k:]], dim=1)
         if kind == "noised":
             # One noisy copy per feature (the first min(L, G) latents), tied encoder; the rest stay random.
             # Several copies of one feature would compete for it and split it, which is no baseline.
@@ -254,6 +286,24 @@ class SparseAutoencoder(ToyModel):
             dec = torch.cat([copies, dec[:, k:]], dim=1)
             enc = torch.cat([copies, enc[:, k:]], dim=1)
         return enc, dec
+
+    def _svd_atoms(self, ground_truth: torch.Tensor) -> torch.Tensor:
+        """The first min(L, 2d) atoms of init="svd", (I, k, d): the right singular vectors of a batch of
+        data (stream INIT, batch_size samples, not centred: the SAE has no decoder bias), by decreasing
+        singular value, each signed so that the data's mean projection on it is >= 0 (codes are
+        non-negative), followed by their negatives for latents d..2d-1."""
+        x = self._data(INIT, _SVD_DATA, self._codes, self._x, ground_truth)
+        V = torch.linalg.svd(x, full_matrices=False)[2]  # (I, r, d), r = min(batch, d), rows by singular value
+        mean_projection = torch.einsum("ibd,ird->ibr", x, V).mean(1)  # (I, r)
+        V = V * torch.where(mean_projection < 0, -1.0, 1.0).unsqueeze(-1)
+        return torch.cat([V, -V], dim=1)[:, : self.L]
+
+    def _noised_basis(self) -> torch.Tensor:
+        """init="noised_basis", (I, L, d): latent j is the unit vector e_(j mod d) plus Gaussian noise of
+        norm about NOISED_INIT_SCALE (which also separates latents that share a unit vector), renormalised."""
+        basis = torch.eye(self.d, device=self.hp.device)[torch.arange(self.L, device=self.hp.device) % self.d]
+        noise = self.rng.normal(INIT, _NOISE, (self.L, self.d)) * (NOISED_INIT_SCALE / math.sqrt(self.d))
+        return unit_rows(basis + noise)
 
     # --- training ---------------------------------------------------------------------------
 
@@ -278,7 +328,7 @@ class SparseAutoencoder(ToyModel):
         return mse + self.l1 * l1, mse, c
 
     def loss(self, weights: dict[str, torch.Tensor], step: int) -> torch.Tensor:
-        x = self._data(DATA, step, self._codes, self._x, weights["ground_truth"])
+        x = self._data(DATA, self.data_offset + step, self._codes, self._x, weights["ground_truth"])
         loss = FusedLoss.apply(weights["W_enc"], weights["b_enc"], weights["W_dec"], x, self.l1, self._buf)
         self._trained = True
         if self.resamples:
@@ -333,13 +383,14 @@ class SparseAutoencoder(ToyModel):
 
     # --- evaluation -------------------------------------------------------------------------
 
-    def _eval(self, weights: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(loss, mse, codes) on the fixed evaluation batch (stream EVAL, step 0)."""
+    def _eval(self, weights: dict[str, torch.Tensor]
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, mse, codes, x) on the fixed evaluation batch (stream EVAL, step 0)."""
         size = self.hp.value("eval_batch_size")
         codes = torch.empty(len(self.hp), size, self.G, device=self.hp.device)
         x = torch.empty(len(self.hp), size, self.d, device=self.hp.device)
         x = self._data(EVAL, 0, codes, x, weights["ground_truth"])
-        return self.reference_loss(weights, x)
+        return (*self.reference_loss(weights, x), x)
 
     @torch.no_grad()
     def eval_loss(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -347,7 +398,7 @@ class SparseAutoencoder(ToyModel):
 
     @torch.no_grad()
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        _, mse, c = self._eval(weights)
+        _, mse, c, _ = self._eval(weights)
         dead, l0 = code_stats(c)
         best, _ = max_cosine(weights["ground_truth"], weights["W_dec"])
         return {
