@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from engine.analysis import geometry, orientation, selection, series
+from engine.analysis import geometry, orientation, selection, series, sparsification
 from engine.analysis.columns import charted_metrics
 from engine.errors import RunDataError, UserError
 from engine.models import get_model
@@ -33,6 +33,7 @@ from toysup_tui.render.tables import (
     is_number,
     orientation_table,
     plural,
+    rate_table,
     recovery_table,
     summary_metrics,
     summary_table,
@@ -143,6 +144,7 @@ def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int 
     _section(console, "orientation", lambda: _orientation_section(console, results, layout))
     _section(console, "phase diagram", lambda: _print_table(console, phase_table(results)))
     _section(console, "feature recovery", lambda: _print_table(console, recovery_table(results)))
+    _section(console, "sparsification rate", lambda: _rate_section(console, results, layout))
     _section(console, "instance geometry", lambda: _instance_section(console, results, layout))
 
 
@@ -276,6 +278,20 @@ def _orientation_section(console: Console, results: Results, layout: Layout) -> 
         chart = _chart(charts.draw_orientation_hist, points[0][1], m=m, width=layout.chart_width,
                        height=layout.chart_height, color=layout.color)
         console.print(chart, crop=False)
+
+
+def _rate_section(console: Console, results: Results, layout: Layout) -> None:
+    """The incidental model's L1 runs: the fitted sparsification rate against the paper's, and its curve."""
+    points = sparsification.rate_points(results)
+    if not points:
+        return
+    console.print(rate_table(points))
+    shown = points[:len(charts.PALETTE)]
+    chart = _chart(charts.draw_rate_fit, shown, width=layout.width, height=layout.chart_height + 4,
+                   color=layout.color, mono=not layout.color)
+    console.print(chart, crop=False)
+    if len(shown) > 1:
+        console.print(_legend(", ".join(a.name for a in results.spec.axes), [p.label for p in shown], layout.color))
 
 
 def _instance_section(console: Console, results: Results, layout: Layout) -> None:

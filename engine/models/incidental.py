@@ -61,7 +61,7 @@ from engine.models.base import Column, Hyper, ToyModel
 from engine.params import SUPERPOSITION_PARAMS, Param
 from engine.rng import INIT, NOISE, CounterRNG
 
-NOISES = ("none", "bernoulli", "gaussian")
+NOISES = ("none", "bernoulli", "gaussian", "three_point")
 NEAR_UNIT = (0.8, 1.2)  # the authors' window for "a feature sits on this neuron at full strength"
 
 _SHARED = {p.name: p for p in SUPERPOSITION_PARAMS}
@@ -72,10 +72,17 @@ PARAMS: tuple[Param, ...] = (
     Param("l1", "float", 1e-2, "coefficient on sum |W| added to the summed squared error (0 = off)",
           low=0.0, high=100.0),
     Param("noise", "choice", "none",
-          "noise added to the hidden layer each step: none, bernoulli (+-noise_scale) or gaussian (std noise_scale)",
-          choices=NOISES),
+          "noise added to the hidden layer each step: none, bernoulli (+-noise_scale), gaussian (std noise_scale) "
+          "or three_point (std noise_scale, kurtosis noise_kurtosis)", choices=NOISES),
     Param("noise_scale", "float", 0.1, "sigma of the hidden-layer noise (the Bernoulli amplitude or Gaussian std)",
           low=0.0, high=100.0),
+    Param("noise_kurtosis", "float", 1.0,
+          "kurtosis k of the three_point noise: 0 with probability 1 - 1/k, else +-noise_scale sqrt(k) (variance "
+          "noise_scale^2 whatever k; k = 1 is the Bernoulli noise, 3 the Gaussian's kurtosis)",
+          low=1.0, high=1000.0, log_scale=True),
+    Param("tied", "bool", True, "tied weights y = ReLU(W W^T x) (the paper's); false: an encoder W and a decoder "
+          "W_dec, both N(0, 1/m) and both under the L1, y = ReLU(W_dec W^T x) (the authors' untied option)",
+          structural=True),
     Param("init_scale", "float", 1.0,
           "initial weights ~ N(0, (init_scale / sqrt(m))^2): 1 is the authors' std 1/sqrt(m), feature norms about 1",
           low=0.0, high=100.0, low_open=True),
@@ -97,6 +104,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("features_represented", "features whose ablation (W_i zeroed) raises the loss by > 10% of their "
            "zero-output loss, 1 (toysup's own cut)", "int", headline=2, keep=2, short="repr"),
     Column("features_near_unit", "features with some |W_n,i| in [0.8, 1.2] (sitting on one neuron)", "int"),
+    Column("decoder_alignment", "mean over features of cos(W_i, W_dec_i), encoder against decoder; empty with "
+           "tied weights"),
 )
 
 FEATURE_COLUMNS: tuple[Column, ...] = (
@@ -109,6 +118,8 @@ FEATURE_COLUMNS: tuple[Column, ...] = (
 
 CURVE_COLUMNS: tuple[Column, ...] = (
     Column("l1_norm", "sum |W| over all weights (n at a clean one-neuron-per-feature solution)"),
+    Column("inverse_feature_l1", "mean over features of 1 / ||W_i||_1 (the encoder's): the paper predicts it grows "
+           "linearly, by l1 per unit of gradient-flow time (l1 * lr per plain SGD step), until it reaches 1"),
     Column("basis_sparsity", "mean over represented features of ||W_i||_4^4 / ||W_i||_2^4"),
 )
 
@@ -132,21 +143,23 @@ def feature_basis_sparsity(W: torch.Tensor) -> torch.Tensor:
     return torch.where(second > M.EPS**2, fourth / second.clamp_min(M.EPS**2), torch.zeros_like(fourth))
 
 
-def ablation_gains(W: torch.Tensor) -> torch.Tensor:
+def ablation_gains(W: torch.Tensor, W_dec: torch.Tensor | None = None) -> torch.Tensor:
     """The noise-free loss increase when feature i's row W_i is zeroed, (I, n), exactly.
 
     On the identity batch the output is R = ReLU(W W^T) and the loss sum_ab (R_ab - delta_ab)^2.
     Zeroing W_i zeroes row and column i of R: their errors are replaced by 1 on the diagonal and
     0 elsewhere, so the gain is 1 - (row i's error + column i's error - the shared diagonal one).
     A plain zero ablation, unlike relu_output's mean ablation: with no bias the model has no
-    constant to output but 0, so no embedding can stand in for one."""
-    E = (torch.relu(torch.bmm(W, W.transpose(1, 2))) - torch.eye(W.shape[1], device=W.device)).square()
+    constant to output but 0, so no embedding can stand in for one. With a decoder ``W_dec`` the output
+    is ReLU(W W_dec^T) and feature i's ablation zeroes both W_i and W_dec_i: the same row and column."""
+    decoder = W if W_dec is None else W_dec
+    E = (torch.relu(torch.bmm(W, decoder.transpose(1, 2))) - torch.eye(W.shape[1], device=W.device)).square()
     return 1.0 - (E.sum(-1) + E.sum(-2) - torch.diagonal(E, dim1=-2, dim2=-1))
 
 
-def represented(W: torch.Tensor) -> torch.Tensor:
+def represented(W: torch.Tensor, W_dec: torch.Tensor | None = None) -> torch.Tensor:
     """Boolean (I, n): engine.metrics.represented with each feature's loss at zero output, 1, as its share."""
-    return M.represented(ablation_gains(W), torch.ones_like(W[..., 0]))
+    return M.represented(ablation_gains(W, W_dec), torch.ones_like(W[..., 0]))
 
 
 def basis_sparsity(W: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -195,6 +208,18 @@ def init_correlation(W_init: torch.Tensor, W_final: torch.Tensor) -> tuple[torch
     return diag.mean(-1), off
 
 
+def inverse_feature_l1(W: torch.Tensor) -> torch.Tensor:
+    """Mean over features of 1 / ||W_i||_1, shape (I,): 1/sqrt(k) for unit features spread evenly
+    over k neurons, 1 for unit features each on one neuron (a zero feature counts 0)."""
+    l1 = W.abs().sum(-1)
+    return torch.where(l1 > M.EPS, 1.0 / l1.clamp_min(M.EPS), torch.zeros_like(l1)).mean(-1)
+
+
+def decoder_alignment(W: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
+    """Mean over features of cos(W_i, W_dec_i), shape (I,)."""
+    return torch.nn.functional.cosine_similarity(W, W_dec, dim=-1, eps=M.EPS).mean(-1)
+
+
 def top_weights(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each feature's largest-magnitude weight (signed) and the neuron holding it, (I, n) each."""
     neuron = W.abs().argmax(-1)
@@ -219,13 +244,21 @@ class Incidental(ToyModel):
         count = len(hp)
         self.l1 = hp.tensor("l1")
         self.uses_l1 = bool((self.l1 > 0).any())
+        self.tied = hp.value("tied")
         kinds = [c["noise"] for c in hp.configs]
         scale = hp.tensor("noise_scale")
         # Per-instance amplitudes, zero where that noise kind is off, so one batch mixes kinds.
         self.bernoulli = (scale * torch.tensor([k == "bernoulli" for k in kinds], device=hp.device)).view(count, 1, 1)
         self.gaussian = (scale * torch.tensor([k == "gaussian" for k in kinds], device=hp.device)).view(count, 1, 1)
+        # three_point: +-a with probability q/2 each, else 0; q = 1/kurtosis and a = sigma / sqrt(q) keep the
+        # variance sigma^2. Instances of other kinds get amplitude 0 (and q = 1, harmlessly).
+        kurtosis = hp.tensor("noise_kurtosis")
+        three = torch.tensor([k == "three_point" for k in kinds], device=hp.device)
+        self.three_q = torch.where(three, 1.0 / kurtosis, torch.ones_like(kurtosis)).view(count, 1, 1)
+        self.three_amp = (scale * three * kurtosis.sqrt()).view(count, 1, 1)
         self.uses_bernoulli = bool((self.bernoulli != 0).any())
         self.uses_gaussian = bool((self.gaussian != 0).any())
+        self.uses_three_point = bool((self.three_amp != 0).any())
         self.eye = torch.eye(self.n, device=hp.device)
         self.privileged = torch.tensor([self.neuron_sense(c) is not None for c in hp.configs], device=hp.device)
         # The paper's prediction covers L1 runs without noise only.
@@ -243,21 +276,26 @@ class Incidental(ToyModel):
     @classmethod
     def neuron_sense(cls, config: dict[str, Any]) -> str | None:
         """L1 on W or Bernoulli noise on h is not rotation-invariant: a privileged basis, where a weight
-        of either sign drives its neuron (h = W^T x is linear). Without them the basis is not privileged."""
-        return "magnitude" if config["l1"] > 0 or (config["noise"] == "bernoulli" and config["noise_scale"] > 0) \
-            else None
+        of either sign drives its neuron (h = W^T x is linear). So is three_point noise (not isotropic at any
+        kurtosis). Without them the basis is not privileged."""
+        axis_noise = config["noise"] in ("bernoulli", "three_point") and config["noise_scale"] > 0
+        return "magnitude" if config["l1"] > 0 or axis_noise else None
 
     @classmethod
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
         n, m = config["n_features"], config["n_hidden"]
-        # W, its gradient, Adam's two moments, the init (metrics), h and autograd's copies; the n x n output;
-        # the block of hidden noise and the RNG's scratch for it.
-        return 4 * (10 * n * m + 6 * n * n + 8 * noise_block(m) * m)
+        matrices = 1 if config.get("tied", True) else 2
+        # W, its gradient, Adam's two moments, the init (metrics), h and autograd's copies (each twice
+        # untied); the n x n output; the block of hidden noise and the RNG's scratch for it.
+        return 4 * (10 * matrices * n * m + 6 * n * n + 8 * noise_block(m) * m)
 
     def init_weights(self) -> dict[str, torch.Tensor]:
         # The authors' "normal" init: std 1/sqrt(m) per entry, per instance (no fan from the instance dim).
         std = self.hp.tensor("init_scale").view(-1, 1, 1) / self.m**0.5
-        return {"W": self.rng.normal(INIT, 0, (self.n, self.m)).mul_(std)}
+        weights = {"W": self.rng.normal(INIT, 0, (self.n, self.m)).mul_(std)}
+        if not self.tied:  # the decoder from the next draw of the same stream: the encoder stays the tied W
+            weights["W_dec"] = self.rng.normal(INIT, 1, (self.n, self.m)).mul_(std)
+        return weights
 
     def _noise(self, step: int) -> torch.Tensor | None:
         """The step's hidden-layer noise, (I, 1, m): one vector per instance, shared by the n inputs.
@@ -265,7 +303,7 @@ class Incidental(ToyModel):
         Drawn ``noise_block`` steps at a time (draw number (step - 1) // noise_block of the
         NOISE stream), because on a CPU the per-draw cost of the counter RNG's keys dwarfs an
         (I, m) draw. Still a pure function of (seed, step) for a given m."""
-        if not (self.uses_bernoulli or self.uses_gaussian):
+        if not (self.uses_bernoulli or self.uses_gaussian or self.uses_three_point):
             return None
         block, offset = divmod(step - 1, self.noise_block)
         if block != self._block_index:
@@ -283,35 +321,46 @@ class Incidental(ToyModel):
             # Box-Muller reads NOISE and NOISE + 1; sharing NOISE with the signs above is harmless:
             # an instance has one noise kind, so it never sees the other kind's draws.
             noise.addcmul_(self.rng.normal(NOISE, block, shape), self.gaussian)
+        if self.uses_three_point:
+            # One uniform u: +a below q/2, -a in [q/2, q), 0 above. At kurtosis 1 (q = 1) that is exactly
+            # the Bernoulli draw (u < 1/2 gives +sigma), so the two kinds agree to the bit there.
+            u = self.rng.uniform(NOISE, block, shape)
+            q = self.three_q
+            values = torch.where(u < q / 2, 1.0, torch.where(u < q, -1.0, 0.0))
+            noise.addcmul_(values, self.three_amp)
         return noise
 
-    def _sq_error(self, W: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+    def _sq_error(self, weights: dict[str, torch.Tensor], noise: torch.Tensor | None) -> torch.Tensor:
+        W = weights["W"]
         h = W if noise is None else W + noise  # x = I, so h = x @ W = W
-        out = torch.relu(torch.bmm(h, W.transpose(1, 2)))
+        out = torch.relu(torch.bmm(h, weights.get("W_dec", W).transpose(1, 2)))
         return (out - self.eye).square().sum((1, 2))
 
     def loss(self, weights: dict[str, torch.Tensor], step: int) -> torch.Tensor:
-        W = weights["W"]
-        loss = self._sq_error(W, self._noise(step))
+        loss = self._sq_error(weights, self._noise(step))
         if self.uses_l1:
-            loss = loss + self.l1 * W.abs().sum((1, 2))
+            # The authors' untied option puts the L1 on both matrices.
+            loss = loss + self.l1 * sum(w.abs().sum((1, 2)) for w in weights.values())
         return loss
 
     @torch.no_grad()
     def curve_values(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         W = weights["W"]
-        return {"l1_norm": W.abs().sum((1, 2)), "basis_sparsity": basis_sparsity(W)}
+        return {"l1_norm": W.abs().sum((1, 2)), "inverse_feature_l1": inverse_feature_l1(W),
+                "basis_sparsity": basis_sparsity(W, represented(W, weights.get("W_dec")))}
 
     @torch.no_grad()
     def eval_loss(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self._sq_error(weights["W"], None)
+        return self._sq_error(weights, None)
 
     @torch.no_grad()
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         W = weights["W"]
         # The init is a pure function of each instance's seed: recompute it rather than keep a copy.
         diag, off = init_correlation(self.init_weights()["W"], W)
-        mask = represented(W)
+        W_dec = weights.get("W_dec")
+        mask = represented(W, W_dec)
+        alignment = torch.full_like(diag, float("nan")) if W_dec is None else decoder_alignment(W, W_dec)
         predicted = torch.full((len(self.hp),), self.n * (self.n - 1) / (4 * self.m), device=W.device)
         return {
             "polysemantic_neurons": M.where_privileged(
@@ -323,6 +372,7 @@ class Incidental(ToyModel):
             "init_correlation_offdiag": off,
             "features_represented": M.features_represented(W, mask),
             "features_near_unit": features_near_unit(W),
+            "decoder_alignment": alignment,
         }
 
     @torch.no_grad()

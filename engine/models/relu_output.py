@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from engine import metrics as M
-from engine.data import CORRELATIONS, feature_probabilities, importance, sparse_uniform_
+from engine.data import CORRELATIONS, FEATURE_DISTS, feature_probabilities, importance, sparse_uniform_
 from engine.errors import SpecError
 from engine.models.base import Column, Hyper, ToyModel
 from engine.params import SUPERPOSITION_PARAMS, Param
@@ -104,6 +104,10 @@ class ReluOutput(ToyModel):
         Param("correlation", "choice", "none",
               "feature pairs (0,1), (2,3), ...: none, correlated (shared on/off draw) or anticorrelated "
               "(at most one active; needs p <= 0.5)", choices=CORRELATIONS, structural=True),
+        Param("feature_dist", "choice", "uniform",
+              "value of an active feature: uniform on [0, 1) (the paper's), binary (exactly 1), exponential "
+              "(mean 1/2) or pareto (Pareto II, P(x > t) = (1 + t)^-3, mean 1/2)", choices=FEATURE_DISTS,
+              structural=True),
         Param("probability_ratio", "float", 1.0,
               "the second half of the features has probability feature_probability * ratio (1 = uniform)",
               low=0.0, high=1000.0, low_open=True, log_scale=True),
@@ -130,6 +134,7 @@ class ReluOutput(ToyModel):
         count = len(hp)
         self.p = feature_probabilities(hp.tensor("feature_probability"), hp.tensor("probability_ratio"), self.n)
         self.correlation = hp.value("correlation")
+        self.feature_dist = hp.value("feature_dist")
         self.importance = importance(hp.tensor("importance_decay"), self.n).unsqueeze(1)
         self.q = hp.tensor("dropout").view(count, 1, 1)
         self.uses_dropout = any(c["dropout"] > 0 for c in hp.configs)
@@ -213,7 +218,7 @@ class ReluOutput(ToyModel):
         return (self.importance * (x - out).square()).mean((1, 2))
 
     def _draw(self, stream: int, step: int, out: torch.Tensor, rows: slice = slice(None)) -> torch.Tensor:
-        return sparse_uniform_(self.rng, stream, step, self.p[rows], out, self.correlation, rows)
+        return sparse_uniform_(self.rng, stream, step, self.p[rows], out, self.correlation, rows, self.feature_dist)
 
     def _keep(self, step: int, rows: slice = slice(None)) -> torch.Tensor | None:
         """The dropout mask on h, scaled by 1/(1-q), shape (I, B, m) (or the block ``rows``); None
@@ -370,7 +375,7 @@ class ReluOutput(ToyModel):
             x = torch.empty(size, PROBE_BLOCK, self.n, device=self.hp.device)
             codes = []
             for block in range(blocks):
-                sparse_uniform_(rng, PROBE, block, self.p[rows], x, self.correlation)
+                sparse_uniform_(rng, PROBE, block, self.p[rows], x, self.correlation, dist=self.feature_dist)
                 patterns = self._patterns(part, x)
                 assert patterns is not None  # a model without ReLUs returned above
                 codes.append(M.pattern_codes(patterns))

@@ -30,6 +30,7 @@ from typing import Any
 
 from engine.analysis.orientation import ORIENTATION_BINS, OrientationStats, hidden_dims, histogram, null_counts
 from engine.analysis.series import Band
+from engine.analysis.sparsification import PointRate
 from engine.results import value_text
 
 RGB = tuple[int, int, int]
@@ -191,6 +192,22 @@ def draw_metric(plt: Any, bands: Sequence[Band], metric: str, x_name: str, log_x
         plt.ylim(min(ys) - 1, max(ys) + 1)
     plt.title(title or f"{metric} (median; bars: IQR over seeds)")
     plt.xlabel(x_name)
+
+
+def draw_rate_fit(plt: Any, points: Sequence[PointRate], mono: bool = False,
+                  title: str = "mean 1/||W_i||_1 (median over seeds) and the fitted line (dashed)") -> None:
+    """The incidental model's sparsification curves on linear axes (the paper's law is a straight
+    line there), each with its fitted line over the steps the fit used."""
+    plt.clear_figure()
+    for i, p in enumerate(points):
+        color, marker = series_style(i, mono)
+        if p.steps:
+            plt.plot(p.steps, p.median, marker=marker, color=color)
+        if p.fitted is not None and p.intercept is not None and p.steps:
+            xs = [s for s in p.steps if p.intercept + p.fitted * s <= 1.0] or p.steps[:1]
+            plt.plot(xs, [p.intercept + p.fitted * s for s in xs], marker="·" if not mono else "-", color=color)
+    plt.title(title)
+    plt.xlabel("step")
 
 
 def draw_feature_vectors(plt: Any, vectors: Sequence[tuple[float, float]], title: str = "feature vectors",

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from engine.analysis import columns
 from engine.analysis.orientation import NEAR_AXIS_DEG, ORIENTATION_BINS, OrientationStats, histogram
+from engine.analysis.sparsification import PointRate
 from engine.results import Point, Results
 from engine.results import value_text as fmt
 from engine.store import Run
@@ -203,6 +204,30 @@ def recovery_table(results: Results) -> Table | None:
         share = sum(v > 0.9 for v in values) / len(values)
         table.add_row(*[fmt(point.values[a.name]) for a in spec.axes], sparkline(counts), f"{share:.0%}")
     return table
+
+
+def rate_table(points: Sequence[PointRate]) -> Table:
+    """The incidental model's L1 sparsification rate per sweep point: fitted (the slope of
+    1/||W_i||_1 per step, median over seeds) next to the paper's l1 * lr (SGD only)."""
+    table = Table(title="L1 sparsification rate: slope of mean 1/||W_i||_1 per step, fitted where the curve is "
+                  "25-75% of the way to 1", title_justify="left",
+                  caption="predicted: l1 x lr (the paper's gradient flow; none under Adam). R² of the paper's "
+                  "linear law, and of an exponential decay of ||W_i||_1 - 1 on the same points",
+                  caption_justify="left")
+    for name in ("point", "fitted", "predicted", "fitted/pred", "R² linear", "R² exp", "seeds"):
+        first = name == "point"
+        table.add_column(name, justify="left" if first else "right", style="cyan" if first else None)
+    for p in points:
+        ratio = f"{p.fitted / p.predicted:.2f}" if p.fitted is not None and p.predicted else "—"
+        table.add_row(p.label, _num(p.fitted), _num(p.predicted), ratio, _num(p.r2_linear, 3),
+                      _num(p.r2_exponential, 3), f"{p.fitted_seeds}/{p.seeds}")
+    return table
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}" if digits == 3 else f"{value:.{digits}g}"
 
 
 def plural(n: int, word: str) -> str:
