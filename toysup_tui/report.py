@@ -288,10 +288,11 @@ def _rate_section(console: Console, results: Results, layout: Layout) -> None:
     console.print(rate_table(points))
     shown = points[:len(charts.PALETTE)]
     chart = _chart(charts.draw_rate_fit, shown, width=layout.width, height=layout.chart_height + 4,
-                   color=layout.color, mono=not layout.color)
+                   color=layout.color, colours=layout.colours)
     console.print(chart, crop=False)
     if len(shown) > 1:
-        console.print(_legend(", ".join(a.name for a in results.spec.axes), [p.label for p in shown], layout.color))
+        console.print(legend_text([p.label for p in shown], ", ".join(a.name for a in results.spec.axes),
+                                  layout.colours))
 
 
 def _instance_section(console: Console, results: Results, layout: Layout) -> None:

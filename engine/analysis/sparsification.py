@@ -158,7 +158,8 @@ def rate_points(results: Results) -> list[PointRate]:
         config = {**results.spec.params, **point.values}
         if float(config.get("l1", 0)) <= 0:
             continue
-        fits, per_step = [], {}
+        fits = []
+        per_step: dict[float, list[float]] = {}
         for inst in point.instances:
             curve = sorted(by_instance.get(inst, []))
             if not curve:

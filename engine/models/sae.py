@@ -26,7 +26,7 @@ saved with the weights, never trained (see ``ToyModel.frozen``).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -157,7 +157,7 @@ class SparseAutoencoder(ToyModel):
     mid_chunk_checkpoints = False
     kind = "sae"
     summary = "c = ReLU(W_e x + b_e), x_hat = W_d c, MSE + l1 |c|_1 on toy ground-truth features (Sharkey et al. 2022)"
-    params = (
+    params: ClassVar[tuple[Param, ...]] = (
         Param("n_dims", "int", 32, "data dimensions d", low=1, high=100_000, structural=True),
         Param("n_ground_truth", "int", 64, "ground-truth features G (unit vectors in d dimensions)",
               low=1, high=100_000, structural=True),
@@ -184,7 +184,7 @@ class SparseAutoencoder(ToyModel):
     columns = COLUMNS
     feature_columns = FEATURE_COLUMNS
     curve_columns = CURVE_COLUMNS
-    frozen = ("ground_truth",)
+    frozen: ClassVar[tuple[str, ...]] = ("ground_truth",)
 
     def __init__(self, hp: Hyper, rng: CounterRNG):
         super().__init__(hp, rng)

@@ -194,18 +194,19 @@ def draw_metric(plt: Any, bands: Sequence[Band], metric: str, x_name: str, log_x
     plt.xlabel(x_name)
 
 
-def draw_rate_fit(plt: Any, points: Sequence[PointRate], mono: bool = False,
+def draw_rate_fit(plt: Any, points: Sequence[PointRate], colours: Colours = Colours.FULL,
                   title: str = "mean 1/||W_i||_1 (median over seeds) and the fitted line (dashed)") -> None:
     """The incidental model's sparsification curves on linear axes (the paper's law is a straight
     line there), each with its fitted line over the steps the fit used."""
     plt.clear_figure()
     for i, p in enumerate(points):
-        color, marker = series_style(i, mono)
+        style = series_style(i, colours)
         if p.steps:
-            plt.plot(p.steps, p.median, marker=marker, color=color)
+            plt.plot(p.steps, p.median, marker=style.marker, color=style.plot_colour)
         if p.fitted is not None and p.intercept is not None and p.steps:
             xs = [s for s in p.steps if p.intercept + p.fitted * s <= 1.0] or p.steps[:1]
-            plt.plot(xs, [p.intercept + p.fitted * s for s in xs], marker="·" if not mono else "-", color=color)
+            fit_marker = "·" if colours is Colours.FULL else "-"
+            plt.plot(xs, [p.intercept + p.fitted * s for s in xs], marker=fit_marker, color=style.plot_colour)
     plt.title(title)
     plt.xlabel("step")
 
