@@ -1,0 +1,157 @@
+"""Adaptive sweeps (engine/adaptive.py): refinement as a pure function, the sweep file's [adaptive] table, and
+runs whose instances are the uniform sweep's own (same seeds, same results) and that resume like any other."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from engine.adaptive import coarse_nodes, level, node_of, point_of, refine, schedule
+from engine.errors import SpecError
+from engine.models import get_model
+from engine.runner import resume_sweep, run_sweep
+from engine.spec import resolve
+from engine.store import Run, parse_csv
+
+from helpers import assert_same_results
+
+# --- refinement, a pure function ------------------------------------------------------------------
+
+
+def test_refine_picks_only_the_cells_whose_corners_disagree():
+    # A 5 x 5 final grid, round 0 on every other node (3 x 3): the left column "a", the rest "b".
+    labels = {(r, c): ("a" if c == 0 else "b") for r in (0, 2, 4) for c in (0, 2, 4)}
+    cells, new = refine(labels, (5, 5), side=2)
+    assert cells == [(0, 0), (2, 0)]  # the two cells between columns 0 and 2; the cells right of them agree
+    assert new == [(0, 1), (1, 0), (1, 1), (1, 2), (2, 1), (3, 0), (3, 1), (3, 2), (4, 1)]
+    assert all(node not in labels for node in new)
+
+
+def test_refine_needs_every_corner_and_treats_a_missing_label_as_a_label():
+    labels = {(0,): 1, (4,): 1, (8,): 2}
+    assert refine(labels, (9,), side=4) == ([(4,)], [(6,)])
+    # a cell whose corner was never trained is not a cell yet
+    assert refine({(0,): 1, (2,): 2}, (9,), side=2) == ([(0,)], [(1,)])
+    # None (every seed diverged) differs from any class; 1 and True are different labels too
+    assert refine({(0,): None, (2,): 0}, (3,), side=2)[1] == [(1,)]
+    assert refine({(0,): 1, (2,): True}, (3,), side=2)[1] == [(1,)]
+    assert refine({(0,): 3, (2,): 3}, (3,), side=2) == ([], [])
+
+
+def test_levels_say_in_which_round_a_node_is_first_trained():
+    assert [level((i,), 2) for i in range(9)] == [0, 2, 1, 2, 0, 2, 1, 2, 0]
+    assert level((4, 2), 2) == 1 and level((8, 0), 2) == 0 and level((3, 4), 2) == 2
+    assert coarse_nodes((5, 9), 2) == [(0, 0), (0, 4), (0, 8), (4, 0), (4, 4), (4, 8)]
+    shape = (5, 9)
+    assert all(point_of(node_of(p, shape), shape) == p for p in range(45))
+    assert node_of(10, shape) == (1, 1)  # the spec's points run with the last axis fastest
+
+
+# --- the sweep file --------------------------------------------------------------------------------
+
+BASE = {"name": "adaptive", "model": "relu_output_phase",
+        "params": {"steps": 300, "batch_size": 64, "eval_batch_size": 512, "seeds": 2, "seed_mode": "independent"},
+        "sweep": {"feature_probability": "log:1:0.1:9", "importance_decay": "log:0.1:10:9"}}
+
+
+def spec_with(adaptive: dict | None, **sweep: str):
+    data = {**BASE, "sweep": {**BASE["sweep"], **sweep}}
+    if adaptive is not None:
+        data["adaptive"] = adaptive
+    return resolve(data)
+
+
+@pytest.mark.parametrize("adaptive, message", [
+    ({"classify": "phase", "rounds": 2, "extra": 1}, "unknown key 'extra' in [adaptive]"),
+    ({"classify": "loss", "rounds": 2}, "classify = 'loss' is not an int or bool column"),
+    ({"rounds": 2}, "classify = None"),
+    ({"classify": "phase", "rounds": 0}, "rounds = 0 must be an integer from 1 to 10"),
+    ({"classify": "phase", "rounds": 2.0}, "rounds = 2.0 must be an integer"),
+    ({"classify": "phase", "rounds": 4}, "needs every swept axis to have k * 16 + 1 values (17, 33, 49, ...)"),
+    ({"classify": "phase", "rounds": 2, "budget": 10}, "budget = 10 is below the coarse grid's 18 instances"),
+    ({"classify": "phase", "rounds": 2, "budget": -1}, "budget = -1 must be a positive integer"),
+    ("phase", "[adaptive] must be a table"),
+])
+def test_the_adaptive_table_is_checked_with_one_clear_line(adaptive, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        spec_with(adaptive)
+
+
+def test_an_axis_that_does_not_nest_is_refused():
+    with pytest.raises(SpecError, match="importance_decay has 7"):
+        spec_with({"classify": "phase", "rounds": 2}, importance_decay="log:0.1:10:7")
+
+
+def test_the_adaptive_table_round_trips_through_config_toml():
+    import tomllib
+
+    spec = spec_with({"classify": "features_represented", "rounds": 3, "budget": 500},
+                     feature_probability="log:1:0.1:9", importance_decay="log:0.1:10:17")
+    again = resolve(tomllib.loads(spec.to_toml()))
+    assert again == spec and again.adaptive.budget == 500 and again.adaptive.classify == "features_represented"
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+ADAPTIVE = {"classify": "phase", "rounds": 2}
+CHUNK = 8 * get_model("relu_output_phase").bytes_per_instance(spec_with(None).instances()[0].config)
+
+
+def rows_of(run_dir: Path) -> dict[int, dict]:
+    return {r["instance"]: r for r in parse_csv((run_dir / "results.csv").read_text(), "results.csv")[1]}
+
+
+def lines_of(run_dir: Path, table: str, instances: set[int]) -> list[str]:
+    lines = (run_dir / f"{table}.csv").read_text().splitlines()
+    return sorted(line for line in lines[1:] if int(line.split(",", 1)[0]) in instances)
+
+
+def test_an_adaptive_sweep_trains_the_uniform_sweeps_instances_at_a_fraction_of_them(tmp_path: Path):
+    uniform = run_sweep(spec_with(None), tmp_path / "uniform", device="cpu", max_memory=CHUNK)
+    spec = spec_with(ADAPTIVE)
+    adaptive = run_sweep(spec, tmp_path / "adaptive", device="cpu", max_memory=CHUNK)
+    assert uniform.status == adaptive.status == "completed"
+    full, some = rows_of(uniform.run_dir), rows_of(adaptive.run_dir)
+    assert 18 < len(some) < len(full) == 162  # more than the coarse grid, less than the final one
+    assert all(some[i] == full[i] for i in some)  # same point, seed and results, digit for digit
+    for table in ("curves", "features"):
+        assert lines_of(adaptive.run_dir, table, set(some)) == lines_of(uniform.run_dir, table, set(some))
+    # every round is in the same run, and run.json says what each one trained
+    reached = schedule(spec, list(some.values()))
+    assert reached.finished and reached.stop in ("resolution", "converged")
+    info = json.loads((adaptive.run_dir / "run.json").read_text())
+    assert [r["instances"] for r in info["adaptive_rounds"]] == [2 * len(r.points) for r in reached.rounds]
+    assert info["instances"] == info["instances_done"] == len(some)
+    assert Run(adaptive.run_dir).status() == "completed"  # not "damaged" for holding fewer rows than the grid
+    # the points each round added are where the coarser labels disagreed: a refined cell's corners differ
+    shape = (9, 9)
+    labels = {node_of(p, shape): min((r for r in some.values() if r["point"] == p), key=lambda r: r["loss"])["phase"]
+              for p in reached.rounds[0].points}
+    cells, new = refine(labels, shape, side=4)
+    assert cells and len(cells) < 4  # some cells refined, not all
+    assert sorted(point_of(n, shape) for n in new) == list(reached.rounds[1].points)
+
+
+def test_an_adaptive_sweep_resumes_to_the_uninterrupted_runs_results(tmp_path: Path):
+    spec = spec_with(ADAPTIVE)
+    whole = run_sweep(spec, tmp_path / "whole", device="cpu", max_memory=CHUNK)
+    rounds_seen: list[int] = []
+    stored: list[int] = []
+
+    def sink(event) -> None:
+        if type(event).__name__ == "RoundStarted":
+            rounds_seen.append(event.round)
+        if type(event).__name__ == "ChunkFinished" and rounds_seen:
+            stored.append(event.chunk)
+
+    cut = run_sweep(spec, tmp_path / "cut", device="cpu", max_memory=CHUNK, emit=sink,
+                    should_stop=lambda: bool(stored))  # stop inside round 1, after its first chunk
+    assert cut.status == "interrupted" and rounds_seen == [1]
+    partial = len(rows_of(cut.run_dir))
+    assert 18 < partial < len(rows_of(whole.run_dir))
+    done = resume_sweep(cut.run_dir, device="cpu", max_memory=CHUNK)
+    assert done.status == "completed"
+    assert_same_results(whole.run_dir, cut.run_dir)
