@@ -240,3 +240,36 @@ def schedule(spec: Spec, rows: Iterable[dict[str, Any]]) -> Schedule:
         used += len(new) * seeds
         rounds.append(Round(last.index + 1, tuple(sorted(point_of(n, shape) for n in new)), len(cells),
                             last.side // 2))
+
+
+def inferred(labels: Mapping[Node, Hashable], shape: Sequence[int], rounds: int) -> dict[Node, Hashable]:
+    """The untrained nodes of the final grid that lie in a trained cell whose corners all agree, with that
+    label: what a refined grid shows between its trained points. The smallest such cell decides (two agreeing
+    cells that hold a node share a corner, so they agree); a node in no agreeing cell is left out."""
+    out: dict[Node, Hashable] = {}
+    corners = {side: list(itertools.product((0, side), repeat=len(shape))) for side in (2 ** k for k in
+                                                                                        range(1, rounds + 1))}
+    for node in itertools.product(*(range(n) for n in shape)):
+        if node in labels:
+            continue
+        for side, offsets in corners.items():
+            label = _agreeing_cell(labels, node, shape, side, offsets)
+            if label is not _NONE:
+                out[node] = label
+                break
+    return out
+
+
+_NONE = object()
+
+
+def _agreeing_cell(labels: Mapping[Node, Hashable], node: Node, shape: Sequence[int], side: int,
+                   offsets: list[Node]) -> Any:
+    """The label of a cell of side ``side`` that holds ``node`` and whose corners all agree, else _NONE."""
+    lows = [sorted({low for low in (i // side * side, i // side * side - side) if 0 <= low <= n - 1 - side
+                    and low <= i <= low + side}) for i, n in zip(node, shape)]
+    for low in itertools.product(*lows):
+        at = [tuple(a + b for a, b in zip(low, c)) for c in offsets]
+        if all(c in labels for c in at) and len({_key(labels[c]) for c in at}) == 1:
+            return labels[at[0]]
+    return _NONE

@@ -3,18 +3,22 @@ runs whose instances are the uniform sweep's own (same seeds, same results) and 
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
-from engine.adaptive import coarse_nodes, level, node_of, point_of, refine, schedule
+from engine.adaptive import coarse_nodes, inferred, level, node_of, point_of, refine, schedule
 from engine.errors import SpecError
 from engine.models import get_model
+from engine.results import Results
 from engine.runner import resume_sweep, run_sweep
 from engine.spec import resolve
 from engine.store import Run, parse_csv
+from toysup_tui.render.phase import phase_table
 
 from helpers import assert_same_results
 
@@ -39,6 +43,17 @@ def test_refine_needs_every_corner_and_treats_a_missing_label_as_a_label():
     assert refine({(0,): None, (2,): 0}, (3,), side=2)[1] == [(1,)]
     assert refine({(0,): 1, (2,): True}, (3,), side=2)[1] == [(1,)]
     assert refine({(0,): 3, (2,): 3}, (3,), side=2) == ([], [])
+
+
+def test_a_refined_grid_fills_the_untrained_nodes_of_agreeing_cells_only():
+    labels = {(r, c): ("a" if c == 0 else "b") for r in (0, 2, 4) for c in (0, 2, 4)}
+    labels.update({n: "a" for n in [(0, 1), (1, 0), (2, 1), (3, 0), (3, 1)]})
+    labels.update({n: "b" for n in [(1, 1), (1, 2), (3, 2), (4, 1)]})
+    filled = inferred(labels, (5, 5), rounds=1)
+    assert filled == {n: "b" for n in [(0, 3), (1, 3), (1, 4), (2, 3), (3, 3), (3, 4), (4, 3)]}
+    # with the right-hand cells disagreeing too, nothing there is filled
+    labels[(4, 4)] = "a"
+    assert set(inferred(labels, (5, 5), rounds=1)) == {(0, 3), (1, 3), (1, 4), (2, 3)}
 
 
 def test_levels_say_in_which_round_a_node_is_first_trained():
@@ -131,8 +146,16 @@ def test_an_adaptive_sweep_trains_the_uniform_sweeps_instances_at_a_fraction_of_
     labels = {node_of(p, shape): min((r for r in some.values() if r["point"] == p), key=lambda r: r["loss"])["phase"]
               for p in reached.rounds[0].points}
     cells, new = refine(labels, shape, side=4)
-    assert cells and len(cells) < 4  # some cells refined, not all
+    assert cells
     assert sorted(point_of(n, shape) for n in new) == list(reached.rounds[1].points)
+    # the report draws the refined grid: trained points in capitals, the agreeing cells' points in lower case
+    drawn = Console(width=200, file=io.StringIO(), color_system=None)
+    drawn.print(phase_table(Results.open(Run(adaptive.run_dir))))
+    text = drawn.file.getvalue()
+    grid_lines = [line for line in text.splitlines() if line.strip()[:1].isdigit()][:9]  # the 9 rows
+    letters = [ch for line in grid_lines for ch in line.split(maxsplit=1)[1] if ch in "NSDnsd·"]
+    assert len(letters) == 81 and sum(ch.isupper() for ch in letters) == len(some) // 2
+    assert "capitals were trained" in text
 
 
 def test_an_adaptive_sweep_resumes_to_the_uninterrupted_runs_results(tmp_path: Path):
