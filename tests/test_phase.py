@@ -287,7 +287,8 @@ def test_boundaries_are_drawn_between_cells_of_different_theoretical_phase():
     table = phase_grid_table(phase_grid(RESULTS, x_axis="importance_decay", y_axis="feature_probability"))
     lines = draw_grid(table, theory_boundaries((("not_learned", "not_learned", "dedicated"),
                                                 ("superposed", "superposed", "superposed")))).plain.splitlines()
-    header, first, between, second = lines
+    corner, header, first, between, second = lines
+    assert corner == "feature_probability \\ importance_decay"
     assert "0.1" in header and first.count("┃") == 1 and "┃" not in second
     cut = first.index("┃")  # the line between importance 1 and 10 in the top row ...
     assert first.index("S 1/3") < cut < first.index("D 1/2")

@@ -167,8 +167,10 @@ _JUNCTIONS = {(True, True, False, False): "â”ƒ", (False, False, True, True): "â”
 def draw_grid(t: PhaseTable, bounds: Boundaries | None) -> Text:
     """The table as text: a header of x values, then each row's label and coloured cells, with heavy lines
     between cells that ``bounds`` separates (none without bounds)."""
-    width = max([len(c.text) for row in t.cells for c in row] + [len(col) for col in t.columns]) + 2
-    label_width = max([len(label) for label in t.row_labels] + [len(t.corner)])
+    widest = max(len(c.text) for row in t.cells for c in row)
+    # cells of one letter (a wide, compact grid) stay narrow, and the header names the columns it has room for
+    width = widest + 2 if widest <= 1 else max([widest] + [len(col) for col in t.columns]) + 2
+    label_width = max(len(label) for label in t.row_labels)
     rows, cols = len(t.cells), len(t.columns)
 
     def v(r: int, c: int) -> bool:  # a line between (r, c) and (r, c+1)
@@ -178,10 +180,8 @@ def draw_grid(t: PhaseTable, bounds: Boundaries | None) -> Text:
         return bool(bounds) and 0 <= r < rows - 1 and 0 <= c < cols and bounds.horizontal[r][c]
 
     out = Text()
-    out.append(t.corner.rjust(label_width) + " ", style="cyan")
-    for col in t.columns:
-        out.append(col.center(width) + " ")
-    out.append("\n")
+    out.append(t.corner + "\n", style="cyan")  # on its own line: as a corner it would widen every row
+    out.append(" " * (label_width + 1) + _header(t.columns, width) + "\n")
     for r, (label, cells) in enumerate(zip(t.row_labels, t.cells)):
         out.append(label.rjust(label_width) + " ", style="cyan")
         for c, cell in enumerate(cells):
@@ -199,6 +199,19 @@ def draw_grid(t: PhaseTable, bounds: Boundaries | None) -> Text:
             out.append("\n")
     out.rstrip()
     return out
+
+
+def _header(columns: tuple[str, ...], width: int) -> str:
+    """The column labels over cells ``width`` wide (plus a separator): each centred on its cell, or, if wider
+    than that, from its cell's start; a label that would run into the previous one is left out."""
+    line = ""
+    for k, label in enumerate(columns):
+        start = k * (width + 1)
+        if len(label) <= width:
+            start += (width - len(label)) // 2
+        if start >= len(line) + (1 if line else 0):
+            line = line.ljust(start) + label
+    return line
 
 
 def compact(t: PhaseTable) -> PhaseTable:
