@@ -75,11 +75,12 @@ def run_sweep(
     executor = executor or executor_for(options)
     try:
         placement = executor.open(options.device, options.threads)
-        chunks = plan(spec, placement.device, options.max_memory_bytes, instances=wanted_instances(spec, []),
+        wanted = wanted_instances(spec, [])
+        chunks = plan(spec, placement.device, options.max_memory_bytes, instances=wanted,
                       budget=placement.budget, slots=placement.slots)
         run = Run.create(root, spec, device=placement.description, chunks=len(chunks),
                          extra={"backend": executor.name, "seed_mode": spec.seed_mode, **executor.record(),
-                                "options": _recorded(options, executor)})
+                                "options": _recorded(options, executor), "instances": len(wanted)})
         lock = RunLock(run.path).acquire()  # new, so free: a resume of it started now is refused
     except BaseException:
         executor.close()
@@ -281,6 +282,7 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
     def next_round() -> None:
         """An adaptive sweep, once every chunk is stored: plan and submit the next round, if any."""
         nonlocal next_index, outstanding
+        adaptive_rounds = spec.adaptive.rounds if spec.adaptive is not None else 0
         schedule = adapt.schedule(spec, rows)
         done = {r["instance"] for r in rows}
         todo = [i for i in schedule.instances(spec) if i.index not in done]
@@ -294,7 +296,7 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
         outstanding += len(new)
         work_added = sum(c.steps * len(c) for c in new)
         last = schedule.rounds[-1]
-        emit(RoundStarted(round=last.index, rounds=spec.adaptive.rounds, points=len(last.points),
+        emit(RoundStarted(round=last.index, rounds=adaptive_rounds, points=len(last.points),
                           cells=last.cells, instances=len(todo), instance_steps=tally.done + work_added))
         for chunk in new:
             executor.submit(chunk)

@@ -563,10 +563,10 @@ class Run:
         instances = {r.get("instance") for r in rows}
         if len(instances) != len(rows):
             return "results.csv: an instance appears twice"
-        if info.get("status") == "completed" and len(rows) != (expected := completed_instances(spec, rows)):
-            if expected < 0:
+        if info.get("status") == "completed" and len(rows) != (held := completed_instances(spec, rows)):
+            if held < 0:
                 return "results.csv: its rows do not finish the adaptive sweep's rounds, but the run completed"
-            return f"results.csv: {len(rows)} rows, but the run completed {expected} instances"
+            return f"results.csv: {len(rows)} rows, but the run completed {held} instances"
         manifest = self.manifest()
         if manifest is None:
             if (self.path / "manifest.json").exists():

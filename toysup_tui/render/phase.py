@@ -11,6 +11,7 @@ the points inside a cell whose corners agree in lower case.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from itertools import pairwise
 
@@ -174,10 +175,10 @@ def draw_grid(t: PhaseTable, bounds: Boundaries | None) -> Text:
     rows, cols = len(t.cells), len(t.columns)
 
     def v(r: int, c: int) -> bool:  # a line between (r, c) and (r, c+1)
-        return bool(bounds) and 0 <= r < rows and 0 <= c < cols - 1 and bounds.vertical[r][c]
+        return bounds is not None and 0 <= r < rows and 0 <= c < cols - 1 and bounds.vertical[r][c]
 
     def h(r: int, c: int) -> bool:  # a line between (r, c) and (r+1, c)
-        return bool(bounds) and 0 <= r < rows - 1 and 0 <= c < cols and bounds.horizontal[r][c]
+        return bounds is not None and 0 <= r < rows - 1 and 0 <= c < cols and bounds.horizontal[r][c]
 
     out = Text()
     out.append(t.corner + "\n", style="cyan")  # on its own line: as a corner it would widen every row
@@ -234,7 +235,7 @@ def _fill_adaptive(t: PhaseTable, grid: PhaseGrid, results: Results) -> PhaseTab
         at = {grid.y_axis: index[grid.y_axis][y], grid.x_axis: index[grid.x_axis][x]}
         return tuple(at[n] for n in names)
 
-    labels = {node(y, x): cell.best for y, row in zip(grid.y_values, grid.cells)
+    labels: dict[tuple[int, ...], Hashable] = {node(y, x): cell.best for y, row in zip(grid.y_values, grid.cells)
               for x, cell in zip(grid.x_values, row) if cell is not None and cell.best is not None}
     shape = tuple(len(a.values) for a in spec.axes)
     guessed = inferred(labels, shape, spec.adaptive.rounds)
@@ -243,7 +244,8 @@ def _fill_adaptive(t: PhaseTable, grid: PhaseGrid, results: Results) -> PhaseTab
         out = []
         for x, cell in zip(grid.x_values, row):
             phase = guessed.get(node(y, x)) if cell.phase is None else None
-            out.append(TableCell(PHASE_LETTERS[phase].lower(), phase, PHASE_COLORS[phase], 0.0) if phase else cell)
+            out.append(TableCell(PHASE_LETTERS[phase].lower(), phase, PHASE_COLORS[phase], 0.0)
+                       if isinstance(phase, str) else cell)
         cells.append(tuple(out))
     return replace(t, cells=tuple(cells))
 
