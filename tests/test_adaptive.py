@@ -152,7 +152,9 @@ def test_an_adaptive_sweep_trains_the_uniform_sweeps_instances_at_a_fraction_of_
     drawn = Console(width=200, file=io.StringIO(), color_system=None)
     drawn.print(phase_table(Results.open(Run(adaptive.run_dir))))
     text = drawn.file.getvalue()
-    grid_lines = [line for line in text.splitlines() if line.strip()[:1].isdigit()][:9]  # the 9 rows
+    lines = text.splitlines()
+    start = lines.index("feature_probability \\ importance_decay") + 2  # the corner, then the column labels
+    grid_lines = lines[start::2][:9]  # the 9 rows, each followed by a line for the boundaries
     letters = [ch for line in grid_lines for ch in line.split(maxsplit=1)[1] if ch in "NSDnsd·"]
     assert len(letters) == 81 and sum(ch.isupper() for ch in letters) == len(some) // 2
     assert "capitals were trained" in text

@@ -654,8 +654,11 @@ async def test_phase_runs_show_the_phase_grid_in_the_metrics_tab(tui_dirs: tuple
         await pilot.pause()
         grid = screen.query_one("#phase-grid")
         assert grid.display and not screen.query_one("#metric-chart").display
-        table = phase_table(screen.results)
-        assert table is not None and len(table.rows) == 2 and len(table.columns) == 3
+        drawn = Console(width=120, file=io.StringIO(), color_system=None)
+        drawn.print(phase_table(screen.results))
+        text = drawn.file.getvalue()  # the 2 x 2 grid with the paper's theoretical boundary drawn over it
+        assert "feature_probability \\ importance_decay" in text and text.count("/2") == 4
+        assert "┃" in text and "theoretical boundaries" in text
         screen.metric_index = screen.metrics.index("loss")
         screen._draw_metrics()
         await pilot.pause()
