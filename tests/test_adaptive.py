@@ -20,7 +20,7 @@ from engine.spec import resolve
 from engine.store import Run, parse_csv
 from toysup_tui.render.phase import phase_table
 
-from helpers import assert_same_results
+from helpers import assert_same_results, assert_user_error, folder_state, invoke
 
 # --- refinement, a pure function ------------------------------------------------------------------
 
@@ -107,6 +107,39 @@ def test_the_adaptive_table_round_trips_through_config_toml():
                      feature_probability="log:1:0.1:9", importance_decay="log:0.1:10:17")
     again = resolve(tomllib.loads(spec.to_toml()))
     assert again == spec and again.adaptive.budget == 500 and again.adaptive.classify == "features_represented"
+
+
+def test_a_bad_adaptive_table_is_one_line_on_the_command_line_and_writes_nothing(tmp_path: Path):
+    preset = tmp_path / "bad.toml"
+    preset.write_text('model = "relu_output_phase"\n[sweep]\nimportance_decay = "log:0.1:10:6"\n'
+                      '[adaptive]\nclassify = "phase"\nrounds = 1\n')
+    result = invoke("run", preset, "--runs-dir", tmp_path / "runs", "--device", "cpu")
+    assert_user_error(result.exit_code, result.stderr, result.stdout, "importance_decay has 6")
+    assert folder_state(tmp_path / "runs") is None
+
+
+def test_the_schedule_stops_at_the_budget_or_when_no_cell_disagrees():
+    """Rounds from hand-made rows: round 0 complete and all one class stops ("converged"); one corner
+    different starts round 1 unless the budget forbids it; a round with a missing seed is not complete."""
+    spec = spec_with({"classify": "phase", "rounds": 2})  # 9 x 9, coarse 3 x 3, 2 seeds
+    shape = (9, 9)
+    coarse = [point_of(n, shape) for n in coarse_nodes(shape, 2)]
+
+    def rows(phases: dict[int, int], seeds: int = 2) -> list[dict]:
+        return [{"instance": p * 2 + s, "point": p, "seed": s, "loss": 0.1 + s, "phase": ph}
+                for p, ph in phases.items() for s in range(seeds)]
+
+    same = schedule(spec, rows(dict.fromkeys(coarse, 1)))
+    assert (same.complete, same.finished, same.stop, len(same.rounds)) == (True, True, "converged", 1)
+    one_off = {**dict.fromkeys(coarse, 1), point_of((0, 0), shape): 2}
+    grown = schedule(spec, rows(one_off))
+    assert (grown.complete, grown.finished, len(grown.rounds)) == (False, False, 2)
+    assert grown.rounds[1].cells == 1 and len(grown.rounds[1].points) == 5  # the one cell's 3 x 3 less its corners
+    assert len(grown.instances(spec)) == 2 * (9 + 5)
+    capped = schedule(spec_with({"classify": "phase", "rounds": 2, "budget": 20}), rows(one_off))
+    assert (capped.finished, capped.stop, len(capped.rounds)) == (True, "budget", 1)
+    partial = schedule(spec, rows(one_off, seeds=1))
+    assert (partial.complete, len(partial.rounds)) == (False, 1)
 
 
 # --- runs --------------------------------------------------------------------------------------
