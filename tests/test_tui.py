@@ -297,6 +297,16 @@ async def test_changing_the_model_regenerates_the_fields(tui_dirs: tuple[Path, P
 
 
 @run_async
+async def test_an_adaptive_preset_stays_adaptive_through_the_form(tui_dirs: tuple[Path, Path]) -> None:
+    """The form has no fields for [adaptive]; the sweep it launches keeps the preset's."""
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app, preset="tms-phase-adaptive")
+        spec = form.resolve_form()
+        assert spec.adaptive is not None and spec.adaptive.classify == "phase" and spec.adaptive.rounds == 2
+
+
+@run_async
 async def test_the_form_launches_on_the_chosen_backend(tui_dirs: tuple[Path, Path],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Choosing ray shows the Ray fields (address, GPU share); launch hands the options to the detached run."""
