@@ -33,6 +33,19 @@ class RunStarted(Event):
 
 
 @dataclass
+class RoundStarted(Event):
+    """An adaptive sweep starts its next round (engine/adaptive.py): the run's work grows to ``instance_steps``."""
+
+    type: ClassVar[str] = "round_started"
+    round: int
+    rounds: int  # the last round the sweep may reach
+    points: int  # points this round trains
+    cells: int  # cells refined to make it
+    instances: int  # instances this round still has to train
+    instance_steps: int  # the whole run's work so far plus this round's
+
+
+@dataclass
 class ChunkStarted(Event):
     type: ClassVar[str] = "chunk_started"
     chunk: int
@@ -83,7 +96,7 @@ class Notice(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (RunStarted, ChunkStarted, Progress, ChunkFinished, RunFinished, Notice)
+    cls.type: cls for cls in (RunStarted, RoundStarted, ChunkStarted, Progress, ChunkFinished, RunFinished, Notice)
 }
 
 EventSink = Callable[[Event], None]

@@ -128,6 +128,8 @@ class RunLog:
     def publish(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
             self._progress = {"instance_steps_done": 0, "instance_steps": event.instance_steps, "elapsed_s": 0.0}
+        elif isinstance(event, ev.RoundStarted):
+            self._progress["instance_steps"] = event.instance_steps
         elif isinstance(event, ev.Progress):
             self._progress["instance_steps_done"] = event.instance_steps_done
             self._progress["elapsed_s"] = round(event.elapsed_s, 3)

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from engine import adaptive as adapt
 from engine.errors import RunDataError, UserError
 from engine.events import (
     ChunkFinished,
@@ -21,6 +22,7 @@ from engine.events import (
     EventSink,
     Notice,
     Progress,
+    RoundStarted,
     RunFinished,
     RunStarted,
     ignore,
@@ -31,7 +33,7 @@ from engine.lock import RunLock
 from engine.options import GIB, RECORDED, RunOptions
 from engine.plan import Chunk, plan
 from engine.runlog import RunLog
-from engine.spec import Spec
+from engine.spec import Instance, Spec
 from engine.store import Run, now_iso
 
 
@@ -73,17 +75,19 @@ def run_sweep(
     executor = executor or executor_for(options)
     try:
         placement = executor.open(options.device, options.threads)
-        chunks = plan(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
-                      slots=placement.slots)
+        wanted = wanted_instances(spec, [])
+        chunks = plan(spec, placement.device, options.max_memory_bytes, instances=wanted,
+                      budget=placement.budget, slots=placement.slots)
         run = Run.create(root, spec, device=placement.description, chunks=len(chunks),
                          extra={"backend": executor.name, "seed_mode": spec.seed_mode, **executor.record(),
-                                "options": _recorded(options, executor)})
+                                "options": _recorded(options, executor), "instances": len(wanted)})
         lock = RunLock(run.path).acquire()  # new, so free: a resume of it started now is refused
     except BaseException:
         executor.close()
         raise
     with lock:
-        return _train(run, spec, chunks, [], executor, placement, emit, should_stop, options.checkpoint_every)
+        return _train(run, spec, chunks, [], executor, placement, emit, should_stop, options.checkpoint_every,
+                      max_memory=options.max_memory_bytes)
 
 
 def resume_sweep(
@@ -140,7 +144,7 @@ def _resume(run: Run, options: RunOptions, emit: EventSink, should_stop: Callabl
         # Only chunks whose files match the manifest count as finished; the rest train again.
         rows, redo = run.recover(spec)
         done = {r["instance"] for r in rows}
-        remaining = [i for i in spec.instances() if i.index not in done]
+        remaining = [i for i in wanted_instances(spec, rows) if i.index not in done]
         stored = run.stored_chunks()
         # Chunks cut short continue from their checkpoints, with the same instances and chunk numbers.
         left = {i.index: i for i in remaining}
@@ -170,7 +174,21 @@ def _resume(run: Run, options: RunOptions, emit: EventSink, should_stop: Callabl
         executor.close()
         raise
     return _train(run, spec, chunks, rows, executor, placement, emit, should_stop, options.checkpoint_every,
-                  resume_from)
+                  resume_from, options.max_memory_bytes)
+
+
+def wanted_instances(spec: Spec, rows: list[dict[str, Any]]) -> list[Instance]:
+    """The instances a run should hold once its current work is done: all of a uniform sweep's; an adaptive
+    sweep's rounds so far, as its stored ``rows`` decide them (engine/adaptive.py)."""
+    if spec.adaptive is None:
+        return spec.instances()
+    return adapt.schedule(spec, rows).instances(spec)
+
+
+def _rounds_record(schedule: adapt.Schedule, seeds: int) -> list[dict[str, int]]:
+    """run.json's summary of an adaptive run's rounds."""
+    return [{"round": r.index, "points": len(r.points), "instances": len(r.points) * seeds, "cells_refined": r.cells,
+             "spacing": r.side} for r in schedule.rounds]
 
 
 def _merged(options: RunOptions | None, device: str | None, max_memory: int | None, threads: int | None,
@@ -232,19 +250,21 @@ class _Tally:
 
 def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
            placement: Placement, emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 300.0,
-           resume_from: dict[int, Saved] | None = None) -> Outcome:
+           resume_from: dict[int, Saved] | None = None, max_memory: int | None = None) -> Outcome:
     """The loop over finished chunks shared by a new and a resumed run; ``rows`` holds results already stored."""
     with RunLog(run.path) as log:  # events.jsonl and heartbeat.json: any process can follow the run
         return _train_logged(run, spec, chunks, rows, executor, placement, log.wrap(emit),
-                             log.stop_check(should_stop), checkpoint_every_s, resume_from)
+                             log.stop_check(should_stop), checkpoint_every_s, resume_from, max_memory)
 
 
 def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
                   placement: Placement, emit: EventSink, should_stop: Callable[[], bool],
-                  checkpoint_every_s: float, resume_from: dict[int, Saved] | None) -> Outcome:
+                  checkpoint_every_s: float, resume_from: dict[int, Saved] | None,
+                  max_memory: int | None = None) -> Outcome:
     total = sum(c.steps * len(c) for c in chunks)
+    planned = spec.n_instances if spec.adaptive is None else len(rows) + sum(len(c) for c in chunks)
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=placement.description,
-                    instances=spec.n_instances, chunks=len(chunks), instance_steps=total))
+                    instances=planned, chunks=len(chunks), instance_steps=total))
     for note in placement.notes:
         emit(Notice(note))
     started = time.monotonic()
@@ -257,9 +277,35 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
         run.write_checkpoint(chunk.index, [i.index for i in chunk.instances], tensors, meta)
 
     work = Work(emit=tally, should_stop=should_stop, checkpoint=save, checkpoint_every_s=checkpoint_every_s)
+    outstanding = len(chunks)  # chunks submitted and not yet stored
+
+    def next_round() -> None:
+        """An adaptive sweep, once every chunk is stored: plan and submit the next round, if any."""
+        nonlocal next_index, outstanding
+        adaptive_rounds = spec.adaptive.rounds if spec.adaptive is not None else 0
+        schedule = adapt.schedule(spec, rows)
+        done = {r["instance"] for r in rows}
+        todo = [i for i in schedule.instances(spec) if i.index not in done]
+        run.update_info(adaptive_rounds=_rounds_record(schedule, spec.seeds), instances=len(done) + len(todo),
+                        adaptive_stop=schedule.stop)
+        if not todo:
+            return
+        new = plan(spec, placement.device, max_memory, instances=todo, first_index=next_index, budget=placement.budget,
+                   slots=placement.slots)
+        next_index += len(new)
+        outstanding += len(new)
+        work_added = sum(c.steps * len(c) for c in new)
+        last = schedule.rounds[-1]
+        emit(RoundStarted(round=last.index, rounds=adaptive_rounds, points=len(last.points),
+                          cells=last.cells, instances=len(todo), instance_steps=tally.done + work_added))
+        for chunk in new:
+            executor.submit(chunk)
+
     try:
         for chunk in chunks:
             executor.submit(chunk, (resume_from or {}).get(chunk.index))
+        if spec.adaptive is not None and not chunks:
+            next_round()
         for chunk, result in executor.finished(work):
             if isinstance(result, torch.OutOfMemoryError):
                 if len(chunk) <= MIN_CHUNK:
@@ -267,6 +313,7 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
                 tally.drop(chunk)
                 halves = _halve(chunk, next_index)
                 next_index += 2
+                outstanding += 1
                 for half in reversed(halves):
                     executor.submit(half, front=True)
                 emit(Notice(f"out of memory in chunk {chunk.index} ({len(chunk)} instances): retrying it as chunks "
@@ -280,6 +327,9 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
             run.update_info(instances_done=len(rows), chunks_done=chunks_done, instance_steps_done=tally.done,
                             wall_time_s=round(elapsed, 3), instance_steps_per_s=round(tally.done / elapsed, 1))
             emit(ChunkFinished(chunk=chunk.index, elapsed_s=elapsed))
+            outstanding -= 1
+            if spec.adaptive is not None and outstanding == 0:
+                next_round()
     except KeyboardInterrupt:
         status = "interrupted"
     except Exception as exc:  # a failed run is recorded, then reported by the caller

@@ -14,6 +14,10 @@ A preset is TOML::
     [sweep]             # axes: a list, "lin:START:STOP:NUM", "log:START:STOP:NUM" or "a,b,c"
     feature_probability = "log:1:0.01:9"
 
+    [adaptive]          # optional: refine the sweep in rounds near a boundary (engine/adaptive.py)
+    classify = "phase"
+    rounds = 2
+
 The sweep is the Cartesian product of the axes, in the order written, with
 ``seeds`` instances per point (seed indices ``seed .. seed+seeds-1``, innermost).
 Every user mistake raises :class:`SpecError` with one clear line.
@@ -32,13 +36,14 @@ from typing import Any, Literal
 
 import tomli_w
 
+from engine.adaptive import Adaptive, check_grid, parse_adaptive
 from engine.errors import SpecError
 from engine.models import MODELS, get_model
 from engine.params import Param
 
 Scale = Literal["list", "lin", "log"]
 SWEEP_HELP = "expected a list like 0.1,0.2,0.5, lin:START:STOP:NUM or log:START:STOP:NUM"
-TOP_LEVEL_KEYS = ("name", "description", "expected", "model", "params", "sweep")
+TOP_LEVEL_KEYS = ("name", "description", "expected", "model", "params", "sweep", "adaptive")
 NOT_SWEEPABLE = ("seeds", "seed", "seed_mode")
 MAX_SEED = 2**31 - 1
 
@@ -82,6 +87,7 @@ class Spec:
     description: str = ""
     expected: str = ""
     source: str = field(default="", compare=False)
+    adaptive: Adaptive | None = None  # refine near a boundary in rounds instead of training every point
 
     @property
     def seeds(self) -> int:
@@ -145,6 +151,8 @@ class Spec:
         data["params"] = {k: v for k, v in self.params.items() if k not in swept}
         if self.axes:
             data["sweep"] = {a.name: a.expr for a in self.axes}
+        if self.adaptive is not None:
+            data["adaptive"] = self.adaptive.to_dict()
         return data
 
     def to_toml(self) -> str:
@@ -310,6 +318,11 @@ def resolve(
         params["seeds"] = table["seeds"].parse(seeds)
     _check_size({key: axis_length(table[key], raw) for key, raw in raw_axes.items()}, int(params["seeds"]))
     axes = {key: parse_axis(table[key], raw) for key, raw in raw_axes.items()}
+    adaptive = None
+    if "adaptive" in data:
+        columns = {c.name: c.kind for c in get_model(model).columns}
+        adaptive = parse_adaptive(data["adaptive"], columns, source or "preset")
+        check_grid(adaptive, {k: len(a.values) for k, a in axes.items()}, int(params["seeds"]))
     for name in axes:
         params.pop(name)
     spec = Spec(
@@ -320,6 +333,7 @@ def resolve(
         description=str(data.get("description", "")),
         expected=str(data.get("expected", "")),
         source=source,
+        adaptive=adaptive,
     )
     _check_combinations(spec)
     return spec

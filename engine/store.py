@@ -564,8 +564,10 @@ class Run:
         instances = {r.get("instance") for r in rows}
         if len(instances) != len(rows):
             return "results.csv: an instance appears twice"
-        if info.get("status") == "completed" and len(rows) != spec.n_instances:
-            return f"results.csv: {len(rows)} rows, but the run completed {spec.n_instances} instances"
+        if info.get("status") == "completed" and len(rows) != (held := completed_instances(spec, rows)):
+            if held < 0:
+                return "results.csv: its rows do not finish the adaptive sweep's rounds, but the run completed"
+            return f"results.csv: {len(rows)} rows, but the run completed {held} instances"
         manifest = self.manifest()
         if manifest is None:
             if (self.path / "manifest.json").exists():
@@ -653,6 +655,20 @@ class Run:
                 row = int(hits[0, 0])
                 return {k: v[row] for k, v in tensors.items() if k != "instance"}
         raise RunDataError(f"run {self.id} has no weights for instance {instance}")
+
+
+def completed_instances(spec: Spec, rows: list[dict[str, Any]]) -> int:
+    """How many instances a completed run holds: every one of a uniform sweep; the rounds an adaptive sweep
+    reached with these rows (engine/adaptive.py), or -1 if those rows could not have ended it."""
+    if spec.adaptive is None:
+        return spec.n_instances
+    from engine.adaptive import schedule
+
+    try:
+        reached = schedule(spec, rows)
+    except (KeyError, TypeError):  # a row without its point: not a run this toysup wrote
+        return -1
+    return len(reached.instances(spec)) if reached.finished else -1
 
 
 def _concat_csv(texts: list[str]) -> str:

@@ -1,6 +1,6 @@
-"""The n=2, m=1 phase diagram: classification (engine/analysis/phase.py), seed selection, the grid, and the
-relu_output_phase model reproducing the paper's three regions (Elhage et al. 2022, "Superposition as a
-Phase Change")."""
+"""The phase diagrams (n=2, m=1 and n=3, m=2): classification (engine/analysis/phase.py), seed selection, the
+grid, the paper's theoretical phases and their boundaries drawn over the grid, and the relu_output_phase model
+reproducing the paper's three regions (Elhage et al. 2022, "Superposition as a Phase Change")."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import torch
 from rich.console import Console
 
 from engine.analysis.phase import PHASES, classify_phase, phase_grid, phase_name
+from engine.analysis.phase_theory import candidate_losses, theoretical_phase
 from engine.analysis.selection import best_of_k, drop_worst
 from engine.errors import SpecError
 from engine.results import Results
 from engine.runner import run_sweep
 from engine.spec import load
 from engine.store import Run, read_csv
-from toysup_tui.render.phase import PHASE_COLORS, phase_grid_table
+from toysup_tui.render.phase import PHASE_COLORS, draw_grid, phase_grid_table, phase_table, theory_boundaries
 from toysup_tui.report import print_report
 
 from helpers import make_spec, train_all
@@ -53,11 +54,11 @@ def test_classify_takes_the_models_represented_mask():
     assert classify_phase(W, represented=torch.tensor([[True, False]])).tolist() == [NOT_LEARNED]
 
 
-def phase_model(p: float, importance: float):
+def phase_model(p: float, importance: float, n: int = 2):
     from engine.models import Hyper, get_model
     from engine.rng import CounterRNG
 
-    spec = make_spec({"n_features": 2, "n_hidden": 1, "feature_probability": p, "importance_decay": importance},
+    spec = make_spec({"n_features": n, "n_hidden": n - 1, "feature_probability": p, "importance_decay": importance},
                      model="relu_output_phase")
     return get_model("relu_output_phase")(Hyper([i.config for i in spec.instances()], torch.device("cpu")),
                                           CounterRNG(torch.tensor([0]), "cpu"))
@@ -80,6 +81,30 @@ def test_classify_is_batched_and_takes_the_extra_feature_index():
     W = torch.tensor([[[1.0], [0.0]], [[1.0], [-1.0]], [[0.0], [1.0]]])
     assert classify_phase(W).tolist() == [NOT_LEARNED, SUPERPOSED, DEDICATED]
     assert classify_phase(W, extra=0).tolist() == [DEDICATED, SUPERPOSED, NOT_LEARNED]
+
+
+def test_the_extra_feature_is_the_last_with_importance_r_and_the_others_have_importance_1():
+    assert phase_model(0.1, 4.0, n=3).importance.squeeze(1).tolist() == [[1.0, 1.0, 4.0]]
+    assert phase_model(0.1, 4.0, n=2).importance.squeeze(1).tolist() == [[1.0, 4.0]]  # relu_output's decay**i
+
+
+def test_the_phase_model_classifies_three_features_in_two_dimensions():
+    """Hand-built 3-in-2 solutions through the model's own (loss-based) represented rule, at a density where
+    superposition pays: the extra feature antipodal with feature 1 (feature 0 on its own axis) is superposed,
+    the extra feature on its own axis beside the antipodal pair 0/1 is dedicated, and an extra feature whose
+    output the bias holds off is not learned."""
+    paired = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]])
+    dedicated = torch.tensor([[[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]])
+    zero_bias = torch.zeros(1, 3)
+    model = phase_model(0.05, 1.0, n=3)
+    got = model.metrics({"W": paired, "b": zero_bias})
+    assert got["phase"].tolist() == [SUPERPOSED] and got["antipodal"].tolist() == [True]
+    assert got["features_represented"].tolist() == [3] and got["extra_norm"].tolist() == [1.0]
+    got = phase_model(0.05, 1.0, n=3).metrics({"W": dedicated, "b": zero_bias})
+    assert got["phase"].tolist() == [DEDICATED] and got["antipodal"].tolist() == [False]
+    held_off = {"W": torch.tensor([[[1.0, 0.0], [0.0, 1.0], [0.0, 0.3]]]), "b": torch.tensor([[0.0, 0.0, -5.0]])}
+    got = phase_model(0.05, 1.0, n=3).metrics(held_off)
+    assert got["phase"].tolist() == [NOT_LEARNED] and got["features_represented"].tolist() == [2]
 
 
 def test_classify_three_features_in_two_dimensions():
@@ -187,9 +212,10 @@ def test_phase_grid_table_is_plain_data_for_any_front_end():
 # --- the model ---------------------------------------------------------------------------------------
 
 
-def test_phase_model_needs_two_features_in_one_dimension():
-    with pytest.raises(SpecError, match="n_features=2 and n_hidden=1"):
+def test_phase_model_needs_one_of_the_papers_two_sizes():
+    with pytest.raises(SpecError, match="n_features=2 and n_hidden=1, or n_features=3 and n_hidden=2"):
         make_spec({"n_features": 3, "n_hidden": 1}, model="relu_output_phase")
+    assert make_spec({"n_features": 3, "n_hidden": 2}, model="relu_output_phase").params["n_features"] == 3
 
 
 def test_three_regions_appear_in_their_published_places():
@@ -232,3 +258,55 @@ def test_preset_runs_and_results_have_the_phase_columns(tmp_path):
     console = Console(record=True, width=120, file=io.StringIO(), color_system=None)
     print_report(console, Run(outcome.run_dir))
     assert "seeds independent: every point trains its own seeds" in console.export_text()
+
+
+# --- the paper's theory, and its boundaries over the grid ---------------------------------------------
+
+
+def test_the_theoretical_phases_follow_the_papers_candidate_losses():
+    # Dense (p = 1): superposition never pays; the extra feature is dropped below r = 1 and takes the dimension
+    # above it, for n=2 and n=3 alike.
+    for n in (2, 3):
+        assert theoretical_phase(0.5, 1.0, n) == "not_learned" and theoretical_phase(2.0, 1.0, n) == "dedicated"
+    # Sparse (p = 0.1), n=2: superposed for 2p/(4-5p) < r < 2/p - 5/2, i.e. 0.057 < r < 17.5.
+    assert [theoretical_phase(r, 0.1) for r in (0.05, 0.06, 1.0, 17.0, 18.0)] == [
+        "not_learned", "superposed", "superposed", "superposed", "dedicated"]
+    # n=3 adds "features 0 and 1 antipodal, the extra one alone", which wins over superposing the extra feature
+    # once r > 1 (where p < 4/7): the superposed band ends at r = 1.
+    assert theoretical_phase(0.9, 0.1, 3) == "superposed" and theoretical_phase(1.1, 0.1, 3) == "dedicated"
+    losses = candidate_losses(1.1, 0.1, 3)
+    assert min(losses, key=losses.get) == "others_paired"
+    assert math.isclose(candidate_losses(2.0, 0.3)["extra_paired"], 3 * 0.09 / 6)
+
+
+def test_boundaries_are_drawn_between_cells_of_different_theoretical_phase():
+    theory = (("not_learned", "dedicated"),
+              ("superposed", "superposed"))
+    bounds = theory_boundaries(theory)
+    assert bounds.vertical == ((True,), (False,)) and bounds.horizontal == ((True, True),)
+    table = phase_grid_table(phase_grid(RESULTS, x_axis="importance_decay", y_axis="feature_probability"))
+    lines = draw_grid(table, theory_boundaries((("not_learned", "not_learned", "dedicated"),
+                                                ("superposed", "superposed", "superposed")))).plain.splitlines()
+    corner, header, first, between, second = lines
+    assert corner == "feature_probability \\ importance_decay"
+    assert "0.1" in header and first.count("┃") == 1 and "┃" not in second
+    cut = first.index("┃")  # the line between importance 1 and 10 in the top row ...
+    assert first.index("S 1/3") < cut < first.index("D 1/2")
+    assert set(between.strip()) == {"━", "┻", "╸"} and between.index("┻") == cut  # ... meets the horizontal one
+    plain = draw_grid(table, None).plain
+    assert not set(plain) & set("┃━┻╋")
+
+
+def test_the_3in2_preset_runs_and_draws_the_theory_over_its_grid(tmp_path):
+    spec = load("tms-phase-3in2", sets=["steps=20", "seeds=1"],
+                sweeps=["feature_probability=1,0.1", "importance_decay=0.1,2,10"])
+    assert (spec.params["n_features"], spec.params["n_hidden"]) == (3, 2)
+    outcome = run_sweep(spec, tmp_path, device="cpu")
+    assert outcome.status == "completed", outcome.error
+    console = Console(record=True, width=120, file=io.StringIO(), color_system=None)
+    console.print(phase_table(Results.open(Run(outcome.run_dir))))
+    text = console.export_text()
+    # theory: dense, N below r = 1 and D above; sparse (p=0.1), S for 2p/(4-5p) = 0.057 < r < 1, D above
+    assert [theoretical_phase(r, p, 3) for p in (1.0, 0.1) for r in (0.1, 2, 10)] == [
+        "not_learned", "dedicated", "dedicated", "superposed", "dedicated", "dedicated"]
+    assert "┃" in text and "━" in text and "theoretical boundaries" in text

@@ -297,6 +297,16 @@ async def test_changing_the_model_regenerates_the_fields(tui_dirs: tuple[Path, P
 
 
 @run_async
+async def test_an_adaptive_preset_stays_adaptive_through_the_form(tui_dirs: tuple[Path, Path]) -> None:
+    """The form has no fields for [adaptive]; the sweep it launches keeps the preset's."""
+    app = make_app(tui_dirs)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app, preset="tms-phase-adaptive")
+        spec = form.resolve_form()
+        assert spec.adaptive is not None and spec.adaptive.classify == "phase" and spec.adaptive.rounds == 2
+
+
+@run_async
 async def test_the_form_launches_on_the_chosen_backend(tui_dirs: tuple[Path, Path],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Choosing ray shows the Ray fields (address, GPU share); launch hands the options to the detached run."""
@@ -654,8 +664,11 @@ async def test_phase_runs_show_the_phase_grid_in_the_metrics_tab(tui_dirs: tuple
         await pilot.pause()
         grid = screen.query_one("#phase-grid")
         assert grid.display and not screen.query_one("#metric-chart").display
-        table = phase_table(screen.results)
-        assert table is not None and len(table.rows) == 2 and len(table.columns) == 3
+        drawn = Console(width=120, file=io.StringIO(), color_system=None)
+        drawn.print(phase_table(screen.results))
+        text = drawn.file.getvalue()  # the 2 x 2 grid with the paper's theoretical boundary drawn over it
+        assert "feature_probability \\ importance_decay" in text and text.count("/2") == 4
+        assert "┃" in text and "theoretical boundaries" in text
         screen.metric_index = screen.metrics.index("loss")
         screen._draw_metrics()
         await pilot.pause()

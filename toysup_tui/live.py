@@ -77,6 +77,9 @@ class LiveRun:
             self.status = "cancelling" if self.status == "cancelling" else "running"
             self.run_id, self.run_dir, self.device = event.run_id, event.run_dir, event.device
             self.instances, self.chunks, self.total_work = event.instances, event.chunks, event.instance_steps
+        elif isinstance(event, ev.RoundStarted):  # an adaptive sweep's next round: more work than announced
+            self.total_work = event.instance_steps
+            self.instances += event.instances
         elif isinstance(event, ev.ChunkStarted):
             self.running[event.chunk] = (0, event.steps)
             self._members[event.chunk] = list(event.instances)

@@ -67,6 +67,12 @@ class ProgressSink:
             self.console.print(msg)
             if self._progress is not None:
                 self._task = self._progress.add_task("all chunks", total=self.total, rate="")
+        elif isinstance(event, ev.RoundStarted):
+            self.total = event.instance_steps
+            self.console.print(f"round {event.round} of {event.rounds}: {event.cells} cell(s) disagree, "
+                               f"{event.points} new point(s), {event.instances} instances")
+            if self._progress is not None and self._task is not None:
+                self._progress.update(self._task, total=self.total)
         elif isinstance(event, ev.ChunkStarted):
             if self._progress is not None:
                 known = self._chunk_tasks.get(event.chunk)

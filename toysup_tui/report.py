@@ -148,7 +148,7 @@ def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int 
     _section(console, "instance geometry", lambda: _instance_section(console, results, layout))
 
 
-def _print_table(console: Console, table: Table | None) -> None:
+def _print_table(console: Console, table: RenderableType | None) -> None:
     """A section that is only there for some models (phase grid, feature recovery)."""
     if table is not None:
         console.print(table)

@@ -119,6 +119,11 @@ class ReluOutput(ToyModel):
     relu = True  # the output nonlinearity (the linear baseline sets False)
     hidden_relu = False  # ReLU on h as well (the neuron model sets True)
 
+    @staticmethod
+    def feature_importance(decay: torch.Tensor, n: int) -> torch.Tensor:
+        """Each instance's feature importances, (I, n): decay**i (a subclass may set them otherwise)."""
+        return importance(decay, n)
+
     @classmethod
     def neuron_sense(cls, config: dict[str, Any]) -> str | None:
         """h = W x is linear, and without dropout or an L1 penalty on h the loss is the same for any
@@ -135,7 +140,7 @@ class ReluOutput(ToyModel):
         self.p = feature_probabilities(hp.tensor("feature_probability"), hp.tensor("probability_ratio"), self.n)
         self.correlation = hp.value("correlation")
         self.feature_dist = hp.value("feature_dist")
-        self.importance = importance(hp.tensor("importance_decay"), self.n).unsqueeze(1)
+        self.importance = self.feature_importance(hp.tensor("importance_decay"), self.n).unsqueeze(1)
         self.q = hp.tensor("dropout").view(count, 1, 1)
         self.uses_dropout = any(c["dropout"] > 0 for c in hp.configs)
         self.hidden_l1 = hp.tensor("hidden_l1")

@@ -161,6 +161,8 @@ class FormScreen(ToysupScreen):
         }
         if self.data.get("expected"):
             data["expected"] = self.data["expected"]
+        if self.data.get("adaptive") is not None:  # the form has no fields for it: an adaptive preset stays adaptive
+            data["adaptive"] = self.data["adaptive"]
         return data
 
     def resolve_form(self) -> Spec:

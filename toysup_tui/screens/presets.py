@@ -91,7 +91,10 @@ class PresetsScreen(ToysupScreen):
             f"[b]{esc(entry.name)}[/]: {esc(spec.description)}\n"
             f"[b]expect:[/] {esc(spec.expected or '—')}\n"
             f"[dim]{spec.n_points} point(s) × {spec.seeds} seed(s) = {spec.n_instances:,} instances, "
-            f"{instance_steps(spec):,} instance-steps (work) · sweep {esc(axes or 'none')} · "
+            f"{instance_steps(spec):,} instance-steps (work)"
+            + (f" at most: adaptive, {spec.adaptive.rounds} round(s) refining where {esc(spec.adaptive.classify)} "
+               "changes" if spec.adaptive else "")
+            + f" · sweep {esc(axes or 'none')} · "
             f"{esc(str(entry.path) if entry.source == 'user' else 'bundled')}[/]"
         )
 

@@ -1,0 +1,275 @@
+"""Adaptive sweeps: train a coarse grid, then refine in rounds only the cells whose corners disagree.
+
+A uniform phase diagram spends most of its instances far from the boundaries. An
+adaptive sweep declares the *final* grid in ``[sweep]`` as usual, and in
+``[adaptive]`` how to reach it::
+
+    [adaptive]
+    classify = "phase"   # an int or bool results column of the model
+    rounds = 2           # every axis has k * 2**rounds + 1 values
+    budget = 600         # optional: at most this many instances in all
+
+Round 0 trains the nodes whose index on every axis is a multiple of 2**rounds.
+Round r looks at the cells of side 2**(rounds - r + 1) (in final-grid steps) whose
+2**d corners are all trained, and refines those whose corners disagree on
+``classify`` (each point labelled by its lowest-loss seed, the paper's selection):
+it trains every node of spacing 2**(rounds - r) inside them. A round that would take
+the sweep past ``budget`` is not started.
+
+Every point is a node of the final uniform grid, reached by its index, never by a
+value: an instance of an adaptive sweep *is* the instance of the uniform sweep at
+the same index (same point, same seed, same config), so both train it identically.
+Which round a node belongs to is its grid level (:func:`level`), and which rounds a
+run has reached is a pure function of its spec and the rows it has stored
+(:func:`schedule`): a resumed run derives them again and carries on from its last
+unfinished round.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import SpecError
+
+if TYPE_CHECKING:
+    from engine.spec import Instance, Spec
+
+KEYS = ("classify", "rounds", "budget")
+MAX_ROUNDS = 10
+
+Node = tuple[int, ...]  # a point's index on each axis of the final grid
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """The ``[adaptive]`` table of a sweep file."""
+
+    classify: str
+    rounds: int
+    budget: int | None = None  # instances in all rounds together; None: no limit but the final grid
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"classify": self.classify, "rounds": self.rounds}
+        if self.budget is not None:
+            data["budget"] = self.budget
+        return data
+
+
+def parse_adaptive(raw: Any, columns: Mapping[str, str], where: str) -> Adaptive:
+    """``[adaptive]`` as read from TOML, checked against the model's results columns (name -> kind)."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: [adaptive] must be a table of name = value")
+    unknown = [k for k in raw if k not in KEYS]
+    if unknown:
+        raise SpecError(f"{where}: unknown key {unknown[0]!r} in [adaptive]; valid keys: {', '.join(KEYS)}")
+    classify = raw.get("classify")
+    usable = [name for name, kind in columns.items() if kind in ("int", "bool")]
+    if not isinstance(classify, str) or classify not in usable:
+        raise SpecError(f"{where}: [adaptive] classify = {classify!r} is not an int or bool column of the model; "
+                        f"expected one of: {', '.join(usable) or 'none (this model has no such column)'}")
+    rounds = raw.get("rounds")
+    if type(rounds) is not int or not 1 <= rounds <= MAX_ROUNDS:
+        raise SpecError(f"{where}: [adaptive] rounds = {rounds!r} must be an integer from 1 to {MAX_ROUNDS}")
+    budget = raw.get("budget")
+    if budget is not None and (type(budget) is not int or budget < 1):
+        raise SpecError(f"{where}: [adaptive] budget = {budget!r} must be a positive integer (instances)")
+    return Adaptive(classify, rounds, budget)
+
+
+def check_grid(adaptive: Adaptive, lengths: Mapping[str, int], seeds: int) -> None:
+    """The final grid must nest the coarse one: every axis has k * 2**rounds + 1 values (k >= 1), and the
+    budget must at least pay for round 0."""
+    if not lengths:
+        raise SpecError("[adaptive] needs at least one swept parameter in [sweep]")
+    stride = 2 ** adaptive.rounds
+    for name, count in lengths.items():
+        if count < stride + 1 or (count - 1) % stride:
+            fits = ", ".join(str(k * stride + 1) for k in range(1, 4))
+            raise SpecError(f"[adaptive] rounds = {adaptive.rounds} needs every swept axis to have k * {stride} + 1 "
+                            f"values ({fits}, ...) so the coarse grid nests in the final one: {name} has {count}")
+    first = math.prod((count - 1) // stride + 1 for count in lengths.values()) * seeds
+    if adaptive.budget is not None and adaptive.budget < first:
+        raise SpecError(f"[adaptive] budget = {adaptive.budget} is below the coarse grid's {first} instances "
+                        f"(round 0); raise it or use fewer rounds")
+
+
+# --- the grid ----------------------------------------------------------------------------------
+
+
+def level(node: Node, rounds: int) -> int:
+    """The round in which ``node`` can first be trained: 0 for the coarse grid (every index a multiple of
+    2**rounds), r for the nodes of spacing 2**(rounds - r) that are not on a coarser one."""
+    finest = min((_twos(i) for i in node), default=rounds)
+    return rounds - min(finest, rounds)
+
+
+def _twos(i: int) -> int:
+    """How many times 2 divides ``i`` (0 counts as divisible without end)."""
+    return 64 if i == 0 else (i & -i).bit_length() - 1
+
+
+def coarse_nodes(shape: Sequence[int], rounds: int) -> list[Node]:
+    """Round 0: the nodes whose every index is a multiple of 2**rounds."""
+    stride = 2 ** rounds
+    return list(itertools.product(*(range(0, n, stride) for n in shape)))
+
+
+def refine(labels: Mapping[Node, Hashable], shape: Sequence[int], side: int) -> tuple[list[Node], list[Node]]:
+    """The cells of side ``side`` (lower corners on multiples of it) whose corners all have labels and do not all
+    agree, and the nodes of spacing side/2 inside them that have no label yet: (cells, new nodes), sorted.
+
+    Pure: ``labels`` maps each trained node to its classification (None is a label too: a point whose
+    seeds all diverged counts as different from its neighbours)."""
+    half = side // 2
+    corners = list(itertools.product((0, side), repeat=len(shape)))
+    inside = list(itertools.product(*(range(0, side + 1, half) for _ in shape)))
+    cells: list[Node] = []
+    new: set[Node] = set()
+    for low in itertools.product(*(range(0, n - side, side) for n in shape)):
+        at = [tuple(a + b for a, b in zip(low, c)) for c in corners]
+        if not all(node in labels for node in at):
+            continue
+        if len({_key(labels[node]) for node in at}) == 1:
+            continue
+        cells.append(low)
+        new.update(tuple(a + b for a, b in zip(low, off)) for off in inside)
+    return cells, sorted(n for n in new if n not in labels)
+
+
+def _key(label: Hashable) -> Hashable:
+    # 1 and 1.0 and True would compare equal; a label read from a CSV keeps its type, so compare by value and type.
+    return (type(label).__name__ if label is not None else None, label)
+
+
+# --- rounds of a run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Round:
+    """One round of an adaptive sweep: the points it trains (flat indices into the spec's points)."""
+
+    index: int
+    points: tuple[int, ...]
+    cells: int  # cells refined to make it (0 for round 0)
+    side: int  # the spacing of its nodes, in final-grid steps
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The rounds an adaptive run has reached, given the rows it has stored."""
+
+    rounds: tuple[Round, ...]
+    complete: bool  # every instance of every round has a row
+    finished: bool  # no further round: ``stop`` says why
+    stop: str  # "resolution", "converged" (no cell disagrees), "budget", or "" while rounds remain
+
+    @property
+    def points(self) -> list[int]:
+        return sorted(p for r in self.rounds for p in r.points)
+
+    def instances(self, spec: Spec) -> list[Instance]:
+        """The instances of every round so far, in the spec's order (each the uniform sweep's own)."""
+        wanted = set(self.points)
+        return [i for i in spec.instances() if i.point in wanted]
+
+
+def shape_of(spec: Spec) -> tuple[int, ...]:
+    return tuple(len(a.values) for a in spec.axes)
+
+
+def node_of(point: int, shape: Sequence[int]) -> Node:
+    """The grid index of flat point ``point`` (the spec's points run with the last axis fastest)."""
+    out = []
+    for n in reversed(shape):
+        point, i = divmod(point, n)
+        out.append(i)
+    return tuple(reversed(out))
+
+
+def point_of(node: Node, shape: Sequence[int]) -> int:
+    flat = 0
+    for i, n in zip(node, shape):
+        flat = flat * n + i
+    return flat
+
+
+def point_labels(rows: Iterable[dict[str, Any]], column: str, metric: str = "loss") -> dict[int, Hashable]:
+    """Each point's classification: ``column`` of its lowest-``metric`` seed (None if no seed has a finite one)."""
+    from engine.analysis.selection import group_by_point, lowest
+
+    out: dict[int, Hashable] = {}
+    for point, members in group_by_point(rows).items():
+        best = lowest(members, metric)
+        out[point] = None if best is None else best.get(column)
+    return out
+
+
+def schedule(spec: Spec, rows: Iterable[dict[str, Any]]) -> Schedule:
+    """The rounds an adaptive run has reached with ``rows`` stored: round 0, and each further round whose
+    predecessors are complete, computed from their rows alone (never from rows of a later round)."""
+    adaptive = spec.adaptive
+    if adaptive is None:
+        raise ValueError("schedule() needs a spec with [adaptive]")
+    rows = list(rows)
+    shape = shape_of(spec)
+    counts: dict[int, int] = {}
+    for row in rows:
+        counts[row["point"]] = counts.get(row["point"], 0) + 1
+    labels_by_point = point_labels(rows, adaptive.classify)
+    seeds = spec.seeds
+    nodes = coarse_nodes(shape, adaptive.rounds)
+    rounds = [Round(0, tuple(sorted(point_of(n, shape) for n in nodes)), 0, 2 ** adaptive.rounds)]
+    used = len(nodes) * seeds
+    trained: dict[Node, Hashable] = {}
+    while True:
+        last = rounds[-1]
+        if any(counts.get(p, 0) < seeds for p in last.points):
+            return Schedule(tuple(rounds), False, False, "")
+        if last.index == adaptive.rounds:
+            return Schedule(tuple(rounds), True, True, "resolution")
+        trained.update((node_of(p, shape), labels_by_point.get(p)) for p in last.points)
+        cells, new = refine(trained, shape, last.side)
+        if not new:
+            return Schedule(tuple(rounds), True, True, "converged")
+        if adaptive.budget is not None and used + len(new) * seeds > adaptive.budget:
+            return Schedule(tuple(rounds), True, True, "budget")
+        used += len(new) * seeds
+        rounds.append(Round(last.index + 1, tuple(sorted(point_of(n, shape) for n in new)), len(cells),
+                            last.side // 2))
+
+
+def inferred(labels: Mapping[Node, Hashable], shape: Sequence[int], rounds: int) -> dict[Node, Hashable]:
+    """The untrained nodes of the final grid that lie in a trained cell whose corners all agree, with that
+    label: what a refined grid shows between its trained points. The smallest such cell decides (two agreeing
+    cells that hold a node share a corner, so they agree); a node in no agreeing cell is left out."""
+    out: dict[Node, Hashable] = {}
+    corners = {side: list(itertools.product((0, side), repeat=len(shape))) for side in (2 ** k for k in
+                                                                                        range(1, rounds + 1))}
+    for node in itertools.product(*(range(n) for n in shape)):
+        if node in labels:
+            continue
+        for side, offsets in corners.items():
+            label = _agreeing_cell(labels, node, shape, side, offsets)
+            if label is not _NONE:
+                out[node] = label
+                break
+    return out
+
+
+_NONE = object()
+
+
+def _agreeing_cell(labels: Mapping[Node, Hashable], node: Node, shape: Sequence[int], side: int,
+                   offsets: list[Node]) -> Any:
+    """The label of a cell of side ``side`` that holds ``node`` and whose corners all agree, else _NONE."""
+    lows = [sorted({low for low in (i // side * side, i // side * side - side) if 0 <= low <= n - 1 - side
+                    and low <= i <= low + side}) for i, n in zip(node, shape)]
+    for low in itertools.product(*lows):
+        at = [tuple(a + b for a, b in zip(low, c)) for c in offsets]
+        if all(c in labels for c in at) and len({_key(labels[c]) for c in at}) == 1:
+            return labels[at[0]]
+    return _NONE
