@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.errors import SpecError
 from engine.models.abs_value import AbsValue
 from engine.models.base import Column, Hyper, ToyModel
+from engine.models.compute import Compute
 from engine.models.incidental import Incidental
 from engine.models.linear import Linear
 from engine.models.relu_hidden import ReluHidden
@@ -13,7 +14,8 @@ from engine.models.relu_output_phase import ReluOutputPhase
 from engine.models.sae import SparseAutoencoder
 
 MODELS: dict[str, type[ToyModel]] = {cls.kind: cls for cls in (ReluOutput, Linear, SparseAutoencoder, ReluHidden,
-                                                               AbsValue, ReluOutputPhase, Incidental)}
+                                                               AbsValue, ReluOutputPhase, Incidental,
+                                                               Compute)}
 
 
 def get_model(kind: str) -> type[ToyModel]:
