@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from engine.models import Hyper, get_model
-from engine.models.compute import FUNCTIONS, probe, sparse_inputs_
+from engine.models.compute import FUNCTIONS, linear_error, probe, sparse_inputs_
 from engine.rng import DATA, CounterRNG
 
 from helpers import by_instance, make_spec, train_all
@@ -74,6 +74,29 @@ def test_abs_without_hidden_bias_is_the_abs_value_model_draw_for_draw():
 
 
 # --- metrics on hand-built circuits ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("function", "share"), [("abs", 1.0), ("square", 1.0), ("max", 0.25), ("and", 1 / 3),
+                                               ("or", 1 / 3)])
+def test_the_affine_readout_leaves_the_known_share_of_the_variance(function, share):
+    """|x| and x^2 do not correlate with x, so the best affine readout is the constant; it explains 3/4
+    of Var max(x, y) ((x + y) / 2 is uncorrelated with |x - y| / 2) and 2/3 of Var AND and Var OR."""
+    f = FUNCTIONS[function]
+    points = f.probe()
+    target = f.target(points)
+    # (exact for the grids of one input and of bits; the 8 x 8 grid of max is within 3% of the continuum)
+    assert linear_error(points, target).item() == pytest.approx(share * target.var(unbiased=False).item(), rel=0.03)
+
+
+def test_a_linear_neuron_is_not_max_though_it_explains_most_of_its_variance():
+    """One neuron ReLU(x + y) = x + y (inputs >= 0) read out as (x + y) / 2 + 1/6 explains 3/4 of Var max
+    (R = 0.75 against the constant), but nothing beyond the affine readout: max is not computed."""
+    model = model_for("max", 1, 1)
+    w = weights([[1.0], [1.0]], [[0.5]], [1 / 6], [0.0])
+    got = model.feature_metrics(w)
+    assert got["explained"].item() == pytest.approx(0.75, abs=0.01)  # 0.744 on the 8 x 8 grid
+    assert got["beyond_linear"].item() == pytest.approx(0.0, abs=0.01)
+    assert metrics(model, w)["functions_computed"] == 0
 
 
 def test_two_relus_compute_abs_exactly_and_both_serve_it():

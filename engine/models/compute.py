@@ -18,16 +18,20 @@ same weights).
 
 Which functions are computed? As abs_value, by behaviour on a fixed probe, with one function's inputs
 active at a time over its whole domain (a 64-point grid on [-1, 1], an 8 x 8 grid on [0, 1]^2, the
-four points of {0, 1}^2): R_i = 1 - MSE_i / Var_probe(f), the share of the best constant output's
-loss that the model removes. Function i is computed when R_i > 0.5 (its loss is below half the best
-constant's; scale-free, the rule of abs_value and of relu_output's ablation rule). Exact circuits
-score 1: |x| = ReLU(x) + ReLU(-x) and max(x, y) = ReLU(x) + ReLU(y - x) and OR the same (2 neurons),
-AND = ReLU(ReLU(x + y - 1)) (1 neuron with the hidden bias, or ReLU(ReLU(x + y) - 1) with the output
-bias). x^2 has no exact finite circuit: k neurons make a k-knot piecewise-linear fit.
+four points of {0, 1}^2). ``explained`` R_i = 1 - MSE_i / Var_probe(f) is the share of the best
+constant output's error removed. That is not enough for two-input functions: the best affine readout
+of the inputs, no nonlinearity at all, already removes 3/4 of max's variance and 2/3 of AND's and
+OR's. So the rule is scale-free against that readout instead: ``beyond_linear`` = 1 - MSE_i / MSE_lin,
+and function i is computed when it is above 0.5 (the error below half the affine readout's). For |x|
+and x^2 the affine readout is the constant (neither correlates with x on a symmetric grid), so there
+the rule is abs_value's. Exact circuits score 1: |x| = ReLU(x) + ReLU(-x) and max(x, y) = ReLU(x) +
+ReLU(y - x) and OR the same (2 neurons), AND = ReLU(ReLU(x + y - 1)) (1 neuron with the hidden bias,
+or ReLU(ReLU(x + y) - 1) with the output bias). x^2 has no exact finite circuit: k neurons make a
+k-knot piecewise-linear fit.
 
-Which neurons serve a function? Ablation on the same probe: zeroing neuron k's activation costs
-function i the drop R_i - R_i(without k); neuron k serves function i when i is computed and the drop
-is at least ``ablation_threshold`` (default 0.1: a tenth of the function's variance). Scale-free, and
+Which neurons serve a function? Ablation on the same probe: zeroing neuron k's activation adds to
+output i's error; neuron k serves function i when i is computed and the increase is at least
+``ablation_threshold`` (default 0.1) times MSE_lin, the same scale as the rule above. Scale-free, and
 it counts what the output uses, not weights that happen to be large. A neuron serving 2+ functions
 is polysemantic; ``functions_per_neuron`` = functions computed / m above 1 is computation in
 superposition for functions that need a neuron each (every one here does), and above 1/2 it beats
@@ -119,31 +123,42 @@ def sparse_inputs_(rng: CounterRNG, stream: int, step: int, p: torch.Tensor, out
     return out
 
 
+def linear_error(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The mean squared error of the best affine readout a . t + c of ``target`` over ``points`` (P, arity):
+    what a model that leaves out the nonlinearity can reach. It is Var f for |x| and x^2 (uncorrelated
+    with x on the symmetric grid), a quarter of Var f for max(x, y) and a third for AND and OR."""
+    design = torch.cat([points, torch.ones(len(points), 1)], -1).double()
+    fit = torch.linalg.lstsq(design, target.double().unsqueeze(-1)).solution
+    return (design @ fit).squeeze(-1).sub(target.double()).square().mean().float()
+
+
 @dataclass
 class Probe:
     """Each function's output with its inputs alone active, and with each neuron zeroed."""
 
-    explained: torch.Tensor  # R_i, (I, n)
-    ablated: torch.Tensor  # R_i with neuron k zeroed, (I, n, m)
+    explained: torch.Tensor  # R_i = 1 - MSE_i / Var f, (I, n)
+    beyond_linear: torch.Tensor  # 1 - MSE_i / (best affine readout's MSE), (I, n)
+    ablated: torch.Tensor  # the same with neuron k zeroed, (I, n, m)
 
 
 def probe(W1: torch.Tensor, W2: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None,
           function: Function) -> Probe:
-    """R_i = 1 - mean_t (y_i(t) - f(t))^2 / Var_t f over the function's probe points t, with only
-    function i's inputs set to t, and the same with each neuron's activation zeroed in turn."""
+    """The error of each output over its function's probe points t, with only function i's inputs set
+    to t, against the best constant and the best affine readout; and with each neuron zeroed in turn."""
     count, n_in, m = W1.shape
-    points = function.probe().to(W1.device)  # (P, arity)
+    points = function.probe()  # (P, arity)
+    target = function.target(points)  # (P,)
+    variance, linear = target.var(unbiased=False), linear_error(points, target)
+    points, target = points.to(W1.device), target.to(W1.device)
     n = n_in // function.arity
     pre = torch.einsum("pa,inam->inpm", points, W1.view(count, n, function.arity, m))
     if c is not None:
         pre = pre + c.view(count, 1, 1, m)
     contrib = torch.relu(pre).mul_(W2.transpose(1, 2).unsqueeze(2))  # neuron k's share of output i: (I, n, P, m)
     own = contrib.sum(-1) + b.unsqueeze(-1)  # (I, n, P) before the output ReLU
-    target = function.target(points)  # (P,)
-    variance = target.var(unbiased=False)
-    explained = 1.0 - (own.relu() - target).square().mean(-1) / variance
-    ablated = 1.0 - ((own.unsqueeze(-1) - contrib).relu_() - target.unsqueeze(-1)).square().mean(-2) / variance
-    return Probe(explained, ablated)
+    error = (own.relu() - target).square().mean(-1)
+    ablated = ((own.unsqueeze(-1) - contrib).relu_() - target.unsqueeze(-1)).square().mean(-2)
+    return Probe(1.0 - error / variance, 1.0 - error / linear, 1.0 - ablated / linear)
 
 
 class Compute(ToyModel):
@@ -162,18 +177,19 @@ class Compute(ToyModel):
               low=0.0, high=10.0, low_open=True, short="decay"),
         Param("hidden_bias", "bool", True, "a trained bias on the hidden layer (off: abs_value's architecture; "
               "then x^2 is at best a hinge and AND uses the output bias)", structural=True),
-        Param("ablation_threshold", "float", ABLATION_THRESHOLD, "neuron k serves function i if zeroing it lowers "
-              "R_i (share of Var f_i explained) by at least this", low=0.0, high=1.0, low_open=True),
+        Param("ablation_threshold", "float", ABLATION_THRESHOLD, "neuron k serves function i if zeroing it adds at "
+              "least this share of the best affine readout's error to output i's", low=0.0, high=1.0, low_open=True),
         AbsValue.param_table()["w2_init"],
     )
     columns = (
         Column("loss", "final importance-weighted MSE against f on a fresh evaluation batch", headline=1, keep=1),
-        Column("functions_computed", "functions computed: alone, the output explains > 50% of Var(f) (loss below "
-               "half the best constant's)", "int", headline=2, keep=2, short="computed"),
+        Column("functions_computed", "functions computed: alone, the output's error is below half the best affine "
+               "readout's (= the best constant's for abs and square)", "int", headline=2, keep=2, short="computed"),
         Column("functions_per_neuron", "functions_computed / m: above 1 only in superposition (each function "
                "needs a neuron of its own otherwise)", headline=3, keep=3, short="f/neuron"),
         Column("neurons_per_function", "mean over computed functions of the neurons serving each (zeroing one "
-               "loses >= ablation_threshold of Var f); empty if none is computed", headline=5, short="n/f"),
+               "adds >= ablation_threshold of the affine readout's error); empty if none is computed", headline=5,
+               short="n/f"),
         Column("neurons_used", "neurons serving at least one computed function", "int", headline=6, short="used"),
         Column("polysemantic_neurons", "neurons serving 2+ computed functions", "int", headline=4, keep=4,
                short="poly"),
@@ -184,8 +200,11 @@ class Compute(ToyModel):
     )
     feature_columns = (
         Column("explained", "R_i: share of Var(f) explained with function i's inputs alone active (1 = exact)"),
-        Column("computed", "1 if R_i > 0.5", "int"),
-        Column("neurons", "neurons serving function i (zeroing one loses >= ablation_threshold of Var f)", "int"),
+        Column("beyond_linear", "the same against the best affine readout of its inputs: 1 - MSE_i / that "
+               "readout's MSE (= explained for abs and square)"),
+        Column("computed", "1 if beyond_linear > 0.5", "int"),
+        Column("neurons", "neurons serving function i (zeroing one adds >= ablation_threshold of the affine "
+               "readout's error)", "int"),
         Column("norm", "||W1_i||, function i's input weights (scale-free only up to W2)"),
         Column("bias", "b_i"),
         Column("importance", "importance_decay ** i"),
@@ -253,10 +272,10 @@ class Compute(ToyModel):
     def _serving(self, weights: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """R_i (I, n), computed (I, n) and serves (I, n, m): neuron k serves computed function i."""
         result = probe(weights["W1"], weights["W2"], weights["b"], weights.get("c"), self.function)
-        computed = result.explained > COMPUTED_EXPLAINED
-        drop = result.explained.unsqueeze(-1) - result.ablated
+        computed = result.beyond_linear > COMPUTED_EXPLAINED
+        drop = result.beyond_linear.unsqueeze(-1) - result.ablated
         serves = (drop >= self.hp.tensor("ablation_threshold").view(-1, 1, 1)) & computed.unsqueeze(-1)
-        return result.explained, computed, serves
+        return result, computed, serves
 
     @torch.no_grad()
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -280,9 +299,10 @@ class Compute(ToyModel):
 
     @torch.no_grad()
     def feature_metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        explained, computed, serves = self._serving(weights)
+        result, computed, serves = self._serving(weights)
         return {
-            "explained": explained,
+            "explained": result.explained,
+            "beyond_linear": result.beyond_linear,
             "computed": computed.to(torch.int64),
             "neurons": serves.sum(-1),
             "norm": input_drive(weights["W1"], self.function.arity).norm(dim=-1),
