@@ -8,9 +8,13 @@ import math
 import pytest
 import torch
 
+from engine.errors import SpecError
 from engine.models import Hyper, get_model
 from engine.models.compute import FUNCTIONS, linear_error, probe, sparse_inputs_
 from engine.rng import DATA, CounterRNG
+from engine.runner import run_sweep
+from engine.spec import load
+from engine.store import read_csv
 
 from helpers import by_instance, make_spec, train_all
 
@@ -170,3 +174,56 @@ def test_neuron_counts_are_scale_free_and_follow_the_ablation_threshold():
     assert metrics(model, scaled) == pytest.approx(metrics(model, w))
     low = model_for("abs", 1, 3, ablation_threshold=0.01)
     assert metrics(low, w)["neurons_per_function"] == 3
+
+
+# --- the qualitative outcome on small seeded configurations ----------------------------------------------
+
+
+def metrics_by_point(spec, axis):
+    out: dict = {}
+    for inst in by_instance(train_all(spec)).values():
+        out.setdefault(inst["config"][axis], []).append({k: v.item() for k, v in inst["metrics"].items()})
+    return out
+
+
+def test_with_enough_neurons_every_function_is_computed():
+    """n=3 functions, m=8 neurons, dense: max, AND and OR are all computed beyond the affine readout
+    (W2 matched to W1 at init, so no output starts dead; the default independent init left OR's loss
+    above the best constant's in this configuration)."""
+    spec = make_spec({"n_features": 3, "n_hidden": 8, "steps": 1500, "batch_size": 256, "lr": 1e-2,
+                      "feature_probability": 1.0, "w2_init": "matched"}, sweep={"function": "max,and,or"},
+                     model="compute")
+    for function, [got] in metrics_by_point(spec, "function").items():
+        assert got["functions_computed"] == 3, function
+        assert got["loss"] < 0.2 * got["trivial_loss"], function
+
+
+def test_sparse_or_computes_more_functions_than_neurons():
+    """n=10 ORs, m=4 neurons (importance 0.8^i): dense, at most one function per neuron; at p=0.01 the
+    lowest-loss of two seeds computes more ORs than it has neurons, every neuron serving several."""
+    spec = make_spec({"function": "or", "n_features": 10, "n_hidden": 4, "importance_decay": 0.8, "steps": 1000,
+                      "batch_size": 128, "lr": 1e-2, "seeds": 2}, sweep={"feature_probability": "1,0.01"},
+                     model="compute")
+    points = metrics_by_point(spec, "feature_probability")
+    for got in points[1.0]:
+        assert got["functions_per_neuron"] <= 1.0 and got["polysemantic_neurons"] == 0
+    best = min(points[0.01], key=lambda got: got["loss"])
+    assert best["loss"] < 0.5 * best["trivial_loss"]
+    assert best["functions_per_neuron"] > 1.0 and best["polysemantic_neurons"] >= 3
+
+
+def test_compute_preset_runs_and_writes_its_columns(tmp_path):
+    spec = load("compute-functions", sets=["steps=20"], sweeps=["function=max,and", "feature_probability=0.1"])
+    outcome = run_sweep(spec, tmp_path, device="cpu")
+    assert outcome.status == "completed", outcome.error
+    header, rows = read_csv(outcome.run_dir / "results.csv")
+    assert {"loss", "trivial_loss", "functions_computed", "functions_per_neuron", "neurons_per_function",
+            "neurons_used", "polysemantic_neurons", "monosemantic_neurons"} <= set(header)
+    assert len(rows) == 2
+    feature_header, feature_rows = read_csv(outcome.run_dir / "features.csv")
+    assert {"explained", "beyond_linear", "computed", "neurons"} <= set(feature_header) and len(feature_rows) == 20
+
+
+def test_an_unknown_function_is_one_clear_error():
+    with pytest.raises(SpecError, match="function='min' is not valid: expected one of abs, square, max, and, or"):
+        make_spec({"function": "min"}, model="compute")
