@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.errors import SpecError
 from engine.models.abs_value import AbsValue
 from engine.models.base import Column, Hyper, ToyModel
+from engine.models.compute import Compute
 from engine.models.incidental import Incidental
 from engine.models.linear import Linear
 from engine.models.relu_hidden import ReluHidden
@@ -15,7 +16,7 @@ from engine.models.sae_hidden import SaeHidden
 
 MODELS: dict[str, type[ToyModel]] = {cls.kind: cls for cls in (ReluOutput, Linear, SparseAutoencoder, ReluHidden,
                                                                AbsValue, ReluOutputPhase, Incidental,
-                                                               SaeHidden)}
+                                                               SaeHidden, Compute)}
 
 
 def get_model(kind: str) -> type[ToyModel]:

@@ -90,7 +90,7 @@ def explained_by_sign(W1: torch.Tensor, W2: torch.Tensor, b: torch.Tensor,
     """
     count, n, _ = W1.shape
     x, t = probe_inputs(n, points, W1.device)
-    y = _forward(W1, W2, b, x.expand(count, -1, -1)).view(count, n, points, n)
+    y = two_layer_forward(W1, W2, b, x.expand(count, -1, -1)).view(count, n, points, n)
     idx = torch.arange(n, device=W1.device)
     own = y[:, idx, :, idx].transpose(0, 1)  # (I, n, points): output i with input i alone
     sq = (own - t.abs()).square().view(count, n, 2, points // 2)  # the grid is symmetric: first half t < 0
@@ -110,9 +110,30 @@ def computed_carried(W1: torch.Tensor, computed: torch.Tensor, threshold: torch.
     return strong & computed.unsqueeze(-1)
 
 
-def _forward(W1: torch.Tensor, W2: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    h = torch.relu(torch.bmm(x, W1))
+def two_layer_forward(W1: torch.Tensor, W2: torch.Tensor, b: torch.Tensor, x: torch.Tensor,
+             c: torch.Tensor | None = None) -> torch.Tensor:
+    """y = ReLU(W2 ReLU(W1 x + c) + b); no hidden bias ``c`` (this model's case) is plain W1 x."""
+    h = torch.relu(torch.bmm(x, W1) if c is None else torch.baddbmm(c.unsqueeze(1), x, W1))
     return torch.relu(torch.baddbmm(b.unsqueeze(1), h, W2))
+
+
+def input_drive(W1: torch.Tensor, arity: int = 1) -> torch.Tensor:
+    """How strongly each output's inputs drive each neuron, (I, n_out, m): |W1_i,n| for one input per
+    output, the norm of the ``arity`` input weights of output i into neuron n otherwise."""
+    if arity == 1:
+        return W1.abs()
+    count, n_in, m = W1.shape
+    return W1.view(count, n_in // arity, arity, m).norm(dim=2)
+
+
+def init_two_layers(rng: CounterRNG, n_in: int, m: int, n_out: int, w2_init: str,
+                    arity: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """W1 (I, n_in, m) and W2 (I, m, n_out), xavier-normal per instance and matrix (the fan is the
+    matrix's, never the instance count); ``matched`` sets W2 to the transposed input drive instead."""
+    W1 = rng.normal(INIT, 0, (n_in, m)).mul_((2.0 / (n_in + m)) ** 0.5)
+    if w2_init == "matched":
+        return W1, input_drive(W1, arity).transpose(1, 2).contiguous()
+    return W1, rng.normal(INIT, 1, (m, n_out)).mul_((2.0 / (m + n_out)) ** 0.5)
 
 
 class AbsValue(ToyModel):
@@ -175,18 +196,12 @@ class AbsValue(ToyModel):
         return 4 * (max(train, evaluate) + 12 * n * m + 4 * n)
 
     def init_weights(self) -> dict[str, torch.Tensor]:
-        # Xavier-normal per instance and per matrix: the fan is n + m, never the instance count.
-        std = (2.0 / (self.n + self.m)) ** 0.5
-        W1 = self.rng.normal(INIT, 0, (self.n, self.m)).mul_(std)
-        if self.hp.value("w2_init") == "matched":
-            W2 = W1.abs().transpose(1, 2).contiguous()
-        else:
-            W2 = self.rng.normal(INIT, 1, (self.m, self.n)).mul_(std)
+        W1, W2 = init_two_layers(self.rng, self.n, self.m, self.n, self.hp.value("w2_init"))
         b = torch.zeros(len(self.hp), self.n, device=self.hp.device)
         return {"W1": W1, "W2": W2, "b": b}
 
     def _weighted_mse(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        y = _forward(weights["W1"], weights["W2"], weights["b"], x)
+        y = two_layer_forward(weights["W1"], weights["W2"], weights["b"], x)
         return (self.importance * (x.abs() - y).square()).mean((1, 2))
 
     def loss(self, weights: dict[str, torch.Tensor], step: int) -> torch.Tensor:

@@ -1,0 +1,311 @@
+"""Computation in superposition beyond |x| (Nanda's open problems): n copies of one function, each
+computed from its own inputs through one shared ReLU layer, y = ReLU(W2 ReLU(W1 x + c) + b).
+
+The ``function`` (one per run, structural) and its inputs:
+
+- ``abs`` and ``square``: |x| and x^2 of one input uniform on [-1, 1) (abs is the abs_value model).
+- ``max``: max(x, y) of a pair uniform on [0, 1)^2 (non-negative, so the output ReLU can reach it).
+- ``and`` and ``or``: x*y and max(x, y) of a pair of bits, each 1 with probability 1/2.
+
+Function i's inputs are active together with probability p (one Bernoulli per function, like the
+correlated pairs of the TMS data), else all 0; every function is 0 at 0. The loss is the
+importance-weighted MSE (I_i = decay^i per function), averaged over batch and functions, as in
+abs_value. W1 is (I, arity * n, m): rows 2i, 2i+1 are pair i's inputs. The hidden bias c (``hidden_bias``,
+on by default) is what lets a neuron threshold: without it a neuron is homogeneous in its inputs, so
+x^2 can only be a hinge ReLU(a |x| + b) however many neurons there are, and AND must use the output
+bias. ``hidden_bias = false`` with ``function = abs`` is exactly the abs_value model (same draws,
+same weights).
+
+Which functions are computed? As abs_value, by behaviour on a fixed probe, with one function's inputs
+active at a time over its whole domain (a 64-point grid on [-1, 1], an 8 x 8 grid on [0, 1]^2, the
+four points of {0, 1}^2). ``explained`` R_i = 1 - MSE_i / Var_probe(f) is the share of the best
+constant output's error removed. That is not enough for two-input functions: the best affine readout
+of the inputs, no nonlinearity at all, already removes 3/4 of max's variance and 2/3 of AND's and
+OR's. So the rule is scale-free against that readout instead: ``beyond_linear`` = 1 - MSE_i / MSE_lin,
+and function i is computed when it is above 0.5 (the error below half the affine readout's). For |x|
+and x^2 the affine readout is the constant (neither correlates with x on a symmetric grid), so there
+the rule is abs_value's. Exact circuits score 1: |x| = ReLU(x) + ReLU(-x) and max(x, y) = ReLU(x) +
+ReLU(y - x) and OR the same (2 neurons), AND = ReLU(ReLU(x + y - 1)) (1 neuron with the hidden bias,
+or ReLU(ReLU(x + y) - 1) with the output bias). x^2 has no exact finite circuit: k neurons make a
+k-knot piecewise-linear fit.
+
+Which neurons serve a function? Ablation on the same probe: zeroing neuron k's activation adds to
+output i's error; neuron k serves function i when i is computed and the increase is at least
+``ablation_threshold`` (default 0.1) times MSE_lin, the same scale as the rule above. Scale-free, and
+it counts what the output uses, not weights that happen to be large. A neuron serving 2+ functions
+is polysemantic; ``functions_per_neuron`` = functions computed / m above 1 is computation in
+superposition for functions that need a neuron each (every one here does), and above 1/2 it beats
+the monosemantic budget of |x|, max and OR (two neurons each). The weight-based monosemanticity is
+abs_value's, with a function's inputs grouped (the norm of its input weights into the neuron).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from engine import metrics as M
+from engine.data import importance
+from engine.errors import SpecError
+from engine.models.abs_value import (
+    COMPUTED_EXPLAINED,
+    PROBE_POINTS,
+    AbsValue,
+    init_two_layers,
+    input_drive,
+    probe_inputs,
+    two_layer_forward,
+)
+from engine.models.base import Column, Hyper, ToyModel
+from engine.params import SUPERPOSITION_PARAMS, Param
+from engine.rng import DATA, EVAL, CounterRNG
+
+ABLATION_THRESHOLD = 0.1  # default: a neuron serves a function if zeroing it loses >= 10% of Var(f)
+MAX_GRID = 8  # max(x, y) is probed on an 8 x 8 grid of cell midpoints of [0, 1]^2 (64 points, as |x|)
+
+
+@dataclass(frozen=True)
+class Function:
+    """One computable function: its input count, how inputs are drawn from uniforms, the target, and
+    the mean and mean square of the target over its active domain (for the best constant's loss)."""
+
+    arity: int
+    draw: Callable[[torch.Tensor], torch.Tensor]  # uniforms on [0, 1) -> inputs, in place
+    target: Callable[[torch.Tensor], torch.Tensor]  # inputs (..., arity) -> (...)
+    mean: float
+    mean_square: float
+    probe: Callable[[], torch.Tensor]  # the probe's points on the active domain, (P, arity)
+
+
+def _symmetric_grid() -> torch.Tensor:
+    return probe_inputs(1, PROBE_POINTS)[1].unsqueeze(-1)
+
+
+def _unit_square_grid() -> torch.Tensor:
+    t = (torch.arange(MAX_GRID, dtype=torch.float32) + 0.5) / MAX_GRID
+    return torch.cartesian_prod(t, t)
+
+
+def _bits_grid() -> torch.Tensor:
+    return torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+
+
+def _symmetric(u: torch.Tensor) -> torch.Tensor:
+    return u.mul_(2.0).sub_(1.0)
+
+
+def _bits(u: torch.Tensor) -> torch.Tensor:
+    return u.copy_(u < 0.5)
+
+
+FUNCTIONS: dict[str, Function] = {
+    "abs": Function(1, _symmetric, lambda x: x[..., 0].abs(), 1 / 2, 1 / 3, _symmetric_grid),
+    "square": Function(1, _symmetric, lambda x: x[..., 0].square(), 1 / 3, 1 / 5, _symmetric_grid),
+    "max": Function(2, lambda u: u, lambda x: x.amax(-1), 2 / 3, 1 / 2, _unit_square_grid),
+    "and": Function(2, _bits, lambda x: x.prod(-1), 1 / 4, 1 / 4, _bits_grid),
+    "or": Function(2, _bits, lambda x: x.amax(-1), 3 / 4, 3 / 4, _bits_grid),
+}
+
+
+def sparse_inputs_(rng: CounterRNG, stream: int, step: int, p: torch.Tensor, out: torch.Tensor,
+                   function: Function) -> torch.Tensor:
+    """Fill ``out`` (I, B, arity * n): function i's inputs are all 0 with probability 1 - p, else drawn
+    from its domain. One uniform per input: the first input's u decides (active iff u < p, then u / p
+    is uniform again), so for one input this is abs_value's draw, value for value."""
+    u = rng.uniform_(stream, step, out).view(*out.shape[:2], -1, function.arity)
+    inactive = u[..., 0] >= p
+    u[..., 0].div_(p)
+    function.draw(u).masked_fill_(inactive.unsqueeze(-1), 0.0)
+    return out
+
+
+def linear_error(points: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The mean squared error of the best affine readout a . t + c of ``target`` over ``points`` (P, arity):
+    what a model that leaves out the nonlinearity can reach. It is Var f for |x| and x^2 (uncorrelated
+    with x on the symmetric grid), a quarter of Var f for max(x, y) and a third for AND and OR."""
+    design = torch.cat([points, torch.ones(len(points), 1)], -1).double()
+    fit = torch.linalg.lstsq(design, target.double().unsqueeze(-1)).solution
+    return (design @ fit).squeeze(-1).sub(target.double()).square().mean().float()
+
+
+@dataclass
+class Probe:
+    """Each function's output with its inputs alone active, and with each neuron zeroed."""
+
+    explained: torch.Tensor  # R_i = 1 - MSE_i / Var f, (I, n)
+    beyond_linear: torch.Tensor  # 1 - MSE_i / (best affine readout's MSE), (I, n)
+    ablated: torch.Tensor  # the same with neuron k zeroed, (I, n, m)
+
+
+def probe(W1: torch.Tensor, W2: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None,
+          function: Function) -> Probe:
+    """The error of each output over its function's probe points t, with only function i's inputs set
+    to t, against the best constant and the best affine readout; and with each neuron zeroed in turn."""
+    count, n_in, m = W1.shape
+    points = function.probe()  # (P, arity)
+    target = function.target(points)  # (P,)
+    variance, linear = target.var(unbiased=False), linear_error(points, target)
+    points, target = points.to(W1.device), target.to(W1.device)
+    n = n_in // function.arity
+    pre = torch.einsum("pa,inam->inpm", points, W1.view(count, n, function.arity, m))
+    if c is not None:
+        pre = pre + c.view(count, 1, 1, m)
+    contrib = torch.relu(pre).mul_(W2.transpose(1, 2).unsqueeze(2))  # neuron k's share of output i: (I, n, P, m)
+    own = contrib.sum(-1) + b.unsqueeze(-1)  # (I, n, P) before the output ReLU
+    error = (own.relu() - target).square().mean(-1)
+    ablated = ((own.unsqueeze(-1) - contrib).relu_() - target.unsqueeze(-1)).square().mean(-2)
+    return Probe(1.0 - error / variance, 1.0 - error / linear, 1.0 - ablated / linear)
+
+
+class Compute(ToyModel):
+    kind = "compute"
+    summary = ("n copies of |x|, x^2, max(x, y), AND or OR through one shared ReLU layer, sparse inputs: "
+               "how many functions m neurons compute (computation in superposition)")
+    params = (
+        Param("function", "choice", "max", "the function computed n times: abs (|x|, x in [-1, 1]), square (x^2), "
+              "max (max(x, y), x, y in [0, 1]), and, or (of two bits)", choices=tuple(FUNCTIONS), structural=True),
+        Param("n_features", "int", 5, "number of functions n (each reads its own 1 or 2 inputs)", low=1,
+              high=100_000, structural=True),
+        SUPERPOSITION_PARAMS[1],
+        Param("feature_probability", "float", 0.1, "probability p that a function's inputs are non-zero in a sample "
+              "(all of them together)", low=0.0, high=1.0, low_open=True, log_scale=True, short="p"),
+        Param("importance_decay", "float", 1.0, "importance of function i is decay**i (1 = all equally important)",
+              low=0.0, high=10.0, low_open=True, short="decay"),
+        Param("hidden_bias", "bool", True, "a trained bias on the hidden layer (off: abs_value's architecture; "
+              "then x^2 is at best a hinge and AND uses the output bias)", structural=True),
+        Param("ablation_threshold", "float", ABLATION_THRESHOLD, "neuron k serves function i if zeroing it adds at "
+              "least this share of the best affine readout's error to output i's", low=0.0, high=1.0, low_open=True),
+        AbsValue.param_table()["w2_init"],
+    )
+    columns = (
+        Column("loss", "final importance-weighted MSE against f on a fresh evaluation batch", headline=1, keep=1),
+        Column("functions_computed", "functions computed: alone, the output's error is below half the best affine "
+               "readout's (= the best constant's for abs and square)", "int", headline=2, keep=2, short="computed"),
+        Column("functions_per_neuron", "functions_computed / m: above 1 only in superposition (each function "
+               "needs a neuron of its own otherwise)", headline=3, keep=3, short="f/neuron"),
+        Column("neurons_per_function", "mean over computed functions of the neurons serving each (zeroing one "
+               "adds >= ablation_threshold of the affine readout's error); empty if none is computed", headline=5,
+               short="n/f"),
+        Column("neurons_used", "neurons serving at least one computed function", "int", headline=6, short="used"),
+        Column("polysemantic_neurons", "neurons serving 2+ computed functions", "int", headline=4, keep=4,
+               short="poly"),
+        Column("monosemantic_neurons", "neurons with max_i ||W1_i,n|| / ||W1_n|| > 0.99, a function's inputs "
+               "grouped (toysup's own cut)", "int", summary="wide", short="mono"),
+        Column("mean_neuron_monosemanticity", "mean over neurons of max_i ||W1_i,n|| / ||W1_n||"),
+        Column("trivial_loss", "the loss of the best constant output, I-weighted Var(f_i): the baseline"),
+    )
+    feature_columns = (
+        Column("explained", "R_i: share of Var(f) explained with function i's inputs alone active (1 = exact)"),
+        Column("beyond_linear", "the same against the best affine readout of its inputs: 1 - MSE_i / that "
+               "readout's MSE (= explained for abs and square)"),
+        Column("computed", "1 if beyond_linear > 0.5", "int"),
+        Column("neurons", "neurons serving function i (zeroing one adds >= ablation_threshold of the affine "
+               "readout's error)", "int"),
+        Column("norm", "||W1_i||, function i's input weights (scale-free only up to W2)"),
+        Column("bias", "b_i"),
+        Column("importance", "importance_decay ** i"),
+    )
+
+    def __init__(self, hp: Hyper, rng: CounterRNG):
+        super().__init__(hp, rng)
+        self.function = FUNCTIONS[hp.value("function")]
+        self.n = hp.value("n_features")
+        self.m = hp.value("n_hidden")
+        count = len(hp)
+        self.p = hp.tensor("feature_probability").view(count, 1, 1)
+        self.importance = importance(hp.tensor("importance_decay"), self.n).unsqueeze(1)
+        self._x = torch.empty(count, hp.value("batch_size"), self.n * self.function.arity, device=hp.device)
+
+    @classmethod
+    def check(cls, config: dict[str, Any]) -> None:
+        if config["batch_size"] * config["n_features"] * FUNCTIONS[config["function"]].arity >= 2**31:
+            raise SpecError("batch_size * n_features * inputs per function must stay below 2**31 values per "
+                            "instance and step")
+
+    @classmethod
+    def neuron_sense(cls, config: dict[str, Any]) -> str | None:
+        """A ReLU on h (privileged); either sign of a weight can fire a neuron (pairs mix signs: y - x)."""
+        return "magnitude"
+
+    @classmethod
+    def bytes_per_instance(cls, config: dict[str, Any]) -> int:
+        n, m = config["n_features"], config["n_hidden"]
+        n_in = n * FUNCTIONS[config["function"]].arity
+        train = config["batch_size"] * (8 * n_in + 4 * n + 6 * m)
+        evaluate = config["eval_batch_size"] * (5 * n_in + 2 * n + 2 * m)
+        probing = n * PROBE_POINTS * (4 * m + 4)
+        return 4 * (max(train, evaluate, probing) + 12 * n_in * m + 6 * n + 6 * m)
+
+    def init_weights(self) -> dict[str, torch.Tensor]:
+        W1, W2 = init_two_layers(self.rng, self.n * self.function.arity, self.m, self.n, self.hp.value("w2_init"),
+                                 self.function.arity)
+        weights = {"W1": W1, "W2": W2, "b": torch.zeros(len(self.hp), self.n, device=self.hp.device)}
+        if self.hp.value("hidden_bias"):
+            weights["c"] = torch.zeros(len(self.hp), self.m, device=self.hp.device)
+        return weights
+
+    def _weighted_mse(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        y = two_layer_forward(weights["W1"], weights["W2"], weights["b"], x, weights.get("c"))
+        target = self.function.target(x.view(*x.shape[:2], self.n, self.function.arity))
+        return (self.importance * (target - y).square()).mean((1, 2))
+
+    def loss(self, weights: dict[str, torch.Tensor], step: int) -> torch.Tensor:
+        x = sparse_inputs_(self.rng, DATA, step, self.p, self._x, self.function)
+        return self._weighted_mse(weights, x)
+
+    @torch.no_grad()
+    def eval_loss(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = torch.empty(len(self.hp), self.hp.value("eval_batch_size"), self.n * self.function.arity,
+                        device=self.hp.device)
+        return self._weighted_mse(weights, sparse_inputs_(self.rng, EVAL, 0, self.p, x, self.function))
+
+    def trivial_loss(self) -> torch.Tensor:
+        """Loss of the best constant output c_i = E f_i = p mean: mean_i I_i Var(f_i), Var = p s - p^2 mean^2."""
+        p = self.p.view(-1, 1)
+        variance = p * self.function.mean_square - p.square() * self.function.mean ** 2
+        return (self.importance.squeeze(1) * variance).mean(-1)
+
+    def _serving(self, weights: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """R_i (I, n), computed (I, n) and serves (I, n, m): neuron k serves computed function i."""
+        result = probe(weights["W1"], weights["W2"], weights["b"], weights.get("c"), self.function)
+        computed = result.beyond_linear > COMPUTED_EXPLAINED
+        drop = result.beyond_linear.unsqueeze(-1) - result.ablated
+        serves = (drop >= self.hp.tensor("ablation_threshold").view(-1, 1, 1)) & computed.unsqueeze(-1)
+        return result, computed, serves
+
+    @torch.no_grad()
+    def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        _, computed, serves = self._serving(weights)
+        n_computed = computed.sum(-1)
+        per_neuron = serves.sum(-2)  # (I, m): computed functions each neuron serves
+        per_function = serves.sum(-1).to(torch.float32)  # (I, n)
+        mean_per_function = (per_function * computed).sum(-1) / n_computed.clamp_min(1)
+        drive = input_drive(weights["W1"], self.function.arity)
+        return {
+            "functions_computed": n_computed,
+            "functions_per_neuron": n_computed / self.m,
+            "neurons_per_function": torch.where(n_computed > 0, mean_per_function,
+                                                torch.full_like(mean_per_function, math.nan)),
+            "neurons_used": (per_neuron >= 1).sum(-1),
+            "polysemantic_neurons": (per_neuron >= 2).sum(-1),
+            "monosemantic_neurons": M.monosemantic_neurons(drive),
+            "mean_neuron_monosemanticity": M.neuron_monosemanticity(drive).mean(-1),
+            "trivial_loss": self.trivial_loss(),
+        }
+
+    @torch.no_grad()
+    def feature_metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        result, computed, serves = self._serving(weights)
+        return {
+            "explained": result.explained,
+            "beyond_linear": result.beyond_linear,
+            "computed": computed.to(torch.int64),
+            "neurons": serves.sum(-1),
+            "norm": input_drive(weights["W1"], self.function.arity).norm(dim=-1),
+            "bias": weights["b"],
+            "importance": self.importance.squeeze(1),
+        }
