@@ -6,8 +6,6 @@ import torch
 
 from engine.rng import PAIRS, CounterRNG
 
-CORRELATIONS = ("none", "correlated", "anticorrelated")
-
 
 def sparse_uniform_(rng: CounterRNG, stream: int, step: int, p: torch.Tensor, out: torch.Tensor,
                     correlation: str = "none", rows: slice = slice(None)) -> torch.Tensor:

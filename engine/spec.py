@@ -33,7 +33,7 @@ from typing import Any, Literal
 import tomli_w
 
 from engine.errors import SpecError
-from engine.models import MODELS, get_model
+from engine.models import MODELS, get_kind
 from engine.params import Param
 
 Scale = Literal["list", "lin", "log"]
@@ -111,7 +111,7 @@ class Spec:
         return self.n_points * self.seeds
 
     def param_table(self) -> dict[str, Param]:
-        return get_model(self.model).param_table()
+        return get_kind(self.model).param_table()
 
     def varying(self) -> list[str]:
         """The parameters whose value differs between instances (seed included)."""
@@ -280,7 +280,7 @@ def resolve(
     if not isinstance(model, str) or model not in MODELS:
         raise SpecError(f"unknown model {model!r}{_did_you_mean(str(model), MODELS)}; valid models: "
                         f"{', '.join(MODELS)}")
-    table = get_model(model).param_table()
+    table = get_kind(model).param_table()
     fixed_raw = _table(data, "params", source)
     sweep_raw = _table(data, "sweep", source)
     both = set(fixed_raw) & set(sweep_raw)
@@ -389,7 +389,7 @@ def _check_combinations(spec: Spec) -> None:
         raise SpecError(f"the sweep's last seed would be {last:,}, above {MAX_SEED:,}: lower seed"
                         + (" or seeds (seed_mode=independent uses seeds x points distinct seeds)"
                            if spec.seed_mode == "independent" else ""))
-    model = get_model(spec.model)
+    model = get_kind(spec.model)
     for point in spec.points():
         model.check({**spec.params, **point})
 

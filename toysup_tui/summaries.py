@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from engine.analysis.columns import headline_metrics
-from engine.models import get_model
+from engine.models import get_kind
 from engine.plan import Chunk
 from engine.results import Results
 from engine.results import value_text as fmt
@@ -59,7 +59,7 @@ def json_summary(run: Run) -> dict[str, Any]:
 
 
 def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bool, where: str = "") -> None:
-    model = get_model(spec.model)
+    model = get_kind(spec.model)
     groups: dict[tuple[Any, ...], list[Chunk]] = {}
     structural = [p.name for p in spec.param_table().values() if p.structural]
     for c in chunks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.markup import escape
@@ -12,10 +12,12 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.analysis import columns
-from engine.analysis.orientation import NEAR_AXIS_DEG, ORIENTATION_BINS, OrientationStats, histogram
 from engine.results import Point, Results
 from engine.results import value_text as fmt
 from engine.store import Run
+
+if TYPE_CHECKING:
+    from engine.analysis.orientation import OrientationStats
 
 STATUS_STYLE = {"completed": "green", "running": "yellow", "interrupted": "magenta", "failed": "red",
                 "damaged": "bold red", "killed": "red"}
@@ -151,6 +153,8 @@ def sparkline(counts: Sequence[int]) -> str:
 
 def orientation_table(points: Sequence[tuple[Point, OrientationStats]], axis_names: str) -> Table:
     """One row per sweep point: a histogram of the orientation angles over seeds and a uniformity test."""
+    from engine.analysis.orientation import NEAR_AXIS_DEG, ORIENTATION_BINS, histogram  # numpy: not for `runs`
+
     limits = {round(s.max_angle, 1) for _, s in points} or {45.0}
     limit = max(limits)
     top = f"{limit:.0f}°" if len(limits) == 1 else "max"
@@ -182,6 +186,8 @@ def orientation_table(points: Sequence[tuple[Point, OrientationStats]], axis_nam
 def recovery_table(results: Results) -> Table | None:
     """For SAEs: the histogram of each ground-truth feature's best cosine, per sweep point (not only MMCS).
     None unless the run has an mmcs column."""
+    from engine.analysis.orientation import histogram
+
     spec = results.spec
     if not results.rows or "mmcs" not in results.rows[0]:
         return None
