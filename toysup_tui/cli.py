@@ -242,7 +242,7 @@ def runs(runs_dir: RunsDirOption = None) -> None:
     if not found:
         out.print(f"no runs in {root}")
         return
-    out.print(runs_table(found))
+    out.print(runs_table(found, out.width))
     for run in found:  # what is wrong with each damaged folder, in its own words, never as markup
         problem = run.problem()
         if problem:
