@@ -27,7 +27,7 @@ COMPACT_BELOW = 125  # narrower than this, the summary table drops percentiles
 WIDE_SUMMARY = 200  # from this width on, the summary shows every headline metric
 
 
-def runs_table(runs: list[Run], width: int = 200) -> Table:
+def runs_table(runs: list[Run], width: int) -> Table:
     """The runs, newest first, in ``width`` columns: the run id, status and progress always; the preset,
     wall time, model, start and device as room allows (in that order); long ids and names ellipsized
     (an id's leading timestamp, which ``toysup report`` accepts as its unique part, stays)."""
