@@ -78,13 +78,14 @@ def _fresh_python(probe: str, timeout: float = 120) -> list[str]:
 
 
 def test_the_listings_do_not_import_torch(tmp_path):
-    """`toysup runs` (with a run to list), `presets`, `presets --long`, `params` and `params MODEL` read
-    declarations and run folders only: torch (seconds to import) stays unloaded."""
+    """`toysup runs` (with a run to list), `watch` (of a finished run), `presets`, `presets --long`, `params`
+    and `params MODEL` read declarations and run folders only: torch (seconds to import) stays unloaded."""
     from helpers import make_fixture_run
 
     run = make_fixture_run(tmp_path / "runs")
-    for args in (["runs", "--runs-dir", str(tmp_path / "runs")], ["presets"], ["presets", "--long"], ["params"],
-                 ["params", "sae"], ["params", "relu_output_phase"]):
+    root = str(tmp_path / "runs")
+    for args in (["runs", "--runs-dir", root], ["watch", run.id, "--runs-dir", root], ["presets"],
+                 ["presets", "--long"], ["params"], ["params", "sae"], ["params", "relu_output_phase"]):
         probe = ("import sys\nfrom toysup_tui import cli\n"
                  f"sys.argv = ['toysup', *{args!r}]\n"
                  "try:\n    cli.main()\nexcept SystemExit as exc:\n    code = exc.code\n"
