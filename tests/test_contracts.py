@@ -132,3 +132,14 @@ asyncio.run(main())
 """
     lines = _fresh_python(probe.replace("sys.argv[1]", repr(str(tmp_path))))
     assert lines[-3:] == ["imported False", "first PresetsScreen True worker thread", "loaded True"], lines
+
+
+def test_every_model_kind_names_the_class_that_trains_it():
+    """Each registered declaration's ``implementation`` is a trainer of that very kind (a subclass of the
+    declaration and of ToyModel), so the torch-free registry and training can never disagree."""
+    from engine.models import MODELS, ToyModel, get_model
+
+    for kind, declared in MODELS.items():
+        trainer = get_model(kind)
+        assert issubclass(trainer, declared) and issubclass(trainer, ToyModel), kind
+        assert trainer.kind == kind and trainer.param_table() == declared.param_table()
