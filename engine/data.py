@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from engine.params import FEATURE_DISTS  # noqa: F401  (declared torch-free for the kinds; also found here)
 from engine.rng import PAIRS, CounterRNG
 
-CORRELATIONS = ("none", "correlated", "anticorrelated")
-
-# Values of an active feature (Nanda's open problem: feature values other than uniform). Every
-# continuous choice has E[x | active] = 1/2, the uniform's mean; binary is exactly 1 when active.
-FEATURE_DISTS = ("uniform", "binary", "exponential", "pareto")
+# Every continuous choice of FEATURE_DISTS has E[x | active] = 1/2, the uniform's mean; binary is exactly 1 when active.
 PARETO_SHAPE = 3.0  # Pareto II (Lomax), scale 1: P(x > t) = (1 + t)^-3, mean 1/(shape - 1) = 1/2, variance 3/4
 EXPONENTIAL_MEAN = 0.5
 

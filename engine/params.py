@@ -149,6 +149,10 @@ TRAINING_PARAMS: tuple[Param, ...] = (
           "weights (0 = final weights only)", low=0, high=1000, structural=True),
 )
 
+CORRELATIONS = ("none", "correlated", "anticorrelated")  # how feature pairs are drawn (engine/data.py)
+# Values of an active feature (Nanda's open problem: feature values other than uniform), drawn in engine/data.py.
+FEATURE_DISTS = ("uniform", "binary", "exponential", "pareto")
+
 # The toy-models-of-superposition setting (Elhage et al. 2022), shared by the models built on it.
 SUPERPOSITION_PARAMS: tuple[Param, ...] = (
     Param("n_features", "int", 5, "number of input features n", low=1, high=100_000, structural=True),

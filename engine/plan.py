@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from engine.errors import SpecError
-from engine.models import get_model
+from engine.models import get_kind
 from engine.spec import Instance, Spec
 
 GIB = 1024**3
@@ -162,7 +162,7 @@ def plan(spec: Spec, device: torch.device, max_memory: int | None = None,
         budget = max_memory
     elif budget is None:
         budget = memory_budget(device)
-    model = get_model(spec.model)
+    model = get_kind(spec.model)
     groups: dict[tuple[Any, ...], list[Instance]] = {}
     for inst in spec.instances() if instances is None else instances:
         groups.setdefault(group_key(spec, inst.config), []).append(inst)

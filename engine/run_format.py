@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import RunDataError
-from engine.models import get_model
+from engine.models import get_kind
 from engine.spec import Spec
 
 if TYPE_CHECKING:
@@ -33,18 +33,18 @@ TABLES = ("results", "curves", "features")
 
 def result_columns(spec: Spec) -> list[str]:
     """results.csv: instance, seed, point, the swept parameters, the model's metrics, diverged."""
-    model = get_model(spec.model)
+    model = get_kind(spec.model)
     return [*RESULT_KEYS, *[a.name for a in spec.axes], *[c.name for c in model.columns], "diverged"]
 
 
 def curve_columns(model: str) -> list[str]:
     """curves.csv: instance, step, loss, then the model's curve columns."""
-    return [*CURVE_KEYS, *[c.name for c in get_model(model).curve_columns]]
+    return [*CURVE_KEYS, *[c.name for c in get_kind(model).curve_columns]]
 
 
 def feature_columns(model: str) -> list[str]:
     """features.csv: instance, feature, then the model's per-feature columns."""
-    return [*FEATURE_KEYS, *[c.name for c in get_model(model).feature_columns]]
+    return [*FEATURE_KEYS, *[c.name for c in get_kind(model).feature_columns]]
 
 
 def result_rows(spec: Spec, result: ChunkResult) -> list[dict[str, Any]]:

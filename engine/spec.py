@@ -38,7 +38,7 @@ import tomli_w
 
 from engine.adaptive import Adaptive, check_grid, parse_adaptive
 from engine.errors import SpecError
-from engine.models import MODELS, get_model
+from engine.models import MODELS, get_kind
 from engine.params import Param
 
 Scale = Literal["list", "lin", "log"]
@@ -117,7 +117,7 @@ class Spec:
         return self.n_points * self.seeds
 
     def param_table(self) -> dict[str, Param]:
-        return get_model(self.model).param_table()
+        return get_kind(self.model).param_table()
 
     def varying(self) -> list[str]:
         """The parameters whose value differs between instances (seed included)."""
@@ -288,7 +288,7 @@ def resolve(
     if not isinstance(model, str) or model not in MODELS:
         raise SpecError(f"unknown model {model!r}{_did_you_mean(str(model), MODELS)}; valid models: "
                         f"{', '.join(MODELS)}")
-    table = get_model(model).param_table()
+    table = get_kind(model).param_table()
     fixed_raw = _table(data, "params", source)
     sweep_raw = _table(data, "sweep", source)
     both = set(fixed_raw) & set(sweep_raw)
@@ -320,7 +320,7 @@ def resolve(
     axes = {key: parse_axis(table[key], raw) for key, raw in raw_axes.items()}
     adaptive = None
     if "adaptive" in data:
-        columns = {c.name: c.kind for c in get_model(model).columns}
+        columns = {c.name: c.kind for c in get_kind(model).columns}
         adaptive = parse_adaptive(data["adaptive"], columns, source or "preset")
         check_grid(adaptive, {k: len(a.values) for k, a in axes.items()}, int(params["seeds"]))
     for name in axes:
@@ -403,7 +403,7 @@ def _check_combinations(spec: Spec) -> None:
         raise SpecError(f"the sweep's last seed would be {last:,}, above {MAX_SEED:,}: lower seed"
                         + (" or seeds (seed_mode=independent uses seeds x points distinct seeds)"
                            if spec.seed_mode == "independent" else ""))
-    model = get_model(spec.model)
+    model = get_kind(spec.model)
     for point in spec.points():
         model.check({**spec.params, **point})
 

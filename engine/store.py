@@ -48,10 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
 import engine
 from engine import safe_fs
@@ -73,6 +70,8 @@ from engine.runlog import liveness, read_heartbeat
 from engine.spec import Spec, read_preset, resolve
 
 if TYPE_CHECKING:
+    import torch
+
     from engine.train import ChunkResult
 
 RUNS_ENV = "TOYSUP_RUNS_DIR"
@@ -122,6 +121,20 @@ def now_iso() -> str:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "sweep"
+
+
+def load_safetensors(data: bytes) -> dict[str, torch.Tensor]:
+    """Tensors from a safetensors file's bytes. torch is imported only where tensors are read, made or
+    stored: listing runs and reading their tables needs none."""
+    from safetensors.torch import load
+
+    return load(data)
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    from safetensors.torch import save
+
+    return save(tensors, metadata=metadata)
 
 
 def _safetensors_metadata(data: bytes) -> dict[str, str]:
@@ -237,6 +250,8 @@ class Run:
         return run
 
     def _first_info(self, spec: Spec, device: str, chunks: int, extra: dict[str, Any] | None) -> dict[str, Any]:
+        import torch
+
         return {
             "id": self.path.name,
             "name": spec.name,
@@ -294,6 +309,8 @@ class Run:
         """A trained chunk: its results, curves, features and weights as parts, then its entry in
         manifest.json, then its rows added to ``rows`` (the results stored so far), which results.csv
         is rewritten with. A kill before the manifest names the chunk has it trained again."""
+        import torch
+
         chunk = result.chunk
         weights = dict(result.weights)
         weights["instance"] = torch.tensor([i.index for i in chunk.instances], dtype=torch.int64)
@@ -367,6 +384,8 @@ class Run:
                          meta: dict[str, int]) -> None:
         """The training state of a chunk in progress: checkpoints/chunk-NNNN.safetensors, replaced atomically
         (one file per chunk, since chunks may train side by side on a cluster)."""
+        import torch
+
         data = {**tensors, "instance": torch.tensor(instances, dtype=torch.int64)}
         blob = save_safetensors({k: v.contiguous() for k, v in data.items()},
                                 metadata={k: str(v) for k, v in meta.items()})

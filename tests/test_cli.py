@@ -362,3 +362,65 @@ def test_report_and_export_with_no_runs(command, runs_dir):
     result = invoke(command, "latest", "--runs-dir", runs_dir)
     assert_user_error(result.exit_code, result.stderr, result.stdout, "holds no runs", "TOYSUP_RUNS_DIR")
     assert not runs_dir.exists()
+
+
+# --- tables that fit the terminal: runs and run --dry-run at 80 and 120 columns ------------------------------
+
+HOSTILE_NAME = "[bold]名前[/] " + "an-extremely-long-preset-name-" * 5  # markup, double-width, no room
+
+
+def _hostile_runs(root: Path) -> dict[str, str]:
+    """A completed run, and an interrupted one with a long id and a hostile name: id -> its progress text."""
+    from helpers import make_fixture_run
+
+    done = make_fixture_run(root)
+    long_id = "20240103-030405-" + "an-extremely-long-preset-name-" * 4 + "x"
+    cut = make_fixture_run(root, run_id=long_id)
+    cut.update_info(name=HOSTILE_NAME, status="interrupted", instances_done=3, instances=10)
+    return {done.id: str(done.info()["instances"]), long_id: "3/10"}
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_runs_fits_the_terminal_and_keeps_id_status_and_progress(tmp_path, width):
+    """`toysup runs` at 80 and 120 columns: no line wider than the terminal; the run id (at least its
+    timestamp, the unique part report accepts), status and progress of every run are there, whole."""
+    from rich.cells import cell_len
+
+    runs = _hostile_runs(tmp_path / "runs")
+    done = run_toysup("runs", "--runs-dir", tmp_path / "runs", env={"COLUMNS": str(width)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(cell_len(line) <= width for line in lines), "\n".join(lines)
+    header = lines[0].split()
+    assert header[:1] == ["run"] and "status" in header and ("instances" in header or "inst." in header), lines[0]
+    for run_id, progress in runs.items():
+        (row,) = [line for line in lines if line.startswith(run_id[:15])]
+        assert progress in row.split(), row
+        assert ("completed" if "/" not in progress else "interrupted") in row.split(), row
+    fixture_row = next(line for line in lines if line.startswith("20240102"))
+    assert fixture_row.split()[0] == "20240102-030405-fixture"  # a short id is never cut
+    long_row = next(line for line in lines if line.startswith("20240103"))
+    assert long_row.split()[0].endswith("…")  # a long one is ellipsized, not wrapped or folded mid-word
+    if width >= 120:
+        assert "preset" in header and "fixture" in done.stdout
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_dry_run_fits_the_terminal(width):
+    """`toysup run --dry-run` at 80 and 120 columns: the chunk table keeps chunk, instances, steps and
+    memory, shows the structural parameters that differ between chunks as columns as room allows and
+    those shared by every chunk on a wrapped line; nothing wider than the terminal."""
+    from rich.cells import cell_len
+
+    done = run_toysup("run", "tms-intro", "--dry-run", "--device", "cpu", "--sweep", "n_hidden=2,3",
+                      "--sweep", "eval_batch_size=100,4096", env={"COLUMNS": str(width)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(cell_len(line) <= width for line in lines), "\n".join(lines)
+    (head,) = [line for line in lines if line.startswith("chunk")]
+    assert head.split()[:4] == ["chunk", "instances", "steps", "memory"] and "n_hidden" in head
+    assert any(line.split()[-2:] == ["3", "_size"] or "eval_batch" in line for line in lines)  # header() lines
+    shared = " ".join(lines[lines.index(next(line for line in lines if line.startswith("every chunk:"))):])
+    assert "n_features=5" in shared and "activation=relu" in shared and "steps=" not in shared
+    rows = [line.split() for line in lines if line.split()[:1] and line.split()[0].isdigit()]
+    assert len(rows) == 4 and all(row[4] == "MB" for row in rows)

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from engine.errors import SpecError
-from engine.models import Hyper, get_model
+from engine.models import Hyper, get_kind, get_model
 from engine.models.compute import FUNCTIONS, linear_error, probe, sparse_inputs_
+from engine.models.kinds.compute import ARITY
 from engine.rng import DATA, CounterRNG
 from engine.runner import run_sweep
 from engine.spec import load
@@ -37,6 +38,12 @@ def metrics(model, w):
 
 
 # --- data ---------------------------------------------------------------------------------------------
+
+
+def test_every_declared_function_is_implemented_with_its_declared_arity():
+    """The torch-free declaration (choices, arity for checks and memory) and the trainer agree."""
+    assert set(FUNCTIONS) == set(get_kind("compute").param_table()["function"].choices) == set(ARITY)
+    assert {name: f.arity for name, f in FUNCTIONS.items()} == ARITY
 
 
 @pytest.mark.parametrize("function", list(FUNCTIONS))

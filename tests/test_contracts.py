@@ -62,3 +62,85 @@ def test_plotext_is_drawn_from_one_module():
                  if any(line.strip().startswith(("import plotext", "from plotext", "from textual_plotext"))
                         for line in p.read_text().splitlines())}
     assert importers and importers <= allowed, sorted(str(p) for p in importers - allowed)
+
+
+# --- fast to open: the listings and the TUI's first screen do not import torch ----------------------------
+
+def _fresh_python(probe: str, timeout: float = 120) -> list[str]:
+    """Run ``probe`` in a fresh interpreter with this tree first on the path; its output's lines."""
+    source = os.path.dirname(os.path.dirname(engine.__file__))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")]),
+           "COLUMNS": "80", "NO_COLOR": "1"}
+    env.pop("TOYSUP_RUNS_DIR", None)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
+
+
+def test_the_listings_do_not_import_torch(tmp_path):
+    """`toysup runs` (with a run to list), `watch` (of a finished run), `presets`, `presets --long`, `params`
+    and `params MODEL` read declarations and run folders only: torch (seconds to import) stays unloaded."""
+    from helpers import make_fixture_run
+
+    run = make_fixture_run(tmp_path / "runs")
+    root = str(tmp_path / "runs")
+    for args in (["runs", "--runs-dir", root], ["watch", run.id, "--runs-dir", root], ["presets"],
+                 ["presets", "--long"], ["params"], ["params", "sae"], ["params", "relu_output_phase"],
+                 ["params", "sae_hidden"], ["params", "compute"], ["params", "incidental"]):
+        probe = ("import sys\nfrom toysup_tui import cli\n"
+                 f"sys.argv = ['toysup', *{args!r}]\n"
+                 "try:\n    cli.main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+                 "print('exit', code, 'torch', 'torch' in sys.modules)\n")
+        lines = _fresh_python(probe)
+        assert lines[-1] == "exit 0 torch False", (args, lines[-5:])
+        if args[0] == "runs":
+            assert any(run.id in line for line in lines)
+
+
+def test_the_tui_paints_its_first_screen_before_importing_torch(tmp_path):
+    """The presets screen is composed and filled before torch is imported, and torch is then imported
+    in a worker thread (never on the thread that paints), so the form and results open without a wait."""
+    probe = """
+import asyncio, sys, threading
+from pathlib import Path
+from textual.widgets import DataTable
+from toysup_tui.app import ToysupApp
+from toysup_tui.screens.presets import PresetsScreen
+
+print("imported", "torch" in sys.modules)
+app = ToysupApp(Path(sys.argv[1]) / "runs", presets_dir=Path(sys.argv[1]) / "presets")
+seen = []
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            screen = app.screen
+            rows = screen.query_one(DataTable).row_count if isinstance(screen, PresetsScreen) else 0
+            seen.append((type(screen).__name__, rows, threading.current_thread() is threading.main_thread()))
+        return None
+
+sys.meta_path.insert(0, Watch())
+
+async def main():
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        screen, rows, main_thread = seen[0] if seen else ("never", 0, False)
+        print("first", screen, rows > 0, "main thread" if main_thread else "worker thread")
+        print("loaded", "torch" in sys.modules)
+
+asyncio.run(main())
+"""
+    lines = _fresh_python(probe.replace("sys.argv[1]", repr(str(tmp_path))))
+    assert lines[-3:] == ["imported False", "first PresetsScreen True worker thread", "loaded True"], lines
+
+
+def test_every_model_kind_names_the_class_that_trains_it():
+    """Each registered declaration's ``implementation`` is a trainer of that very kind (a subclass of the
+    declaration and of ToyModel), so the torch-free registry and training can never disagree."""
+    from engine.models import MODELS, ToyModel, get_model
+
+    for kind, declared in MODELS.items():
+        trainer = get_model(kind)
+        assert issubclass(trainer, declared) and issubclass(trainer, ToyModel), kind
+        assert trainer.kind == kind and trainer.param_table() == declared.param_table()

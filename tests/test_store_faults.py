@@ -276,7 +276,7 @@ def test_runs_lists_damaged_and_hostile_folders_and_exits_0(tmp_path):
     from toysup_tui.render.tables import runs_table
 
     wide = Console(width=300, record=True, color_system=None)
-    wide.print(runs_table(list_runs(tmp_path)))
+    wide.print(runs_table(list_runs(tmp_path), wide.width))
     shown = wide.export_text()
     assert "[/]" in shown and "[bold]loud[/bold]" in shown  # shown as text, not taken as styling
     assert result.stdout.count("damaged") >= 5

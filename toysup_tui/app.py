@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import inspect
 import time
 from collections.abc import Callable, Iterable
@@ -46,6 +47,7 @@ from toysup_tui.worker import Launch, WorkerError
 AnyScreen = TypeVar("AnyScreen", bound=Screen)
 CANCEL_WAIT_S = 20.0  # how long quitting waits for a stopped run to record itself
 STATUS_EVERY_S = 1.0  # how often a followed run's status is checked (a killed run writes no last event)
+TORCH_MODULES = ("torch", "safetensors.torch")  # imported after the first paint, for the form and the results
 
 
 class ToysupApp(App[None]):
@@ -84,6 +86,15 @@ class ToysupApp(App[None]):
         # torch, Textual and the engine leave ~10^6 long-lived objects; a full garbage collection walking
         # them all stalled the interface for 0.1-0.4 s. Frozen, they are never scanned again.
         self.call_after_refresh(gc.freeze)
+        # The first screen needs no torch (it takes seconds to import): it comes after the first paint,
+        # in a thread, so that the form (device choices) and the results (weights) open without a wait.
+        self.call_after_refresh(self._import_torch)
+
+    @work(thread=True, group="import", exit_on_error=False)
+    def _import_torch(self) -> None:
+        for name in TORCH_MODULES:
+            importlib.import_module(name)
+        self.call_from_thread(gc.freeze)
 
     # --- the sweep ------------------------------------------------------------------------
 

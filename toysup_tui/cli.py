@@ -242,7 +242,7 @@ def runs(runs_dir: RunsDirOption = None) -> None:
     if not found:
         out.print(f"no runs in {root}")
         return
-    out.print(runs_table(found))
+    out.print(runs_table(found, out.width))
     for run in found:  # what is wrong with each damaged folder, in its own words, never as markup
         problem = run.problem()
         if problem:
@@ -376,7 +376,7 @@ def params(
     """List a model's parameters (name, default, valid range, meaning), or the models with none given."""
     from rich.table import Table
 
-    from engine.models import MODELS, get_model
+    from engine.models import MODELS, get_kind
 
     if not model:
         table = Table("model", "what it is", title="Models (toysup params MODEL lists a model's parameters)")
@@ -385,7 +385,7 @@ def params(
         out.print(table)
         return
     try:
-        cls = get_model(model)
+        cls = get_kind(model)
     except SpecError as exc:
         raise fail(str(exc)) from None
     table = Table("name", "default", "valid", "meaning", title=f"{model}: {cls.summary}", title_justify="left")

@@ -18,7 +18,7 @@ from rich.text import Text
 from engine.analysis import geometry, orientation, selection, series, sparsification
 from engine.analysis.columns import charted_metrics
 from engine.errors import RunDataError, UserError
-from engine.models import get_model
+from engine.models import get_kind
 from engine.results import Results, point_label
 from engine.results import value_text as fmt
 from engine.spec import Spec
@@ -356,7 +356,7 @@ def _instance_bars(console: Console, results: Results, inst: int, W: Any, layout
     except RunDataError as exc:
         console.print(f"[dim]feature norms: {exc}[/]")
     config = results.instance_config(inst)
-    sense = get_model(results.spec.model).neuron_sense(config)
+    sense = get_kind(results.spec.model).neuron_sense(config)
     if sense is None:
         console.print("[dim]features per neuron: not shown, the hidden layer has no privileged basis here (any "
                       "rotation is an equally good solution)[/]")

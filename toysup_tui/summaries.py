@@ -5,18 +5,30 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from engine.analysis.columns import headline_metrics
-from engine.models import get_model
+from engine.models import get_kind
 from engine.plan import Chunk
 from engine.results import Results
 from engine.results import value_text as fmt
 from engine.spec import Spec
 from engine.store import Run
-from toysup_tui.render.tables import COMPACT_BELOW, number, summary_metrics, summary_table, text_cell
+from toysup_tui.render.tables import (
+    COMPACT_BELOW,
+    RICH_GAP,
+    Fit,
+    fit_columns,
+    header,
+    number,
+    summary_metrics,
+    summary_table,
+    text_cell,
+)
 
 
 def print_summary(console: Console, run: Run) -> None:
@@ -59,7 +71,7 @@ def json_summary(run: Run) -> dict[str, Any]:
 
 
 def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bool, where: str = "") -> None:
-    model = get_model(spec.model)
+    model = get_kind(spec.model)
     groups: dict[tuple[Any, ...], list[Chunk]] = {}
     structural = [p.name for p in spec.param_table().values() if p.structural]
     for c in chunks:
@@ -89,8 +101,30 @@ def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bo
                   f"{len(groups)} group(s), {len(chunks)} chunk(s)" + (f" on {escape(where)}" if where else ""))
     for a in spec.axes:
         console.print(f"  sweep {a.name} ({a.scale}): {', '.join(fmt(v) for v in a.values)}")
-    table = Table("chunk", "instances", "steps", "memory", *structural)
-    for c in data["chunks"]:
-        table.add_row(str(c["chunk"]), str(c["instances"]), str(c["steps"]), f"{c['memory_mb']} MB",
-                      *[fmt(c[s]) for s in structural])
+    print_chunks(console, data["chunks"], structural)
+
+
+def print_chunks(console: Console, chunks: list[dict[str, Any]], structural: list[str]) -> None:
+    """A dry run's chunks as a table that fits the console: chunk, instances, steps and memory, then the
+    structural parameters that differ between chunks as room allows; those shared by every chunk go on
+    one line below (it wraps between values), and a note names the columns left out (--json has them)."""
+    cells = [{"chunk": str(c["chunk"]), "instances": str(c["instances"]), "steps": str(c["steps"]),
+              "memory": f"{c['memory_mb']} MB", **{s: fmt(c[s]) for s in structural}} for c in chunks]
+    params = [s for s in structural if s not in ("steps", "instances")]  # steps has its column already
+    varying = [s for s in params if len({row[s] for row in cells}) > 1]
+    shared = [s for s in params if s not in varying]
+    fits = [Fit(key, header(key), keep, short, natural=max(cell_len(row[key]) for row in cells))
+            for keep, (key, short) in enumerate([("chunk", ""), ("instances", "inst."), ("steps", ""),
+                                                  ("memory", "")] + [(s, "") for s in varying])]
+    shown = fit_columns(fits, console.width, gap=RICH_GAP, used=-RICH_GAP, essential=4)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for _, width, title in shown:
+        table.add_column(title, width=width, no_wrap=True, overflow="ellipsis", justify="right")
+    for row in cells:
+        table.add_row(*[row[fit.key] for fit, _, _ in shown])
     console.print(table)
+    if shared and cells:
+        console.print("every chunk: " + ", ".join(f"{s}={escape(cells[0][s])}" for s in shared))
+    left_out = [key for key in varying if key not in {fit.key for fit, _, _ in shown}]
+    if left_out:
+        console.print(f"[dim]not shown at this width: {', '.join(left_out)} (--json lists every chunk's)[/]")

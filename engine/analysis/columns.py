@@ -7,22 +7,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from engine.models import get_model
-from engine.models.base import Column
+from engine.models import get_kind
+from engine.models.kinds.base import Column
 
 # Abbreviated headers of the run format's own columns (engine/run_format.py RESULT_KEYS).
 KEY_SHORT = {"instance": "inst"}
 
 
 def _columns(model: str) -> dict[str, Column]:
-    return {c.name: c for c in get_model(model).columns}
+    return {c.name: c for c in get_kind(model).columns}
 
 
 def headline_metrics(model: str, available: Iterable[str]) -> list[str]:
     """The model's metrics present in ``available``: headline ones first (in their declared rank),
     then the rest in column order."""
     present = set(available)
-    columns = [c for c in get_model(model).columns if c.name in present]
+    columns = [c for c in get_kind(model).columns if c.name in present]
     ranked = sorted((c for c in columns if c.headline is not None), key=lambda c: c.headline or 0)
     return [c.name for c in ranked] + [c.name for c in columns if c.headline is None]
 
@@ -35,7 +35,7 @@ def charted_metrics(model: str, available: Iterable[str]) -> list[str]:
 
 def flags(model: str) -> set[str]:
     """The model's yes/no columns (a summary counts their yes instead of taking a median)."""
-    return {c.name for c in get_model(model).columns if c.kind == "bool"}
+    return {c.name for c in get_kind(model).columns if c.kind == "bool"}
 
 
 def summary_candidates(model: str, rows: Sequence[dict[str, Any]], wide: bool = False) -> list[str]:
@@ -66,7 +66,7 @@ def keep_order(model: str, metrics: Sequence[str]) -> list[str]:
 
 def short_names(model: str) -> dict[str, str]:
     """Abbreviated headers for results.csv columns that declare one (metrics, parameters, run keys)."""
-    kind = get_model(model)
+    kind = get_kind(model)
     names = dict(KEY_SHORT)
     names.update({p.name: p.short for p in kind.param_table().values() if p.short})
     names.update({c.name: c.short for c in kind.columns if c.short})

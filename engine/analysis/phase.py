@@ -29,12 +29,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from engine.analysis.selection import keep_best, lowest
-from engine.metrics import EPS, feature_norms, represented_by_norm
 
 if TYPE_CHECKING:
+    import torch
+
     from engine.results import Results
 
 PHASES: tuple[str, ...] = ("not_learned", "superposed", "dedicated")  # results.csv stores the index (0, 1, 2)
@@ -52,6 +51,10 @@ def classify_phase(W: torch.Tensor, extra: int = -1, represented: torch.Tensor |
     are represented (the model passes its loss-based rule); without it, the
     weights-only stand-in (at least 0.2 of the largest norm) decides.
     """
+    import torch  # here, not at the top: reading a phase grid from results.csv needs no torch
+
+    from engine.metrics import EPS, feature_norms, represented_by_norm
+
     norms = feature_norms(W)
     if represented is None:
         represented = represented_by_norm(W)

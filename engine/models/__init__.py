@@ -1,29 +1,54 @@
-"""The registry of model kinds: name -> class."""
+"""The registry of model kinds: name -> declaration (torch-free), and the class that trains each.
+
+``MODELS`` and :func:`get_kind` give a kind's declaration (parameters, columns, constraints)
+without importing torch; :func:`get_model` gives the class that trains it, importing torch.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from engine.errors import SpecError
-from engine.models.abs_value import AbsValue
-from engine.models.base import Column, Hyper, ToyModel
-from engine.models.compute import Compute
-from engine.models.incidental import Incidental
-from engine.models.linear import Linear
-from engine.models.relu_hidden import ReluHidden
-from engine.models.relu_output import ReluOutput
-from engine.models.relu_output_phase import ReluOutputPhase
-from engine.models.sae import SparseAutoencoder
-from engine.models.sae_hidden import SaeHidden
+from engine.models.kinds.abs_value import AbsValueKind
+from engine.models.kinds.base import Column, ModelKind
+from engine.models.kinds.compute import ComputeKind
+from engine.models.kinds.incidental import IncidentalKind
+from engine.models.kinds.linear import LinearKind
+from engine.models.kinds.relu_hidden import ReluHiddenKind
+from engine.models.kinds.relu_output import ReluOutputKind
+from engine.models.kinds.relu_output_phase import ReluOutputPhaseKind
+from engine.models.kinds.sae import SparseAutoencoderKind
+from engine.models.kinds.sae_hidden import SaeHiddenKind
 
-MODELS: dict[str, type[ToyModel]] = {cls.kind: cls for cls in (ReluOutput, Linear, SparseAutoencoder, ReluHidden,
-                                                               AbsValue, ReluOutputPhase, Incidental,
-                                                               SaeHidden, Compute)}
+if TYPE_CHECKING:
+    from engine.models.base import Hyper, ToyModel
+
+MODELS: dict[str, type[ModelKind]] = {cls.kind: cls for cls in (ReluOutputKind, LinearKind, SparseAutoencoderKind,
+                                                                ReluHiddenKind, AbsValueKind, ReluOutputPhaseKind,
+                                                                IncidentalKind,
+                                                                SaeHiddenKind, ComputeKind)}
 
 
-def get_model(kind: str) -> type[ToyModel]:
+def get_kind(kind: str) -> type[ModelKind]:
+    """A model kind's declaration: what listings, validation and the run format read (no torch)."""
     try:
         return MODELS[kind]
     except KeyError:
         raise SpecError(f"unknown model {kind!r}: valid models are {', '.join(MODELS)}") from None
 
 
-__all__ = ["MODELS", "Column", "Hyper", "ToyModel", "get_model"]
+def get_model(kind: str) -> type[ToyModel]:
+    """The class that trains a model kind (imports torch)."""
+    return get_kind(kind).trainer()
+
+
+def __getattr__(name: str) -> Any:
+    """Hyper and ToyModel, the trainers' side, load torch: they are imported on first use."""
+    if name in ("Hyper", "ToyModel"):
+        from engine.models import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["MODELS", "Column", "Hyper", "ModelKind", "ToyModel", "get_kind", "get_model"]

@@ -1,50 +1,23 @@
-"""What a model kind declares, and the per-instance hyperparameters it trains with.
+"""The trainable side of a model kind, and the per-instance hyperparameters it trains with.
 
-Adding a model is one new file in this folder: subclass :class:`ToyModel`,
-declare its parameters and metric columns, implement ``init``, ``loss`` and
-``metrics``, and register it in ``engine/models/__init__.py``.
+Adding a model is two files: its declaration in ``engine/models/kinds/`` (a
+:class:`~engine.models.kinds.base.ModelKind`: parameters, metric columns, constraints,
+memory estimate; no torch, so listings and validation stay fast), and here in this folder
+the class that trains it, subclassing both the declaration and :class:`ToyModel` and
+implementing ``init_weights``, ``loss`` and ``metrics``. Register the declaration in
+``engine/models/__init__.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
-from engine.params import Param, param_table
+from engine.models.kinds.base import Column, ModelKind
 from engine.rng import CounterRNG
 
-
-@dataclass(frozen=True)
-class Column:
-    """A results.csv column a model produces: its name and one-line meaning, and how summaries treat it.
-
-    The presentation fields say what a column is worth to a reader, so the report, the TUI and a
-    notebook agree on it (engine/analysis/columns.py reads them; no front end lists metric names):
-
-    - ``headline``: its place among the metrics a summary shows first (1 first); None: shown after
-      them, in column order.
-    - ``keep``: its place among the metrics a narrow summary keeps first; None: after those, in
-      headline order.
-    - ``summary``: "always"; "wide": only on very wide terminals (it restates another column);
-      "if_true": a flag shown only when some instance has it.
-    - ``chart``: drawn against a swept parameter (flags never are: the summary counts them).
-    - ``short``: the abbreviated header of narrow tables ("D*", "repr"); "" keeps the name.
-    """
-
-    name: str
-    help: str
-    kind: str = "float"  # float, int or bool
-    headline: int | None = None
-    keep: int | None = None
-    summary: str = "always"
-    chart: bool = True
-    short: str = ""
-
-    def __post_init__(self) -> None:
-        if self.summary not in ("always", "wide", "if_true"):
-            raise ValueError(f"column {self.name}: summary must be always, wide or if_true, not {self.summary!r}")
+__all__ = ["Column", "Hyper", "ModelKind", "ToyModel"]  # Column: where model files have always found it
 
 
 class Hyper:
@@ -81,27 +54,13 @@ class Hyper:
         return first if all(c[name] == first for c in self.configs) else None
 
 
-class ToyModel:
-    """Base class of a model kind, instantiated once per chunk of instances.
+class ToyModel(ModelKind):
+    """Base class of a model kind's trainer, instantiated once per chunk of instances.
 
-    Subclasses set the class attributes and implement the methods; the object
-    holds the chunk's hyperparameters, random streams and kept buffers.
+    Subclasses (which also subclass the kind's declaration) implement the methods; the
+    object holds the chunk's hyperparameters, random streams and kept buffers.
     """
 
-    kind: ClassVar[str]
-    summary: ClassVar[str]
-    params: ClassVar[tuple[Param, ...]] = ()
-    columns: ClassVar[tuple[Column, ...]] = ()
-    # Per-feature arrays kept for charts (features.csv).
-    feature_columns: ClassVar[tuple[Column, ...]] = ()
-    # Extra per-instance values recorded with the loss at every curve point (curves.csv).
-    curve_columns: ClassVar[tuple[Column, ...]] = ()
-    # Keys of init_weights() that are fixed data, not parameters (an SAE's ground-truth features):
-    # saved with the weights, but never given to autograd or the optimiser.
-    frozen: ClassVar[tuple[str, ...]] = ()
-    # False for models with training state beyond weights and optimiser (an SAE's dead-latent
-    # counters): their chunks restart from the beginning on resume instead of from a checkpoint.
-    mid_chunk_checkpoints: ClassVar[bool] = True
     # Set by the trainer on the steps whose loss goes into curves.csv: a model whose per-instance loss
     # reduction depends on how many instances share a tensor (a batched BLAS dot) then reduces in float64,
     # so the recorded value is the same whatever the chunking.
@@ -110,26 +69,6 @@ class ToyModel:
     def __init__(self, hp: Hyper, rng: CounterRNG):
         self.hp = hp
         self.rng = rng
-
-    @classmethod
-    def param_table(cls) -> dict[str, Param]:
-        return param_table(cls.params)
-
-    @classmethod
-    def check(cls, config: dict[str, Any]) -> None:
-        """Constraints across parameters, for one instance's full config; raise SpecError."""
-
-    @classmethod
-    def neuron_sense(cls, config: dict[str, Any]) -> str | None:
-        """How a feature drives a neuron in this instance (see engine.metrics.drive): "magnitude",
-        "positive", or None when the hidden layer has no privileged basis (any rotation of it is an
-        equally good solution), so neuron-level metrics are left empty. The default is None."""
-        return None
-
-    @classmethod
-    def bytes_per_instance(cls, config: dict[str, Any]) -> int:
-        """Rough peak memory per instance while training or evaluating, for chunk sizing."""
-        raise NotImplementedError
 
     def init_weights(self) -> dict[str, torch.Tensor]:
         """Initial trainable tensors, each with a leading instance dimension."""

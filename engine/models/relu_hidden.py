@@ -18,13 +18,11 @@ no hidden bias, a neuron fires only if some feature has a positive weight into i
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from engine import metrics as M
-from engine.models.base import Column
-from engine.models.relu_output import SUPERPOSITION_COLUMNS, ReluOutput
+from engine.models.kinds.relu_hidden import ReluHiddenKind
+from engine.models.relu_output import ReluOutput
 
 DEAD_WEIGHT = 1e-3  # a neuron whose largest incoming weight is below this never fires (inputs are in [0, 1))
 
@@ -43,22 +41,8 @@ def dead_neurons(W: torch.Tensor) -> torch.Tensor:
     return (W.amax(-2) < DEAD_WEIGHT).sum(-1)
 
 
-class ReluHidden(ReluOutput):
-    kind = "relu_hidden"
-    summary = "h = ReLU(W x), x' = ReLU(W^T h + b): features compete for neurons (Elhage et al. 2022)"
-    columns = (
-        *SUPERPOSITION_COLUMNS,
-        Column("mean_neuron_monosemanticity", "mean over neurons of max_i W+_n,i / ||W+_n||, W+ = max(W, 0) "
-               "(1 = all monosemantic)"),
-        Column("dead_neurons", "neurons with no positive incoming weight: they never fire", "int"),
-    )
-
+class ReluHidden(ReluHiddenKind, ReluOutput):
     hidden_relu = True  # h = ReLU(W x): ReluOutput's forward, backward and metrics honour the flag
-
-    @classmethod
-    def neuron_sense(cls, config: dict[str, Any]) -> str | None:
-        """The ReLU on h makes the basis privileged; only a positive weight makes a neuron fire."""
-        return "positive"
 
     @torch.no_grad()
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

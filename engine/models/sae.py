@@ -26,50 +26,20 @@ saved with the weights, never trained (see ``ToyModel.frozen``).
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
 from engine.data import sparse_uniform_
-from engine.errors import SpecError
-from engine.models.base import Column, Hyper, ToyModel
-from engine.params import Param
+from engine.models.base import Hyper, ToyModel
+from engine.models.kinds.sae import NOISED_INIT_SCALE, RECOVERED_COSINE, SparseAutoencoderKind
 from engine.rng import DATA, EVAL, INIT, CounterRNG
 
-RECOVERED_COSINE = 0.9  # a ground-truth feature counts as recovered if some decoder direction is this close
-NOISED_INIT_SCALE = 0.5  # init="noised": expected norm of the Gaussian noise added to each ground-truth copy
 RESAMPLE_ENCODER_SCALE = 0.2  # resampled encoder rows: this times the mean norm of the live latents' rows
 EPS = 1e-8
-INITS = ("random", "orthogonal", "noised", "svd", "noised_basis")
 # Sub-streams of INIT (the step argument of a draw at initialisation), so that changing
 # the SAE's init never changes the ground truth it is asked to recover.
 _GROUND_TRUTH, _ENCODER, _DECODER, _NOISE, _SVD_DATA = 0, 1, 2, 3, 4
-
-COLUMNS: tuple[Column, ...] = (
-    Column("loss", "final MSE + l1 * L1 on a fresh evaluation batch", headline=1, keep=1),
-    Column("mmcs", "mean over ground-truth features of the max cosine similarity with any decoder direction"),
-    Column("features_recovered", f"ground-truth features whose max cosine similarity exceeds {RECOVERED_COSINE}",
-           "int"),
-    Column("dead_latents", "latents that never fire (c_j = 0 on every sample) on the evaluation batch", "int"),
-    Column("l0", "mean number of active latents (c_j > 0) per sample on the evaluation batch"),
-    Column("reconstruction_mse", "mean over samples and dimensions of (x - x_hat)^2 on the evaluation batch"),
-    Column("n_latents", "dictionary size L = round(dict_ratio * n_ground_truth)", "int"),
-)
-
-FEATURE_COLUMNS: tuple[Column, ...] = (
-    Column("max_cosine", "per ground-truth feature: max cosine similarity with any decoder direction"),
-    Column("best_latent", "per ground-truth feature: the latent whose decoder direction is closest", "int"),
-)
-
-CURVE_COLUMNS: tuple[Column, ...] = (
-    Column("mmcs", "MMCS of the decoder at this step"),
-    Column("l0", "mean active latents per sample on this step's training batch"),
-)
-
-
-def n_latents(dict_ratio: float, features: int) -> int:
-    """Dictionary size: round(dict_ratio * G), at least 1."""
-    return max(1, round(dict_ratio * features))
 
 
 def unit_rows(W: torch.Tensor) -> torch.Tensor:
@@ -152,40 +122,7 @@ class FusedLoss(torch.autograd.Function):
         return grad_W_enc, grad_b_enc, grad_W_dec, None, None, None
 
 
-class SparseAutoencoder(ToyModel):
-    # The dead-latent counters of resample_dead are not checkpointed: resume redoes the chunk.
-    mid_chunk_checkpoints = False
-    kind = "sae"
-    summary = "c = ReLU(W_e x + b_e), x_hat = W_d c, MSE + l1 |c|_1 on toy ground-truth features (Sharkey et al. 2022)"
-    params: ClassVar[tuple[Param, ...]] = (
-        Param("n_dims", "int", 32, "data dimensions d", low=1, high=100_000, structural=True),
-        Param("n_ground_truth", "int", 64, "ground-truth features G (unit vectors in d dimensions)",
-              low=1, high=100_000, structural=True),
-        Param("dict_ratio", "float", 1.0, "dictionary size / G: the SAE has round(dict_ratio * G) latents",
-              low=0.0, high=1000.0, low_open=True, structural=True, log_scale=True),
-        Param("l1", "float", 1e-3, "L1 coefficient alpha on the codes", low=0.0, high=1e6, log_scale=True),
-        Param("active_features", "float", 4.0,
-              "mean number of ground-truth features active per sample (each with probability this / G)",
-              low=0.0, high=100_000.0, low_open=True),
-        Param("l1_norm", "choice", "sum",
-              "L1 term: sum (mean over batch of sum_j |c_j|) or mean (divided by the dictionary size, "
-              "as the paper's code did)", choices=("sum", "mean")),
-        Param("resample_dead", "int", 0,
-              "every this many steps (but not within the last interval), re-point latents that did not fire "
-              "since the last check at the batch's worst-reconstructed residuals (0 = never)",
-              low=0, high=10_000_000),
-        Param("init", "choice", "orthogonal",
-              "random (Gaussian), orthogonal (decoder, as the paper), noised (latent g starts as ground-truth "
-              f"feature g plus noise of norm about {NOISED_INIT_SCALE}, encoder tied; latents beyond G random: "
-              "a sanity baseline), svd (the data's right singular vectors, then their negatives; encoder tied) or "
-              "noised_basis (latent j starts at the unit vector e_(j mod d) plus noise, renormalised; encoder tied)",
-              choices=INITS),
-    )
-    columns = COLUMNS
-    feature_columns = FEATURE_COLUMNS
-    curve_columns = CURVE_COLUMNS
-    frozen: ClassVar[tuple[str, ...]] = ("ground_truth",)
-
+class SparseAutoencoder(SparseAutoencoderKind, ToyModel):
     def __init__(self, hp: Hyper, rng: CounterRNG):
         super().__init__(hp, rng)
         self.d, self.G = self.sizes(hp.configs[0])  # structural: the same for the whole chunk
@@ -205,43 +142,10 @@ class SparseAutoencoder(ToyModel):
         self._fired = torch.zeros(count, self.L, dtype=torch.bool, device=hp.device)
         self._trained = False  # whether self._buf.codes holds a training batch's codes yet
 
-    @classmethod
-    def sizes(cls, config: dict[str, Any]) -> tuple[int, int]:
-        """(d, G): the data's dimensions and its number of ground-truth features."""
-        return config["n_dims"], config["n_ground_truth"]
-
-    @classmethod
-    def latents(cls, config: dict[str, Any]) -> int:
-        """Dictionary size L = round(dict_ratio * G)."""
-        return n_latents(config["dict_ratio"], cls.sizes(config)[1])
-
     @staticmethod
     def code_probability(hp: Hyper) -> torch.Tensor:
         """Per instance, the probability (I,) that a ground-truth feature is active in a sample."""
         return hp.tensor("active_features") / hp.value("n_ground_truth")
-
-    @classmethod
-    def check(cls, config: dict[str, Any]) -> None:
-        if config["active_features"] > config["n_ground_truth"]:
-            raise SpecError(f"active_features={config['active_features']:g} exceeds n_ground_truth="
-                            f"{config['n_ground_truth']}: each feature is active with probability "
-                            "active_features / n_ground_truth")
-        cls.check_width(config)
-
-    @classmethod
-    def check_width(cls, config: dict[str, Any]) -> None:
-        """The (batch, features or latents) tensors must stay indexable by int32."""
-        widest = max(cls.sizes(config)[1], cls.latents(config))
-        if max(config["batch_size"], config["eval_batch_size"]) * widest >= 2**31:
-            raise SpecError("batch_size (and eval_batch_size) * max(ground-truth features, latents) must stay "
-                            "below 2**31 values per instance")
-
-    @classmethod
-    def bytes_per_instance(cls, config: dict[str, Any]) -> int:
-        (d, G), L = cls.sizes(config), cls.latents(config)
-        train = config["batch_size"] * (2 * G + 6 * L + 6 * d)
-        evaluate = config["eval_batch_size"] * (2 * G + 3 * L + 3 * d)
-        return 4 * (max(train, evaluate) + 12 * L * d + G * d + 4 * L)
 
     # --- initialisation ---------------------------------------------------------------------
 

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from engine.analysis import columns
-from engine.analysis.orientation import NEAR_AXIS_DEG, ORIENTATION_BINS, OrientationStats, histogram
-from engine.analysis.sparsification import PointRate
 from engine.results import Point, Results
 from engine.results import value_text as fmt
 from engine.store import Run
+
+if TYPE_CHECKING:
+    from engine.analysis.orientation import OrientationStats
+    from engine.analysis.sparsification import PointRate
 
 STATUS_STYLE = {"completed": "green", "running": "yellow", "interrupted": "magenta", "failed": "red",
                 "damaged": "bold red", "killed": "red"}
@@ -24,24 +28,114 @@ COMPACT_BELOW = 125  # narrower than this, the summary table drops percentiles
 WIDE_SUMMARY = 200  # from this width on, the summary shows every headline metric
 
 
-def runs_table(runs: list[Run]) -> Table:
-    table = Table(title=None)
-    # The run id and status never shrink: they are what a user reads and types next.
-    for col, kw in (("run", {"style": "bold", "no_wrap": True, "min_width": 20}), ("preset", {}), ("model", {}),
-                    ("status", {"no_wrap": True, "min_width": 11}),
-                    ("instances", {"justify": "right"}), ("device", {}), ("wall", {"justify": "right"}),
-                    ("started", {})):
-        table.add_column(col, **kw)
+def runs_table(runs: list[Run], width: int) -> Table:
+    """The runs, newest first, in ``width`` columns: the run id, status and progress always; the preset,
+    wall time, model, start and device as room allows (in that order); long ids and names ellipsized
+    (an id's leading timestamp, which ``toysup report`` accepts as its unique part, stays)."""
+    rows = []
     for run in runs:
         info = run.info()
         status = run.status()
-        done, total = text_cell(info.get("instances_done", 0)), text_cell(info.get("instances", 0))
-        count = f"{total}" if status == "completed" else f"{done}/{total}"
+        done, total = str(info.get("instances_done", 0)), str(info.get("instances", 0))
         wall = info.get("wall_time_s")
-        table.add_row(escape(run.id), text_cell(info.get("name", "?")), text_cell(info.get("model", "")),
-                      f"[{STATUS_STYLE.get(status, '')}]{escape(status)}[/]", count, text_cell(info.get("device", "")),
-                      f"{wall:.1f}s" if is_number(wall) else "", text_cell(info.get("started", ""))[:19])
+        rows.append({"run": run.id, "status": status,
+                     "instances": total if status == "completed" else f"{done}/{total}",
+                     "preset": str(info.get("name", "?")), "wall": f"{wall:.1f}s" if is_number(wall) else "",
+                     "model": str(info.get("model", "")), "started": str(info.get("started", ""))[:19],
+                     "device": str(info.get("device", ""))})
+    candidates = [Fit(key, header, keep, short, least, natural=max((cell_len(r[key]) for r in rows), default=0))
+                  for key, (header, keep, short, least) in RUNS_COLUMNS.items()]
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    shown = fit_columns(candidates, width, gap=RICH_GAP, used=-RICH_GAP, essential=3)
+    for fit, cells_width, title in shown:
+        table.add_column(title, width=cells_width, no_wrap=True, overflow="ellipsis",
+                         justify="right" if fit.key in ("instances", "wall") else "left",
+                         style="bold" if fit.key == "run" else "")
+    for r in rows:
+        table.add_row(*[_runs_cell(fit.key, r) for fit, _, _ in shown])
     return table
+
+
+def _runs_cell(key: str, row: dict[str, str]) -> Text:
+    """A cell from a run folder, never read as markup (a run name may hold ``[/]``)."""
+    return Text(row[key], style=STATUS_STYLE.get(row[key], "") if key == "status" else "")
+
+
+# --- tables that fit the terminal: which columns, how wide, which header -------------------------
+
+RICH_GAP = 3  # a rich column's padding (1 each side) and its divider
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A column a table may show: kept in ``keep`` order (1 first) while it fits. It is ``natural`` wide
+    at most (its widest cell) and may be ellipsized to ``least`` (0: never narrower than natural);
+    ``short`` is its header when the full one would not fit."""
+
+    key: str
+    header: str
+    keep: int
+    short: str = ""
+    least: int = 0
+    natural: int = 0
+
+    def widths(self) -> tuple[int, int]:
+        """The narrowest and widest it may be, headers included (a multi-line header counts its longest line)."""
+        full = max(self.natural, *(len(line) for line in self.header.splitlines()))
+        least = min(self.least, self.natural) if self.least else self.natural
+        title = len(self.short) if self.short else max(len(line) for line in self.header.splitlines())
+        return max(least, title, 1), full
+
+
+def fit_columns(columns: list[Fit], width: int, gap: int, used: int = 0, essential: int = 0
+                ) -> list[tuple[Fit, int, str]]:
+    """The columns of a table ``width`` wide that fit, with their widths and headers, in ``columns``' order.
+
+    Each column takes its cells' width plus ``gap``; ``used`` is taken already (other columns, edges).
+    The ``essential`` first columns (in ``keep`` order) come first, at their narrowest, then widen up to
+    half the width each (a hostile 200-character name leaves room for the rest). Each other column, in
+    ``keep`` order, is then kept at its widest if that fits, else at its narrowest (ellipsized) if that
+    fits, else left out. The first is always kept, and room left over widens the ellipsized ones. A
+    column narrower than its header gets its ``short`` one.
+    """
+    ranked = sorted(columns, key=lambda c: c.keep)
+    chosen: dict[str, int] = {}
+
+    def widen(cols: list[Fit], limit: int) -> None:
+        """Widen chosen columns into the room left, each towards its widest but no wider than ``limit``."""
+        nonlocal used
+        for col in cols:
+            if col.key in chosen:
+                grow = max(0, min(width - used, min(col.widths()[1], limit) - chosen[col.key]))
+                chosen[col.key] += grow
+                used += grow
+
+    for col in ranked[:essential]:
+        if used + col.widths()[0] + gap <= width or not chosen:
+            chosen[col.key] = col.widths()[0]
+            used += chosen[col.key] + gap
+    widen(ranked[:essential], limit=width // 2)
+    for col in ranked[essential:]:
+        for take in col.widths()[::-1]:
+            if used + take + gap <= width or not chosen:
+                chosen[col.key] = take
+                used += take + gap
+                break
+    widen(ranked, limit=width)
+    out = []
+    for col in columns:
+        if col.key in chosen:
+            fits = all(len(line) <= chosen[col.key] for line in col.header.splitlines())
+            out.append((col, chosen[col.key], col.header if fits or not col.short else col.short))
+    return out
+
+
+# The runs list's columns: header, the order they are kept in, short header, narrowest (ellipsized).
+RUNS_COLUMNS: dict[str, tuple[str, int, str, int]] = {
+    "run": ("run", 1, "", 15), "preset": ("preset", 4, "", 10), "model": ("model", 6, "", 0),
+    "status": ("status", 2, "", 0), "instances": ("instances", 3, "inst.", 0), "device": ("device", 8, "", 0),
+    "wall": ("wall", 5, "", 0), "started": ("started", 7, "", 0),
+}
 
 
 def text_cell(value: Any) -> str:
@@ -115,14 +209,9 @@ def summary_metrics(results: Results, width: int) -> list[str]:
         return metrics
     cell = 8 if width < COMPACT_BELOW else 20  # a median, or a median with its [q25-q75]
     used = sum(_column_width(a.name, 6) for a in spec.axes) + (8 if width >= COMPACT_BELOW else 2)  # + seeds
-    chosen: list[str] = []
-    for m in columns.keep_order(spec.model, metrics):
-        need = _column_width(m, cell)
-        if used + need > width and chosen:
-            continue
-        chosen.append(m)
-        used += need
-    return [m for m in metrics if m in chosen]
+    order = columns.keep_order(spec.model, metrics)
+    fits = [Fit(m, header(m), order.index(m), natural=cell) for m in metrics]
+    return [fit.key for fit, _, _ in fit_columns(fits, width, gap=RICH_GAP, used=used)]
 
 
 def header(name: str, limit: int = 12) -> str:
@@ -138,7 +227,7 @@ def header(name: str, limit: int = 12) -> str:
 
 
 def _column_width(name: str, cell: int) -> int:
-    return max(max(len(line) for line in header(name).splitlines()), cell) + 3
+    return max(max(len(line) for line in header(name).splitlines()), cell) + RICH_GAP
 
 
 def sparkline(counts: Sequence[int]) -> str:
@@ -152,6 +241,8 @@ def sparkline(counts: Sequence[int]) -> str:
 
 def orientation_table(points: Sequence[tuple[Point, OrientationStats]], axis_names: str) -> Table:
     """One row per sweep point: a histogram of the orientation angles over seeds and a uniformity test."""
+    from engine.analysis.orientation import NEAR_AXIS_DEG, ORIENTATION_BINS, histogram  # numpy: not for `runs`
+
     limits = {round(s.max_angle, 1) for _, s in points} or {45.0}
     limit = max(limits)
     top = f"{limit:.0f}°" if len(limits) == 1 else "max"
@@ -183,6 +274,8 @@ def orientation_table(points: Sequence[tuple[Point, OrientationStats]], axis_nam
 def recovery_table(results: Results) -> Table | None:
     """For SAEs: the histogram of each ground-truth feature's best cosine, per sweep point (not only MMCS).
     None unless the run has an mmcs column."""
+    from engine.analysis.orientation import histogram
+
     spec = results.spec
     if not results.rows or "mmcs" not in results.rows[0]:
         return None

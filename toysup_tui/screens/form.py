@@ -17,7 +17,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, OptionList, Select, Static
 
 from engine.errors import SpecError
-from engine.models import MODELS, get_model
+from engine.models import MODELS, get_kind
 from engine.options import OPTIONS, RunOptions
 from engine.params import TRAINING_PARAMS
 from engine.spec import Spec, resolve
@@ -93,7 +93,7 @@ class FormScreen(ToysupScreen):
     def _fields(self, model: str) -> list[Static | ParamField]:
         """The model's own parameters, then the training ones, each group under a heading."""
         training = {p.name for p in TRAINING_PARAMS}
-        params = list(get_model(model).param_table().values())
+        params = list(get_kind(model).param_table().values())
         out: list[Static | ParamField] = []
         group = ""
         for p in params:
@@ -218,11 +218,11 @@ class FormScreen(ToysupScreen):
     async def _on_model_changed(self, event: Select.Changed) -> None:
         model = str(event.value)
         current = {f.param.name: f.text for f in self.fields}
-        if {f.param.name for f in self.fields} == set(get_model(model).param_table()):
+        if {f.param.name for f in self.fields} == set(get_kind(model).param_table()):
             self.refresh_summary()
             return
         self.data = {**self.form_data(), "model": model}
-        self.data["params"] = {k: v for k, v in current.items() if k in get_model(model).param_table()}
+        self.data["params"] = {k: v for k, v in current.items() if k in get_kind(model).param_table()}
         self.data["sweep"] = {}
         for f in self.fields:
             if f.is_sweep and f.param.name in self.data["params"]:

@@ -10,7 +10,7 @@ from textual.widgets import Static, TabPane
 
 from engine.analysis.geometry import feature_table, neuron_counts, overlap_matrix
 from engine.errors import RunDataError
-from engine.models import get_model
+from engine.models import get_kind
 from engine.results import Results
 from toysup_tui.render import charts
 from toysup_tui.render.heatmap import overlap_heatmap
@@ -51,7 +51,7 @@ class InstanceTab(TabPane):
         config = results.instance_config(instance)
         # The same rule as the report and results.csv: neuron counts only where the basis is privileged,
         # counting the weights that drive each neuron (engine.models' neuron_sense).
-        sense = get_model(results.spec.model).neuron_sense(config)
+        sense = get_kind(results.spec.model).neuron_sense(config)
         if sense is None:
             neurons_plot.message("features per neuron: not shown, the hidden layer has no privileged basis "
                                  "here (any rotation is an equally good solution)")

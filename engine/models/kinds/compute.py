@@ -1,0 +1,86 @@
+"""The compute kind's declaration (computation in superposition beyond |x|); trained by
+engine/models/compute.py, whose docstring explains the functions and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.errors import SpecError
+from engine.models.kinds.abs_value import PROBE_POINTS, AbsValueKind
+from engine.models.kinds.base import Column, ModelKind
+from engine.params import SUPERPOSITION_PARAMS, Param
+
+# The functions computed, each with its number of inputs (engine/models/compute.py implements them).
+ARITY: dict[str, int] = {"abs": 1, "square": 1, "max": 2, "and": 2, "or": 2}
+ABLATION_THRESHOLD = 0.1  # default: a neuron serves a function if zeroing it loses >= 10% of Var(f)
+
+
+class ComputeKind(ModelKind):
+    kind = "compute"
+    implementation = "engine.models.compute:Compute"
+    summary = ("n copies of |x|, x^2, max(x, y), AND or OR through one shared ReLU layer, sparse inputs: "
+               "how many functions m neurons compute (computation in superposition)")
+    params = (
+        Param("function", "choice", "max", "the function computed n times: abs (|x|, x in [-1, 1]), square (x^2), "
+              "max (max(x, y), x, y in [0, 1]), and, or (of two bits)", choices=tuple(ARITY), structural=True),
+        Param("n_features", "int", 5, "number of functions n (each reads its own 1 or 2 inputs)", low=1,
+              high=100_000, structural=True),
+        SUPERPOSITION_PARAMS[1],
+        Param("feature_probability", "float", 0.1, "probability p that a function's inputs are non-zero in a sample "
+              "(all of them together)", low=0.0, high=1.0, low_open=True, log_scale=True, short="p"),
+        Param("importance_decay", "float", 1.0, "importance of function i is decay**i (1 = all equally important)",
+              low=0.0, high=10.0, low_open=True, short="decay"),
+        Param("hidden_bias", "bool", True, "a trained bias on the hidden layer (off: abs_value's architecture; "
+              "then x^2 is at best a hinge and AND uses the output bias)", structural=True),
+        Param("ablation_threshold", "float", ABLATION_THRESHOLD, "neuron k serves function i if zeroing it adds at "
+              "least this share of the best affine readout's error to output i's", low=0.0, high=1.0, low_open=True),
+        AbsValueKind.param_table()["w2_init"],
+    )
+    columns = (
+        Column("loss", "final importance-weighted MSE against f on a fresh evaluation batch", headline=1, keep=1),
+        Column("functions_computed", "functions computed: alone, the output's error is below half the best affine "
+               "readout's (= the best constant's for abs and square)", "int", headline=2, keep=2, short="computed"),
+        Column("functions_per_neuron", "functions_computed / m: above 1 only in superposition (each function "
+               "needs a neuron of its own otherwise)", headline=3, keep=3, short="f/neuron"),
+        Column("neurons_per_function", "mean over computed functions of the neurons serving each (zeroing one "
+               "adds >= ablation_threshold of the affine readout's error); empty if none is computed", headline=5,
+               short="n/f"),
+        Column("neurons_used", "neurons serving at least one computed function", "int", headline=6, short="used"),
+        Column("polysemantic_neurons", "neurons serving 2+ computed functions", "int", headline=4, keep=4,
+               short="poly"),
+        Column("monosemantic_neurons", "neurons with max_i ||W1_i,n|| / ||W1_n|| > 0.99, a function's inputs "
+               "grouped (toysup's own cut)", "int", summary="wide", short="mono"),
+        Column("mean_neuron_monosemanticity", "mean over neurons of max_i ||W1_i,n|| / ||W1_n||"),
+        Column("trivial_loss", "the loss of the best constant output, I-weighted Var(f_i): the baseline"),
+    )
+    feature_columns = (
+        Column("explained", "R_i: share of Var(f) explained with function i's inputs alone active (1 = exact)"),
+        Column("beyond_linear", "the same against the best affine readout of its inputs: 1 - MSE_i / that "
+               "readout's MSE (= explained for abs and square)"),
+        Column("computed", "1 if beyond_linear > 0.5", "int"),
+        Column("neurons", "neurons serving function i (zeroing one adds >= ablation_threshold of the affine "
+               "readout's error)", "int"),
+        Column("norm", "||W1_i||, function i's input weights (scale-free only up to W2)"),
+        Column("bias", "b_i"),
+        Column("importance", "importance_decay ** i"),
+    )
+
+    @classmethod
+    def check(cls, config: dict[str, Any]) -> None:
+        if config["batch_size"] * config["n_features"] * ARITY[config["function"]] >= 2**31:
+            raise SpecError("batch_size * n_features * inputs per function must stay below 2**31 values per "
+                            "instance and step")
+
+    @classmethod
+    def neuron_sense(cls, config: dict[str, Any]) -> str | None:
+        """A ReLU on h (privileged); either sign of a weight can fire a neuron (pairs mix signs: y - x)."""
+        return "magnitude"
+
+    @classmethod
+    def bytes_per_instance(cls, config: dict[str, Any]) -> int:
+        n, m = config["n_features"], config["n_hidden"]
+        n_in = n * ARITY[config["function"]]
+        train = config["batch_size"] * (8 * n_in + 4 * n + 6 * m)
+        evaluate = config["eval_batch_size"] * (5 * n_in + 2 * n + 2 * m)
+        probing = n * PROBE_POINTS * (4 * m + 4)
+        return 4 * (max(train, evaluate, probing) + 12 * n_in * m + 6 * n + 6 * m)
