@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from engine.adaptive import coarse_nodes, shape_of
 from engine.analysis.columns import headline_metrics
 from engine.models import get_kind
 from engine.plan import Chunk
@@ -93,12 +94,23 @@ def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bo
             for c in chunks
         ],
     }
+    if spec.adaptive is not None:
+        # The chunks above are the final grid's: an upper bound, since later rounds train only where labels disagree.
+        first = len(coarse_nodes(shape_of(spec), spec.adaptive.rounds))
+        data["adaptive"] = {**spec.adaptive.to_dict(), "round0_points": first, "round0_instances": first * spec.seeds}
     if as_json:
         console.print_json(json.dumps(data))
         return
+    bound = "at most " if spec.adaptive is not None else ""
     console.print(f"[bold]{spec.name}[/] ({spec.model}): {spec.n_points} point(s) x {spec.seeds} seed(s) = "
-                  f"[bold]{spec.n_instances}[/] instances, {data['instance_steps']:,} instance-steps, "
+                  f"{bound}[bold]{spec.n_instances}[/] instances, {data['instance_steps']:,} instance-steps, "
                   f"{len(groups)} group(s), {len(chunks)} chunk(s)" + (f" on {escape(where)}" if where else ""))
+    if spec.adaptive is not None:
+        a = data["adaptive"]
+        budget = f", budget {a['budget']:,} instances" if "budget" in a else ""
+        console.print(f"  adaptive: round 0 trains {a['round0_points']} of the {spec.n_points} points "
+                      f"({a['round0_instances']:,} instances); each of {a['rounds']} later round(s) only the cells "
+                      f"whose corners disagree on {escape(a['classify'])}{budget}")
     for a in spec.axes:
         console.print(f"  sweep {a.name} ({a.scale}): {', '.join(fmt(v) for v in a.values)}")
     print_chunks(console, data["chunks"], structural)
