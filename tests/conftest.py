@@ -32,6 +32,13 @@ def full_colour_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def tui_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A runs directory and a user presets directory, and one torch thread for worker processes."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return tmp_path / "runs", tmp_path / "presets"
+
+
+@pytest.fixture
 def runs_dir(tmp_path: Path) -> Path:
     """A runs directory that does not exist yet."""
     return tmp_path / "runs"

@@ -7,10 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-from test_tui import SIZE, make_app, open_form, rendered, run_async, set_field, wait_for, wait_for_worker_exit
 from textual.command import CommandPalette
 from textual.widgets import Input
+from tui_helpers import SIZE, make_app, open_form, rendered, run_async, set_field, wait_for, wait_for_worker_exit
 
 from engine.models import get_model
 from engine.options import OPTIONS
@@ -27,13 +26,6 @@ from toysup_tui.table_filter import compile_filter
 from toysup_tui.widgets.keys import EVERYWHERE, KeysPanel, key_sections, own_bindings
 
 from helpers import fixture_spec, make_fixture_run, make_spec
-
-
-@pytest.fixture
-def tui_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    """A runs directory and a user presets directory, and one torch thread for worker processes."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    return tmp_path / "runs", tmp_path / "presets"
 
 
 def own_descriptions(screen: Any) -> list[str]:
