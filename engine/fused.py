@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 
-COMPILE_MODES = ("auto", "on", "off")
 COMPILED, EAGER = "compiled", "eager"
 STEP_PATHS = (COMPILED, EAGER)
 # auto compiles a run of at least this many instance-steps: a cold compile costs about 20 s on a 2-core CPU
@@ -96,6 +95,18 @@ def resumed_path(recorded: str | None, device: torch.device) -> tuple[str, str |
         return COMPILED, None
     return EAGER, (f"this run trained with the compiled step, which is unavailable now ({reason}): the rest "
                    "trains eagerly, and may differ from an uninterrupted run in the last digits")
+
+
+def spec_path(mode: str, device: torch.device, spec: Any) -> tuple[str, str | None]:
+    """:func:`choose_path` for a whole sweep (an engine.spec.Spec): supported when every instance's config has a
+    compiled step."""
+    from engine.models import get_model
+
+    model = get_model(spec.model)
+    configs = [i.config for i in spec.instances()]
+    supported = all(model.has_compiled_step(c) for c in configs)
+    instance_steps = sum(int(c["steps"]) for c in configs)
+    return choose_path(mode, device, supported, instance_steps)
 
 
 def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:

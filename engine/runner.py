@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from engine import fused
 from engine.errors import RunDataError, UserError
 from engine.events import (
     ChunkFinished,
@@ -75,15 +76,17 @@ def run_sweep(
         placement = executor.open(options.device, options.threads)
         chunks = plan(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
                       slots=placement.slots)
+        step = fused.spec_path(options.compile, placement.device, spec)
         run = Run.create(root, spec, device=placement.description, chunks=len(chunks),
                          extra={"backend": executor.name, "seed_mode": spec.seed_mode, **executor.record(),
-                                "options": _recorded(options, executor)})
+                                "options": _recorded(options, executor), "step": step[0]})
         lock = RunLock(run.path).acquire()  # new, so free: a resume of it started now is refused
     except BaseException:
         executor.close()
         raise
     with lock:
-        return _train(run, spec, chunks, [], executor, placement, emit, should_stop, options.checkpoint_every)
+        return _train(run, spec, chunks, [], executor, placement, emit, should_stop, options.checkpoint_every,
+                      step=step)
 
 
 def resume_sweep(
@@ -157,12 +160,16 @@ def _resume(run: Run, options: RunOptions, emit: EventSink, should_stop: Callabl
             if members and set(members) <= left.keys() and index not in resume_from:
                 head.append(Chunk(index, spec.model, tuple(left.pop(i) for i in members)))
         head.sort(key=lambda c: c.index)
+        # The step path the run recorded, whatever --compile says now: a chunk continued from its checkpoint
+        # on the other path would not end as an uninterrupted one.
+        step = fused.resumed_path(info.get("step"), placement.device)
         first = 1 + max([*stored, *(c.index for c in head)], default=-1)
         chunks = head + plan(spec, placement.device, options.max_memory_bytes, instances=list(left.values()),
                              first_index=first, budget=placement.budget, slots=placement.slots)
         run.update_info(status="running", ended=None, error="", chunks=len(stored) + len(chunks), pid=os.getpid(),
                         resumed=int(info.get("resumed", 0)) + 1, device=placement.description,
-                        backend=executor.name, **executor.record(), options=_recorded(options, executor))
+                        backend=executor.name, **executor.record(), options=_recorded(options, executor),
+                        step=step[0])
     except RunDataError as exc:  # a link or unreadable file met while recovering
         executor.close()
         raise UserError(f"{exc}: it cannot be resumed") from None
@@ -170,7 +177,7 @@ def _resume(run: Run, options: RunOptions, emit: EventSink, should_stop: Callabl
         executor.close()
         raise
     return _train(run, spec, chunks, rows, executor, placement, emit, should_stop, options.checkpoint_every,
-                  resume_from)
+                  resume_from, step)
 
 
 def _merged(options: RunOptions | None, device: str | None, max_memory: int | None, threads: int | None,
@@ -232,20 +239,24 @@ class _Tally:
 
 def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
            placement: Placement, emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 300.0,
-           resume_from: dict[int, Saved] | None = None) -> Outcome:
-    """The loop over finished chunks shared by a new and a resumed run; ``rows`` holds results already stored."""
+           resume_from: dict[int, Saved] | None = None, step: tuple[str, str | None] = (fused.EAGER, None)
+           ) -> Outcome:
+    """The loop over finished chunks shared by a new and a resumed run; ``rows`` holds results already stored.
+    ``step`` is the run's step path and a notice about it (engine/fused.py)."""
     with RunLog(run.path) as log:  # events.jsonl and heartbeat.json: any process can follow the run
         return _train_logged(run, spec, chunks, rows, executor, placement, log.wrap(emit),
-                             log.stop_check(should_stop), checkpoint_every_s, resume_from)
+                             log.stop_check(should_stop), checkpoint_every_s, resume_from, step)
 
 
 def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
                   placement: Placement, emit: EventSink, should_stop: Callable[[], bool],
-                  checkpoint_every_s: float, resume_from: dict[int, Saved] | None) -> Outcome:
+                  checkpoint_every_s: float, resume_from: dict[int, Saved] | None,
+                  step: tuple[str, str | None]) -> Outcome:
     total = sum(c.steps * len(c) for c in chunks)
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=placement.description,
                     instances=spec.n_instances, chunks=len(chunks), instance_steps=total))
-    for note in placement.notes:
+    step_path, step_note = step
+    for note in (*placement.notes, *([step_note] if step_note else [])):
         emit(Notice(note))
     started = time.monotonic()
     tally = _Tally(emit, started)
@@ -256,7 +267,8 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
     def save(chunk: Chunk, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
         run.write_checkpoint(chunk.index, [i.index for i in chunk.instances], tensors, meta)
 
-    work = Work(emit=tally, should_stop=should_stop, checkpoint=save, checkpoint_every_s=checkpoint_every_s)
+    work = Work(emit=tally, should_stop=should_stop, checkpoint=save, checkpoint_every_s=checkpoint_every_s,
+                step_path=step_path)
     try:
         for chunk in chunks:
             executor.submit(chunk, (resume_from or {}).get(chunk.index))
@@ -273,6 +285,9 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
                             f"{halves[0].index} and {halves[1].index} of {len(halves[0])} and {len(halves[1])}"))
                 continue
             tally.finish(chunk)
+            if result.step_path != step_path:  # compiling failed (a Notice said so): a resume continues eagerly
+                step_path = work.step_path = result.step_path
+                run.update_info(step=step_path)
             run.write_chunk(spec, result, rows)
             run.clear_checkpoint(chunk.index)
             chunks_done += 1
