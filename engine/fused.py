@@ -73,13 +73,14 @@ def choose_path(mode: str, device: torch.device, supported: bool, instance_steps
     """The step path of a run, and a notice line when the user should know why it is not compiled.
 
     ``mode`` is the run option (auto, on, off); ``supported`` whether the run's model and configs have a
-    compiled step; auto compiles from AUTO_MIN_INSTANCE_STEPS on.
+    compiled step; auto compiles from AUTO_MIN_INSTANCE_STEPS on, on CPUs only (nobody has timed the compiled
+    step on a GPU yet: ``on`` compiles there too).
     """
     if mode == "off" or not supported:
         note = "--compile on: this model (or configuration) has no compiled step; training eagerly"
         return EAGER, note if mode == "on" else None
-    if mode == "auto" and instance_steps < AUTO_MIN_INSTANCE_STEPS:
-        return EAGER, None
+    if mode == "auto" and (instance_steps < AUTO_MIN_INSTANCE_STEPS or device.type != "cpu"):
+        return EAGER, None  # short sweeps, and GPUs until the compiled step is measured there (--compile on)
     reason = unavailable_reason(device)
     if reason is not None:
         return EAGER, f"compiled step unavailable ({reason}): training eagerly"

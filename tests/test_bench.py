@@ -324,6 +324,17 @@ def test_cuda_chunk_trains_like_the_cpu_and_alone_like_in_a_batch():
 
 
 @CUDA
+def test_cuda_compiled_chunk_trains_like_the_cpu_and_alone_like_in_a_batch():
+    (chunk,) = bench.engine_chunks(bench_spec(6, 8, 3, 64, steps=20), torch.device("cpu"))
+    on_cpu = train_chunk(chunk, torch.device("cpu"), step_path="compiled")
+    on_gpu = train_chunk(chunk, torch.device("cuda"), step_path="compiled")
+    assert on_gpu.step_path == on_cpu.step_path == "compiled"
+    torch.testing.assert_close(on_gpu.weights["W"], on_cpu.weights["W"], rtol=1e-3, atol=1e-4)
+    alone = train_chunk(bench.Chunk(0, chunk.model, chunk.instances[2:3]), torch.device("cuda"), step_path="compiled")
+    torch.testing.assert_close(alone.weights["W"][0], on_gpu.weights["W"][2], rtol=1e-3, atol=1e-4)
+
+
+@CUDA
 def test_cuda_ladder_reports_gpu_memory_and_the_gpu_peak():
     result = ladder([3, 50], device="cuda", repeats=1, steps=3, **TINY)
     assert result.device.startswith("cuda (")

@@ -26,6 +26,7 @@ from engine.rng import DATA, DROPOUT, EVAL, INIT, PROBE, CounterRNG
 
 BLOCK_VALUES = 1 << 19  # numbers per (B, n) tensor in one CPU block: 2 MB, measured best of 2^16..2^21
 COMPILED_BLOCK_VALUES = 1 << 17  # the same for the compiled step, whose blocks all have one size (padded)
+COMPILED_BLOCK_VALUES_GPU = 1 << 24  # a GPU's compiled blocks: large, so a step is a few kernels (unmeasured)
 
 PROBE_SAMPLES = 1 << 16  # the fixed probe set of the linear-region count: 65,536 inputs ...
 PROBE_SEED = 0x5EED  # ... drawn from the instance's data distribution with this seed, not the instance's
@@ -195,7 +196,8 @@ class ReluOutput(ToyModel):
         if not self.analytic or self.correlation != "none":
             raise ValueError("this chunk has no compiled step (GELU/SiLU, hidden_l1 or correlated features)")
         count = len(self.hp)
-        size = max(1, COMPILED_BLOCK_VALUES // (self.batch * self.n))
+        values = COMPILED_BLOCK_VALUES if self.hp.device.type == "cpu" else COMPILED_BLOCK_VALUES_GPU
+        size = max(1, values // (self.batch * self.n))
         self._compiled_size = size
         self._compiled_blocks = [slice(s, min(s + size, count)) for s in range(0, count, size)]
         self._data_scale = (-1.0 / self.p) * UNIFORM_SCALE  # as sparse_uniform_ computes its multiplier
