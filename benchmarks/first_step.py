@@ -4,9 +4,9 @@ Runs the preset through the engine's API in this process (a temporary runs
 folder, deleted afterwards) and prints, as one JSON line: seconds spent
 importing the engine, seconds from the start of the run to its first progress
 event (planning, set-up and any compilation included) with that event's step,
-and the whole run's seconds. The first progress event comes within about a
-quarter second of training (engine/train.py's PROGRESS_INTERVAL_S), so it bounds
-the time to the first trained step from above.
+and the whole run's seconds, with the step path it took (``--compile``, as for
+run). The first progress event comes within about a quarter second of training
+(engine/train.py's PROGRESS_INTERVAL_S), so it bounds the time to the first trained step from above.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from engine.events import Event, Progress  # noqa: E402
+from engine.options import RunOptions  # noqa: E402
 from engine.runner import run_sweep  # noqa: E402
 from engine.spec import load  # noqa: E402
 
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("-s", "--set", action="append", default=[], dest="sets", help="key=value, as for run")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--compile", default="auto", choices=("auto", "on", "off"))
     args = parser.parse_args()
     imported = time.perf_counter()
     spec = load(args.preset, args.sets)
@@ -42,10 +44,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
-        outcome = run_sweep(spec, Path(root), device=args.device, emit=emit, threads=args.threads)
+        outcome = run_sweep(spec, Path(root), RunOptions(compile=args.compile), device=args.device, emit=emit,
+                            threads=args.threads)
+        step = json.loads((outcome.run_dir / "run.json").read_text())["step"]
         end = time.perf_counter()
     print(json.dumps({
-        "preset": args.preset, "sets": args.sets, "device": args.device, "status": outcome.status,
+        "preset": args.preset, "sets": args.sets, "device": args.device, "status": outcome.status, "step": step,
         "import_s": round(imported - STARTED, 3),
         "first_progress_s": round(first[0][0] - start, 3) if first else None,
         "first_progress_step": first[0][1] if first else None,

@@ -32,7 +32,8 @@ def conditions(data: dict[str, Any]) -> str:
     load = f", load average {data['load_average'][0]:.1f} at the start" if data.get("load_average") else ""
     steps = sorted({s["steps"] for r in data["rungs"] for s in (r["engine"], r["reference"]) if s["status"] == "ok"})
     return (f"{data['device']} ({data['cpu']}, {data['cpu_count']} cores), torch {data['torch']}; {mode}: engine "
-            f"{data['engine_threads']}, reference {data['reference_threads']}; n={data['n_features']}, "
+            f"{data['engine_threads']}, reference {data['reference_threads']}; engine step "
+            f"{data.get('step_path', 'eager')}; n={data['n_features']}, "
             f"m={data['n_hidden']}, batch {data['batch_size']}, {steps[0] if steps else 0}-{steps[-1] if steps else 0}"
             f" timed steps per repeat, median of {data['repeats']} alternations; peak ({size}^2 float32 matmul) "
             f"{peaks}; {data['flops_per_instance_step'] / 1e6:.2f} MFLOP per instance-step{load}.")

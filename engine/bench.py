@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from engine import fused
 from engine.errors import SpecError
 from engine.models import Hyper
 from engine.plan import (
@@ -184,8 +185,9 @@ class EngineTrainer:
     """The engine on a spec's instances, planned as a run plans them on ``device``; :meth:`time` times the
     steady state, like :meth:`ReferenceTrainer.time`."""
 
-    def __init__(self, spec: Spec, device: torch.device):
+    def __init__(self, spec: Spec, device: torch.device, step_path: str = fused.EAGER):
         self.device = device
+        self.step_path = step_path
         self.chunks = engine_chunks(spec, device)
         self._by_steps: dict[int, list[Chunk]] = {}  # the chunks set to train k steps: copies made once
 
@@ -195,7 +197,7 @@ class EngineTrainer:
         chunks = self._by_steps.get(steps)
         if chunks is None:
             chunks = self._by_steps[steps] = [_with_steps(chunk, steps) for chunk in self.chunks]
-        return sum(train_chunk(chunk, self.device).train_time_s for chunk in chunks)
+        return sum(train_chunk(chunk, self.device, step_path=self.step_path).train_time_s for chunk in chunks)
 
     def time(self, warmup: int, steps: int) -> float:
         """Seconds for ``steps`` steps in the steady state: the training time of ``warmup + steps`` steps less
@@ -283,6 +285,8 @@ class LadderResult:
     load_average: list[float]  # 1, 5 and 15 minutes, when the ladder started: a busy machine measures low
     rungs: list[Rung]
     peak_rss_mb: float
+    step_path: str = fused.EAGER  # the engine's training step: compiled or eager (engine/fused.py)
+    step_note: str = ""  # why it is not compiled, when compiling was asked for or unavailable
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -339,7 +343,8 @@ def _choose_steps(seconds: float | None, done: int, steps: int | None) -> int:
 
 
 def run_rung(instances: int, n: int, m: int, batch: int, device: torch.device, threads: tuple[int, int],
-             repeats: int, peaks: dict[int, float], steps: int | None = None, warmup: int = 1) -> Rung:
+             repeats: int, peaks: dict[int, float], steps: int | None = None, warmup: int = 1,
+             step_path: str = fused.EAGER) -> Rung:
     """Both trainers at one instance count: a warm-up of each (which also sizes the timed step count, so
     a timing lasts about TARGET_S), then ``repeats`` alternations of engine and reference, the median kept.
     A side that runs out of memory (or, on CPU, would need more than free RAM) is reported as oom."""
@@ -347,7 +352,7 @@ def run_rung(instances: int, n: int, m: int, batch: int, device: torch.device, t
     flops = flops_per_instance_step(n, m, batch)
     engine = Side("ok", threads[0])
     reference = Side("ok", threads[1])
-    engine_trainer = EngineTrainer(spec, device)
+    engine_trainer = EngineTrainer(spec, device, step_path)
     engine.chunks = len(engine_trainer.chunks)
     need = reference_bytes(instances, n, batch)
     ref_trainer: ReferenceTrainer | None = None
@@ -441,19 +446,21 @@ def check_options(n_features: int, n_hidden: int, batch_size: int, device: str, 
 
 def ladder(counts: list[int] | tuple[int, ...] = DEFAULT_LADDER, n_features: int = 20, n_hidden: int = 5,
            batch_size: int = 1024, device: str = "auto", threads: int | None = None, defaults: bool = False,
-           repeats: int = 3, steps: int | None = None,
+           repeats: int = 3, steps: int | None = None, compile: str = "auto",
            on_rung: Callable[[Rung], None] = lambda rung: None) -> LadderResult:
     """Engine against reference at every instance count in ``counts``.
 
     By default both run at the engine's thread count (``threads``, else its automatic choice); with
     ``defaults`` each runs at its own default (the engine's automatic count, torch's default for the
     reference). ``steps`` fixes the timed steps per repeat (default: sized to TARGET_S per timing).
-    ``on_rung`` sees each rung as it finishes.
+    ``compile`` chooses the engine's step as for a run (auto: compiled where a compiler is present, the
+    ladder timing the steady state of a long sweep). ``on_rung`` sees each rung as it finishes.
     """
     dev = check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
     engine_threads = configure_threads(threads, dev)
     reference_threads = TORCH_DEFAULT_THREADS if defaults else engine_threads
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
+    step_path, step_note = fused.choose_path(compile, dev, True, fused.AUTO_MIN_INSTANCE_STEPS)
     peaks: dict[int, float] = {}
     for count in sorted({engine_threads, reference_threads}):
         torch.set_num_threads(count)
@@ -461,7 +468,7 @@ def ladder(counts: list[int] | tuple[int, ...] = DEFAULT_LADDER, n_features: int
     rungs = []
     for count in counts:
         rung = run_rung(count, n_features, n_hidden, batch_size, dev, (engine_threads, reference_threads),
-                        repeats, peaks, steps)
+                        repeats, peaks, steps, step_path=step_path)
         rungs.append(rung)
         on_rung(rung)
     torch.set_num_threads(engine_threads)
@@ -471,5 +478,5 @@ def ladder(counts: list[int] | tuple[int, ...] = DEFAULT_LADDER, n_features: int
         flops_per_instance_step=flops_per_instance_step(n_features, n_hidden, batch_size), peak_gflops=peaks,
         engine_threads=engine_threads, reference_threads=reference_threads, cpu=cpu_name(),
         cpu_count=usable_cores(),
-        load_average=load, rungs=rungs, peak_rss_mb=peak_rss_mb(),
+        load_average=load, rungs=rungs, peak_rss_mb=peak_rss_mb(), step_path=step_path, step_note=step_note or "",
     )

@@ -109,6 +109,10 @@ class RunOptions:
     max_memory: float | None = _option(
         "float", None, "memory budget per chunk", unit="GiB", low=0.0, low_open=True,
         automatic="a share of free memory (CPU: at most 4 GiB)", metavar="GIB")
+    compile: str = _option(
+        "choice", "auto", "the training step: on compiles it with torch.compile (inductor: C++ on CPU, Triton on "
+        "CUDA), off trains eagerly; auto compiles CPU sweeps of 2,000,000 instance-steps or more where the model has "
+        "a compiled step and a compiler is present", choices=("auto", "on", "off"), metavar="auto|on|off")
     checkpoint_every: float = _option(
         "float", 300.0, "time between checkpoints inside a chunk; resume continues from the last one",
         unit="seconds", low=0.0, low_open=True, metavar="SECONDS")

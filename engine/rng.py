@@ -55,6 +55,24 @@ def fmix32_(h: torch.Tensor, tmp: torch.Tensor) -> torch.Tensor:
     return h.bitwise_xor_(tmp)
 
 
+def mix32(h: torch.Tensor) -> torch.Tensor:
+    """:func:`fmix32_` without in-place work, for compiled graphs (the same bits)."""
+    h = h ^ ((h >> 16) & 0xFFFF)
+    h = h * _i32(_C1)
+    h = h ^ ((h >> 13) & 0x7FFFF)
+    h = h * _i32(_C2)
+    return h ^ ((h >> 16) & 0xFFFF)
+
+
+def uniform_bits(k1: torch.Tensor, k2: torch.Tensor, elements: torch.Tensor) -> torch.Tensor:
+    """The 24-bit integers behind :meth:`CounterRNG.uniform_`, without in-place work (for compiled graphs):
+    ``k1``, ``k2`` (rows,) are the keys of a (stream, step), ``elements`` the hashed element indices.
+    As int32, shape (rows, *elements.shape)."""
+    extra = (1,) * elements.dim()
+    h = mix32((elements ^ k1.view(-1, *extra)) + k2.view(-1, *extra))
+    return (h >> 8) & 0xFFFFFF
+
+
 def fmix32(h: torch.Tensor) -> torch.Tensor:
     """Out-of-place :func:`fmix32_` (small tensors: keys, tests)."""
     h = h.to(torch.int32).clone()
@@ -94,6 +112,14 @@ class CounterRNG:
         self._scratch: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self._bases: dict[int, torch.Tensor] = {}  # per stream, fixed for the whole run
         self._last_keys: tuple[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def keys(self, stream: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (instances,) int32 keys of one (stream, step), for :func:`uniform_bits`."""
+        return self._keys(stream, step)
+
+    def element_hash(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """The hashed element indices of a per-instance ``shape``, for :func:`uniform_bits` (kept, do not write)."""
+        return self._element_hash(shape)
 
     def _keys(self, stream: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         # A step's draws are often made block by block (see ``rows``): key once per (stream, step).

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from engine import adaptive as adapt
+from engine import fused
 from engine.errors import RunDataError, UserError
 from engine.events import (
     ChunkFinished,
@@ -78,16 +79,18 @@ def run_sweep(
         wanted = wanted_instances(spec, [])
         chunks = plan(spec, placement.device, options.max_memory_bytes, instances=wanted,
                       budget=placement.budget, slots=placement.slots)
+        step = fused.spec_path(options.compile, placement.device, spec)
         run = Run.create(root, spec, device=placement.description, chunks=len(chunks),
                          extra={"backend": executor.name, "seed_mode": spec.seed_mode, **executor.record(),
-                                "options": _recorded(options, executor), "instances": len(wanted)})
+                                "options": _recorded(options, executor), "instances": len(wanted),
+                                "step": step[0]})
         lock = RunLock(run.path).acquire()  # new, so free: a resume of it started now is refused
     except BaseException:
         executor.close()
         raise
     with lock:
         return _train(run, spec, chunks, [], executor, placement, emit, should_stop, options.checkpoint_every,
-                      max_memory=options.max_memory_bytes)
+                      max_memory=options.max_memory_bytes, step=step)
 
 
 def resume_sweep(
@@ -161,12 +164,16 @@ def _resume(run: Run, options: RunOptions, emit: EventSink, should_stop: Callabl
             if members and set(members) <= left.keys() and index not in resume_from:
                 head.append(Chunk(index, spec.model, tuple(left.pop(i) for i in members)))
         head.sort(key=lambda c: c.index)
+        # The step path the run recorded, whatever --compile says now: a chunk continued from its checkpoint
+        # on the other path would not end as an uninterrupted one.
+        step = fused.resumed_path(info.get("step"), placement.device)
         first = 1 + max([*stored, *(c.index for c in head)], default=-1)
         chunks = head + plan(spec, placement.device, options.max_memory_bytes, instances=list(left.values()),
                              first_index=first, budget=placement.budget, slots=placement.slots)
         run.update_info(status="running", ended=None, error="", chunks=len(stored) + len(chunks), pid=os.getpid(),
                         resumed=int(info.get("resumed", 0)) + 1, device=placement.description,
-                        backend=executor.name, **executor.record(), options=_recorded(options, executor))
+                        backend=executor.name, **executor.record(), options=_recorded(options, executor),
+                        step=step[0])
     except RunDataError as exc:  # a link or unreadable file met while recovering
         executor.close()
         raise UserError(f"{exc}: it cannot be resumed") from None
@@ -174,7 +181,7 @@ def _resume(run: Run, options: RunOptions, emit: EventSink, should_stop: Callabl
         executor.close()
         raise
     return _train(run, spec, chunks, rows, executor, placement, emit, should_stop, options.checkpoint_every,
-                  resume_from, options.max_memory_bytes)
+                  resume_from, options.max_memory_bytes, step)
 
 
 def wanted_instances(spec: Spec, rows: list[dict[str, Any]]) -> list[Instance]:
@@ -250,22 +257,25 @@ class _Tally:
 
 def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
            placement: Placement, emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 300.0,
-           resume_from: dict[int, Saved] | None = None, max_memory: int | None = None) -> Outcome:
-    """The loop over finished chunks shared by a new and a resumed run; ``rows`` holds results already stored."""
+           resume_from: dict[int, Saved] | None = None, max_memory: int | None = None,
+           step: tuple[str, str | None] = (fused.EAGER, None)) -> Outcome:
+    """The loop over finished chunks shared by a new and a resumed run; ``rows`` holds results already stored.
+    ``step`` is the run's step path and a notice about it (engine/fused.py)."""
     with RunLog(run.path) as log:  # events.jsonl and heartbeat.json: any process can follow the run
         return _train_logged(run, spec, chunks, rows, executor, placement, log.wrap(emit),
-                             log.stop_check(should_stop), checkpoint_every_s, resume_from, max_memory)
+                             log.stop_check(should_stop), checkpoint_every_s, resume_from, max_memory, step)
 
 
 def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
                   placement: Placement, emit: EventSink, should_stop: Callable[[], bool],
                   checkpoint_every_s: float, resume_from: dict[int, Saved] | None,
-                  max_memory: int | None = None) -> Outcome:
+                  max_memory: int | None = None, step: tuple[str, str | None] = (fused.EAGER, None)) -> Outcome:
     total = sum(c.steps * len(c) for c in chunks)
     planned = spec.n_instances if spec.adaptive is None else len(rows) + sum(len(c) for c in chunks)
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=placement.description,
                     instances=planned, chunks=len(chunks), instance_steps=total))
-    for note in placement.notes:
+    step_path, step_note = step
+    for note in (*placement.notes, *([step_note] if step_note else [])):
         emit(Notice(note))
     started = time.monotonic()
     tally = _Tally(emit, started)
@@ -276,7 +286,8 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
     def save(chunk: Chunk, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
         run.write_checkpoint(chunk.index, [i.index for i in chunk.instances], tensors, meta)
 
-    work = Work(emit=tally, should_stop=should_stop, checkpoint=save, checkpoint_every_s=checkpoint_every_s)
+    work = Work(emit=tally, should_stop=should_stop, checkpoint=save, checkpoint_every_s=checkpoint_every_s,
+                step_path=step_path)
     outstanding = len(chunks)  # chunks submitted and not yet stored
 
     def next_round() -> None:
@@ -320,6 +331,9 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
                             f"{halves[0].index} and {halves[1].index} of {len(halves[0])} and {len(halves[1])}"))
                 continue
             tally.finish(chunk)
+            if result.step_path != step_path:  # compiling failed (a Notice said so): a resume continues eagerly
+                step_path = work.step_path = result.step_path
+                run.update_info(step=step_path)
             run.write_chunk(spec, result, rows)
             run.clear_checkpoint(chunk.index)
             chunks_done += 1

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine.events import EventSink, Progress, ignore
+from engine import fused
+from engine.events import EventSink, Notice, Progress, ignore
 from engine.models import Hyper, get_model
 from engine.optim import BatchedOptimizer
 from engine.plan import Chunk
@@ -39,6 +40,7 @@ class ChunkResult:
     diverged: torch.Tensor  # (I,) bool: the loss stopped being finite; the instance was frozen
     snapshot_steps: list[int] = field(default_factory=list)  # 0 = the initial weights
     snapshots: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (I, S, ...) weights over training
+    step_path: str = fused.EAGER  # the training step that ran: compiled or eager (engine/fused.py)
 
 
 def curve_schedule(steps: int, points: int = CURVE_POINTS) -> list[int]:
@@ -88,6 +90,7 @@ def train_chunk(
     checkpoint: Callable[[dict[str, torch.Tensor], dict[str, int]], None] | None = None,
     checkpoint_every_s: float = 300.0,
     resume_from: Saved | None = None,
+    step_path: str = fused.EAGER,
 ) -> ChunkResult:
     """Train every instance in ``chunk`` for the chunk's step count.
 
@@ -96,7 +99,9 @@ def train_chunk(
     training state (weights, optimiser moments, curves so far) goes to
     ``checkpoint``; ``resume_from`` continues from such a state, with the same
     result as an uninterrupted chunk (the random streams are keyed by step, so
-    they need no saving).
+    they need no saving). ``step_path`` "compiled" trains with the model's compiled
+    step; should compiling fail, a Notice says so and the chunk trains eagerly
+    (the result's ``step_path`` says which ran).
     """
     started = time.monotonic()
     configs = [inst.config for inst in chunk.instances]
@@ -107,6 +112,10 @@ def train_chunk(
     trained = {k: w for k, w in weights.items() if k not in model.frozen}
     optimizer = BatchedOptimizer(hp.value("optimizer"), trained, hp.tensor("lr"), hp.tensor("weight_decay"))
     diverged = torch.zeros(len(chunk), dtype=torch.bool, device=device)
+    if step_path == fused.COMPILED and fused.unavailable_reason(device) is not None:
+        step_path = fused.EAGER  # compilation failed in an earlier chunk, which said so
+    if step_path == fused.COMPILED:
+        model.use_compiled_step()
 
     steps = chunk.steps
     record = curve_schedule(steps)
@@ -127,7 +136,13 @@ def train_chunk(
 
     for step in range(first_step, steps + 1):
         model.exact_loss = step in record_at  # the recorded losses must not depend on the chunking
-        loss, grads = model.loss_and_grads(weights, step)
+        try:
+            loss, grads = model.loss_and_grads(weights, step)
+        except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
+            emit(Notice(f"compiled step failed ({exc}): training eagerly"))
+            step_path = fused.EAGER
+            model.use_eager_step()
+            loss, grads = model.loss_and_grads(weights, step)
         # An instance whose loss is no longer finite is frozen at its last finite weights; the
         # others train on (instances never mix, so a NaN cannot spread) and no sync is needed.
         diverged |= ~torch.isfinite(loss)
@@ -185,4 +200,5 @@ def train_chunk(
         train_time_s=train_time,
         snapshot_steps=sorted(set(snap_steps)),
         snapshots={k: torch.stack(v, 1).cpu() for k, v in snaps.items()},
+        step_path=step_path,
     )

@@ -44,9 +44,9 @@ def make_spec(params: dict[str, Any] | None = None, sweep: dict[str, Any] | None
     return resolve(data, **overrides)
 
 
-def train_all(spec: Spec, max_memory: int | None = None) -> list[ChunkResult]:
-    """Train every chunk of ``spec`` on the CPU."""
-    return [train_chunk(chunk, CPU) for chunk in plan(spec, CPU, max_memory)]
+def train_all(spec: Spec, max_memory: int | None = None, step_path: str = "eager") -> list[ChunkResult]:
+    """Train every chunk of ``spec`` on the CPU, with the eager or the compiled step (engine/fused.py)."""
+    return [train_chunk(chunk, CPU, step_path=step_path) for chunk in plan(spec, CPU, max_memory)]
 
 
 def by_instance(results: list[ChunkResult]) -> dict[int, dict[str, Any]]:

@@ -218,14 +218,16 @@ def test_idle_cores_without_proc_stat_use_the_load_average(monkeypatch):
     assert engine.plan.idle_cores(sample_s=0.0) == pytest.approx(5.5)
 
 
-def test_results_do_not_depend_on_the_thread_count():
+@pytest.mark.parametrize("path", ["eager", "compiled"])
+def test_results_do_not_depend_on_the_thread_count(path: str):
     # The automatic thread count follows the machine, so a run's numbers must not: 1 and 2 threads give the same
     # bits (elementwise passes split by element, each matmul stays on one thread's reduction order).
     (chunk,) = bench.engine_chunks(bench_spec(40, 20, 5, 256, steps=5), torch.device("cpu"))
     results = []
     for threads in (1, 2):
         torch.set_num_threads(threads)
-        results.append(train_chunk(chunk, torch.device("cpu")))
+        results.append(train_chunk(chunk, torch.device("cpu"), step_path=path))
+    assert {r.step_path for r in results} == {path}
     for name in ("W", "b"):
         assert torch.equal(results[0].weights[name], results[1].weights[name])
     assert torch.equal(results[0].curves, results[1].curves)
@@ -318,6 +320,17 @@ def test_cuda_chunk_trains_like_the_cpu_and_alone_like_in_a_batch():
     torch.testing.assert_close(on_gpu.weights["W"], on_cpu.weights["W"], rtol=1e-3, atol=1e-4)
     torch.testing.assert_close(on_gpu.curves, on_cpu.curves, rtol=1e-3, atol=1e-5)
     alone = train_chunk(bench.Chunk(0, chunk.model, chunk.instances[2:3]), torch.device("cuda"))
+    torch.testing.assert_close(alone.weights["W"][0], on_gpu.weights["W"][2], rtol=1e-3, atol=1e-4)
+
+
+@CUDA
+def test_cuda_compiled_chunk_trains_like_the_cpu_and_alone_like_in_a_batch():
+    (chunk,) = bench.engine_chunks(bench_spec(6, 8, 3, 64, steps=20), torch.device("cpu"))
+    on_cpu = train_chunk(chunk, torch.device("cpu"), step_path="compiled")
+    on_gpu = train_chunk(chunk, torch.device("cuda"), step_path="compiled")
+    assert on_gpu.step_path == on_cpu.step_path == "compiled"
+    torch.testing.assert_close(on_gpu.weights["W"], on_cpu.weights["W"], rtol=1e-3, atol=1e-4)
+    alone = train_chunk(bench.Chunk(0, chunk.model, chunk.instances[2:3]), torch.device("cuda"), step_path="compiled")
     torch.testing.assert_close(alone.weights["W"][0], on_gpu.weights["W"][2], rtol=1e-3, atol=1e-4)
 
 

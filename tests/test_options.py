@@ -93,7 +93,7 @@ def test_the_readme_table_matches_the_declarations() -> None:
 
 
 @pytest.mark.parametrize("command, names", [("run", None), ("resume", None), ("tui", None),
-                                            ("bench", ["device", "threads"])])
+                                            ("bench", ["device", "threads", "compile"])])
 def test_the_commands_flags_come_from_the_declarations(command: str, names: list[str] | None) -> None:
     click_command = typer.main.get_command(cli_app).commands[command]  # type: ignore[attr-defined]
     declared = {p.name: p for p in click_command.params}

@@ -15,6 +15,7 @@ import torch
 
 from engine.errors import SpecError
 from engine.models import get_model
+from engine.options import RunOptions
 from engine.runner import resume_sweep, run_sweep
 from engine.store import Run, list_runs
 
@@ -194,24 +195,30 @@ def test_an_out_of_memory_chunk_is_halved_and_retried(tmp_path: Path, monkeypatc
     assert_same_results(whole.run_dir, split.run_dir)
 
 
-def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path):
+@pytest.mark.parametrize("compile", ["off", "on"])
+def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path, compile: str):
     spec = make_spec({**PARAMS, "steps": 4000, "snapshots": 3}, SWEEP)
-    whole = run_sweep(spec, tmp_path / "whole", device="cpu")
+    options = RunOptions(device="cpu", compile=compile)
+    whole = run_sweep(spec, tmp_path / "whole", options)
     ticks: list[int] = []
 
     def sink(event) -> None:
         if type(event).__name__ == "Progress":
             ticks.append(event.step)
 
-    cut = run_sweep(spec, tmp_path / "cut", device="cpu", emit=sink, checkpoint_every_s=1e-9,
+    cut = run_sweep(spec, tmp_path / "cut", options, emit=sink, checkpoint_every_s=1e-9,
                     should_stop=lambda: len(ticks) >= 3)
+    path = "compiled" if compile == "on" else "eager"
+    assert Run(cut.run_dir).info()["step"] == Run(whole.run_dir).info()["step"] == path
     assert cut.status == "interrupted" and len({*ticks}) >= 3 and ticks[-1] < 4000
     saved = Run(cut.run_dir).read_checkpoints()
     assert len(saved) == 1 and saved[0][3]["step"] == ticks[-2]  # the tick before the stop was saved
     resumed_steps: list[int] = []
-    done = resume_sweep(cut.run_dir, device="cpu",
+    # resume continues on the recorded path, whatever --compile says now
+    other = RunOptions(device="cpu", compile="off" if compile == "on" else "on")
+    done = resume_sweep(cut.run_dir, other,
                         emit=lambda e: resumed_steps.append(e.step) if type(e).__name__ == "Progress" else None)
-    assert done.status == "completed"
+    assert done.status == "completed" and Run(cut.run_dir).info()["step"] == path
     assert min(resumed_steps) > ticks[-2]  # it went on from the checkpoint, not from step 1
     assert_same_results(whole.run_dir, cut.run_dir)
     assert Run(cut.run_dir).read_checkpoints() == []

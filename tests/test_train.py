@@ -161,23 +161,25 @@ def assert_same_instance(a: dict, b: dict) -> None:
     assert torch.equal(a["curve"], b["curve"])
 
 
-def test_an_instance_trained_alone_equals_the_same_instance_inside_a_sweep():
+@pytest.mark.parametrize("path", ["eager", "compiled"])
+def test_an_instance_trained_alone_equals_the_same_instance_inside_a_sweep(path: str):
     point = {"feature_probability": 0.1, "dropout": 0.3, "lr": 3e-3, "n_hidden": 2}
-    alone = by_instance(train_all(make_spec({**TINY, **point, "seed": 1})))[0]
+    alone = by_instance(train_all(make_spec({**TINY, **point, "seed": 1}), step_path=path))[0]
 
     sweep = make_spec({**TINY, "seeds": 3}, {"feature_probability": [1.0, 0.1, 0.03], "dropout": [0.0, 0.3],
                                               "lr": [1e-3, 3e-3], "n_hidden": [3, 2]})
-    inside = by_instance(train_all(sweep))
+    inside = by_instance(train_all(sweep, step_path=path))
     (match,) = [k for k, r in inside.items()
                 if r["config"]["seed"] == 1 and all(r["config"][p] == v for p, v in point.items())]
     assert match not in (0, len(inside) - 1)  # somewhere in the middle of its batch
     assert_same_instance(alone, inside[match])
 
 
-def test_chunking_does_not_change_results():
+@pytest.mark.parametrize("path", ["eager", "compiled"])
+def test_chunking_does_not_change_results(path: str):
     spec = make_spec({**TINY, "seeds": 2}, {"feature_probability": [1.0, 0.1]})
-    together = by_instance(train_all(spec))
-    apart = by_instance(train_all(spec, max_memory=1))  # one instance per chunk
+    together = by_instance(train_all(spec, step_path=path))
+    apart = by_instance(train_all(spec, max_memory=1, step_path=path))  # one instance per chunk
     assert together.keys() == apart.keys() == set(range(4))
     for k in together:
         assert_same_instance(together[k], apart[k])

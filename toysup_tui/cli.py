@@ -395,7 +395,7 @@ def params(
 
 
 @app.command()
-@with_run_options("device", "threads")
+@with_run_options("device", "threads", "compile")
 def bench(
     instances: Annotated[str, typer.Option("--instances", help="The ladder: instance counts, comma-separated (30k "
                                            "= 30000)")] = "30,300,3000,30000",
@@ -418,14 +418,14 @@ def bench(
     from engine.options import RunOptions
 
     try:
-        options = RunOptions.from_dict(given or {})  # --device and --threads, checked as for run
+        options = RunOptions.from_dict(given or {})  # --device, --threads and --compile, checked as for run
         device, threads = options.device, options.threads
         counts = parse_ladder(instances)
         check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
         err.print(f"timing engine and reference at {', '.join(f'{c:,}' for c in counts)} instances (n={n_features}, "
                   f"m={n_hidden}, batch {batch_size}), {repeats} alternation(s) each...", soft_wrap=True)
         result = ladder(counts, n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps,
-                        on_rung=lambda rung: err.print(_rung_line(rung.to_dict()), soft_wrap=True))
+                        options.compile, on_rung=lambda rung: err.print(_rung_line(rung.to_dict()), soft_wrap=True))
     except SpecError as exc:
         raise fail(str(exc)) from None
     data = result.to_dict()
@@ -458,7 +458,8 @@ def _print_ladder(data: dict[str, Any]) -> None:
     out.print(f"device {data['device']} ({data['cpu']}, {data['cpu_count']} cores), torch {data['torch']}, "
               f"load average {data['load_average'][0] if data['load_average'] else '?'}")
     out.print(f"threads: engine {data['engine_threads']}, reference {data['reference_threads']} ("
-              + ("each at its default" if data["mode"] == "defaults" else "equal") + ")")
+              + ("each at its default" if data["mode"] == "defaults" else "equal") + f"); engine step: "
+              f"{data.get('step_path', 'eager')}" + (f" ({data['step_note']})" if data.get("step_note") else ""))
     out.print(f"peak: {size}^2 float32 matmul, {peaks}; the step is "
               f"{data['flops_per_instance_step'] / 1e6:.3f} MFLOP per instance-step")
     gpu = any(r["engine"]["peak_gpu_mb"] is not None for r in data["rungs"])

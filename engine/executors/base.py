@@ -47,6 +47,7 @@ class Work:
     should_stop: Callable[[], bool]
     checkpoint: Callable[[Chunk, dict[str, torch.Tensor], dict[str, int]], None] | None = None
     checkpoint_every_s: float = 300.0
+    step_path: str = "eager"  # the run's training step, compiled or eager (engine/fused.py)
 
 
 class Executor(ABC):
@@ -83,7 +84,8 @@ def run_chunk(chunk: Chunk, device: torch.device, work: Work, resume_from: Saved
                            worker=f"{socket.gethostname()}:{os.getpid()}"))
     checkpoint = None if work.checkpoint is None else partial(work.checkpoint, chunk)
     return train_chunk(chunk, device, work.emit, work.should_stop, checkpoint=checkpoint,
-                       checkpoint_every_s=work.checkpoint_every_s, resume_from=resume_from)
+                       checkpoint_every_s=work.checkpoint_every_s, resume_from=resume_from,
+                       step_path=work.step_path)
 
 
 def device_description(device: torch.device) -> str:

@@ -156,7 +156,8 @@ class RayExecutor(Executor):
         ray = self._ray
         while self.pending or self.queued:
             for chunk, saved in self.queued:
-                ref = self._task.remote(chunk, self._kind, self._threads, self._hub, saved, work.checkpoint_every_s)
+                ref = self._task.remote(chunk, self._kind, self._threads, self._hub, saved, work.checkpoint_every_s,
+                                         work.step_path)
                 self.pending[ref] = chunk
             self.queued.clear()
             ready, _ = ray.wait(list(self.pending), num_returns=len(self.pending), timeout=POLL_S,
@@ -264,7 +265,7 @@ class ProgressHub:
 
 
 def _train_task(chunk: Chunk, kind: str, threads: int, hub: Any, resume_from: Saved | None,
-                checkpoint_every_s: float) -> ChunkResult:
+                checkpoint_every_s: float, step_path: str = "eager") -> ChunkResult:
     """A worker's body: train the chunk on the device Ray gave this task (its GPU shows as cuda:0).
 
     Checkpoints go into the object store, their refs to the hub, and the driver writes them to the run folder.
@@ -278,7 +279,7 @@ def _train_task(chunk: Chunk, kind: str, threads: int, hub: Any, resume_from: Sa
         hub.save.remote(chunk.index, [ray.put((tensors, meta))])
 
     work = Work(emit=lambda event: hub.push.remote(event.to_json()), should_stop=lambda: False,
-                checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s)
+                checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s, step_path=step_path)
     try:
         return run_chunk(chunk, device, work, resume_from)
     finally:

@@ -70,6 +70,19 @@ class ToyModel(ModelKind):
         self.hp = hp
         self.rng = rng
 
+    @classmethod
+    def has_compiled_step(cls, config: dict[str, Any]) -> bool:
+        """Whether an instance with this config can train with a compiled step (engine/fused.py). The default
+        is no: the model trains on its eager path."""
+        return False
+
+    def use_compiled_step(self) -> None:
+        """Train with the compiled step from now on (only called when every config has one)."""
+        raise NotImplementedError(f"{self.kind} has no compiled step")
+
+    def use_eager_step(self) -> None:
+        """Back to the eager step (compilation failed). The default has nothing to undo."""
+
     def init_weights(self) -> dict[str, torch.Tensor]:
         """Initial trainable tensors, each with a leading instance dimension."""
         raise NotImplementedError

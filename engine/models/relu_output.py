@@ -11,15 +11,21 @@ in place of the ReLU, and an L1 penalty on the hidden layer.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from engine import fused
 from engine import metrics as M
 from engine.data import feature_probabilities, importance, sparse_uniform_
 from engine.models.base import Hyper, ToyModel
 from engine.models.kinds.relu_output import ReluOutputKind
+from engine.models.relu_output_compiled import UNIFORM_SCALE, block_step
 from engine.rng import DATA, DROPOUT, EVAL, INIT, PROBE, CounterRNG
 
 BLOCK_VALUES = 1 << 19  # numbers per (B, n) tensor in one CPU block: 2 MB, measured best of 2^16..2^21
+COMPILED_BLOCK_VALUES = 1 << 17  # the same for the compiled step, whose blocks all have one size (padded)
+COMPILED_BLOCK_VALUES_GPU = 1 << 24  # a GPU's compiled blocks: large, so a step is a few kernels (unmeasured)
 
 PROBE_SAMPLES = 1 << 16  # the fixed probe set of the linear-region count: 65,536 inputs ...
 PROBE_SEED = 0x5EED  # ... drawn from the instance's data distribution with this seed, not the instance's
@@ -74,6 +80,7 @@ class ReluOutput(ReluOutputKind, ToyModel):
         self.uses_hidden_l1 = any(c["hidden_l1"] > 0 for c in hp.configs)
         self.activation = ACTIVATIONS[hp.value("activation")] if self.relu else None
         self._x: torch.Tensor | None = None  # the autograd path's batch, made on first use
+        self.compiled = False  # see use_compiled_step
         # The hand-written backward covers ReLU or no output activation, with or without dropout
         # and a hidden ReLU; GELU/SiLU and the hidden-layer L1 fall back to autograd.
         self.analytic = self.activation in (None, torch.relu) and not self.uses_hidden_l1
@@ -103,6 +110,29 @@ class ReluOutput(ReluOutputKind, ToyModel):
             return [slice(0, count)]
         size = max(1, BLOCK_VALUES // (self.batch * self.n))
         return [slice(s, min(s + size, count)) for s in range(0, count, size)]
+
+    @classmethod
+    def has_compiled_step(cls, config: dict[str, Any]) -> bool:
+        """The compiled step covers the hand-written backward's cases with independent, uniform features."""
+        return (config.get("activation", "relu") == "relu" and config.get("hidden_l1", 0) == 0
+                and config.get("correlation", "none") == "none" and config.get("feature_dist", "uniform") == "uniform")
+
+    def use_compiled_step(self) -> None:
+        """Every block has COMPILED_BLOCK_VALUES / (B n) instances (at least one), the last one filled up with
+        copies of the chunk's last instance: one static shape, one compiled graph for every chunk size."""
+        if not self.analytic or self.correlation != "none" or self.feature_dist != "uniform":
+            raise ValueError("this chunk has no compiled step (GELU/SiLU, hidden_l1, correlated or non-uniform "
+                             "features)")
+        count = len(self.hp)
+        values = COMPILED_BLOCK_VALUES if self.hp.device.type == "cpu" else COMPILED_BLOCK_VALUES_GPU
+        size = max(1, values // (self.batch * self.n))
+        self._compiled_size = size
+        self._compiled_blocks = [slice(s, min(s + size, count)) for s in range(0, count, size)]
+        self._data_scale = (-1.0 / self.p) * UNIFORM_SCALE  # as sparse_uniform_ computes its multiplier
+        self.compiled = True
+
+    def use_eager_step(self) -> None:
+        self.compiled = False
 
     def init_weights(self) -> dict[str, torch.Tensor]:
         # Xavier-normal per instance: the fan is n + m, never the instance count.
@@ -153,9 +183,37 @@ class ReluOutput(ReluOutputKind, ToyModel):
         """
         if not self.analytic:
             return super().loss_and_grads(weights, step)
+        if self.compiled:
+            for rows in self._compiled_blocks:
+                self._compiled_block(weights, step, rows)
+            return self._loss, {"W": self._dWT.transpose(1, 2), "b": self._db}
         for rows in self._blocks:
             self._block_step(weights, step, rows)
         return self._loss, {"W": self._dWT.transpose(1, 2), "b": self._db}
+
+    def _compiled_block(self, weights: dict[str, torch.Tensor], step: int, rows: slice) -> None:
+        """One block through the compiled step (engine/models/relu_output_compiled.py)."""
+        real = rows.stop - rows.start
+        pick: slice | torch.Tensor
+        if real == self._compiled_size:
+            pick = rows
+        else:  # the last block: fill up with the chunk's last instance (results depend only on their own row)
+            pick = torch.arange(rows.start, rows.start + self._compiled_size, device=self.hp.device).clamp_(
+                max=rows.stop - 1)
+        k1, k2 = self.rng.keys(DATA, step)
+        elements = self.rng.element_hash((self.batch, self.n))
+        if self.uses_dropout:
+            d1, d2 = self.rng.keys(DROPOUT, step)
+            drop = (d1[pick], d2[pick], self.rng.element_hash((self.batch, self.m)))
+        else:  # not read by the graph
+            drop = (k1[pick], k2[pick], elements)
+        loss, dWT, db = fused.call(
+            block_step, weights["W"][pick], weights["b"][pick], k1[pick], k2[pick], elements,
+            self._data_scale[pick], self._importance2[pick], *drop, self.q[pick],
+            self.relu, self.hidden_relu, self.uses_dropout)
+        self._loss[rows] = loss[:real]
+        self._dWT[rows] = dWT[:real]
+        self._db[rows] = db[:real]
 
     def _block_step(self, weights: dict[str, torch.Tensor], step: int, rows: slice) -> None:
         """Loss and gradients of the instances in ``rows``, written into the step's outputs."""
