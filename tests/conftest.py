@@ -8,10 +8,12 @@ each other (measured: 30x slower). Subprocesses get ``OMP_NUM_THREADS=1`` too.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from rich.style import Style
 
 from helpers import TINY_PRESET, invoke
 
@@ -29,6 +31,18 @@ def full_colour_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     means 16 colours, where charts draw markers): a test that wants fewer colours sets them itself."""
     monkeypatch.setenv("COLORTERM", "truecolor")
     monkeypatch.delenv("NO_COLOR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def fresh_rich_styles() -> Iterator[None]:
+    """Rich keeps a Style's escape codes on the object whatever console first rendered it (Style._ansi), and
+    Style.parse and the style sums are lru-cached, so a test that renders at 16 colours would hand its codes to
+    a later truecolor one in the same worker. Dropping the caches after each test gives the next fresh Styles."""
+    yield
+    for name in dir(Style):
+        cached = getattr(Style, name, None)
+        if hasattr(cached, "cache_clear"):
+            cached.cache_clear()
 
 
 @pytest.fixture
