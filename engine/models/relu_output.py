@@ -275,11 +275,11 @@ class ReluOutput(ToyModel):
     def _compiled_block(self, weights: dict[str, torch.Tensor], step: int, rows: slice) -> None:
         """One block through the compiled step (engine/models/relu_output_compiled.py)."""
         real = rows.stop - rows.start
-        if real == self._compiled_size:
-            pick = rows
-        else:  # the last block: fill up with the chunk's last instance (results depend only on their own row)
+        pick: slice | torch.Tensor = rows
+        if real < self._compiled_size:  # the last block: filled up with the chunk's last instance (results
+            # depend only on their own row)
             pick = torch.arange(rows.start, rows.start + self._compiled_size, device=self.hp.device)
-            pick = pick.clamp_(max=rows.stop - 1)
+            pick.clamp_(max=rows.stop - 1)
         k1, k2 = self.rng.keys(DATA, step)
         elements = self.rng.element_hash((self.batch, self.n))
         if self.uses_dropout:
