@@ -26,6 +26,7 @@ from textual.widgets import DataTable, Input, Static
 from tui_helpers import (
     SIZE,
     make_app,
+    open_first_run,
     open_form,
     rendered,
     run_async,
@@ -276,11 +277,7 @@ async def test_open_existing_run_results_and_export(tui_dirs: tuple[Path, Path])
     run = make_fixture_run(tui_dirs[0])
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("b")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
-        screen = app.screen
+        screen = await open_first_run(pilot, app)
         assert len(screen.view) == 12
         # the chosen instance starts at the sparsest point's lowest-loss seed: the pentagon
         assert screen.instance == 8

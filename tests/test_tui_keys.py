@@ -9,7 +9,17 @@ from typing import Any
 
 from textual.command import CommandPalette
 from textual.widgets import Input
-from tui_helpers import SIZE, make_app, open_form, rendered, run_async, set_field, wait_for, wait_for_worker_exit
+from tui_helpers import (
+    SIZE,
+    make_app,
+    open_first_run,
+    open_form,
+    rendered,
+    run_async,
+    set_field,
+    wait_for,
+    wait_for_worker_exit,
+)
 
 from engine.models import get_model
 from engine.options import OPTIONS
@@ -137,11 +147,7 @@ async def test_escape_closes_the_filter_bar_then_the_results(tui_dirs: tuple[Pat
     run = make_fixture_run(tui_dirs[0])
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("b")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
-        screen = app.screen
+        screen = await open_first_run(pilot, app)
         box = screen.query_one("#results-filter", Input)
         for submit in (False, True):  # typing in the bar, or applied and back in the table
             await pilot.press("slash", *"p<0.5", *(["enter"] if submit else []))

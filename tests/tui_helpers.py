@@ -19,6 +19,8 @@ from engine.options import OPTION
 from toysup_tui.app import ToysupApp
 from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.presets import PresetsScreen
+from toysup_tui.screens.results import ResultsScreen
+from toysup_tui.screens.runs import RunsScreen
 
 SIZE = (80, 24)
 
@@ -89,3 +91,12 @@ def rendered(widget: Static, width: int = 200) -> str:
     console = Console(record=True, width=width, file=io.StringIO(), color_system=None)
     console.print(widget.content)
     return console.export_text()
+
+
+async def open_first_run(pilot: Any, app: ToysupApp) -> ResultsScreen:
+    """From the presets screen: the runs browser (b), then the results of the run under the cursor (enter)."""
+    await pilot.press("b")
+    await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+    return app.screen  # type: ignore[return-value]
