@@ -17,8 +17,10 @@ import torch
 from typer.testing import CliRunner, Result
 
 from engine import metrics as M
+from engine.models import Hyper, ToyModel, get_model
 from engine.models.relu_output import superposition_metrics
 from engine.plan import plan
+from engine.rng import CounterRNG
 from engine.spec import Spec, resolve
 from engine.store import Run, csv_text, result_columns
 from engine.train import ChunkResult, curve_schedule, train_chunk
@@ -250,3 +252,25 @@ def make_fixture_run(root: Path, run_id: str = FIXTURE_ID, nudge: Nudge = None) 
                     ended="2024-01-02T03:04:17+00:00", host="fixture", command="fixture", instances_done=len(rows),
                     chunks_done=1, instance_steps_done=12000, wall_time_s=12.0, instance_steps_per_s=1000.0)
     return run
+
+
+def model_for(kind: str, params: dict[str, Any], seeds: list[int]) -> ToyModel:
+    """A model of ``kind`` on the CPU for one instance per seed, its parameters resolved as a sweep file's."""
+    spec = resolve({"model": kind, "params": params})
+    configs = [{**spec.params, "seed": s} for s in seeds]
+    cpu = torch.device("cpu")
+    return get_model(kind)(Hyper(configs, cpu), CounterRNG(torch.tensor(seeds), cpu))
+
+
+def assert_step_matches_autograd(model: ToyModel) -> None:
+    """The model's own loss and gradients (a hand-written or compiled backward) equal autograd's on its loss, to
+    float32 round-off, at two steps, with biases spread so the ReLU mask has both sides."""
+    weights = model.init_weights()
+    weights["b"] = torch.linspace(-0.2, 0.1, weights["b"].numel()).view_as(weights["b"])
+    for step in (1, 2):
+        loss, grads = model.loss_and_grads(weights, step)
+        ref_loss, ref_grads = ToyModel.loss_and_grads(model, {k: w.clone() for k, w in weights.items()}, step)
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-7)
+        for name in ref_grads:
+            torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-4, atol=1e-7)
+        assert any(g.abs().sum() > 0 for g in grads.values())

@@ -17,23 +17,16 @@ from engine import fused
 from engine.data import sparse_uniform_
 from engine.errors import SpecError
 from engine.events import Notice
-from engine.models import Hyper, ToyModel, get_model
 from engine.models.relu_output_compiled import UNIFORM_SCALE, sparse_data
 from engine.options import RunOptions
 from engine.rng import DATA, CounterRNG
 from engine.runner import run_sweep
-from engine.spec import resolve
 
-from helpers import assert_same_results, invoke, make_spec, train_all
+from helpers import assert_same_results, assert_step_matches_autograd, invoke, make_spec, model_for, train_all
 
 CPU = torch.device("cpu")
 TINY = {"n_features": 5, "n_hidden": 2, "steps": 60, "batch_size": 64, "eval_batch_size": 256}
 
-
-def model_for(kind: str, params: dict, seeds: list[int]) -> ToyModel:
-    spec = resolve({"model": kind, "params": params})
-    configs = [{**spec.params, "seed": s} for s in seeds]
-    return get_model(kind)(Hyper(configs, CPU), CounterRNG(torch.tensor(seeds), CPU))
 
 
 @pytest.fixture
@@ -61,14 +54,7 @@ def test_compiled_gradients_match_autograd(kind: str, extra: dict):
               "feature_probability": 0.3, **extra}
     model = model_for(kind, params, [3, 4, 5])
     model.use_compiled_step()
-    weights = model.init_weights()
-    weights["b"] = torch.linspace(-0.2, 0.1, weights["b"].numel()).view_as(weights["b"])  # exercise the ReLU mask
-    for step in (1, 2):
-        loss, grads = model.loss_and_grads(weights, step)
-        ref_loss, ref_grads = ToyModel.loss_and_grads(model, {k: w.clone() for k, w in weights.items()}, step)
-        torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-7)
-        for name in ref_grads:
-            torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-4, atol=1e-7)
+    assert_step_matches_autograd(model)
 
 
 def test_which_models_have_a_compiled_step():

@@ -5,16 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.models import Hyper, ToyModel, get_model
-from engine.rng import CounterRNG
-from engine.spec import resolve
-
-
-def model_for(kind: str, params: dict, seeds: list[int]) -> ToyModel:
-    spec = resolve({"model": kind, "params": params})
-    configs = [{**spec.params, "seed": s} for s in seeds]
-    return get_model(kind)(Hyper(configs, torch.device("cpu")), CounterRNG(torch.tensor(seeds), "cpu"))
-
+from helpers import assert_step_matches_autograd, model_for
 
 CASES = [
     ("relu_output", {}),
@@ -33,15 +24,7 @@ def test_analytic_gradients_match_autograd(kind: str, extra: dict):
               "feature_probability": 0.3, **extra}
     model = model_for(kind, params, [3, 4, 5])
     assert model.analytic, "these configurations take the hand-written path"
-    weights = model.init_weights()
-    weights["b"] = torch.linspace(-0.2, 0.1, weights["b"].numel()).view_as(weights["b"])  # exercise the ReLU mask
-    for step in (1, 2):
-        loss, grads = model.loss_and_grads(weights, step)
-        ref_loss, ref_grads = ToyModel.loss_and_grads(model, {k: w.clone() for k, w in weights.items()}, step)
-        torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-7)
-        for name in ref_grads:
-            torch.testing.assert_close(grads[name], ref_grads[name], rtol=1e-4, atol=1e-7)
-        assert any(g.abs().sum() > 0 for g in grads.values())
+    assert_step_matches_autograd(model)
 
 
 def test_gelu_and_hidden_l1_fall_back_to_autograd():
