@@ -76,10 +76,18 @@ def _median_cell(rates: list[float | None], limit_s: float) -> str:
     return f"timed out ({limit_s:.0f} s)" if middle is None else f"{middle:,.0f}"
 
 
-def run_prioritised(script: str, argv: list[str]) -> None:
-    """Rerun this script in a session of its own whose autogroup has nice -20 (Linux, root), so that the
-    other processes of a shared machine yield to it: the nearest thing to an idle box. With autogroup
-    scheduling a process's own nice value only ranks it within its session, hence the session."""
+def add_prioritised_flag(parser: argparse.ArgumentParser) -> None:
+    """--prioritised, which a script's main() answers with :func:`run_prioritised`."""
+    parser.add_argument("--prioritised", action="store_true",
+                        help="run at the top priority in a session of its own (Linux, root): others yield, as if idle")
+
+
+def run_prioritised(script: str) -> None:
+    """Rerun ``script`` with this process's arguments less --prioritised, in a session of its own whose autogroup
+    has nice -20 (Linux, root), so that the other processes of a shared machine yield to it: the nearest thing
+    to an idle box. With autogroup scheduling a process's own nice value only ranks it within its session,
+    hence the session."""
+    argv = [a for a in sys.argv[1:] if a != "--prioritised"]
     code = ("import os, runpy, sys; open('/proc/self/autogroup', 'w').write('-20'); "
             f"sys.argv = {[script, *argv]!r}; sys.path.insert(0, os.path.dirname(sys.argv[0])); "
             "runpy.run_path(sys.argv[0], run_name='__main__')")
@@ -94,11 +102,10 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=120.0, help="seconds one configuration may take")
     parser.add_argument("--json", type=Path, help="also write the raw samples to this file")
     parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--prioritised", action="store_true",
-                        help="run at the top priority in a session of its own (Linux, root): others yield, as if idle")
+    add_prioritised_flag(parser)
     args = parser.parse_args()
     if args.prioritised:
-        run_prioritised(__file__, [a for a in sys.argv[1:] if a != "--prioritised"])
+        run_prioritised(__file__)
         return
     counts = [int(c) for c in args.instances.split(",")]
     if args.child:

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from threads import run_prioritised
+from threads import add_prioritised_flag, run_prioritised
 
 from engine.spec import load
 
@@ -85,11 +85,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0, help="measurement per setting")
     parser.add_argument("--preset", default="tms-sparsity", help="what the worker trains (a single chunk is best)")
-    parser.add_argument("--prioritised", action="store_true",
-                        help="run at the top priority in a session of its own (Linux, root): others yield, as if idle")
+    add_prioritised_flag(parser)
     args = parser.parse_args()
     if args.prioritised:
-        run_prioritised(__file__, [a for a in sys.argv[1:] if a != "--prioritised"])
+        run_prioritised(__file__)
         return
     spec_toml = load(args.preset, ["steps=1000000"]).to_toml()
     print(f"interface lag while the worker trains {args.preset}; load average {os.getloadavg()[0]:.1f}")
