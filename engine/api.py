@@ -10,7 +10,10 @@
     W = run.weights(0)["W"]                        # instance 0's final weights, a torch.Tensor
 
 Tables are pandas DataFrames when pandas is installed (``pip install 'toysup[notebook]'``)
-and lists of dicts otherwise; ``as_records=True`` asks for the lists either way. A row's
+and lists of dicts otherwise; ``as_records=True`` asks for the lists either way. An empty
+numeric cell (a neuron count where the basis is not privileged, a diverged instance's
+metrics) is ``float("nan")`` in both, so numeric columns stay numeric (float64 in pandas)
+and ``groupby(...).median()`` skips it; text columns stay text. A row's
 ``point`` indexes :meth:`Run.points`, whose parameter values are exact (from the run's
 config.toml); group by it rather than by the swept columns, which results.csv holds to
 9 significant digits. Runs are found as the command line finds them: ``runs_dir``, else
@@ -20,12 +23,13 @@ $TOYSUP_RUNS_DIR, else ./runs. This module imports no terminal library.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine import store
 from engine.errors import UserError
+from engine.models import get_kind
 from engine.results import Results
 from engine.spec import Spec, read_preset, resolve
 
@@ -42,7 +46,31 @@ def has_pandas() -> bool:
     return importlib.util.find_spec("pandas") is not None
 
 
-def _table(records: Records, columns: Sequence[str], as_records: bool) -> Any:
+NAN = float("nan")
+
+
+def _text_columns(spec: Spec) -> set[str]:
+    """The declared text parameters (choices and strings) of the spec's model: they stay text even
+    where every cell of theirs is empty."""
+    return {p.name for p in get_kind(spec.model).param_table().values() if p.kind in ("choice", "str")}
+
+
+def _empty_as_nan(records: Records, columns: Sequence[str], text: set[str]) -> Records:
+    """The records with each empty cell of a numeric column as NaN.
+
+    The run's CSV files leave a cell empty where a metric has no value; read back, that is ''.
+    A column is numeric unless it is declared text or holds a non-empty string: a column every
+    cell of which is empty (a neuron count in a run with no privileged basis) is numeric too."""
+    numeric = [c for c in columns if c not in text and all(
+        not isinstance(r.get(c), str) or r.get(c) == "" for r in records)]
+    empty = [c for c in numeric if any(r.get(c) == "" for r in records)]
+    if not empty:
+        return records
+    return [{**r, **{c: NAN for c in empty if r.get(c) == ""}} for r in records]
+
+
+def _table(records: Records, columns: Sequence[str], as_records: bool, text: Collection[str] = ()) -> Any:
+    records = _empty_as_nan(records, columns, set(text))
     if as_records or not has_pandas():
         return records
     import pandas  # type: ignore[import-untyped,unused-ignore]
@@ -90,7 +118,7 @@ class Run:
     def results(self, as_records: bool = False) -> Any:
         """results.csv: one row per finished instance (instance, seed, point, swept parameters, metrics)."""
         data = self._data()
-        return _table(data.rows, data.columns, as_records)
+        return _table(data.rows, data.columns, as_records, _text_columns(data.spec))
 
     def curves(self, as_records: bool = False) -> Any:
         """curves.csv with each row's sweep point: instance, point, step, loss (and the model's curve columns)."""
@@ -105,7 +133,8 @@ class Run:
         spec = self.spec
         records = [{"instance": r["instance"], "point": spec.point_of(r["instance"]),
                     **{k: v for k, v in r.items() if k != "instance"}} for r in rows]
-        return _table(records, ["instance", "point", *[c for c in columns if c != "instance"]], as_records)
+        return _table(records, ["instance", "point", *[c for c in columns if c != "instance"]], as_records,
+                      _text_columns(spec))
 
     def points(self, as_records: bool = False) -> Any:
         """One row per sweep point: point, its exact parameter values, a label, and how many of its
@@ -114,12 +143,13 @@ class Run:
         names = [a.name for a in data.axes]
         records = [{"point": p.index, **p.values, "label": p.label(), "seeds": len(p.instances),
                     "finished": len(data.members(p))} for p in data.points]
-        return _table(records, ["point", *names, "label", "seeds", "finished"], as_records)
+        return _table(records, ["point", *names, "label", "seeds", "finished"], as_records,
+                      _text_columns(data.spec) | {"label"})
 
     def members(self, point: int, as_records: bool = False) -> Any:
         """The results rows of one sweep point, by seed."""
         data = self._data()
-        return _table(data.members(point), data.columns, as_records)
+        return _table(data.members(point), data.columns, as_records, _text_columns(data.spec))
 
     def weights(self, instance: int) -> dict[str, torch.Tensor]:
         """One instance's final weights (and, with snapshots=N, ``<name>.snapshots`` and ``snapshot_steps``)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import re
 import subprocess
 import sys
@@ -61,7 +62,7 @@ def test_tables_are_dataframes_or_records_with_the_same_rows(runs: Path):
     frame = run.results()
     assert isinstance(records, list) and isinstance(frame, pandas.DataFrame)
     assert list(frame.columns)[:4] == ["instance", "seed", "point", "feature_probability"]
-    assert frame.to_dict("records") == records
+    assert nan_as_none(frame.to_dict("records")) == nan_as_none(records)
     assert [r["point"] for r in records] == [0, 0, 1, 1]
     curves = run.curves()
     assert list(curves.columns)[:4] == ["instance", "point", "step", "loss"]
@@ -70,11 +71,47 @@ def test_tables_are_dataframes_or_records_with_the_same_rows(runs: Path):
     assert features[0]["point"] == 0 and len(features) == 4 * 5
 
 
+def nan_as_none(records: list[dict]) -> list[dict]:
+    """Records with NaN as None, so two tables with the same empty cells compare equal (NaN != NaN)."""
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()} for r in records]
+
+
 def test_without_pandas_every_table_is_records(runs: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(api, "has_pandas", lambda: False)
     run = toysup.open_run("latest", runs_dir=runs)
     for table in (run.results(), run.curves(), run.features(), run.points(), run.members(0)):
         assert isinstance(table, list) and isinstance(table[0], dict)
+        assert not any(v == "" for row in table for v in row.values())  # empty cells are NaN, never ''
+    empty = [row["polysemantic_neurons"] for row in run.results()]  # relu_output without dropout: no basis
+    assert all(isinstance(v, float) and math.isnan(v) for v in empty)
+
+
+def test_the_readme_groupby_works_on_every_numeric_column(runs: Path):
+    """relu_output without dropout leaves its neuron columns empty: they come back as NaN, so every
+    numeric column keeps a numeric dtype and the README's ``groupby("point")[...].median()`` runs."""
+    run = toysup.open_run("latest", runs_dir=runs)
+    for df in (run.results(), run.members(0), run.curves(), run.features()):
+        for column in df.columns:
+            assert pandas.api.types.is_numeric_dtype(df[column]) or pandas.api.types.is_bool_dtype(df[column]), \
+                (column, df[column].dtype)
+            if pandas.api.types.is_bool_dtype(df[column]):
+                continue
+            medians = df.groupby("point")[column].median()
+            assert list(medians.index) == sorted(set(df["point"])) and medians.dtype.kind == "f", column
+    df = run.results()
+    assert df["polysemantic_neurons"].isna().all() and df["monosemantic_neurons"].isna().all()
+    assert df["loss"].notna().all() and df.groupby("point").median().shape[0] == 2  # every column at once
+
+
+def test_text_columns_stay_text_beside_nan(tmp_path: Path):
+    run = toysup.run_sweep({"name": "optimisers", "model": "relu_output", "params": {**TINY, "steps": 10}},
+                           sweep={"optimizer": ["adam", "sgd"]}, seeds=1, runs_dir=tmp_path, device="cpu")
+    df = run.results()
+    assert list(df["optimizer"]) == ["adam", "sgd"] and pandas.api.types.is_string_dtype(df["optimizer"])
+    assert df["polysemantic_neurons"].dtype == "float64" and df["polysemantic_neurons"].isna().all()
+    assert [r["optimizer"] for r in run.results(as_records=True)] == ["adam", "sgd"]
+    points = run.points()
+    assert points["label"].tolist() == ["optimizer=adam", "optimizer=sgd"] and points["seeds"].dtype == "int64"
 
 
 def test_points_carry_exact_values_and_their_members(runs: Path):
