@@ -33,6 +33,7 @@ from toysup_tui.render.tables import (
     is_number,
     orientation_table,
     plural,
+    rate_law_lines,
     rate_table,
     recovery_table,
     summary_metrics,
@@ -282,10 +283,13 @@ def _orientation_section(console: Console, results: Results, layout: Layout) -> 
 
 def _rate_section(console: Console, results: Results, layout: Layout) -> None:
     """The incidental model's L1 runs: the fitted sparsification rate against the paper's, and its curve."""
-    points = sparsification.rate_points(results)
+    law = sparsification.rate_law(results)
+    points = law.points
     if not points:
         return
-    console.print(rate_table(points))
+    console.print(rate_table(points, law.references))
+    for line in rate_law_lines(law):
+        console.print(f"[dim]{escape(line)}[/]")
     shown = points[:len(charts.PALETTE)]
     chart = _chart(charts.draw_rate_fit, shown, width=layout.width, height=layout.chart_height + 4,
                    color=layout.color, colours=layout.colours)

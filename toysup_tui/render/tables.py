@@ -20,7 +20,7 @@ from engine.store import Run
 
 if TYPE_CHECKING:
     from engine.analysis.orientation import OrientationStats
-    from engine.analysis.sparsification import PointRate
+    from engine.analysis.sparsification import Estimate, Exponent, PointRate, RateLaw
 
 STATUS_STYLE = {"completed": "green", "running": "yellow", "interrupted": "magenta", "failed": "red",
                 "damaged": "bold red", "killed": "red"}
@@ -299,22 +299,68 @@ def recovery_table(results: Results) -> Table | None:
     return table
 
 
-def rate_table(points: Sequence[PointRate]) -> Table:
-    """The incidental model's L1 sparsification rate per sweep point: fitted (the slope of
-    1/||W_i||_1 per step, median over seeds) next to the paper's l1 * lr (SGD only)."""
-    table = Table(title="L1 sparsification rate: slope of mean 1/||W_i||_1 per step, fitted where the curve is "
-                  "25-75% of the way to 1", title_justify="left",
-                  caption="predicted: l1 x lr (the paper's gradient flow; none under Adam). R² of the paper's "
-                  "linear law, and of an exponential decay of ||W_i||_1 - 1 on the same points",
+def rate_table(points: Sequence[PointRate], references: dict[tuple[int, float], Any] | None = None) -> Table:
+    """The incidental model's L1 sparsification per sweep point, as the paper's law
+    1/||W_i||_1 = a/sqrt(m) + c l1 t states it: the fitted rate per step, and under plain SGD (t = lr x
+    step) the constants c and a (mean ± standard error over seeds), the authors' own simulation's c at
+    the same m, l1 and window (``references``), and the R² of the line against an exponential."""
+    table = Table(title="L1 sparsification: 1/||W_i||_1 = a/√m + c·l1·t (t = lr × step), fitted where the "
+                  "mean curve is 25-75% of the way to 1", title_justify="left",
+                  caption="c, a: mean ± s.e. over seeds (plain SGD only; Adam has no such law). authors' c: their "
+                  "one-feature simulation at the same m and l1, fitted in the same window. The paper's law is "
+                  "Θ(·): c is of order 1, not 1. start: √m/||W_i||_1 at step 0. R²: the line, and an exponential "
+                  "decay of ||W_i||_1 - 1 on the same points",
                   caption_justify="left")
-    for name in ("point", "fitted", "predicted", "fitted/pred", "R² linear", "R² exp", "seeds"):
+    for name in ("point", "rate/step", "c", "authors' c", "a", "start", "R² line/exp", "seeds"):
         first = name == "point"
         table.add_column(name, justify="left" if first else "right", style="cyan" if first else None)
     for p in points:
-        ratio = f"{p.fitted / p.predicted:.2f}" if p.fitted is not None and p.predicted else "—"
-        table.add_row(p.label, _num(p.fitted), _num(p.predicted), ratio, _num(p.r2_linear, 3),
-                      _num(p.r2_exponential, 3), f"{p.fitted_seeds}/{p.seeds}")
+        reference = (references or {}).get((p.m, p.l1))
+        r2 = f"{_num(p.r2_linear, 3)}/{_num(p.r2_exponential, 3)}"
+        table.add_row(p.label, _num(p.fitted), _estimate(p.constant), _estimate(reference[0] if reference else None),
+                      _estimate(p.offset), _estimate(p.start), r2, f"{p.fitted_seeds}/{p.seeds}")
     return table
+
+
+def rate_law_lines(law: RateLaw) -> list[str]:
+    """The law tested across the run's points, one plain sentence each: the exponent of the rate in l1,
+    of the start and of the fitted line's intercept in m, and c, each beside the authors' simulation's
+    value at the same points (the law is a Theta(.): its constants are of order 1, not 1)."""
+    lines = []
+
+    def beside(value: Exponent | None) -> str:
+        return "" if value is None else f"; the authors' simulation: {value.value:.2f}"
+
+    if law.l1_exponent is not None:
+        lines.append(f"rate ∝ l1^{_exponent(law.l1_exponent)}{beside(law.reference_l1_exponent)}; "
+                     "the law: 1 (proportional)")
+        if len(law.l1_exponent_by_m) > 1:
+            lines.append("  at each m: " + "; ".join(f"m={m}: {e.value:.2f} ({e.ci95()[0]:.2f} to {e.ci95()[1]:.2f})"
+                                                   for m, e in law.l1_exponent_by_m.items()))
+    if law.start_exponent is not None:
+        lines.append(f"start 1/||W_i||_1 ∝ m^{_exponent(law.start_exponent)}; the law's offset 1/√m: -0.5")
+    if law.intercept_exponent is not None:
+        lines.append(f"fitted line's intercept ∝ m^{_exponent(law.intercept_exponent)}"
+                     f"{beside(law.reference_intercept_exponent)}; -0.5 only if the curve were straight from its start")
+    references = [r[0].mean for r in law.references.values() if r is not None]
+    if law.constant is not None:
+        line = f"c = {_estimate(law.constant)} (mean over points, s.e. over seeds)"
+        if references:
+            low, high = min(references), max(references)
+            line += f"; the authors' simulation at the same m, l1 and window: {low:.2f}-{high:.2f}"
+        lines.append(line)
+    return lines
+
+
+def _estimate(value: Estimate | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value.mean:.2f}" if value.n < 2 else f"{value.mean:.2f} ± {value.se:.2f}"
+
+
+def _exponent(value: Exponent) -> str:
+    low, high = value.ci95()
+    return f"{value.value:.2f} (95% CI {low:.2f} to {high:.2f})"
 
 
 def _num(value: float | None, digits: int = 2) -> str:
