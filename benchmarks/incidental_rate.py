@@ -1,5 +1,5 @@
 """The authors' one-feature simulation of L1 sparsification (Lecomte et al. 2023), fitted in toysup's window:
-`python benchmarks/incidental_rate.py [--m 32 1000 100000] [--lamb 1e-5] [--features 16] [--seeds 2]`.
+`python benchmarks/incidental_rate.py [--m 32 1000 100000] [--lamb 1e-5] [--features 16] [--seeds 2] [--no-single]`.
 
 Prints, per m, the constants of the law 1/||w(t)||_1 = a/sqrt(m) + c lamb t as toysup's report fits
 them (engine/analysis/sparsification.py: a line where the curve is 25-75% of the way from its start to 1):
@@ -33,6 +33,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=16)
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--init-std", type=float, default=AUTHORS_INIT_STD)
+    parser.add_argument("--no-single", action="store_true", help="skip the features one by one (the slow part)")
     args = parser.parse_args()
     print(f"lamb {args.lamb:g}, init std {args.init_std:g}/sqrt(m), {args.features} features x {args.seeds} seeds")
     print("m | c (mean curve) | a (mean curve) | c (one feature) | R^2 | seconds")
@@ -47,7 +48,7 @@ def main() -> None:
                 mean_c.append(fit.rate / args.lamb)
                 mean_a.append(fit.intercept * math.sqrt(m))
                 r2.append(fit.r2)
-            for feature in range(args.features):
+            for feature in range(0 if args.no_single else args.features):
                 one = simulate_inverse_l1(m, args.lamb, 1, 1000 * (seed + 1) + feature, init_std=args.init_std,
                                           stop=stop) if args.features > 1 else (times, values)
                 single = fit_linear_rate(*one)

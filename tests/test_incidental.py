@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from engine import store
 from engine.errors import SpecError
 from engine.metrics import polysemantic_neurons
 from engine.models import Hyper, get_model
@@ -316,17 +317,33 @@ def test_noise_kurtosis_not_noise_as_such_decides_the_sparsification() -> None:
     assert mean[1.0] > 0.45 > 0.25 > mean[3.0] > mean[6.0], sparsity
 
 
-def test_sgd_sparsification_rate_is_fitted_near_the_papers_l1_times_lr() -> None:
-    """The fitted slope of mean 1/||W_i||_1 under plain SGD, against the paper's l1 * lr: measured at
-    0.5-0.7 of it (incidental-rate), so the test asks for the right order of magnitude at two l1."""
-    from engine.analysis.sparsification import fit_linear_rate
+def test_sparsification_rate_is_proportional_to_l1_and_time_is_lr_times_steps(tmp_path: Path) -> None:
+    """The incidental-rate preset, small: the paper's law through the runner and the report. The rate per
+    unit time (slope / lr) is c * l1 with c the same at both l1 and both lr (a rate per step would double
+    with lr), of order 1 like the authors' one-feature simulation's at the same m and l1, not 1; the curve
+    starts at 1.25 / sqrt(m) (the Gaussian init: sqrt(pi/2) / sqrt(m))."""
+    from engine.analysis.sparsification import rate_law
+    from engine.results import Results
 
-    spec = make_spec({"n_features": 8, "n_hidden": 16, "optimizer": "sgd", "lr": 0.02, "steps": 3000},
-                     {"l1": [0.03, 0.1]}, model="incidental")
-    rates = {}
-    for result in train_all(spec):
-        for i, inst in enumerate(result.chunk.instances):
-            fit = fit_linear_rate(result.curve_steps, result.curve_extra["inverse_feature_l1"][i].tolist())
-            assert fit is not None
-            rates[inst.config["l1"]] = fit.rate / (inst.config["l1"] * 0.02)
-    assert 0.25 < rates[0.03] < 1.5 and 0.25 < rates[0.1] < 1.5, rates
+    from helpers import invoke
+
+    spec = load("incidental-rate", sets=["n_features=8", "steps=3000"],
+                sweeps=["l1=0.03,0.1", "n_hidden=16,64", "lr=0.01,0.02"], seeds=2)
+    outcome = run_sweep(spec, tmp_path, device="cpu")
+    assert outcome.status == "completed", outcome.error
+    law = rate_law(Results.open(store.Run(outcome.run_dir)))
+    assert len(law.points) == 8 and all(p.fitted_seeds == 2 for p in law.points)
+    c = {(p.m, p.l1, p.lr): p.constant.mean for p in law.points if p.constant is not None}
+    assert all(0.35 < v < 0.8 for v in c.values()), c
+    for m in (16, 64):
+        for l1 in (0.03, 0.1):
+            assert c[m, l1, 0.02] == pytest.approx(c[m, l1, 0.01], rel=0.25), c  # per unit time (per step: 2x)
+            authors = law.references[m, l1]
+            assert authors is not None and abs(authors[0].mean - c[m, l1, 0.01]) < 0.2, (authors, c)
+    assert law.l1_exponent is not None and 0.9 < law.l1_exponent.value < 1.1, law.l1_exponent
+    assert law.start_exponent is not None and abs(law.start_exponent.value + 0.5) < 0.03, law.start_exponent
+    assert all(p.start is not None and p.start.mean == pytest.approx(1.25, abs=0.1) for p in law.points)
+    shown = invoke("report", outcome.run_dir.name, "--runs-dir", tmp_path, env={"COLUMNS": "160"})
+    assert shown.exit_code == 0, shown.stderr
+    for fragment in ("authors' c", "rate ∝ l1^", "start 1/||W_i||_1 ∝ m^", "the authors' simulation at the same m"):
+        assert fragment in shown.stdout, fragment

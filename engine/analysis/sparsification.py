@@ -220,8 +220,8 @@ AUTHORS_M, AUTHORS_LAMBDA = 100_000, 1e-5  # their figure's setting
 
 
 def simulate_inverse_l1(m: int, lamb: float, features: int = 1, seed: int = 0, step: float = AUTHORS_STEP,
-                        init_std: float = AUTHORS_INIT_STD, stop: float | None = None, points: int = 4000
-                        ) -> tuple[list[float], list[float]]:
+                        init_std: float = AUTHORS_INIT_STD, stop: float | None = None, points: int = 4000,
+                        max_time: float | None = None) -> tuple[list[float], list[float]]:
     """The authors' one-feature gradient flow (their models/simulation.py), for ``features`` features at
     once: times and the mean over features of 1 / ||w||_1, about ``points`` of them.
 
@@ -230,14 +230,16 @@ def simulate_inverse_l1(m: int, lamb: float, features: int = 1, seed: int = 0, s
     which is the same: the step takes it below 0 and the clamp back). That is the loss
     (||w||^2 - 1)^2 / 4 + lamb ||w||_1 of one feature alone: our per-feature loss over 4, so our l1 and
     time map to lamb = l1 / 4 and t / 4 (the rate c is the same in both). Ends when every feature has
-    one weight left, or when the mean passes ``stop``. Seeded by numpy's default generator. The
+    one weight left, when the mean passes ``stop``, or at ``max_time`` (by default 10 / lamb, or 100
+    without L1, where no weight ever dies). Seeded by numpy's default generator. The
     weights' order never changes (one shared drift), so the dead weights are always the last columns
     and are cut off as they die."""
     rng = np.random.default_rng(seed)
     w = -np.sort(-np.abs(rng.normal(0.0, init_std / math.sqrt(m), (features, m))), axis=1)
     times, values = [0.0], [float((1.0 / w.sum(1)).mean())]
     # The flow reaches ||w||_1 = 1 by about t = 2 / lamb (c >= 1/2): record about ``points`` values on the way.
-    every = max(1, round(2.0 / lamb / step / points))
+    end = max_time if max_time is not None else (10.0 / lamb if lamb > 0 else 100.0)
+    every = max(1, round(min(end, 2.0 / lamb if lamb > 0 else end) / step / points))
     shift = step * lamb
     k = 0
     while True:
@@ -252,7 +254,7 @@ def simulate_inverse_l1(m: int, lamb: float, features: int = 1, seed: int = 0, s
         times.append(k * step)
         values.append(value)
         alive = int((w > 0).sum(1).max())
-        if alive <= 1 or (stop is not None and value > stop):
+        if alive <= 1 or (stop is not None and value > stop) or k * step >= end:
             return times, values
         if alive < w.shape[1] // 2:  # cut the dead columns off
             w = np.ascontiguousarray(w[:, :alive])
