@@ -308,8 +308,8 @@ def rate_table(points: Sequence[PointRate], references: dict[tuple[int, float], 
                   "mean curve is 25-75% of the way to 1", title_justify="left",
                   caption="c, a: mean ± s.e. over seeds (plain SGD only; Adam has no such law). authors' c: their "
                   "one-feature simulation at the same m and l1, fitted in the same window. The paper's law is "
-                  "Θ(·): c is of order 1, not 1. start: √m/||W_i||_1 at the first logged step. R²: the line, and an exponential "
-                  "decay of ||W_i||_1 - 1 on the same points",
+                  "Θ(·): c is of order 1, not 1. start: √m/||W_i||_1 at the first logged step. R²: the line, "
+                  "and an exponential decay of ||W_i||_1 - 1 on the same points",
                   caption_justify="left")
     for name in ("point", "rate/step", "c", "authors' c", "a", "start", "R² line/exp", "seeds"):
         first = name == "point"

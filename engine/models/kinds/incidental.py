@@ -65,8 +65,8 @@ FEATURE_COLUMNS: tuple[Column, ...] = (
 
 CURVE_COLUMNS: tuple[Column, ...] = (
     Column("l1_norm", "sum |W| over all weights (n at a clean one-neuron-per-feature solution)"),
-    Column("inverse_feature_l1", "mean over features of 1 / ||W_i||_1 (the encoder's): the paper predicts it grows "
-           "linearly, by l1 per unit of gradient-flow time (l1 * lr per plain SGD step), until it reaches 1"),
+    Column("inverse_feature_l1", "mean over features of 1 / ||W_i||_1 (the encoder's): the paper's law is a/sqrt(m) "
+           "+ c l1 t with a, c of order 1, t the gradient-flow time (lr x step under plain SGD), until it reaches 1"),
     Column("basis_sparsity", "mean over represented features of ||W_i||_4^4 / ||W_i||_2^4"),
 )
 
