@@ -12,8 +12,9 @@
 Tables are pandas DataFrames when pandas is installed (``pip install 'toysup[notebook]'``)
 and lists of dicts otherwise; ``as_records=True`` asks for the lists either way. An empty
 numeric cell (a neuron count where the basis is not privileged, a diverged instance's
-metrics) is ``float("nan")`` in both, so numeric columns stay numeric (float64 in pandas)
-and ``groupby(...).median()`` skips it; text columns stay text. A row's
+metrics) is ``float("nan")`` in both, so numeric columns stay numeric (float64 in pandas;
+yes/no columns with empty cells become pandas' nullable "boolean") and ``groupby(...).median()``
+skips it; text columns stay text. A row's
 ``point`` indexes :meth:`Run.points`, whose parameter values are exact (from the run's
 config.toml); group by it rather than by the swept columns, which results.csv holds to
 9 significant digits. Runs are found as the command line finds them: ``runs_dir``, else
@@ -75,7 +76,20 @@ def _table(records: Records, columns: Sequence[str], as_records: bool, text: Col
         return records
     import pandas  # type: ignore[import-untyped,unused-ignore]
 
-    return pandas.DataFrame.from_records(records, columns=list(columns))
+    frame = pandas.DataFrame.from_records(records, columns=list(columns))
+    for column in _flags_with_gaps(records, columns):  # yes/no with empty cells: pandas' nullable boolean
+        frame[column] = frame[column].astype("boolean")
+    return frame
+
+
+def _flags_with_gaps(records: Records, columns: Sequence[str]) -> list[str]:
+    """The columns whose cells are all bool or NaN, with at least one of each (a diverged instance's flags)."""
+    def gap(v: Any) -> bool:
+        return isinstance(v, float) and v != v
+
+    return [c for c in columns if any(isinstance(r.get(c), bool) for r in records)
+            and any(gap(r.get(c)) for r in records)
+            and all(isinstance(r.get(c), bool) or gap(r.get(c)) for r in records)]
 
 
 class Run:

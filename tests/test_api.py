@@ -153,3 +153,19 @@ def test_import_toysup_loads_no_terminal_library():
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_diverged_instance_leaves_nan_and_its_flags_stay_boolean(tmp_path: Path):
+    """lr = 100 under plain SGD diverges: its metrics are empty in results.csv, NaN here, and its yes/no
+    metric (collapsed) becomes pandas' nullable boolean, so a median over every column still runs."""
+    run = toysup.run_sweep({"name": "diverging", "model": "relu_output",
+                            "params": {**TINY, "steps": 20, "optimizer": "sgd"}},
+                           sweep={"lr": [0.01, 100.0]}, seeds=1, runs_dir=tmp_path, device="cpu")
+    df = run.results()
+    assert df["diverged"].tolist() == [False, True]
+    assert df["loss"].dtype == "float64" and math.isnan(df["loss"][1]) and df["loss"][0] > 0
+    assert str(df["collapsed"].dtype) == "boolean" and df["collapsed"].isna().tolist() == [False, True]
+    medians = df.groupby("point").median()
+    assert medians.shape == (2, len(df.columns) - 1) and math.isnan(medians["features_represented"][1])
+    records = run.results(as_records=True)
+    assert isinstance(records[1]["collapsed"], float) and math.isnan(records[1]["collapsed"])
