@@ -126,7 +126,8 @@ def fit_both(steps: Sequence[float], inverse_l1: Sequence[float],
 
 
 def predicted_rate(l1: float, lr: float, optimizer: str) -> float | None:
-    """l1 * lr per step under plain gradient descent (the paper's gradient flow); None for Adam(W)."""
+    """l1 * lr per step under plain gradient descent: the law's rate per step with c = 1 (the scale c is
+    measured against; the law fixes c only up to a constant); None for Adam(W)."""
     return l1 * lr if optimizer == "sgd" and l1 > 0 else None
 
 
@@ -299,7 +300,7 @@ class PointRate:
 
     label: str
     fitted: float | None  # median over seeds of the linear law's rate per step
-    predicted: float | None  # l1 * lr under SGD, else None
+    predicted: float | None  # l1 * lr under SGD (the rate at c = 1), else None
     r2_linear: float | None  # median R^2 of the paper's law
     r2_exponential: float | None  # median R^2 of the exponential alternative on the same points
     fitted_seeds: int  # seeds whose curve had a sparsifying stretch to fit
