@@ -263,18 +263,19 @@ def test_sparse_or_computes_more_functions_than_neurons_on_the_real_inputs():
 
 
 def test_compute_preset_runs_and_writes_its_columns(tmp_path):
-    spec = load("compute-functions", sets=["steps=20"], sweeps=["function=max,and", "feature_probability=0.1"])
+    spec = load("compute-functions", sets=["steps=20", "seeds=1"],
+                sweeps=["function=max,and", "feature_probability=0.1", "hidden_activation=relu,linear"])
     outcome = run_sweep(spec, tmp_path, device="cpu")
     assert outcome.status == "completed", outcome.error
     header, rows = read_csv(outcome.run_dir / "results.csv")
     assert {"loss", "loss_se", "trivial_loss", "functions_computed", "functions_computed_hidden",
             "functions_computed_alone", "functions_per_neuron", "neurons_per_function", "neurons_used",
             "polysemantic_neurons", "monosemantic_neurons"} <= set(header)
-    assert len(rows) == 2
+    assert len(rows) == 4 and {row["hidden_activation"] for row in rows} == {"relu", "linear"}
     feature_header, feature_rows = read_csv(outcome.run_dir / "features.csv")
     assert {"error", "error_se", "affine_error", "control_error", "explained", "beyond_linear", "beyond_linear_alone",
             "computed", "computed_hidden", "computed_alone", "neurons"} <= set(feature_header)
-    assert len(feature_rows) == 20
+    assert len(feature_rows) == 40
 
 
 def test_an_unknown_function_is_one_clear_error():

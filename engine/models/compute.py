@@ -16,20 +16,27 @@ x^2 can only be a hinge ReLU(a |x| + b) however many neurons there are, and AND 
 bias. ``hidden_bias = false`` with ``function = abs`` is exactly the abs_value model (same draws,
 same weights).
 
-Which functions are computed? As abs_value, by behaviour on a fixed probe, with one function's inputs
-active at a time over its whole domain (a 64-point grid on [-1, 1], an 8 x 8 grid on [0, 1]^2, the
-four points of {0, 1}^2). ``explained`` R_i = 1 - MSE_i / Var_probe(f) is the share of the best
-constant output's error removed. That is not enough for two-input functions: the best affine readout
-of the inputs, no nonlinearity at all, already removes 3/4 of max's variance and 2/3 of AND's and
-OR's. So the rule is scale-free against that readout instead: ``beyond_linear`` = 1 - MSE_i / MSE_lin,
-and function i is computed when it is above 0.5 (the error below half the affine readout's). For |x|
-and x^2 the affine readout is the constant (neither correlates with x on a symmetric grid), so there
-the rule is abs_value's. Exact circuits score 1: |x| = ReLU(x) + ReLU(-x) and max(x, y) = ReLU(x) +
-ReLU(y - x) and OR the same (2 neurons), AND = ReLU(ReLU(x + y - 1)) (1 neuron with the hidden bias,
-or ReLU(ReLU(x + y) - 1) with the output bias). x^2 has no exact finite circuit: k neurons make a
-k-knot piecewise-linear fit.
+Which functions are computed? On the training distribution, other functions co-active as the data
+makes them (engine/models/compute_eval.py estimates each output's error there, stratified by the
+number of active functions, with its standard error). Against the best constant that is not enough
+for two-input functions: the best affine readout of the inputs, no nonlinearity at all, already
+removes 3/4 of max's variance and 2/3 of AND's and OR's (at p = 1; more when sparse, where most of
+the variance is "active or not"). So the rule is scale-free against that readout: ``beyond_linear``
+= 1 - MSE_i / MSE_lin on the same inputs, and function i is computed when it is above 0.5 (the error
+below half the affine readout's). For |x| and x^2 the affine readout is the constant. That still
+counts what the output ReLU does alone: ReLU(x + y - 1) is AND exactly, and sparse, ReLU(x) is half
+of |x|. The control without a hidden nonlinearity is the best output-ReLU readout ReLU(a . x_i + c)
+of the function's own inputs, fitted on the same distribution (a linear hidden layer makes every
+output such a map, rank-limited; ``hidden_activation = linear`` trains that model): function i is
+computed by the hidden layer (``computed_hidden``) when its error is also below half the control's.
+The old rule, one function's inputs active at a time over a grid of its domain, is kept as
+``computed_alone``: it misses both interference from co-active functions and the error an active
+function's neurons cause on inactive outputs. Exact circuits score 1: |x| = ReLU(x) + ReLU(-x) and
+max(x, y) = ReLU(x) + ReLU(y - x) and OR the same (2 neurons), AND = ReLU(ReLU(x + y - 1)) (1 neuron
+with the hidden bias, or ReLU(ReLU(x + y) - 1) with the output bias). x^2 has no exact finite
+circuit: k neurons make a k-knot piecewise-linear fit.
 
-Which neurons serve a function? Ablation on the same probe: zeroing neuron k's activation adds to
+Which neurons serve a function? Ablation on the same real inputs: zeroing neuron k's activation adds to
 output i's error; neuron k serves function i when i is computed and the increase is at least
 ``ablation_threshold`` (default 0.1) times MSE_lin, the same scale as the rule above. Scale-free, and
 it counts what the output uses, not weights that happen to be large. A neuron serving 2+ functions

@@ -56,16 +56,15 @@ def binomial_pmf(n: int, p: torch.Tensor) -> torch.Tensor:
     return (log_choose + torch.special.xlogy(k, p) + torch.special.xlog1py(n - k, -p)).exp()
 
 
-def strata(pmf: torch.Tensor, tail: float = STRATA_TAIL) -> list[int]:
-    """The K >= 1 whose strata are sampled: for every instance, its most probable K until all but
-    ``tail`` of the probability is covered (K = 0 is evaluated exactly, always)."""
-    keep: set[int] = set()
-    for row in pmf.cpu():
-        order = torch.argsort(row, descending=True)
-        covered = torch.cumsum(row[order], 0)
-        needed = int(torch.searchsorted(covered, torch.tensor(1.0 - tail, dtype=covered.dtype)).item()) + 1
-        keep.update(int(k) for k in order[:needed].tolist())
-    return sorted(k for k in keep if k >= 1)
+def strata(pmf: torch.Tensor, tail: float = STRATA_TAIL) -> torch.Tensor:
+    """Which K each instance evaluates, (I, n + 1) bool: its most probable K until all but ``tail`` of
+    the probability is covered (always K = 0, evaluated exactly). Per instance, so an instance's result
+    does not depend on the others it is evaluated with."""
+    order = torch.argsort(pmf, dim=-1, descending=True)
+    before = torch.cumsum(pmf.gather(-1, order), -1) - pmf.gather(-1, order)  # mass of the more probable K
+    keep = torch.zeros_like(pmf, dtype=torch.bool).scatter_(-1, order, before < 1.0 - tail)
+    keep[:, 0] = True
+    return keep
 
 
 def stratum_inputs(rng: CounterRNG, k: int, n: int, rows: int, function: Function,
@@ -118,7 +117,8 @@ def real_inputs(weights: dict[str, torch.Tensor], function: Function, p: torch.T
     count, n_in, _ = weights["W1"].shape
     n = n_in // function.arity
     device = weights["W1"].device
-    pmf = binomial_pmf(n, p)  # (I, n + 1)
+    keep = strata(binomial_pmf(n, p))
+    pmf = binomial_pmf(n, p) * keep  # (I, n + 1), 0 for the strata an instance leaves out
     rows = max(1, math.ceil(budget / n))
     zero = torch.zeros(count, 1, n_in, device=device)
     error, ablated = _errors(weights, zero, torch.zeros(count, 1, n, device=device), linear)
@@ -127,7 +127,7 @@ def real_inputs(weights: dict[str, torch.Tensor], function: Function, p: torch.T
     variance = torch.zeros(count, n, dtype=torch.float64, device=device)
     loss_sum = pmf[:, 0] * (importance * error[:, 0]).mean(-1).double()
     loss_variance = torch.zeros(count, dtype=torch.float64, device=device)
-    for k in strata(pmf):
+    for k in keep[:, 1:].any(0).nonzero().flatten().add(1).tolist():
         x, active = stratum_inputs(rng, k, n, rows, function, device)
         target = function.target(x.view(count, -1, n, function.arity))
         error, ablated = _errors(weights, x, target, linear)
