@@ -147,6 +147,8 @@ def test_and_needs_one_neuron_with_either_bias():
     plain = weights([[1.0], [1.0]], [[1.0]], [0.0], [0.0])
     judged = model.feature_metrics(plain)
     assert abs(judged["error"].item() - 0.75) < 4 * judged["error_se"].item() < 0.05
+    assert judged["wrong_rate"].item() == pytest.approx(0.75, abs=0.03)  # every input but (0, 0) rounds wrong
+    assert model.feature_metrics(weights([[1.0], [1.0]], [[1.0]], [-1.0], [0.0]))["wrong_rate"].item() == 0.0
     got = metrics(model, plain)
     assert got["functions_computed"] == 0 and math.isnan(got["neurons_per_function"])
 
@@ -274,7 +276,7 @@ def test_compute_preset_runs_and_writes_its_columns(tmp_path):
     assert len(rows) == 4 and {row["hidden_activation"] for row in rows} == {"relu", "linear"}
     feature_header, feature_rows = read_csv(outcome.run_dir / "features.csv")
     assert {"error", "error_se", "affine_error", "control_error", "explained", "beyond_linear", "beyond_linear_alone",
-            "computed", "computed_hidden", "computed_alone", "neurons"} <= set(feature_header)
+            "computed", "computed_hidden", "computed_alone", "wrong_rate", "neurons"} <= set(feature_header)
     assert len(feature_rows) == 40
 
 

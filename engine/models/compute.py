@@ -325,6 +325,7 @@ class Compute(ComputeKind, ToyModel):
             "control_error": judged.control.expand_as(judged.real.error),
             "explained": 1.0 - judged.real.error / judged.variance,
             "beyond_linear": judged.beyond_linear,
+            "wrong_rate": judged.real.wrong,
             "beyond_linear_alone": judged.alone.beyond_linear,
             "computed": judged.computed.to(torch.int64),
             "computed_hidden": judged.computed_hidden.to(torch.int64),

@@ -30,6 +30,7 @@ from engine.rng import EVAL, CounterRNG
 if TYPE_CHECKING:
     from engine.models.compute import Function
 
+WRONG_BY = 0.5  # an output this far from its target is wrong (for AND and OR: it rounds to the wrong bit)
 STRATA_TAIL = 1e-6  # strata left out hold at most this probability (of K, the number of active functions)
 EVAL_STEP = 1 << 20  # the EVAL stream's steps for stratum K start here (two draws each: subsets, values)
 CONTROL_ANGLES = 200  # directions of the output-ReLU control's search (two inputs; 1.8 degrees: diagonals on it)
@@ -44,6 +45,7 @@ class RealInputs:
     error: torch.Tensor  # E (y_j - f_j)^2, (I, n)
     error_se: torch.Tensor  # its standard error, (I, n)
     ablated: torch.Tensor  # the same with neuron k's activation zeroed, (I, n, m)
+    wrong: torch.Tensor  # P(|y_j - f_j| >= WRONG_BY): for bits, rounding the output gives the wrong bit, (I, n)
     loss: torch.Tensor  # the importance-weighted loss mean_j I_j (y_j - f_j)^2, (I,)
     loss_se: torch.Tensor  # (I,)
 
@@ -117,13 +119,15 @@ def real_inputs(weights: dict[str, torch.Tensor], function: Function, p: torch.T
     count, n_in, _ = weights["W1"].shape
     n = n_in // function.arity
     device = weights["W1"].device
-    keep = strata(binomial_pmf(n, p))
-    pmf = binomial_pmf(n, p) * keep  # (I, n + 1), 0 for the strata an instance leaves out
+    pmf = binomial_pmf(n, p)
+    keep = strata(pmf)
+    pmf = pmf * keep  # (I, n + 1), 0 for the strata an instance leaves out
     rows = max(1, math.ceil(budget / n))
     zero = torch.zeros(count, 1, n_in, device=device)
     error, ablated = _errors(weights, zero, torch.zeros(count, 1, n, device=device), linear)
     error_sum = pmf[:, :1] * error[:, 0].double()  # K = 0: every input 0, every target 0
     ablated_sum = pmf[:, :1, None] * ablated[:, 0].transpose(1, 2).double()
+    wrong_sum = pmf[:, :1] * (error[:, 0] >= WRONG_BY ** 2).double()
     variance = torch.zeros(count, n, dtype=torch.float64, device=device)
     loss_sum = pmf[:, 0] * (importance * error[:, 0]).mean(-1).double()
     loss_variance = torch.zeros(count, dtype=torch.float64, device=device)
@@ -141,11 +145,12 @@ def real_inputs(weights: dict[str, torch.Tensor], function: Function, p: torch.T
                 continue
             mean, var = _pooled(error, mask)
             error_sum += weight * share * mean
+            wrong_sum += weight * share * _pooled(error >= WRONG_BY ** 2, mask)[0]
             variance += (weight * share).square() * var
             pooled_ablated = (ablated.double() * mask.unsqueeze(2)).sum(1) / mask.sum(1).clamp_min(1).unsqueeze(1)
             ablated_sum += (weight * share).unsqueeze(1) * pooled_ablated.transpose(1, 2)
-    return RealInputs(error_sum.float(), variance.sqrt().float(), ablated_sum.float(), loss_sum.float(),
-                      loss_variance.sqrt().float())
+    return RealInputs(error_sum.float(), variance.sqrt().float(), ablated_sum.float(), wrong_sum.float(),
+                      loss_sum.float(), loss_variance.sqrt().float())
 
 
 def _mixture(function: Function, p: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

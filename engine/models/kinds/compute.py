@@ -72,6 +72,8 @@ class ComputeKind(ModelKind):
                "hidden nonlinearity; fitted on a grid)"),
         Column("explained", "1 - error / Var(f_i): share of the best constant's error removed"),
         Column("beyond_linear", "1 - error / affine_error"),
+        Column("wrong_rate", "P(|y_i - f_i| >= 1/2) on the training distribution: for AND and OR, the share of "
+               "samples whose output rounds to the wrong bit (the U-AND constructions' accuracy, with co-activity)"),
         Column("beyond_linear_alone", "the same on the isolated probe (inputs alone active over a grid)"),
         Column("computed", "1 if error < 0.5 affine_error", "int"),
         Column("computed_hidden", "1 if also error < 0.5 control_error (the hidden layer's work)", "int"),
