@@ -247,6 +247,19 @@ def test_with_enough_neurons_max_is_computed_and_and_only_by_the_output_relu():
         assert m["loss"] < 0.2 * m["trivial_loss"], function
 
 
+def test_the_trained_control_without_a_hidden_relu_computes_and_but_never_counts_as_hidden():
+    """hidden_activation = linear trains the control: 4 dense ANDs through 4 linear hidden units and the
+    output ReLU. It computes 2-3 of them on the real inputs (ReLU(x + y - 1) needs no hidden
+    nonlinearity), and none beats the output-ReLU readout, so none counts as the hidden layer's."""
+    spec = make_spec({"function": "and", "n_features": 4, "n_hidden": 4, "steps": 1000, "batch_size": 256,
+                      "lr": 1e-2, "seeds": 2, "feature_probability": 1.0, "hidden_activation": "linear"},
+                     model="compute")
+    for inst in by_instance(train_all(spec)).values():
+        got = {k: v.item() for k, v in inst["metrics"].items()}
+        assert got["functions_computed"] >= 2 and got["functions_computed_hidden"] == 0
+        assert got["loss"] < 0.7 * got["trivial_loss"]
+
+
 def test_sparse_or_computes_more_functions_than_neurons_on_the_real_inputs():
     """n=10 ORs, m=4 neurons (importance 0.8^i), 4 seeds: dense, at most one function per neuron and no
     polysemantic neuron; at p=0.01, on the real inputs (others co-active as the data makes them), a

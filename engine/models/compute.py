@@ -245,7 +245,7 @@ class Compute(ComputeKind, ToyModel):
         self.p = hp.tensor("feature_probability").view(count, 1, 1)
         self.importance = importance(hp.tensor("importance_decay"), self.n).unsqueeze(1)
         self._x = torch.empty(count, hp.value("batch_size"), self.n * self.function.arity, device=hp.device)
-        self._judged: tuple[tuple[int, int], Judged] | None = None
+        self._judged: tuple[list[tuple[str, torch.Tensor, int]], Judged] | None = None
 
     def init_weights(self) -> dict[str, torch.Tensor]:
         W1, W2 = init_two_layers(self.rng, self.n * self.function.arity, self.m, self.n, self.hp.value("w2_init"),
@@ -284,8 +284,10 @@ class Compute(ComputeKind, ToyModel):
 
     def _judge(self, weights: dict[str, torch.Tensor]) -> Judged:
         """Every judgement of the final weights, once (eval_loss, metrics and feature_metrics share it)."""
-        key = (id(weights["W1"]), weights["W1"]._version)
-        if self._judged is None or self._judged[0] != key:
+        # The cache holds the tensors themselves (no reused id can match) and their in-place versions.
+        key = [(name, tensor, tensor._version) for name, tensor in sorted(weights.items())]
+        if self._judged is None or len(key) != len(self._judged[0]) or any(
+                a[0] != b[0] or a[1] is not b[1] or a[2] != b[2] for a, b in zip(key, self._judged[0], strict=True)):
             self._judged = (key, judge(weights, self.function, self.p.view(-1), self.importance.squeeze(1),
                                        self.hp.tensor("ablation_threshold"), self.rng,
                                        self.hp.value("eval_batch_size"), self.linear))
