@@ -168,14 +168,15 @@ SHARED = weights([[1.0, 0.0, -1.0], [0.0, 1.0, -1.0]], [[1.0, 0.0], [0.0, 1.0], 
                  [0.0, 0.0, 0.0])
 
 
-@pytest.mark.parametrize("p", [1.0, 0.01])
+@pytest.mark.parametrize("p", [1.0, 0.3])
 def test_a_circuit_that_works_alone_but_not_with_its_neighbour_active_is_not_computed(p):
     """|x0| and |x1| with three neurons: ReLU(x0), ReLU(x1) and a shared ReLU(-x0 - x1), each one's
     negative side when it is alone. The isolated probe scores both exact (the old rule counted two
-    functions on three neurons, one polysemantic). On the real inputs neither is computed: dense,
-    both are active together and the shared neuron mixes them; sparse, x0 < 0 alone still drives
-    output 1 to |x0| (interference on an inactive output, which the probe never looks at). Giving
-    each function its own two neurons computes both on the same inputs."""
+    functions on three neurons, one polysemantic). On the real inputs neither is computed: with both
+    active the shared neuron mixes them, and x0 < 0 alone drives the inactive output 1 to |x0|
+    (interference the probe never looks at), which alone costs about half of Var |x1|: beyond_linear
+    is 0.26 at p = 0.5, 0.38 at 0.3, 0.47 at 0.1 and tends to the 0.5 cut from below as p -> 0.
+    Giving each function its own two neurons computes both on the same inputs."""
     shared = model_for("abs", 2, 3, feature_probability=p)
     got = metrics(shared, SHARED)
     assert got["functions_computed_alone"] == 2

@@ -7,13 +7,17 @@ Why stratify: one fixed batch sees function i's inputs active about p * B times,
 error of a function is sampling noise. The data are n functions, each active independently with
 probability p, so the number K of active functions is Binomial(n, p), and given K the active set is
 a uniform K-subset. The estimator is the exact mixture over K (strata holding all but
-``STRATA_TAIL`` of the probability; K = 0, every input 0, is one deterministic point), and within a
-stratum every function is forced active in its own block of rows with K - 1 others drawn uniformly,
-so each function's active case is covered by at least ``rows`` samples whatever p is. Output j's
-error in stratum K is (K / n) E[e_j | j active] + (1 - K / n) E[e_j | j inactive], with the exact
-weights; each conditional mean pools every row where j is (in)active (each such pool is uniform over
-the K-sets (not) containing j). The standard error treats a pool as i.i.d. (the blocks make it
-slightly conservative) and adds the strata's variances with their squared weights.
+``STRATA_TAIL`` of the probability; K = 0, every input 0, is one deterministic point). Within a
+stratum every function is forced active in its own rows (row r forces function r mod n) with K - 1
+others drawn uniformly, so each function's active case is covered whatever p is. The budget
+(``eval_batch_size`` samples) is spread over the strata K >= 1 in proportion to their probability,
+at least ``MIN_ROWS`` rows per function each. Output j's error in stratum K is
+(K / n) E[e_j | j active] + (1 - K / n) E[e_j | j inactive], with the exact weights; each
+conditional mean pools every row where j is (in)active (each such pool is uniform over the K-sets
+(not) containing j). The standard error treats a pool as i.i.d. (the forced rows make it slightly
+conservative) and adds the strata's variances with their squared weights. An instance's samples
+are the first rows of a stratum's draw, however many its neighbours in the batch need, so its
+result does not depend on them.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     from engine.models.compute import Function
 
 WRONG_BY = 0.5  # an output this far from its target is wrong (for AND and OR: it rounds to the wrong bit)
+MIN_ROWS = 8  # rows per function in every stratum evaluated, however improbable
 STRATA_TAIL = 1e-6  # strata left out hold at most this probability (of K, the number of active functions)
 EVAL_STEP = 1 << 20  # the EVAL stream's steps for stratum K start here (two draws each: subsets, values)
 CONTROL_ANGLES = 200  # directions of the output-ReLU control's search (two inputs; 1.8 degrees: diagonals on it)
@@ -71,10 +76,11 @@ def strata(pmf: torch.Tensor, tail: float = STRATA_TAIL) -> torch.Tensor:
 
 def stratum_inputs(rng: CounterRNG, k: int, n: int, rows: int, function: Function,
                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs (I, n * rows, n * arity) with exactly ``k`` functions active: block i (rows i * rows
-    onward) forces function i and draws k - 1 others uniformly; and the active mask (I, n * rows, n)."""
+    """Inputs (I, n * rows, n * arity) with exactly ``k`` functions active: row r forces function
+    r mod n and draws k - 1 others uniformly; and the active mask (I, n * rows, n). The draw of a row
+    does not depend on ``rows`` (per-element hashes of the flat index), so fewer rows are a prefix."""
     keys = rng.uniform(EVAL, EVAL_STEP + 2 * k, (n * rows, n))
-    forced = torch.arange(n, device=device).repeat_interleave(rows)
+    forced = torch.arange(n * rows, device=device) % n
     keys[:, torch.arange(n * rows, device=device), forced] = -1.0  # the forced function ranks first
     chosen = keys.topk(k, dim=-1, largest=False).indices
     active = torch.zeros_like(keys, dtype=torch.bool).scatter_(-1, chosen, True)
@@ -82,6 +88,15 @@ def stratum_inputs(rng: CounterRNG, k: int, n: int, rows: int, function: Functio
     values = function.draw(u.view(*u.shape[:2], n, function.arity))
     values.masked_fill_(~active.unsqueeze(-1), 0.0)
     return values.view(*u.shape), active
+
+
+def stratum_rows(pmf: torch.Tensor, budget: int, n: int) -> torch.Tensor:
+    """Rows per function each instance evaluates in each stratum, (I, n + 1) int64: the budget over
+    the strata K >= 1 in proportion to their probability, at least ``MIN_ROWS`` (0 where left out)."""
+    share = pmf / (1.0 - pmf[:, :1]).clamp_min(1e-300)
+    rows = (share * math.ceil(budget / n)).ceil().clamp_min(MIN_ROWS).to(torch.int64)
+    rows[:, 0] = 0
+    return torch.where(pmf > 0, rows, 0)
 
 
 def _outputs(weights: dict[str, torch.Tensor], x: torch.Tensor, linear: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -114,15 +129,14 @@ def _pooled(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, tor
 def real_inputs(weights: dict[str, torch.Tensor], function: Function, p: torch.Tensor,
                 importance: torch.Tensor, rng: CounterRNG, budget: int, linear: bool = False) -> RealInputs:
     """Each output's error on the training distribution (see the module docstring): ``p`` (I,), the
-    importance (I, n), ``budget`` samples per stratum (``eval_batch_size``: each function is forced
-    active in budget / n of them)."""
+    importance (I, n), ``budget`` the samples spread over the strata (``eval_batch_size``)."""
     count, n_in, _ = weights["W1"].shape
     n = n_in // function.arity
     device = weights["W1"].device
     pmf = binomial_pmf(n, p)
     keep = strata(pmf)
     pmf = pmf * keep  # (I, n + 1), 0 for the strata an instance leaves out
-    rows = max(1, math.ceil(budget / n))
+    rows = stratum_rows(pmf, budget, n)
     zero = torch.zeros(count, 1, n_in, device=device)
     error, ablated = _errors(weights, zero, torch.zeros(count, 1, n, device=device), linear)
     error_sum = pmf[:, :1] * error[:, 0].double()  # K = 0: every input 0, every target 0
@@ -132,22 +146,25 @@ def real_inputs(weights: dict[str, torch.Tensor], function: Function, p: torch.T
     loss_sum = pmf[:, 0] * (importance * error[:, 0]).mean(-1).double()
     loss_variance = torch.zeros(count, dtype=torch.float64, device=device)
     for k in keep[:, 1:].any(0).nonzero().flatten().add(1).tolist():
-        x, active = stratum_inputs(rng, k, n, rows, function, device)
+        most = int(rows[:, k].max())
+        x, active = stratum_inputs(rng, k, n, most, function, device)
+        own = torch.arange(n * most, device=device) < (n * rows[:, k:k + 1])  # (I, N): this instance's rows
         target = function.target(x.view(count, -1, n, function.arity))
         error, ablated = _errors(weights, x, target, linear)
         weight = pmf[:, k:k + 1]
-        loss_mean, loss_var = _pooled((importance.unsqueeze(1) * error).mean(-1, keepdim=True),
-                                      torch.ones_like(active[..., :1]))
+        loss_mean, loss_var = _pooled((importance.unsqueeze(1) * error).mean(-1, keepdim=True), own.unsqueeze(-1))
         loss_sum += weight[:, 0] * loss_mean[:, 0]
         loss_variance += weight[:, 0].square() * loss_var[:, 0]
         for share, mask in ((k / n, active), (1 - k / n, ~active)):
             if share == 0:
                 continue
+            mask = mask & own.unsqueeze(-1)
             mean, var = _pooled(error, mask)
             error_sum += weight * share * mean
             wrong_sum += weight * share * _pooled(error >= WRONG_BY ** 2, mask)[0]
             variance += (weight * share).square() * var
-            pooled_ablated = (ablated.double() * mask.unsqueeze(2)).sum(1) / mask.sum(1).clamp_min(1).unsqueeze(1)
+            pooled_ablated = torch.einsum("inmf,inf->imf", ablated, mask.to(ablated.dtype))
+            pooled_ablated = pooled_ablated.double() / mask.sum(1).clamp_min(1).unsqueeze(1)
             ablated_sum += (weight * share).unsqueeze(1) * pooled_ablated.transpose(1, 2)
     return RealInputs(error_sum.float(), variance.sqrt().float(), ablated_sum.float(), wrong_sum.float(),
                       loss_sum.float(), loss_variance.sqrt().float())
