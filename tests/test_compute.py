@@ -279,7 +279,7 @@ def test_sparse_or_computes_more_functions_than_neurons_on_the_real_inputs():
 
 
 def test_compute_preset_runs_and_writes_its_columns(tmp_path):
-    spec = load("compute-functions", sets=["steps=20", "seeds=1"],
+    spec = load("compute-functions", sets=["steps=20", "seeds=1", "eval_batch_size=4096"],
                 sweeps=["function=max,and", "feature_probability=0.1", "hidden_activation=relu,linear"])
     outcome = run_sweep(spec, tmp_path, device="cpu")
     assert outcome.status == "completed", outcome.error

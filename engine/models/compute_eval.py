@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from engine.models.compute import Function
 
 WRONG_BY = 0.5  # an output this far from its target is wrong (for AND and OR: it rounds to the wrong bit)
+ABLATION_BUDGET = 4096  # samples for the neuron ablations (a cut at 0.1 of the affine error needs no more)
 MIN_ROWS = 8  # rows per function in every stratum evaluated, however improbable
 STRATA_TAIL = 1e-6  # strata left out hold at most this probability (of K, the number of active functions)
 EVAL_STEP = 1 << 20  # the EVAL stream's steps for stratum K start here (two draws each: subsets, values)
@@ -79,11 +80,16 @@ def stratum_inputs(rng: CounterRNG, k: int, n: int, rows: int, function: Functio
     """Inputs (I, n * rows, n * arity) with exactly ``k`` functions active: row r forces function
     r mod n and draws k - 1 others uniformly; and the active mask (I, n * rows, n). The draw of a row
     does not depend on ``rows`` (per-element hashes of the flat index), so fewer rows are a prefix."""
-    keys = rng.uniform(EVAL, EVAL_STEP + 2 * k, (n * rows, n))
     forced = torch.arange(n * rows, device=device) % n
-    keys[:, torch.arange(n * rows, device=device), forced] = -1.0  # the forced function ranks first
-    chosen = keys.topk(k, dim=-1, largest=False).indices
-    active = torch.zeros_like(keys, dtype=torch.bool).scatter_(-1, chosen, True)
+    if k == 1:  # the forced function alone (the commonest stratum at sparse p): nothing to draw
+        active = torch.nn.functional.one_hot(forced, n).bool().expand(rng.n, -1, -1)
+    elif k == n:
+        active = torch.ones(rng.n, n * rows, n, dtype=torch.bool, device=device)
+    else:
+        keys = rng.uniform(EVAL, EVAL_STEP + 2 * k, (n * rows, n))
+        keys[:, torch.arange(n * rows, device=device), forced] = -1.0  # the forced function ranks first
+        chosen = keys.topk(k, dim=-1, largest=False).indices
+        active = torch.zeros_like(keys, dtype=torch.bool).scatter_(-1, chosen, True)
     u = rng.uniform(EVAL, EVAL_STEP + 2 * k + 1, (n * rows, n * function.arity))
     values = function.draw(u.view(*u.shape[:2], n, function.arity))
     values.masked_fill_(~active.unsqueeze(-1), 0.0)
@@ -107,22 +113,23 @@ def _outputs(weights: dict[str, torch.Tensor], x: torch.Tensor, linear: bool) ->
     return torch.baddbmm(weights["b"].unsqueeze(1), h, weights["W2"]), h
 
 
-def _errors(weights: dict[str, torch.Tensor], x: torch.Tensor, target: torch.Tensor,
-            linear: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Squared errors (I, N, n) and with each neuron zeroed (I, N, m, n)."""
+def _errors(weights: dict[str, torch.Tensor], x: torch.Tensor, target: torch.Tensor, linear: bool,
+            ablate: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Squared errors (I, N, n), and with each neuron zeroed on the first ``ablate`` rows (I, ablate, m, n)."""
     out, h = _outputs(weights, x, linear)
     error = (out.relu() - target).square()
-    ablated = (out.unsqueeze(2) - h.unsqueeze(-1) * weights["W2"].unsqueeze(1)).relu_()
-    return error, ablated.sub_(target.unsqueeze(2)).square_()
+    ablated = (out[:, :ablate, None] - h[:, :ablate, :, None] * weights["W2"].unsqueeze(1)).relu_()
+    return error, ablated.sub_(target[:, :ablate, None]).square_()
 
 
 def _pooled(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean over the rows where ``mask`` holds (dim 1) and its squared standard error, in double."""
-    weight = mask.to(torch.float64)
+    """Mean over the rows where ``mask`` holds (dim 1) and its squared standard error (float32 sums,
+    pairwise in torch: ample for a standard error; returned in double for the weighted totals)."""
+    weight = mask.to(values.dtype)
     count = weight.sum(1)
-    mean = (values.double() * weight).sum(1) / count.clamp_min(1)
-    spread = ((values.double() - mean.unsqueeze(1)).square() * weight).sum(1)
-    return mean, spread / (count * (count - 1)).clamp_min(1)
+    mean = (values * weight).sum(1) / count.clamp_min(1)
+    spread = ((values - mean.unsqueeze(1)).square_() * weight).sum(1)
+    return mean.double(), (spread / (count * (count - 1)).clamp_min(1)).double()
 
 
 @torch.no_grad()
@@ -137,8 +144,9 @@ def real_inputs(weights: dict[str, torch.Tensor], function: Function, p: torch.T
     keep = strata(pmf)
     pmf = pmf * keep  # (I, n + 1), 0 for the strata an instance leaves out
     rows = stratum_rows(pmf, budget, n)
+    ablation_rows = stratum_rows(pmf, min(budget, ABLATION_BUDGET), n)
     zero = torch.zeros(count, 1, n_in, device=device)
-    error, ablated = _errors(weights, zero, torch.zeros(count, 1, n, device=device), linear)
+    error, ablated = _errors(weights, zero, torch.zeros(count, 1, n, device=device), linear, 1)
     error_sum = pmf[:, :1] * error[:, 0].double()  # K = 0: every input 0, every target 0
     ablated_sum = pmf[:, :1, None] * ablated[:, 0].transpose(1, 2).double()
     wrong_sum = pmf[:, :1] * (error[:, 0] >= WRONG_BY ** 2).double()
@@ -149,8 +157,10 @@ def real_inputs(weights: dict[str, torch.Tensor], function: Function, p: torch.T
         most = int(rows[:, k].max())
         x, active = stratum_inputs(rng, k, n, most, function, device)
         own = torch.arange(n * most, device=device) < (n * rows[:, k:k + 1])  # (I, N): this instance's rows
+        ablate = n * int(ablation_rows[:, k].max())
+        own_ablated = own[:, :ablate] & (torch.arange(ablate, device=device) < n * ablation_rows[:, k:k + 1])
         target = function.target(x.view(count, -1, n, function.arity))
-        error, ablated = _errors(weights, x, target, linear)
+        error, ablated = _errors(weights, x, target, linear, ablate)
         weight = pmf[:, k:k + 1]
         loss_mean, loss_var = _pooled((importance.unsqueeze(1) * error).mean(-1, keepdim=True), own.unsqueeze(-1))
         loss_sum += weight[:, 0] * loss_mean[:, 0]
@@ -158,13 +168,14 @@ def real_inputs(weights: dict[str, torch.Tensor], function: Function, p: torch.T
         for share, mask in ((k / n, active), (1 - k / n, ~active)):
             if share == 0:
                 continue
+            mask_ablated = mask[:, :ablate] & own_ablated.unsqueeze(-1)
             mask = mask & own.unsqueeze(-1)
             mean, var = _pooled(error, mask)
             error_sum += weight * share * mean
-            wrong_sum += weight * share * _pooled(error >= WRONG_BY ** 2, mask)[0]
+            wrong_sum += weight * share * _pooled((error >= WRONG_BY ** 2).to(error.dtype), mask)[0]
             variance += (weight * share).square() * var
-            pooled_ablated = torch.einsum("inmf,inf->imf", ablated, mask.to(ablated.dtype))
-            pooled_ablated = pooled_ablated.double() / mask.sum(1).clamp_min(1).unsqueeze(1)
+            pooled_ablated = torch.einsum("inmf,inf->imf", ablated, mask_ablated.to(ablated.dtype))
+            pooled_ablated = pooled_ablated.double() / mask_ablated.sum(1).clamp_min(1).unsqueeze(1)
             ablated_sum += (weight * share).unsqueeze(1) * pooled_ablated.transpose(1, 2)
     return RealInputs(error_sum.float(), variance.sqrt().float(), ablated_sum.float(), wrong_sum.float(),
                       loss_sum.float(), loss_variance.sqrt().float())
