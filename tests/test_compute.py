@@ -339,3 +339,17 @@ def test_the_readouts_judged_against_are_exact_where_known():
     variance = 0.01 / 3 - 0.01 ** 2 / 4
     assert control_error(FUNCTIONS["abs"], 0.01) == pytest.approx(0.5 * variance, rel=0.02)
     assert control_error(FUNCTIONS["abs"], 1.0) == pytest.approx(1 / 12, rel=1e-3)
+
+
+def test_an_instances_evaluation_does_not_depend_on_its_neighbours():
+    """Strata, their sample counts and their draws are an instance's own (its samples are a prefix of
+    the stratum's draw), so p = 0.1 judged alone or beside p = 0.4 (which needs more rows in most
+    strata) gives the same estimate, to float rounding."""
+    both = model_for("or", 5, 3, sweep={"feature_probability": "0.1,0.4"})
+    alone = model_for("or", 5, 3, feature_probability=0.1)
+    w = both.init_weights()
+    first = {k: v[:1] for k, v in w.items()}
+    got_both = real_inputs(w, both.function, both.p.view(-1), both.importance.squeeze(1), both.rng, 2048)
+    got_alone = real_inputs(first, alone.function, alone.p.view(-1), alone.importance.squeeze(1), alone.rng, 2048)
+    for name in ("error", "error_se", "ablated", "wrong", "loss", "loss_se"):
+        assert torch.allclose(getattr(got_both, name)[:1], getattr(got_alone, name), rtol=1e-5, atol=1e-9), name
