@@ -201,6 +201,8 @@ def test_and_through_the_output_relu_alone_is_not_the_hidden_layers_work():
                     [0.0, 0.0])
         got = metrics(model, w)
         assert got["functions_computed"] == 2 and got["functions_computed_hidden"] == 0, activation
+        # A linear hidden layer has no privileged basis (any rotation does as well): no neuron counts.
+        assert math.isnan(got["polysemantic_neurons"]) == (activation == "linear")
         assert model.feature_metrics(w)["control_error"].tolist() == [[0.0, 0.0]]
     model = model_for("or", 1, 2, feature_probability=0.1)
     exact = weights([[1.0, -1.0], [0.0, 1.0]], [[1.0], [1.0]], [0.0], [0.0, 0.0])

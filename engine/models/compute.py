@@ -302,20 +302,27 @@ class Compute(ComputeKind, ToyModel):
         per_function = serves.sum(-1).to(torch.float32)  # (I, n)
         mean_per_function = (per_function * computed).sum(-1) / n_computed.clamp_min(1)
         drive = input_drive(weights["W1"], self.function.arity)
+        privileged = self._privileged()
         return {
             "loss_se": judged.real.loss_se,
             "functions_computed": n_computed,
             "functions_computed_hidden": judged.computed_hidden.sum(-1),
             "functions_computed_alone": judged.computed_alone.sum(-1),
             "functions_per_neuron": n_computed / self.m,
-            "neurons_per_function": torch.where(n_computed > 0, mean_per_function,
-                                                torch.full_like(mean_per_function, math.nan)),
-            "neurons_used": (per_neuron >= 1).sum(-1),
-            "polysemantic_neurons": (per_neuron >= 2).sum(-1),
-            "monosemantic_neurons": M.monosemantic_neurons(drive),
-            "mean_neuron_monosemanticity": M.neuron_monosemanticity(drive).mean(-1),
+            "neurons_per_function": M.where_privileged(
+                torch.where(n_computed > 0, mean_per_function, torch.full_like(mean_per_function, math.nan)),
+                privileged),
+            "neurons_used": M.where_privileged((per_neuron >= 1).sum(-1), privileged),
+            "polysemantic_neurons": M.where_privileged((per_neuron >= 2).sum(-1), privileged),
+            "monosemantic_neurons": M.where_privileged(M.monosemantic_neurons(drive), privileged),
+            "mean_neuron_monosemanticity": M.where_privileged(M.neuron_monosemanticity(drive).mean(-1), privileged),
             "trivial_loss": self.trivial_loss(),
         }
+
+    def _privileged(self) -> torch.Tensor:
+        """(I,) whether the hidden layer has a privileged basis: not when it is linear (the control),
+        where any rotation of it is an equally good solution, so neuron counts are left empty."""
+        return torch.tensor([self.neuron_sense(c) is not None for c in self.hp.configs], device=self.hp.device)
 
     @torch.no_grad()
     def feature_metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -332,7 +339,8 @@ class Compute(ComputeKind, ToyModel):
             "computed": judged.computed.to(torch.int64),
             "computed_hidden": judged.computed_hidden.to(torch.int64),
             "computed_alone": judged.computed_alone.to(torch.int64),
-            "neurons": judged.serves.sum(-1),
+            "neurons": torch.where(self._privileged().unsqueeze(-1), judged.serves.sum(-1).to(torch.float32),
+                                   math.nan),
             "norm": input_drive(weights["W1"], self.function.arity).norm(dim=-1),
             "bias": weights["b"],
             "importance": self.importance.squeeze(1),

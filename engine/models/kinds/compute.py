@@ -56,7 +56,8 @@ class ComputeKind(ModelKind):
         Column("neurons_per_function", "mean over computed functions of the neurons serving each (zeroing one "
                "adds >= ablation_threshold of the affine readout's error, on the training distribution); empty "
                "if none is computed", headline=6, short="n/f"),
-        Column("neurons_used", "neurons serving at least one computed function", "int", headline=8, short="used"),
+        Column("neurons_used", "neurons serving at least one computed function (empty for a linear hidden layer, "
+               "as every neuron column: no privileged basis)", "int", headline=8, short="used"),
         Column("polysemantic_neurons", "neurons serving 2+ computed functions", "int", headline=5, keep=5,
                short="poly"),
         Column("monosemantic_neurons", "neurons with max_i ||W1_i,n|| / ||W1_n|| > 0.99, a function's inputs "
@@ -93,8 +94,9 @@ class ComputeKind(ModelKind):
 
     @classmethod
     def neuron_sense(cls, config: dict[str, Any]) -> str | None:
-        """A ReLU on h (privileged); either sign of a weight can fire a neuron (pairs mix signs: y - x)."""
-        return "magnitude"
+        """A ReLU on h (privileged); either sign of a weight can fire a neuron (pairs mix signs: y - x).
+        A linear hidden layer (the control) has no privileged basis: neuron counts are left empty."""
+        return None if config["hidden_activation"] == "linear" else "magnitude"
 
     @classmethod
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
