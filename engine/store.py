@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 from safetensors import SafetensorError
 
 import engine
-from engine import safe_fs
+from engine import safe_fs, settings
 from engine.errors import RunDataError, UserError
 from engine.manifest import PIECES, Manifest, digest, matches, segment
 from engine.manifest import Chunk as StoredChunk
@@ -90,11 +90,8 @@ atomic_write = safe_fs.atomic_write  # the store's one way to write a file (see 
 
 
 def runs_dir(option: str | Path | None = None) -> Path:
-    """``--runs-dir`` if given, else $TOYSUP_RUNS_DIR, else ./runs."""
-    if option:
-        return Path(option).expanduser()
-    env = os.environ.get(RUNS_ENV)
-    return Path(env).expanduser() if env else Path("runs")
+    """``--runs-dir`` if given, else $TOYSUP_RUNS_DIR, else config.toml's runs_dir, else ./runs."""
+    return settings.runs_dir(option)
 
 
 def _why(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ each other (measured: 30x slower). Subprocesses get ``OMP_NUM_THREADS=1`` too.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # ...and so does every run the tests start without --threads, in this process or a child (the automatic
     # count would otherwise take whatever cores look idle for a moment and then spin against the other worker).
     os.environ["OMP_NUM_THREADS"] = "1"
+    # The user's own config.toml and presets (and TOYSUP_DEVICE and the like) stay out of the tests: an empty
+    # config directory of their own, which tests that need one replace.
+    for name in [n for n in os.environ if n.startswith("TOYSUP_") and n != "TOYSUP_RUNS_DIR"]:
+        del os.environ[name]
+    os.environ["TOYSUP_CONFIG_DIR"] = tempfile.mkdtemp(prefix="toysup-config-")
 
 
 @pytest.fixture(autouse=True)

@@ -196,6 +196,8 @@ async def test_save_the_edited_sweep_as_a_preset(tui_dirs: tuple[Path, Path]) ->
         await set_field(pilot, form, "name", "my-sweep")
         await set_field(pilot, form, "seeds", "3")
         await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))  # the name, the form's to start with
+        await pilot.press("enter")
         await pilot.pause()
         saved = tui_dirs[1] / "my-sweep.toml"
         assert saved.is_file()
@@ -209,6 +211,8 @@ async def test_save_the_edited_sweep_as_a_preset(tui_dirs: tuple[Path, Path]) ->
         form = await open_form(pilot, app, "my-sweep")
         await set_field(pilot, form, "seeds", "5")
         await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))  # replacing asks first
         await pilot.press("y")
         await pilot.pause()

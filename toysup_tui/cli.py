@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,31 +53,89 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 def presets(
     long: Annotated[bool, typer.Option("--long", "-l", help="Full descriptions and expected outcomes")] = False,
 ) -> None:
-    """List the bundled presets: name, model, instances and what each shows (one line each; --long for all)."""
+    """List the presets (bundled, your own in the config directory, a project's ./presets) with their source:
+    name, model, instances and what each shows (one line each; --long for all)."""
     from rich import box
     from rich.table import Table
 
-    from engine.spec import bundled_presets, load
+    from engine.preset_sources import all_presets, winners
+    from engine.spec import read_preset, resolve
 
-    specs = {name: load(name) for name in bundled_presets()}
+    files = all_presets()
+    won = winners()
+    specs: dict[str, Any] = {}
+    for f in files:
+        try:
+            specs[f.qualified] = resolve(read_preset(str(f.path), f.path), source=str(f.path))
+        except ToysupError as exc:
+            specs[f.qualified] = exc
+
+    def source_text(f: Any) -> str:
+        return f.source + ("" if won[f.name] == f else f", shadowed by {won[f.name].source}")
+
     if long:  # one block per preset: full text wraps at any width
-        for name, spec in specs.items():
-            out.print(f"[bold cyan]{name}[/]  [dim]{spec.model}, {spec.n_instances} instances[/]")
+        for f in files:
+            spec = specs[f.qualified]
+            if isinstance(spec, ToysupError):
+                out.print(f"[bold cyan]{escape(f.name)}[/]  [dim]{source_text(f)}[/]  [red]{escape(str(spec))}[/]")
+                continue
+            out.print(f"[bold cyan]{escape(f.name)}[/]  [dim]{spec.model}, {spec.n_instances} instances, "
+                      f"{source_text(f)}" + ("" if f.source == "bundled" else f" ({escape(str(f.path))})") + "[/]")
             out.print(escape(spec.description), soft_wrap=False)
             out.print(f"[dim]expect:[/] {escape(spec.expected)}\n")
         return
     # Narrow terminals drop the model column (--long shows it) so each description keeps a readable line.
-    table = Table(title="Bundled presets", title_justify="left", box=box.SIMPLE_HEAD, expand=True,
-                  caption="toysup presets --long: full descriptions and expected outcomes", caption_justify="left")
-    table.add_column("name", style="bold cyan", no_wrap=True, min_width=max(map(len, specs)))
+    table = Table(title="Presets", title_justify="left", box=box.SIMPLE_HEAD, expand=True,
+                  caption="toysup presets --long: full descriptions and expected outcomes; a name in more than one "
+                  "place runs the project's, else yours (SOURCE:NAME picks one)", caption_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True, min_width=max(len(f.name) for f in files))
+    table.add_column("source", no_wrap=True)
     if out.width >= 100:
-        table.add_column("model", no_wrap=True, min_width=max(len(s.model) for s in specs.values()))
+        table.add_column("model", no_wrap=True)
     table.add_column("instances", justify="right", no_wrap=True, min_width=len("instances"))
     table.add_column("description", no_wrap=True, overflow="ellipsis", ratio=1)
-    for name, spec in specs.items():
-        table.add_row(name, *([spec.model] if out.width >= 100 else []), str(spec.n_instances),
-                      escape(spec.description))
+    for f in files:
+        spec = specs[f.qualified]
+        bad = isinstance(spec, ToysupError)
+        table.add_row(escape(f.name), source_text(f), *([("?" if bad else spec.model)] if out.width >= 100 else []),
+                      "" if bad else str(spec.n_instances),
+                      f"[red]{escape(str(spec))}[/]" if bad else escape(spec.description))
     out.print(table)
+
+
+@app.command("config")
+@with_run_options()
+def config_cmd(
+    runs_dir: RunsDirOption = None,
+    given: dict[str, str] | None = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON object")] = False,
+) -> None:
+    """Show the effective settings (runs directory and run options) and where each came from: a flag, the
+    environment ($TOYSUP_NAME), the config file (CONFIG_DIR/config.toml) or the default."""
+    from engine import settings
+    from engine.options import OPTION
+    from engine.preset_sources import user_dir
+
+    try:
+        found = settings.effective(given, runs_dir)
+        settings.run_options(given)  # a bad value is an error here too, naming where it was set
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps({"config_file": str(settings.config_path()), "presets_dir": str(user_dir()),
+                                     "settings": {s.name: {"value": s.value, "source": s.source} for s in found}},
+                                    default=str) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table("setting", "value", "from", title_justify="left",
+                  title=f"config file: {escape(str(settings.config_path()))}"
+                  + ("" if settings.config_path().is_file() else " (none)"))
+    for s in found:
+        shown = str(s.value) if s.value is not None else f"auto: {OPTION[s.name].default_text()}"
+        table.add_row(s.name, escape(shown), escape(s.source))
+    out.print(table)
+    out.print(f"[dim]your presets: {escape(str(user_dir()))}[/]", soft_wrap=True)
 
 
 @app.command()
@@ -102,16 +161,15 @@ def run(
                                          "terminal: print the run id and return at once")] = False,
 ) -> None:
     """Train a sweep headless and store it as a run folder."""
-    from engine import store
+    from engine import settings, store
     from engine.executors import executor_for
-    from engine.options import RunOptions
     from engine.plan import plan
     from engine.runner import run_sweep
     from engine.spec import load
     from toysup_tui import progress, summaries
 
     try:
-        options = RunOptions.from_dict(given or {})
+        options = settings.run_options(given)
         spec = load(preset, set_ or [], sweep or [], seeds)
         if dry_run:
             executor = executor_for(options)
@@ -207,14 +265,14 @@ def resume(
                                         "stopped) and resume")] = False,
 ) -> None:
     """Finish an interrupted, failed or killed run in place; ends with the same results as an uninterrupted run."""
-    from engine import store
+    from engine import settings, store
     from engine.options import resume_options
     from engine.runner import resume_sweep
     from toysup_tui import progress
 
     try:
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        options = resume_options(given or {}, found.info())
+        options = resume_options(settings.resume_defaults(given), found.info())
         if detach:
             from toysup_tui.detach import Resume, start
 
@@ -414,11 +472,11 @@ def bench(
 ) -> None:
     """Time the engine against a tutorial-style trainer (einsum, autograd, torch.optim.Adam) on identical work,
     over a ladder of instance counts, with each side's GFLOP/s and share of the device's measured peak."""
+    from engine import settings
     from engine.bench import check_options, ladder, parse_ladder
-    from engine.options import RunOptions
 
     try:
-        options = RunOptions.from_dict(given or {})  # --device, --threads and --compile, checked as for run
+        options = settings.run_options(given)  # --device, --threads and --compile, checked as for run
         device, threads = options.device, options.threads
         counts = parse_ladder(instances)
         check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
@@ -487,15 +545,19 @@ def tui(
 ) -> None:
     """Open the terminal interface: presets, parameter form, live runs, results and the runs browser. The run
     options set the form's starting values for launched sweeps."""
-    from engine import store
-    from engine.options import RunOptions
+    from engine import settings, store
     from toysup_tui.app import run_tui
 
     try:
-        options = RunOptions.from_dict(given or {})  # a bad option is reported before the screen opens
+        options = settings.run_options(given)  # a bad option is reported before the screen opens
     except SpecError as exc:
         raise fail(str(exc)) from None
     run_tui(store.runs_dir(runs_dir), options)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """A warning (a preset name found in two places) as one line on stderr, without Python's file and line."""
+    err.print(f"[yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
 
 
 def main() -> None:
@@ -504,6 +566,7 @@ def main() -> None:
     run's own handlers are in place) outside a run exits 130. The TUI keeps the terminal's defaults."""
     if sys.argv[1:2] != ["tui"]:
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    warnings.showwarning = _show_warning
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as exc:  # Typer's own (vendored Click) usage errors
