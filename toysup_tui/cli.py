@@ -385,6 +385,8 @@ def report_cmd(
         typer.Option("--best-of", help="Keep each point's lowest-loss seed among its first K seeds (0 = all): "
                      "the papers' best-of-k selection \\[default: every seed]"),
     ] = None,
+    save: Annotated[Path | None, typer.Option("--save", help="Write the report as it looks to this file instead: "
+                                              ".html, .svg or .txt", show_default=False)] = None,
 ) -> None:
     """Show a run's results as tables and terminal charts."""
     from engine import store
@@ -396,9 +398,47 @@ def report_cmd(
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
-        report.print_report(out, found, x=x, width=width, best_of=best_of)
+        if save is None:
+            report.print_report(out, found, x=x, width=width, best_of=best_of)
+            return
+        from toysup_tui.report_file import save_report
+
+        save_report(save, found, x=x, width=width, best_of=best_of)
     except ToysupError as exc:
         raise fail(str(exc)) from None
+    err.print(f"wrote the report of {escape(found.id)} to {escape(str(save))}", soft_wrap=True)
+
+
+@app.command()
+def plot(
+    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")],
+    charts: Annotated[list[str] | None, typer.Argument(
+        help="Charts to draw (default: every one the run has): loss, metrics, geometry, dimensionality, phase, "
+        "orientation, rate, recovery", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The figure file: .png, .svg or .pdf")] = Path(
+        "figure.png"),
+    instance: Annotated[list[int] | None, typer.Option(
+        "--instance", "-i", help="Instances for the geometry chart (repeatable) \\[default: the lowest-loss seed "
+        "at each end of the first axis]", show_default=False)] = None,
+    x: Annotated[str | None, typer.Option("--x", help="Swept parameter for the metric charts")] = None,
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Write a run's charts as a publication figure (matplotlib: pip install 'toysup[figures]'), one file with
+    the charts stacked; the format from the suffix."""
+    from engine import store
+    from engine.results import Results
+    from toysup_tui import figures
+
+    try:
+        figures.figure_format(output)
+        figures.require_matplotlib()
+        found = store.find_run(store.runs_dir(runs_dir), run_ref)
+        fig = figures.build(Results.open(found), charts or [], instance or [], x)
+        figures.save(fig, output)
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
+    err.print(f"wrote {', '.join(charts or figures.available(Results.open(found)))} of {escape(found.id)} to "
+              f"{escape(str(output))}", soft_wrap=True)
 
 
 @app.command()
