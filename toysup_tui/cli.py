@@ -442,6 +442,41 @@ def plot(
 
 
 @app.command()
+def compare(
+    run_refs: Annotated[list[str], typer.Argument(help="Two or more runs: folders, ids (or unique parts), 'latest'")],
+    runs_dir: RunsDirOption = None,
+    x: Annotated[str | None, typer.Option("--x", help="Swept parameter for the overlaid charts (one all the runs "
+                                          "sweep)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON object")] = False,
+) -> None:
+    """Compare runs: the config diff (only what differs), the summary metrics side by side per point, and
+    overlaid metric charts against a swept parameter they share."""
+    from engine import comparison, store
+    from engine.results import Results
+
+    try:
+        if len(run_refs) < 2:
+            raise SpecError("compare needs at least two runs")
+        root = store.runs_dir(runs_dir)
+        found = [store.find_run(root, ref) for ref in run_refs]
+        ids = [r.id for r in found]
+        if len(set(ids)) < len(ids):
+            raise SpecError(f"run {next(i for i in ids if ids.count(i) > 1)} is named twice")
+        results = [Results.open(r) for r in found]
+        axes = comparison.shared_axes(results)
+        if x is not None and x not in axes:
+            raise SpecError(f"--x {x!r} is not swept by every run (shared: {', '.join(axes) or 'none'})")
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(comparison.to_json(ids, results), default=str) + "\n")
+        return
+    from toysup_tui.compare_view import print_comparison
+
+    print_comparison(out, ids, results, x or (axes[0] if axes else None))
+
+
+@app.command()
 def export(
     run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout")] = None,
