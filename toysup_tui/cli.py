@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from engine.errors import SpecError, ToysupError
+from toysup_tui import completion
 from toysup_tui.option_flags import with_run_options
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -28,19 +29,45 @@ app = typer.Typer(
     name="toysup",
     help="Sweep and visualise toy models of superposition. Exit codes: 0 ok, 1 run failed, 2 usage error, "
     "130 interrupted.",
-    no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
+RunRef = Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'",
+                                       autocompletion=completion.run_ids)]
 RunsDirOption = Annotated[
     Path | None,
     typer.Option("--runs-dir", help="Where runs are stored \\[default: $TOYSUP_RUNS_DIR or ./runs]",
                  show_default=False),
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("toysup")
+        except PackageNotFoundError:  # a checkout run without installing
+            found = "unknown (not installed)"
+        sys.stdout.write(f"toysup {found}\n")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version, is_eager=True,
+                                          help="Print toysup's version and exit")] = False,
+) -> None:
+    """Sweep and visualise toy models of superposition. Exit codes: 0 ok, 1 run failed, 2 usage error, 130
+    interrupted."""
+    if ctx.invoked_subcommand is None:  # `toysup` alone: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -142,14 +169,17 @@ def config_cmd(
 @with_run_options()
 def run(
     preset: Annotated[
-        str, typer.Argument(help="Bundled preset name or path to a preset/config .toml")
+        str, typer.Argument(help="Preset name (toysup presets lists them) or path to a preset/config .toml",
+                            autocompletion=completion.preset_names)
     ] = DEFAULT_PRESET,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", "-s", help="Fix a parameter: key=value (repeatable)")
+        list[str] | None, typer.Option("--set", "-s", help="Fix a parameter: key=value (repeatable)",
+                                       autocompletion=completion.parameter_names)
     ] = None,
     sweep: Annotated[
         list[str] | None,
-        typer.Option("--sweep", help="Sweep a parameter: key=0.1,0.2 | key=lin:START:STOP:NUM | key=log:START:STOP:NUM"),  # noqa: E501
+        typer.Option("--sweep", help="Sweep a parameter: key=0.1,0.2 | key=lin:START:STOP:NUM | key=log:START:STOP:NUM",
+                     autocompletion=completion.parameter_names),
     ] = None,
     seeds: Annotated[int | None, typer.Option("--seeds", help="Seeds (instances) per sweep point")] = None,
     given: dict[str, str] | None = None,
@@ -255,7 +285,7 @@ def _hung_up(signum: int, frame: Any) -> None:
 @app.command()
 @with_run_options(resume=True)
 def resume(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    run_ref: RunRef = "latest",
     given: dict[str, str] | None = None,
     runs_dir: RunsDirOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
@@ -288,7 +318,14 @@ def resume(
 
 
 @app.command()
-def runs(runs_dir: RunsDirOption = None) -> None:
+def runs(
+    runs_dir: RunsDirOption = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only runs with these statuses, comma-separated: "
+                                               "completed, running, interrupted, failed, killed, damaged",
+                                               show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: a JSON list, one object per "
+                                          "run")] = False,
+) -> None:
     """List the runs in the runs directory, newest first, with their status."""
     from engine import store
     from toysup_tui.render.tables import runs_table
@@ -296,7 +333,11 @@ def runs(runs_dir: RunsDirOption = None) -> None:
     root = store.runs_dir(runs_dir)
     if root.exists() and not root.is_dir():
         raise fail(f"--runs-dir {root} is a file, not a directory of runs")
-    found = store.list_runs(root)
+    wanted = _statuses(status)
+    found = [r for r in store.list_runs(root) if wanted is None or r.status() in wanted]
+    if as_json:
+        sys.stdout.write(json.dumps([_run_record(r) for r in found]) + "\n")
+        return
     if not found:
         out.print(f"no runs in {root}")
         return
@@ -307,9 +348,31 @@ def runs(runs_dir: RunsDirOption = None) -> None:
             out.print(f"[bold red]damaged[/] {escape(run.id)}: {escape(problem)}", soft_wrap=True)
 
 
+def _statuses(text: str | None) -> set[str] | None:
+    """--status's comma-separated statuses, checked; None when not given."""
+    from engine.store import STATUSES
+
+    if text is None:
+        return None
+    given = {t.strip() for t in text.split(",") if t.strip()}
+    wrong = sorted(given - set(STATUSES))
+    if wrong or not given:
+        raise fail(f"--status {text!r} is not valid: expected one or more of {', '.join(STATUSES)}, "
+                   "comma-separated")
+    return given
+
+
+def _run_record(run: Any) -> dict[str, Any]:
+    """One run as `toysup runs --json` lists it: its id, folder and status, and what run.json says of it."""
+    info = run.info()
+    keys = ("name", "model", "instances_done", "instances", "started", "ended", "wall_time_s", "device")
+    return {"run_id": run.id, "path": str(run.path), "status": run.status(), **{k: info.get(k) for k in keys},
+            "problem": run.problem() or None}
+
+
 @app.command()
 def watch(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    run_ref: RunRef = "latest",
     runs_dir: RunsDirOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output: just wait for the end")] = False,
 ) -> None:
@@ -341,7 +404,7 @@ def watch(
 
 @app.command()
 def stop(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    run_ref: RunRef = "latest",
     runs_dir: RunsDirOption = None,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the run to record its stop")] = 60.0,
 ) -> None:
@@ -376,7 +439,7 @@ def stop(
 
 @app.command("report")
 def report_cmd(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    run_ref: RunRef = "latest",
     runs_dir: RunsDirOption = None,
     x: Annotated[str | None, typer.Option("--x", help="Swept parameter for the metric charts")] = None,
     width: Annotated[int | None, typer.Option("--width", help="Chart width in columns")] = None,
@@ -411,10 +474,10 @@ def report_cmd(
 
 @app.command()
 def plot(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")],
+    run_ref: RunRef,
     charts: Annotated[list[str] | None, typer.Argument(
         help="Charts to draw (default: every one the run has): loss, metrics, geometry, dimensionality, phase, "
-        "orientation, rate, recovery", show_default=False)] = None,
+        "orientation, rate, recovery", show_default=False, autocompletion=completion.chart_names)] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="The figure file: .png, .svg or .pdf")] = Path(
         "figure.png"),
     instance: Annotated[list[int] | None, typer.Option(
@@ -423,7 +486,7 @@ def plot(
     x: Annotated[str | None, typer.Option("--x", help="Swept parameter for the metric charts")] = None,
     runs_dir: RunsDirOption = None,
 ) -> None:
-    """Write a run's charts as a publication figure (matplotlib: pip install 'toysup[figures]'), one file with
+    """Write a run's charts as a publication figure (matplotlib: pip install 'toysup\\[figures]'), one file with
     the charts stacked; the format from the suffix."""
     from engine import store
     from engine.results import Results
@@ -443,7 +506,8 @@ def plot(
 
 @app.command()
 def compare(
-    run_refs: Annotated[list[str], typer.Argument(help="Two or more runs: folders, ids (or unique parts), 'latest'")],
+    run_refs: Annotated[list[str], typer.Argument(help="Two or more runs: folders, ids (or unique parts), 'latest'",
+                                                  autocompletion=completion.run_ids)],
     runs_dir: RunsDirOption = None,
     x: Annotated[str | None, typer.Option("--x", help="Swept parameter for the overlaid charts (one all the runs "
                                           "sweep)")] = None,
@@ -478,7 +542,7 @@ def compare(
 
 @app.command()
 def export(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    run_ref: RunRef = "latest",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout")] = None,
     table: Annotated[str, typer.Option("--table", help="results, curves or features")] = "results",
     runs_dir: RunsDirOption = None,
@@ -656,6 +720,30 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
+
+def _tidy_help() -> None:
+    """Help that reads as it should: each command's line in the command list is its docstring's first paragraph
+    rewrapped to the terminal (Typer's rich mode keeps the docstring's own line breaks there), and flags show no
+    ``<bool>`` value (Typer 0.29 shows one for every flag, as if it took a value)."""
+    import inspect
+
+    from typer.core import TyperOption
+
+    for info in app.registered_commands:
+        if info.short_help is None and info.callback is not None and info.callback.__doc__:
+            info.short_help = " ".join(inspect.cleandoc(info.callback.__doc__).split("\n\n")[0].split())
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_as_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich.flags_as_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_tidy_help()
 
 if __name__ == "__main__":
     main()
