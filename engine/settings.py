@@ -75,7 +75,7 @@ def read_file(path: Path | None = None) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Setting:
-    """One effective value and where it came from: flag, environment ($NAME), file (PATH) or default."""
+    """One effective value and where it came from: flag, environment ($NAME), file (config.toml) or default."""
 
     name: str
     value: Any
@@ -89,7 +89,7 @@ def _pick(name: str, given: Any, file: Mapping[str, Any], path: Path, default: A
     if env:
         return Setting(name, env, f"environment (${env_name(name)})")
     if name in file:
-        return Setting(name, file[name], f"file ({path})")
+        return Setting(name, file[name], "file")
     return Setting(name, default, "default")
 
 
@@ -127,7 +127,7 @@ def _source_of(message: str, settings: list[Setting]) -> str:
     """Where the option a message names was set, when not by a flag: " (set in file X)"."""
     for s in settings:
         if s.name in OPTION and OPTION[s.name].flag in message and s.source not in ("flag", "default"):
-            return f" (set by {s.source})"
+            return f" (set in {config_path()})" if s.source == "file" else f" (set by {s.source})"
     return ""
 
 
