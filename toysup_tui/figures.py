@@ -124,8 +124,10 @@ def build(results: Results, charts: Sequence[str] = (), instances: Sequence[int]
     axis = choose_axis(results, x)
     heights = [_height(name, results, instances, axis, metrics) for name in chosen]
     fig = Figure(figsize=(3 * PANEL[0], sum(heights)), layout="constrained")
-    subfigs = fig.subfigures(len(chosen), 1, height_ratios=heights) if len(chosen) > 1 else [fig]
-    for name, sub in zip(chosen, np.atleast_1d(subfigs)):
+    subfigs: list[Any] = [fig]
+    if len(chosen) > 1:  # an array of SubFigures, one per chart
+        subfigs = list(np.ravel(fig.subfigures(len(chosen), 1, height_ratios=heights)))  # type: ignore[arg-type]
+    for name, sub in zip(chosen, subfigs):
         DRAW[name](sub, results, instances=instances, axis=axis, metrics=metrics)
     return fig
 
@@ -247,7 +249,7 @@ def _instances(results: Results, chosen: Sequence[int]) -> list[tuple[int, str]]
             raise UserError(f"--instance {missing[0]} is not a finished instance of this run "
                             f"(0..{max(known)})")
         return [(i, f"#{i} ({results.label(results.point_of(i), short=True)}, seed "
-                 f"{results.row(i).get('seed') if results.row(i) else '?'})") for i in chosen]
+                 f"{(results.row(i) or {}).get('seed', '?')})") for i in chosen]
     return [(int(rep.row["instance"]), f"{rep.role}: #{rep.row['instance']} ({rep.label})")
             for rep in selection.representatives(results)]
 
@@ -393,7 +395,7 @@ def draw_phase(fig: Figure | SubFigure, results: Results, **_: Any) -> None:
     cmap = ListedColormap([PHASE_COLOURS[p] for p in phase.PHASES])
     ax.pcolormesh(_edges(xs), _edges(ys), np.ma.masked_invalid(z), cmap=cmap, vmin=-0.5, vmax=len(phase.PHASES) - 0.5)
     theory = theory_grid(results, grid)
-    handles = [Patch(color=PHASE_COLOURS[p], label=p.replace("_", " ")) for p in phase.PHASES]
+    handles: list[Any] = [Patch(color=PHASE_COLOURS[p], label=p.replace("_", " ")) for p in phase.PHASES]
     if theory is not None:
         rs, ps, tz = theory
         ax.contour(rs, ps, tz, levels=[0.5, 1.5], colors="black", linewidths=1.5)
