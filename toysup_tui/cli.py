@@ -496,12 +496,12 @@ def plot(
         figures.figure_format(output)
         figures.require_matplotlib()
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        fig = figures.build(Results.open(found), charts or [], instance or [], x)
-        figures.save(fig, output)
+        results = Results.open(found)
+        drawn = list(charts or []) or figures.available(results)
+        figures.save(figures.build(results, drawn, instance or [], x), output)
     except ToysupError as exc:
         raise fail(str(exc)) from None
-    err.print(f"wrote {', '.join(charts or figures.available(Results.open(found)))} of {escape(found.id)} to "
-              f"{escape(str(output))}", soft_wrap=True)
+    err.print(f"wrote {', '.join(drawn)} of {escape(found.id)} to {escape(str(output))}", soft_wrap=True)
 
 
 @app.command()
