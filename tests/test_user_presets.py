@@ -7,21 +7,31 @@ import json
 import tomllib
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tui_helpers import SIZE, make_app, open_form, run_async, set_field, wait_for
+from tui_helpers import SIZE, make_app, run_async, set_field, wait_for
 
 from engine import preset_sources, settings
 from engine.errors import UserError
 from engine.spec import load
 from engine.store import Run
 from toysup_tui.screens.confirm import ConfirmScreen, PromptScreen
+from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.presets import PresetsScreen
 
 from helpers import TINY_PRESET, assert_user_error, invoke, run_toysup
 
-TINY_FIELDS = {"steps": "40", "batch_size": "16", "seeds": "2", "eval_batch_size": "64",
-               "feature_probability": "1,0.05"}
+
+async def open_tiny_form(pilot: Any, app: Any, name: str = "tiny", edit: bool = True) -> FormScreen:
+    """The form with the tiny preset, then edited as a user would (40 steps instead of 200)."""
+    data = {**tomllib.loads(TINY_PRESET.read_text()), "name": name}
+    await app.push_screen(FormScreen(data))
+    await wait_for(pilot, lambda: isinstance(app.screen, FormScreen))
+    form = app.screen
+    if edit:
+        await set_field(pilot, form, "steps", "40")
+    return form
 
 
 @pytest.fixture
@@ -39,9 +49,7 @@ async def test_a_preset_saved_in_the_tui_runs_with_toysup_run(tmp_path: Path, co
     runs, presets = tmp_path / "runs", config_dir / "presets"
     app = make_app((runs, presets))
     async with app.run_test(size=SIZE) as pilot:
-        form = await open_form(pilot, app)
-        for name, text in TINY_FIELDS.items():
-            await set_field(pilot, form, name, text)
+        await open_tiny_form(pilot, app)
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))  # the name is asked for
         await pilot.press("ctrl+u", "end", "ctrl+u", *"bad name!", "enter")
@@ -60,7 +68,7 @@ async def test_a_preset_saved_in_the_tui_runs_with_toysup_run(tmp_path: Path, co
     assert run.status() == "completed"
     spec = run.spec()
     assert spec.name == "my-tiny" and spec.params["steps"] == 40 and spec.n_instances == 4
-    assert [a.values for a in spec.axes] == [(1.0, 0.05)]
+    assert [a.values for a in spec.axes] == [(1.0, 0.1)]
 
 
 @run_async
@@ -68,7 +76,7 @@ async def test_saving_under_a_bundled_name_asks_before_shadowing_it(tmp_path: Pa
     presets = config_dir / "presets"
     app = make_app((tmp_path / "runs", presets))
     async with app.run_test(size=SIZE) as pilot:
-        await open_form(pilot, app)
+        await open_tiny_form(pilot, app, name="tms-intro", edit=False)
         for answer in ("n", "y"):
             await pilot.press("ctrl+s")
             await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
