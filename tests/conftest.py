@@ -26,8 +26,11 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     # The user's own config.toml and presets (and TOYSUP_DEVICE and the like) stay out of the tests: an empty
     # config directory of their own, which tests that need one replace.
-    for name in [n for n in os.environ if n.startswith("TOYSUP_") and n != "TOYSUP_RUNS_DIR"]:
-        del os.environ[name]
+    from engine.preset_sources import PRESETS_ENV
+    from engine.settings import RUNS_DIR, SETTINGS, env_name
+
+    for name in [PRESETS_ENV, *(env_name(s) for s in SETTINGS if s != RUNS_DIR)]:
+        os.environ.pop(name, None)
     os.environ["TOYSUP_CONFIG_DIR"] = tempfile.mkdtemp(prefix="toysup-config-")
 
 
