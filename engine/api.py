@@ -186,16 +186,19 @@ def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
 
 def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Mapping[str, Any] | None = None,
               sweep: Mapping[str, Any] | None = None, seeds: int | None = None,
-              runs_dir: str | Path | None = None, device: str = "auto", threads: int | None = None) -> Run:
+              runs_dir: str | Path | None = None, device: str | None = None, threads: int | None = None) -> Run:
     """Train a sweep and return its run, as ``toysup run`` does.
 
     ``spec`` is a bundled preset's name, a preset or config.toml path, or a preset as a dict
     (``{"model": ..., "params": {...}, "sweep": {...}}``). ``params`` fixes parameters (replacing
     an axis of the same name, as ``-s`` does), ``sweep`` adds or replaces axes (a list of values,
-    or a string in the sweep grammar: ``"log:1:0.01:7"``), ``seeds`` sets the seeds per point.
+    or a string in the sweep grammar: ``"log:1:0.01:7"``), ``seeds`` sets the seeds per point. A preset name
+    resolves as for ``toysup run`` (engine.preset_sources); ``device``, ``threads`` and the other run options
+    not given come from the environment, then config.toml (engine.settings), as on the command line.
     Mistakes raise UserError before anything is written. An interrupt (Ctrl-C, a notebook's stop button) ends
     the run as ``interrupted`` with its finished chunks kept; check ``status`` of the run returned.
     """
+    from engine import settings
     from engine.runner import run_sweep as train
 
     if isinstance(spec, Mapping):
@@ -210,5 +213,6 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     values = {k: v for k, v in {**data.get("params", {}), **fixed}.items() if k not in axes}
     data = {**data, "params": values, "sweep": axes}
     resolved = resolve(data, seeds=seeds, source=source)
-    outcome = train(resolved, store.runs_dir(runs_dir), device=device, threads=threads)
+    options = settings.run_options({"device": device, "threads": threads})
+    outcome = train(resolved, store.runs_dir(runs_dir), options)
     return Run(store.Run(outcome.run_dir))

@@ -30,7 +30,6 @@ import itertools
 import math
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +39,8 @@ from engine.adaptive import Adaptive, check_grid, parse_adaptive
 from engine.errors import SpecError
 from engine.models import MODELS, get_kind
 from engine.params import Param
+from engine.preset_sources import bundled_dir
+from engine.preset_sources import find as find_preset
 
 Scale = Literal["list", "lin", "log"]
 SWEEP_HELP = "expected a list like 0.1,0.2,0.5, lin:START:STOP:NUM or log:START:STOP:NUM"
@@ -165,10 +166,7 @@ class Spec:
 
 def presets_dir() -> Path:
     """The bundled presets: inside the installed package, or presets/ in a checkout."""
-    packaged = resources.files("engine").joinpath("presets")
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / "presets"
+    return bundled_dir()
 
 
 def bundled_presets() -> dict[str, Path]:
@@ -176,21 +174,13 @@ def bundled_presets() -> dict[str, Path]:
 
 
 def preset_path(name_or_path: str) -> Path:
-    """A bundled preset's file, or a user's preset file."""
-    bundled = bundled_presets()
-    if name_or_path in bundled:
-        return bundled[name_or_path]
-    path = Path(name_or_path).expanduser()
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
-            raise SpecError(f"preset file {name_or_path} does not exist")
-        return path
-    raise SpecError(f"unknown preset {name_or_path!r}{_did_you_mean(name_or_path, bundled)}; "
-                    f"bundled presets: {', '.join(bundled)} (or give a path to a .toml file)")
+    """The file a preset name (project, user or bundled: engine.preset_sources), ``SOURCE:NAME`` or path names."""
+    return find_preset(name_or_path).path
 
 
-def read_preset(name_or_path: str) -> dict[str, Any]:
-    path = preset_path(name_or_path)
+def read_preset(name_or_path: str, path: Path | None = None) -> dict[str, Any]:
+    """A preset's contents, by name or path (``path``: the file already found for it)."""
+    path = path or preset_path(name_or_path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -347,7 +337,7 @@ def load(
 ) -> Spec:
     """A bundled preset name or a preset/config file, with overrides, as a Spec."""
     path = preset_path(name_or_path)
-    return resolve(read_preset(name_or_path), sets, sweeps, seeds, source=str(path))
+    return resolve(read_preset(name_or_path, path), sets, sweeps, seeds, source=str(path))
 
 
 def _table(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:

@@ -51,8 +51,9 @@ from typing import TYPE_CHECKING, Any
 from safetensors import SafetensorError
 
 import engine
-from engine import safe_fs
+from engine import safe_fs, settings
 from engine.errors import RunDataError, UserError
+from engine.export_tables import joined_text
 from engine.manifest import PIECES, Manifest, digest, matches, segment
 from engine.manifest import Chunk as StoredChunk
 from engine.run_format import (  # noqa: F401  (the run format's cells are the store's too)
@@ -90,11 +91,8 @@ atomic_write = safe_fs.atomic_write  # the store's one way to write a file (see 
 
 
 def runs_dir(option: str | Path | None = None) -> Path:
-    """``--runs-dir`` if given, else $TOYSUP_RUNS_DIR, else ./runs."""
-    if option:
-        return Path(option).expanduser()
-    env = os.environ.get(RUNS_ENV)
-    return Path(env).expanduser() if env else Path("runs")
+    """``--runs-dir`` if given, else $TOYSUP_RUNS_DIR, else config.toml's runs_dir, else ./runs."""
+    return settings.runs_dir(option)
 
 
 def _why(exc: BaseException) -> str:
@@ -757,13 +755,14 @@ def run_status(info: dict[str, Any]) -> str:
 
 
 def export_text(run: Run, table: str = "results") -> str:
-    """A table as CSV with a leading run_id column, so exported rows say where they came from. A table
-    that disagrees with the run's manifest (cut or edited) is refused with what is wrong."""
+    """A table as CSV with a leading run_id column, so exported rows say where they came from, joined and typed
+    (engine/export_tables.py: instance, point, seed and the swept parameters in every table; booleans 1/0). A
+    table that disagrees with the run's manifest (cut or edited) is refused with what is wrong."""
     text = run.table_text(table)
     problem = run.problem(deep=True)
     if problem and problem.startswith(f"{table}.csv"):
         raise RunDataError(f"run {run.id} is damaged: {problem}")
-    return with_run_id(text, run.id)
+    return with_run_id(joined_text(run, table, text), run.id)
 
 
 def export(run: Run, target: Path, table: str = "results") -> int:

@@ -8,6 +8,7 @@ each other (measured: 30x slower). Subprocesses get ``OMP_NUM_THREADS=1`` too.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,14 @@ def pytest_configure(config: pytest.Config) -> None:
     # ...and so does every run the tests start without --threads, in this process or a child (the automatic
     # count would otherwise take whatever cores look idle for a moment and then spin against the other worker).
     os.environ["OMP_NUM_THREADS"] = "1"
+    # The user's own config.toml and presets (and TOYSUP_DEVICE and the like) stay out of the tests: an empty
+    # config directory of their own, which tests that need one replace.
+    from engine.preset_sources import PRESETS_ENV
+    from engine.settings import RUNS_DIR, SETTINGS, env_name
+
+    for name in [PRESETS_ENV, *(env_name(s) for s in SETTINGS if s != RUNS_DIR)]:
+        os.environ.pop(name, None)
+    os.environ["TOYSUP_CONFIG_DIR"] = tempfile.mkdtemp(prefix="toysup-config-")
 
 
 @pytest.fixture(autouse=True)

@@ -202,15 +202,28 @@ def test_report_shows_the_run(tiny_run):
     assert tiny_run.name in result.stdout
 
 
+def assert_joined_export(exported_text: str, run_dir: Path, table: str) -> None:
+    """An export of a stored table: run_id, instance, point, seed and the swept parameters first (from results.csv,
+    by instance), then the table's own columns with the stored cells, booleans as 1/0."""
+    exported = list(csv.DictReader(io.StringIO(exported_text)))
+    original = list(csv.DictReader(io.StringIO((run_dir / f"{table}.csv").read_text())))
+    results = {r["instance"]: r for r in csv.DictReader(io.StringIO((run_dir / "results.csv").read_text()))}
+    head = ["run_id", "instance", "point", "seed", "feature_probability"]
+    header = next(csv.reader(io.StringIO(exported_text)))
+    assert header == head + [c for c in original[0] if c not in head]
+    assert len(exported) == len(original) and {r["run_id"] for r in exported} == {run_dir.name}
+    assert not {"true", "false"} & {v for r in exported for v in r.values()}  # booleans one way: 1/0
+    typed = {"true": "1", "false": "0"}
+    for got, want in zip(exported, original):
+        assert {k: got[k] for k in want} == {k: typed.get(v, v) for k, v in want.items()}
+        assert [got[k] for k in head[2:]] == [results[got["instance"]][k] for k in head[2:]]
+
+
 @pytest.mark.parametrize("table", ["results", "curves", "features"])
 def test_export_to_stdout_adds_a_run_id_column(tiny_run, table):
     result = invoke("export", "latest", "--table", table, "--runs-dir", tiny_run.parent)
     assert result.exit_code == 0, result.stderr
-    exported = csv_rows(result.stdout)
-    original = csv_rows((tiny_run / f"{table}.csv").read_text())
-    assert exported[0] == ["run_id", *original[0]]
-    assert [r[1:] for r in exported[1:]] == original[1:]
-    assert {r[0] for r in exported[1:]} == {tiny_run.name}
+    assert_joined_export(result.stdout, tiny_run, table)
 
 
 @pytest.mark.parametrize("table", ["results", "curves", "features"])
@@ -222,9 +235,7 @@ def test_export_to_a_file(tiny_run, tmp_path, table):
     assert f"wrote {table} of {tiny_run.name} to {target}" in result.stderr
     on_stdout = invoke("export", tiny_run, "--table", table).stdout
     assert target.read_text() == on_stdout
-    exported = csv_rows(target.read_text())
-    original = csv_rows((tiny_run / f"{table}.csv").read_text())
-    assert [r[1:] for r in exported] == original and exported[0][0] == "run_id"
+    assert_joined_export(target.read_text(), tiny_run, table)
 
 
 def test_export_by_unique_part_of_the_id(tiny_run):

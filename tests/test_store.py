@@ -308,7 +308,9 @@ def test_export_writes_the_table_with_a_run_id_column(finished, tmp_path):
     target = tmp_path / "out.csv"
     assert export(run, target, "features") == 4 * 5
     lines = target.read_text().splitlines()
-    assert lines[0] == "run_id," + (run.path / "features.csv").read_text().splitlines()[0]
+    stored = (run.path / "features.csv").read_text().splitlines()[0].split(",")
+    swept = [a.name for a in run.spec().axes]
+    assert lines[0].split(",") == ["run_id", "instance", "point", "seed", *swept, *stored[1:]]  # joined (export_tables)
     assert all(line.startswith(run.id + ",") for line in lines[1:])
     with pytest.raises(UserError, match="is a directory"):
         export(run, tmp_path)

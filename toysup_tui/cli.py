@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from engine.errors import SpecError, ToysupError
+from toysup_tui import completion
 from toysup_tui.option_flags import with_run_options
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -27,19 +29,45 @@ app = typer.Typer(
     name="toysup",
     help="Sweep and visualise toy models of superposition. Exit codes: 0 ok, 1 run failed, 2 usage error, "
     "130 interrupted.",
-    no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
+RunRef = Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'",
+                                       autocompletion=completion.run_ids)]
 RunsDirOption = Annotated[
     Path | None,
     typer.Option("--runs-dir", help="Where runs are stored \\[default: $TOYSUP_RUNS_DIR or ./runs]",
                  show_default=False),
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("toysup")
+        except PackageNotFoundError:  # a checkout run without installing
+            found = "unknown (not installed)"
+        sys.stdout.write(f"toysup {found}\n")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def _root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version, is_eager=True,
+                                          help="Print toysup's version and exit")] = False,
+) -> None:
+    """Sweep and visualise toy models of superposition. Exit codes: 0 ok, 1 run failed, 2 usage error, 130
+    interrupted."""
+    if ctx.invoked_subcommand is None:  # `toysup` alone: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -52,45 +80,106 @@ def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
 def presets(
     long: Annotated[bool, typer.Option("--long", "-l", help="Full descriptions and expected outcomes")] = False,
 ) -> None:
-    """List the bundled presets: name, model, instances and what each shows (one line each; --long for all)."""
+    """List the presets (bundled, your own in the config directory, a project's ./presets) with their source:
+    name, model, instances and what each shows (one line each; --long for all)."""
     from rich import box
     from rich.table import Table
 
-    from engine.spec import bundled_presets, load
+    from engine.preset_sources import all_presets, winners
+    from engine.spec import read_preset, resolve
 
-    specs = {name: load(name) for name in bundled_presets()}
+    files = all_presets()
+    won = winners()
+    specs: dict[str, Any] = {}
+    for f in files:
+        try:
+            specs[f.qualified] = resolve(read_preset(str(f.path), f.path), source=str(f.path))
+        except ToysupError as exc:
+            specs[f.qualified] = exc
+
+    def source_text(f: Any) -> str:
+        return f.source + ("" if won[f.name] == f else f", shadowed by {won[f.name].source}")
+
     if long:  # one block per preset: full text wraps at any width
-        for name, spec in specs.items():
-            out.print(f"[bold cyan]{name}[/]  [dim]{spec.model}, {spec.n_instances} instances[/]")
+        for f in files:
+            spec = specs[f.qualified]
+            if isinstance(spec, ToysupError):
+                out.print(f"[bold cyan]{escape(f.name)}[/]  [dim]{source_text(f)}[/]  [red]{escape(str(spec))}[/]")
+                continue
+            out.print(f"[bold cyan]{escape(f.name)}[/]  [dim]{spec.model}, {spec.n_instances} instances, "
+                      f"{source_text(f)}" + ("" if f.source == "bundled" else f" ({escape(str(f.path))})") + "[/]")
             out.print(escape(spec.description), soft_wrap=False)
             out.print(f"[dim]expect:[/] {escape(spec.expected)}\n")
         return
     # Narrow terminals drop the model column (--long shows it) so each description keeps a readable line.
-    table = Table(title="Bundled presets", title_justify="left", box=box.SIMPLE_HEAD, expand=True,
-                  caption="toysup presets --long: full descriptions and expected outcomes", caption_justify="left")
-    table.add_column("name", style="bold cyan", no_wrap=True, min_width=max(map(len, specs)))
+    table = Table(title="Presets", title_justify="left", box=box.SIMPLE_HEAD, expand=True,
+                  caption="toysup presets --long: full descriptions and expected outcomes; a name in more than one "
+                  "place runs the project's, else yours (SOURCE:NAME picks one)", caption_justify="left")
+    table.add_column("name", style="bold cyan", no_wrap=True, min_width=max(len(f.name) for f in files))
+    table.add_column("source", no_wrap=True)
     if out.width >= 100:
-        table.add_column("model", no_wrap=True, min_width=max(len(s.model) for s in specs.values()))
+        table.add_column("model", no_wrap=True)
     table.add_column("instances", justify="right", no_wrap=True, min_width=len("instances"))
     table.add_column("description", no_wrap=True, overflow="ellipsis", ratio=1)
-    for name, spec in specs.items():
-        table.add_row(name, *([spec.model] if out.width >= 100 else []), str(spec.n_instances),
-                      escape(spec.description))
+    for f in files:
+        spec = specs[f.qualified]
+        bad = isinstance(spec, ToysupError)
+        table.add_row(escape(f.name), source_text(f), *([("?" if bad else spec.model)] if out.width >= 100 else []),
+                      "" if bad else str(spec.n_instances),
+                      f"[red]{escape(str(spec))}[/]" if bad else escape(spec.description))
     out.print(table)
+
+
+@app.command("config")
+@with_run_options()
+def config_cmd(
+    runs_dir: RunsDirOption = None,
+    given: dict[str, str] | None = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON object")] = False,
+) -> None:
+    """Show the effective settings (runs directory and run options) and where each came from: a flag, the
+    environment ($TOYSUP_NAME), the config file (CONFIG_DIR/config.toml) or the default."""
+    from engine import settings
+    from engine.options import OPTION
+    from engine.preset_sources import user_dir
+
+    try:
+        found = settings.effective(given, runs_dir)
+        settings.run_options(given)  # a bad value is an error here too, naming where it was set
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps({"config_file": str(settings.config_path()), "presets_dir": str(user_dir()),
+                                     "settings": {s.name: {"value": s.value, "source": s.source} for s in found}},
+                                    default=str) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table("setting", "value", "from", title_justify="left",
+                  title=f"config file: {escape(str(settings.config_path()))}"
+                  + ("" if settings.config_path().is_file() else " (none)"))
+    for s in found:
+        shown = str(s.value) if s.value is not None else f"auto: {OPTION[s.name].default_text()}"
+        table.add_row(s.name, escape(shown), escape(s.source))
+    out.print(table)
+    out.print(f"[dim]your presets: {escape(str(user_dir()))}[/]", soft_wrap=True)
 
 
 @app.command()
 @with_run_options()
 def run(
     preset: Annotated[
-        str, typer.Argument(help="Bundled preset name or path to a preset/config .toml")
+        str, typer.Argument(help="Preset name (toysup presets lists them) or path to a preset/config .toml",
+                            autocompletion=completion.preset_names)
     ] = DEFAULT_PRESET,
     set_: Annotated[
-        list[str] | None, typer.Option("--set", "-s", help="Fix a parameter: key=value (repeatable)")
+        list[str] | None, typer.Option("--set", "-s", help="Fix a parameter: key=value (repeatable)",
+                                       autocompletion=completion.parameter_names)
     ] = None,
     sweep: Annotated[
         list[str] | None,
-        typer.Option("--sweep", help="Sweep a parameter: key=0.1,0.2 | key=lin:START:STOP:NUM | key=log:START:STOP:NUM"),  # noqa: E501
+        typer.Option("--sweep", help="Sweep a parameter: key=0.1,0.2 | key=lin:START:STOP:NUM | key=log:START:STOP:NUM",
+                     autocompletion=completion.parameter_names),
     ] = None,
     seeds: Annotated[int | None, typer.Option("--seeds", help="Seeds (instances) per sweep point")] = None,
     given: dict[str, str] | None = None,
@@ -102,16 +191,15 @@ def run(
                                          "terminal: print the run id and return at once")] = False,
 ) -> None:
     """Train a sweep headless and store it as a run folder."""
-    from engine import store
+    from engine import settings, store
     from engine.executors import executor_for
-    from engine.options import RunOptions
     from engine.plan import plan
     from engine.runner import run_sweep
     from engine.spec import load
     from toysup_tui import progress, summaries
 
     try:
-        options = RunOptions.from_dict(given or {})
+        options = settings.run_options(given)
         spec = load(preset, set_ or [], sweep or [], seeds)
         if dry_run:
             executor = executor_for(options)
@@ -197,7 +285,7 @@ def _hung_up(signum: int, frame: Any) -> None:
 @app.command()
 @with_run_options(resume=True)
 def resume(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    run_ref: RunRef = "latest",
     given: dict[str, str] | None = None,
     runs_dir: RunsDirOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output, only the run folder")] = False,
@@ -207,14 +295,14 @@ def resume(
                                         "stopped) and resume")] = False,
 ) -> None:
     """Finish an interrupted, failed or killed run in place; ends with the same results as an uninterrupted run."""
-    from engine import store
+    from engine import settings, store
     from engine.options import resume_options
     from engine.runner import resume_sweep
     from toysup_tui import progress
 
     try:
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        options = resume_options(given or {}, found.info())
+        options = resume_options(settings.resume_defaults(given), found.info())
         if detach:
             from toysup_tui.detach import Resume, start
 
@@ -230,7 +318,14 @@ def resume(
 
 
 @app.command()
-def runs(runs_dir: RunsDirOption = None) -> None:
+def runs(
+    runs_dir: RunsDirOption = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only runs with these statuses, comma-separated: "
+                                               "completed, running, interrupted, failed, killed, damaged",
+                                               show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: a JSON list, one object per "
+                                          "run")] = False,
+) -> None:
     """List the runs in the runs directory, newest first, with their status."""
     from engine import store
     from toysup_tui.render.tables import runs_table
@@ -238,7 +333,11 @@ def runs(runs_dir: RunsDirOption = None) -> None:
     root = store.runs_dir(runs_dir)
     if root.exists() and not root.is_dir():
         raise fail(f"--runs-dir {root} is a file, not a directory of runs")
-    found = store.list_runs(root)
+    wanted = _statuses(status)
+    found = [r for r in store.list_runs(root) if wanted is None or r.status() in wanted]
+    if as_json:
+        sys.stdout.write(json.dumps([_run_record(r) for r in found]) + "\n")
+        return
     if not found:
         out.print(f"no runs in {root}")
         return
@@ -249,9 +348,31 @@ def runs(runs_dir: RunsDirOption = None) -> None:
             out.print(f"[bold red]damaged[/] {escape(run.id)}: {escape(problem)}", soft_wrap=True)
 
 
+def _statuses(text: str | None) -> set[str] | None:
+    """--status's comma-separated statuses, checked; None when not given."""
+    from engine.store import STATUSES
+
+    if text is None:
+        return None
+    given = {t.strip() for t in text.split(",") if t.strip()}
+    wrong = sorted(given - set(STATUSES))
+    if wrong or not given:
+        raise fail(f"--status {text!r} is not valid: expected one or more of {', '.join(STATUSES)}, "
+                   "comma-separated")
+    return given
+
+
+def _run_record(run: Any) -> dict[str, Any]:
+    """One run as `toysup runs --json` lists it: its id, folder and status, and what run.json says of it."""
+    info = run.info()
+    keys = ("name", "model", "instances_done", "instances", "started", "ended", "wall_time_s", "device")
+    return {"run_id": run.id, "path": str(run.path), "status": run.status(), **{k: info.get(k) for k in keys},
+            "problem": run.problem() or None}
+
+
 @app.command()
 def watch(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    run_ref: RunRef = "latest",
     runs_dir: RunsDirOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output: just wait for the end")] = False,
 ) -> None:
@@ -283,7 +404,7 @@ def watch(
 
 @app.command()
 def stop(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    run_ref: RunRef = "latest",
     runs_dir: RunsDirOption = None,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the run to record its stop")] = 60.0,
 ) -> None:
@@ -318,7 +439,7 @@ def stop(
 
 @app.command("report")
 def report_cmd(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    run_ref: RunRef = "latest",
     runs_dir: RunsDirOption = None,
     x: Annotated[str | None, typer.Option("--x", help="Swept parameter for the metric charts")] = None,
     width: Annotated[int | None, typer.Option("--width", help="Chart width in columns")] = None,
@@ -327,6 +448,8 @@ def report_cmd(
         typer.Option("--best-of", help="Keep each point's lowest-loss seed among its first K seeds (0 = all): "
                      "the papers' best-of-k selection \\[default: every seed]"),
     ] = None,
+    save: Annotated[Path | None, typer.Option("--save", help="Write the report as it looks to this file instead: "
+                                              ".html, .svg or .txt", show_default=False)] = None,
 ) -> None:
     """Show a run's results as tables and terminal charts."""
     from engine import store
@@ -338,14 +461,88 @@ def report_cmd(
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
-        report.print_report(out, found, x=x, width=width, best_of=best_of)
+        if save is None:
+            report.print_report(out, found, x=x, width=width, best_of=best_of)
+            return
+        from toysup_tui.report_file import save_report
+
+        save_report(save, found, x=x, width=width, best_of=best_of)
     except ToysupError as exc:
         raise fail(str(exc)) from None
+    err.print(f"wrote the report of {escape(found.id)} to {escape(str(save))}", soft_wrap=True)
+
+
+@app.command()
+def plot(
+    run_ref: RunRef,
+    charts: Annotated[list[str] | None, typer.Argument(
+        help="Charts to draw (default: every one the run has): loss, metrics, geometry, dimensionality, phase, "
+        "orientation, rate, recovery", show_default=False, autocompletion=completion.chart_names)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The figure file: .png, .svg or .pdf")] = Path(
+        "figure.png"),
+    instance: Annotated[list[int] | None, typer.Option(
+        "--instance", "-i", help="Instances for the geometry chart (repeatable) \\[default: the lowest-loss seed "
+        "at each end of the first axis]", show_default=False)] = None,
+    x: Annotated[str | None, typer.Option("--x", help="Swept parameter for the metric charts")] = None,
+    runs_dir: RunsDirOption = None,
+) -> None:
+    """Write a run's charts as a publication figure (matplotlib: pip install 'toysup\\[figures]'), one file with
+    the charts stacked; the format from the suffix."""
+    from engine import store
+    from engine.results import Results
+    from toysup_tui import figures
+
+    try:
+        figures.figure_format(output)
+        figures.require_matplotlib()
+        found = store.find_run(store.runs_dir(runs_dir), run_ref)
+        results = Results.open(found)
+        drawn = list(charts or []) or figures.available(results)
+        figures.save(figures.build(results, drawn, instance or [], x), output)
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
+    err.print(f"wrote {', '.join(drawn)} of {escape(found.id)} to {escape(str(output))}", soft_wrap=True)
+
+
+@app.command()
+def compare(
+    run_refs: Annotated[list[str], typer.Argument(help="Two or more runs: folders, ids (or unique parts), 'latest'",
+                                                  autocompletion=completion.run_ids)],
+    runs_dir: RunsDirOption = None,
+    x: Annotated[str | None, typer.Option("--x", help="Swept parameter for the overlaid charts (one all the runs "
+                                          "sweep)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON object")] = False,
+) -> None:
+    """Compare runs: the config diff (only what differs), the summary metrics side by side per point, and
+    overlaid metric charts against a swept parameter they share."""
+    from engine import comparison, store
+    from engine.results import Results
+
+    try:
+        if len(run_refs) < 2:
+            raise SpecError("compare needs at least two runs")
+        root = store.runs_dir(runs_dir)
+        found = [store.find_run(root, ref) for ref in run_refs]
+        ids = [r.id for r in found]
+        if len(set(ids)) < len(ids):
+            raise SpecError(f"run {next(i for i in ids if ids.count(i) > 1)} is named twice")
+        results = [Results.open(r) for r in found]
+        axes = comparison.shared_axes(results)
+        if x is not None and x not in axes:
+            raise SpecError(f"--x {x!r} is not swept by every run (shared: {', '.join(axes) or 'none'})")
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(json.dumps(comparison.to_json(ids, results), default=str) + "\n")
+        return
+    from toysup_tui.compare_view import print_comparison
+
+    print_comparison(out, ids, results, x or (axes[0] if axes else None))
 
 
 @app.command()
 def export(
-    run_ref: Annotated[str, typer.Argument(help="Run folder, run id (or unique part of it), or 'latest'")] = "latest",
+    run_ref: RunRef = "latest",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout")] = None,
     table: Annotated[str, typer.Option("--table", help="results, curves or features")] = "results",
     runs_dir: RunsDirOption = None,
@@ -414,11 +611,11 @@ def bench(
 ) -> None:
     """Time the engine against a tutorial-style trainer (einsum, autograd, torch.optim.Adam) on identical work,
     over a ladder of instance counts, with each side's GFLOP/s and share of the device's measured peak."""
+    from engine import settings
     from engine.bench import check_options, ladder, parse_ladder
-    from engine.options import RunOptions
 
     try:
-        options = RunOptions.from_dict(given or {})  # --device, --threads and --compile, checked as for run
+        options = settings.run_options(given)  # --device, --threads and --compile, checked as for run
         device, threads = options.device, options.threads
         counts = parse_ladder(instances)
         check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
@@ -487,15 +684,19 @@ def tui(
 ) -> None:
     """Open the terminal interface: presets, parameter form, live runs, results and the runs browser. The run
     options set the form's starting values for launched sweeps."""
-    from engine import store
-    from engine.options import RunOptions
+    from engine import settings, store
     from toysup_tui.app import run_tui
 
     try:
-        options = RunOptions.from_dict(given or {})  # a bad option is reported before the screen opens
+        options = settings.run_options(given)  # a bad option is reported before the screen opens
     except SpecError as exc:
         raise fail(str(exc)) from None
     run_tui(store.runs_dir(runs_dir), options)
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    """A warning (a preset name found in two places) as one line on stderr, without Python's file and line."""
+    err.print(f"[yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
 
 
 def main() -> None:
@@ -504,6 +705,7 @@ def main() -> None:
     run's own handlers are in place) outside a run exits 130. The TUI keeps the terminal's defaults."""
     if sys.argv[1:2] != ["tui"]:
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    warnings.showwarning = _show_warning
     try:
         code = app(standalone_mode=False)
     except typer.TyperException as exc:  # Typer's own (vendored Click) usage errors
@@ -518,6 +720,30 @@ def main() -> None:
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 
+
+def _tidy_help() -> None:
+    """Help that reads as it should: each command's line in the command list is its docstring's first paragraph
+    rewrapped to the terminal (Typer's rich mode keeps the docstring's own line breaks there), and flags show no
+    ``<bool>`` value (Typer 0.29 shows one for every flag, as if it took a value)."""
+    import inspect
+
+    from typer.core import TyperOption
+
+    for info in app.registered_commands:
+        if info.short_help is None and info.callback is not None and info.callback.__doc__:
+            info.short_help = " ".join(inspect.cleandoc(info.callback.__doc__).split("\n\n")[0].split())
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_as_flags", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich.flags_as_flags = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_tidy_help()
 
 if __name__ == "__main__":
     main()

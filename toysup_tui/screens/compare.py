@@ -1,4 +1,5 @@
-"""Two runs' metric curves on one chart, against a swept parameter both runs share."""
+"""Runs compared: what differs in their configs (as `toysup compare` shows it), and their metric curves on one
+chart against a swept parameter they share."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Static
 
 from engine.analysis.columns import charted_metrics
-from engine.analysis.series import Band, metric_bands
+from engine.comparison import config_diff, shared_axes
 from engine.errors import RunDataError
 from engine.results import Results
 from engine.store import Run
 from toysup_tui.render import charts
+from toysup_tui.render.compare import config_diff_table, overlaid_bands
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.widgets.chart import Chart
 from toysup_tui.widgets.legend import Legend
@@ -30,9 +32,9 @@ class CompareScreen(ToysupScreen):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, first: Run, second: Run) -> None:
+    def __init__(self, *runs: Run) -> None:
         super().__init__()
-        self.runs = (first, second)
+        self.runs = runs
         self.results: list[Results] = []
         self.metrics: list[str] = []
         self.shared_axes: list[str] = []
@@ -41,6 +43,7 @@ class CompareScreen(ToysupScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static("", id="compare-diff")
         yield Static("", id="compare-choice")
         yield Chart(id="compare-chart")
         yield Legend("", id="compare-legend")
@@ -53,10 +56,11 @@ class CompareScreen(ToysupScreen):
         except RunDataError as exc:
             self.query_one("#compare-choice", Static).update(f"[red]{esc(str(exc))}[/]")
             return
-        names = [[a.name for a in r.axes] for r in self.results]
-        self.shared_axes = [n for n in names[0] if n in names[1]]
+        self.query_one("#compare-diff", Static).update(
+            config_diff_table(config_diff([r.spec for r in self.results]), [r.id for r in self.runs]))
+        self.shared_axes = shared_axes(self.results)
         metric_lists = [charted_metrics(r.spec.model, list(r.rows[0])) if r.rows else [] for r in self.results]
-        self.metrics = [m for m in metric_lists[0] if m in metric_lists[1]]
+        self.metrics = [m for m in metric_lists[0] if all(m in other for other in metric_lists[1:])]
         self.call_after_refresh(self.draw)
 
     def draw(self) -> None:
@@ -64,23 +68,16 @@ class CompareScreen(ToysupScreen):
         plot = self.query_one("#compare-chart", Chart)
         if not self.shared_axes or not self.metrics:
             why = "no swept parameter in common" if not self.shared_axes else "no metric in common (or no results)"
-            choice.update(f"[yellow]cannot compare {esc(self.runs[0].id)} and {esc(self.runs[1].id)}: "
-                          f"{why}[/]")
+            choice.update(f"[yellow]cannot chart {esc(', '.join(r.id for r in self.runs))} together: {why}[/]")
             plot.show(None)
             return
         x = self.shared_axes[self.x_index % len(self.shared_axes)]
         metric = self.metrics[self.metric_index % len(self.metrics)]
-        bands: list[Band] = []
-        log_x = False
-        for run, results in zip(self.runs, self.results):
-            axis = next(a for a in results.axes if a.name == x)
-            log_x = log_x or axis.log_scale
-            for band in metric_bands(results, x, metric, max_series=len(charts.PALETTE)):
-                band.label = run.id if band.label == metric else f"{run.id} {band.label}"
-                bands.append(band)
+        log_x = any(a.log_scale for r in self.results for a in r.axes if a.name == x)
+        bands = overlaid_bands([r.id for r in self.runs], self.results, x, metric)
         colours = plot.colours
         plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, x, log_x=log_x,
-                                                      title=f"{metric}: median over seeds, two runs",
+                                                      title=f"{metric}: median over seeds, {len(self.runs)} runs",
                                                       colours=colours))
         choice.update(f"metric [b]{metric}[/] (m/M) against [b]{x}[/] (x)")
         self.query_one("#compare-legend", Legend).show([b.label for b in bands])

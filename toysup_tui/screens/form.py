@@ -24,8 +24,8 @@ from engine.spec import Spec, resolve
 from toysup_tui.estimate import Speed, estimate_seconds, instance_steps, measured_speed
 from toysup_tui.live import format_duration
 from toysup_tui.screens.base import ToysupScreen
-from toysup_tui.screens.confirm import ConfirmScreen
-from toysup_tui.user_presets import preset_file_name, save_preset
+from toysup_tui.screens.confirm import ConfirmScreen, PromptScreen
+from toysup_tui.user_presets import check_name, save_preset, shadows
 from toysup_tui.widgets.markup import esc
 from toysup_tui.widgets.param_field import SWEEP_HINT, Field, FormSelect, OptionField, ParamField, initial_text
 
@@ -255,27 +255,48 @@ class FormScreen(ToysupScreen):
         await self.app.launch(spec, self.options)
 
     def action_save(self) -> None:
+        """Ask for a name, then save to the user's presets; replacing a file or shadowing a bundled or project
+        preset of that name asks first (toysup run NAME would run this one instead)."""
         spec = self._valid_spec()
         if spec is None:
             return
-        target = self.app.user_presets_dir / preset_file_name(spec.name)
 
-        def write(confirmed: bool | None) -> None:
+        def named(answer: str | None) -> None:
+            if answer is None:
+                return
+            try:
+                name = check_name(answer)
+            except SpecError as exc:
+                self.notify(str(exc), severity="error")
+                return
+            user_dir = self.app.user_presets_dir
+            target = user_dir / f"{name}.toml"
+            others = shadows(name, user_dir)
+            if target.exists():
+                question = f"Replace your preset file {target}?"
+            elif "bundled" in others:
+                question = (f"A bundled preset is named {name}: yours would take its place in toysup run {name} "
+                            f"(the bundled one stays as bundled:{name}). Save it anyway?")
+            else:
+                write(name, True)
+                return
+            self.app.push_screen(ConfirmScreen(question, yes="Save"), lambda ok: write(name, ok))
+
+        def write(name: str, confirmed: bool | None) -> None:
             if not confirmed:
                 return
             try:
-                path = save_preset(spec, self.app.user_presets_dir)
+                path = save_preset(spec, self.app.user_presets_dir, name)
             except SpecError as exc:
                 self.notify(str(exc), severity="error")
                 return
             self._kept = self._contents()
-            self.notify(f"saved preset {spec.name!r} to {path}", title="Saved")
+            note = (f"; a project preset {name} in ./presets still wins in toysup run {name} (this one is "
+                    f"user:{name})" if "project" in shadows(name, self.app.user_presets_dir) else "")
+            self.notify(f"saved preset {name!r} to {path}{note}", title="Saved")
             self.app.presets_changed()
 
-        if target.exists():
-            self.app.push_screen(ConfirmScreen(f"Replace your preset file {target}?", yes="Replace"), write)
-        else:
-            write(True)
+        self.app.push_screen(PromptScreen("Save as preset named (toysup run NAME runs it):", spec.name), named)
 
     def leave(self) -> None:
         """Back to the presets; if the form was edited, only after asking."""

@@ -61,8 +61,10 @@ class PresetsScreen(ToysupScreen):
                 cells = [Text(f"{spec.n_instances:,}", justify="right"),
                          Text(_short_count(instance_steps(spec)), justify="right"), Text(spec.description)]
             name = Text(entry.name, style="bold")
-            if entry.source == "user":
-                name.append(" (yours)", style="dim")
+            if entry.source != "bundled":
+                name.append(" (yours)" if entry.source == "user" else f" ({entry.source})", style="dim")
+            if entry.shadowed_by:
+                name.append(f" shadowed by {entry.shadowed_by}", style="yellow")
             table.add_row(name, Text(str(entry.data.get("model", "relu_output"))), *cells, key=str(entry.path))
         self._show_detail()
 
@@ -95,7 +97,9 @@ class PresetsScreen(ToysupScreen):
             + (f" at most: adaptive, {spec.adaptive.rounds} round(s) refining where {esc(spec.adaptive.classify)} "
                "changes" if spec.adaptive else "")
             + f" · sweep {esc(axes or 'none')} · "
-            f"{esc(str(entry.path) if entry.source == 'user' else 'bundled')}[/]"
+            f"{esc(str(entry.path) if entry.source != 'bundled' else 'bundled')}[/]"
+            + (f"\n[yellow]toysup run {esc(entry.name)} runs the {entry.shadowed_by} preset of this name; this one "
+               f"is {esc(entry.source)}:{esc(entry.name)}[/]" if entry.shadowed_by else "")
         )
 
     def action_edit(self) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent
@@ -41,6 +41,7 @@ class ResultsScreen(ToysupScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "export", "Export"),
         Binding("E", "export_to", "Export to…", show=False),
+        Binding("f", "figure", "Save figure", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
         Binding("s", "sort", "Sort"),
         Binding("m", "metric(1)", "Metric"),
@@ -376,6 +377,46 @@ class ResultsScreen(ToysupScreen):
             self.notify(str(exc), title="Export failed", severity="error")
             return
         self.notify(f"{rows} rows written to {target}", title="Exported", timeout=10)
+
+    def figure_request(self) -> tuple[list[str], dict[str, Any], str]:
+        """The chart on screen as toysup_tui.figures draws it: chart names, their options, a file name stem."""
+        tab = self._active_tab()
+        if tab == "metrics" and self.metrics and self.spec is not None and self.spec.axes:
+            metric = self.metrics[self.metric_index]
+            x = self.spec.axes[self.x_index % len(self.spec.axes)].name
+            return ["metrics"], {"metrics": [metric], "x": x}, f"{metric}"
+        if tab in ("geometry", "instance") and self.instance is not None:
+            return ["geometry"], {"instances": [self.instance]}, f"geometry-{self.instance}"
+        if tab == "loss":
+            return ["loss"], {}, "loss"
+        return [], {}, "report"  # the table: every chart the run has
+
+    def action_figure(self) -> None:
+        """Save the chart on screen (the table tab: every chart) as a PNG, SVG or PDF figure (matplotlib)."""
+        if self.results is None:
+            self.notify("this run's results cannot be read", severity="error")
+            return
+        charts, options, stem = self.figure_request()
+
+        def chosen(path: str | None) -> None:
+            if path:
+                self._save_figure(self.results, charts, options, Path(path).expanduser())
+
+        self.app.push_screen(PromptScreen("Save the chart as a figure (.png, .svg or .pdf):",
+                                          str(Path.cwd() / f"{self.run.id}-{stem}.png")), chosen)
+
+    @work(thread=True, group="figure", exit_on_error=False)
+    def _save_figure(self, results: Results | None, charts: list[str], options: dict[str, Any], path: Path) -> None:
+        from toysup_tui import figures
+
+        assert results is not None
+        try:
+            figures.figure_format(path)
+            figures.save(figures.build(results, charts, **options), path)
+        except ToysupError as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="No figure written", severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"wrote {path}", title="Figure saved", timeout=10)
 
     async def action_resume(self) -> None:
         if self.resumable:

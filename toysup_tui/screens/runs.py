@@ -189,12 +189,12 @@ class RunsScreen(ToysupScreen):
         current = self.selected()
         if len(chosen) < 2 and current is not None and current.id not in chosen:
             chosen.append(current.id)
-        if len(chosen) != 2:
-            self.notify("mark two runs with space (or mark one and put the cursor on the other), then press c",
+        if len(chosen) < 2:
+            self.notify("mark two or more runs with space (or mark one and put the cursor on the other), then press c",
                         severity="warning")
             return
         by_id = {r.id: r for r in self.runs}
-        self.app.push_screen(CompareScreen(by_id[chosen[0]], by_id[chosen[1]]))
+        self.app.push_screen(CompareScreen(*[by_id[i] for i in chosen]))
 
     def action_delete(self) -> None:
         run = self.selected()
