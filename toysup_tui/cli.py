@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from toysup_tui.printable import shown as escape
 
 from engine.errors import SpecError, ToysupError
 from toysup_tui.option_flags import with_run_options
@@ -62,8 +62,8 @@ def presets(
     if long:  # one block per preset: full text wraps at any width
         for name, spec in specs.items():
             out.print(f"[bold cyan]{name}[/]  [dim]{spec.model}, {spec.n_instances} instances[/]")
-            out.print(escape(spec.description), soft_wrap=False)
-            out.print(f"[dim]expect:[/] {escape(spec.expected)}\n")
+            out.print(escape(spec.description, keep_newlines=True), soft_wrap=False)
+            out.print(f"[dim]expect:[/] {escape(spec.expected, keep_newlines=True)}\n")
         return
     # Narrow terminals drop the model column (--long shows it) so each description keeps a readable line.
     table = Table(title="Bundled presets", title_justify="left", box=box.SIMPLE_HEAD, expand=True,
@@ -272,12 +272,13 @@ def watch(
                 for event in follow(found):
                     sink(event)
         except KeyboardInterrupt:
-            err.print(f"stopped watching; {found.id} goes on (toysup stop {found.id} stops it)", soft_wrap=True)
+            err.print(f"stopped watching; {escape(found.id)} goes on (toysup stop {escape(found.id)} stops it)",
+                      soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
     status = found.status()
     out.print(f"run {escape(found.id)} is {status}", soft_wrap=True)
     if status == "interrupted":
-        err.print(f"continue with: toysup resume {found.id}", soft_wrap=True)
+        err.print(f"continue with: toysup resume {escape(found.id)}", soft_wrap=True)
     raise typer.Exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED))
 
 
@@ -366,7 +367,7 @@ def export(
             raise SpecError(f"--output {exc}") from None
     except ToysupError as exc:
         raise fail(str(exc)) from None
-    err.print(f"wrote {table} of {found.id} to {escape(str(output))}", soft_wrap=True)
+    err.print(f"wrote {table} of {escape(found.id)} to {escape(str(output))}", soft_wrap=True)
 
 
 @app.command()

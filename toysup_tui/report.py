@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console, RenderableType
-from rich.markup import escape
+from toysup_tui.printable import shown as escape
 from rich.table import Table
 from rich.text import Text
 

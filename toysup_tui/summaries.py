@@ -8,7 +8,7 @@ from typing import Any
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
+from toysup_tui.printable import shown as escape
 from rich.table import Table
 
 from engine.adaptive import coarse_nodes, shape_of

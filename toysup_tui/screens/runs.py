@@ -22,6 +22,7 @@ from toysup_tui.live import format_duration
 from toysup_tui.render.tables import STATUS_STYLE
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import ConfirmScreen
+from toysup_tui.printable import printable
 from toysup_tui.widgets.markup import esc
 
 REFRESH_S = 2.0
@@ -122,10 +123,11 @@ class RunsScreen(ToysupScreen):
                                         f"· ETA {format_duration(eta)}")
             table.add_row(
                 Text("●" if run.id in self.marked else " ", style="bold yellow"),
-                Text(run.id, style="bold"), Text(str(info.get("name", "?"))),
+                Text(printable(run.id), style="bold"), Text(printable(info.get("name", "?"))),
                 Text(shown, style=STATUS_STYLE.get(status, "")), Text(count, justify="right"),
-                Text(str(info.get("started", ""))[:16].replace("T", " ")),
-                Text(human_size(folder_size(run.path)), justify="right"), Text(str(info.get("device", ""))), key=run.id,
+                Text(printable(str(info.get("started", ""))[:16].replace("T", " "))),
+                Text(human_size(folder_size(run.path)), justify="right"), Text(printable(info.get("device", ""))),
+                key=run.id,
             )
         self._stamp = self._state()
         if current is not None:
@@ -136,7 +138,7 @@ class RunsScreen(ToysupScreen):
 
     def _update_status(self) -> None:
         root = esc(str(self.app.runs_dir))
-        marks = f" · marked: {', '.join(self.marked)}" if self.marked else ""
+        marks = f" · marked: {esc(', '.join(self.marked))}" if self.marked else ""
         text = (f"{len(self.runs)} run(s) in {root}{marks}" if self.runs
                 else f"no runs in {root} yet: launch one from the presets (p)")
         live = "".join(f"\n{line}" for line in self._live_lines[:3])
