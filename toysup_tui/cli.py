@@ -15,10 +15,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from toysup_tui.printable import shown as escape
 
 from engine.errors import SpecError, ToysupError
 from toysup_tui.option_flags import with_run_options
+from toysup_tui.printable import shown as escape
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_PRESET = "tms-intro"

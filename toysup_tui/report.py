@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console, RenderableType
-from toysup_tui.printable import shown as escape
 from rich.table import Table
 from rich.text import Text
 
@@ -23,6 +22,7 @@ from engine.results import Results, point_label
 from engine.results import value_text as fmt
 from engine.spec import Spec
 from engine.store import Run, run_status
+from toysup_tui.printable import shown as escape
 from toysup_tui.render import charts
 from toysup_tui.render.heatmap import heatmap, overlap_heatmap
 from toysup_tui.render.legend import legend_text

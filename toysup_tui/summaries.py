@@ -8,7 +8,6 @@ from typing import Any
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
-from toysup_tui.printable import shown as escape
 from rich.table import Table
 
 from engine.adaptive import coarse_nodes, shape_of
@@ -19,6 +18,7 @@ from engine.results import Results
 from engine.results import value_text as fmt
 from engine.spec import Spec
 from engine.store import Run
+from toysup_tui.printable import shown as escape
 from toysup_tui.render.tables import (
     COMPACT_BELOW,
     RICH_GAP,

@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.cells import cell_len
-from toysup_tui.printable import printable
-from toysup_tui.printable import shown as escape
 from rich.table import Table
 from rich.text import Text
 
@@ -18,6 +16,8 @@ from engine.analysis import columns
 from engine.results import Point, Results
 from engine.results import value_text as fmt
 from engine.store import Run
+from toysup_tui.printable import printable
+from toysup_tui.printable import shown as escape
 
 if TYPE_CHECKING:
     from engine.analysis.orientation import OrientationStats

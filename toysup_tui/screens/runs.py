@@ -19,10 +19,10 @@ from textual.widgets import DataTable, Footer, Header, Static
 from engine.runlog import progress_of
 from engine.store import HEARTBEAT_KEY, RESUMABLE, Run, list_runs
 from toysup_tui.live import format_duration
+from toysup_tui.printable import printable
 from toysup_tui.render.tables import STATUS_STYLE
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import ConfirmScreen
-from toysup_tui.printable import printable
 from toysup_tui.widgets.markup import esc
 
 REFRESH_S = 2.0
