@@ -181,8 +181,12 @@ def preset_path(name_or_path: str) -> Path:
     if name_or_path in bundled:
         return bundled[name_or_path]
     path = Path(name_or_path).expanduser()
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
+    try:  # a name too long for a file name (ENAMETOOLONG) is not a preset file, not a crash
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as exc:
+        raise SpecError(f"preset {name_or_path[:80]!r}... is not a preset name or file: {exc.strerror}") from None
+    if path.suffix == ".toml" or exists:
+        if not is_file:
             raise SpecError(f"preset file {name_or_path} does not exist")
         return path
     raise SpecError(f"unknown preset {name_or_path!r}{_did_you_mean(name_or_path, bundled)}; "
@@ -239,6 +243,8 @@ def parse_axis(param: Param, expr: Any) -> Axis:
             raise SpecError(f"sweep {param.name}={text!r} is malformed: {SWEEP_HELP}") from None
         if num < 1:
             raise SpecError(f"sweep {param.name}={text!r}: NUM must be at least 1")
+        if not (math.isfinite(start) and math.isfinite(stop)):
+            raise SpecError(f"sweep {param.name}={text!r}: START and STOP must be finite numbers")
         if head == "log" and (start <= 0 or stop <= 0):
             raise SpecError(f"sweep {param.name}={text!r}: log ranges need positive START and STOP")
         raw = _range(head, start, stop, num)

@@ -40,6 +40,7 @@ import os
 import platform
 import re
 import socket
+import stat
 import struct
 import sys
 import time
@@ -93,11 +94,16 @@ MANIFEST_BYTES = 512 * 2**20  # ~100 bytes an instance: room for the 5,000,000 a
 
 
 def runs_dir(option: str | Path | None = None) -> Path:
-    """``--runs-dir`` if given, else $TOYSUP_RUNS_DIR, else ./runs."""
-    if option:
-        return Path(option).expanduser()
+    """``--runs-dir`` if given, else $TOYSUP_RUNS_DIR, else ./runs; UserError for a path no file system
+    takes (a part over 255 bytes, the whole over 4,095), which would otherwise fail at its first use."""
     env = os.environ.get(RUNS_ENV)
-    return Path(env).expanduser() if env else Path("runs")
+    path = Path(option).expanduser() if option else Path(env).expanduser() if env else Path("runs")
+    parts = [os.fsencode(part) for part in path.parts]
+    if len(os.fsencode(path)) > 4095 or any(len(part) > 255 for part in parts):
+        where = "--runs-dir" if option else f"${RUNS_ENV}"
+        raise UserError(f"{where} is not a usable path: too long ({len(str(path)):,} characters; at most 255 "
+                        "bytes a part and 4,095 in all)")
+    return path
 
 
 def _why(exc: BaseException) -> str:
@@ -803,20 +809,37 @@ def export_text(run: Run, table: str = "results") -> str:
 
 def export(run: Run, target: Path, table: str = "results") -> int:
     """Write :func:`export_text` to ``target`` atomically (``toysup export -o`` and the TUI's export);
-    returns the number of rows. A target that is a folder, a FIFO or device, in a missing folder or
-    unwritable is a UserError; a failed write (a full disk) leaves the target as it was and no temporary."""
-    if target.is_dir():
-        raise UserError(f"{target} is a directory: give a file name")
-    if target.exists() and not target.is_file():
-        raise UserError(f"{target} is not a regular file (a FIFO, socket or device): give a file name")
-    if not target.parent.exists():
-        raise UserError(f"{target}: folder {target.parent} does not exist")
+    returns the number of rows. A target that is a link (``/proc/self/fd/1`` too), a folder, a FIFO or
+    device, in a missing folder or unwritable is a UserError; an existing file keeps its permission bits;
+    a failed write (a full disk) leaves the target as it was and no temporary."""
+    mode = _export_target_mode(target)
     text = export_text(run, table)
     try:
-        atomic_write(target, text)
+        atomic_write(target, text, mode=mode)
     except OSError as exc:
         raise UserError(f"{target}: cannot be written: {exc.strerror or exc}") from None
     return max(text.count("\n") - 1, 0)
+
+
+def _export_target_mode(target: Path) -> int | None:
+    """An existing export target's permission bits (None for a new file); UserError for a target that is
+    not a regular file of its own: replacing a link would surprise, writing through one would harm."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise UserError(f"{target}: cannot be written: {exc.strerror or exc}") from None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise UserError(f"{target} is a symbolic link: give the file it points to, or another name")
+        if stat.S_ISDIR(st.st_mode):
+            raise UserError(f"{target} is a directory: give a file name")
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{target} is not a regular file (a FIFO, socket or device): give a file name")
+    if not target.parent.is_dir():
+        raise UserError(f"{target}: folder {target.parent} does not exist")
+    return None if st is None else stat.S_IMODE(st.st_mode)
 
 
 # A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection list).
@@ -837,17 +860,29 @@ def neutralised(cell: str) -> str:
 
 def with_run_id(text: str, run_id: str) -> str:
     """Prefix a CSV table with a run_id column, so exported rows say where they came from; every text
-    cell that a spreadsheet would take for a formula is :func:`neutralised`."""
+    cell that a spreadsheet would take for a formula is :func:`neutralised`, then every cell holding a CR
+    or LF is quoted (:func:`csv_line`)."""
     if not text:
         return text
     reader = csv.reader(io.StringIO(text))
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    header = next(reader, None)
-    if header is None:
-        return ""
-    writer.writerow(["run_id", *(neutralised(c) for c in header)])
-    run_cell = neutralised(run_id)
-    for row in reader:
-        writer.writerow([run_cell, *(neutralised(c) for c in row)])
-    return buf.getvalue()
+    out: list[str] = []
+    try:
+        header = next(reader, None)
+        if header is None:
+            return ""
+        out.append(csv_line(["run_id", *(neutralised(c) for c in header)]))
+        run_cell = neutralised(run_id)
+        out.extend(csv_line([run_cell, *(neutralised(c) for c in row)]) for row in reader)
+    except csv.Error as exc:
+        raise RunDataError(f"run {run_id} is damaged: its table is not CSV (line {reader.line_num}: {exc})") from None
+    return "".join(out)
+
+
+_SPECIAL = re.compile(r'[,"\r\n]')
+
+
+def csv_line(cells: list[str]) -> str:
+    """One CSV line: a cell holding a comma, a quote, a CR or an LF is quoted (quotes doubled). The csv
+    module's writer quotes only the characters of its line terminator, so with ``\\n`` a bare CR went out
+    unquoted and a spreadsheet read the text after it as the next row's cells."""
+    return ",".join(f'"{c.replace(chr(34), chr(34) * 2)}"' if _SPECIAL.search(c) else c for c in cells) + "\n"

@@ -235,7 +235,10 @@ def runs(runs_dir: RunsDirOption = None) -> None:
     from engine import store
     from toysup_tui.render.tables import runs_table
 
-    root = store.runs_dir(runs_dir)
+    try:
+        root = store.runs_dir(runs_dir)
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
     if root.exists() and not root.is_dir():
         raise fail(f"--runs-dir {root} is a file, not a directory of runs")
     found = store.list_runs(root)
@@ -334,8 +337,8 @@ def report_cmd(
     from toysup_tui import report
 
     try:
-        if width is not None and width < 20:
-            raise SpecError(f"--width {width} is not valid: expected at least 20 columns")
+        if width is not None and not 20 <= width <= 10_000:
+            raise SpecError(f"--width {width} is not valid: expected 20 to 10,000 columns")
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
@@ -494,9 +497,14 @@ def tui(
 
     try:
         options = RunOptions.from_dict(given or {})  # a bad option is reported before the screen opens
+        root = store.runs_dir(runs_dir)
+        if options.device.startswith("cuda"):  # refused here, not after the screen has opened
+            from engine.plan import resolve_device
+
+            resolve_device(options.device)
     except SpecError as exc:
         raise fail(str(exc)) from None
-    run_tui(store.runs_dir(runs_dir), options)
+    run_tui(root, options)
 
 
 def main() -> None:
