@@ -105,7 +105,7 @@ def run(
     from engine import store
     from engine.executors import executor_for
     from engine.options import RunOptions
-    from engine.plan import plan
+    from engine.plan import plan_shapes
     from engine.runner import run_sweep
     from engine.spec import load
     from toysup_tui import progress, summaries
@@ -119,8 +119,8 @@ def run(
                 placement = executor.open(options.device, options.threads)
             finally:
                 executor.close()
-            chunks = plan(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
-                          slots=placement.slots)
+            chunks = plan_shapes(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
+                                 slots=placement.slots)
             summaries.print_dry_run(out, spec, chunks, as_json, where=placement.description)
             return
         root = store.runs_dir(runs_dir)

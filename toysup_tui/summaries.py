@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich import box
@@ -13,7 +14,7 @@ from rich.table import Table
 from engine.adaptive import coarse_nodes, shape_of
 from engine.analysis.columns import headline_metrics
 from engine.models import get_kind
-from engine.plan import Chunk
+from engine.plan import Chunk, ChunkShape
 from engine.results import Results
 from engine.results import value_text as fmt
 from engine.spec import Spec
@@ -71,7 +72,8 @@ def json_summary(run: Run) -> dict[str, Any]:
     return {**{k: info.get(k) for k in keys}, "status": run.status(), "run_dir": str(run.path), "points": points}
 
 
-def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bool, where: str = "") -> None:
+def print_dry_run(console: Console, spec: Spec, chunks: Sequence[Chunk | ChunkShape], as_json: bool,
+                  where: str = "") -> None:
     model = get_kind(spec.model)
     groups: dict[tuple[Any, ...], list[Chunk]] = {}
     structural = [p.name for p in spec.param_table().values() if p.structural]
