@@ -243,7 +243,7 @@ def runs(runs_dir: RunsDirOption = None) -> None:
         raise fail(f"--runs-dir {root} is a file, not a directory of runs")
     found = store.list_runs(root)
     if not found:
-        out.print(f"no runs in {root}")
+        out.print(f"no runs in {escape(str(root))}", soft_wrap=True)
         return
     out.print(runs_table(found, out.width))
     for run in found:  # what is wrong with each damaged folder, in its own words, never as markup

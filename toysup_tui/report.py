@@ -118,7 +118,8 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
 
 def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int | None = None) -> None:
     if spec.description or spec.expected:
-        console.print(f"[dim]{spec.description}[/]" + (f"\n[dim]expect: {spec.expected}[/]" if spec.expected else ""))
+        console.print(f"[dim]{escape(spec.description, keep_newlines=True)}[/]"
+                      + (f"\n[dim]expect: {escape(spec.expected, keep_newlines=True)}[/]" if spec.expected else ""))
     try:
         columns, rows = run.results()
         results = Results(spec, columns, rows, run)

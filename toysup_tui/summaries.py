@@ -104,7 +104,7 @@ def print_dry_run(console: Console, spec: Spec, chunks: Sequence[Chunk | ChunkSh
         console.print_json(json.dumps(data))
         return
     bound = "at most " if spec.adaptive is not None else ""
-    console.print(f"[bold]{spec.name}[/] ({spec.model}): {spec.n_points} point(s) x {spec.seeds} seed(s) = "
+    console.print(f"[bold]{escape(spec.name)}[/] ({spec.model}): {spec.n_points} point(s) x {spec.seeds} seed(s) = "
                   f"{bound}[bold]{spec.n_instances}[/] instances, {data['instance_steps']:,} instance-steps, "
                   f"{len(groups)} group(s), {len(chunks)} chunk(s)" + (f" on {escape(where)}" if where else ""))
     if spec.adaptive is not None:
@@ -114,7 +114,7 @@ def print_dry_run(console: Console, spec: Spec, chunks: Sequence[Chunk | ChunkSh
                       f"({a['round0_instances']:,} instances); each of {a['rounds']} later round(s) only the cells "
                       f"whose corners disagree on {escape(a['classify'])}{budget}")
     for a in spec.axes:
-        console.print(f"  sweep {a.name} ({a.scale}): {', '.join(fmt(v) for v in a.values)}")
+        console.print(f"  sweep {a.name} ({a.scale}): {escape(', '.join(fmt(v) for v in a.values))}")
     print_chunks(console, data["chunks"], structural)
 
 
