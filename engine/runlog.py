@@ -85,7 +85,7 @@ class RunLog:
 
     def __enter__(self) -> RunLog:
         safe_fs.unlink_entry(self.path / STOP_FILE)  # a request meant for an earlier session
-        self._fd = _open_log(self.path / EVENTS_FILE)
+        self._fd = safe_fs.open_log(self.path / EVENTS_FILE)
         self.beat()
         self._thread = threading.Thread(target=self._beat_loop, name="toysup-heartbeat", daemon=True)
         self._thread.start()
@@ -186,20 +186,6 @@ class RunLog:
 
 
         return check
-
-
-def _open_log(path: Path) -> int:
-    """events.jsonl for appending: a link there is replaced by a new file (its target is never written);
-    a FIFO, device or folder there leaves the run without a log (-1) rather than blocked or refused."""
-    try:
-        return safe_fs.open_append(path)
-    except OSError:
-        pass
-    with contextlib.suppress(OSError):
-        if os.path.islink(path):
-            os.unlink(path)
-            return safe_fs.open_append(path)
-    return -1
 
 
 # --- reading ----------------------------------------------------------------------------------

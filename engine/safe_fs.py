@@ -98,6 +98,21 @@ def open_append(path: Path) -> int:
     return open_regular(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
 
 
+def open_log(path: Path) -> int:
+    """A log of the run for appending (events.jsonl, output.log): a link there is replaced by a new file
+    (its target is never written); a FIFO, device or folder there gives -1 (no log) rather than a process
+    blocked on it or a run refused for it."""
+    try:
+        return open_append(path)
+    except OSError:
+        pass
+    with contextlib.suppress(OSError):
+        if os.path.islink(path):
+            os.unlink(path)
+            return open_append(path)
+    return -1
+
+
 def unlink_entry(path: Path) -> bool:
     """Remove the name ``path`` if it is a regular file or a link (the link itself, never its target); a
     folder, FIFO or device is left alone. Whether something was removed."""
