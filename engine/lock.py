@@ -56,7 +56,9 @@ class RunLock:
             fd = safe_fs.open_regular(self.path, os.O_RDWR | os.O_CREAT)
         except OSError as exc:
             why = exc.strerror or str(exc)
-            raise UserError(f"run {self.path.parent.name} is damaged: its lock {why}: refused") from None
+            if exc.errno == errno.ELOOP:  # safe_fs's refusal: a link, a FIFO, a device, a folder
+                raise UserError(f"run {self.path.parent.name} is damaged: its lock {why}: refused") from None
+            raise UserError(f"run {self.path.parent.name} cannot be locked for training: {self.path}: {why}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
