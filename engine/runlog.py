@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from engine import events as ev
 from engine import safe_fs
@@ -233,9 +233,14 @@ def beat_stale(heartbeat: dict[str, Any] | None, now: float | None = None) -> bo
         return False
     now = time.time() if now is None else now
     beat = heartbeat.get("time")
-    if type(beat) not in (int, float) or not math.isfinite(beat):
+    if not _finite(beat):
         return True
     return abs(now - beat) > STALE_S
+
+
+def _finite(value: Any) -> TypeGuard[float]:
+    """Whether a JSON value is a finite number (a bool is not)."""
+    return type(value) in (int, float) and math.isfinite(value)
 
 
 def liveness(info: dict[str, Any], heartbeat: dict[str, Any] | None, now: float | None = None) -> bool:
@@ -258,7 +263,7 @@ def progress_of(heartbeat: dict[str, Any] | None) -> tuple[float, float, float |
         return None
     done, total = heartbeat.get("instance_steps_done"), heartbeat.get("instance_steps")
     elapsed = heartbeat.get("elapsed_s")
-    if not all(type(x) in (int, float) and math.isfinite(x) and x >= 0 for x in (done, total, elapsed)) or not total:
+    if not all(_finite(x) and x >= 0 for x in (done, total, elapsed)) or not total:
         return None
     assert isinstance(done, (int, float)) and isinstance(total, (int, float)) and isinstance(elapsed, (int, float))
     rate = done / elapsed if elapsed > 0 else 0.0
@@ -350,7 +355,7 @@ def request_stop(run_dir: Path, info: dict[str, Any]) -> str:
         return f"could not ask it to stop: the stop file cannot be written ({exc.strerror or exc})"
     pid = info.get("pid")
     host = info.get("host")
-    if host == socket.gethostname() and valid_pid(pid) and pid != os.getpid():
+    if host == socket.gethostname() and isinstance(pid, int) and valid_pid(pid) and pid != os.getpid():
         holder = RunLock(Path(run_dir)).holding_pid()
         if holder == pid:
             try:

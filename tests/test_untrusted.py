@@ -209,7 +209,7 @@ def test_a_run_json_field_of_the_wrong_shape_is_damage_naming_it(change, field, 
 @pytest.mark.parametrize("manifest, why", [('{"chunks":{"0000":5}}', "chunk 0000"),
                                            ("[" * 50_000 + "]" * 50_000, "manifest.json"),
                                            ('{"chunks":{"x":{"instances":[],"files":{}}}}', "chunk number"),
-                                           (None, "tables")])
+                                           (None, "tables")], ids=["chunk-5", "deep", "key", "tables-outside"])
 def test_a_manifest_of_the_wrong_shape_is_damage_and_reads_nothing_outside(manifest, why, trained, tmp_path):
     run_dir = copy_run(trained["completed"], tmp_path)
     if manifest is None:  # a table path out of the run: report used to read and hash it
@@ -265,7 +265,8 @@ def test_events_of_the_wrong_shape_are_skipped():
 # --- heartbeats from the future, liveness, watch ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("beat", [time.time() + 10**6, float("nan"), float("inf"), "soon"])
+@pytest.mark.parametrize("beat", [time.time() + 10**6, float("nan"), float("inf"), "soon"],
+                         ids=["future", "nan", "inf", "text"])
 def test_a_heartbeat_in_the_future_or_not_a_finite_time_is_stale(beat, trained, tmp_path):
     me = {"host": HERE, "pid": os.getpid()}
     assert not liveness(me, {"time": beat}) and not liveness({"host": "elsewhere", "pid": 5}, {"time": beat})
@@ -468,7 +469,8 @@ UNIMPLEMENTED = h2_frame(1, 0x5, 1, b"\x88\x00\x0bgrpc-status\x0212")
 
 
 @pytest.mark.parametrize("reply, ray", [(NOT_FOUND, False), (UNIMPLEMENTED, False),
-                                        (GRPC_STATUS, True), (GRPC_MESSAGE, True)])
+                                        (GRPC_STATUS, True), (GRPC_MESSAGE, True)],
+                         ids=["http2-404", "grpc-unimplemented", "grpc-unauthenticated", "grpc-reply"])
 def test_the_ray_handshake_tells_ray_from_another_http2_server(reply, ray):
     from engine.executors.ray_cluster import _check_reachable
 

@@ -75,7 +75,7 @@ def json_summary(run: Run) -> dict[str, Any]:
 def print_dry_run(console: Console, spec: Spec, chunks: Sequence[Chunk | ChunkShape], as_json: bool,
                   where: str = "") -> None:
     model = get_kind(spec.model)
-    groups: dict[tuple[Any, ...], list[Chunk]] = {}
+    groups: dict[tuple[Any, ...], list[Chunk | ChunkShape]] = {}
     structural = [p.name for p in spec.param_table().values() if p.structural]
     for c in chunks:
         groups.setdefault(tuple(c.config[s] for s in structural), []).append(c)
