@@ -123,6 +123,23 @@ def test_a_lock_that_is_a_link_a_folder_or_a_fifo_refuses_resume_in_one_line(tra
         assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
 
 
+def test_a_run_folder_that_cannot_be_written_refuses_resume_in_one_line(trained, tmp_path, monkeypatch):
+    run_dir = copy_run(trained["interrupted"], tmp_path)
+    before = (run_dir / "run.json").read_bytes()
+    real = safe_fs.atomic_write
+
+    def read_only(path: Path, data: str | bytes, **kwargs: Any) -> None:
+        if path.parent == run_dir:  # as a read-only folder answers, even to root
+            raise PermissionError(13, "Permission denied", str(path.with_name(f".{path.name}.tmp")))
+        real(path, data, **kwargs)
+
+    monkeypatch.setattr(safe_fs, "atomic_write", read_only)
+    monkeypatch.setattr("engine.store.atomic_write", read_only)
+    result = invoke("resume", run_dir, "-q", "--device", "cpu")
+    assert_user_error(result.exit_code, result.stderr, result.stdout, "Permission denied")
+    assert (run_dir / "run.json").read_bytes() == before
+
+
 def test_stop_and_logs_replace_a_link_never_write_through_it(trained, tmp_path):
     run_dir = copy_run(trained["completed"], tmp_path)
     target = outside_file(tmp_path)

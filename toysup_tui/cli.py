@@ -226,6 +226,8 @@ def resume(
             outcome = resume_sweep(found.path, options, emit=sink, force=force)
     except SpecError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # the run folder cannot be written before training starts (read-only, a full disk)
+        raise fail(f"run {found.id} cannot be resumed: {exc.filename or found.path}: {exc.strerror or exc}") from None
     _finish(outcome, quiet, False)
 
 

@@ -8,6 +8,7 @@ interface between a run and any viewer. A run training now shows how far it is
 from __future__ import annotations
 
 import shutil
+import stat
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,7 +30,8 @@ REFRESH_S = 2.0
 
 
 def folder_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """The bytes of a run's regular files (a link in the folder counts as itself, never as its target)."""
+    return sum(st.st_size for st in (f.lstat() for f in path.rglob("*")) if stat.S_ISREG(st.st_mode))
 
 
 def human_size(n: float) -> str:
