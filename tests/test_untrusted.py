@@ -119,8 +119,11 @@ def test_a_lock_that_is_a_link_a_folder_or_a_fifo_refuses_resume_in_one_line(tra
         make(run_dir / "lock")
         result = invoke("resume", run_dir, "-q", "--device", "cpu")  # opened without blocking (or this hangs)
         assert_user_error(result.exit_code, result.stderr, result.stdout, "lock")
-        assert target.read_text() == OUTSIDE
         assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+        for command in (("runs", "--runs-dir", run_dir.parent), ("report", run_dir), ("export", run_dir),
+                        ("stop", run_dir, "--wait", "0"), ("resume", run_dir, "--force")):
+            assert "Traceback" not in invoke(*command).stderr
+        assert target.read_text() == OUTSIDE
 
 
 def test_a_run_folder_that_cannot_be_written_refuses_resume_in_one_line(trained, tmp_path, monkeypatch):
