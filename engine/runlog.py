@@ -203,7 +203,7 @@ def read_heartbeat(run_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-PID_MAX = 2**22  # Linux's largest pid_max; a pid above it (or at most 1) names no process of a run
+PID_MAX = 2**31 - 1  # the largest pid_t; a pid above it (or at most 1) names no process of a run
 
 
 def valid_pid(pid: Any) -> bool:
