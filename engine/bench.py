@@ -441,6 +441,7 @@ def check_options(n_features: int, n_hidden: int, batch_size: int, device: str, 
             raise SpecError(f"--{name} {value} is not valid: expected a positive integer")
     if defaults and threads is not None:
         raise SpecError("--threads and --defaults exclude each other: --defaults runs each side at its own default")
+    bench_spec(1, n_features, n_hidden, batch_size, steps or 1)  # the model's own ranges, before any timing
     return resolve_device(device)
 
 

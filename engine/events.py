@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 
@@ -103,9 +103,30 @@ EventSink = Callable[[Event], None]
 
 
 def from_json(line: str) -> Event:
+    """An event from its JSON line; ValueError, KeyError or TypeError when the line is not one of ours (an
+    event log is read from a run folder, which may be damaged or hostile: every field must have its type)."""
     data: dict[str, Any] = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError("not an event")
     cls = EVENT_TYPES[data.pop("type")]
-    return cls(**data)
+    event = cls(**data)
+    for f in fields(cls):
+        if not _fits(getattr(event, f.name), str(f.type)):
+            raise TypeError(f"{cls.type}.{f.name} is not {f.type}")
+    return event
+
+
+def _fits(value: Any, kind: str) -> bool:
+    """Whether a JSON value has an event field's declared type (``int``, ``float``, ``str``, ``list[...]``)."""
+    if kind == "int":
+        return type(value) is int
+    if kind == "float":
+        return type(value) in (int, float)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind.startswith("list[") and kind.endswith("]"):
+        return isinstance(value, list) and all(_fits(v, kind[5:-1]) for v in value)
+    return True
 
 
 def ignore(event: Event) -> None:

@@ -11,14 +11,17 @@ frozen holder keeps a lock on a file no one else uses.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import socket
+import stat
 from pathlib import Path
 from typing import Any
 
+from engine import safe_fs
 from engine.errors import UserError
-from engine.runlog import liveness, read_heartbeat
+from engine.runlog import liveness, read_heartbeat, valid_pid
 
 LOCK_FILE = "lock"
 
@@ -49,7 +52,13 @@ class RunLock:
                         f"(toysup stop {run_id}), or break a stale lock with --force")
 
     def _try(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a link (it would truncate the link's target), never a FIFO, device or folder
+            fd = safe_fs.open_regular(self.path, os.O_RDWR | os.O_CREAT)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if exc.errno == errno.ELOOP:  # safe_fs's refusal: a link, a FIFO, a device, a folder
+                raise UserError(f"run {self.path.parent.name} is damaged: its lock {why}: refused") from None
+            raise UserError(f"run {self.path.parent.name} cannot be locked for training: {self.path}: {why}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -71,14 +80,39 @@ class RunLock:
     def holder(self) -> dict[str, Any]:
         """The host and pid written in the lock file (empty when unreadable)."""
         try:
-            host, pid = self.path.read_text(encoding="utf-8").split()
+            host, pid = safe_fs.read_text(self.path, 4096).split()
             return {"host": host, "pid": int(pid)}
         except (OSError, ValueError):
             return {}
 
+    def holding_pid(self) -> int | None:
+        """The pid of the process on this host that holds the flock on the run's lock file, from the kernel's
+        lock table (/proc/locks), or None: no one holds it, the file is not a regular file, or the table
+        cannot be read (not Linux). Unlike the pid the files name, this cannot be forged by editing them."""
+        try:
+            st = os.lstat(self.path)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            table = _proc_locks()
+        except OSError:
+            return None
+        inode = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        for line in table.splitlines():
+            fields = line.split()
+            if "->" in fields:  # a waiter, not a holder
+                continue
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode:
+                with_pid = int(fields[4]) if fields[4].isdigit() else None
+                return with_pid if valid_pid(with_pid) else None
+        return None
+
     def stale(self, holder: dict[str, Any]) -> bool:
-        """Whether the holder is gone or frozen: its pid dead on this host, or the run's heartbeat stopped."""
+        """Whether the holder is gone or frozen: its pid dead on this host, or the run's heartbeat stopped. On
+        this host the pid is the kernel's (:meth:`holding_pid`), not the file's, which anyone could edit."""
         heartbeat = read_heartbeat(self.path.parent)
+        kernel = self.holding_pid()  # the lock's real holder on this host beats what the file says
+        if kernel is not None:
+            return not liveness({"host": socket.gethostname(), "pid": kernel}, heartbeat)
         if not holder:
             return True
         return not liveness(holder, heartbeat)
@@ -93,3 +127,12 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _proc_locks() -> str:
+    """/proc/locks (a proc file reports size 0, so it is read as it is, not through safe_fs's size check)."""
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as f:
+            return f.read(64 * 2**20)
+    except OSError as exc:
+        raise OSError(exc.errno or errno.ENOENT, "no lock table") from None

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PIECES = ("results", "curves", "features")  # the CSV pieces of a chunk, beside its weights
+FILE_KEYS = ("weights", *PIECES)
+TABLE_NAMES = tuple(f"{piece}.csv" for piece in PIECES)  # the gathered tables, in the run folder itself
 
 
 def digest(data: bytes, rows: int | None = None) -> dict[str, Any]:
@@ -50,6 +52,15 @@ def _instance(line: str) -> int | None:
         return None
 
 
+def _is_digest(value: Any) -> bool:
+    """A digest's shape: ``size`` and ``rows`` non-negative integers, ``sha256`` 64 hex digits."""
+    if not isinstance(value, dict) or set(value) - {"size", "sha256", "rows"}:
+        return False
+    size, sha, rows = value.get("size"), value.get("sha256"), value.get("rows", 0)
+    return (type(size) is int and size >= 0 and type(rows) is int and rows >= -1 and isinstance(sha, str)
+            and len(sha) == 64 and all(c in "0123456789abcdef" for c in sha))
+
+
 @dataclass
 class Chunk:
     """One stored chunk: its instances and the digests of its pieces (``weights`` and :data:`PIECES`)."""
@@ -72,20 +83,27 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
-        """Parse manifest.json; ValueError when it is not one (a truncated or edited file)."""
+        """Parse manifest.json into its typed record; ValueError naming what has the wrong shape (a truncated,
+        edited or hostile file): chunk keys are numbers, instances non-negative integers, every digest a size,
+        a sha256 and an optional row count, and ``tables`` names only the run's own gathered tables (a path
+        such as ``../../x`` would have report read and hash a file outside the run)."""
         data = json.loads(text)
         if not isinstance(data, dict) or not isinstance(data.get("chunks"), dict):
             raise ValueError("not a manifest")
         chunks = {}
         for key, entry in data["chunks"].items():
+            if not (isinstance(key, str) and key.isascii() and key.isdigit() and len(key) <= 9):
+                raise ValueError(f"chunk {key[:20]!r} is not a chunk number")
+            if not isinstance(entry, dict):
+                raise ValueError(f"chunk {key} is malformed")
             instances, files = entry.get("instances"), entry.get("files")
-            if not (isinstance(instances, list) and all(type(i) is int for i in instances)
-                    and isinstance(files, dict) and all(isinstance(v, dict) for v in files.values())):
+            if not (isinstance(instances, list) and all(type(i) is int and 0 <= i < 2**63 for i in instances)
+                    and isinstance(files, dict) and all(k in FILE_KEYS and _is_digest(v) for k, v in files.items())):
                 raise ValueError(f"chunk {key} is malformed")
             chunks[int(key)] = Chunk(instances, files)
         tables = data.get("tables") or {}
-        if not isinstance(tables, dict):
-            raise ValueError("tables is malformed")
+        if not isinstance(tables, dict) or not all(k in TABLE_NAMES and _is_digest(v) for k, v in tables.items()):
+            raise ValueError("tables is malformed (it may name only " + ", ".join(TABLE_NAMES) + ")")
         return cls(chunks, tables)
 
     def instances(self) -> set[int]:

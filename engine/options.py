@@ -107,7 +107,7 @@ class RunOptions:
         "int", None, "CPU threads for torch (ray: the CPUs each chunk asks for)", low=1, high=4096,
         automatic="cores - 1 on CPU, 1 on GPU; ray: 1", metavar="N")
     max_memory: float | None = _option(
-        "float", None, "memory budget per chunk", unit="GiB", low=0.0, low_open=True,
+        "float", None, "memory budget per chunk", unit="GiB", low=0.0, low_open=True, high=1_000_000.0,
         automatic="a share of free memory (CPU: at most 4 GiB)", metavar="GIB")
     compile: str = _option(
         "choice", "auto", "the training step: on compiles it with torch.compile (inductor: C++ on CPU, Triton on "

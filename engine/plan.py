@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import time
@@ -158,22 +159,91 @@ def plan(spec: Spec, device: torch.device, max_memory: int | None = None,
     cluster GPU's share), else this device's automatic budget. With ``slots`` chunks training at
     once, a group is also cut into at least ``slots`` chunks, so that no worker idles.
     """
-    if max_memory is not None:
-        budget = max_memory
-    elif budget is None:
-        budget = memory_budget(device)
+    budget = _budget(device, max_memory, budget)
     model = get_kind(spec.model)
     groups: dict[tuple[Any, ...], list[Instance]] = {}
     for inst in spec.instances() if instances is None else instances:
         groups.setdefault(group_key(spec, inst.config), []).append(inst)
     chunks: list[Chunk] = []
     for members in groups.values():
-        per_instance = model.bytes_per_instance(members[0].config)
-        if max_memory is None and per_instance > budget:  # an explicit --max-memory gets chunks of one
-            raise SpecError(f"one instance needs about {per_instance / 2**20:,.0f} MB to train but a chunk may use "
-                            f"{budget / 2**20:,.0f} MB of this device: lower batch_size or eval_batch_size (or set "
-                            "--max-memory to train it anyway, one instance per chunk)")
-        size = max(1, min(budget // per_instance, -(-len(members) // slots)))
+        size = _chunk_size(model.bytes_per_instance(members[0].config), budget, len(members), slots, max_memory)
         for start in range(0, len(members), size):
             chunks.append(Chunk(first_index + len(chunks), spec.model, tuple(members[start:start + size])))
     return chunks
+
+
+def _budget(device: torch.device, max_memory: int | None, budget: int | None) -> int:
+    if max_memory is not None:
+        return max_memory
+    return memory_budget(device) if budget is None else budget
+
+
+def _chunk_size(per_instance: int, budget: int, members: int, slots: int, max_memory: int | None) -> int:
+    """Instances per chunk of a group of ``members``: as many as the budget holds, spread over ``slots``."""
+    if max_memory is None and per_instance > budget:  # an explicit --max-memory gets chunks of one
+        raise SpecError(f"one instance needs about {per_instance / 2**20:,.0f} MB to train but a chunk may use "
+                        f"{budget / 2**20:,.0f} MB of this device: lower batch_size or eval_batch_size (or set "
+                        "--max-memory to train it anyway, one instance per chunk)")
+    return max(1, min(budget // per_instance, -(-members // slots)))
+
+
+@dataclass(frozen=True)
+class ChunkShape:
+    """A chunk as a dry run shows it, without its instances: its number, size and first instance's config."""
+
+    index: int
+    size: int
+    config: dict[str, Any]
+
+    @property
+    def steps(self) -> int:
+        return int(self.config["steps"])
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _positions(values: tuple[Any, ...]) -> dict[Any, list[int]]:
+    found: dict[Any, list[int]] = {}
+    for i, value in enumerate(values):
+        found.setdefault(value, []).append(i)
+    return found
+
+
+def _member(spec: Spec, choices: list[Any], k: int) -> dict[str, Any]:
+    """The config of the ``k``-th instance of a group whose axis positions are ``choices`` (product order,
+    seeds innermost, as :meth:`Spec.instances` lists them)."""
+    k, seed = divmod(k, spec.seeds)
+    picked = []
+    for options in reversed(choices):
+        k, at = divmod(k, len(options))
+        picked.append(options[at])
+    picked.reverse()
+    point = 0
+    for axis, at in zip(spec.axes, picked):
+        point = point * len(axis.values) + at
+    values = {axis.name: axis.values[at] for axis, at in zip(spec.axes, picked)}
+    return {**spec.params, **values, "seed": spec.point_seeds(point)[seed]}
+
+
+def plan_shapes(spec: Spec, device: torch.device, max_memory: int | None = None, budget: int | None = None,
+                slots: int = 1) -> list[ChunkShape]:
+    """The chunks :func:`plan` would make of the whole spec, computed from the sweep's grammar (its axes and
+    seeds) instead of by listing its instances: a dry run of 5,000,000 instances takes milliseconds and no
+    memory beyond its chunks. Groups come in the order of their first instance, as in :func:`plan`."""
+    budget = _budget(device, max_memory, budget)
+    model = get_kind(spec.model)
+    structural = {p.name for p in spec.param_table().values() if p.structural}
+    axes = list(spec.axes)
+    # Per structural axis, the positions of each distinct value, values in order of first appearance.
+    positions = [_positions(a.values) for a in axes if a.name in structural]
+    shapes: list[ChunkShape] = []
+    for combo in itertools.product(*(list(d.values()) for d in positions)):
+        chosen = iter(combo)  # the group's instances: these positions on structural axes, any on the others
+        choices = [next(chosen) if a.name in structural else range(len(a.values)) for a in axes]
+        members = math.prod(len(c) for c in choices) * spec.seeds
+        first = _member(spec, choices, 0)
+        size = _chunk_size(model.bytes_per_instance(first), budget, members, slots, max_memory)
+        for start in range(0, members, size):
+            shapes.append(ChunkShape(len(shapes), min(size, members - start), _member(spec, choices, start)))
+    return shapes

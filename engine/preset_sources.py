@@ -141,8 +141,12 @@ def find(name_or_path: str, user: Path | None = None) -> PresetFile:
             warnings.warn(note, PresetShadowed, stacklevel=2)
         return won[name_or_path]
     path = Path(name_or_path).expanduser()
-    if path.suffix == ".toml" or path.exists():
-        if not path.is_file():
+    try:  # a name too long for a file name (ENAMETOOLONG) is not a preset file, not a crash
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as exc:
+        raise UserError(f"preset {name_or_path[:80]!r}... is not a preset name or file: {exc.strerror}") from None
+    if path.suffix == ".toml" or exists:
+        if not is_file:
             raise UserError(f"preset file {name_or_path} does not exist")
         return PresetFile(path.stem, path, "path")
     raise UserError(f"unknown preset {name_or_path!r}{_did_you_mean(name_or_path, won)}; presets: "

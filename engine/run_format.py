@@ -123,14 +123,17 @@ def csv_text(columns: list[str], rows: Iterable[dict[str, Any]]) -> str:
 
 def parse_csv(text: str, name: str = "table") -> tuple[list[str], list[dict[str, Any]]]:
     """CSV text to its header and rows of parsed cells; a row of the wrong length (a truncated or
-    hand-edited file) raises RunDataError naming the file and line."""
+    hand-edited file) or text that is not CSV raises RunDataError naming the file and line."""
     reader = csv.reader(io.StringIO(text))
-    header = next(reader, [])
     rows = []
-    for line in reader:
-        if not line:
-            continue  # a blank line
-        if len(line) != len(header):
-            raise RunDataError(f"{name} line {reader.line_num} has {len(line)} cells, expected {len(header)}")
-        rows.append(dict(zip(header, (parse_value(v) for v in line))))
+    try:
+        header = next(reader, [])
+        for line in reader:
+            if not line:
+                continue  # a blank line
+            if len(line) != len(header):
+                raise RunDataError(f"{name} line {reader.line_num} has {len(line)} cells, expected {len(header)}")
+            rows.append(dict(zip(header, (parse_value(v) for v in line))))
+    except csv.Error as exc:  # a field over the csv module's 128 KiB, a bare CR, a NUL byte
+        raise RunDataError(f"{name} line {reader.line_num} is not CSV: {exc}") from None
     return header, rows

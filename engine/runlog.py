@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import socket
@@ -37,9 +38,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from engine import events as ev
+from engine import safe_fs
 
 EVENTS_FILE = "events.jsonl"
 HEARTBEAT_FILE = "heartbeat.json"
@@ -48,6 +50,7 @@ HEARTBEAT_S = 5.0
 STALE_S = 120.0  # 24 missed beats: a run whose heartbeat is older than this is taken for dead
 CURVE_BYTES = 2 * 2**20  # past this log size, progress events are written without loss points
 FOLLOW_POLL_S = 0.2
+READ_BYTES = 8 * 2**20  # the most of events.jsonl one LogReader.read() takes in (the rest comes next call)
 STOP_POLL_S = 0.5  # how often the training loop looks for a stop request
 
 
@@ -58,9 +61,9 @@ def progress_interval(age_s: float) -> float:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """The no-follow atomic write (engine/safe_fs.py), unsynced: a link planted under the temporary's
+    name is removed, never written through."""
+    safe_fs.atomic_write(path, json.dumps(data) + "\n", sync=False)
 
 
 class RunLog:
@@ -81,8 +84,8 @@ class RunLog:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> RunLog:
-        (self.path / STOP_FILE).unlink(missing_ok=True)  # a request meant for an earlier session
-        self._fd = os.open(self.path / EVENTS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        safe_fs.unlink_entry(self.path / STOP_FILE)  # a request meant for an earlier session
+        self._fd = safe_fs.open_log(self.path / EVENTS_FILE)
         self.beat()
         self._thread = threading.Thread(target=self._beat_loop, name="toysup-heartbeat", daemon=True)
         self._thread.start()
@@ -99,7 +102,7 @@ class RunLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        (self.path / STOP_FILE).unlink(missing_ok=True)
+        safe_fs.unlink_entry(self.path / STOP_FILE)
 
     # --- heartbeat ----------------------------------------------------------------------
 
@@ -179,31 +182,65 @@ class RunLog:
             if now - self._stop_seen_at < STOP_POLL_S:
                 return False
             self._stop_seen_at = now
-            return (self.path / STOP_FILE).exists()
+            return safe_fs.is_regular(self.path / STOP_FILE)  # what toysup stop writes; a FIFO or link is not
+
 
         return check
 
 
 # --- reading ----------------------------------------------------------------------------------
 
+HEARTBEAT_BYTES = 64 * 1024
+
 
 def read_heartbeat(run_dir: Path) -> dict[str, Any] | None:
-    """heartbeat.json, or None when there is none (a run from before heartbeats, or not started)."""
+    """heartbeat.json, or None when there is none (a run from before heartbeats, or not started) or it is
+    not one: a link, a FIFO, over 64 KiB, not a JSON object."""
     try:
-        data = json.loads((Path(run_dir) / HEARTBEAT_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(safe_fs.read_text(Path(run_dir) / HEARTBEAT_FILE, HEARTBEAT_BYTES))
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
 
 
+PID_MAX = 2**31 - 1  # the largest pid_t; a pid above it (or at most 1) names no process of a run
+
+
+def valid_pid(pid: Any) -> bool:
+    """Whether ``pid`` can be a trainer's: an int above 1 (0 and -1 mean process groups, 1 init)."""
+    return type(pid) is int and 1 < pid <= PID_MAX
+
+
 def _pid_alive(pid: int) -> bool:
+    if not valid_pid(pid):
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    except OSError:
+        return False
     return True
+
+
+def beat_stale(heartbeat: dict[str, Any] | None, now: float | None = None) -> bool:
+    """Whether a heartbeat says nothing fresh: its time older than :data:`STALE_S`, as far in the future
+    (a forged or skewed clock must not keep a run 'running' forever), not a finite number, or missing from
+    a heartbeat that exists. No heartbeat at all is not stale (a run from before heartbeats)."""
+    if not heartbeat:
+        return False
+    now = time.time() if now is None else now
+    beat = heartbeat.get("time")
+    if not _finite(beat):
+        return True
+    return abs(now - beat) > STALE_S
+
+
+def _finite(value: Any) -> TypeGuard[float]:
+    """Whether a JSON value is a finite number (a bool is not)."""
+    return type(value) in (int, float) and math.isfinite(value)
 
 
 def liveness(info: dict[str, Any], heartbeat: dict[str, Any] | None, now: float | None = None) -> bool:
@@ -214,10 +251,8 @@ def liveness(info: dict[str, Any], heartbeat: dict[str, Any] | None, now: float 
     pid means nothing here: a fresh heartbeat means running, a stale one killed. A run without any heartbeat
     (written before heartbeats existed) is judged by its pid alone, or taken at its word elsewhere.
     """
-    now = time.time() if now is None else now
-    beat = heartbeat.get("time") if heartbeat else None
-    stale = isinstance(beat, (int, float)) and now - beat > STALE_S
-    if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
+    stale = beat_stale(heartbeat, now)
+    if info.get("host") == socket.gethostname() and type(info.get("pid")) is int:
         return _pid_alive(info["pid"]) and not stale
     return not stale
 
@@ -228,7 +263,7 @@ def progress_of(heartbeat: dict[str, Any] | None) -> tuple[float, float, float |
         return None
     done, total = heartbeat.get("instance_steps_done"), heartbeat.get("instance_steps")
     elapsed = heartbeat.get("elapsed_s")
-    if not all(isinstance(x, (int, float)) for x in (done, total, elapsed)) or not total:
+    if not all(_finite(x) and x >= 0 for x in (done, total, elapsed)) or not total:
         return None
     assert isinstance(done, (int, float)) and isinstance(total, (int, float)) and isinstance(elapsed, (int, float))
     rate = done / elapsed if elapsed > 0 else 0.0
@@ -250,12 +285,17 @@ class LogReader:
         self._partial = b""
 
     def read(self) -> list[ev.Event]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
+        try:  # never through a link, never a FIFO; at most READ_BYTES a call
+            fd = safe_fs.open_regular(self.path)
+        except OSError:
             return []
+        try:
+            os.lseek(fd, self.offset, os.SEEK_SET)
+            data = os.read(fd, READ_BYTES)
+        except OSError:
+            return []
+        finally:
+            os.close(fd)
         self.offset += len(data)
         data = self._partial + data
         cut = data.rfind(b"\n") + 1
@@ -303,13 +343,27 @@ def follow(run: Any, poll_s: float = FOLLOW_POLL_S, from_latest: bool = True) ->
 
 def request_stop(run_dir: Path, info: dict[str, Any]) -> str:
     """Ask the run training in ``run_dir`` to stop: a stop file it polls (works across hosts on a shared
-    filesystem) and, on this host, SIGTERM to its process. Returns how it was asked, for a message."""
-    (Path(run_dir) / STOP_FILE).write_text(f"{socket.gethostname()} {os.getpid()} {time.time()}\n")
+    filesystem; written with the no-follow atomic write, so a link named ``stop`` is replaced, never written
+    through) and SIGTERM to its process, but only to a process that provably trains the run: on this host,
+    pid above 1, and holding the run's lock (the kernel's lock table says so, not run.json). Returns how it
+    was asked, for a message."""
+    from engine.lock import RunLock
+
+    try:
+        safe_fs.atomic_write(Path(run_dir) / STOP_FILE, f"{socket.gethostname()} {os.getpid()} {time.time()}\n")
+    except OSError as exc:
+        return f"could not ask it to stop: the stop file cannot be written ({exc.strerror or exc})"
     pid = info.get("pid")
-    if info.get("host") == socket.gethostname() and isinstance(pid, int) and pid != os.getpid():
-        try:
-            os.kill(pid, signal.SIGTERM)
-            return f"sent SIGTERM to process {pid}"
-        except OSError:
-            pass
-    return f"asked it to stop (a stop file its process on {info.get('host', '?')} looks for)"
+    host = info.get("host")
+    if host == socket.gethostname() and isinstance(pid, int) and valid_pid(pid) and pid != os.getpid():
+        holder = RunLock(Path(run_dir)).holding_pid()
+        if holder == pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+                return f"sent SIGTERM to process {pid}"
+            except OSError:
+                pass
+        return (f"left a stop file only: process {pid} does not hold the run's lock, so it is not signalled; "
+                "the run's trainer stops when it sees the file")
+    where = str(host)[:80] if isinstance(host, str) else "?"
+    return f"asked it to stop (a stop file its process on {where} looks for)"

@@ -229,6 +229,8 @@ def parse_axis(param: Param, expr: Any) -> Axis:
             raise SpecError(f"sweep {param.name}={text!r} is malformed: {SWEEP_HELP}") from None
         if num < 1:
             raise SpecError(f"sweep {param.name}={text!r}: NUM must be at least 1")
+        if not (math.isfinite(start) and math.isfinite(stop)):
+            raise SpecError(f"sweep {param.name}={text!r}: START and STOP must be finite numbers")
         if head == "log" and (start <= 0 or stop <= 0):
             raise SpecError(f"sweep {param.name}={text!r}: log ranges need positive START and STOP")
         raw = _range(head, start, stop, num)

@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
 import platform
 import re
 import socket
+import stat
 import struct
 import sys
 import time
@@ -67,6 +69,7 @@ from engine.run_format import (  # noqa: F401  (the run format's cells are the s
     result_columns,
     result_rows,
 )
+from engine.run_info import INFO_BYTES, parse_info
 from engine.runlog import liveness, read_heartbeat
 from engine.spec import Spec, read_preset, resolve
 
@@ -88,11 +91,20 @@ WEIGHTS_NAME = re.compile(r"chunk-(\d{4,})\.safetensors")
 TEMPORARY_NAME = re.compile(r"\..+\.(\d+\.)?tmp")
 
 atomic_write = safe_fs.atomic_write  # the store's one way to write a file (see engine/safe_fs.py)
+MANIFEST_BYTES = 512 * 2**20  # ~100 bytes an instance: room for the 5,000,000 a spec allows
 
 
 def runs_dir(option: str | Path | None = None) -> Path:
-    """``--runs-dir`` if given, else $TOYSUP_RUNS_DIR, else config.toml's runs_dir, else ./runs."""
-    return settings.runs_dir(option)
+    """``--runs-dir`` if given, else $TOYSUP_RUNS_DIR, else config.toml's runs_dir, else ./runs; UserError for a
+    path no file system takes (a part over 255 bytes, the whole over 4,095), which would otherwise fail at its first
+    use."""
+    path = settings.runs_dir(option)
+    parts = [os.fsencode(part) for part in path.parts]
+    if len(os.fsencode(path)) > 4095 or any(len(part) > 255 for part in parts):
+        where = "--runs-dir" if option else "the runs directory ($TOYSUP_RUNS_DIR or config.toml)"
+        raise UserError(f"{where} is not a usable path: too long ({len(str(path)):,} characters; at most 255 "
+                        "bytes a part and 4,095 in all)")
+    return path
 
 
 def _why(exc: BaseException) -> str:
@@ -344,12 +356,24 @@ class Run:
 
     def manifest(self) -> Manifest | None:
         """manifest.json, or None if the run has none (written before manifests) or it cannot be read."""
-        if not (self.path / "manifest.json").exists():
+        try:
+            return self.read_manifest()
+        except RunDataError:
+            return None
+
+    def read_manifest(self) -> Manifest | None:
+        """manifest.json as a typed record (engine/manifest.py), None if the run has none; RunDataError
+        naming what is wrong when it is not a regular file, too big, or of the wrong shape."""
+        if not os.path.lexists(self.path / "manifest.json"):
             return None
         try:
-            return Manifest.from_json(self._read_text("manifest.json"))
-        except (RunDataError, ValueError):
-            return None
+            return Manifest.from_json(safe_fs.read_text(self.path / "manifest.json", MANIFEST_BYTES))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunDataError(f"manifest.json cannot be read: {_why(exc)}") from None
+        except RecursionError:
+            raise RunDataError("manifest.json cannot be read: nested too deeply") from None
+        except ValueError as exc:
+            raise RunDataError(f"manifest.json cannot be read: {exc}") from None
 
     def write_manifest(self, manifest: Manifest) -> None:
         atomic_write(self.path / "manifest.json", manifest.to_json())
@@ -529,16 +553,16 @@ class Run:
         return self.path.name
 
     def info(self) -> dict[str, Any]:
-        """run.json, or a 'damaged' stand-in when it is missing or unreadable."""
+        """run.json as a typed record (engine/run_info.py), or a 'damaged' stand-in when it is missing,
+        not a regular file, too big, or has a field of the wrong shape (the stand-in's error names it)."""
         try:
-            info = json.loads(safe_fs.read_text(self.path / "run.json"))
-            if not isinstance(info, dict):
-                raise ValueError("run.json is not an object")
+            info = parse_info(safe_fs.read_text(self.path / "run.json", INFO_BYTES))
             if info.get("status") == "running":  # whether it still is: see run_status()
                 info[HEARTBEAT_KEY] = read_heartbeat(self.path)
             return info
         except (OSError, ValueError, RecursionError) as exc:
-            return {"id": self.id, "name": "?", "status": "damaged", "error": f"run.json: {_why(exc)}"}
+            why = "nested too deeply" if isinstance(exc, RecursionError) else _why(exc)
+            return {"id": self.id, "name": "?", "status": "damaged", "error": f"run.json: {why}"}
 
     def status(self) -> str:
         """One of :data:`STATUSES` (see :func:`run_status`); ``damaged`` too when :meth:`problem` finds one."""
@@ -548,11 +572,12 @@ class Run:
             return status
         return "damaged" if self.problem(info) else status
 
-    def problem(self, info: dict[str, Any] | None = None, deep: bool = False) -> str:
+    def problem(self, info: dict[str, Any] | None = None, deep: bool = True) -> str:
         """What is wrong with the run's files, in one line naming the file, or "" if nothing is.
 
-        Cheap checks (sizes, row counts) by default, so ``toysup runs`` stays fast; ``deep`` also
-        compares every file's sha256 with manifest.json (report and export). A live run is not checked:
+        Sizes, row counts and every file's sha256 against manifest.json, so ``toysup runs`` and
+        ``toysup report`` agree on same-size corruption too (a file's hash is remembered while it is
+        unchanged: listing again is cheap). ``deep`` False skips the hashes. A live run is not checked:
         its files are still being written.
         """
         info = self.info() if info is None else info
@@ -585,28 +610,33 @@ class Run:
             if held < 0:
                 return "results.csv: its rows do not finish the adaptive sweep's rounds, but the run completed"
             return f"results.csv: {len(rows)} rows, but the run completed {held} instances"
-        manifest = self.manifest()
+        manifest = self.read_manifest()
         if manifest is None:
-            if (self.path / "manifest.json").exists():
-                return "manifest.json cannot be read"
             return ""
         for number, chunk in manifest.chunks.items():
             name = f"weights/chunk-{number:04d}.safetensors"
-            try:
-                size = os.lstat(self.path / name).st_size
-            except OSError:
+            if not os.path.lexists(self.path / name):
                 return f"{name} is missing"
-            if size != chunk.files.get("weights", {}).get("size") or (deep and not matches(
-                    self._read(name), chunk.files["weights"])):
+            if not self._matches(name, chunk.files.get("weights", {}), deep):
                 return f"{name} does not match manifest.json (cut or changed)"
-        for table, expected in manifest.tables.items():
-            try:
-                size = os.lstat(self.path / table).st_size
-            except OSError:
+        for table, expected in manifest.tables.items():  # names of the gathered tables only (engine/manifest.py)
+            if not os.path.lexists(self.path / table):
                 return f"{table} is missing"
-            if size != expected.get("size") or (deep and not matches(self._read(table), expected)):
+            if not self._matches(table, expected, deep):
                 return f"{table} does not match manifest.json (cut or changed)"
         return ""
+
+    def _matches(self, relative: str, expected: dict[str, Any], deep: bool) -> bool:
+        """Whether a file of the run has the size (and, ``deep``, the sha256) manifest.json records. The hash
+        of an unchanged file is remembered (:func:`_sha256`), so listing runs again costs a stat per file."""
+        path = self.path / relative
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        if st.st_size != expected.get("size"):
+            return False
+        return not deep or _sha256(path, st, lambda: self._read(relative)) == expected.get("sha256")
 
     def spec(self) -> Spec:
         """The run's resolved spec from config.toml (RunDataError if it is missing or not a valid spec)."""
@@ -672,6 +702,20 @@ class Run:
                 row = int(hits[0, 0])
                 return {k: v[row] for k, v in tensors.items() if k != "instance"}
         raise RunDataError(f"run {self.id} has no weights for instance {instance}")
+
+
+_HASHES: dict[tuple[int, int, int, int, int], str] = {}  # (dev, inode, size, mtime, ctime) -> sha256
+
+
+def _sha256(path: Path, st: os.stat_result, read: Any) -> str:
+    """The sha256 of the file ``st`` describes, from the cache while its identity, size and times are
+    unchanged (an edit changes ctime, which no user can set back)."""
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if key not in _HASHES:
+        if len(_HASHES) > 100_000:
+            _HASHES.clear()
+        _HASHES[key] = hashlib.sha256(read()).hexdigest()
+    return _HASHES[key]
 
 
 def completed_instances(spec: Spec, rows: list[dict[str, Any]]) -> int:
@@ -767,20 +811,37 @@ def export_text(run: Run, table: str = "results") -> str:
 
 def export(run: Run, target: Path, table: str = "results") -> int:
     """Write :func:`export_text` to ``target`` atomically (``toysup export -o`` and the TUI's export);
-    returns the number of rows. A target that is a folder, a FIFO or device, in a missing folder or
-    unwritable is a UserError; a failed write (a full disk) leaves the target as it was and no temporary."""
-    if target.is_dir():
-        raise UserError(f"{target} is a directory: give a file name")
-    if target.exists() and not target.is_file():
-        raise UserError(f"{target} is not a regular file (a FIFO, socket or device): give a file name")
-    if not target.parent.exists():
-        raise UserError(f"{target}: folder {target.parent} does not exist")
+    returns the number of rows. A target that is a link (``/proc/self/fd/1`` too), a folder, a FIFO or
+    device, in a missing folder or unwritable is a UserError; an existing file keeps its permission bits;
+    a failed write (a full disk) leaves the target as it was and no temporary."""
+    mode = _export_target_mode(target)
     text = export_text(run, table)
     try:
-        atomic_write(target, text)
+        atomic_write(target, text, mode=mode)
     except OSError as exc:
         raise UserError(f"{target}: cannot be written: {exc.strerror or exc}") from None
     return max(text.count("\n") - 1, 0)
+
+
+def _export_target_mode(target: Path) -> int | None:
+    """An existing export target's permission bits (None for a new file); UserError for a target that is
+    not a regular file of its own: replacing a link would surprise, writing through one would harm."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise UserError(f"{target}: cannot be written: {exc.strerror or exc}") from None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise UserError(f"{target} is a symbolic link: give the file it points to, or another name")
+        if stat.S_ISDIR(st.st_mode):
+            raise UserError(f"{target} is a directory: give a file name")
+        if not stat.S_ISREG(st.st_mode):
+            raise UserError(f"{target} is not a regular file (a FIFO, socket or device): give a file name")
+    if not target.parent.is_dir():
+        raise UserError(f"{target}: folder {target.parent} does not exist")
+    return None if st is None else stat.S_IMODE(st.st_mode)
 
 
 # A cell starting with one of these is a formula to a spreadsheet (OWASP's CSV injection list).
@@ -801,17 +862,29 @@ def neutralised(cell: str) -> str:
 
 def with_run_id(text: str, run_id: str) -> str:
     """Prefix a CSV table with a run_id column, so exported rows say where they came from; every text
-    cell that a spreadsheet would take for a formula is :func:`neutralised`."""
+    cell that a spreadsheet would take for a formula is :func:`neutralised`, then every cell holding a CR
+    or LF is quoted (:func:`csv_line`)."""
     if not text:
         return text
     reader = csv.reader(io.StringIO(text))
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    header = next(reader, None)
-    if header is None:
-        return ""
-    writer.writerow(["run_id", *(neutralised(c) for c in header)])
-    run_cell = neutralised(run_id)
-    for row in reader:
-        writer.writerow([run_cell, *(neutralised(c) for c in row)])
-    return buf.getvalue()
+    out: list[str] = []
+    try:
+        header = next(reader, None)
+        if header is None:
+            return ""
+        out.append(csv_line(["run_id", *(neutralised(c) for c in header)]))
+        run_cell = neutralised(run_id)
+        out.extend(csv_line([run_cell, *(neutralised(c) for c in row)]) for row in reader)
+    except csv.Error as exc:
+        raise RunDataError(f"run {run_id} is damaged: its table is not CSV (line {reader.line_num}: {exc})") from None
+    return "".join(out)
+
+
+_SPECIAL = re.compile(r'[,"\r\n]')
+
+
+def csv_line(cells: list[str]) -> str:
+    """One CSV line: a cell holding a comma, a quote, a CR or an LF is quoted (quotes doubled). The csv
+    module's writer quotes only the characters of its line terminator, so with ``\\n`` a bare CR went out
+    unquoted and a spreadsheet read the text after it as the next row's cells."""
+    return ",".join(f'"{c.replace(chr(34), chr(34) * 2)}"' if _SPECIAL.search(c) else c for c in cells) + "\n"

@@ -63,7 +63,7 @@ def _entry_point(*args: str) -> subprocess.CompletedProcess[str]:
     (["run", "--seeds", "abc"], "toysup run: Invalid value for '--seeds'"),
     (["run", "--no-such-flag"], "toysup run: No such option: --no-such-flag"),
     (["no-such-command"], "No such command 'no-such-command'"),
-    (["report", "--width", "-5"], "--width -5 is not valid: expected at least 20 columns"),
+    (["report", "--width", "-5"], "--width -5 is not valid: expected 20 to 10,000 columns"),
 ])
 def test_usage_errors_from_the_entry_point_are_one_line(args, expected, tmp_path):
     done = _entry_point(*args, "--runs-dir", str(tmp_path / "runs")) if args[0] != "no-such-command" else \

@@ -24,6 +24,7 @@ from textual import work
 from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
@@ -35,6 +36,7 @@ from engine.store import Run
 from toysup_tui import detach
 from toysup_tui.detach import Resume
 from toysup_tui.live import LiveRun, format_duration
+from toysup_tui.printable import printable
 from toysup_tui.screens.confirm import ConfirmScreen
 from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.presets import PresetsScreen
@@ -81,6 +83,13 @@ class ToysupApp(App[None]):
 
     def get_default_screen(self) -> Screen:
         return PresetsScreen()
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Notifications as plain text: they quote run names, paths and errors from run folders, which may
+        hold ``[/]`` or terminal escapes (toysup_tui/printable.py)."""
+        super().notify(printable(message, keep_newlines=True), title=printable(title), severity=severity,
+                       timeout=timeout, markup=markup)
 
     def on_mount(self) -> None:
         # torch, Textual and the engine leave ~10^6 long-lived objects; a full garbage collection walking

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from engine.errors import SpecError, ToysupError
 from toysup_tui import completion
 from toysup_tui.option_flags import with_run_options
+from toysup_tui.printable import shown as escape
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_PRESET = "tms-intro"
@@ -108,8 +108,8 @@ def presets(
                 continue
             out.print(f"[bold cyan]{escape(f.name)}[/]  [dim]{spec.model}, {spec.n_instances} instances, "
                       f"{source_text(f)}" + ("" if f.source == "bundled" else f" ({escape(str(f.path))})") + "[/]")
-            out.print(escape(spec.description), soft_wrap=False)
-            out.print(f"[dim]expect:[/] {escape(spec.expected)}\n")
+            out.print(escape(spec.description, keep_newlines=True), soft_wrap=False)
+            out.print(f"[dim]expect:[/] {escape(spec.expected, keep_newlines=True)}\n")
         return
     # Narrow terminals drop the model column (--long shows it) so each description keeps a readable line.
     table = Table(title="Presets", title_justify="left", box=box.SIMPLE_HEAD, expand=True,
@@ -193,7 +193,7 @@ def run(
     """Train a sweep headless and store it as a run folder."""
     from engine import settings, store
     from engine.executors import executor_for
-    from engine.plan import plan
+    from engine.plan import plan_shapes
     from engine.runner import run_sweep
     from engine.spec import load
     from toysup_tui import progress, summaries
@@ -207,8 +207,8 @@ def run(
                 placement = executor.open(options.device, options.threads)
             finally:
                 executor.close()
-            chunks = plan(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
-                          slots=placement.slots)
+            chunks = plan_shapes(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
+                                 slots=placement.slots)
             summaries.print_dry_run(out, spec, chunks, as_json, where=placement.description)
             return
         root = store.runs_dir(runs_dir)
@@ -314,6 +314,8 @@ def resume(
             outcome = resume_sweep(found.path, options, emit=sink, force=force)
     except SpecError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:  # the run folder cannot be written before training starts (read-only, a full disk)
+        raise fail(f"run {found.id} cannot be resumed: {exc.filename or found.path}: {exc.strerror or exc}") from None
     _finish(outcome, quiet, False)
 
 
@@ -330,7 +332,10 @@ def runs(
     from engine import store
     from toysup_tui.render.tables import runs_table
 
-    root = store.runs_dir(runs_dir)
+    try:
+        root = store.runs_dir(runs_dir)
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
     if root.exists() and not root.is_dir():
         raise fail(f"--runs-dir {root} is a file, not a directory of runs")
     wanted = _statuses(status)
@@ -339,7 +344,7 @@ def runs(
         sys.stdout.write(json.dumps([_run_record(r) for r in found]) + "\n")
         return
     if not found:
-        out.print(f"no runs in {root}")
+        out.print(f"no runs in {escape(str(root))}", soft_wrap=True)
         return
     out.print(runs_table(found, out.width))
     for run in found:  # what is wrong with each damaged folder, in its own words, never as markup
@@ -393,12 +398,13 @@ def watch(
                 for event in follow(found):
                     sink(event)
         except KeyboardInterrupt:
-            err.print(f"stopped watching; {found.id} goes on (toysup stop {found.id} stops it)", soft_wrap=True)
+            err.print(f"stopped watching; {escape(found.id)} goes on (toysup stop {escape(found.id)} stops it)",
+                      soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
     status = found.status()
     out.print(f"run {escape(found.id)} is {status}", soft_wrap=True)
     if status == "interrupted":
-        err.print(f"continue with: toysup resume {found.id}", soft_wrap=True)
+        err.print(f"continue with: toysup resume {escape(found.id)}", soft_wrap=True)
     raise typer.Exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED))
 
 
@@ -456,8 +462,8 @@ def report_cmd(
     from toysup_tui import report
 
     try:
-        if width is not None and width < 20:
-            raise SpecError(f"--width {width} is not valid: expected at least 20 columns")
+        if width is not None and not 20 <= width <= 10_000:
+            raise SpecError(f"--width {width} is not valid: expected 20 to 10,000 columns")
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
@@ -563,7 +569,7 @@ def export(
             raise SpecError(f"--output {exc}") from None
     except ToysupError as exc:
         raise fail(str(exc)) from None
-    err.print(f"wrote {table} of {found.id} to {escape(str(output))}", soft_wrap=True)
+    err.print(f"wrote {table} of {escape(found.id)} to {escape(str(output))}", soft_wrap=True)
 
 
 @app.command()
@@ -689,9 +695,14 @@ def tui(
 
     try:
         options = settings.run_options(given)  # a bad option is reported before the screen opens
+        root = store.runs_dir(runs_dir)
+        if options.device.startswith("cuda"):  # refused here, not after the screen has opened
+            from engine.plan import resolve_device
+
+            resolve_device(options.device)
     except SpecError as exc:
         raise fail(str(exc)) from None
-    run_tui(store.runs_dir(runs_dir), options)
+    run_tui(root, options)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:

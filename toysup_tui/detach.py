@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine import safe_fs
 from engine.errors import UserError
 from engine.options import RunOptions
 from toysup_tui.worker import Launch
@@ -159,9 +160,8 @@ def _redirect(path: Path) -> None:
     with contextlib.suppress(OSError):
         sys.stdout.flush()
         sys.stderr.flush()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    except OSError:
+    fd = safe_fs.open_log(path)  # never through a link planted as output.log, never a FIFO
+    if fd < 0:
         fd = os.open(os.devnull, os.O_WRONLY)
     for target in (1, 2):
         os.dup2(fd, target)

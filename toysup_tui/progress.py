@@ -17,6 +17,7 @@ from rich.progress import (
 )
 
 from engine import events as ev
+from toysup_tui.printable import shown
 
 PLAIN_INTERVAL_S = 5.0
 MAX_CHUNK_BARS = 8  # chunks training side by side beyond this show in the overall bar only
@@ -63,7 +64,8 @@ class ProgressSink:
             return
         if isinstance(event, ev.RunStarted):
             self.total = event.instance_steps
-            msg = (f"run {event.run_id}: {event.instances} instances in {event.chunks} chunk(s) on {event.device}")
+            msg = (f"run {shown(event.run_id)}: {event.instances} instances in {event.chunks} chunk(s) on "
+                   f"{shown(event.device)}")
             self.console.print(msg)
             if self._progress is not None:
                 self._task = self._progress.add_task("all chunks", total=self.total, rate="")
@@ -102,10 +104,10 @@ class ProgressSink:
             if self._progress is not None and chunk_task is not None:
                 self._progress.remove_task(chunk_task)
         elif isinstance(event, ev.Notice):
-            self.console.print(f"[yellow]note:[/] {event.message}")
+            self.console.print(f"[yellow]note:[/] {shown(event.message)}")
         elif isinstance(event, ev.RunFinished):
-            self.console.print(f"{event.status} in {event.wall_time_s:.1f}s "
-                               f"({event.instance_steps_per_s:,.0f} instance-steps/s): {event.run_dir}")
+            self.console.print(f"{shown(event.status)} in {event.wall_time_s:.1f}s "
+                               f"({event.instance_steps_per_s:,.0f} instance-steps/s): {shown(event.run_dir)}")
 
 
 def make_sink(console: Console, quiet: bool) -> ProgressSink:

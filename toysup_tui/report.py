@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console, RenderableType
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -23,6 +22,7 @@ from engine.results import Results, point_label
 from engine.results import value_text as fmt
 from engine.spec import Spec
 from engine.store import Run, run_status
+from toysup_tui.printable import shown as escape
 from toysup_tui.render import charts
 from toysup_tui.render.heatmap import heatmap, overlap_heatmap
 from toysup_tui.render.legend import legend_text
@@ -119,7 +119,8 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
 
 def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int | None = None) -> None:
     if spec.description or spec.expected:
-        console.print(f"[dim]{spec.description}[/]" + (f"\n[dim]expect: {spec.expected}[/]" if spec.expected else ""))
+        console.print(f"[dim]{escape(spec.description, keep_newlines=True)}[/]"
+                      + (f"\n[dim]expect: {escape(spec.expected, keep_newlines=True)}[/]" if spec.expected else ""))
     try:
         columns, rows = run.results()
         results = Results(spec, columns, rows, run)

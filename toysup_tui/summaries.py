@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich import box
 from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from engine.adaptive import coarse_nodes, shape_of
 from engine.analysis.columns import headline_metrics
 from engine.models import get_kind
-from engine.plan import Chunk
+from engine.plan import Chunk, ChunkShape
 from engine.results import Results
 from engine.results import value_text as fmt
 from engine.spec import Spec
 from engine.store import Run
+from toysup_tui.printable import shown as escape
 from toysup_tui.render.tables import (
     COMPACT_BELOW,
     RICH_GAP,
@@ -71,9 +72,10 @@ def json_summary(run: Run) -> dict[str, Any]:
     return {**{k: info.get(k) for k in keys}, "status": run.status(), "run_dir": str(run.path), "points": points}
 
 
-def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bool, where: str = "") -> None:
+def print_dry_run(console: Console, spec: Spec, chunks: Sequence[Chunk | ChunkShape], as_json: bool,
+                  where: str = "") -> None:
     model = get_kind(spec.model)
-    groups: dict[tuple[Any, ...], list[Chunk]] = {}
+    groups: dict[tuple[Any, ...], list[Chunk | ChunkShape]] = {}
     structural = [p.name for p in spec.param_table().values() if p.structural]
     for c in chunks:
         groups.setdefault(tuple(c.config[s] for s in structural), []).append(c)
@@ -102,7 +104,7 @@ def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bo
         console.print_json(json.dumps(data))
         return
     bound = "at most " if spec.adaptive is not None else ""
-    console.print(f"[bold]{spec.name}[/] ({spec.model}): {spec.n_points} point(s) x {spec.seeds} seed(s) = "
+    console.print(f"[bold]{escape(spec.name)}[/] ({spec.model}): {spec.n_points} point(s) x {spec.seeds} seed(s) = "
                   f"{bound}[bold]{spec.n_instances}[/] instances, {data['instance_steps']:,} instance-steps, "
                   f"{len(groups)} group(s), {len(chunks)} chunk(s)" + (f" on {escape(where)}" if where else ""))
     if spec.adaptive is not None:
@@ -112,7 +114,7 @@ def print_dry_run(console: Console, spec: Spec, chunks: list[Chunk], as_json: bo
                       f"({a['round0_instances']:,} instances); each of {a['rounds']} later round(s) only the cells "
                       f"whose corners disagree on {escape(a['classify'])}{budget}")
     for a in spec.axes:
-        console.print(f"  sweep {a.name} ({a.scale}): {', '.join(fmt(v) for v in a.values)}")
+        console.print(f"  sweep {a.name} ({a.scale}): {escape(', '.join(fmt(v) for v in a.values))}")
     print_chunks(console, data["chunks"], structural)
 
 

@@ -21,9 +21,11 @@ resumed chunk goes on from its last one.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -209,38 +211,97 @@ class RayExecutor(Executor):
             self._owns_ray = False
 
 
-# The HTTP/2 client preface and an empty SETTINGS frame: a Ray endpoint (GCS or Ray Client, both gRPC)
-# answers with a SETTINGS frame of its own; anything else (a web server, a database) does not.
-HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
-HTTP2_SETTINGS = 4
+# A Ray endpoint speaks gRPC (HTTP/2). An HTTP/2 handshake alone is not enough to tell it from another
+# HTTP/2 server, which then keeps ray.init waiting for minutes: the check makes one real gRPC call, the one
+# ray.init starts with (the GCS's GetClusterId; a Ray Client server's ClusterInfo for ray://), and accepts
+# only a gRPC answer to it: a reply message, or a gRPC status other than UNIMPLEMENTED (a cluster that wants
+# a token answers UNAUTHENTICATED). gRPC's C core sends these header names as plain HPACK literals.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, RST_STREAM, SETTINGS, GOAWAY = 0, 1, 3, 4, 7
+END_STREAM, END_HEADERS, ACK = 0x1, 0x4, 0x1
+GRPC_STATUS = re.compile(rb"grpc-status[\x01-\x7f]([0-9]{1,2})")
+UNIMPLEMENTED = b"12"
+PROBE_METHODS = {"gcs": "/ray.rpc.NodeInfoGcsService/GetClusterId", "client": "/ray.rpc.RayletDriver/ClusterInfo"}
+
+
+def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+
+
+def _literal(name: str, value: str) -> bytes:
+    """An HPACK header field, literal without indexing, plain (not Huffman) strings shorter than 127 bytes."""
+    n, v = name.encode(), value.encode()[:126]
+    return b"\x00" + bytes([len(n)]) + n + bytes([len(v)]) + v
+
+
+def grpc_request(authority: str, method: str) -> bytes:
+    """The bytes of a client preface, SETTINGS, and one unary gRPC call with an empty message on stream 1."""
+    headers = b"".join(_literal(k, v) for k, v in ((":method", "POST"), (":scheme", "http"), (":path", method),
+                                                   (":authority", authority), ("content-type", "application/grpc"),
+                                                   ("te", "trailers")))
+    return (HTTP2_PREFACE + _frame(SETTINGS, 0, 0) + _frame(HEADERS, END_HEADERS, 1, headers)
+            + _frame(DATA, END_STREAM, 1, b"\x00\x00\x00\x00\x00"))
+
+
+def grpc_replies(conn: socket.socket, deadline: float) -> bool:
+    """Read HTTP/2 frames until stream 1 carries a gRPC message (True: a 5-byte prefix whose length matches
+    the frame), or ends, is reset, or the connection goes away or falls silent (False)."""
+    buffer = b""
+    while time.monotonic() < deadline:
+        conn.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            block = conn.recv(65536)
+        except TimeoutError:
+            return False
+        if not block:
+            return False
+        buffer += block
+        if len(buffer) > 1 << 20:
+            return False
+        while len(buffer) >= 9:
+            size = int.from_bytes(buffer[:3], "big")
+            if len(buffer) < 9 + size:
+                break
+            kind, flags, stream = buffer[3], buffer[4], int.from_bytes(buffer[5:9], "big") & 0x7FFFFFFF
+            payload, buffer = buffer[9:9 + size], buffer[9 + size:]
+            if kind == SETTINGS and not flags & ACK:
+                conn.sendall(_frame(SETTINGS, ACK, 0))
+            elif kind == GOAWAY or (stream == 1 and kind == RST_STREAM):
+                return False
+            elif stream == 1 and kind == DATA and payload:
+                return len(payload) >= 5 and payload[0] in (0, 1) and int.from_bytes(payload[1:5], "big") == size - 5
+            elif stream == 1 and kind == HEADERS and (status := GRPC_STATUS.search(payload)) is not None:
+                return status.group(1) != UNIMPLEMENTED
+            elif stream == 1 and kind in (DATA, HEADERS) and flags & END_STREAM:
+                return False  # the call ended without a gRPC answer: not the service Ray's first call needs
+    return False
 
 
 def _check_reachable(address: str) -> None:
     """Refuse, within seconds, an address where no Ray endpoint answers: Ray itself retries such an
-    address for minutes (and a server speaking another protocol could keep it waiting for good).
-    The check is a gRPC (HTTP/2) handshake with a short timeout; Ctrl-C and SIGTERM stop it at once."""
+    address for minutes (and a server speaking another protocol, HTTP/2 included, could keep it waiting
+    for good). The check is one gRPC call Ray answers (see :data:`PROBE_METHODS`) under a short timeout;
+    Ctrl-C and SIGTERM stop it at once."""
     if address in ("auto", "local"):
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise SpecError(f"--address {address!r} is not valid: expected HOST:PORT, ray://HOST:PORT or auto")
     hint = "start one with `ray start --head`, or leave --address out for a local Ray instance"
+    method = PROBE_METHODS["client" if address.startswith("ray://") else "gcs"]
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S) as conn:
-            conn.sendall(HTTP2_PREFACE)
-            answer = b""
-            while len(answer) < 9:
-                block = conn.recv(9 - len(answer))
-                if not block:
-                    break
-                answer += block
+            conn.sendall(grpc_request(f"{host}:{port}", method))
+            answered = grpc_replies(conn, deadline)
     except TimeoutError:
         raise SpecError(f"--address {address}: no Ray endpoint answered within {CONNECT_TIMEOUT_S:g} s; "
                         f"{hint}") from None
     except OSError as exc:
         raise SpecError(f"--address {address}: no Ray cluster answers there ({exc.strerror or exc}); {hint}") from None
-    if len(answer) < 9 or answer[3] != HTTP2_SETTINGS:
-        raise SpecError(f"--address {address}: something answers there, but not Ray (no gRPC handshake); {hint}")
+    if not answered:
+        raise SpecError(f"--address {address}: something answers there, but not Ray (no reply to Ray's gRPC "
+                        f"call within {CONNECT_TIMEOUT_S:g} s); {hint}")
 
 
 class ProgressHub:

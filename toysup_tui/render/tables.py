@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.cells import cell_len
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -17,6 +16,8 @@ from engine.analysis import columns
 from engine.results import Point, Results
 from engine.results import value_text as fmt
 from engine.store import Run
+from toysup_tui.printable import printable
+from toysup_tui.printable import shown as escape
 
 if TYPE_CHECKING:
     from engine.analysis.orientation import OrientationStats
@@ -38,11 +39,11 @@ def runs_table(runs: list[Run], width: int) -> Table:
         status = run.status()
         done, total = str(info.get("instances_done", 0)), str(info.get("instances", 0))
         wall = info.get("wall_time_s")
-        rows.append({"run": run.id, "status": status,
+        rows.append({k: printable(v) for k, v in {"run": run.id, "status": status,
                      "instances": total if status == "completed" else f"{done}/{total}",
                      "preset": str(info.get("name", "?")), "wall": f"{wall:.1f}s" if is_number(wall) else "",
                      "model": str(info.get("model", "")), "started": str(info.get("started", ""))[:19],
-                     "device": str(info.get("device", ""))})
+                     "device": str(info.get("device", ""))}.items()})
     candidates = [Fit(key, header, keep, short, least, natural=max((cell_len(r[key]) for r in rows), default=0))
                   for key, (header, keep, short, least) in RUNS_COLUMNS.items()]
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)

@@ -10,6 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
 from toysup_tui.estimate import instance_steps
+from toysup_tui.printable import printable
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.user_presets import PresetEntry, list_presets
 from toysup_tui.widgets.markup import esc
@@ -56,11 +57,11 @@ class PresetsScreen(ToysupScreen):
         for entry in self.entries:
             spec = entry.spec
             if spec is None:
-                cells = [Text("invalid", style="red"), "", Text(entry.error, style="red")]
+                cells = [Text("invalid", style="red"), "", Text(printable(entry.error), style="red")]
             else:
                 cells = [Text(f"{spec.n_instances:,}", justify="right"),
-                         Text(_short_count(instance_steps(spec)), justify="right"), Text(spec.description)]
-            name = Text(entry.name, style="bold")
+                         Text(_short_count(instance_steps(spec)), justify="right"), Text(printable(spec.description))]
+            name = Text(printable(entry.name), style="bold")
             if entry.source != "bundled":
                 name.append(" (yours)" if entry.source == "user" else f" ({entry.source})", style="dim")
             if entry.shadowed_by:

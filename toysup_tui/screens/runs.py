@@ -8,6 +8,7 @@ interface between a run and any viewer. A run training now shows how far it is
 from __future__ import annotations
 
 import shutil
+import stat
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +20,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from engine.runlog import progress_of
 from engine.store import HEARTBEAT_KEY, RESUMABLE, Run, list_runs
 from toysup_tui.live import format_duration
+from toysup_tui.printable import printable
 from toysup_tui.render.tables import STATUS_STYLE
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import ConfirmScreen
@@ -28,7 +30,8 @@ REFRESH_S = 2.0
 
 
 def folder_size(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    """The bytes of a run's regular files (a link in the folder counts as itself, never as its target)."""
+    return sum(st.st_size for st in (f.lstat() for f in path.rglob("*")) if stat.S_ISREG(st.st_mode))
 
 
 def human_size(n: float) -> str:
@@ -122,10 +125,11 @@ class RunsScreen(ToysupScreen):
                                         f"· ETA {format_duration(eta)}")
             table.add_row(
                 Text("●" if run.id in self.marked else " ", style="bold yellow"),
-                Text(run.id, style="bold"), Text(str(info.get("name", "?"))),
+                Text(printable(run.id), style="bold"), Text(printable(info.get("name", "?"))),
                 Text(shown, style=STATUS_STYLE.get(status, "")), Text(count, justify="right"),
-                Text(str(info.get("started", ""))[:16].replace("T", " ")),
-                Text(human_size(folder_size(run.path)), justify="right"), Text(str(info.get("device", ""))), key=run.id,
+                Text(printable(str(info.get("started", ""))[:16].replace("T", " "))),
+                Text(human_size(folder_size(run.path)), justify="right"), Text(printable(info.get("device", ""))),
+                key=run.id,
             )
         self._stamp = self._state()
         if current is not None:
@@ -136,7 +140,7 @@ class RunsScreen(ToysupScreen):
 
     def _update_status(self) -> None:
         root = esc(str(self.app.runs_dir))
-        marks = f" · marked: {', '.join(self.marked)}" if self.marked else ""
+        marks = f" · marked: {esc(', '.join(self.marked))}" if self.marked else ""
         text = (f"{len(self.runs)} run(s) in {root}{marks}" if self.runs
                 else f"no runs in {root} yet: launch one from the presets (p)")
         live = "".join(f"\n{line}" for line in self._live_lines[:3])
