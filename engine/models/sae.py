@@ -18,6 +18,13 @@ size (``l1_norm = "mean"``, offered to reproduce its alpha grid); its first auth
 later called that a mistake, because a bigger dictionary then gets less penalty
 per latent, which is why "sum" is the default here.
 
+Scoring counts live latents only: a dead latent keeps whatever direction it had when it died (at
+worst its random init) and represents nothing. Live = fires on at least LIVE_RATE * p of LIVE_SLICES
+evaluation batches (p: a feature's probability of being active), a rate, so that the count does not
+grow with the evaluation budget. MMCS is reported beside ``mmcs_chance``, the MMCS of a random
+dictionary with as many live directions in the same space (engine/sae_chance.py), and a feature is
+recovered only when its max cosine beats both RECOVERED_COSINE and chance's 99% quantile.
+
 Weights (all (I, ...)): ``W_enc`` (L, d), rows are the encoder's rows; ``b_enc`` (L,);
 ``W_dec`` (L, d), rows are the dictionary directions; ``ground_truth`` (G, d), frozen:
 saved with the weights, never trained (see ``ToyModel.frozen``).

@@ -8,7 +8,7 @@ class and step: n features in m dimensions, feature_probability, importance_deca
 class and fused step) for ``steps`` on the toy model's hidden activations h = W x. Both stages
 are vectorised over the chunk and a pure function of the instance's seed: the toy model is
 the one a ``relu_output`` run with the same seed and settings trains, so every l1 and
-dictionary size of one seed sees the same toy model.
+dictionary size of one seed sees the same toy model (trained once per distinct toy config in a chunk).
 
 The SAE's ground truth is the toy model's W (n rows, one feature direction per row, not
 renormalised: h = x W is exactly the toy model's hidden layer), frozen and saved with the toy
@@ -18,7 +18,8 @@ evaluation batch is the toy model's (stream EVAL, step 0).
 
 Scoring: MMCS is taken over the features the toy model represents, by relu_output's own rule
 (mean-ablating the feature raises the toy model's loss by more than 10% of its constant-output
-loss): a feature the toy model dropped has no direction of its own in h to recover.
+loss): a feature the toy model dropped has no direction of its own in h to recover. Live latents,
+chance and the recovered cut are sae's (engine/models/sae.py), in the n_hidden-dimensional space.
 
 The toy stage runs inside ``init_weights``, before the trainer's step loop: its progress is not
 reported and a stop request is honoured once it is over (seconds at the preset's size).
