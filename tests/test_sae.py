@@ -18,9 +18,11 @@ import torch
 
 from engine.errors import SpecError
 from engine.models import Hyper, get_model
-from engine.models.sae import RECOVERED_COSINE, code_stats, max_cosine, mmcs
+from engine.models.kinds.sae import LIVE_SLICES
+from engine.models.sae import RECOVERED_COSINE, code_stats, max_cosine, mmcs, recovery_cosine
 from engine.rng import DATA, EVAL, CounterRNG
 from engine.runner import run_sweep
+from engine.sae_chance import chance_quantile, expected_max_cosine, mmcs_chance
 from engine.spec import load
 
 from helpers import CPU, by_instance, make_spec, train_all
@@ -57,6 +59,10 @@ def test_large_dictionary_with_moderate_l1_recovers_the_features(trained):
     for run in _by_ratio(trained, 2.0):
         m = run["metrics"]
         assert m["mmcs"] > 0.9, m
+        # Well above what a random dictionary of as many (live) directions in 10-D scores (about 0.6).
+        live = m["n_latents"] - m["dead_latents"]
+        assert m["mmcs_chance"].item() == pytest.approx(expected_max_cosine(10, int(live)), abs=1e-6)
+        assert m["mmcs"] > m["mmcs_chance"] + 0.25, m
         assert m["features_recovered"] >= 0.8 * SMALL["n_ground_truth"], m
         # Sparse codes: about as many active latents as active true features (2), not the dense 10+.
         assert m["l0"] < 6, m
@@ -130,12 +136,12 @@ def test_mmcs_of_known_angles_and_signs():
     assert mmcs(gt, dec).item() == pytest.approx((c + s) / 2, abs=1e-6)
 
 
-def test_code_stats_count_dead_latents_and_l0():
+def test_code_stats_count_firings_and_l0():
     codes = torch.tensor([[[0.5, 0.0, 0.0, 0.2],
                            [0.1, 0.0, 0.0, 0.0],
                            [0.3, 0.0, 0.0, 0.7]]])
-    dead, l0 = code_stats(codes)
-    assert dead.tolist() == [2]  # latents 1 and 2 never fire
+    fires, l0 = code_stats(codes)
+    assert fires.tolist() == [[3, 0, 0, 2]]  # samples on which each latent fires
     assert l0.tolist() == pytest.approx([5 / 3])
 
 
@@ -149,9 +155,12 @@ def test_exact_autoencoder_of_orthonormal_features():
     metrics = model.metrics(weights)
     size = SMALL["eval_batch_size"]
     codes = torch.empty(1, size, 6)
-    model._data(EVAL, 0, codes, torch.empty(1, size, 6), gt)  # the evaluation batch's true codes
+    active = []
+    for step in range(LIVE_SLICES):  # the evaluation batches' true codes
+        model._data(EVAL, step, codes, torch.empty(1, size, 6), gt)
+        active.append((codes > 0).sum(-1).float().mean().item())
     assert metrics["reconstruction_mse"].item() < 1e-10
-    assert metrics["l0"].item() == pytest.approx((codes > 0).sum(-1).float().mean().item(), abs=1e-6)
+    assert metrics["l0"].item() == pytest.approx(sum(active) / LIVE_SLICES, abs=1e-6)
     assert metrics["l0"].item() == pytest.approx(2.0, abs=0.1)
     assert metrics["dead_latents"].item() == 0
     assert metrics["mmcs"].item() == pytest.approx(1.0, abs=1e-6)
@@ -161,6 +170,68 @@ def test_exact_autoencoder_of_orthonormal_features():
     metrics = model.metrics(weights)
     assert metrics["dead_latents"].item() == 1
     assert metrics["reconstruction_mse"].item() > 1e-3
+    # The dead latent still points exactly at feature 2 (the ground truth's third row), but represents
+    # nothing: MMCS, the recovered count and chance are taken over the 5 live latents only.
+    features = model.feature_metrics(weights)
+    assert features["recovered"][0].tolist() == [1, 1, 0, 1, 1, 1]
+    assert features["best_latent"][0, 2].item() != 2
+    assert features["max_cosine"][0, 2].item() == pytest.approx(0.0, abs=1e-6)  # orthogonal to the live ones
+    assert metrics["features_recovered"].item() == 5
+    assert metrics["mmcs"].item() == pytest.approx(5 / 6, abs=1e-6)
+    assert metrics["mmcs_chance"].item() == pytest.approx(expected_max_cosine(6, 5), abs=1e-6)
+
+
+def test_max_cosine_over_live_latents_only():
+    gt = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    dec = torch.tensor([[[1.0, 0.0], [0.6, 0.8], [0.0, -1.0]]])
+    best, latent = max_cosine(gt, dec, torch.tensor([[False, True, True]]))
+    assert best[0].tolist() == pytest.approx([0.6, 0.8])
+    assert latent[0].tolist() == [1, 1]
+    # No live latent: nothing to recover, NaN (an empty cell), not the dead directions' 1.0.
+    best, latent = max_cosine(gt, dec, torch.zeros(1, 3, dtype=torch.bool))
+    assert best.isnan().all() and latent.tolist() == [[-1, -1]]
+
+
+# --- the chance level: a random dictionary's MMCS ------------------------------------------------
+
+
+@pytest.mark.parametrize("latents", [1, 2, 5, 40, 1000])
+def test_chance_in_three_dimensions_is_the_closed_form(latents: int):
+    """In 3-D the cosine with a random direction is uniform on [-1, 1] (Archimedes), so the max of L
+    has mean (L - 1)/(L + 1) and P(max <= t) = ((1 + t)/2)^L."""
+    assert expected_max_cosine(3, latents) == pytest.approx((latents - 1) / (latents + 1), abs=1e-9)
+    assert chance_quantile(3, latents, 0.99) == pytest.approx(2 * 0.99 ** (1 / latents) - 1, abs=1e-9)
+
+
+def test_chance_in_one_dimension_and_without_latents():
+    assert expected_max_cosine(1, 3) == pytest.approx(1 - 2 * 0.5**3)  # +-1 each: -1 only if all are
+    assert math.isnan(expected_max_cosine(5, 0))
+    assert mmcs_chance(4, torch.tensor([0, 1])).tolist()[1] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize(("d", "latents"), [(2, 5), (2, 20), (10, 40), (20, 60)])
+def test_chance_matches_random_dictionaries(d: int, latents: int):
+    """Monte Carlo: the MMCS of uniformly random unit dictionaries against fixed features, averaged over
+    4,000 dictionaries, within 4 standard errors of mmcs_chance; and the 99% quantile is exceeded by the
+    max cosine of about 1% of them (the recovery cut's chance rate)."""
+    gen = torch.Generator().manual_seed(d * 1000 + latents)
+    features = torch.nn.functional.normalize(torch.randn(1, 5, d, generator=gen, dtype=torch.float64), dim=-1)
+    dictionaries = torch.randn(4000, latents, d, generator=gen, dtype=torch.float64)
+    best = max_cosine(features.expand(4000, -1, -1), dictionaries)[0]  # (4000, 5)
+    values = best.mean(-1)
+    se = values.std().item() / math.sqrt(len(values))
+    assert abs(values.mean().item() - expected_max_cosine(d, latents)) < 4 * se, (values.mean(), se)
+    exceeded = (best > chance_quantile(d, latents, 0.99)).double().mean().item()
+    assert abs(exceeded - 0.01) < 4 * math.sqrt(0.01 * 0.99 / best.numel()), exceeded
+
+
+def test_chance_in_two_dimensions_saturates():
+    """The issue's numbers: random unit directions in 2-D score 0.79 / 0.93 / 0.98 against any features
+    at 5 / 10 / 20 latents; so in 2-D the recovery cut rises to the chance quantile, far above 0.9."""
+    assert [round(expected_max_cosine(2, n), 2) for n in (5, 10, 20)] == [0.79, 0.93, 0.98]
+    cut = recovery_cosine(2, torch.tensor([10, 0]))
+    assert cut[0].item() > 0.99999  # within 0.2 degrees: 10 random directions get there 1% of the time
+    assert recovery_cosine(20, torch.tensor([60]))[0].item() == pytest.approx(RECOVERED_COSINE)
 
 
 def test_noised_init_starts_near_the_ground_truth_and_others_do_not():
@@ -293,10 +364,10 @@ def test_preset_runs_and_stores_the_columns(tmp_path: Path):
     with open(outcome.run_dir / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 8
-    for column in ("n_ground_truth", "dict_ratio", "l1", "loss", "mmcs", "features_recovered",
-                   "dead_latents", "l0", "reconstruction_mse", "n_latents"):
+    for column in ("n_ground_truth", "dict_ratio", "l1", "loss", "mmcs", "mmcs_chance", "features_recovered",
+                   "recovery_cosine", "dead_latents", "l0", "reconstruction_mse", "n_latents"):
         assert column in rows[0], column
     with open(outcome.run_dir / "features.csv", newline="") as f:
         features = list(csv.DictReader(f))
-    assert "max_cosine" in features[0]
+    assert {"max_cosine", "best_latent", "recovered"} <= set(features[0])
     assert len(features) == 2 * (16 + 32) * 2  # per instance, one row per ground-truth feature

@@ -1,15 +1,18 @@
 """SAEs on a toy model's hidden activations (engine/models/sae_hidden.py), and the two initialisations
 proposed for them (init=svd, init=noised_basis; engine/models/sae.py).
 
-Headline outcome on a small seeded config: the toy model (n=5 features in m=2 dimensions, sparse)
-stores all five features as a pentagon, and an SAE with twice as many latents and a moderate L1
-recovers the five directions (MMCS > 0.9); three latents cannot.
+Headline outcome on a small seeded config of the preset's regime, where chance is low: the toy model
+(n=60 features in m=20 dimensions, p=0.03) represents all 60, an untrained SAE scores the MMCS of a
+random dictionary (mmcs_chance, about 0.5), and an SAE with as many latents as features and a moderate
+L1 recovers the directions far above it (MMCS > 0.95), half as many latents cannot. In 2-D (the
+pentagon variant) chance alone is 0.98 at 20 latents.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +23,35 @@ from engine.models import Hyper, get_model
 from engine.models.sae import mmcs
 from engine.rng import DATA, CounterRNG
 from engine.runner import run_sweep
+from engine.sae_chance import expected_max_cosine
 from engine.spec import load
 
 from helpers import CPU, by_instance, make_spec, train_all
 
-# Trains in a few seconds: toy model 3000 steps at lr 1e-2 (a pentagon at p = 0.05), SAE 2000 steps.
+# The 2-D pentagon: toy model 3000 steps at lr 1e-2 (a pentagon at p = 0.05); cheap, for the mechanics.
 SMALL = {"n_features": 5, "n_hidden": 2, "feature_probability": 0.05, "toy_steps": 3000, "toy_lr": 1e-2,
          "steps": 2000, "batch_size": 256, "lr": 1e-2, "eval_batch_size": 2048, "l1": 0.1}
+# The preset's regime (60 features in 20 dims, p = 0.03), trained shorter: a few seconds.
+WIDE = {"n_features": 60, "n_hidden": 20, "feature_probability": 0.03, "toy_steps": 1000, "toy_batch_size": 256,
+        "toy_lr": 1e-2, "steps": 800, "batch_size": 256, "lr": 1e-2, "eval_batch_size": 2048, "l1": 0.01}
 
 
-def build(kind: str = "sae_hidden", seeds: int = 1, **params: Any):
+def build(kind: str = "sae_hidden", seeds: int = 1, sweep: dict[str, str] | None = None, base=None, **params: Any):
     """A model object for ``seeds`` instances (seeds 0, 1, ...) and its initial weights."""
-    base = SMALL if kind == "sae_hidden" else {"batch_size": 256}
-    spec = make_spec({**base, "seeds": seeds, **params}, model=kind)
+    if base is None:
+        base = SMALL if kind == "sae_hidden" else {"batch_size": 256}
+    spec = make_spec({**base, "seeds": seeds, **params}, sweep, model=kind)
     configs = [inst.config for inst in spec.instances()]
     model = get_model(kind)(Hyper(configs, CPU), CounterRNG(torch.tensor([c["seed"] for c in configs]), CPU))
     return model, model.init_weights()
 
 
-# --- the published outcome -------------------------------------------------------------------
+# --- the published outcome, against chance ----------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def trained() -> dict[int, dict[str, Any]]:
-    spec = make_spec({**SMALL, "seeds": 2}, {"dict_ratio": "0.6,2"}, model="sae_hidden")
+    spec = make_spec({**WIDE, "seeds": 2}, {"dict_ratio": "0.5,1"}, model="sae_hidden")
     return by_instance(train_all(spec))
 
 
@@ -51,44 +59,76 @@ def _by_ratio(trained: dict[int, dict[str, Any]], ratio: float) -> list[dict[str
     return [r for r in trained.values() if r["config"]["dict_ratio"] == ratio]
 
 
-def test_the_toy_model_represents_all_five_features(trained):
+def test_the_toy_model_represents_all_sixty_features(trained):
     for run in trained.values():
-        assert run["metrics"]["toy_features_represented"] == 5, run["metrics"]
-        assert run["features"]["represented"].tolist() == [1] * 5
+        assert run["metrics"]["toy_features_represented"] == 60, run["metrics"]
+        assert run["features"]["represented"].tolist() == [1] * 60
 
 
-def test_a_large_dictionary_recovers_the_toy_models_five_directions(trained):
-    for run in _by_ratio(trained, 2.0):
+def test_an_untrained_sae_scores_at_chance():
+    """Ten seeds, no SAE training: with random (Gaussian) directions the mean MMCS is within 4 standard
+    errors (over seeds) of mmcs_chance, and nothing counts as recovered. The orthogonal init (the
+    default: a tight frame, spread more evenly than independent directions) sits up to 0.02 above."""
+    model, w = build(seeds=10, sweep={"init": "random,orthogonal"}, base=WIDE, toy_steps=400, dict_ratio=1.0)
+    metrics = model.metrics(w)
+    assert (metrics["toy_features_represented"] == 60).all()
+    assert (metrics["dead_latents"] == 0).all() and (metrics["features_recovered"] == 0).all()
+    chance = expected_max_cosine(20, 60)
+    assert metrics["mmcs_chance"].tolist() == pytest.approx([chance] * 20, abs=1e-6)
+    assert chance < 0.5
+    for init, slack in (("random", 0.0), ("orthogonal", 0.02)):
+        values = [metrics["mmcs"][k].item() for k, c in enumerate(model.hp.configs) if c["init"] == init]
+        se = statistics.stdev(values) / math.sqrt(len(values))
+        assert abs(statistics.mean(values) - chance) < 4 * se + slack, (init, values, chance)
+
+
+def test_a_dictionary_as_large_as_the_features_recovers_them_far_above_chance(trained):
+    for run in _by_ratio(trained, 1.0):
         m = run["metrics"]
-        assert m["mmcs"] > 0.9, m
-        assert m["features_recovered"] >= 4, m
-        assert m["n_latents"] == 10
+        live = int(m["n_latents"] - m["dead_latents"])
+        assert m["mmcs_chance"].item() == pytest.approx(expected_max_cosine(20, live), abs=1e-6)
+        assert m["mmcs"] > 0.95, m
+        assert m["mmcs"] > m["mmcs_chance"] + 0.4, m
+        assert m["features_recovered"] >= 55, m
+        assert m["recovery_cosine"].item() == pytest.approx(0.9)  # chance's 99% quantile is lower in 20-D
         assert m["normalised_mse"] < 0.2, m  # it also reconstructs h
 
 
-def test_a_dictionary_smaller_than_the_features_does_not(trained):
-    small = [r["metrics"]["mmcs"].item() for r in _by_ratio(trained, 0.6)]
-    large = [r["metrics"]["mmcs"].item() for r in _by_ratio(trained, 2.0)]
-    assert max(small) < 0.85, small  # 3 latents for 5 directions
-    assert min(large) - max(small) > 0.15, (small, large)
-    for run in _by_ratio(trained, 0.6):
-        assert run["metrics"]["features_recovered"] <= 3
+def test_half_as_many_latents_as_features_do_not(trained):
+    for run in _by_ratio(trained, 0.5):
+        m = run["metrics"]
+        assert m["mmcs"] < 0.7, m
+        assert m["features_recovered"] <= 10, m
 
 
 def test_features_csv_holds_the_per_feature_max_cosine_that_mmcs_averages(trained):
     for run in trained.values():
         best, mask = run["features"]["max_cosine"], run["features"]["represented"].bool()
-        assert best.shape == (5,)
+        assert best.shape == (60,)
         assert math.isclose(best[mask].mean().item(), run["metrics"]["mmcs"].item(), abs_tol=1e-5)
+        assert int(run["features"]["recovered"].sum()) == run["metrics"]["features_recovered"]
         norms = run["weights"]["ground_truth"].norm(dim=-1)
         assert torch.allclose(run["features"]["toy_norm"], norms)
+
+
+def test_in_two_dimensions_chance_alone_is_near_one():
+    """The pentagon variant: an untrained SAE with 20 latents scores about 0.98, which is chance, and
+    no feature counts as recovered, since the cut rises to chance's 99% quantile (about 1 - 1e-6)."""
+    model, w = build(seeds=2, dict_ratio=4.0)
+    metrics = model.metrics(w)
+    assert (metrics["toy_features_represented"] == 5).all()
+    assert metrics["mmcs_chance"].tolist() == pytest.approx([0.979] * 2, abs=1e-3)
+    assert (metrics["mmcs"] > 0.9).all(), metrics["mmcs"]
+    assert (metrics["features_recovered"] == 0).all()
+    assert (metrics["recovery_cosine"] > 0.99999).all()
 
 
 def test_the_toy_model_is_the_one_relu_output_trains_from_the_same_seed(trained):
     """One piece of code trains the toy model: a relu_output run with the same settings and seeds gives
     the same W, and every dictionary size of a seed is scored against that one toy model."""
-    toy = {"n_features": 5, "n_hidden": 2, "feature_probability": 0.05, "steps": SMALL["toy_steps"],
-           "lr": SMALL["toy_lr"], "batch_size": 1024, "eval_batch_size": SMALL["eval_batch_size"], "seeds": 2}
+    toy = {"n_features": 60, "n_hidden": 20, "feature_probability": 0.03, "steps": WIDE["toy_steps"],
+           "lr": WIDE["toy_lr"], "batch_size": WIDE["toy_batch_size"], "eval_batch_size": WIDE["eval_batch_size"],
+           "seeds": 2}
     reference = by_instance(train_all(make_spec(toy)))
     for run in trained.values():
         W = reference[run["config"]["seed"]]["weights"]["W"]
@@ -193,8 +233,9 @@ def test_preset_runs_and_stores_the_columns(tmp_path: Path):
     assert outcome.status == "completed", outcome.error
     rows = _csv_rows(outcome.run_dir / "results.csv")
     assert len(rows) == 4
-    assert {"dict_ratio", "l1", "mmcs", "features_recovered", "toy_features_represented", "dead_latents", "l0",
-            "reconstruction_mse", "normalised_mse", "n_latents", "toy_loss"} <= set(rows[0])
+    assert {"dict_ratio", "l1", "mmcs", "mmcs_chance", "features_recovered", "recovery_cosine",
+            "toy_features_represented", "dead_latents", "l0", "reconstruction_mse", "normalised_mse", "n_latents",
+            "toy_loss"} <= set(rows[0])
     features = _csv_rows(outcome.run_dir / "features.csv")
-    assert {"max_cosine", "represented", "toy_norm"} <= set(features[0])
-    assert len(features) == 4 * 5  # per instance, one row per toy feature
+    assert {"max_cosine", "recovered", "represented", "toy_norm"} <= set(features[0])
+    assert len(features) == 4 * 60  # per instance, one row per toy feature

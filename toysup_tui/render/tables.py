@@ -273,30 +273,41 @@ def orientation_table(points: Sequence[tuple[Point, OrientationStats]], axis_nam
 
 
 def recovery_table(results: Results) -> Table | None:
-    """For SAEs: the histogram of each ground-truth feature's best cosine, per sweep point (not only MMCS).
-    None unless the run has an mmcs column."""
+    """For SAEs: the histogram of each ground-truth feature's best cosine with a live latent, per sweep point
+    (not only MMCS), beside the MMCS a random dictionary of as many live latents scores (mmcs_chance) and the
+    share recovered by the run's chance-aware cut. None unless the run has an mmcs column."""
     from engine.analysis.orientation import histogram
 
     spec = results.spec
     if not results.rows or "mmcs" not in results.rows[0]:
         return None
     best: dict[int, list[float]] = {}
+    recovered: dict[int, list[bool]] = {}
     for f in results.features():
         best.setdefault(f["instance"], []).append(f["max_cosine"])
-    table = Table(title="feature recovery: each ground-truth feature's max cosine with a decoder direction",
-                  title_justify="left", caption="histogram over 10 bins from 0 to 1, all seeds of the point pooled",
-                  caption_justify="left")
+        if isinstance(f.get("recovered"), (int, float)):  # runs before mmcs_chance: cut at 0.9 below
+            recovered.setdefault(f["instance"], []).append(bool(f["recovered"]))
+    chance = {r["instance"]: r.get("mmcs_chance") for r in results.rows}
+    table = Table(title="feature recovery: each ground-truth feature's max cosine with a live decoder direction",
+                  title_justify="left", caption="histogram over 10 bins from 0 to 1, all seeds of the point pooled; "
+                  "chance: median MMCS of a random dictionary with as many live latents", caption_justify="left")
     for a in spec.axes:
         table.add_column(a.name, style="cyan", justify="right")
     table.add_column("0 histogram 1")
-    table.add_column("recovered >0.9", justify="right")
+    table.add_column("chance", justify="right")
+    table.add_column("recovered", justify="right")
     for point in results.points:
-        values = [v for i in point.instances for v in best.get(i, []) if isinstance(v, (int, float))]
+        values = [v for i in point.instances for v in best.get(i, []) if isinstance(v, (int, float))
+                  and not math.isnan(v)]
         if not values:
             continue
         counts = histogram(values, 10, 0.0, 1.0)
-        share = sum(v > 0.9 for v in values) / len(values)
-        table.add_row(*[fmt(point.values[a.name]) for a in spec.axes], sparkline(counts), f"{share:.0%}")
+        cuts = [v for i in point.instances for v in recovered.get(i, [])]
+        share = sum(cuts) / len(cuts) if cuts else sum(v > 0.9 for v in values) / len(values)
+        levels = sorted(c for i in point.instances if isinstance(c := chance.get(i), (int, float))
+                        and not math.isnan(c))
+        level = fmt(levels[len(levels) // 2]) if levels else "—"
+        table.add_row(*[fmt(point.values[a.name]) for a in spec.axes], sparkline(counts), level, f"{share:.0%}")
     return table
 
 

@@ -10,7 +10,7 @@ from engine.models.kinds.base import Column
 from engine.models.kinds.relu_output import ReluOutputKind
 from engine.models.kinds.sae import COLUMNS as SAE_COLUMNS
 from engine.models.kinds.sae import FEATURE_COLUMNS as SAE_FEATURE_COLUMNS
-from engine.models.kinds.sae import RECOVERED_COSINE, SparseAutoencoderKind
+from engine.models.kinds.sae import SparseAutoencoderKind
 from engine.params import SUPERPOSITION_PARAMS, Param
 
 # The toy model's parameters this model exposes; the rest of relu_output's keep their defaults.
@@ -20,24 +20,30 @@ _SAE_COLUMN = {c.name: c for c in SAE_COLUMNS}
 
 COLUMNS: tuple[Column, ...] = (
     _SAE_COLUMN["loss"],
-    Column("mmcs", "mean over the toy model's represented features of the max cosine similarity between the "
-           "feature's direction W_i (a column of the paper's W) and any decoder direction; empty if none is "
-           "represented"),
-    Column("features_recovered", f"represented features whose max cosine similarity exceeds {RECOVERED_COSINE} "
-           "(toysup's cut, as for sae)", "int"),
+    dataclasses.replace(_SAE_COLUMN["mmcs"], help="mean over the toy model's represented features of the max "
+                        "cosine similarity between the feature's direction W_i (a column of the paper's W) and any "
+                        "live decoder direction; empty if no feature is represented or every latent is dead"),
+    dataclasses.replace(_SAE_COLUMN["mmcs_chance"], help="the MMCS a dictionary of as many uniformly random unit "
+                        "directions in the n_hidden-dimensional space as the SAE has live latents scores, on "
+                        "average (exact to 1e-9): MMCS means recovery only well above it"),
+    dataclasses.replace(_SAE_COLUMN["features_recovered"], help="represented features whose max cosine with a "
+                        "live latent exceeds recovery_cosine"),
+    _SAE_COLUMN["recovery_cosine"],
     Column("toy_features_represented", "features the toy model represents (relu_output's rule: mean-ablating "
            "the feature raises its loss by > 10% of its constant-output loss)", "int"),
     _SAE_COLUMN["dead_latents"],
     _SAE_COLUMN["l0"],
     _SAE_COLUMN["reconstruction_mse"],
-    Column("normalised_mse", "reconstruction error sum ||h - h_hat||^2 / sum ||h||^2 on the evaluation batch "
+    Column("normalised_mse", "reconstruction error sum ||h - h_hat||^2 / sum ||h||^2 over the evaluation batches "
            "(0 = perfect, 1 = no better than h_hat = 0)"),
     Column("n_latents", "dictionary size L = round(dict_ratio * n_features)", "int"),
     Column("toy_loss", "the toy model's importance-weighted MSE on the evaluation batch"),
 )
 
 FEATURE_COLUMNS: tuple[Column, ...] = (
-    *SAE_FEATURE_COLUMNS,
+    *(dataclasses.replace(c, help="1 if the toy model represents the feature and its max_cosine exceeds the "
+                          "instance's recovery_cosine, else 0") if c.name == "recovered" else c
+      for c in SAE_FEATURE_COLUMNS),
     Column("represented", "1 if the toy model represents feature i (see toy_features_represented), else 0", "int"),
     Column("toy_norm", "||W_i||, the length of the toy model's feature direction"),
 )
