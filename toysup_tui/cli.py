@@ -327,9 +327,16 @@ def report_cmd(
         typer.Option("--best-of", help="Keep each point's lowest-loss seed among its first K seeds (0 = all): "
                      "the papers' best-of-k selection \\[default: every seed]"),
     ] = None,
+    phase_selection: Annotated[
+        str,
+        typer.Option("--phase-selection", help="How the phase grid gives a point its phase: best (the lowest-loss "
+                     "seed's, best-of-k) or majority (the phase most seeds have after dropping the highest-loss "
+                     "one: the paper's 10 models, the worst dropped)"),
+    ] = "best",
 ) -> None:
     """Show a run's results as tables and terminal charts."""
     from engine import store
+    from engine.analysis.phase import SELECTIONS
     from toysup_tui import report
 
     try:
@@ -338,7 +345,10 @@ def report_cmd(
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
-        report.print_report(out, found, x=x, width=width, best_of=best_of)
+        if phase_selection not in SELECTIONS:
+            raise SpecError(f"--phase-selection {phase_selection!r} is not valid: expected "
+                            f"{' or '.join(SELECTIONS)}")
+        report.print_report(out, found, x=x, width=width, best_of=best_of, phase_selection=phase_selection)
     except ToysupError as exc:
         raise fail(str(exc)) from None
 
