@@ -189,17 +189,23 @@ def interference(W: torch.Tensor) -> torch.Tensor:
     return sq.sum(-1) - torch.diagonal(sq, dim1=-2, dim2=-1)
 
 
-def orientation(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def orientation(W: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Axis alignment max_j |u_j| and angle to the nearest axis in degrees, for u the unit
-    direction of the largest-norm feature. Shapes (I,), (I,).
+    direction of the largest-norm feature among the represented ones (``mask``, (I, n); all
+    features without one). Shapes (I,), (I,); NaN (empty) where no feature is represented.
 
-    1 and 0 degrees mean the feature lies on a neuron axis; 1/sqrt(m) is the diagonal.
+    1 and 0 degrees mean the feature lies on a neuron axis; 1/sqrt(m) is the diagonal. A large
+    embedding the loss does not use (an unrepresented feature) says nothing about the basis.
     """
     norms = feature_norms(W)
+    if mask is not None:
+        norms = torch.where(mask, norms, torch.zeros_like(norms))
     k = norms.argmax(-1)
     largest = W[torch.arange(W.shape[0], device=W.device), k]
     u = largest / norms.gather(-1, k.unsqueeze(-1)).clamp_min(EPS)
     alignment = u.abs().amax(-1).clamp(max=1.0)
+    if mask is not None:
+        alignment = torch.where(mask.any(-1), alignment, torch.full_like(alignment, float("nan")))
     angle = torch.rad2deg(torch.arccos(alignment))
     return alignment, angle
 
