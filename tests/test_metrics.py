@@ -12,9 +12,10 @@ import torch
 
 from engine import metrics as M
 from engine.analysis.aggregate import by_point
+from engine.data import sparse_uniform_
 from engine.models import Hyper, get_model
 from engine.models.relu_output import superposition_metrics
-from engine.rng import CounterRNG
+from engine.rng import EVAL, CounterRNG
 
 
 def W(*rows: list[float]) -> torch.Tensor:
@@ -380,7 +381,7 @@ def test_a_shrunk_dropout_solution_is_represented_and_not_collapsed():
 @pytest.mark.parametrize("bias", [0.0, 0.1])  # 0.1 = p/2, the mean of x_i: the best constant output itself
 def test_a_model_at_the_constant_output_baseline_is_collapsed(bias: float):
     loss, got, _ = two_features([[0.0, 0.0]] * 5, [bias] * 5)
-    assert loss >= got["trivial_loss"].item()
+    assert loss >= got["trivial_loss"].item() - 3 * got["loss_se"].item()  # an estimate against the analytic value
     assert got["collapsed"].item() and got["features_represented"].item() == 0
     assert math.isnan(got["mean_dimensionality"].item())
 
@@ -456,7 +457,9 @@ def test_linear_regions_of_fixed_weights_do_not_depend_on_the_evaluation_batch(k
     (tolerance 0) whatever the evaluation batch."""
     small, large = regions_model(kind, 512), regions_model(kind, 8192)
     assert small.metrics(FIXED)["linear_regions"].item() == large.metrics(FIXED)["linear_regions"].item()
-    seen = [M.distinct_patterns(M.pattern_codes(m._patterns(FIXED, m._eval_batch()))).item() for m in (small, large)]
+    batches = [sparse_uniform_(m.rng, EVAL, 0, m.p, torch.empty(1, size, 20)) for m, size in ((small, 512),
+                                                                                              (large, 8192))]
+    seen = [M.distinct_patterns(M.pattern_codes(m._patterns(FIXED, x))).item() for m, x in zip((small, large), batches)]
     assert seen[1] > 3 * seen[0]
 
 
