@@ -77,6 +77,45 @@ def test_the_phase_model_decides_represented_by_the_loss():
     assert phase_model(1.0, 0.1).metrics(antipodal)["phase"].tolist() == [NOT_LEARNED]
 
 
+def test_sparse_seeds_are_selected_by_the_estimated_loss_and_the_known_winner_is_classified_right():
+    """Three hand-built 3-in-2 seeds at density 0.01, extra importance 3, where the theory's winner is
+    "features 0 and 1 antipodal, the extra one alone" (summed loss (1+1)p^2/6) over "the extra feature antipodal
+    with feature 0" ((1+3)p^2/6). Only co-active pairs cost anything: about 0.4 of 4,096 samples, so a single
+    evaluation batch ranks these seeds by chance. The model's loss estimate must find the closed forms (toysup's
+    loss is the mean over the 3 features) and both selections the dedicated seed."""
+    p, r = 0.01, 3.0
+    dedicated = [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]
+    paired = [[0.0, 1.0], [1.0, 0.0], [0.0, -1.0]]
+    W = torch.tensor([paired, dedicated, paired])
+    weights = {"W": W, "b": torch.zeros(3, 3)}
+    model = phase_model_seeds(p, r, n=3, seeds=3)
+    loss = model.eval_loss(weights)
+    expected = torch.tensor([(1 + r) * p * p / 6, 2 * p * p / 6, (1 + r) * p * p / 6]) / 3
+    got = model.metrics(weights)
+    se = got["loss_se"]
+    assert ((loss - expected).abs() <= 4 * se + 1e-3 * expected).all(), (loss, expected, se)  # within its error
+    assert (se < 0.05 * expected).all()  # and that error is small enough to rank the seeds
+    assert got["phase"].tolist() == [SUPERPOSED, DEDICATED, SUPERPOSED]
+    spec = make_spec({"n_features": 3, "n_hidden": 2, "seeds": 3}, sweep={"feature_probability": [p],
+                     "importance_decay": [r]}, model="relu_output_phase")
+    rows = [{"instance": i, "seed": i, "point": 0, "loss": float(loss[i]), "phase": int(got["phase"][i])}
+            for i in range(3)]
+    results = Results(spec, list(rows[0]), rows)
+    for selection in ("best", "majority"):  # the majority: 1 of 2 kept seeds each, a tie to the lower loss
+        grid = phase_grid(results, x_axis="importance_decay", y_axis="feature_probability", selection=selection)
+        assert grid.cells[0][0].phase == "dedicated" == theoretical_phase(r, p, 3), selection
+
+
+def phase_model_seeds(p: float, importance: float, n: int, seeds: int):
+    from engine.models import Hyper, get_model
+    from engine.rng import CounterRNG
+
+    spec = make_spec({"n_features": n, "n_hidden": n - 1, "feature_probability": p, "importance_decay": importance,
+                      "seeds": seeds}, model="relu_output_phase")
+    return get_model("relu_output_phase")(Hyper([i.config for i in spec.instances()], torch.device("cpu")),
+                                          CounterRNG(torch.arange(seeds), "cpu"))
+
+
 def test_classify_is_batched_and_takes_the_extra_feature_index():
     W = torch.tensor([[[1.0], [0.0]], [[1.0], [-1.0]], [[0.0], [1.0]]])
     assert classify_phase(W).tolist() == [NOT_LEARNED, SUPERPOSED, DEDICATED]
