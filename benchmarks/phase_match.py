@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 from dataclasses import asdict
 from typing import Any
@@ -48,11 +49,12 @@ def open_run(ref: str) -> Results:
 
 
 @torch.no_grad()
-def reference_losses(results: Results, samples: int) -> dict[int, float]:
+def reference_losses(results: Results, samples: int) -> dict[int, tuple[float, float]]:
     """Each instance's loss, the mean over features of importance (x - ReLU(W^T W x + b))^2, on ``samples`` fresh
-    independent uniform samples (brute force: the reference a selection is checked against)."""
+    independent uniform samples (brute force: the reference a selection is checked against), and its standard
+    error."""
     gen = torch.Generator().manual_seed(1234)
-    out: dict[int, float] = {}
+    out: dict[int, tuple[float, float]] = {}
     for tensors in results.run.weights() if results.run is not None else ():
         instances = tensors["instance"].tolist()
         for start in range(0, len(instances), ROWS):
@@ -64,14 +66,19 @@ def reference_losses(results: Results, samples: int) -> dict[int, float]:
             imp = torch.ones(len(ids), 1, n)
             imp[:, 0, -1] = torch.tensor([c["importance_decay"] for c in configs])
             total = torch.zeros(len(ids), dtype=torch.float64)
+            squares = torch.zeros(len(ids), dtype=torch.float64)
             for done in range(0, samples, BLOCK):
                 size = min(BLOCK, samples - done)
                 x = torch.rand(len(ids), size, n, generator=gen)
                 x.mul_(torch.rand(len(ids), size, n, generator=gen) < p)
                 out_ = torch.relu(torch.baddbmm(b.unsqueeze(1), torch.bmm(x, W), W.transpose(1, 2)))
-                total += (imp * (x - out_).square()).sum((1, 2)).double()
-            for i, value in zip(ids, (total / (samples * n)).tolist()):
-                out[i] = value
+                per_sample = (imp * (x - out_).square()).mean(2).double()
+                total += per_sample.sum(1)
+                squares += per_sample.square().sum(1)
+            mean = total / samples
+            se = ((squares / samples - mean.square()).clamp_min(0) / samples).sqrt()
+            for i, m, e in zip(ids, mean.tolist(), se.tolist()):
+                out[i] = (m, e)
     return out
 
 
@@ -83,14 +90,18 @@ def theory(args: argparse.Namespace) -> dict[str, Any]:
     metrics = ["loss"]
     if args.reference:
         ref = reference_losses(results, args.reference)
-        rows = [{**r, "reference_loss": ref[r["instance"]]} for r in results.rows]
+        rows = [{**r, "reference_loss": ref[r["instance"]][0]} for r in results.rows]
         results = results.with_rows(rows)
         metrics.append("reference_loss")
-        errors = [abs(r["loss"] - r["reference_loss"]) / r["reference_loss"] for r in rows
-                  if isinstance(r["loss"], float) and r["reference_loss"] > 0]
+        usable = [r for r in rows if isinstance(r["loss"], float) and r["reference_loss"] > 0]
+        errors = [abs(r["loss"] - r["reference_loss"]) / r["reference_loss"] for r in usable]
         out["reference_samples"] = args.reference
-        out["max_relative_error_of_stored_loss"] = max(errors)
         out["median_relative_error_of_stored_loss"] = statistics.median(errors)
+        if usable and isinstance(usable[0].get("loss_se"), float):  # the stored loss states its error
+            z = [abs(r["loss"] - r["reference_loss"]) / max(math.hypot(r["loss_se"], ref[r["instance"]][1]), 1e-30)
+                 for r in usable]
+            out["stored_minus_reference_in_joint_se"] = {"median": statistics.median(z), "max": max(z),
+                                                         "share_above_3": sum(v > 3 for v in z) / len(z)}
     for metric in metrics:
         for selection in SELECTIONS:
             grid = phase_grid(results, "importance_decay", "feature_probability", metric=metric, selection=selection)
