@@ -36,8 +36,8 @@ import torch
 
 from engine.rng import EVAL, CounterRNG
 
-QUAD_CELLS = 32  # cells per value in the k = 1 stratum (one feature active) ...
-QUAD_ORDER = 3  # ... each with 3 Gauss-Legendre nodes: 96 nodes, exact for degree 5 on each smooth cell
+QUAD_CELLS = 16  # cells per value in the k = 1 stratum (one feature active) ...
+QUAD_ORDER = 3  # ... each with 3 Gauss-Legendre nodes: 48 nodes, exact for degree 5 on each smooth cell
 PAIR_CELLS = 8  # cells per value of a correlated pair (both active): 24 x 24 = 576 nodes per pair
 MC_BLOCK = 1024  # Monte Carlo inputs drawn per block (a constant, so the draws never depend on memory)
 STATE_STEPS = 10  # RNG steps per Monte Carlo block: pair (0-3), activity (4-5), anticorrelated side (6), values (8-9)
@@ -228,7 +228,7 @@ def importance_inputs(law: DataLaw, rng: CounterRNG, block: int, size: int) -> t
     """Monte Carlo block ``block`` of the k >= 2 stratum: inputs x (I, size, n) float32 and likelihood
     ratios w (I, size) float64, E_Q[w g(x)] = E[g(x); k >= 2] for any g (see the module's docstring)."""
     unit, pi = law.units()
-    count, units = pi.shape
+    units = pi.shape[-1]
     n, pairs = law.n, law.pairs
     base = block * STATE_STEPS
     total = pi.sum(-1, keepdim=True)
@@ -236,15 +236,17 @@ def importance_inputs(law: DataLaw, rng: CounterRNG, block: int, size: int) -> t
     # the ordered pair has probability proportional to pi_a pi_b.
     first = pi * (total - pi)
     cdf = torch.cumsum(first / first.sum(-1, keepdim=True), -1)
-    a = torch.searchsorted(cdf, _fine_uniform(rng, base, (size,)).contiguous()).clamp_(max=units - 1)
+    a = torch.searchsorted(cdf, rng.uniform(EVAL, base, (size,)).to(torch.float64)).clamp_(max=units - 1)
     pa = pi.gather(-1, a)
-    r = _fine_uniform(rng, base + 2, (size,)) * (total - pa)
+    r = rng.uniform(EVAL, base + 2, (size,)).to(torch.float64) * (total - pa)
     cum = torch.cumsum(pi, -1)
     before_a = cum.gather(-1, a) - pa
     r = torch.where(r >= before_a, r + pa, r)
     b = torch.searchsorted(cum, r.contiguous(), right=True).clamp_(max=units - 1)
     b = torch.where(b == a, (a + 1) % units, b)  # only by rounding, at a relative 1e-16
-    active = _fine_uniform(rng, base + 4, (size, units)) < pi.unsqueeze(1)
+    # 24-bit uniforms: P(u < pi) is pi rounded up to a multiple of 2^-24, a relative 6e-4 at pi = 1e-4, and
+    # only for units beyond the forced pair (the k >= 3 share of this stratum, O(pi) of it).
+    active = rng.uniform(EVAL, base + 4, (size, units)) < pi.to(torch.float32).unsqueeze(1)
     active.scatter_(-1, a.unsqueeze(-1), True).scatter_(-1, b.unsqueeze(-1), True)
     k = active.sum(-1).to(torch.float64)
     z = (total.square() - pi.square().sum(-1, keepdim=True)) / 2
@@ -254,9 +256,11 @@ def importance_inputs(law: DataLaw, rng: CounterRNG, block: int, size: int) -> t
         second = rng.uniform(EVAL, base + 6, (size, pairs)) < 0.5
         on[..., 1:2 * pairs:2] &= second
         on[..., 0:2 * pairs:2] &= ~second
-    values = inverse_cdf(_fine_uniform(rng, base + 8, (size, n)) if law.dist != "binary"
-                         else torch.zeros(count, size, n, dtype=torch.float64, device=pi.device), law.dist)
-    return (values * on).to(torch.float32), w
+    if law.dist == "binary":
+        return on.to(torch.float32), w
+    if law.dist in ("uniform", "symmetric"):  # 24 bits, as the generator's own
+        return inverse_cdf(rng.uniform(EVAL, base + 8, (size, n)), law.dist).mul_(on), w
+    return (inverse_cdf(_fine_uniform(rng, base + 8, (size, n)), law.dist) * on).to(torch.float32), w
 
 
 def _chunks(total: int, size: int) -> list[slice]:
