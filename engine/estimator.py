@@ -216,20 +216,11 @@ def deterministic_inputs(law: DataLaw) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs).to(device, torch.float32), torch.cat(ws, -1).reshape(count, -1).to(device)
 
 
-def _fine_uniform(rng: CounterRNG, step: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """Uniforms on [0, 1) with 48 random bits (two 24-bit draws), float64: a 24-bit u would cut the
-    Pareto tail at v = 255 and bias E[v^2] by 1.2%."""
-    hi = rng.uniform(EVAL, step, shape).to(torch.float64)
-    lo = rng.uniform(EVAL, step + 1, shape).to(torch.float64)
-    return hi + lo * 2.0**-24
-
-
 def importance_inputs(law: DataLaw, rng: CounterRNG, block: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Monte Carlo block ``block`` of the k >= 2 stratum: inputs x (I, size, n) float32 and likelihood
     ratios w (I, size) float64, E_Q[w g(x)] = E[g(x); k >= 2] for any g (see the module's docstring)."""
-    unit, pi = law.units()
+    _, pi = law.units()
     units = pi.shape[-1]
-    n, pairs = law.n, law.pairs
     base = block * STATE_STEPS
     total = pi.sum(-1, keepdim=True)
     # First unit a with P(a) = pi_a (S - pi_a) / (S^2 - sum pi^2), then b != a with P(b | a) = pi_b / (S - pi_a):
@@ -251,16 +242,46 @@ def importance_inputs(law: DataLaw, rng: CounterRNG, block: int, size: int) -> t
     k = active.sum(-1).to(torch.float64)
     z = (total.square() - pi.square().sum(-1, keepdim=True)) / 2
     w = z / (k * (k - 1) / 2)
+    return _inputs_of(law, rng, EVAL, base, active), w
+
+
+def _inputs_of(law: DataLaw, rng: CounterRNG, stream: int, base: int, active: torch.Tensor) -> torch.Tensor:
+    """Inputs (I, size, n) float32 for the active units ``active`` (I, size, N): an anticorrelated pair's
+    side and every active feature's value drawn from its law (steps base + 6 to base + 9 of ``stream``)."""
+    unit = law.units()[0]
+    size, n, pairs = active.shape[1], law.n, law.pairs
     on = active[..., unit]  # (I, size, n): the unit of each feature is active
     if law.correlation == "anticorrelated" and pairs:
-        second = rng.uniform(EVAL, base + 6, (size, pairs)) < 0.5
+        second = rng.uniform(stream, base + 6, (size, pairs)) < 0.5
         on[..., 1:2 * pairs:2] &= second
         on[..., 0:2 * pairs:2] &= ~second
     if law.dist == "binary":
-        return on.to(torch.float32), w
+        return on.to(torch.float32)
     if law.dist in ("uniform", "symmetric"):  # 24 bits, as the generator's own
-        return inverse_cdf(rng.uniform(EVAL, base + 8, (size, n)), law.dist).mul_(on), w
-    return (inverse_cdf(_fine_uniform(rng, base + 8, (size, n)), law.dist) * on).to(torch.float32), w
+        return inverse_cdf(rng.uniform(stream, base + 8, (size, n)), law.dist).mul_(on)
+    # 48 bits (two draws) for the tails: a 24-bit u would cut the Pareto tail at v = 255 and bias E[v^2] by 1.2%
+    fine = rng.uniform(stream, base + 8, (size, n)).to(torch.float64)
+    fine += rng.uniform(stream, base + 9, (size, n)).to(torch.float64) * 2.0**-24
+    return (inverse_cdf(fine, law.dist) * on).to(torch.float32)
+
+
+def active_inputs(law: DataLaw, rng: CounterRNG, stream: int, step: int, size: int) -> torch.Tensor:
+    """Inputs (I, size, n) from the data law conditioned on at least one active unit, exactly and without
+    rejection: the first active unit J has P(J = j) = pi_j prod_{i < j} (1 - pi_i) / P(k >= 1); the units
+    before J are off, J is on, the ones after it follow their own law. Draws use steps ``step * STATE_STEPS``
+    onwards of ``stream``."""
+    _, pi = law.units()
+    units = pi.shape[-1]
+    base = step * STATE_STEPS
+    ones = torch.ones_like(pi[:, :1])
+    first = pi * torch.cumprod(torch.cat([ones, 1 - pi[:, :-1]], -1), -1)
+    cdf = torch.cumsum(first / first.sum(-1, keepdim=True), -1)
+    j = torch.searchsorted(cdf, rng.uniform(stream, base, (size,)).to(torch.float64)).clamp_(max=units - 1)
+    index = torch.arange(units, device=pi.device)
+    natural = rng.uniform(stream, base + 4, (size, units)) < pi.to(torch.float32).unsqueeze(1)
+    j = j.unsqueeze(-1)
+    active = (index > j) & natural | (index == j)
+    return _inputs_of(law, rng, stream, base, active)
 
 
 def _chunks(total: int, size: int) -> list[slice]:
