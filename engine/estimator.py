@@ -36,8 +36,8 @@ import torch
 
 from engine.rng import EVAL, CounterRNG
 
-QUAD_CELLS = 32  # cells per value in the k = 1 stratum (one feature active) ...
-QUAD_ORDER = 3  # ... each with 3 Gauss-Legendre nodes: 96 nodes, exact for degree 5 on each smooth cell
+QUAD_CELLS = 16  # cells per value in the k = 1 stratum (one feature active) ...
+QUAD_ORDER = 3  # ... each with 3 Gauss-Legendre nodes: 48 nodes, exact for degree 5 on each smooth cell
 PAIR_CELLS = 8  # cells per value of a correlated pair (both active): 24 x 24 = 576 nodes per pair
 MC_BLOCK = 1024  # Monte Carlo inputs drawn per block (a constant, so the draws never depend on memory)
 STATE_STEPS = 10  # RNG steps per Monte Carlo block: pair (0-3), activity (4-5), anticorrelated side (6), values (8-9)
@@ -216,47 +216,72 @@ def deterministic_inputs(law: DataLaw) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs).to(device, torch.float32), torch.cat(ws, -1).reshape(count, -1).to(device)
 
 
-def _fine_uniform(rng: CounterRNG, step: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """Uniforms on [0, 1) with 48 random bits (two 24-bit draws), float64: a 24-bit u would cut the
-    Pareto tail at v = 255 and bias E[v^2] by 1.2%."""
-    hi = rng.uniform(EVAL, step, shape).to(torch.float64)
-    lo = rng.uniform(EVAL, step + 1, shape).to(torch.float64)
-    return hi + lo * 2.0**-24
-
-
 def importance_inputs(law: DataLaw, rng: CounterRNG, block: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Monte Carlo block ``block`` of the k >= 2 stratum: inputs x (I, size, n) float32 and likelihood
     ratios w (I, size) float64, E_Q[w g(x)] = E[g(x); k >= 2] for any g (see the module's docstring)."""
-    unit, pi = law.units()
-    count, units = pi.shape
-    n, pairs = law.n, law.pairs
+    _, pi = law.units()
+    units = pi.shape[-1]
     base = block * STATE_STEPS
     total = pi.sum(-1, keepdim=True)
     # First unit a with P(a) = pi_a (S - pi_a) / (S^2 - sum pi^2), then b != a with P(b | a) = pi_b / (S - pi_a):
     # the ordered pair has probability proportional to pi_a pi_b.
     first = pi * (total - pi)
     cdf = torch.cumsum(first / first.sum(-1, keepdim=True), -1)
-    a = torch.searchsorted(cdf, _fine_uniform(rng, base, (size,)).contiguous()).clamp_(max=units - 1)
+    a = torch.searchsorted(cdf, rng.uniform(EVAL, base, (size,)).to(torch.float64)).clamp_(max=units - 1)
     pa = pi.gather(-1, a)
-    r = _fine_uniform(rng, base + 2, (size,)) * (total - pa)
+    r = rng.uniform(EVAL, base + 2, (size,)).to(torch.float64) * (total - pa)
     cum = torch.cumsum(pi, -1)
     before_a = cum.gather(-1, a) - pa
     r = torch.where(r >= before_a, r + pa, r)
     b = torch.searchsorted(cum, r.contiguous(), right=True).clamp_(max=units - 1)
     b = torch.where(b == a, (a + 1) % units, b)  # only by rounding, at a relative 1e-16
-    active = _fine_uniform(rng, base + 4, (size, units)) < pi.unsqueeze(1)
+    # 24-bit uniforms: P(u < pi) is pi rounded up to a multiple of 2^-24, a relative 6e-4 at pi = 1e-4, and
+    # only for units beyond the forced pair (the k >= 3 share of this stratum, O(pi) of it).
+    active = rng.uniform(EVAL, base + 4, (size, units)) < pi.to(torch.float32).unsqueeze(1)
     active.scatter_(-1, a.unsqueeze(-1), True).scatter_(-1, b.unsqueeze(-1), True)
     k = active.sum(-1).to(torch.float64)
     z = (total.square() - pi.square().sum(-1, keepdim=True)) / 2
     w = z / (k * (k - 1) / 2)
+    return _inputs_of(law, rng, EVAL, base, active), w
+
+
+def _inputs_of(law: DataLaw, rng: CounterRNG, stream: int, base: int, active: torch.Tensor) -> torch.Tensor:
+    """Inputs (I, size, n) float32 for the active units ``active`` (I, size, N): an anticorrelated pair's
+    side and every active feature's value drawn from its law (steps base + 6 to base + 9 of ``stream``)."""
+    unit = law.units()[0]
+    size, n, pairs = active.shape[1], law.n, law.pairs
     on = active[..., unit]  # (I, size, n): the unit of each feature is active
     if law.correlation == "anticorrelated" and pairs:
-        second = rng.uniform(EVAL, base + 6, (size, pairs)) < 0.5
+        second = rng.uniform(stream, base + 6, (size, pairs)) < 0.5
         on[..., 1:2 * pairs:2] &= second
         on[..., 0:2 * pairs:2] &= ~second
-    values = inverse_cdf(_fine_uniform(rng, base + 8, (size, n)) if law.dist != "binary"
-                         else torch.zeros(count, size, n, dtype=torch.float64, device=pi.device), law.dist)
-    return (values * on).to(torch.float32), w
+    if law.dist == "binary":
+        return on.to(torch.float32)
+    if law.dist in ("uniform", "symmetric"):  # 24 bits, as the generator's own
+        return inverse_cdf(rng.uniform(stream, base + 8, (size, n)), law.dist).mul_(on)
+    # 48 bits (two draws) for the tails: a 24-bit u would cut the Pareto tail at v = 255 and bias E[v^2] by 1.2%
+    fine = rng.uniform(stream, base + 8, (size, n)).to(torch.float64)
+    fine += rng.uniform(stream, base + 9, (size, n)).to(torch.float64) * 2.0**-24
+    return (inverse_cdf(fine, law.dist) * on).to(torch.float32)
+
+
+def active_inputs(law: DataLaw, rng: CounterRNG, stream: int, step: int, size: int) -> torch.Tensor:
+    """Inputs (I, size, n) from the data law conditioned on at least one active unit, exactly and without
+    rejection: the first active unit J has P(J = j) = pi_j prod_{i < j} (1 - pi_i) / P(k >= 1); the units
+    before J are off, J is on, the ones after it follow their own law. Draws use steps ``step * STATE_STEPS``
+    onwards of ``stream``."""
+    _, pi = law.units()
+    units = pi.shape[-1]
+    base = step * STATE_STEPS
+    ones = torch.ones_like(pi[:, :1])
+    first = pi * torch.cumprod(torch.cat([ones, 1 - pi[:, :-1]], -1), -1)
+    cdf = torch.cumsum(first / first.sum(-1, keepdim=True), -1)
+    j = torch.searchsorted(cdf, rng.uniform(stream, base, (size,)).to(torch.float64)).clamp_(max=units - 1)
+    index = torch.arange(units, device=pi.device)
+    natural = rng.uniform(stream, base + 4, (size, units)) < pi.to(torch.float32).unsqueeze(1)
+    j = j.unsqueeze(-1)
+    active = (index > j) & natural | (index == j)
+    return _inputs_of(law, rng, stream, base, active)
 
 
 def _chunks(total: int, size: int) -> list[slice]:

@@ -18,7 +18,7 @@ import torch
 from engine import fused
 from engine import metrics as M
 from engine.data import feature_probabilities, importance, sparse_uniform_
-from engine.estimator import DataLaw, estimate
+from engine.estimator import DataLaw, active_inputs, estimate
 from engine.models.base import Hyper, ToyModel
 from engine.models.kinds.relu_output import ReluOutputKind
 from engine.models.relu_output_compiled import UNIFORM_SCALE, block_step
@@ -354,10 +354,12 @@ class ReluOutput(ReluOutputKind, ToyModel):
     @torch.no_grad()
     def linear_regions(self, weights: dict[str, torch.Tensor], samples: int = PROBE_SAMPLES) -> torch.Tensor:
         """The effective number of linear regions (engine.metrics.effective_patterns), (I,), over a
-        fixed probe: ``samples`` inputs from each instance's data distribution, drawn with PROBE_SEED
-        (not the instance's seed) in blocks of PROBE_BLOCK. The probe depends on neither the
-        evaluation batch nor the chunk, so the count is a property of the weights. NaN (empty) where
-        the probe cannot resolve the regions (engine.metrics.UNRESOLVED_SHARE)."""
+        fixed probe: ``samples`` inputs from each instance's data distribution conditioned on at least
+        one active feature (engine.estimator.active_inputs), drawn with PROBE_SEED (not the instance's
+        seed) in blocks of PROBE_BLOCK. The input x = 0 is one region, and at sparse p it holds almost
+        all of the data ((1 - p)^n), so unconditioned the count read 1.01 for any sparse pentagon.
+        The probe depends on neither the evaluation budget nor the chunk, so the count is a property of
+        the weights. NaN (empty) where the probe cannot resolve the regions (M.UNRESOLVED_SHARE)."""
         count = len(self.hp)
         if not (self.relu or self.hidden_relu):
             return torch.ones(count, device=self.hp.device)
@@ -368,10 +370,10 @@ class ReluOutput(ReluOutputKind, ToyModel):
             size = rows.stop - rows.start
             rng = CounterRNG(torch.full((size,), PROBE_SEED, dtype=torch.int64), self.hp.device)  # one seed for all
             part = {k: v[rows] for k, v in weights.items()}
-            x = torch.empty(size, PROBE_BLOCK, self.n, device=self.hp.device)
+            law = DataLaw(self.p[rows].reshape(size, -1).expand(size, self.n), self.correlation, self.feature_dist)
             codes = []
             for block in range(blocks):
-                sparse_uniform_(rng, PROBE, block, self.p[rows], x, self.correlation, dist=self.feature_dist)
+                x = active_inputs(law, rng, PROBE, block, PROBE_BLOCK)
                 patterns = self._patterns(part, x)
                 assert patterns is not None  # a model without ReLUs returned above
                 codes.append(M.pattern_codes(patterns))

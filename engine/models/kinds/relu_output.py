@@ -31,7 +31,8 @@ SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
     Column("collapsed", "loss >= 0.98 trivial_loss: no better than the best constant output (2% margin, "
            "toysup's own), so orientation means nothing", "bool", headline=9, keep=2, summary="if_true"),
     Column("linear_regions", "effective number of linear regions, exp(entropy) of the ReLU activation patterns "
-           "over a fixed probe of 65,536 inputs (polytope lens); empty if > 5% of the probe is in regions seen once"),
+           "over a fixed probe of 65,536 inputs with at least one feature active (polytope lens); empty if > 5% of "
+           "the probe is in regions seen once"),
     Column("features_per_dim", "features_represented / m: above 1 = superposition (scale-free)"),
     Column("mean_dimensionality", "mean D_i over represented features (scale-free; 1/2 antipodal pairs, "
            "2/5 pentagon)", headline=4),
