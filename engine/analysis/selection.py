@@ -5,8 +5,9 @@ for its neuron-model figure it shows the lowest-loss model of 1000. Here every s
 is kept in results.csv, and :func:`best_of_k` and :func:`drop_worst` apply those
 selections on request only: a caller names them (``toysup report --best-of``, the
 phase grid's ``selection``: engine.analysis.phase.SELECTIONS). They rank by the stored
-``loss``, the model's estimate of its expected loss (engine/estimator.py for relu_output). Rows reach their point by its ``point`` index,
-never by values read back from a CSV (see engine.results).
+``loss``, the model's estimate of its expected loss (engine/estimator.py for relu_output).
+Rows reach their point by its ``point`` index, never by values read back from a CSV (see
+engine.results).
 """
 
 from __future__ import annotations
