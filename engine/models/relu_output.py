@@ -371,9 +371,10 @@ class ReluOutput(ReluOutputKind, ToyModel):
             rng = CounterRNG(torch.full((size,), PROBE_SEED, dtype=torch.int64), self.hp.device)  # one seed for all
             part = {k: v[rows] for k, v in weights.items()}
             law = DataLaw(self.p[rows].reshape(size, -1).expand(size, self.n), self.correlation, self.feature_dist)
+            x = torch.empty(size, PROBE_BLOCK, self.n, device=self.hp.device)
             codes = []
             for block in range(blocks):
-                x = active_inputs(law, rng, PROBE, block, PROBE_BLOCK)
+                x = active_inputs(law, rng, PROBE, block, PROBE_BLOCK, out=x)
                 patterns = self._patterns(part, x)
                 assert patterns is not None  # a model without ReLUs returned above
                 codes.append(M.pattern_codes(patterns))
