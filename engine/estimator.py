@@ -39,7 +39,7 @@ from engine.rng import EVAL, CounterRNG
 QUAD_CELLS = 16  # cells per value in the k = 1 stratum (one feature active) ...
 QUAD_ORDER = 3  # ... each with 3 Gauss-Legendre nodes: 48 nodes, exact for degree 5 on each smooth cell
 PAIR_CELLS = 8  # cells per value of a correlated pair (both active): 24 x 24 = 576 nodes per pair
-MC_BLOCK = 1024  # Monte Carlo inputs drawn per block (a constant, so the draws never depend on memory)
+MC_BLOCK = 4096  # Monte Carlo inputs drawn per block (a constant, so the draws never depend on memory)
 STATE_STEPS = 10  # RNG steps per Monte Carlo block: pair (0-3), activity (4-5), anticorrelated side (6), values (8-9)
 VALUE_DISTS = ("uniform", "binary", "exponential", "pareto", "symmetric")  # symmetric: uniform on [-1, 1)
 
@@ -266,11 +266,12 @@ def _inputs_of(law: DataLaw, rng: CounterRNG, stream: int, base: int, active: to
 
 
 def active_inputs(law: DataLaw, rng: CounterRNG, stream: int, step: int, size: int,
-                  out: torch.Tensor | None = None) -> torch.Tensor:
+                  out: torch.Tensor | None = None, scratch: torch.Tensor | None = None) -> torch.Tensor:
     """Inputs (I, size, n) from the data law conditioned on at least one active unit, exactly and without
     rejection: the first active unit J has P(J = j) = pi_j prod_{i < j} (1 - pi_i) / P(k >= 1); the units
     before J are off, J is on, the ones after it follow their own law. Draws use steps ``step * STATE_STEPS``
-    onwards of ``stream``; ``out`` (I, size, n) float32, if given, is filled (independent features only)."""
+    onwards of ``stream``; ``out`` and ``scratch`` (I, size, n) float32, if given, are kept buffers (independent
+    features only; a fresh large tensor costs more than the arithmetic on a CPU)."""
     _, pi = law.units()
     units = pi.shape[-1]
     base = step * STATE_STEPS
@@ -294,7 +295,9 @@ def active_inputs(law: DataLaw, rng: CounterRNG, stream: int, step: int, size: i
         x = torch.empty(pi.shape[0], size, units, device=pi.device) if out is None else out
         rng.uniform_(stream, base + 4, x, scale=-1.0 / law.p.to(torch.float32).unsqueeze(1))
         torch.threshold_(x, -1.0, 0.0)
-        x.mul_((index - j).clamp_(-1.0, 0.0).add_(1.0)).neg_()  # 0 before J (float arithmetic: no bool mask)
+        keep = torch.empty_like(x) if scratch is None else scratch
+        torch.sub(index, j, out=keep).clamp_(-1.0, 0.0).add_(1.0)  # 0 before J, 1 from J on (no bool mask)
+        x.mul_(keep).neg_()
         x.scatter_(-1, j.to(torch.int64), uv[..., 1:])
         return x if law.dist == "uniform" else inverse_cdf(x, law.dist)
     natural = rng.uniform(stream, base + 4, (size, units)) < pi.to(torch.float32).unsqueeze(1)
