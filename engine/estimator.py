@@ -39,7 +39,7 @@ from engine.rng import EVAL, CounterRNG
 QUAD_CELLS = 16  # cells per value in the k = 1 stratum (one feature active) ...
 QUAD_ORDER = 3  # ... each with 3 Gauss-Legendre nodes: 48 nodes, exact for degree 5 on each smooth cell
 PAIR_CELLS = 8  # cells per value of a correlated pair (both active): 24 x 24 = 576 nodes per pair
-MC_BLOCK = 1024  # Monte Carlo inputs drawn per block (a constant, so the draws never depend on memory)
+MC_BLOCK = 4096  # Monte Carlo inputs drawn per block (a constant, so the draws never depend on memory)
 STATE_STEPS = 10  # RNG steps per Monte Carlo block: pair (0-3), activity (4-5), anticorrelated side (6), values (8-9)
 VALUE_DISTS = ("uniform", "binary", "exponential", "pareto", "symmetric")  # symmetric: uniform on [-1, 1)
 
@@ -152,7 +152,7 @@ def value_nodes(dist: str, cells: int = QUAD_CELLS, order: int = QUAD_ORDER) -> 
 
 
 def inverse_cdf(u: torch.Tensor, dist: str) -> torch.Tensor:
-    """An active value from a uniform u on [0, 1) (float64 in, float64 out)."""
+    """An active value from a uniform u on [0, 1), in u's dtype. Every map but ``symmetric``'s sends 0 to 0."""
     if dist == "uniform":
         return u
     if dist == "binary":
@@ -265,21 +265,42 @@ def _inputs_of(law: DataLaw, rng: CounterRNG, stream: int, base: int, active: to
     return (inverse_cdf(fine, law.dist) * on).to(torch.float32)
 
 
-def active_inputs(law: DataLaw, rng: CounterRNG, stream: int, step: int, size: int) -> torch.Tensor:
+def active_inputs(law: DataLaw, rng: CounterRNG, stream: int, step: int, size: int,
+                  out: torch.Tensor | None = None, scratch: torch.Tensor | None = None) -> torch.Tensor:
     """Inputs (I, size, n) from the data law conditioned on at least one active unit, exactly and without
     rejection: the first active unit J has P(J = j) = pi_j prod_{i < j} (1 - pi_i) / P(k >= 1); the units
     before J are off, J is on, the ones after it follow their own law. Draws use steps ``step * STATE_STEPS``
-    onwards of ``stream``."""
+    onwards of ``stream``; ``out`` and ``scratch`` (I, size, n) float32, if given, are kept buffers (independent
+    features only; a fresh large tensor costs more than the arithmetic on a CPU)."""
     _, pi = law.units()
     units = pi.shape[-1]
     base = step * STATE_STEPS
-    ones = torch.ones_like(pi[:, :1])
-    first = pi * torch.cumprod(torch.cat([ones, 1 - pi[:, :-1]], -1), -1)
-    cdf = torch.cumsum(first / first.sum(-1, keepdim=True), -1)
-    j = torch.searchsorted(cdf, rng.uniform(stream, base, (size,)).to(torch.float64)).clamp_(max=units - 1)
-    index = torch.arange(units, device=pi.device)
+    uv = rng.uniform(stream, base, (size, 2))  # J's uniform and (independent features) J's value, in one draw
+    u = uv[..., 0].contiguous()
+    q = 1 - pi
+    if bool((pi == pi[:, :1]).all()):
+        # One pi per instance: P(J = j) = pi q^j / (1 - q^N), so J = floor(log(1 - u (1 - q^N)) / log q).
+        scale = (1 - q[:, :1].pow(units)).to(torch.float32)
+        j = torch.log1p(u.mul_(-scale)).div_(torch.log1p(-pi[:, :1]).to(torch.float32))
+        j = torch.nan_to_num_(j, nan=0.0).floor_().clamp_(0, units - 1).unsqueeze(-1)  # p = 1: J = 0
+    else:
+        first = pi * torch.cumprod(torch.cat([torch.ones_like(q[:, :1]), q[:, :-1]], -1), -1)
+        cdf = torch.cumsum(first / first.sum(-1, keepdim=True), -1)
+        j = torch.searchsorted(cdf, u.to(torch.float64)).clamp_(max=units - 1).unsqueeze(-1).to(torch.float32)
+    index = torch.arange(units, device=pi.device, dtype=torch.float32)
+    if law.correlation == "none" and law.dist in ("uniform", "exponential", "pareto"):  # maps that keep 0 at 0
+        # The generator's own trick (engine/data.py): one uniform per feature, active iff u < p, value u / p,
+        # drawn in place with the scale folded in; then the features before J are zeroed and J gets a value
+        # of its own. A third of the general path's cost.
+        x = torch.empty(pi.shape[0], size, units, device=pi.device) if out is None else out
+        rng.uniform_(stream, base + 4, x, scale=-1.0 / law.p.to(torch.float32).unsqueeze(1))
+        torch.threshold_(x, -1.0, 0.0)
+        keep = torch.empty_like(x) if scratch is None else scratch
+        torch.sub(index, j, out=keep).clamp_(-1.0, 0.0).add_(1.0)  # 0 before J, 1 from J on (no bool mask)
+        x.mul_(keep).neg_()
+        x.scatter_(-1, j.to(torch.int64), uv[..., 1:])
+        return x if law.dist == "uniform" else inverse_cdf(x, law.dist)
     natural = rng.uniform(stream, base + 4, (size, units)) < pi.to(torch.float32).unsqueeze(1)
-    j = j.unsqueeze(-1)
     active = (index > j) & natural | (index == j)
     return _inputs_of(law, rng, stream, base, active)
 

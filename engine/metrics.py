@@ -107,8 +107,10 @@ def ablation_gains(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, importance
 
 def ablation_deltas(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor,
                     mean: torch.Tensor, activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                    hidden_relu: bool = False, block_values: int = 1 << 20) -> torch.Tensor:
-    """How much each sample's loss rises when feature i is ablated, one feature at a time, (I, B, n).
+                    hidden_relu: bool = False, block_values: int = 1 << 20,
+                    losses: torch.Tensor | None = None) -> torch.Tensor:
+    """How much each sample's loss rises when feature i is ablated, one feature at a time, (I, B, n);
+    with ``losses`` (I, B), each sample's unablated loss (:func:`sample_losses`) is written there too.
 
     The model is h = W^T x (ReLU'd if ``hidden_relu``), out = activation(W h + b) (identity for None),
     the loss the importance-weighted MSE mean over features (:func:`sample_losses`). Ablating feature i
@@ -127,7 +129,8 @@ def ablation_deltas(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, importanc
     rows = max(1, block_values // per_instance)
     if count > rows:  # wide models in big chunks: a block of instances at a time bounds the memory
         return torch.cat([ablation_deltas(x[s:s + rows], W[s:s + rows], b[s:s + rows], importance[s:s + rows],
-                                          mean[s:s + rows], activation, hidden_relu, block_values)
+                                          mean[s:s + rows], activation, hidden_relu, block_values,
+                                          None if losses is None else losses[s:s + rows])
                           for s in range(0, count, rows)])
     relu = activation is torch.relu
     weight = (importance.reshape(count, 1, n) / n).to(x.dtype)
@@ -158,6 +161,8 @@ def ablation_deltas(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, importanc
         # The ablated output itself (the diagonal): the best constant's error, (x_i - mean_i)^2, minus its own.
         abl.diagonal(dim1=-2, dim2=-1).copy_(dx.square() * weight - err)
         out[:, start:start + step] = abl.sum(-1)
+        if losses is not None:
+            losses[:, start:start + step] = err.sum(-1)
     return out
 
 

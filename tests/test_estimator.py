@@ -10,7 +10,7 @@ import torch
 
 from engine import metrics as M
 from engine.data import active_values_, sparse_uniform_
-from engine.estimator import VALUE_MOMENTS, DataLaw, estimate, strata_probabilities, value_nodes
+from engine.estimator import VALUE_MOMENTS, DataLaw, active_inputs, estimate, strata_probabilities, value_nodes
 from engine.models import Hyper, get_model
 from engine.rng import CounterRNG
 
@@ -202,3 +202,20 @@ def test_trained_counts_do_not_move_with_16x_the_budget():
         gap = (large.eval_loss(result.weights) - result.metrics["loss"]).abs()
         assert (gap <= 4 * result.metrics["loss_se"] + 1e-12).all()
         assert result.metrics["features_represented"].min() >= 2
+
+
+@pytest.mark.parametrize("correlation,ratio", [("none", 1.0), ("none", 0.25), ("correlated", 1.0),
+                                               ("anticorrelated", 1.0)])
+def test_active_inputs_follow_the_law_given_one_active_unit(correlation, ratio):
+    """The linear-region probe's sampler: never x = 0, and each feature active at the rate p_i / P(k >= 1)."""
+    law = law_of(2, 0.05, correlation, "uniform", ratio)
+    x = active_inputs(law, CounterRNG(torch.tensor([4, 5]), "cpu"), 0x70, 0, 1 << 16)
+    assert bool((x > 0).any(-1).all())
+    p_some = 1 - strata_probabilities(law)[0, 0]
+    expected = law.marginal_p()[0] / p_some
+    assert (x > 0).double().mean(1)[0].tolist() == pytest.approx(expected.tolist(), abs=0.01)
+    assert float(x[x > 0].mean()) == pytest.approx(0.5, abs=0.01)
+    if correlation == "correlated":
+        assert bool(((x[..., 0] > 0) == (x[..., 1] > 0)).all())
+    if correlation == "anticorrelated":
+        assert not bool(((x[..., 0] > 0) & (x[..., 1] > 0)).any())

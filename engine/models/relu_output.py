@@ -28,7 +28,7 @@ BLOCK_VALUES = 1 << 19  # numbers per (B, n) tensor in one CPU block: 2 MB, meas
 COMPILED_BLOCK_VALUES = 1 << 17  # the same for the compiled step, whose blocks all have one size (padded)
 COMPILED_BLOCK_VALUES_GPU = 1 << 24  # a GPU's compiled blocks: large, so a step is a few kernels (unmeasured)
 
-PROBE_SAMPLES = 1 << 16  # the fixed probe set of the linear-region count: 65,536 inputs ...
+PROBE_SAMPLES = 1 << 15  # the fixed probe set of the linear-region count: 32,768 inputs with a feature active ...
 PROBE_SEED = 0x5EED  # ... drawn from the instance's data distribution with this seed, not the instance's
 PROBE_BLOCK = 4096  # probe samples per draw (a constant, so the probe never depends on chunk size)
 PROBE_ROWS = 64  # instances probed together (bounds the (rows, PROBE_SAMPLES) codes in memory)
@@ -313,9 +313,9 @@ class ReluOutput(ReluOutputKind, ToyModel):
         mean = law.mean().to(W.dtype)
 
         def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            out = self._forward(weights, x, None)
-            return (M.sample_losses(x, out, importance),
-                    M.ablation_deltas(x, W, b, importance, mean, self.activation, self.hidden_relu))
+            losses = torch.empty(x.shape[:2], device=x.device)  # filled on the way (one forward pass)
+            deltas = M.ablation_deltas(x, W, b, importance, mean, self.activation, self.hidden_relu, losses=losses)
+            return losses, deltas
 
         count, n, m = len(self.hp), self.n, self.m
         chunk = max(16, EVAL_BLOCK_VALUES // (count * n * max(n, m)))
@@ -371,9 +371,11 @@ class ReluOutput(ReluOutputKind, ToyModel):
             rng = CounterRNG(torch.full((size,), PROBE_SEED, dtype=torch.int64), self.hp.device)  # one seed for all
             part = {k: v[rows] for k, v in weights.items()}
             law = DataLaw(self.p[rows].reshape(size, -1).expand(size, self.n), self.correlation, self.feature_dist)
+            x = torch.empty(size, PROBE_BLOCK, self.n, device=self.hp.device)
+            scratch = torch.empty_like(x)
             codes = []
             for block in range(blocks):
-                x = active_inputs(law, rng, PROBE, block, PROBE_BLOCK)
+                x = active_inputs(law, rng, PROBE, block, PROBE_BLOCK, out=x, scratch=scratch)
                 patterns = self._patterns(part, x)
                 assert patterns is not None  # a model without ReLUs returned above
                 codes.append(M.pattern_codes(patterns))

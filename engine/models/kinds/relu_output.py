@@ -31,7 +31,7 @@ SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
     Column("collapsed", "loss >= 0.98 trivial_loss: no better than the best constant output (2% margin, "
            "toysup's own), so orientation means nothing", "bool", headline=9, keep=2, summary="if_true"),
     Column("linear_regions", "effective number of linear regions, exp(entropy) of the ReLU activation patterns "
-           "over a fixed probe of 65,536 inputs with at least one feature active (polytope lens); empty if > 5% of "
+           "over a fixed probe of 32,768 inputs with at least one feature active (polytope lens); empty if > 5% of "
            "the probe is in regions seen once"),
     Column("features_per_dim", "features_represented / m: above 1 = superposition (scale-free)"),
     Column("mean_dimensionality", "mean D_i over represented features (scale-free; 1/2 antipodal pairs, "
@@ -104,7 +104,7 @@ class ReluOutputKind(ModelKind):
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
         n, m = config["n_features"], config["n_hidden"]
         train = config["batch_size"] * (10 * n + 6 * m)
-        # The evaluation (engine/estimator.py, blocks of at most 1,024 inputs and about 4M numbers) and the
+        # The evaluation (engine/estimator.py, blocks of at most 4,096 inputs and about 4M numbers) and the
         # linear-region probe (PROBE_ROWS instances at a time) have bounded memory of their own.
-        evaluate = min(config["eval_batch_size"], 1024) * (5 * n + 2 * m)
+        evaluate = min(config["eval_batch_size"], 4096) * (5 * n + 2 * m)
         return 4 * (max(train, evaluate) + 8 * n * m + 4 * n)
