@@ -273,3 +273,58 @@ def _agreeing_cell(labels: Mapping[Node, Hashable], node: Node, shape: Sequence[
         if all(c in labels for c in at) and len({_key(labels[c]) for c in at}) == 1:
             return labels[at[0]]
     return _NONE
+
+
+# --- measuring a refined grid against a uniform one --------------------------------------------
+
+
+def grid_labels(rows: Iterable[dict[str, Any]], shape: Sequence[int], column: str,
+                metric: str = "loss") -> dict[Node, Hashable]:
+    """Each trained node's classification (``column`` of its lowest-``metric`` seed), as refinement sees it."""
+    return {node_of(point, shape): label for point, label in point_labels(rows, column, metric).items()}
+
+
+def neighbour_edges(shape: Sequence[int]) -> list[tuple[Node, Node]]:
+    """Every pair of final-grid nodes one step apart on one axis."""
+    out = []
+    for node in itertools.product(*(range(n) for n in shape)):
+        for axis, n in enumerate(shape):
+            if node[axis] + 1 < n:
+                out.append((node, (*node[:axis], node[axis] + 1, *node[axis + 1:])))
+    return out
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """A refined grid against a uniform grid of the same points (its reference)."""
+
+    points: int  # nodes of the final grid
+    trained: int  # nodes the adaptive run trained
+    filled: int  # untrained nodes in a cell whose corners agree (given that label)
+    agree: int  # nodes (trained or filled) with the reference's label
+    agree_trained: int  # of them, trained nodes
+    boundary: int  # reference edges: neighbours with different labels
+    found: int  # of them, edges across which the refined grid changes label too
+    found_trained: int  # of them, edges whose two nodes the adaptive run trained
+
+
+def agreement(adaptive: Mapping[Node, Hashable], reference: Mapping[Node, Hashable], shape: Sequence[int],
+              rounds: int) -> Agreement:
+    """How a refined grid (``adaptive``: its trained nodes' labels; the nodes in agreeing cells are filled in as
+    :func:`inferred` does) matches ``reference``, a uniform grid's labels at every node: the nodes where they
+    agree, and the share of the reference's boundary edges (neighbours with different labels) across which the
+    refined grid changes label too. A node the refined grid leaves unresolved agrees with nothing."""
+    filled = inferred(adaptive, shape, rounds)
+    labels = {**filled, **adaptive}
+
+    def same(a: Hashable, b: Hashable) -> bool:
+        return _key(a) == _key(b)
+
+    agree = [n for n, label in reference.items() if n in labels and same(labels[n], label)]
+    edges = [(a, b) for a, b in neighbour_edges(shape) if a in reference and b in reference
+             and not same(reference[a], reference[b])]
+    found = [(a, b) for a, b in edges if a in labels and b in labels and not same(labels[a], labels[b])]
+    return Agreement(
+        points=math.prod(shape), trained=len(adaptive), filled=len(filled), agree=len(agree),
+        agree_trained=sum(n in adaptive for n in agree), boundary=len(edges), found=len(found),
+        found_trained=sum(a in adaptive and b in adaptive for a, b in found))

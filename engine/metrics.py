@@ -51,8 +51,9 @@ def represented(gain: torch.Tensor, share: torch.Tensor, min_share: float = ABLA
     weight decay, L1) keeps its features, an embedding the loss does not rely on is not a feature,
     and a zero W_i never is (its output is at best the constant). No norm enters: a norm cut,
     absolute or relative to the largest norm, misreads models whose norms spread (sparse relu_hidden has
-    working features of norm 1.2 beside one of 10)."""
-    return gain > min_share * share
+    working features of norm 1.2 beside one of 10). A feature with nothing to represent (share 0: constant
+    data) never is."""
+    return (gain > min_share * share) & (share > 0)
 
 
 def features_represented(W: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -91,37 +92,53 @@ def constant_output_loss(x: torch.Tensor, importance: torch.Tensor) -> tuple[tor
     return share.sum(-1), share
 
 
+def sample_losses(x: torch.Tensor, out: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+    """Each sample's importance-weighted MSE, mean over features of I_i (x_i - out_i)^2, shape (I, B)."""
+    return (importance.reshape(x.shape[0], 1, -1) * (x - out).square()).mean(-1)
+
+
 def ablation_gains(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor,
                    activation: Callable[[torch.Tensor], torch.Tensor] | None = None, hidden_relu: bool = False,
                    block_values: int = 1 << 20) -> torch.Tensor:
-    """How much the loss on ``x`` rises when feature i is ablated, one feature at a time, (I, n).
+    """How much the loss on the batch ``x`` rises when feature i is mean-ablated, (I, n): the batch mean of
+    :func:`ablation_deltas`, with x_i's batch mean as the ablation's mean."""
+    return ablation_deltas(x, W, b, importance, x.mean(1), activation, hidden_relu, block_values).mean(1)
+
+
+def ablation_deltas(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, importance: torch.Tensor,
+                    mean: torch.Tensor, activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                    hidden_relu: bool = False, block_values: int = 1 << 20,
+                    losses: torch.Tensor | None = None) -> torch.Tensor:
+    """How much each sample's loss rises when feature i is ablated, one feature at a time, (I, B, n);
+    with ``losses`` (I, B), each sample's unablated loss (:func:`sample_losses`) is written there too.
 
     The model is h = W^T x (ReLU'd if ``hidden_relu``), out = activation(W h + b) (identity for None),
-    the loss the importance-weighted MSE mean over batch and features. Ablating feature i is a mean
-    ablation: x_i is replaced by its batch mean where it enters h (the other outputs keep the average
-    interference, which their biases are tuned to, and lose its variation), and feature i's own
-    output, with its row W_i zeroed, is the best constant, the batch mean of x_i (all a bias can
+    the loss the importance-weighted MSE mean over features (:func:`sample_losses`). Ablating feature i
+    is a mean ablation: x_i is replaced by ``mean`` (I, n), E[x_i], where it enters h (the other outputs
+    keep the average interference, which their biases are tuned to, and lose its variation), and
+    feature i's own output, with its row W_i zeroed, is the best constant, E[x_i] (all a bias can
     supply). The gain is then what feature i's own output achieves beyond a constant, minus the
     interference variation its removal spares the others. Zero ablation (x_i's contributions to h
     dropped, output i left at activation(b_i)) would credit an embedding that only stands in for a
     bias: a dense "not learned" extra feature with W = 0.17, b = 0.41 gained 0.83 of its
     constant-output loss that way, mostly through the mean it fed feature 0. Differences are taken per
     element, so a feature of tiny importance is not lost in the rounding of the total loss.
-    Vectorised over instances and ablations, in batch blocks of about ``block_values`` numbers."""
+    Vectorised over instances and ablations, in blocks of about ``block_values`` numbers."""
     count, batch, n = x.shape
     per_instance = n * max(n, W.shape[-1])  # numbers per instance and sample in the widest tensor
     rows = max(1, block_values // per_instance)
     if count > rows:  # wide models in big chunks: a block of instances at a time bounds the memory
-        return torch.cat([ablation_gains(x[s:s + rows], W[s:s + rows], b[s:s + rows], importance[s:s + rows],
-                                         activation, hidden_relu, block_values) for s in range(0, count, rows)])
+        return torch.cat([ablation_deltas(x[s:s + rows], W[s:s + rows], b[s:s + rows], importance[s:s + rows],
+                                          mean[s:s + rows], activation, hidden_relu, block_values,
+                                          None if losses is None else losses[s:s + rows])
+                          for s in range(0, count, rows)])
     relu = activation is torch.relu
-    weight = (importance.reshape(count, n, 1) / (batch * n)).to(x.dtype)
-    summed = torch.zeros(count, n, n, device=x.device)  # [k, i, j]: output j's error change, ablating i
-    own = torch.zeros(count, n, device=x.device)  # each output's summed squared error, unablated
+    weight = (importance.reshape(count, 1, n) / n).to(x.dtype)
+    out = torch.empty(count, batch, n, device=x.device, dtype=x.dtype)
     step = max(1, block_values // (count * per_instance))
     Wt = W.transpose(1, 2)
     G = torch.bmm(W, Wt)  # (I, n, n): without hidden ReLU, output j moves by -(x_i - mean) G_ij
-    mean = x.mean(1, keepdim=True)
+    mean = mean.reshape(count, 1, n).to(x.dtype)
     for start in range(0, batch, step):
         xb = x[:, start:start + step]  # (I, b, n)
         dx = xb - mean  # what the mean ablation takes out of h
@@ -139,13 +156,14 @@ def ablation_gains(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor, importance
             pre.clamp_min_(0.0)
         elif activation is not None:
             abl, pre = activation(abl), activation(pre)
-        err = pre.sub_(xb).square_()
-        own += err.sum(1)
-        abl.sub_(xb.unsqueeze(2)).square_().sub_(err.unsqueeze(2))
-        summed += abl.sum(1)
-    # The ablated output itself (the diagonal): the best constant's summed error, batch * Var(x_i), minus its own.
-    summed.diagonal(dim1=-2, dim2=-1).copy_(batch * x.var(dim=1, unbiased=False) - own)
-    return torch.bmm(summed, weight).squeeze(-1)
+        err = pre.sub_(xb).square_().mul_(weight)  # (I, b, n): each output's weighted error, unablated
+        abl.sub_(xb.unsqueeze(2)).square_().mul_(weight.unsqueeze(2)).sub_(err.unsqueeze(2))
+        # The ablated output itself (the diagonal): the best constant's error, (x_i - mean_i)^2, minus its own.
+        abl.diagonal(dim1=-2, dim2=-1).copy_(dx.square() * weight - err)
+        out[:, start:start + step] = abl.sum(-1)
+        if losses is not None:
+            losses[:, start:start + step] = err.sum(-1)
+    return out
 
 
 def dims_per_feature(W: torch.Tensor) -> torch.Tensor:
@@ -176,17 +194,23 @@ def interference(W: torch.Tensor) -> torch.Tensor:
     return sq.sum(-1) - torch.diagonal(sq, dim1=-2, dim2=-1)
 
 
-def orientation(W: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def orientation(W: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Axis alignment max_j |u_j| and angle to the nearest axis in degrees, for u the unit
-    direction of the largest-norm feature. Shapes (I,), (I,).
+    direction of the largest-norm feature among the represented ones (``mask``, (I, n); all
+    features without one). Shapes (I,), (I,); NaN (empty) where no feature is represented.
 
-    1 and 0 degrees mean the feature lies on a neuron axis; 1/sqrt(m) is the diagonal.
+    1 and 0 degrees mean the feature lies on a neuron axis; 1/sqrt(m) is the diagonal. A large
+    embedding the loss does not use (an unrepresented feature) says nothing about the basis.
     """
     norms = feature_norms(W)
+    if mask is not None:
+        norms = torch.where(mask, norms, torch.zeros_like(norms))
     k = norms.argmax(-1)
     largest = W[torch.arange(W.shape[0], device=W.device), k]
     u = largest / norms.gather(-1, k.unsqueeze(-1)).clamp_min(EPS)
     alignment = u.abs().amax(-1).clamp(max=1.0)
+    if mask is not None:
+        alignment = torch.where(mask.any(-1), alignment, torch.full_like(alignment, float("nan")))
     angle = torch.rad2deg(torch.arccos(alignment))
     return alignment, angle
 

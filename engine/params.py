@@ -143,7 +143,8 @@ TRAINING_PARAMS: tuple[Param, ...] = (
           "data (common random numbers: smooth curves, paired comparisons); independent: point k trains seeds "
           "seed+k*seeds.., distinct draws at every point (counts over seeds are independent samples)",
           choices=SEED_MODES, per_instance=False),
-    Param("eval_batch_size", "int", 4096, "samples in the fresh batch used for the final loss",
+    Param("eval_batch_size", "int", 4096, "evaluation budget: Monte Carlo inputs for the final metrics (superposition "
+          "models: of the co-activation stratum, whose standard error is loss_se; other models: the batch)",
           low=1, high=1_000_000, structural=True),
     Param("snapshots", "int", 0, "weight snapshots kept during training at log-spaced steps, plus the initial "
           "weights (0 = final weights only)", low=0, high=1000, structural=True),

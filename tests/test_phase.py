@@ -12,8 +12,8 @@ import pytest
 import torch
 from rich.console import Console
 
-from engine.analysis.phase import PHASES, classify_phase, phase_grid, phase_name
-from engine.analysis.phase_theory import candidate_losses, theoretical_phase
+from engine.analysis.phase import PHASES, classify_phase, majority_phase, phase_grid, phase_name
+from engine.analysis.phase_theory import candidate_losses, theoretical_phase, theory_misses
 from engine.analysis.selection import best_of_k, drop_worst
 from engine.errors import SpecError
 from engine.results import Results
@@ -23,7 +23,7 @@ from engine.store import Run, read_csv
 from toysup_tui.render.phase import PHASE_COLORS, draw_grid, phase_grid_table, phase_table, theory_boundaries
 from toysup_tui.report import print_report
 
-from helpers import make_spec, train_all
+from helpers import assert_user_error, invoke, make_spec, train_all
 
 NOT_LEARNED, SUPERPOSED, DEDICATED = range(3)
 
@@ -75,6 +75,45 @@ def test_the_phase_model_decides_represented_by_the_loss():
     got = phase_model(0.05, 1.0).metrics(antipodal)
     assert got["phase"].tolist() == [SUPERPOSED] and got["antipodal"].tolist() == [True]
     assert phase_model(1.0, 0.1).metrics(antipodal)["phase"].tolist() == [NOT_LEARNED]
+
+
+def test_sparse_seeds_are_selected_by_the_estimated_loss_and_the_known_winner_is_classified_right():
+    """Three hand-built 3-in-2 seeds at density 0.01, extra importance 3, where the theory's winner is
+    "features 0 and 1 antipodal, the extra one alone" (summed loss (1+1)p^2/6) over "the extra feature antipodal
+    with feature 0" ((1+3)p^2/6). Only co-active pairs cost anything: about 0.4 of 4,096 samples, so a single
+    evaluation batch ranks these seeds by chance. The model's loss estimate must find the closed forms (toysup's
+    loss is the mean over the 3 features) and both selections the dedicated seed."""
+    p, r = 0.01, 3.0
+    dedicated = [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]
+    paired = [[0.0, 1.0], [1.0, 0.0], [0.0, -1.0]]
+    W = torch.tensor([paired, dedicated, paired])
+    weights = {"W": W, "b": torch.zeros(3, 3)}
+    model = phase_model_seeds(p, r, n=3, seeds=3)
+    loss = model.eval_loss(weights)
+    expected = torch.tensor([(1 + r) * p * p / 6, 2 * p * p / 6, (1 + r) * p * p / 6]) / 3
+    got = model.metrics(weights)
+    se = got["loss_se"]
+    assert ((loss - expected).abs() <= 4 * se + 1e-3 * expected).all(), (loss, expected, se)  # within its error
+    assert (se < 0.05 * expected).all()  # and that error is small enough to rank the seeds
+    assert got["phase"].tolist() == [SUPERPOSED, DEDICATED, SUPERPOSED]
+    spec = make_spec({"n_features": 3, "n_hidden": 2, "seeds": 3}, sweep={"feature_probability": [p],
+                     "importance_decay": [r]}, model="relu_output_phase")
+    rows = [{"instance": i, "seed": i, "point": 0, "loss": float(loss[i]), "phase": int(got["phase"][i])}
+            for i in range(3)]
+    results = Results(spec, list(rows[0]), rows)
+    for selection in ("best", "majority"):  # the majority: 1 of 2 kept seeds each, a tie to the lower loss
+        grid = phase_grid(results, x_axis="importance_decay", y_axis="feature_probability", selection=selection)
+        assert grid.cells[0][0].phase == "dedicated" == theoretical_phase(r, p, 3), selection
+
+
+def phase_model_seeds(p: float, importance: float, n: int, seeds: int):
+    from engine.models import Hyper, get_model
+    from engine.rng import CounterRNG
+
+    spec = make_spec({"n_features": n, "n_hidden": n - 1, "feature_probability": p, "importance_decay": importance,
+                      "seeds": seeds}, model="relu_output_phase")
+    return get_model("relu_output_phase")(Hyper([i.config for i in spec.instances()], torch.device("cpu")),
+                                          CounterRNG(torch.arange(seeds), "cpu"))
 
 
 def test_classify_is_batched_and_takes_the_extra_feature_index():
@@ -196,6 +235,55 @@ def test_phase_grid_cells_hold_the_best_phase_and_fractions():
     dropped = phase_grid(RESULTS, x_axis="importance_decay", y_axis="feature_probability", discard_worst=1)
     assert dropped.cells[0][0].seeds == 2
     assert dropped.cells[0][0].fractions["dedicated"] == 0.0
+
+
+# A cell whose lowest-loss seed is in the minority: best-of-k says superposed, the paper's drop-worst mean
+# (the phase most of the kept seeds have) dedicated; the highest-loss seed (superposed) is dropped first.
+MIXED = rows_of((0.01, 0.1, 0, 0.1, SUPERPOSED), (0.01, 0.1, 1, 0.2, DEDICATED), (0.01, 0.1, 2, 0.9, SUPERPOSED))
+MIXED += rows_of((0.01, 1.0, 0, 0.3, DEDICATED), (0.01, 1.0, 1, 0.2, DEDICATED), (0.01, 1.0, 2, 0.1, NOT_LEARNED))
+
+
+def test_the_majority_selection_drops_the_worst_seed_and_takes_the_phase_most_kept_seeds_have():
+    results = Results(SPEC, list(MIXED[0]), MIXED)
+    best = phase_grid(results, x_axis="importance_decay", y_axis="feature_probability")
+    mean = phase_grid(results, x_axis="importance_decay", y_axis="feature_probability", selection="majority")
+    assert mean.discarded_worst == 1 and best.discarded_worst == 0  # the paper drops one of its ten
+    tie, tie_again = mean.cells[1][0], mean.cells[1][1]
+    assert best.cells[1][0].phase == "superposed" and best.cells[1][1].phase == "not_learned"
+    # seeds 0 (S, 0.1) and 1 (D, 0.2) kept: a tie, which goes to the lower-loss seed's phase
+    assert tie.seeds == 2 and tie.phase == "superposed" and tie.best == "superposed"
+    # seed 0 (D, 0.3) dropped, seeds 1 (D) and 2 (N) kept: a tie again, to N, the lowest loss ...
+    assert tie_again.seeds == 2 and tie_again.phase == "not_learned"
+    # ... while with every seed kept the two dedicated seeds outvote it
+    every = phase_grid(results, x_axis="importance_decay", y_axis="feature_probability", selection="majority",
+                       discard_worst=0)
+    assert every.cells[1][1].phase == "dedicated" and every.cells[1][1].best == "not_learned"
+    assert every.cells[1][0].phase == "superposed"  # two S of three
+    assert majority_phase([{"loss": math.nan, "phase": 0}]) is None
+    with pytest.raises(ValueError, match="unknown phase selection"):
+        phase_grid(results, x_axis="importance_decay", y_axis="feature_probability", selection="mean")
+
+
+def test_theory_misses_lists_the_cells_off_the_theorys_side():
+    grid = phase_grid(RESULTS, x_axis="importance_decay", y_axis="feature_probability")
+    cells, misses = theory_misses(grid, 2)
+    # (p=1, r=0.1): S, theory N; (p=1, r=10): D, theory D; (p=0.01, r=0.1): S, theory S
+    assert cells == 3 and misses == [(0.1, 1.0, "superposed", "not_learned")]
+
+
+def test_the_report_offers_the_papers_selection_for_the_phase_grid(tmp_path):
+    spec = load("tms-phase", sets=["steps=20", "seeds=3"],
+                sweeps=["feature_probability=1,0.1", "importance_decay=0.1,10"])
+    outcome = run_sweep(spec, tmp_path, device="cpu")
+    assert outcome.status == "completed", outcome.error
+    result = invoke("report", str(outcome.run_dir), "--phase-selection", "majority", "--width", "160")
+    assert result.exit_code == 0, result.stderr
+    assert "phase most seeds have (the paper's drop-worst mean)" in " ".join(result.stdout.split())
+    assert "after dropping the 1 highest-loss seed(s)" in " ".join(result.stdout.split())
+    result = invoke("report", str(outcome.run_dir))
+    assert "phase of the lowest-loss seed (best-of-k)" in " ".join(result.stdout.split())
+    bad = invoke("report", str(outcome.run_dir), "--phase-selection", "mean")
+    assert_user_error(bad.exit_code, bad.stderr, bad.stdout, "--phase-selection 'mean'", "best or majority")
 
 
 def test_phase_grid_table_is_plain_data_for_any_front_end():

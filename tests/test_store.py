@@ -163,7 +163,7 @@ def test_curves_and_features_tables(finished):
         assert [r["step"] for r in curves if r["instance"] == k] == curve_schedule(TINY["steps"])
     header, features = run.table("features")
     assert header == ["instance", "feature", "norm", "dimensionality", "interference", "bias", "importance",
-                      "ablation_gain", "represented"]
+                      "ablation_gain", "ablation_gain_se", "represented"]
     assert [(r["instance"], r["feature"]) for r in features] == [(i, f) for i in range(4) for f in range(5)]
     norms = run.instance_weights(2)["W"].norm(dim=-1).tolist()
     assert [r["norm"] for r in features if r["instance"] == 2] == pytest.approx(norms, rel=1e-6)

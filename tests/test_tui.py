@@ -601,6 +601,16 @@ async def test_phase_runs_show_the_phase_grid_in_the_metrics_tab(tui_dirs: tuple
         text = drawn.file.getvalue()  # the 2 x 2 grid with the paper's theoretical boundary drawn over it
         assert "feature_probability \\ importance_decay" in text and text.count("/2") == 4
         assert "┃" in text and "theoretical boundaries" in text
+        await pilot.press("k")  # the paper's selection: the phase most seeds have, the worst dropped
+        await pilot.pause()
+        assert screen.phase_selection == "majority" and "majority" in str(screen.query_one("#metric-choice").render())
+        shown = Console(width=120, file=io.StringIO(), color_system=None)
+        shown.print(grid.content)
+        shown_text = shown.file.getvalue()
+        assert "the paper's drop-worst mean" in " ".join(shown_text.split())
+        assert shown_text.count("/1") == 4  # 2 seeds a point, the worst dropped
+        await pilot.press("k")
+        assert screen.phase_selection == "best"
         screen.metric_index = screen.metrics.index("loss")
         screen._draw_metrics()
         await pilot.pause()

@@ -456,9 +456,16 @@ def report_cmd(
     ] = None,
     save: Annotated[Path | None, typer.Option("--save", help="Write the report as it looks to this file instead: "
                                               ".html, .svg or .txt", show_default=False)] = None,
+    phase_selection: Annotated[
+        str,
+        typer.Option("--phase-selection", help="How the phase grid gives a point its phase: best (the lowest-loss "
+                     "seed's, best-of-k) or majority (the phase most seeds have after dropping the highest-loss "
+                     "one: the paper's 10 models, the worst dropped)"),
+    ] = "best",
 ) -> None:
     """Show a run's results as tables and terminal charts."""
     from engine import store
+    from engine.analysis.phase import SELECTIONS
     from toysup_tui import report
 
     try:
@@ -467,12 +474,16 @@ def report_cmd(
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
+        if phase_selection not in SELECTIONS:
+            raise SpecError(f"--phase-selection {phase_selection!r} is not valid: expected "
+                            f"{' or '.join(SELECTIONS)}")
         if save is None:
-            report.print_report(out, found, x=x, width=width, best_of=best_of)
+            report.print_report(out, found, x=x, width=width, best_of=best_of,
+                                phase_selection=phase_selection)
             return
         from toysup_tui.report_file import save_report
 
-        save_report(save, found, x=x, width=width, best_of=best_of)
+        save_report(save, found, x=x, width=width, best_of=best_of, phase_selection=phase_selection)
     except ToysupError as exc:
         raise fail(str(exc)) from None
     err.print(f"wrote the report of {escape(found.id)} to {escape(str(save))}", soft_wrap=True)

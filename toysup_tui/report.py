@@ -88,7 +88,7 @@ class Layout:
 
 
 def print_report(console: Console, run: Run, x: str | None = None, width: int | None = None,
-                 best_of: int | None = None) -> None:
+                 best_of: int | None = None, phase_selection: str = "best") -> None:
     """The run's header, summary table and charts, for ``toysup report`` and any console.
 
     ``x`` picks the swept parameter of the metric charts (SpecError, before anything
@@ -97,7 +97,8 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
     still going or interrupted shows what has finished; a run folder with missing or
     damaged files prints what is wrong instead of a traceback. ``best_of`` keeps each sweep
     point's lowest-loss seed among its first ``best_of`` seeds (0: all seeds), the paper's
-    selection; it is never applied unless asked for.
+    selection; it is never applied unless asked for. ``phase_selection`` picks how the phase grid turns a
+    point's seeds into its phase (engine.analysis.phase.SELECTIONS).
     """
     try:
         spec: Spec | None = run.spec()
@@ -112,12 +113,13 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
         if spec is None:
             console.print(f"[bold red]cannot read the run's config:[/] {escape(str(problem))}")
             return
-        _print_body(console, run, spec, axis, best_of)
+        _print_body(console, run, spec, axis, best_of, phase_selection)
     finally:
         console.width = saved
 
 
-def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int | None = None) -> None:
+def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int | None = None,
+                phase_selection: str = "best") -> None:
     if spec.description or spec.expected:
         console.print(f"[dim]{escape(spec.description, keep_newlines=True)}[/]"
                       + (f"\n[dim]expect: {escape(spec.expected, keep_newlines=True)}[/]" if spec.expected else ""))
@@ -144,7 +146,7 @@ def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int 
     _section(console, "loss curves", lambda: _loss_section(console, results, layout))
     _section(console, "metric charts", lambda: _metric_section(console, results, axis, layout))
     _section(console, "orientation", lambda: _orientation_section(console, results, layout))
-    _section(console, "phase diagram", lambda: _print_table(console, phase_table(results)))
+    _section(console, "phase diagram", lambda: _print_table(console, phase_table(results, phase_selection)))
     _section(console, "feature recovery", lambda: _print_table(console, recovery_table(results)))
     _section(console, "sparsification rate", lambda: _rate_section(console, results, layout))
     _section(console, "instance geometry", lambda: _instance_section(console, results, layout))

@@ -17,10 +17,19 @@ Two features "share a direction" when their squared cosine exceeds
 the norms. The rule is written for any (n, m) so that the paper's 3-in-2 variant
 classifies the same way.
 
-Seeds: each cell keeps its lowest-loss seed and the share of seeds in each phase,
-optionally after engine.analysis.selection's drop-worst (the paper's averaging); the
-grid records how many seeds each cell used. Letters, colours and captions for drawing
-the grid belong to the front ends (toysup_tui/render/phase.py).
+Seeds: a cell's phase comes from one of two selections (:data:`SELECTIONS`), named by the
+caller, never chosen silently. ``best`` is best-of-k: the phase of the lowest-loss seed.
+``majority`` is the paper's own for these figures: ten models per point, the highest-loss
+one dropped, the rest averaged. The paper averages the extra feature's norm and
+superposition and colours the point by them; a toysup phase is a category (from the
+loss-based represented rule), and the category an average of models shows is the one
+most of them are in, so the cell takes the phase most of its kept seeds have (a tie goes
+to the phase of the lowest-loss seed among the tied). Averaging the quantities first and
+cutting after would invent states no model is in (four antipodal models and five
+dedicated ones average to half a superposition). Both rank seeds by the stored ``loss``,
+the model's evaluation estimate. Each cell also keeps the share of its used seeds in each
+phase. Letters, colours and captions for drawing the grid belong to the front ends
+(toysup_tui/render/phase.py).
 """
 
 from __future__ import annotations
@@ -29,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.analysis.selection import keep_best, lowest
+from engine.analysis.selection import finite, keep_best, lowest
 
 if TYPE_CHECKING:
     import torch
@@ -37,6 +46,11 @@ if TYPE_CHECKING:
     from engine.results import Results
 
 PHASES: tuple[str, ...] = ("not_learned", "superposed", "dedicated")  # results.csv stores the index (0, 1, 2)
+SELECTIONS = {  # how a cell's seeds give its phase
+    "best": "the phase of the lowest-loss seed (best-of-k)",
+    "majority": "the phase most seeds have after dropping the highest-loss one (the paper's: 10 models, the worst "
+                "dropped, the rest averaged)",
+}
 SHARED_COS2 = 0.1  # squared cosine above which two features count as sharing a direction
 
 
@@ -87,6 +101,7 @@ def phase_name(value: Any) -> str:
 class PhaseCell:
     """One sweep point of the grid."""
 
+    phase: str | None  # the cell's phase under the grid's selection (None: no seed with a finite loss)
     best: str | None  # phase of the lowest-loss seed (None: no seed with a finite loss)
     fractions: dict[str, float]  # share of the used seeds in each phase, every phase listed
     seeds: int  # seeds used (after any drop_worst)
@@ -105,26 +120,32 @@ class PhaseGrid:
     y_values: tuple[Any, ...]
     cells: tuple[tuple[PhaseCell | None, ...], ...]  # None: no run at that point
     discarded_worst: int  # seeds dropped per point before counting fractions
+    selection: str = "best"  # a key of SELECTIONS
 
 
-def phase_grid(results: Results, x_axis: str, y_axis: str, discard_worst: int = 0,
-               metric: str = "loss") -> PhaseGrid:
+def phase_grid(results: Results, x_axis: str, y_axis: str, discard_worst: int | None = None,
+               metric: str = "loss", selection: str = "best") -> PhaseGrid:
     """Build the grid from a run's results with a ``phase`` column.
 
-    Each cell holds the phase of its lowest-loss seed and the fraction of seeds in
-    each phase, counted after dropping the ``discard_worst`` highest-loss seeds
-    (1 reproduces the paper's averaging). The cells are the spec's axis values (x
+    Each cell's phase follows ``selection`` (:data:`SELECTIONS`); it also holds the
+    phase of its lowest-loss seed and the fraction of seeds in each phase, counted
+    after dropping the ``discard_worst`` highest-loss seeds (default: none for
+    ``best``, 1 for ``majority``, the paper's). The cells are the spec's axis values (x
     ascending, y descending when numeric; a point with no finished run is an empty
     cell); rows reach their cell through their sweep point, whose values are exact.
     Points differing only on other axes share a cell (their seeds pooled).
     """
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown phase selection {selection!r}: expected one of {', '.join(SELECTIONS)}")
+    if discard_worst is None:
+        discard_worst = 1 if selection == "majority" else 0
     axes = {a.name: a.values for a in results.axes}
     xs, ys = _ordered(axes[x_axis], reverse=False), _ordered(axes[y_axis], reverse=True)
     cells: dict[tuple[Any, Any], list[dict[str, Any]]] = {}
     for point, members in results.groups():
         cells.setdefault((point.values[y_axis], point.values[x_axis]), []).extend(members)
-    grid = tuple(tuple(_cell(cells.get((y, x)), discard_worst, metric) for x in xs) for y in ys)
-    return PhaseGrid(x_axis, y_axis, xs, ys, grid, discard_worst)
+    grid = tuple(tuple(_cell(cells.get((y, x)), discard_worst, metric, selection) for x in xs) for y in ys)
+    return PhaseGrid(x_axis, y_axis, xs, ys, grid, discard_worst, selection)
 
 
 def _ordered(values: Sequence[Any], reverse: bool) -> tuple[Any, ...]:
@@ -132,7 +153,7 @@ def _ordered(values: Sequence[Any], reverse: bool) -> tuple[Any, ...]:
     return tuple(sorted(values, reverse=reverse)) if numeric else tuple(values)
 
 
-def _cell(members: list[dict[str, Any]] | None, discard_worst: int, metric: str) -> PhaseCell | None:
+def _cell(members: list[dict[str, Any]] | None, discard_worst: int, metric: str, selection: str) -> PhaseCell | None:
     if not members:
         return None
     best = lowest(members, metric)
@@ -141,4 +162,22 @@ def _cell(members: list[dict[str, Any]] | None, discard_worst: int, metric: str)
     for row in used:
         counts[phase_name(row["phase"])] += 1
     fractions = {p: c / len(used) for p, c in counts.items()}
-    return PhaseCell(phase_name(best["phase"]) if best is not None else None, fractions, len(used))
+    best_phase = phase_name(best["phase"]) if best is not None else None
+    phase = best_phase if selection == "best" or best is None else majority_phase(used, metric)
+    return PhaseCell(phase, best_phase, fractions, len(used))
+
+
+def majority_phase(rows: list[dict[str, Any]], metric: str = "loss") -> str | None:
+    """The phase most of ``rows`` have (rows without a finite ``metric`` do not vote); a tie goes to the phase
+    of the lowest-``metric`` row among the tied phases. None if no row has a finite metric."""
+    voters = [r for r in rows if finite(r, metric) is not None]
+    if not voters:
+        return None
+    counts: dict[str, int] = {}
+    for row in voters:
+        counts[phase_name(row["phase"])] = counts.get(phase_name(row["phase"]), 0) + 1
+    most = max(counts.values())
+    tied = [r for r in voters if counts[phase_name(r["phase"])] == most]
+    decider = lowest(tied, metric)
+    assert decider is not None  # every voter has a finite metric
+    return phase_name(decider["phase"])

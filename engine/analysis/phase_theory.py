@@ -28,7 +28,7 @@ dedicated, n=3, where p < 4/7).
 
 from __future__ import annotations
 
-from engine.analysis.phase import PHASES
+from engine.analysis.phase import PHASES, PhaseGrid
 
 CANDIDATE_PHASES = {"extra_dropped": "not_learned", "extra_paired": "superposed", "first_dropped": "dedicated",
                     "others_paired": "dedicated"}
@@ -58,3 +58,20 @@ def theoretical_phase(r: float, p: float, n: int = 2) -> str:
 def has_theory(n: int, m: int) -> bool:
     """Whether the paper gives a theoretical diagram for n features in m dimensions."""
     return (n, m) in SIZES
+
+
+def theory_misses(grid: PhaseGrid, n: int) -> tuple[int, list[tuple[float, float, str, str]]]:
+    """How many cells of ``grid`` (importance_decay across, feature_probability down) have a phase, and those
+    whose phase is not the theory's: (cells, [(r, p, measured, theory)])."""
+    if grid.x_axis != "importance_decay" or grid.y_axis != "feature_probability":
+        raise ValueError("the theory needs importance_decay across and feature_probability down")
+    cells, misses = 0, []
+    for p, row in zip(grid.y_values, grid.cells):
+        for r, cell in zip(grid.x_values, row):
+            if cell is None or cell.phase is None:
+                continue
+            cells += 1
+            theory = theoretical_phase(float(r), float(p), n)
+            if cell.phase != theory:
+                misses.append((float(r), float(p), cell.phase, theory))
+    return cells, misses

@@ -4,8 +4,10 @@ The paper trains ten models per point and averages the nine with the lowest loss
 for its neuron-model figure it shows the lowest-loss model of 1000. Here every seed
 is kept in results.csv, and :func:`best_of_k` and :func:`drop_worst` apply those
 selections on request only: a caller names them (``toysup report --best-of``, the
-phase grid's ``discard_worst``). Rows reach their point by its ``point`` index,
-never by values read back from a CSV (see engine.results).
+phase grid's ``selection``: engine.analysis.phase.SELECTIONS). They rank by the stored
+``loss``, the model's estimate of its expected loss (engine/estimator.py for relu_output).
+Rows reach their point by its ``point`` index, never by values read back from a CSV (see
+engine.results).
 """
 
 from __future__ import annotations

@@ -45,9 +45,10 @@ import torch
 
 from engine import metrics as M
 from engine.data import importance
+from engine.estimator import DataLaw, Estimate, estimate
 from engine.models.base import Hyper, ToyModel
 from engine.models.kinds.abs_value import PROBE_POINTS, AbsValueKind
-from engine.rng import DATA, EVAL, INIT, CounterRNG
+from engine.rng import DATA, INIT, CounterRNG
 
 COMPUTED_EXPLAINED = 0.5  # a feature is computed if, alone, its output explains > 50% of Var(|x_i|)
 ABS_VARIANCE = 1.0 / 12.0  # Var(|t|) for t uniform on [-1, 1]
@@ -156,9 +157,26 @@ class AbsValue(AbsValueKind, ToyModel):
         return self._weighted_mse(weights, x)
 
     @torch.no_grad()
+    def _estimate(self, weights: dict[str, torch.Tensor]) -> Estimate:
+        """E[loss] by engine/estimator.py: the same sparse data (independent features, values uniform on
+        [-1, 1)), so the same strata; no ablation here. Cached per final weights."""
+        cached = getattr(self, "_estimate_cache", None)
+        if cached is not None and cached[0] is weights["W1"]:
+            return cached[1]
+        count = len(self.hp)
+        importance = self.importance.squeeze(1)
+
+        def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, None]:
+            y = two_layer_forward(weights["W1"], weights["W2"], weights["b"], x)
+            return M.sample_losses(x.abs(), y, importance), None
+
+        law = DataLaw(self.p.view(count, 1).expand(count, self.n), "none", "symmetric")
+        est = estimate(law, evaluate, self.rng, self.hp.value("eval_batch_size"))
+        self._estimate_cache = (weights["W1"], est)
+        return est
+
     def eval_loss(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = torch.empty(len(self.hp), self.hp.value("eval_batch_size"), self.n, device=self.hp.device)
-        return self._weighted_mse(weights, sparse_symmetric_(self.rng, EVAL, 0, self.p, x))
+        return self._estimate(weights).loss.to(torch.float32)
 
     def trivial_loss(self) -> torch.Tensor:
         """Loss of the best constant output c_i = E|x_i| = p/2: mean_i I_i Var(|x_i|), Var = p/3 - p^2/4."""
@@ -181,6 +199,7 @@ class AbsValue(AbsValueKind, ToyModel):
             "polysemantic_neurons": (carried.sum(-2) >= 2).sum(-1),
             "mean_neuron_monosemanticity": M.neuron_monosemanticity(W1, "magnitude").mean(-1),
             "trivial_loss": self.trivial_loss(),
+            "loss_se": self._estimate(weights).loss_se.to(torch.float32),
         }
 
     @torch.no_grad()

@@ -18,19 +18,22 @@ import torch
 from engine import fused
 from engine import metrics as M
 from engine.data import feature_probabilities, importance, sparse_uniform_
+from engine.estimator import DataLaw, active_inputs, estimate
 from engine.models.base import Hyper, ToyModel
 from engine.models.kinds.relu_output import ReluOutputKind
 from engine.models.relu_output_compiled import UNIFORM_SCALE, block_step
-from engine.rng import DATA, DROPOUT, EVAL, INIT, PROBE, CounterRNG
+from engine.rng import DATA, DROPOUT, INIT, PROBE, CounterRNG
 
 BLOCK_VALUES = 1 << 19  # numbers per (B, n) tensor in one CPU block: 2 MB, measured best of 2^16..2^21
 COMPILED_BLOCK_VALUES = 1 << 17  # the same for the compiled step, whose blocks all have one size (padded)
 COMPILED_BLOCK_VALUES_GPU = 1 << 24  # a GPU's compiled blocks: large, so a step is a few kernels (unmeasured)
 
-PROBE_SAMPLES = 1 << 16  # the fixed probe set of the linear-region count: 65,536 inputs ...
+PROBE_SAMPLES = 1 << 15  # the fixed probe set of the linear-region count: 32,768 inputs with a feature active ...
 PROBE_SEED = 0x5EED  # ... drawn from the instance's data distribution with this seed, not the instance's
 PROBE_BLOCK = 4096  # probe samples per draw (a constant, so the probe never depends on chunk size)
 PROBE_ROWS = 64  # instances probed together (bounds the (rows, PROBE_SAMPLES) codes in memory)
+
+EVAL_BLOCK_VALUES = 1 << 22  # numbers in the evaluation's widest tensor per call (bounds its memory)
 
 ACTIVATIONS = {"relu": torch.relu, "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu}
 
@@ -39,7 +42,7 @@ def superposition_metrics(W: torch.Tensor, carry_threshold: torch.Tensor, mask: 
     """The shared per-instance metrics of a (I, n, m) embedding matrix, given which features are
     represented (``mask``, (I, n)) and which instances have a privileged basis (``privileged``, (I,)):
     neuron counts are NaN (empty) for the others. ``sense``: how a weight drives a neuron."""
-    alignment, angle = M.orientation(W)
+    alignment, angle = M.orientation(W, mask)
     m = W.shape[-1]
     return {
         "features_represented": M.features_represented(W, mask),
@@ -53,6 +56,13 @@ def superposition_metrics(W: torch.Tensor, carry_threshold: torch.Tensor, mask: 
         "monosemantic_neurons": M.where_privileged(M.monosemantic_neurons(W, sense), privileged),
         "max_feature_norm": M.feature_norms(W).amax(-1),
     }
+
+
+def normalised(value: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+    """``value`` as a share of the feature's constant-output loss; NaN (empty) where that is 0 (constant
+    data: nothing to represent)."""
+    return torch.where(share > 0, value / share.clamp_min(torch.finfo(share.dtype).tiny),
+                       torch.full_like(value, float("nan")))
 
 
 class ReluOutput(ReluOutputKind, ToyModel):
@@ -271,14 +281,15 @@ class ReluOutput(ReluOutputKind, ToyModel):
         out = self.activation(out) if self.activation is not None else out
         return self._weighted_mse(x, out) + penalty
 
-    def _eval_batch(self) -> torch.Tensor:
-        x = torch.empty(len(self.hp), self.hp.value("eval_batch_size"), self.n, device=self.hp.device)
-        return self._draw(EVAL, 0, x)
+    def data_law(self) -> DataLaw:
+        """The evaluation's view of this chunk's data distribution (engine/estimator.py)."""
+        count = len(self.hp)
+        return DataLaw(self.p.reshape(count, -1).expand(count, self.n), self.correlation, self.feature_dist)
 
     @torch.no_grad()
     def eval_loss(self, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-        x = self._eval_batch()
-        return self._weighted_mse(x, self._forward(weights, x, None))
+        """E[loss] without dropout, by the stratified estimator (see _representation)."""
+        return self._representation(weights)["loss"]
 
     def _privileged(self) -> torch.Tensor:
         return torch.tensor([self.neuron_sense(c) is not None for c in self.hp.configs], device=self.hp.device)
@@ -286,20 +297,35 @@ class ReluOutput(ReluOutputKind, ToyModel):
     def _sense(self) -> str:
         return "positive" if self.hidden_relu else "magnitude"
 
+    @torch.no_grad()
     def _representation(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Loss, constant-output baseline, ablation gains and the represented mask on the evaluation
-        batch, computed once per final weights (``metrics`` and ``feature_metrics`` both use them)."""
+        """Expected loss, constant-output baseline, ablation gains (with standard errors) and the
+        represented mask, computed once per final weights (``eval_loss``, ``metrics`` and
+        ``feature_metrics`` all use them). The loss and the gains come from engine/estimator.py
+        (exact strata for no and one active feature, importance-sampled co-activation with
+        ``eval_batch_size`` inputs); the baseline I_i Var(x_i) / n is analytic."""
         cached = getattr(self, "_represent_cache", None)
         if cached is not None and cached[0] is weights["W"]:
             return cached[1]
-        x = self._eval_batch()
         W, b = weights["W"], weights["b"]
         importance = self.importance.squeeze(1)
-        loss = self._weighted_mse(x, self._forward(weights, x, None))
-        constant, share = M.constant_output_loss(x, importance)
-        gain = M.ablation_gains(x, W, b, importance, self.activation, self.hidden_relu)
-        out = {"loss": loss, "constant": constant, "share": share, "gain": gain,
-               "mask": M.represented(gain, share)}
+        law = self.data_law()
+        mean = law.mean().to(W.dtype)
+
+        def evaluate(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            losses = torch.empty(x.shape[:2], device=x.device)  # filled on the way (one forward pass)
+            deltas = M.ablation_deltas(x, W, b, importance, mean, self.activation, self.hidden_relu, losses=losses)
+            return losses, deltas
+
+        count, n, m = len(self.hp), self.n, self.m
+        chunk = max(16, EVAL_BLOCK_VALUES // (count * n * max(n, m)))
+        est = estimate(law, evaluate, self.rng, self.hp.value("eval_batch_size"), chunk)
+        assert est.gain is not None and est.gain_se is not None
+        share = (importance.to(torch.float64) * law.variance() / n)
+        out = {"loss": est.loss.to(torch.float32), "loss_se": est.loss_se.to(torch.float32),
+               "constant": share.sum(-1).to(torch.float32), "share": share.to(torch.float32),
+               "gain": est.gain.to(torch.float32), "gain_se": est.gain_se.to(torch.float32),
+               "mask": M.represented(est.gain, share)}
         self._represent_cache = (weights["W"], out)
         return out
 
@@ -309,6 +335,7 @@ class ReluOutput(ReluOutputKind, ToyModel):
         out = superposition_metrics(weights["W"], self.hp.tensor("carry_threshold"), rep["mask"],
                                     self._privileged(), self._sense())
         out["trivial_loss"] = rep["constant"]
+        out["loss_se"] = rep["loss_se"]
         out["collapsed"] = M.collapsed(rep["loss"], rep["constant"])
         out["linear_regions"] = self.linear_regions(weights)
         return out
@@ -327,10 +354,12 @@ class ReluOutput(ReluOutputKind, ToyModel):
     @torch.no_grad()
     def linear_regions(self, weights: dict[str, torch.Tensor], samples: int = PROBE_SAMPLES) -> torch.Tensor:
         """The effective number of linear regions (engine.metrics.effective_patterns), (I,), over a
-        fixed probe: ``samples`` inputs from each instance's data distribution, drawn with PROBE_SEED
-        (not the instance's seed) in blocks of PROBE_BLOCK. The probe depends on neither the
-        evaluation batch nor the chunk, so the count is a property of the weights. NaN (empty) where
-        the probe cannot resolve the regions (engine.metrics.UNRESOLVED_SHARE)."""
+        fixed probe: ``samples`` inputs from each instance's data distribution conditioned on at least
+        one active feature (engine.estimator.active_inputs), drawn with PROBE_SEED (not the instance's
+        seed) in blocks of PROBE_BLOCK. The input x = 0 is one region, and at sparse p it holds almost
+        all of the data ((1 - p)^n), so unconditioned the count read 1.01 for any sparse pentagon.
+        The probe depends on neither the evaluation budget nor the chunk, so the count is a property of
+        the weights. NaN (empty) where the probe cannot resolve the regions (M.UNRESOLVED_SHARE)."""
         count = len(self.hp)
         if not (self.relu or self.hidden_relu):
             return torch.ones(count, device=self.hp.device)
@@ -341,10 +370,12 @@ class ReluOutput(ReluOutputKind, ToyModel):
             size = rows.stop - rows.start
             rng = CounterRNG(torch.full((size,), PROBE_SEED, dtype=torch.int64), self.hp.device)  # one seed for all
             part = {k: v[rows] for k, v in weights.items()}
+            law = DataLaw(self.p[rows].reshape(size, -1).expand(size, self.n), self.correlation, self.feature_dist)
             x = torch.empty(size, PROBE_BLOCK, self.n, device=self.hp.device)
+            scratch = torch.empty_like(x)
             codes = []
             for block in range(blocks):
-                sparse_uniform_(rng, PROBE, block, self.p[rows], x, self.correlation, dist=self.feature_dist)
+                x = active_inputs(law, rng, PROBE, block, PROBE_BLOCK, out=x, scratch=scratch)
                 patterns = self._patterns(part, x)
                 assert patterns is not None  # a model without ReLUs returned above
                 codes.append(M.pattern_codes(patterns))
@@ -361,6 +392,7 @@ class ReluOutput(ReluOutputKind, ToyModel):
             "interference": M.interference(W),
             "bias": weights["b"],
             "importance": self.importance.squeeze(1),
-            "ablation_gain": rep["gain"] / rep["share"].clamp_min(M.EPS**2),
+            "ablation_gain": normalised(rep["gain"], rep["share"]),
+            "ablation_gain_se": normalised(rep["gain_se"], rep["share"]),
             "represented": rep["mask"].to(torch.int64),
         }

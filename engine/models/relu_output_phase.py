@@ -35,8 +35,10 @@ class ReluOutputPhase(ReluOutputPhaseKind, ReluOutput):
     def metrics(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         W = weights["W"]
         norms = M.feature_norms(W)
-        represented = self._representation(weights)["mask"]
+        rep = self._representation(weights)
+        represented = rep["mask"]
         return {
+            "loss_se": rep["loss_se"],
             "phase": classify_phase(W, extra=-1, represented=represented),
             "features_represented": represented.sum(-1),
             "extra_norm": norms[:, -1],

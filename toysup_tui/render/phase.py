@@ -53,12 +53,14 @@ class PhaseTable:
 
 
 def phase_grid_table(grid: PhaseGrid) -> PhaseTable:
-    """Plain data for drawing ``grid`` as a coloured table: one cell per point, the best seed's
-    phase letter (N, S, D) and how many of the used seeds agree with it, on the phase's colour."""
+    """Plain data for drawing ``grid`` as a coloured table: one cell per point, its phase letter (N, S, D) under
+    the grid's selection and how many of the used seeds agree with it, on the phase's colour."""
     cells = tuple(tuple(_table_cell(c) for c in row) for row in grid.cells)
     dropped = f", after dropping the {grid.discarded_worst} highest-loss seed(s) per point" if grid.discarded_worst \
         else ""
-    caption = (f"letter: phase of the lowest-loss seed; k/n: seeds in that phase{dropped}. "
+    letter = {"best": "phase of the lowest-loss seed (best-of-k)",
+              "majority": "phase most seeds have (the paper's drop-worst mean)"}[grid.selection]
+    caption = (f"letter: {letter}; k/n: seeds in that phase{dropped}. "
                + ", ".join(f"{PHASE_LETTERS[p]} = {p.replace('_', ' ')}" for p in PHASES))
     return PhaseTable(
         title=f"phase of the extra feature over {grid.x_axis} and {grid.y_axis}",
@@ -71,18 +73,18 @@ def phase_grid_table(grid: PhaseGrid) -> PhaseTable:
     )
 
 
-def phase_table(results: Results) -> RenderableType | None:
-    """The phase diagram as a coloured grid: importance across, density down (best seed per point and the
-    share of seeds that agree), with the theoretical boundaries drawn over it where the paper gives them
-    (n=2, m=1 and n=3, m=2) and an adaptive sweep's untrained points filled in. None unless the run has a
-    phase column and 2 axes."""
+def phase_table(results: Results, selection: str = "best") -> RenderableType | None:
+    """The phase diagram as a coloured grid: importance across, density down (each point's phase under
+    ``selection``, engine.analysis.phase.SELECTIONS, and the share of seeds that agree), with the theoretical
+    boundaries drawn over it where the paper gives them (n=2, m=1 and n=3, m=2) and an adaptive sweep's
+    untrained points filled in. None unless the run has a phase column and 2 axes."""
     rows, spec = results.rows, results.spec
     if not rows or "phase" not in rows[0] or len(spec.axes) < 2:
         return None
     names = [a.name for a in spec.axes]
     x_axis = "importance_decay" if "importance_decay" in names else names[0]
     y_axis = next(n for n in names if n != x_axis)
-    grid = phase_grid(results, x_axis, y_axis)
+    grid = phase_grid(results, x_axis, y_axis, selection=selection)
     t = phase_grid_table(grid)
     filled = _fill_adaptive(t, grid, results)
     theory = theory_cells(grid, results)
@@ -235,8 +237,8 @@ def _fill_adaptive(t: PhaseTable, grid: PhaseGrid, results: Results) -> PhaseTab
         at = {grid.y_axis: index[grid.y_axis][y], grid.x_axis: index[grid.x_axis][x]}
         return tuple(at[n] for n in names)
 
-    labels: dict[tuple[int, ...], Hashable] = {node(y, x): cell.best for y, row in zip(grid.y_values, grid.cells)
-              for x, cell in zip(grid.x_values, row) if cell is not None and cell.best is not None}
+    labels: dict[tuple[int, ...], Hashable] = {node(y, x): cell.phase for y, row in zip(grid.y_values, grid.cells)
+              for x, cell in zip(grid.x_values, row) if cell is not None and cell.phase is not None}
     shape = tuple(len(a.values) for a in spec.axes)
     guessed = inferred(labels, shape, spec.adaptive.rounds)
     cells = []
@@ -251,8 +253,8 @@ def _fill_adaptive(t: PhaseTable, grid: PhaseGrid, results: Results) -> PhaseTab
 
 
 def _table_cell(cell: PhaseCell | None) -> TableCell:
-    if cell is None or cell.best is None:
+    if cell is None or cell.phase is None:
         return TableCell("·", None, None, 0.0)
-    share = cell.fractions[cell.best]
+    share = cell.fractions[cell.phase]
     agree = round(share * cell.seeds)
-    return TableCell(f"{PHASE_LETTERS[cell.best]} {agree}/{cell.seeds}", cell.best, PHASE_COLORS[cell.best], share)
+    return TableCell(f"{PHASE_LETTERS[cell.phase]} {agree}/{cell.seeds}", cell.phase, PHASE_COLORS[cell.phase], share)

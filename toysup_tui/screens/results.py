@@ -47,6 +47,7 @@ class ResultsScreen(ToysupScreen):
         Binding("m", "metric(1)", "Metric"),
         Binding("M", "metric(-1)", "Prev metric", show=False),
         Binding("x", "x_axis", "X axis"),
+        Binding("k", "phase_selection", "Phase seeds", show=False),  # the phase grid: best-of-k or majority
         Binding("right_square_bracket", "instance(1)", "Next inst", key_display="]"),
         Binding("left_square_bracket", "instance(-1)", "Prev inst", key_display="[", show=False),
         Binding("t", "snapshot(1)", "Snapshots", show=False),
@@ -76,6 +77,7 @@ class ResultsScreen(ToysupScreen):
         self.metrics: list[str] = []
         self.metric_index = 0
         self.x_index = 0
+        self.phase_selection = "best"  # how the phase grid picks a point's phase (engine.analysis.phase.SELECTIONS)
         self.instance: int | None = None
         self.snapshot: int | None = None  # index into the instance's weight snapshots; None: final weights
         self._weights_cache: tuple[int, dict[str, Any]] | None = None
@@ -191,7 +193,8 @@ class ResultsScreen(ToysupScreen):
 
     def _draw_metrics(self) -> None:
         assert self.results is not None
-        self.query_one(MetricsTab).draw(self.results, self.metrics, self.metric_index, self.x_index)
+        self.query_one(MetricsTab).draw(self.results, self.metrics, self.metric_index, self.x_index,
+                                        self.phase_selection)
 
     def _instance_weights(self) -> tuple[Any | None, str]:
         """The chosen instance's (n, m) embedding W, or None and why not."""
@@ -313,6 +316,14 @@ class ResultsScreen(ToysupScreen):
         if self.spec is not None and self.spec.axes:
             self.x_index = (self.x_index + 1) % len(self.spec.axes)
             self._redraw("metrics")
+
+    def action_phase_selection(self) -> None:
+        """The phase grid's seed selection: best-of-k, then the paper's drop-worst majority, and back."""
+        from engine.analysis.phase import SELECTIONS
+
+        names = list(SELECTIONS)
+        self.phase_selection = names[(names.index(self.phase_selection) + 1) % len(names)]
+        self._redraw("metrics")
 
     def action_snapshot(self, step: int) -> None:
         """Step the geometry tabs through the weights over training: snapshots, then the final weights."""

@@ -24,7 +24,9 @@ class AbsValueKind(ModelKind):
               choices=("independent", "matched"), structural=True),
     )
     columns = (
-        Column("loss", "final importance-weighted MSE against |x| on a fresh evaluation batch", headline=1, keep=1),
+        Column("loss", "final expected importance-weighted MSE against |x| (relu_output's sparse-data estimator)",
+               headline=1, keep=1),
+        Column("loss_se", "standard error of loss", summary="wide", chart=False, short="±loss"),
         Column("features_represented", "features computed: alone, the output explains > 50% of Var(|x_i|)", "int",
                headline=2, keep=2, short="repr"),
         Column("sides_computed", "sides of |x_i| (x_i < 0 or > 0, feature alone) explained > 50%, out of 2n", "int"),

@@ -10,16 +10,18 @@ from engine.models.kinds.base import Column, ModelKind
 from engine.params import CORRELATIONS, FEATURE_DISTS, SUPERPOSITION_PARAMS, Param
 
 SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
-    Column("loss", "final importance-weighted MSE on a fresh evaluation batch (no dropout)", headline=1, keep=1),
+    Column("loss", "final expected importance-weighted MSE (no dropout), by the sparse-data estimator: exact for "
+           "no and one active feature, importance-sampled co-activation (eval_batch_size inputs)", headline=1, keep=1),
     Column("features_represented", "features whose mean ablation (x_i at its mean in h, output i the best "
            "constant) raises the loss by > 10% of their constant-output loss I_i Var(x_i)/n (toysup's own cut)",
            "int", headline=2, keep=3, short="repr"),
     Column("dims_per_feature", "D* = m / ||W||_F^2 (moves with the norms: dropout, decay and L1 shrink them)",
            headline=3, keep=4, short="D*"),
-    Column("orientation_angle_deg", "angle between the largest-norm feature and its nearest hidden axis",
+    Column("orientation_angle_deg", "angle between the largest-norm represented feature and its nearest hidden "
+           "axis (empty if none is represented)",
            headline=5, keep=5, short="angle°"),
     # The orientation angle on another scale: in summaries only when there is room, never charted.
-    Column("axis_alignment", "max_j |u_j| for u the largest-norm feature's unit direction", headline=6,
+    Column("axis_alignment", "max_j |u_j| for u the largest-norm represented feature's unit direction", headline=6,
            summary="wide", chart=False, short="align"),
     Column("polysemantic_neurons", "neurons carrying 2+ represented features (drive >= carry_threshold ||W_i||); "
            "empty without a privileged basis", "int", headline=7, keep=6, short="poly"),
@@ -29,12 +31,15 @@ SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
     Column("collapsed", "loss >= 0.98 trivial_loss: no better than the best constant output (2% margin, "
            "toysup's own), so orientation means nothing", "bool", headline=9, keep=2, summary="if_true"),
     Column("linear_regions", "effective number of linear regions, exp(entropy) of the ReLU activation patterns "
-           "over a fixed probe of 65,536 inputs (polytope lens); empty if > 5% of the probe is in regions seen once"),
+           "over a fixed probe of 32,768 inputs with at least one feature active (polytope lens); empty if > 5% of "
+           "the probe is in regions seen once"),
     Column("features_per_dim", "features_represented / m: above 1 = superposition (scale-free)"),
     Column("mean_dimensionality", "mean D_i over represented features (scale-free; 1/2 antipodal pairs, "
            "2/5 pentagon)", headline=4),
-    Column("trivial_loss", "the best constant output's loss on the same batch: mean_i I_i Var(x_i) (the "
-           "constant is the mean of x_i; analytically p/3 - p^2/4 per feature)"),
+    Column("trivial_loss", "the best constant output's loss, analytic: mean_i I_i Var(x_i) (the constant is "
+           "E[x_i]; Var = p/3 - p^2/4 uniform, p(1 - p) binary, p/2 - p^2/4 exponential, p - p^2/4 Pareto)"),
+    Column("loss_se", "standard error of loss (the co-activation stratum's Monte Carlo; the rest is exact)",
+           summary="wide", chart=False, short="±loss"),
 )
 
 FEATURE_COLUMNS: tuple[Column, ...] = (
@@ -43,8 +48,9 @@ FEATURE_COLUMNS: tuple[Column, ...] = (
     Column("interference", "sum_{j != i} (W^_i . W_j)^2"),
     Column("bias", "b_i"),
     Column("importance", "importance_decay ** i"),
-    Column("ablation_gain", "loss increase when feature i is mean-ablated, as a share of its constant-output loss "
-           "(represented above 0.1)"),
+    Column("ablation_gain", "expected loss increase when feature i is mean-ablated, as a share of its "
+           "constant-output loss (represented above 0.1); empty for constant data"),
+    Column("ablation_gain_se", "standard error of ablation_gain (same inputs as the loss: common random numbers)"),
     Column("represented", "1 if feature i is represented (see features_represented), else 0", "int"),
 )
 
@@ -98,7 +104,7 @@ class ReluOutputKind(ModelKind):
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
         n, m = config["n_features"], config["n_hidden"]
         train = config["batch_size"] * (10 * n + 6 * m)
-        evaluate = config["eval_batch_size"] * (5 * n + 2 * m)
-        # The ablation (blocks of about a million numbers) and the linear-region probe (PROBE_ROWS
-        # instances at a time) have bounded memory of their own, whatever the chunk size.
+        # The evaluation (engine/estimator.py, blocks of at most 4,096 inputs and about 4M numbers) and the
+        # linear-region probe (PROBE_ROWS instances at a time) have bounded memory of their own.
+        evaluate = min(config["eval_batch_size"], 4096) * (5 * n + 2 * m)
         return 4 * (max(train, evaluate) + 8 * n * m + 4 * n)

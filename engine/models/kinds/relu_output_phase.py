@@ -25,7 +25,9 @@ class ReluOutputPhaseKind(ReluOutputKind):
         for p in ReluOutputKind.params
     )
     columns = (
-        Column("loss", "final importance-weighted MSE on a fresh evaluation batch", headline=1, keep=1),
+        Column("loss", "final expected importance-weighted MSE (relu_output's sparse-data estimator)", headline=1,
+               keep=1),
+        Column("loss_se", "standard error of loss", summary="wide", chart=False, short="±loss"),
         Column("phase", "the extra feature 1: " + ", ".join(f"{i} {p}" for i, p in enumerate(PHASES)), "int"),
         Column("features_represented", "features whose ablation raises the loss by > 10% of their constant-output "
                "loss (relu_output's rule)", "int", headline=2, keep=2, short="repr"),

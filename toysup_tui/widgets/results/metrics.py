@@ -23,7 +23,8 @@ class MetricsTab(TabPane):
         yield Static("", id="phase-grid")
         yield Legend("", id="metric-legend")
 
-    def draw(self, results: Results, metrics: list[str], metric_index: int, x_index: int) -> None:
+    def draw(self, results: Results, metrics: list[str], metric_index: int, x_index: int,
+             phase_selection: str = "best") -> None:
         plot = self.query_one("#metric-chart", Chart)
         choice = self.query_one("#metric-choice", Static)
         legend = self.query_one("#metric-legend", Legend)
@@ -35,12 +36,13 @@ class MetricsTab(TabPane):
         axis = axes[x_index % len(axes)]
         metric = metrics[metric_index % len(metrics)]
         grid = self.query_one("#phase-grid", Static)
-        phase = phase_table(results) if metric == "phase" else None
+        phase = phase_table(results, phase_selection) if metric == "phase" else None
         grid.display, plot.display = phase is not None, phase is None
         if phase is not None:  # the phase diagram reads best as its coloured grid, not as a line
             grid.update(phase)
             choice.update(f"metric [b]phase[/] ({metric_index % len(metrics) + 1}/{len(metrics)}, "
-                          "m/M): the phase diagram")
+                          f"m/M): the phase diagram, seeds by [b]{phase_selection}[/] (k: best-of-k or the "
+                          "paper's drop-worst majority)")
             legend.display = False
             return
         bands = metric_bands(results, axis.name, metric, max_series=len(charts.PALETTE))
