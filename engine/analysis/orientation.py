@@ -1,7 +1,7 @@
 """Is there a privileged basis? Orientation angles over seeds against the no-preference null.
 
-With no privileged basis, the largest feature's direction is uniformly random
-on the sphere. In 2-D its angle to the nearest axis is then uniform on
+With no privileged basis, the largest represented feature's direction
+(engine.metrics.orientation) is uniformly random on the sphere. In 2-D its angle to the nearest axis is then uniform on
 [0, 45] degrees (mean 22.5); in m > 2 dimensions the null distribution of
 arccos(max_j |u_j|) has no simple closed form, so it is sampled once (fixed
 seed, 200,000 directions) and the test compares against that empirical CDF.
