@@ -74,9 +74,15 @@ def invoke(*args: Any, env: dict[str, str | None] | None = None) -> Result:
 
     $TOYSUP_RUNS_DIR from the caller's environment is hidden unless ``env`` sets it.
     """
-    from toysup_tui.cli import app
+    from toysup_tui import cli
 
-    return CliRunner().invoke(app, [str(a) for a in args], env={"TOYSUP_RUNS_DIR": None, **(env or {})})
+    # Rich fixes a console's width from $COLUMNS when the console is made (cli's are made at import), so a test
+    # that asks for COLUMNS would otherwise get whatever the first test of its xdist worker had: set it per call
+    # (None: measured again from the environment CliRunner sets up).
+    columns = (env or {}).get("COLUMNS")
+    for console in (cli.out, cli.err):
+        console.width = int(columns) if columns else None  # type: ignore[assignment]
+    return CliRunner().invoke(cli.app, [str(a) for a in args], env={"TOYSUP_RUNS_DIR": None, **(env or {})})
 
 
 def toysup_command() -> list[str]:

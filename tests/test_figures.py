@@ -159,7 +159,7 @@ def test_phase_diagram_cells_are_the_runs_phases_with_the_theory_drawn(tmp_path:
 
 def test_sae_recovery_and_incidental_rate_charts(tmp_path: Path) -> None:
     sae = results_of(trained(tmp_path, "sae-recovery", "-s", "steps=40", "--sweep", "n_ground_truth=16",
-                             "--sweep", "dict_ratio=1", "--sweep", "l1=0.001,0.1"))
+                             "--sweep", "dict_ratio=1", "--sweep", "l1=0.001,0.01"))
     assert "recovery" in figures.available(sae) and "geometry" not in figures.available(sae)
     ax = written(figures.build(sae, ["recovery"]), tmp_path, ".png").axes[0]
     counts = [int(patch.get_path().vertices[:, 1].max() > 0) for patch in ax.patches]
