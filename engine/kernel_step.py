@@ -24,6 +24,8 @@ MAX_BLOCK_STEPS = 256  # steps per launch at most, so progress, stop and checkpo
 OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
 
 _module: ModuleType | None = None
+_proven: set[tuple[Any, ...]] = set()  # kernel specialisations that compiled and ran once in this process
+_broken: str | None = None  # why the kernel failed to compile in this process: later chunks train eagerly
 
 
 def _interpreting() -> bool:
@@ -34,6 +36,8 @@ def _interpreting() -> bool:
 
 def unavailable_reason(device: torch.device) -> str | None:
     """Why the kernel cannot train on ``device`` in this process, or None when it can."""
+    if _broken is not None:
+        return _broken
     if importlib.util.find_spec("triton") is None:
         return "Triton is not installed"
     interpreted = _module.interpreted if _module is not None else _interpreting()
@@ -125,14 +129,37 @@ def train_steps(model: Any, weights: dict[str, torch.Tensor], optimizer: Batched
     loss = torch.empty(count, device=W.device)
     dead = diverged.to(torch.int8)
     BN, BM = _pow2(n), _pow2(m)
-    module.train_kernel[(count,)](
-        W, b, *moments, inputs["scale"], inputs["imp2"], inputs["q"], lr, wd, inputs["data_base"],
-        inputs["drop_base"], bias1, bias2, loss, dead, first, steps, b2, 1 - b1, 1 - b2, optimizer.eps,
-        N=n, M=m, B=batch, BN=BN, BM=BM, BB=_tile_rows(batch, BN, BM, W.device),
-        RELU=bool(model.relu), HIDDEN_RELU=bool(model.hidden_relu), DROPOUT=bool(model.uses_dropout), OPT=kind)
+    constants = dict(N=n, M=m, B=batch, BN=BN, BM=BM, BB=_tile_rows(batch, BN, BM, W.device), RELU=bool(model.relu),
+                     HIDDEN_RELU=bool(model.hidden_relu), DROPOUT=bool(model.uses_dropout), OPT=kind)
+    args = (W, b, *moments, inputs["scale"], inputs["imp2"], inputs["q"], lr, wd, inputs["data_base"],
+            inputs["drop_base"], bias1, bias2, loss, dead, first, steps, b2, 1 - b1, 1 - b2, optimizer.eps)
+    key = (W.device.type, *constants.values())
+    if key in _proven:
+        module.train_kernel[(count,)](*args, **constants)
+    else:  # the first launch of a specialisation compiles it: a failure there leaves the state as it was
+        _first_launch(module, count, args, constants)
+        _proven.add(key)
     diverged.copy_(dead != 0)
     optimizer.t += steps
     return loss
+
+
+def _first_launch(module: ModuleType, count: int, args: tuple[Any, ...], constants: dict[str, Any]) -> None:
+    """Compile and run a new specialisation; a failure turns the kernel off in this process and raises
+    engine.fused.CompileFailed (Triton compiles before the launch writes anything)."""
+    global _broken
+    from engine import fused
+
+    try:
+        module.train_kernel[(count,)](*args, **constants)
+        if args[0].device.type == "cuda":
+            torch.cuda.synchronize(args[0].device)
+    except (torch.OutOfMemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        text = str(exc).strip()
+        _broken = f"{type(exc).__name__}: {text.splitlines()[0][:160] if text else ''}"
+        raise fused.CompileFailed(_broken) from exc
 
 
 def draw(model: Any, step: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -91,6 +91,7 @@ def train_chunk(
     checkpoint_every_s: float = 300.0,
     resume_from: Saved | None = None,
     step_path: str = fused.EAGER,
+    evaluate: bool = True,
 ) -> ChunkResult:
     """Train every instance in ``chunk`` for the chunk's step count.
 
@@ -101,7 +102,8 @@ def train_chunk(
     result as an uninterrupted chunk (the random streams are keyed by step, so
     they need no saving). ``step_path`` "compiled" trains with the model's compiled
     step; should compiling fail, a Notice says so and the chunk trains eagerly
-    (the result's ``step_path`` says which ran).
+    (the result's ``step_path`` says which ran). ``evaluate`` False skips the final evaluation (no metrics
+    or features: the benchmark times training alone).
     """
     started = time.monotonic()
     configs = [inst.config for inst in chunk.instances]
@@ -141,10 +143,14 @@ def train_chunk(
         if step_path == fused.KERNEL:
             if step <= kernel_done:
                 continue
-            end = kernel_done = kernel_step.block_end(step, steps, record_at, snap_steps)
-            loss = kernel_step.train_steps(model, weights, optimizer, diverged, step, end)
-            step = end
-        else:
+            end = kernel_step.block_end(step, steps, record_at, snap_steps)
+            try:
+                loss = kernel_step.train_steps(model, weights, optimizer, diverged, step, end)
+                step = kernel_done = end
+            except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
+                emit(Notice(f"fused kernel failed ({exc}): training eagerly"))
+                step_path = fused.EAGER
+        if step_path != fused.KERNEL:
             model.exact_loss = step in record_at  # the recorded losses must not depend on the chunking
             try:
                 loss, grads = model.loss_and_grads(weights, step)
@@ -194,9 +200,12 @@ def train_chunk(
         torch.cuda.synchronize(device)
     train_time = time.monotonic() - started
     final = {k: w.detach() for k, w in weights.items()}
-    metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
-    diverged |= ~torch.isfinite(metrics["loss"])
-    features = model.feature_metrics(final)
+    metrics: dict[str, torch.Tensor] = {}
+    features: dict[str, torch.Tensor] = {}
+    if evaluate:
+        metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
+        diverged |= ~torch.isfinite(metrics["loss"])
+        features = model.feature_metrics(final)
     return ChunkResult(
         chunk=chunk,
         weights={k: v.cpu() for k, v in final.items()},

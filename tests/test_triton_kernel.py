@@ -99,10 +99,10 @@ def test_the_kernel_draws_the_eager_paths_bits(device: torch.device):
     ("linear", {"optimizer": "adamw", "weight_decay": 0.1, "importance_decay": 0.8}),
 ])
 def test_the_kernel_trains_like_the_eager_step(device: torch.device, kind: str, extra: dict[str, Any]):
-    """Losses at each launch's end, weights and Adam moments after 20 steps, per-instance learning rates."""
+    """Losses at each launch's end, weights and Adam moments after 14 steps, per-instance learning rates."""
     model = build(kind, {**SMALL, **extra}, [1, 2], device, lrs=[0.01, 0.03])
-    (w_k, opt_k, dead_k), loss_k = kernel_steps(model, 20, block=7)
-    (w_e, opt_e, dead_e), loss_e = eager_steps(model, 20, set(loss_k))
+    (w_k, opt_k, dead_k), loss_k = kernel_steps(model, 14, block=7)
+    (w_e, opt_e, dead_e), loss_e = eager_steps(model, 14, set(loss_k))
     for step, loss in loss_k.items():
         torch.testing.assert_close(loss, loss_e[step], rtol=1e-5, atol=1e-7)
     for name in ("W", "b"):
@@ -110,7 +110,7 @@ def test_the_kernel_trains_like_the_eager_step(device: torch.device, kind: str, 
         assert not torch.equal(w_k[name], fresh_state(model)[0][name])  # it trained
     for name, value in opt_e.state().items():
         torch.testing.assert_close(opt_k.state()[name], value, rtol=1e-4, atol=1e-7)
-    assert opt_k.t == opt_e.t == 20 and not dead_k.any() and not dead_e.any()
+    assert opt_k.t == opt_e.t == 14 and not dead_k.any() and not dead_e.any()
 
 
 def test_an_instances_result_does_not_depend_on_the_others_in_its_launch(device: torch.device):
@@ -138,13 +138,13 @@ def test_one_instances_divergence_leaves_the_others_untouched(device: torch.devi
 def test_a_chunk_resumed_from_a_checkpoint_on_the_kernel_equals_an_uninterrupted_one(
         device: torch.device, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(train, "PROGRESS_INTERVAL_S", 0.0)  # a progress report (and checkpoint) after every launch
-    spec = make_spec({**SMALL, "steps": 12, "seeds": 2, "eval_batch_size": 64}, {"dropout": [0.0, 0.2]})
+    spec = make_spec({**SMALL, "steps": 8, "seeds": 2, "eval_batch_size": 64}, {"dropout": [0.0, 0.2]})
     (chunk,) = plan(spec, device, None)
     saved: list[Any] = []
     whole = train.train_chunk(chunk, device, step_path=fused.KERNEL, checkpoint_every_s=1e-9, checkpoint=lambda
                               tensors, meta: saved.append(({k: v.clone() for k, v in tensors.items()}, meta)))
     assert whole.step_path == fused.KERNEL
-    middle = next(s for s in saved if s[1]["step"] == 5)
+    middle = next(s for s in saved if s[1]["step"] == 4)
     resumed = train.train_chunk(chunk, device, step_path=fused.KERNEL, resume_from=middle)
     assert torch.equal(resumed.weights["W"], whole.weights["W"])
     assert torch.equal(resumed.curves.nan_to_num(-1), whole.curves.nan_to_num(-1))
@@ -183,3 +183,25 @@ def test_the_run_says_in_one_line_when_the_kernel_does_not_cover_the_model(tmp_p
     assert notices == ["--compile kernel: this model (or configuration) has no fused kernel; training on the "
                        "eager step"]
     assert json.loads((out.run_dir / "run.json").read_text())["step"] == "eager"
+
+
+def test_a_kernel_that_fails_to_compile_falls_back_to_the_eager_step_once(device: torch.device,
+                                                                        monkeypatch: pytest.MonkeyPatch):
+    class Broken:
+        def __getitem__(self, grid: Any) -> Any:
+            def launch(*args: Any, **kwargs: Any) -> None:
+                raise RuntimeError("PTX assembly failed\nmore lines")
+            return launch
+
+    monkeypatch.setattr(kernel_step, "_proven", set())
+    monkeypatch.setattr(kernel_step, "_broken", None)
+    monkeypatch.setattr(kernel_step.kernels(), "train_kernel", Broken())
+    spec = make_spec({**SMALL, "steps": 6, "seeds": 2, "eval_batch_size": 64})
+    (chunk,) = plan(spec, device, None)
+    notices: list[str] = []
+    result = train.train_chunk(chunk, device, step_path=fused.KERNEL,
+                               emit=lambda e: notices.append(e.message) if isinstance(e, Notice) else None)
+    assert notices == ["fused kernel failed (RuntimeError: PTX assembly failed): training eagerly"]
+    assert result.step_path == fused.EAGER
+    assert torch.equal(result.weights["W"], train.train_chunk(chunk, device).weights["W"])
+    assert kernel_step.unavailable_reason(device) is not None  # later chunks of the process train eagerly
