@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One pass over toysup's CUDA paths on a fresh GPU machine (issue #16, item 4), everything written to $OUT/.
+# One pass over toysup's CUDA paths on a fresh GPU machine (issues #16 and #25), everything written to $OUT/.
 #
-#   bash benchmarks/gpu_check.sh                         # a GPU box: about 6-8 minutes on an H200
+#   bash benchmarks/gpu_check.sh                         # a GPU box: at most TOYSUP_GPU_CHECK_BUDGET_S (540 s)
 #   TOYSUP_GPU_CHECK_TINY=1 bash benchmarks/gpu_check.sh # tiny sizes, a minute or two; runs on CPU without CUDA
 #
 # Assumes `python` (or $PYTHON) has torch, with CUDA on a GPU box. This checkout goes first on PYTHONPATH;
@@ -9,12 +9,17 @@
 # `pip download -d wheels typer rich tomli-w safetensors pytest`) and else from PyPI when the box reaches it;
 # whatever stays missing is listed in $OUT/summary.txt. The engine needs numpy, tomli-w and safetensors
 # besides torch; the CLI typer and rich; the tests pytest.
-# In order of importance, each step under its own time limit and all within TOYSUP_GPU_CHECK_BUDGET_S (480 s;
-# a step that would start later is skipped), none stopping the script when it fails:
-#   1. the environment: torch, CUDA, the GPU, nvidia-smi;
-#   2. the CUDA tests (tests/test_bench.py's test_cuda_*, skipped without CUDA);
-#   3. the bench ladder, engine against the tutorial trainer at equal threads from 30 to 100,000 instances
-#      (bench_DEVICE.out is its JSON), and the README's table from it (bench_DEVICE.md);
+# In order of importance, each step under its own time limit and all within TOYSUP_GPU_CHECK_BUDGET_S (540 s,
+# for a 10-minute loan; a step that would start later is skipped), none stopping the script when it fails:
+#   1. the environment: torch, CUDA, the GPU, nvidia-smi, Triton;
+#   2. the CUDA tests (tests/test_bench.py's test_cuda_*, skipped without CUDA) and the fused kernel's tests
+#      (tests/test_triton_kernel.py: compiled on the GPU there, interpreted on a CPU-only box);
+#   3. the bench ladder, engine against the tutorial trainer at equal threads from 30 to 100,000 instances, the
+#      engine on the fused kernel (--compile kernel) with eager and inductor timed beside it (rung "paths") and
+#      the final evaluation timed apart (bench_DEVICE.out is its JSON), and the README's table (bench_DEVICE.md);
+#   3b. the issue's end-to-end sweep: 100,000 instances x 10,000 steps, n=20, m=5, batch 1024, on the kernel
+#      (benchmarks/sweep_e2e.py; e2e_100k.json is rewritten at every progress event, so a sweep stopped by its
+#      time limit still leaves its rate and projected training time);
 #   4. `toysup run tms-intro` on the device, wall time end to end, and benchmarks/first_step.py: time to the
 #      first progress event (set-up and any compilation) and to the end of the same sweep;
 #   5. the benchmark's, gradient and random-number tests, on CPU as the suite runs them;
@@ -27,7 +32,7 @@ OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
 PY=${PYTHON:-python}
 TINY=${TOYSUP_GPU_CHECK_TINY:-0}
-BUDGET_S=${TOYSUP_GPU_CHECK_BUDGET_S:-480}
+BUDGET_S=${TOYSUP_GPU_CHECK_BUDGET_S:-540}
 START=$(date +%s)
 SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
@@ -54,12 +59,17 @@ import torch
 print("python", sys.version.split()[0], platform.platform())
 print("torch", torch.__version__, "cuda build", torch.version.cuda, "cuda available", torch.cuda.is_available())
 print("cpu cores", len(os.sched_getaffinity(0)), "torch threads", torch.get_num_threads())
+try:
+    import triton
+    print("triton", triton.__version__)
+except ImportError:
+    print("triton not installed: no fused kernel, no inductor on CUDA")
 for i in range(torch.cuda.device_count()):
     p = torch.cuda.get_device_properties(i)
     print(f"cuda:{i} {p.name}, {p.total_memory / 2**30:.1f} GiB, {p.multi_processor_count} SMs, cc {p.major}.{p.minor}")
 PYTHON
 (command -v nvidia-smi > /dev/null && nvidia-smi >> "$OUT/env.txt" 2>&1) || echo "no nvidia-smi" >> "$OUT/env.txt"
-head -4 "$OUT/env.txt" | while read -r line; do note "env: $line"; done
+head -5 "$OUT/env.txt" | while read -r line; do note "env: $line"; done
 DEVICE=cpu
 [ "$($PY -c 'import torch; print(int(torch.cuda.is_available()))' 2>/dev/null)" = 1 ] && DEVICE=cuda
 note "device for the checks: $DEVICE"
@@ -94,16 +104,30 @@ note "still missing: $(missing)"
 # -o addopts= : the project's addopts need pytest-xdist, which the box may lack.
 step tests_cuda 90 $PY -m pytest -o addopts= -p no:cacheprovider -q -rs tests/test_bench.py -k cuda
 note "  tests_cuda: $(grep -E "passed|failed|error|skipped|deselected|no tests ran" "$OUT/tests_cuda.out" 2> /dev/null | tail -1)"
+step tests_kernel 90 $PY -m pytest -o addopts= -p no:cacheprovider -q -rs tests/test_triton_kernel.py
+note "  tests_kernel: $(grep -E "passed|failed|error|skipped|deselected|no tests ran" "$OUT/tests_kernel.out" 2> /dev/null | tail -1)"
 
 # --- 3. the bench ladder ----------------------------------------------------------------------------
 if [ "$TINY" = 1 ]; then
     LADDER=(--instances 3,30 --n-features 6 --n-hidden 2 --batch-size 32 --repeats 2)
 else
-    LADDER=(--instances 30,300,3000,30000,100000 --repeats 3)
+    LADDER=(--instances 30,300,3000,30000,100000 --repeats 2)
 fi
-step "bench_$DEVICE" 300 $PY -m toysup_tui.cli bench --device "$DEVICE" "${LADDER[@]}" --json
+KERNEL=(--compile kernel)
+[ "$DEVICE" = cuda ] || KERNEL=(--compile auto)
+step "bench_$DEVICE" 200 $PY -m toysup_tui.cli bench --device "$DEVICE" "${LADDER[@]}" "${KERNEL[@]}" --json
 [ -s "$OUT/bench_$DEVICE.out" ] && $PY benchmarks/ladder.py "$OUT/bench_$DEVICE.out" > "$OUT/bench_$DEVICE.md" 2>> "$OUT/bench_$DEVICE.log" \
     && tee -a "$SUMMARY" < "$OUT/bench_$DEVICE.md"
+grep -E "instances:" "$OUT/bench_$DEVICE.log" 2> /dev/null | while read -r line; do note "  $line"; done
+
+# --- 3b. the issue's sweep end to end ---------------------------------------------------------------
+if [ "$TINY" = 1 ]; then
+    E2E=(--instances 30 --steps 50 --n-features 6 --n-hidden 2 --batch-size 32)
+else
+    E2E=(--instances 100000 --steps 10000)
+fi
+step e2e_100k 200 $PY benchmarks/sweep_e2e.py "${E2E[@]}" --device "$DEVICE" "${KERNEL[@]}" --out "$OUT/e2e_100k.json"
+note "  e2e_100k: $(cat "$OUT/e2e_100k.json" 2> /dev/null | tr -d '\n ' | head -c 600)"
 
 # --- 4. a real sweep end to end ---------------------------------------------------------------------
 SETS=()

@@ -52,7 +52,24 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append("| " + " | ".join([f"{rung['instances']:,}", *_side(e), *_side(r), ratio, *memory]) + " |")
     notes = [f"{rung['instances']:,} instances, {name}: {rung[name]['note']}."
              for rung in data["rungs"] for name in ("engine", "reference") if rung[name]["note"]]
-    return "\n".join([*lines, *(["", *notes] if notes else [])])
+    return "\n".join([*lines, *(["", *notes] if notes else []), *paths_table(data)])
+
+
+def paths_table(data: dict[str, Any]) -> list[str]:
+    """The engine's step paths side by side (instance-steps/s and share of peak) and the final evaluation's
+    seconds, timed apart from training; nothing for a ladder from before they were timed."""
+    paths = sorted({p for r in data["rungs"] for p in r.get("paths", {})} | {data.get("step_path", "eager")})
+    if not any(r.get("paths") or r.get("evaluation_s") is not None for r in data["rungs"]):
+        return []
+    head = ["instances", *(f"{p} inst-steps/s (of peak)" for p in paths), "final evaluation s (instances timed)"]
+    lines = ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rung in data["rungs"]:
+        sides = {**rung.get("paths", {}), data.get("step_path", "eager"): rung["engine"]}
+        cells = [f"{_side(sides[p])[0]} ({_side(sides[p])[2]})" if p in sides else "-" for p in paths]
+        evaluation = (f"{rung['evaluation_s']:,.2f} ({rung.get('evaluation_instances', 0):,})"
+                      if rung.get("evaluation_s") is not None else "-")
+        lines.append("| " + " | ".join([f"{rung['instances']:,}", *cells, evaluation]) + " |")
+    return lines
 
 
 def main() -> None:

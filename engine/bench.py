@@ -28,13 +28,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import torch
 
 from engine import fused
 from engine.errors import SpecError
-from engine.models import Hyper
+from engine.models import Hyper, get_model
 from engine.plan import (
     TORCH_DEFAULT_THREADS,
     Chunk,
@@ -44,6 +45,7 @@ from engine.plan import (
     resolve_device,
     usable_cores,
 )
+from engine.rng import CounterRNG
 from engine.spec import Instance, Spec, resolve
 from engine.train import train_chunk
 
@@ -55,6 +57,9 @@ MAX_STEPS = 5000
 # and 8.4 at 1,000 (n=20, m=5, batch 1024, peak RSS); 10 leaves headroom. A CPU rung that would not fit in 80% of
 # free RAM is reported, not run.
 REFERENCE_TENSORS = 10
+# Instances whose final evaluation a rung times (then scaled to the rung): the linear-region probe alone costs about
+# 60 ms per instance on one CPU core, so evaluating all of a 3,000-instance rung would take minutes.
+EVALUATION_SAMPLE = 64
 
 
 def flops_per_instance_step(n: int, m: int, batch: int) -> int:
@@ -115,13 +120,13 @@ class TutorialModel(torch.nn.Module):
 
 def bench_spec(instances: int, n: int, m: int, batch: int, steps: int, lr: float = 1e-3) -> Spec:
     """The benchmark's sweep: feature probability log-spaced from 1 to 0.02 across instances,
-    importance 0.9**i, one seed per point (so every instance differs). The evaluation batch is
-    small: the final evaluation is never timed, only waited for."""
+    importance 0.9**i, one seed per point (so every instance differs). The training timings skip the
+    final evaluation; :meth:`EngineTrainer.evaluation_time` times it once per rung, at a run's defaults."""
     return resolve({
         "name": "bench",
         "model": "relu_output",
         "params": {"n_features": n, "n_hidden": m, "importance_decay": 0.9, "steps": steps,
-                   "batch_size": batch, "lr": lr, "eval_batch_size": 64},
+                   "batch_size": batch, "lr": lr},
         "sweep": {"feature_probability": [float(f"{50 ** (-k / max(1, instances - 1)):.6g}")
                                           for k in range(instances)]},
     })
@@ -197,7 +202,27 @@ class EngineTrainer:
         chunks = self._by_steps.get(steps)
         if chunks is None:
             chunks = self._by_steps[steps] = [_with_steps(chunk, steps) for chunk in self.chunks]
-        return sum(train_chunk(chunk, self.device, step_path=self.step_path).train_time_s for chunk in chunks)
+        return sum(train_chunk(chunk, self.device, step_path=self.step_path, evaluate=False).train_time_s
+                   for chunk in chunks)
+
+    def evaluation_time(self, sample: int = EVALUATION_SAMPLE) -> tuple[float, int]:
+        """Seconds of the end-of-chunk evaluation (the final loss, ``metrics`` and ``feature_metrics``, through
+        the model's public calls, on freshly initialised weights) of the first ``sample`` instances, scaled to
+        every instance: its work is per instance (see the README's Performance section). Returns the seconds
+        and the number of instances actually evaluated."""
+        chunk = self.chunks[0]
+        instances = chunk.instances[:sample]
+        hp = Hyper([inst.config for inst in instances], self.device)
+        model = get_model(chunk.model)(hp, CounterRNG(torch.tensor([i.seed for i in instances]), self.device))
+        weights = model.init_weights()
+        _sync(self.device)
+        start = time.perf_counter()
+        model.eval_loss(weights)
+        model.metrics(weights)
+        model.feature_metrics(weights)
+        _sync(self.device)
+        total = sum(len(c.instances) for c in self.chunks)
+        return (time.perf_counter() - start) * total / len(instances), len(instances)
 
     def time(self, warmup: int, steps: int) -> float:
         """Seconds for ``steps`` steps in the steady state: the training time of ``warmup + steps`` steps less
@@ -256,6 +281,9 @@ class Rung:
     instances: int
     engine: Side
     reference: Side
+    paths: dict[str, Side] = field(default_factory=dict)  # the engine on its other step paths, beside eager
+    evaluation_s: float | None = None  # one end-of-chunk evaluation of every instance, timed apart from training
+    evaluation_instances: int = 0  # ... measured on this many of them and scaled (EngineTrainer.evaluation_time)
 
     @property
     def ratio(self) -> float | None:
@@ -264,7 +292,8 @@ class Rung:
 
     def to_dict(self) -> dict[str, Any]:
         return {"instances": self.instances, "engine": asdict(self.engine), "reference": asdict(self.reference),
-                "ratio": self.ratio}
+                "ratio": self.ratio, "paths": {k: asdict(v) for k, v in self.paths.items()},
+                "evaluation_s": self.evaluation_s, "evaluation_instances": self.evaluation_instances}
 
 
 @dataclass
@@ -344,16 +373,20 @@ def _choose_steps(seconds: float | None, done: int, steps: int | None) -> int:
 
 def run_rung(instances: int, n: int, m: int, batch: int, device: torch.device, threads: tuple[int, int],
              repeats: int, peaks: dict[int, float], steps: int | None = None, warmup: int = 1,
-             step_path: str = fused.EAGER) -> Rung:
+             step_path: str = fused.EAGER, other_paths: tuple[str, ...] = ()) -> Rung:
     """Both trainers at one instance count: a warm-up of each (which also sizes the timed step count, so
     a timing lasts about TARGET_S), then ``repeats`` alternations of engine and reference, the median kept.
-    A side that runs out of memory (or, on CPU, would need more than free RAM) is reported as oom."""
+    The engine on each of ``other_paths`` joins the alternation as a side of its own (``Rung.paths``).
+    A side that runs out of memory (or, on CPU, would need more than free RAM) is reported as oom. Training
+    is timed without the final evaluation, which is timed once on its own (``Rung.evaluation_s``)."""
     spec = bench_spec(instances, n, m, batch, steps=1)
     flops = flops_per_instance_step(n, m, batch)
     engine = Side("ok", threads[0])
     reference = Side("ok", threads[1])
     engine_trainer = EngineTrainer(spec, device, step_path)
     engine.chunks = len(engine_trainer.chunks)
+    others = {path: (Side("ok", threads[0], chunks=engine.chunks), EngineTrainer(spec, device, path))
+              for path in other_paths if path != step_path}
     need = reference_bytes(instances, n, batch)
     ref_trainer: ReferenceTrainer | None = None
     if device.type == "cpu" and need > 0.8 * available_ram():
@@ -387,26 +420,58 @@ def run_rung(instances: int, n: int, m: int, batch: int, device: torch.device, t
     # The first call of each pays for set-up, first touches and any compilation; a second sizes the timings.
     engine.warmup_s = _rounded(guarded(engine, lambda: engine_trainer.train_time(warmup)))
     reference.warmup_s = _rounded(guarded(reference, make_reference))
+    for side, trainer in others.values():
+        side.warmup_s = _rounded(guarded(side, partial(trainer.train_time, warmup)))
     engine.steps = _choose_steps(guarded(engine, lambda: engine_trainer.train_time(warmup)), warmup, steps)
     reference.steps = _choose_steps(guarded(reference, lambda: ref_trainer.time(0, warmup)),  # type: ignore[union-attr]
                                     warmup, steps)
+    for side, trainer in others.values():
+        side.steps = _choose_steps(guarded(side, partial(trainer.train_time, warmup)), warmup, steps)
     for _ in range(repeats):
         seconds = guarded(engine, lambda: engine_trainer.time(warmup, engine.steps))
         if seconds is not None:
             engine.samples.append(round(_rate(instances, engine.steps, seconds), 1))
+        for side, trainer in others.values():
+            seconds = guarded(side, partial(trainer.time, warmup, side.steps))
+            if seconds is not None:
+                side.samples.append(round(_rate(instances, side.steps, seconds), 1))
         seconds = guarded(reference, lambda: ref_trainer.time(warmup, reference.steps))  # type: ignore[union-attr]
         if seconds is not None:
             reference.samples.append(round(_rate(instances, reference.steps, seconds), 1))
     ref_trainer = None
     _free_memory(device)
-    for side in (engine, reference):
+    evaluation_s, evaluated = None, 0
+    if engine.status == "ok":
+        torch.set_num_threads(engine.threads)
+        try:
+            seconds, evaluated = engine_trainer.evaluation_time()
+            evaluation_s = _rounded(seconds)
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            _free_memory(device)
+    for side in (engine, reference, *(side for side, _ in others.values())):
         if side.status == "ok" and side.samples:
             side.instance_steps_per_s = round(statistics.median(side.samples), 1)
             side.gflops = round(side.instance_steps_per_s * flops / 1e9, 3)
             side.peak_fraction = round(side.gflops / peaks[side.threads], 5)
         else:
             side.samples = []
-    return Rung(instances, engine, reference)
+    return Rung(instances, engine, reference, {path: side for path, (side, _) in others.items()}, evaluation_s,
+                evaluated)
+
+
+def timed_paths(device: torch.device) -> tuple[str, ...]:
+    """The step paths the ladder times beside each other on ``device``: eager, compiled where a compiler is
+    present, and on CUDA the fused kernel where Triton is."""
+    from engine import kernel_step
+
+    paths = [fused.EAGER]
+    if fused.unavailable_reason(device) is None:
+        paths.append(fused.COMPILED)
+    if device.type == "cuda" and kernel_step.unavailable_reason(device) is None:
+        paths.append(fused.KERNEL)
+    return tuple(paths)
 
 
 def device_name(device: torch.device) -> str:
@@ -448,20 +513,22 @@ def check_options(n_features: int, n_hidden: int, batch_size: int, device: str, 
 def ladder(counts: list[int] | tuple[int, ...] = DEFAULT_LADDER, n_features: int = 20, n_hidden: int = 5,
            batch_size: int = 1024, device: str = "auto", threads: int | None = None, defaults: bool = False,
            repeats: int = 3, steps: int | None = None, compile: str = "auto",
-           on_rung: Callable[[Rung], None] = lambda rung: None) -> LadderResult:
+           on_rung: Callable[[Rung], None] = lambda rung: None, all_paths: bool = True) -> LadderResult:
     """Engine against reference at every instance count in ``counts``.
 
     By default both run at the engine's thread count (``threads``, else its automatic choice); with
     ``defaults`` each runs at its own default (the engine's automatic count, torch's default for the
     reference). ``steps`` fixes the timed steps per repeat (default: sized to TARGET_S per timing).
     ``compile`` chooses the engine's step as for a run (auto: compiled where a compiler is present, the
-    ladder timing the steady state of a long sweep). ``on_rung`` sees each rung as it finishes.
+    ladder timing the steady state of a long sweep); with ``all_paths`` the engine's other step paths
+    (:func:`timed_paths`) are timed beside it. ``on_rung`` sees each rung as it finishes.
     """
     dev = check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
     engine_threads = configure_threads(threads, dev)
     reference_threads = TORCH_DEFAULT_THREADS if defaults else engine_threads
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
-    step_path, step_note = fused.choose_path(compile, dev, True, fused.AUTO_MIN_INSTANCE_STEPS)
+    step_path, step_note = fused.choose_path(compile, dev, True, fused.AUTO_MIN_INSTANCE_STEPS, True, max(counts))
+    other_paths = timed_paths(dev) if all_paths else ()
     peaks: dict[int, float] = {}
     for count in sorted({engine_threads, reference_threads}):
         torch.set_num_threads(count)
@@ -469,7 +536,7 @@ def ladder(counts: list[int] | tuple[int, ...] = DEFAULT_LADDER, n_features: int
     rungs = []
     for count in counts:
         rung = run_rung(count, n_features, n_hidden, batch_size, dev, (engine_threads, reference_threads),
-                        repeats, peaks, steps, step_path=step_path)
+                        repeats, peaks, steps, step_path=step_path, other_paths=other_paths)
         rungs.append(rung)
         on_rung(rung)
     torch.set_num_threads(engine_threads)

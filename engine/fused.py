@@ -13,6 +13,12 @@ random bits, but rounds differently (fused loops, float32 loss reductions): its
 numbers are not bit-identical to the eager path's. Each path on its own is
 per-instance reproducible and batch-independent; a run records the path it
 used (run.json "step") and a resume continues on it.
+
+A third path, the fused Triton kernel of the relu_output family (engine/kernel_step.py),
+trains many steps per launch with each instance's state on chip. It runs on CUDA
+only (on CPU tensors under Triton's interpreter, for the tests) and is chosen by
+``--compile kernel``; auto picks a path on a GPU only once a GPU run has measured it
+faster (KERNEL_FASTER_FROM), which none has yet.
 """
 
 from __future__ import annotations
@@ -24,8 +30,12 @@ from typing import Any
 
 import torch
 
-COMPILED, EAGER = "compiled", "eager"
-STEP_PATHS = (COMPILED, EAGER)
+COMPILED, EAGER, KERNEL = "compiled", "eager", "kernel"
+STEP_PATHS = (COMPILED, EAGER, KERNEL)
+MODE_ALIASES = {"on": COMPILED, "off": EAGER}  # the option's first names
+# The fewest instances from which a GPU run (benchmarks/gpu_check.sh) measured the fused kernel faster than the
+# eager and compiled steps; None until one has: auto then never picks the kernel.
+KERNEL_FASTER_FROM: int | None = None
 # auto compiles a run of at least this many instance-steps: a cold compile costs about 20 s on a 2-core CPU
 # (2-3 s from inductor's cache), which a 2-3x faster step repays within this much training.
 AUTO_MIN_INSTANCE_STEPS = 2_000_000
@@ -69,45 +79,73 @@ def _cpp_compiler() -> str | None:
     return shutil.which(name) or (name if shutil.which(name.split()[0]) else None)
 
 
-def choose_path(mode: str, device: torch.device, supported: bool, instance_steps: int) -> tuple[str, str | None]:
-    """The step path of a run, and a notice line when the user should know why it is not compiled.
+def choose_path(mode: str, device: torch.device, supported: bool, instance_steps: int,
+                kernel_supported: bool = False, instances: int = 0) -> tuple[str, str | None]:
+    """The step path of a run, and a notice line when the user should know why it is not the one asked for.
 
-    ``mode`` is the run option (auto, on, off); ``supported`` whether the run's model and configs have a
-    compiled step; auto compiles from AUTO_MIN_INSTANCE_STEPS on, on CPUs only (nobody has timed the compiled
-    step on a GPU yet: ``on`` compiles there too).
+    ``mode`` is the run option (auto, eager, compiled, kernel; on and off as compiled and eager); ``supported``
+    whether the run's model and configs have a compiled step, ``kernel_supported`` whether they have the fused
+    kernel. auto compiles from AUTO_MIN_INSTANCE_STEPS on, on CPUs only; on CUDA it takes the kernel from
+    KERNEL_FASTER_FROM instances once a GPU has measured that, and otherwise trains eagerly and says why.
     """
-    if mode == "off" or not supported:
-        note = "--compile on: this model (or configuration) has no compiled step; training eagerly"
-        return EAGER, note if mode == "on" else None
-    if mode == "auto" and (instance_steps < AUTO_MIN_INSTANCE_STEPS or device.type != "cpu"):
-        return EAGER, None  # short sweeps, and GPUs until the compiled step is measured there (--compile on)
+    given, mode = mode, MODE_ALIASES.get(mode, mode)
+    if mode == KERNEL:
+        reason = _kernel_unavailable(device, kernel_supported)
+        if reason is None:
+            return KERNEL, None
+        fallback, _ = choose_path(COMPILED if device.type == "cpu" else EAGER, device, supported, instance_steps)
+        return fallback, f"--compile kernel: {reason}; training on the {fallback} step"
+    if mode == EAGER or (not supported and mode != "auto"):
+        note = f"--compile {given}: this model (or configuration) has no compiled step; training eagerly"
+        return EAGER, note if mode == COMPILED else None
+    if mode == "auto" and device.type == "cuda":
+        if kernel_supported and KERNEL_FASTER_FROM is not None and instances >= KERNEL_FASTER_FROM and \
+                _kernel_unavailable(device, True) is None:
+            return KERNEL, None
+        if not (supported or kernel_supported):
+            return EAGER, None
+        return EAGER, ("--compile auto: no faster step is measured on GPUs yet (compiled and kernel are unmeasured"
+                       "): training eagerly; --compile kernel or compiled to try one")
+    if mode == "auto" and (not supported or instance_steps < AUTO_MIN_INSTANCE_STEPS or device.type != "cpu"):
+        return EAGER, None  # short sweeps, and devices where the compiled step is unmeasured
     reason = unavailable_reason(device)
     if reason is not None:
         return EAGER, f"compiled step unavailable ({reason}): training eagerly"
     return COMPILED, None
 
 
+def _kernel_unavailable(device: torch.device, supported: bool) -> str | None:
+    if not supported:
+        return "this model (or configuration) has no fused kernel"
+    from engine import kernel_step
+
+    return kernel_step.unavailable_reason(device)
+
+
 def resumed_path(recorded: str | None, device: torch.device) -> tuple[str, str | None]:
     """The path a resumed run continues on: the one it recorded (eager for runs from before the switch)."""
-    if recorded != COMPILED:
+    if recorded not in (COMPILED, KERNEL):
         return EAGER, None
-    reason = unavailable_reason(device)
+    reason = unavailable_reason(device) if recorded == COMPILED else _kernel_unavailable(device, True)
     if reason is None:
-        return COMPILED, None
-    return EAGER, (f"this run trained with the compiled step, which is unavailable now ({reason}): the rest "
+        return recorded, None
+    name = "the compiled step" if recorded == COMPILED else "the fused kernel"
+    return EAGER, (f"this run trained with {name}, which is unavailable now ({reason}): the rest "
                    "trains eagerly, and may differ from an uninterrupted run in the last digits")
 
 
 def spec_path(mode: str, device: torch.device, spec: Any) -> tuple[str, str | None]:
     """:func:`choose_path` for a whole sweep (an engine.spec.Spec): supported when every instance's config has a
-    compiled step."""
+    compiled step (the fused kernel)."""
+    from engine import kernel_step
     from engine.models import get_model
 
     model = get_model(spec.model)
     configs = [i.config for i in spec.instances()]
     supported = all(model.has_compiled_step(c) for c in configs)
+    kernel_supported = all(kernel_step.supports(spec.model, c) for c in configs)
     instance_steps = sum(int(c["steps"]) for c in configs)
-    return choose_path(mode, device, supported, instance_steps)
+    return choose_path(mode, device, supported, instance_steps, kernel_supported, len(configs))
 
 
 def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:

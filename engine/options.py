@@ -110,9 +110,11 @@ class RunOptions:
         "float", None, "memory budget per chunk", unit="GiB", low=0.0, low_open=True, high=1_000_000.0,
         automatic="a share of free memory (CPU: at most 4 GiB)", metavar="GIB")
     compile: str = _option(
-        "choice", "auto", "the training step: on compiles it with torch.compile (inductor: C++ on CPU, Triton on "
-        "CUDA), off trains eagerly; auto compiles CPU sweeps of 2,000,000 instance-steps or more where the model has "
-        "a compiled step and a compiler is present", choices=("auto", "on", "off"), metavar="auto|on|off")
+        "choice", "auto", "the training step: eager, compiled (torch.compile: inductor C++ on CPU, Triton on CUDA) "
+        "or kernel (the fused Triton kernel of the relu_output family, CUDA only); on and off are the old names of "
+        "compiled and eager; auto compiles CPU sweeps of 2,000,000 instance-steps or more where the model has a "
+        "compiled step and a compiler is present, and on CUDA picks a path only once measured faster there",
+        choices=("auto", "eager", "compiled", "kernel", "on", "off"), metavar="auto|eager|compiled|kernel")
     checkpoint_every: float = _option(
         "float", 300.0, "time between checkpoints inside a chunk; resume continues from the last one",
         unit="seconds", low=0.0, low_open=True, metavar="SECONDS")

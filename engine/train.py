@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine import fused
+from engine import fused, kernel_step
 from engine.events import EventSink, Notice, Progress, ignore
 from engine.models import Hyper, get_model
 from engine.optim import BatchedOptimizer
@@ -91,6 +91,7 @@ def train_chunk(
     checkpoint_every_s: float = 300.0,
     resume_from: Saved | None = None,
     step_path: str = fused.EAGER,
+    evaluate: bool = True,
 ) -> ChunkResult:
     """Train every instance in ``chunk`` for the chunk's step count.
 
@@ -101,7 +102,8 @@ def train_chunk(
     result as an uninterrupted chunk (the random streams are keyed by step, so
     they need no saving). ``step_path`` "compiled" trains with the model's compiled
     step; should compiling fail, a Notice says so and the chunk trains eagerly
-    (the result's ``step_path`` says which ran).
+    (the result's ``step_path`` says which ran). ``evaluate`` False skips the final evaluation (no metrics
+    or features: the benchmark times training alone).
     """
     started = time.monotonic()
     configs = [inst.config for inst in chunk.instances]
@@ -116,6 +118,8 @@ def train_chunk(
         step_path = fused.EAGER  # compilation failed in an earlier chunk, which said so
     if step_path == fused.COMPILED:
         model.use_compiled_step()
+    if step_path == fused.KERNEL and kernel_step.unavailable_reason(device) is not None:
+        step_path = fused.EAGER  # the chooser said why (engine/fused.py)
 
     steps = chunk.steps
     record = curve_schedule(steps)
@@ -134,21 +138,33 @@ def train_chunk(
         first_step = _restore(resume_from, weights, optimizer, curves, extra, diverged, snaps) + 1
         reported = resume_from[1]["reported"]
 
+    kernel_done = 0  # the fused kernel trains blocks of steps up to the next recorded or snapshot step
     for step in range(first_step, steps + 1):
-        model.exact_loss = step in record_at  # the recorded losses must not depend on the chunking
-        try:
-            loss, grads = model.loss_and_grads(weights, step)
-        except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
-            emit(Notice(f"compiled step failed ({exc}): training eagerly"))
-            step_path = fused.EAGER
-            model.use_eager_step()
-            loss, grads = model.loss_and_grads(weights, step)
-        # An instance whose loss is no longer finite is frozen at its last finite weights; the
-        # others train on (instances never mix, so a NaN cannot spread) and no sync is needed.
-        diverged |= ~torch.isfinite(loss)
-        optimizer.step(grads, diverged)
-        with torch.no_grad():
-            model.after_step(weights, step)
+        if step_path == fused.KERNEL:
+            if step <= kernel_done:
+                continue
+            end = kernel_step.block_end(step, steps, record_at, snap_steps)
+            try:
+                loss = kernel_step.train_steps(model, weights, optimizer, diverged, step, end)
+                step = kernel_done = end
+            except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
+                emit(Notice(f"fused kernel failed ({exc}): training eagerly"))
+                step_path = fused.EAGER
+        if step_path != fused.KERNEL:
+            model.exact_loss = step in record_at  # the recorded losses must not depend on the chunking
+            try:
+                loss, grads = model.loss_and_grads(weights, step)
+            except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
+                emit(Notice(f"compiled step failed ({exc}): training eagerly"))
+                step_path = fused.EAGER
+                model.use_eager_step()
+                loss, grads = model.loss_and_grads(weights, step)
+            # An instance whose loss is no longer finite is frozen at its last finite weights; the
+            # others train on (instances never mix, so a NaN cannot spread) and no sync is needed.
+            diverged |= ~torch.isfinite(loss)
+            optimizer.step(grads, diverged)
+            with torch.no_grad():
+                model.after_step(weights, step)
 
         if step in snap_steps:
             for name, w in weights.items():
@@ -184,9 +200,12 @@ def train_chunk(
         torch.cuda.synchronize(device)
     train_time = time.monotonic() - started
     final = {k: w.detach() for k, w in weights.items()}
-    metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
-    diverged |= ~torch.isfinite(metrics["loss"])
-    features = model.feature_metrics(final)
+    metrics: dict[str, torch.Tensor] = {}
+    features: dict[str, torch.Tensor] = {}
+    if evaluate:
+        metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
+        diverged |= ~torch.isfinite(metrics["loss"])
+        features = model.feature_metrics(final)
     return ChunkResult(
         chunk=chunk,
         weights={k: v.cpu() for k, v in final.items()},

@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import engine.bench as bench
 import engine.plan
-from engine.bench import TutorialModel, bench_spec, flops_per_instance_step, ladder, parse_ladder
+from engine.bench import TutorialModel, bench_spec, flops_per_instance_step, ladder, parse_ladder, timed_paths
 from engine.errors import SpecError
 from engine.models import Hyper, ToyModel, get_model
 from engine.optim import BatchedOptimizer
@@ -130,6 +130,11 @@ def test_ladder_json_carries_each_sides_rate_threads_gflops_and_peak_fraction():
             assert side["warmup_s"] > 0 and side["peak_gpu_mb"] is None
         assert rung["ratio"] == pytest.approx(
             rung["engine"]["instance_steps_per_s"] / rung["reference"]["instance_steps_per_s"], abs=0.006)  # 2 places
+        # the engine's other step paths timed beside it, and the final evaluation timed apart (every instance here)
+        assert set(rung["paths"]) | {data["step_path"]} == set(timed_paths(torch.device("cpu")))
+        for side in rung["paths"].values():
+            assert side["status"] == "ok" and len(side["samples"]) == 2 and side["instance_steps_per_s"] > 0
+        assert rung["evaluation_s"] > 0 and rung["evaluation_instances"] == rung["instances"]
 
 
 def test_both_sides_run_at_the_engines_threads_by_default():

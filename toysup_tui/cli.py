@@ -660,7 +660,16 @@ def _rung_line(rung: dict[str, Any]) -> str:
     ratio = f"{rung['ratio']:.2f}x" if rung["ratio"] is not None else "-"
     return (f"{rung['instances']:>8,} instances: engine {_side_cells(e)[0]}, reference {_side_cells(r)[0]} "
             f"instance-steps/s ({ratio})" + (f"; reference {r['note']}" if r["note"] else "")
-            + (f"; engine {e['note']}" if e["note"] else ""))
+            + (f"; engine {e['note']}" if e["note"] else "") + _paths_text(rung))
+
+
+def _paths_text(rung: dict[str, Any]) -> str:
+    """The engine's other step paths and the separately timed final evaluation, as '; ...' clauses."""
+    text = "".join(f"; {path} {_side_cells(side)[0]}" for path, side in rung.get("paths", {}).items())
+    if rung.get("evaluation_s") is not None:
+        text += (f"; final evaluation {rung['evaluation_s']:.2f} s (not in the rates; timed on "
+                 f"{rung.get('evaluation_instances', 0):,} instances and scaled)")
+    return text
 
 
 def _print_ladder(data: dict[str, Any]) -> None:
@@ -691,6 +700,9 @@ def _print_ladder(data: dict[str, Any]) -> None:
         for name in ("engine", "reference"):
             if rung[name]["note"]:
                 out.print(f"{rung['instances']:,} instances, {name}: {rung[name]['note']}")
+        if _paths_text(rung):
+            out.print(f"{rung['instances']:,} instances: engine ({data.get('step_path', 'eager')}) "
+                      f"{_side_cells(rung['engine'])[0]} inst-steps/s{_paths_text(rung)}")
 
 
 @app.command()
