@@ -164,8 +164,10 @@ def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
     else:
         summaries.print_summary(out, finished)
     if outcome.status == "interrupted":
-        err.print(f"interrupted: finished chunks are kept in {outcome.run_dir}; continue with: "
-                  f"toysup resume {outcome.run_dir}", soft_wrap=True)
+        from engine.progress import kept_text
+
+        err.print(f"interrupted: kept {escape(kept_text(finished.info()))} in {escape(str(outcome.run_dir))}; "
+                  f"continue with: toysup resume {escape(str(outcome.run_dir))}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.status == "failed":
         raise fail(f"run failed: {outcome.error} (details in {outcome.run_dir / 'error.log'}; "
@@ -173,10 +175,14 @@ def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
 
 
 def handle_hangups_and_terms() -> None:
-    """SIGTERM and SIGHUP stop a foreground run as Ctrl-C does: it keeps its finished chunks, is marked
-    interrupted and exits 130. A hangup means the terminal is gone: from then on output goes to /dev/null,
-    since writing to a hung-up terminal fails (EIO) and would turn the clean stop into a crash."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    """Ctrl-C, SIGTERM and SIGHUP stop a foreground run alike: the step in progress finishes, the chunk in
+    training is checkpointed, the run is marked interrupted and exits 130 (engine/stopping.py). A hangup
+    means the terminal is gone: from then on output goes to /dev/null, since writing to a hung-up terminal
+    fails (EIO) and would turn the clean stop into a crash."""
+    from engine import stopping
+
+    signal.signal(signal.SIGINT, stopping.handle)
+    signal.signal(signal.SIGTERM, stopping.handle)
     signal.signal(signal.SIGHUP, _hung_up)
 
 
@@ -185,13 +191,15 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _hung_up(signum: int, frame: Any) -> None:
+    from engine import stopping
+
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # one hangup is enough; a second would cut the cleanup short
     with contextlib.suppress(OSError):
         null = os.open(os.devnull, os.O_WRONLY)
         for fd in (1, 2):
             os.dup2(null, fd)
         os.close(null)
-    raise KeyboardInterrupt
+    stopping.handle(signum, frame)
 
 
 @app.command()
