@@ -24,8 +24,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import store
-from engine.errors import UserError
+from engine import progress, store
+from engine.errors import RunDataError, UserError
 from engine.results import Results
 from engine.spec import Spec, read_preset, resolve
 
@@ -85,6 +85,7 @@ class Run:
         return self._run.spec()
 
     def _data(self) -> Results:
+        progress.require_results(self._run)  # a run still training its first chunk: UserError saying how far
         return Results.open(self._run)
 
     def results(self, as_records: bool = False) -> Any:
@@ -101,6 +102,7 @@ class Run:
         return self._with_point("features", as_records)
 
     def _with_point(self, table: str, as_records: bool) -> Any:
+        progress.require_results(self._run)
         columns, rows = self._run.table(table)
         spec = self.spec
         records = [{"instance": r["instance"], "point": spec.point_of(r["instance"]),
@@ -122,8 +124,13 @@ class Run:
         return _table(data.members(point), data.columns, as_records)
 
     def weights(self, instance: int) -> dict[str, torch.Tensor]:
-        """One instance's final weights (and, with snapshots=N, ``<name>.snapshots`` and ``snapshot_steps``)."""
-        return self._run.instance_weights(instance)
+        """One instance's final weights (and, with snapshots=N, ``<name>.snapshots`` and ``snapshot_steps``);
+        UserError for an instance whose chunk is still training."""
+        try:
+            return self._run.instance_weights(instance)
+        except RunDataError:
+            progress.require_instance(self._run, instance, set())
+            raise
 
     def config(self, instance: int) -> dict[str, Any]:
         """Every parameter one instance trained with: the fixed ones, its point's exact values, its seed."""

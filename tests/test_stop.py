@@ -3,9 +3,11 @@ about half way; each resume starts from the saved step and ends as the uninterru
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,10 +16,13 @@ import pytest
 import torch
 
 from engine import events as ev
+from engine import store
+from engine.models import get_model
+from engine.runlog import STALE_S
 from engine.runner import resume_sweep, run_sweep
 from engine.store import Run, list_runs
 
-from helpers import assert_same_results, make_spec, run_toysup, toysup_command
+from helpers import assert_same_results, assert_user_error, invoke, make_spec, run_toysup, toysup_command
 
 # One chunk of 4 instances, about 3 s of training on one loaded core: long enough to stop in its middle.
 SPEC = make_spec({"steps": 3000, "batch_size": 64, "eval_batch_size": 256, "seeds": 4})
@@ -87,3 +92,142 @@ def test_a_stop_half_way_keeps_the_step_and_resumes_to_the_uninterrupted_run(
     a, b = Run(uninterrupted).instance_weights(3), Run(folder).instance_weights(3)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert Run(folder).read_checkpoints() == [] and Run(folder).info()["checkpoints"] == []
+
+
+# --- fencing: a trainer that wakes after its lock was broken commits nothing --------------------------------
+
+TWO_CHUNKS = make_spec({"steps": 2000, "batch_size": 64, "eval_batch_size": 256, "seeds": 4},
+                       {"feature_probability": [1.0, 0.1]})
+FOUR_INSTANCES = 4 * get_model("relu_output").bytes_per_instance(TWO_CHUNKS.instances()[0].config)
+
+
+@pytest.mark.slow
+def test_a_stale_writer_woken_after_a_forced_resume_is_refused_and_no_row_is_lost(tmp_path: Path):
+    """SIGSTOP the trainer after chunk 0, age its heartbeat past the stale limit, `resume --force`, SIGCONT
+    the original: the resume completes the run, the original stops with one line and writes nothing."""
+    whole = run_sweep(TWO_CHUNKS, tmp_path / "whole", device="cpu", max_memory=FOUR_INSTANCES).run_dir
+    preset = tmp_path / "sweep.toml"
+    preset.write_text(TWO_CHUNKS.to_toml())
+    runs = tmp_path / "runs"
+    budget = str(FOUR_INSTANCES / 1024**3)
+    proc = subprocess.Popen([*toysup_command(), "run", str(preset), "--runs-dir", str(runs), "--device", "cpu",
+                             "--max-memory", budget, "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not ((found := list_runs(runs)) and found[0].info().get("chunks_done")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGSTOP)
+        folder = found[0].path
+        beat = json.loads((folder / "heartbeat.json").read_text())
+        (folder / "heartbeat.json").write_text(json.dumps({**beat, "time": beat["time"] - STALE_S - 60}))
+
+        forced = run_toysup("resume", folder, "--force", "--device", "cpu", "--max-memory", budget, "-q")
+        assert forced.returncode == 0, forced.stderr
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in stderr, stderr
+    (line,) = stderr.strip().splitlines()
+    assert "was taken over by process" in line and "without writing" in line, line
+    info = json.loads((folder / "run.json").read_text())
+    assert info["status"] == "completed" and info["instances_done"] == 8
+    assert_same_results(whole, folder)
+    assert Run(folder).problem(deep=True) == ""
+
+
+# --- a full disk, an unreadable run.json -------------------------------------------------------------------
+
+SMALL = make_spec({"steps": 200, "batch_size": 64, "eval_batch_size": 256, "seeds": 2})
+
+
+def test_a_disk_that_fills_for_good_marks_the_run_failed_in_one_line(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    """From the first chunk's weights on, every write fails (run.json's too): the run still reads failed
+    with the reason, the CLI says so in one line (exit 1), and a resume once there is room completes it."""
+    whole = run_sweep(SMALL, tmp_path / "whole", device="cpu").run_dir
+    preset = tmp_path / "sweep.toml"
+    preset.write_text(SMALL.to_toml())
+    real, full = store.atomic_write, []
+
+    def write(path: Path, data: str | bytes) -> None:
+        if full or path.parent.name == "weights":
+            full.append(path.name)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path.with_name(f".{path.name}.7.tmp")))
+        real(path, data)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(store, "atomic_write", write)
+        result = invoke("run", preset, "--runs-dir", tmp_path / "runs", "--device", "cpu", "-q")
+    assert result.exit_code == 1 and "Traceback" not in result.stdout + result.stderr, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "run failed: disk full while writing chunk-0000.safetensors: No space left on device" in line, line
+    assert "run.json" in full  # the ending could not be written the usual way...
+    (run,) = list_runs(tmp_path / "runs")
+    info = json.loads((run.path / "run.json").read_text())  # ...and was written over run.json's own bytes
+    assert info["status"] == "failed" and info["error"].startswith("disk full") and info["model"] == "relu_output"
+    assert run.status() == "failed"
+    done = resume_sweep(run.path, device="cpu")
+    assert done.status == "completed"
+    assert_same_results(whole, run.path)
+
+
+@pytest.mark.parametrize("damage", [b"", b"{not json", b"\xff\xfe", b"[1, 2]"])
+def test_resume_refuses_a_run_json_it_cannot_read_and_writes_nothing(tmp_path: Path, damage: bytes):
+    run = run_sweep(SMALL, tmp_path, device="cpu", should_stop=lambda: True)
+    assert run.status == "interrupted"
+    (run.run_dir / "run.json").write_bytes(damage)
+    before = {p.name: p.read_bytes() for p in run.run_dir.iterdir() if p.is_file()}
+    result = invoke("resume", run.run_dir, "--device", "cpu")
+    assert_user_error(result.exit_code, result.stderr, result.stdout, "run.json", "cannot be resumed",
+                      "left as it is")
+    assert {p.name: p.read_bytes() for p in run.run_dir.iterdir() if p.is_file()} == before  # lock included
+
+
+def test_a_refused_resume_of_a_completed_run_leaves_its_lock_alone(tmp_path: Path):
+    run = run_sweep(SMALL, tmp_path, device="cpu")
+    lock = run.run_dir / "lock"
+    lock.write_text("elsewhere 12345\n")
+    result = invoke("resume", run.run_dir, "--device", "cpu")
+    assert_user_error(result.exit_code, result.stderr, result.stdout, "already completed")
+    assert lock.read_text() == "elsewhere 12345\n"
+
+
+# --- progress and `latest` that tell the truth ---------------------------------------------------------------
+
+
+def fake_training_run(root: Path) -> Run:
+    """A run folder as a trainer leaves it half way through its one chunk: run.json running (this process),
+    a fresh heartbeat at step 100 of 200, nothing stored yet."""
+    outcome = run_sweep(SMALL, root, device="cpu", should_stop=lambda: True)
+    run = Run(outcome.run_dir)
+    run.update_info(status="running", pid=os.getpid(), host=socket.gethostname())
+    (run.path / "heartbeat.json").write_text(json.dumps({
+        "host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "interval_s": 5.0,
+        "instance_steps_done": 200, "instance_steps": 400, "elapsed_s": 2.0, "chunks": 1, "chunks_done": 0,
+        "training": {"0": [100, 200]}}))
+    assert run.status() == "running" and not run.stored_chunks()
+    return run
+
+
+def test_a_run_training_its_first_chunk_is_shown_as_far_as_it_is_and_never_read_as_empty(tmp_path: Path):
+    import toysup
+
+    runs = tmp_path / "runs"
+    older = run_sweep(SMALL, runs, device="cpu")  # `latest` is the newest run, never an older finished one
+    time.sleep(1.1)  # the run ids' time stamps are to the second
+    live = fake_training_run(runs)
+    listed = run_toysup("runs", "--runs-dir", runs)
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith(live.id)]
+    assert "running" in row and "step 100/200 (50%) · ETA 0:02" in row, row
+    for command in (["report"], ["export"], ["export", "--table", "curves"], ["export", "-o", tmp_path / "x.csv"]):
+        result = invoke(*command, "latest", "--runs-dir", runs)
+        line = assert_user_error(result.exit_code, result.stderr, result.stdout, f"run {live.id} is still training",
+                                 "step 100/200 (50%)", "toysup watch")
+        assert result.stdout == "" and not (tmp_path / "x.csv").exists(), line
+    run = toysup.open_run("latest", runs)
+    assert run.id == live.id != older.run_dir.name
+    for read in (run.results, run.curves, run.points, lambda: run.weights(0)):
+        with pytest.raises(toysup.UserError, match="still training"):
+            read()

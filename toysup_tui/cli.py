@@ -170,8 +170,9 @@ def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
                   f"continue with: toysup resume {escape(str(outcome.run_dir))}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.status == "failed":
-        raise fail(f"run failed: {outcome.error} (details in {outcome.run_dir / 'error.log'}; "
-                   f"toysup resume retries what is left)", EXIT_FAILED)
+        log = outcome.run_dir / "error.log"
+        details = f"details in {log}; " if log.is_file() else ""  # a full disk may not have let it be written
+        raise fail(f"run failed: {outcome.error} ({details}toysup resume retries what is left)", EXIT_FAILED)
 
 
 def handle_hangups_and_terms() -> None:
@@ -338,6 +339,7 @@ def report_cmd(
 ) -> None:
     """Show a run's results as tables and terminal charts."""
     from engine import store
+    from engine.progress import require_results
     from toysup_tui import report
 
     try:
@@ -346,6 +348,7 @@ def report_cmd(
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
+        require_results(found)
         report.print_report(out, found, x=x, width=width, best_of=best_of)
     except ToysupError as exc:
         raise fail(str(exc)) from None
@@ -360,11 +363,13 @@ def export(
 ) -> None:
     """Export a run's table as CSV (results rows carry run id, seed, sweep point and every swept parameter)."""
     from engine import store
+    from engine.progress import require_results
 
     try:
         if table not in store.TABLES:
             raise SpecError(f"--table {table!r} is not valid: expected results, curves or features")
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
+        require_results(found)  # never a header-only table of a run still training its first chunk
         if output is None:
             sys.stdout.write(store.export_text(found, table))
             return

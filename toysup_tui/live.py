@@ -35,6 +35,7 @@ class LiveRun:
     total_work: int = 0  # instance-steps
     done_work: int = 0
     chunks_done: int = 0
+    kept: str = ""  # a stopped run: what its resume starts from, in words (RunFinished.kept)
     running: dict[int, tuple[int, int]] = field(default_factory=dict)  # chunk in training -> (step, steps)
     elapsed_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
@@ -98,7 +99,7 @@ class LiveRun:
             self._members.pop(event.chunk, None)
             self.elapsed_s = event.elapsed_s
         elif isinstance(event, ev.RunFinished):
-            self.status, self.error = event.status, event.error
+            self.status, self.error, self.kept = event.status, event.error, event.kept
             self.elapsed_s = event.wall_time_s
             self.run_dir = event.run_dir or self.run_dir
 
