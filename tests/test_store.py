@@ -390,7 +390,7 @@ def test_the_readme_and_the_store_describe_the_run_folder_alike():
     assert list(documented_files(section)) == [
         "config.toml", "run.json", "results.csv", "curves.csv", "features.csv", "weights/chunk-NNNN.safetensors",
         "checkpoints/chunk-NNNN.safetensors", "error.log", "manifest.json", "events.jsonl", "heartbeat.json", "lock",
-        "stop", "output.log"]
+        "fence", "stop", "output.log"]
 
 
 @pytest.mark.parametrize("model, params, sweep", [
