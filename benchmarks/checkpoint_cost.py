@@ -11,9 +11,11 @@ loaded it was.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -41,13 +43,11 @@ def measure(preset: str, seeds: int | None, root: Path) -> str:
         run.write_checkpoint(chunk.index, [i.index for i in chunk.instances], tensors, meta)
         times.append(time.perf_counter() - started)
 
-    def step_time(checkpoint: object) -> float:
+    def step_time(checkpoint: Callable[[dict[str, torch.Tensor], dict[str, int]], None] | None) -> float:
         events: list[Event] = []
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # the stop after a dozen events
             train_chunk(chunk, torch.device("cpu"), emit=events.append, should_stop=lambda: len(events) >= 12,
-                        checkpoint=checkpoint, checkpoint_every_s=0.0)  # type: ignore[arg-type]
-        except KeyboardInterrupt:
-            pass
+                        checkpoint=checkpoint, checkpoint_every_s=0.0)
         ticks = [e for e in events if isinstance(e, Progress)]
         return (ticks[-1].elapsed_s - ticks[1].elapsed_s) / (ticks[-1].step - ticks[1].step)
 
