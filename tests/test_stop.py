@@ -16,11 +16,13 @@ import pytest
 import torch
 
 from engine import events as ev
-from engine import store
+from engine import stopping, store
 from engine.models import get_model
+from engine.plan import plan
 from engine.runlog import STALE_S
 from engine.runner import resume_sweep, run_sweep
 from engine.store import Run, list_runs
+from engine.train import train_chunk
 
 from helpers import assert_same_results, assert_user_error, invoke, make_spec, run_toysup, toysup_command
 
@@ -231,3 +233,50 @@ def test_a_run_training_its_first_chunk_is_shown_as_far_as_it_is_and_never_read_
     for read in (run.results, run.curves, run.points, lambda: run.weights(0)):
         with pytest.raises(toysup.UserError, match="still training"):
             read()
+
+
+# --- in process: a signal mid-step, a stop during the final evaluation ----------------------------------------
+
+
+def test_a_signal_mid_step_lets_the_step_finish_and_saves_it():
+    """A SIGINT handled by engine.stopping while a chunk trains raises nothing there and then: the loop ends
+    the step, checkpoints it and raises KeyboardInterrupt; outside training the signal raises at once."""
+    (chunk,) = plan(SMALL, torch.device("cpu"))
+    saved: list[int] = []
+    steps_seen: list[int] = []
+
+    def emit(event: ev.Event) -> None:
+        if isinstance(event, ev.Progress):
+            steps_seen.append(event.step)
+            if len(steps_seen) == 1:
+                stopping.handle(signal.SIGINT, None)  # as the signal would, between two bytecodes of the loop
+
+    previous = signal.signal(signal.SIGINT, stopping.handle)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_chunk(chunk, torch.device("cpu"), emit=emit, checkpoint=lambda t, meta: saved.append(meta["step"]))
+        with pytest.raises(KeyboardInterrupt):
+            stopping.handle(signal.SIGINT, None)  # no run training: Ctrl-C is Ctrl-C
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert saved == [steps_seen[-1]] and steps_seen[-1] >= steps_seen[0] and not stopping.requested()
+
+
+def test_a_stop_during_the_final_evaluation_saves_the_trained_state(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch):
+    whole = run_sweep(SMALL, tmp_path / "whole", device="cpu").run_dir
+    model = get_model("relu_output")
+    real = model.metrics
+
+    def interrupted(self, weights):  # a Ctrl-C in the middle of the evaluation
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "metrics", interrupted)
+    cut = run_sweep(SMALL, tmp_path / "cut", device="cpu")
+    assert cut.status == "interrupted"
+    assert Run(cut.run_dir).info()["checkpoints"] == [{"chunk": 0, "step": 200, "steps": 200, "instances": 2}]
+    monkeypatch.setattr(model, "metrics", real)
+    events: list[ev.Event] = []
+    assert resume_sweep(cut.run_dir, device="cpu", emit=events.append).status == "completed"
+    assert [e.step for e in events if isinstance(e, ev.Progress)] == [200]  # evaluated, not trained again
+    assert_same_results(whole, cut.run_dir)
