@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import progress, store
+from engine import progress, stopping, store
 from engine.errors import RunDataError, UserError
 from engine.results import Results
 from engine.spec import Spec, read_preset, resolve
@@ -157,7 +157,8 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     an axis of the same name, as ``-s`` does), ``sweep`` adds or replaces axes (a list of values,
     or a string in the sweep grammar: ``"log:1:0.01:7"``), ``seeds`` sets the seeds per point.
     Mistakes raise UserError before anything is written. An interrupt (Ctrl-C, a notebook's stop button) ends
-    the run as ``interrupted`` with its finished chunks kept; check ``status`` of the run returned.
+    the run as ``interrupted`` after the step in progress, with its finished chunks and that step kept (see
+    ``toysup resume``); check ``status`` of the run returned.
     """
     from engine.runner import run_sweep as train
 
@@ -173,5 +174,6 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     values = {k: v for k, v in {**data.get("params", {}), **fixed}.items() if k not in axes}
     data = {**data, "params": values, "sweep": axes}
     resolved = resolve(data, seeds=seeds, source=source)
-    outcome = train(resolved, store.runs_dir(runs_dir), device=device, threads=threads)
+    with stopping.on_interrupt():
+        outcome = train(resolved, store.runs_dir(runs_dir), device=device, threads=threads)
     return Run(store.Run(outcome.run_dir))

@@ -31,6 +31,7 @@ class RunStarted(Event):
     chunks: int  # the run's chunks, those stored by an earlier session included
     instance_steps: int  # this session's work: sum over its instances of their steps
     chunks_done: int = 0  # chunks stored by an earlier session (a resumed run)
+    instance_steps_resumed: int = 0  # of this session's work, what chunks continued from checkpoints hold already
 
 
 @dataclass

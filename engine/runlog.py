@@ -134,7 +134,8 @@ class RunLog:
     def publish(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
             self._progress = {"instance_steps_done": 0, "instance_steps": event.instance_steps, "elapsed_s": 0.0,
-                              "chunks": event.chunks, "chunks_done": event.chunks_done}
+                              "chunks": event.chunks, "chunks_done": event.chunks_done,
+                              "instance_steps_resumed": event.instance_steps_resumed}
             self._training = {}
         elif isinstance(event, ev.RoundStarted):
             self._progress["instance_steps"] = event.instance_steps
@@ -245,7 +246,9 @@ def progress_of(heartbeat: dict[str, Any] | None) -> tuple[float, float, float |
     if not all(isinstance(x, (int, float)) for x in (done, total, elapsed)) or not total:
         return None
     assert isinstance(done, (int, float)) and isinstance(total, (int, float)) and isinstance(elapsed, (int, float))
-    rate = done / elapsed if elapsed > 0 else 0.0
+    resumed = heartbeat.get("instance_steps_resumed")  # work continued from checkpoints: not done this session
+    trained = done - resumed if isinstance(resumed, (int, float)) and 0 <= resumed <= done else done
+    rate = trained / elapsed if elapsed > 0 else 0.0
     eta = (total - done) / rate if rate > 0 else None
     return min(done / total, 1.0), rate, eta
 

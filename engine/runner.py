@@ -306,8 +306,11 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
     total = sum(c.steps * len(c) for c in chunks)
     planned = spec.n_instances if spec.adaptive is None else len(rows) + sum(len(c) for c in chunks)
     stored = len(run.stored_chunks())
+    resumed = sum(int(resume_from[c.index][1].get("step", 0)) * len(c) for c in chunks if c.index in resume_from) \
+        if resume_from else 0
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=placement.description,
-                    instances=planned, chunks=stored + len(chunks), instance_steps=total, chunks_done=stored))
+                    instances=planned, chunks=stored + len(chunks), instance_steps=total, chunks_done=stored,
+                    instance_steps_resumed=resumed))
     step_path, step_note = step
     for note in (*placement.notes, *([step_note] if step_note else [])):
         emit(Notice(note))

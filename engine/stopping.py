@@ -16,6 +16,8 @@ sees it too.
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -50,6 +52,20 @@ def deferred() -> Iterator[None]:
         _deferring -= 1
         if not _deferring:
             _requested = False
+
+
+@contextlib.contextmanager
+def on_interrupt() -> Iterator[None]:
+    """SIGINT handled by :func:`handle` while open (a notebook's stop button, Ctrl-C in a script), and put
+    back as it was afterwards; nothing changes outside the main thread, where signals cannot be handled."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

@@ -68,7 +68,7 @@ def test_a_stop_half_way_keeps_the_step_and_resumes_to_the_uninterrupted_run(
     if isinstance(how, str):
         stopped = run_toysup("stop", folder)
         assert stopped.returncode == 0, stopped.stderr
-        assert "interrupted" in stopped.stdout
+        assert "is interrupted; kept step" in stopped.stdout, stopped.stdout
     else:
         proc.send_signal(how)
     _, stderr = proc.communicate(timeout=60)

@@ -110,7 +110,7 @@ def test_run_sweep_completes_and_writes_every_file(finished):
     _, outcome, run, _ = finished
     assert outcome.status == "completed" and outcome.error == ""
     names = sorted(p.name for p in run.path.iterdir())
-    assert names == ["config.toml", "curves.csv", "events.jsonl", "features.csv", "heartbeat.json", "lock",
+    assert names == ["config.toml", "curves.csv", "events.jsonl", "features.csv", "fence", "heartbeat.json", "lock",
                      "manifest.json", "results.csv", "run.json", "weights"]
     assert [p.name for p in (run.path / "weights").iterdir()] == ["chunk-0000.safetensors"]
     assert not list(run.path.rglob(".*.tmp"))

@@ -296,7 +296,8 @@ def stop(
     runs_dir: RunsDirOption = None,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the run to record its stop")] = 60.0,
 ) -> None:
-    """Stop a running run gracefully: it keeps its finished chunks and is marked interrupted (resumable)."""
+    """Stop a running run gracefully: it finishes the step in progress, checkpoints the chunk in training, keeps
+    its finished chunks and is marked interrupted (resumable from that step)."""
     import time
 
     from engine import store
@@ -320,9 +321,11 @@ def stop(
     if status == "running":
         raise fail(f"run {found.id} is still running after {wait:.0f} s; it stops at its next step "
                    "(toysup watch shows when)", EXIT_FAILED)
+    from engine.progress import kept_text
+
     out.print(f"run {escape(found.id)} is {status}" +
-              (f"; continue with: toysup resume {escape(found.id)}" if status == "interrupted" else ""),
-              soft_wrap=True)
+              (f"; kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}"
+               if status == "interrupted" else ""), soft_wrap=True)
 
 
 @app.command("report")

@@ -140,8 +140,12 @@ class _Handshake:
             _redirect(Path(event.run_dir) / OUTPUT_LOG)
 
     def error(self, message: str) -> None:
+        """To the launcher while it waits; after that to output.log (a trainer whose lock was broken)."""
         if not self.announced:
             _say({"type": "error", "message": message})
+        else:
+            with contextlib.suppress(OSError):
+                print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 def _say(data: dict[str, Any]) -> None:
