@@ -82,7 +82,7 @@ def test_a_stop_half_way_keeps_the_step_and_resumes_to_the_uninterrupted_run(
     assert step == max(progress_steps(folder))  # its last event names the step that was saved
     if how != signal.SIGHUP:  # a hangup sends the rest of the output to /dev/null
         assert f"kept step {step:,}/3,000 of its chunk" in stderr
-    listed = run_toysup("runs", "--runs-dir", tmp_path / "runs")
+    listed = invoke("runs", "--runs-dir", tmp_path / "runs", env={"COLUMNS": "200"})
     assert f"kept step {step:,}/3,000" in listed.stdout
 
     events: list[ev.Event] = []
@@ -220,7 +220,7 @@ def test_a_run_training_its_first_chunk_is_shown_as_far_as_it_is_and_never_read_
     older = run_sweep(SMALL, runs, device="cpu")  # `latest` is the newest run, never an older finished one
     time.sleep(1.1)  # the run ids' time stamps are to the second
     live = fake_training_run(runs)
-    listed = run_toysup("runs", "--runs-dir", runs)
+    listed = invoke("runs", "--runs-dir", runs, env={"COLUMNS": "200"})
     (row,) = [line for line in listed.stdout.splitlines() if line.startswith(live.id)]
     assert "running" in row and "step 100/200 (50%) · ETA 0:02" in row, row
     for command in (["report"], ["export"], ["export", "--table", "curves"], ["export", "-o", tmp_path / "x.csv"]):
