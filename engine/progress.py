@@ -39,19 +39,20 @@ def _steps(pair: Any) -> tuple[int, int] | None:
 
 
 def live_text(heartbeat: dict[str, Any] | None) -> str:
-    """A training run's progress from its heartbeat: ``step 1,000/2,000 (50%) · ETA 0:41`` while one chunk
-    trains, ``3/7 chunks · 42% · ETA 5:02`` otherwise; "" when the heartbeat says nothing yet."""
+    """A training run's progress from its heartbeat: ``step 1,000/2,000 (50%) · ETA 0:41`` for a one-chunk
+    run, ``3/7 chunks, chunk 3 at step 500/2,000 · 42% · ETA 5:02`` otherwise; "" when it says nothing yet."""
     if not heartbeat:
         return ""
     chunks, done = _count(heartbeat.get("chunks")), _count(heartbeat.get("chunks_done"))
     training = heartbeat.get("training")
-    steps = [_steps(v) for v in training.values()] if isinstance(training, dict) else []
+    steps = {k: _steps(v) for k, v in training.items()} if isinstance(training, dict) else {}
     known = progress_of(heartbeat)
     eta = f" · ETA {duration(known[2])}" if known and known[2] is not None else ""
-    if chunks <= 1 and len(steps) == 1 and steps[0] is not None:
-        step, total = steps[0]
-        return f"step {step:,}/{total:,} ({100 * step / total:.0f}%){eta}"
-    parts = [f"{done}/{chunks} chunks"] if chunks else []
+    only, pair = next(iter(steps.items())) if len(steps) == 1 else ("", None)  # the one chunk in training
+    if chunks <= 1 and pair is not None:
+        return f"step {pair[0]:,}/{pair[1]:,} ({100 * pair[0] / pair[1]:.0f}%){eta}"
+    at = f", chunk {only} at step {pair[0]:,}/{pair[1]:,}" if pair is not None else ""
+    parts = [f"{done}/{chunks} chunks{at}"] if chunks else []
     if known:
         parts.append(f"{100 * known[0]:.0f}%")
     return " · ".join(parts) + eta if parts else ""

@@ -19,6 +19,7 @@ from engine import events as ev
 from engine import stopping, store
 from engine.models import get_model
 from engine.plan import plan
+from engine.progress import kept_text, live_text
 from engine.runlog import STALE_S
 from engine.runner import resume_sweep, run_sweep
 from engine.store import Run, list_runs
@@ -280,3 +281,19 @@ def test_a_stop_during_the_final_evaluation_saves_the_trained_state(tmp_path: Pa
     assert resume_sweep(cut.run_dir, device="cpu", emit=events.append).status == "completed"
     assert [e.step for e in events if isinstance(e, ev.Progress)] == [200]  # evaluated, not trained again
     assert_same_results(whole, cut.run_dir)
+
+
+def test_progress_and_kept_words_count_steps_and_chunks_and_survive_odd_values():
+    beat = {"instance_steps_done": 200, "instance_steps": 400, "elapsed_s": 2.0, "chunks": 7, "chunks_done": 3,
+            "training": {"3": [500, 2000]}}
+    assert live_text(beat) == "3/7 chunks, chunk 3 at step 500/2,000 · 50% · ETA 0:02"
+    assert live_text({**beat, "chunks": 1, "chunks_done": 0}) == "step 500/2,000 (25%) · ETA 0:02"
+    # a resumed session's rate counts only what it trained itself: 100 of its 200 instance-steps in 2 s
+    assert live_text({**beat, "instance_steps_resumed": 100}).endswith("ETA 0:04")
+    assert kept_text({"chunks": 7, "chunks_done": 3, "checkpoints": [{"chunk": 3, "step": 500, "steps": 2000}]}) \
+        == "3/7 chunks and chunk 3 at step 500/2,000"
+    assert kept_text({"chunks": 1, "chunks_done": 0, "checkpoints": []}).startswith("nothing")
+    for odd in ({"training": {"0": "x"}, "chunks": "many"}, {"training": [1], "instance_steps": float("nan")},
+                {"training": {"0": [5, 2]}, "chunks": True}):
+        live_text(odd)  # a heartbeat from anywhere is shown, or not, never a crash
+        kept_text({"checkpoints": [odd, {"step": -1, "steps": 3}], "chunks": odd.get("chunks")})
