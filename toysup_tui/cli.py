@@ -286,7 +286,10 @@ def watch(
     status = found.status()
     out.print(f"run {escape(found.id)} is {status}", soft_wrap=True)
     if status == "interrupted":
-        err.print(f"continue with: toysup resume {found.id}", soft_wrap=True)
+        from engine.progress import kept_text
+
+        err.print(f"kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}",
+                  soft_wrap=True)
     raise typer.Exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED))
 
 
