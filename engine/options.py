@@ -114,8 +114,7 @@ class RunOptions:
         "CUDA), off trains eagerly; auto compiles CPU sweeps of 2,000,000 instance-steps or more where the model has "
         "a compiled step and a compiler is present", choices=("auto", "on", "off"), metavar="auto|on|off")
     checkpoint_every: float = _option(
-        "float", 60.0, "time between checkpoints inside a chunk, so a kill -9 loses at most this much training "
-        "(a stop loses none: it checkpoints the step it ends at); resume continues from the last one",
+        "float", 60.0, "time between checkpoints inside a chunk; resume continues from the last one",
         unit="seconds", low=0.0, low_open=True, metavar="SECONDS")
 
     def __post_init__(self) -> None:

@@ -27,8 +27,9 @@ from engine.train import train_chunk
 
 from helpers import assert_same_results, assert_user_error, invoke, make_spec, run_toysup, toysup_command
 
-# One chunk of 4 instances, about 3 s of training on one loaded core: long enough to stop in its middle.
-SPEC = make_spec({"steps": 3000, "batch_size": 64, "eval_batch_size": 256, "seeds": 4})
+# One chunk of 4 instances, a few seconds of training on one core: long enough to stop in its middle.
+STEPS = 4000
+SPEC = make_spec({"steps": STEPS, "batch_size": 64, "eval_batch_size": 256, "seeds": 4})
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +45,19 @@ def progress_steps(folder: Path) -> list[int]:
             if line.endswith("}") and '"type":"progress"' in line]
 
 
-def start_and_wait_for_half(runs: Path, preset: Path) -> tuple[subprocess.Popen[str], Path]:
-    """A foreground `toysup run` of SPEC, once its log shows it past a third of its steps."""
+def start_and_wait_for(runs: Path, preset: Path, step: int) -> tuple[subprocess.Popen[str], Path]:
+    """A foreground `toysup run` of SPEC, once its log shows it at ``step`` or beyond."""
     proc = subprocess.Popen([*toysup_command(), "run", str(preset), "--runs-dir", str(runs), "--device", "cpu", "-q"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "200"})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         found = list_runs(runs)
-        if found and any(step >= 1000 for step in progress_steps(found[0].path)):
+        if found and any(s >= step for s in progress_steps(found[0].path)):
             return proc, found[0].path
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
-    raise AssertionError("the run never got a third of the way")
+    raise AssertionError(f"the run never got to step {step}")
 
 
 @pytest.mark.slow
@@ -65,26 +66,36 @@ def test_a_stop_half_way_keeps_the_step_and_resumes_to_the_uninterrupted_run(
         tmp_path: Path, uninterrupted: Path, how: str | signal.Signals):
     preset = tmp_path / "sweep.toml"
     preset.write_text(SPEC.to_toml())
-    proc, folder = start_and_wait_for_half(tmp_path / "runs", preset)
-    if isinstance(how, str):
-        stopped = run_toysup("stop", folder)
-        assert stopped.returncode == 0, stopped.stderr
-        assert "is interrupted; kept step" in stopped.stdout, stopped.stdout
-    else:
-        proc.send_signal(how)
+    proc, folder = start_and_wait_for(tmp_path / "runs", preset, STEPS // 3)
+    proc.send_signal(signal.SIGSTOP)  # frozen where it is, so the stop lands there however loaded the machine
+    try:
+        if isinstance(how, str):
+            stopper = subprocess.Popen([*toysup_command(), "stop", str(folder)], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True, env={**os.environ, "COLUMNS": "200"})
+            deadline = time.monotonic() + 60
+            while not (folder / "stop").exists():  # it leaves the stop file, then sends SIGTERM
+                assert stopper.poll() is None and time.monotonic() < deadline, stopper.communicate()
+                time.sleep(0.01)
+        else:
+            proc.send_signal(how)
+    finally:
+        proc.send_signal(signal.SIGCONT)
     _, stderr = proc.communicate(timeout=60)
+    if isinstance(how, str):
+        out, err = stopper.communicate(timeout=60)
+        assert stopper.returncode == 0 and "is interrupted; kept step" in out, out + err
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
     info = json.loads((folder / "run.json").read_text())
     assert info["status"] == "interrupted" and info["chunks_done"] == 0
     (kept,) = info["checkpoints"]
     step = kept["step"]
-    assert 1000 <= step < 3000 and kept["steps"] == 3000  # the step it stopped at, not the last periodic one
+    assert STEPS // 3 <= step < STEPS and kept["steps"] == STEPS  # the step it stopped at (no periodic one yet)
     assert step == max(progress_steps(folder))  # its last event names the step that was saved
     if how != signal.SIGHUP:  # a hangup sends the rest of the output to /dev/null
-        assert f"kept step {step:,}/3,000 of its chunk" in stderr
+        assert f"kept step {step:,}/{STEPS:,} of its chunk" in stderr
     listed = invoke("runs", "--runs-dir", tmp_path / "runs", env={"COLUMNS": "200"})
-    assert f"kept step {step:,}/3,000" in listed.stdout
+    assert f"kept step {step:,}/{STEPS:,}" in listed.stdout
 
     events: list[ev.Event] = []
     done = resume_sweep(folder, device="cpu", emit=events.append)
