@@ -27,8 +27,9 @@ from engine.train import train_chunk
 
 from helpers import assert_same_results, assert_user_error, invoke, make_spec, run_toysup, toysup_command
 
-# One chunk of 4 instances, a few seconds of training on one core: long enough to stop in its middle.
-STEPS = 4000
+# One chunk of 4 instances, a few seconds of training on one core: its log (a progress event a second)
+# shows it in its middle.
+STEPS = 10000
 SPEC = make_spec({"steps": STEPS, "batch_size": 64, "eval_batch_size": 256, "seeds": 4})
 
 
