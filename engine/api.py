@@ -28,8 +28,8 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import store
-from engine.errors import UserError
+from engine import progress, stopping, store
+from engine.errors import RunDataError, UserError
 from engine.models import get_kind
 from engine.results import Results
 from engine.spec import Spec, read_preset, resolve
@@ -127,6 +127,7 @@ class Run:
         return self._run.spec()
 
     def _data(self) -> Results:
+        progress.require_results(self._run)  # a run still training its first chunk: UserError saying how far
         return Results.open(self._run)
 
     def results(self, as_records: bool = False) -> Any:
@@ -143,6 +144,7 @@ class Run:
         return self._with_point("features", as_records)
 
     def _with_point(self, table: str, as_records: bool) -> Any:
+        progress.require_results(self._run)
         columns, rows = self._run.table(table)
         spec = self.spec
         records = [{"instance": r["instance"], "point": spec.point_of(r["instance"]),
@@ -166,8 +168,13 @@ class Run:
         return _table(data.members(point), data.columns, as_records, _text_columns(data.spec))
 
     def weights(self, instance: int) -> dict[str, torch.Tensor]:
-        """One instance's final weights (and, with snapshots=N, ``<name>.snapshots`` and ``snapshot_steps``)."""
-        return self._run.instance_weights(instance)
+        """One instance's final weights (and, with snapshots=N, ``<name>.snapshots`` and ``snapshot_steps``);
+        UserError for an instance whose chunk is still training."""
+        try:
+            return self._run.instance_weights(instance)
+        except RunDataError:
+            progress.require_instance(self._run, instance, set())
+            raise
 
     def config(self, instance: int) -> dict[str, Any]:
         """Every parameter one instance trained with: the fixed ones, its point's exact values, its seed."""
@@ -196,7 +203,8 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     resolves as for ``toysup run`` (engine.preset_sources); ``device``, ``threads`` and the other run options
     not given come from the environment, then config.toml (engine.settings), as on the command line.
     Mistakes raise UserError before anything is written. An interrupt (Ctrl-C, a notebook's stop button) ends
-    the run as ``interrupted`` with its finished chunks kept; check ``status`` of the run returned.
+    the run as ``interrupted`` after the step in progress, with its finished chunks and that step kept (see
+    ``toysup resume``); check ``status`` of the run returned.
     """
     from engine import settings
     from engine.runner import run_sweep as train
@@ -214,5 +222,6 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     data = {**data, "params": values, "sweep": axes}
     resolved = resolve(data, seeds=seeds, source=source)
     options = settings.run_options({"device": device, "threads": threads})
-    outcome = train(resolved, store.runs_dir(runs_dir), options)
+    with stopping.on_interrupt():
+        outcome = train(resolved, store.runs_dir(runs_dir), options)
     return Run(store.Run(outcome.run_dir))

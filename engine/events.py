@@ -28,8 +28,10 @@ class RunStarted(Event):
     name: str
     device: str
     instances: int
-    chunks: int
-    instance_steps: int  # total work: sum over instances of their steps
+    chunks: int  # the run's chunks, those stored by an earlier session included
+    instance_steps: int  # this session's work: sum over its instances of their steps
+    chunks_done: int = 0  # chunks stored by an earlier session (a resumed run)
+    instance_steps_resumed: int = 0  # of this session's work, what chunks continued from checkpoints hold already
 
 
 @dataclass
@@ -85,6 +87,7 @@ class RunFinished(Event):
     wall_time_s: float
     instance_steps_per_s: float
     error: str = ""
+    kept: str = ""  # an unfinished run: what a resume starts from, in words (engine/progress.py)
 
 
 @dataclass

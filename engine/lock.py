@@ -7,6 +7,12 @@ leaves a lock behind on its own host; what can be left is a holder that is alive
 another host whose lock outlives it (NFS). Such a lock is stale when its holder's pid is dead here or its
 heartbeat (engine/runlog.py) has stopped, and ``--force`` breaks it: the lock file is replaced, so the
 frozen holder keeps a lock on a file no one else uses.
+
+Fencing: a frozen holder may wake up (SIGCONT, a VM resumed, an NFS server back) after its lock was broken,
+still believing it owns the run. So each holder takes a generation, one more than the last, recorded in
+``fence`` in the run folder, and checks with :meth:`RunLock.check` before every commit (a chunk, a
+checkpoint, run.json): a lock file that is no longer its own, or a fence naming a newer generation, means
+another process owns the run now, and the old holder stops without writing (:class:`LockLost`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,20 @@ from engine.errors import UserError
 from engine.runlog import liveness, read_heartbeat, valid_pid
 
 LOCK_FILE = "lock"
+FENCE_FILE = "fence"  # the generation of the newest holder of the lock
+
+
+class LockLost(UserError):
+    """This process's lock on a run was broken (``resume --force``): another process owns the run now."""
+
+
+def read_fence(run_dir: Path) -> int:
+    """The generation recorded in the run folder (0 when there is none or it cannot be read)."""
+    try:
+        text = safe_fs.read_text(Path(run_dir) / FENCE_FILE)
+        return max(int(text.strip()), 0) if len(text) < 32 else 0
+    except (OSError, ValueError):
+        return 0
 
 
 class RunLock:
@@ -32,6 +52,7 @@ class RunLock:
     def __init__(self, run_dir: Path) -> None:
         self.path = Path(run_dir) / LOCK_FILE
         self._fd = -1
+        self.generation = 0  # this holder's fencing token, once acquired
 
     def acquire(self, force: bool = False) -> RunLock:
         """Take the lock without waiting. Held by another: UserError naming the holder, unless ``force``
@@ -72,10 +93,38 @@ class RunLock:
         if not same:
             os.close(fd)
             return self._try()
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
-        self._fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+            generation = read_fence(self.path.parent) + 1
+            safe_fs.atomic_write(self.path.parent / FENCE_FILE, f"{generation}\n")
+        except OSError as exc:  # a full disk or a read-only folder: nothing can be trained here
+            os.close(fd)
+            raise UserError(f"run {self.path.parent.name} cannot be locked for writing: "
+                            f"{exc.strerror or exc}") from None
+        self._fd, self.generation = fd, generation
         return True
+
+    def held(self) -> bool:
+        """Whether this process still owns the run: the lock file in the folder is the one it locked, and
+        the fence names its generation (a stale holder whose lock was broken learns it here)."""
+        if self._fd < 0:
+            return False
+        try:
+            mine, there = os.fstat(self._fd), os.lstat(self.path)
+        except OSError:
+            return False
+        same = (mine.st_ino, mine.st_dev) == (there.st_ino, there.st_dev)
+        return same and read_fence(self.path.parent) == self.generation
+
+    def check(self) -> None:
+        """Raise :class:`LockLost` (one line naming the new holder) unless :meth:`held`."""
+        if self.held():
+            return
+        holder = self.holder()
+        who = f"process {holder.get('pid', '?')} on {holder.get('host', '?')}" if holder else "another process"
+        raise LockLost(f"run {self.path.parent.name} was taken over by {who} (its lock was broken with "
+                       f"resume --force): this process stops without writing to it")
 
     def holder(self) -> dict[str, Any]:
         """The host and pid written in the lock file (empty when unreadable)."""

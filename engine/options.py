@@ -116,7 +116,7 @@ class RunOptions:
         "compiled step and a compiler is present, and on CUDA picks a path only once measured faster there",
         choices=("auto", "eager", "compiled", "kernel", "on", "off"), metavar="auto|eager|compiled|kernel")
     checkpoint_every: float = _option(
-        "float", 300.0, "time between checkpoints inside a chunk; resume continues from the last one",
+        "float", 60.0, "time between checkpoints inside a chunk; resume continues from the last one",
         unit="seconds", low=0.0, low_open=True, metavar="SECONDS")
 
     def __post_init__(self) -> None:

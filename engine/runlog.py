@@ -72,13 +72,16 @@ class RunLog:
     Use as a context manager around the training loop; the heartbeat beats while it is open.
     """
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, owner: Callable[[], bool] = lambda: True) -> None:
         self.path = Path(run_dir)
+        self.owner = owner  # whether this process still owns the run (engine/lock.py): a fenced one writes nothing
         self.started = time.monotonic()
         self._fd = -1
         self._kept: dict[int, float] = {}  # chunk -> when its last progress event was written
         self._held: dict[int, ev.Progress] = {}  # chunk -> its latest progress event not written yet
-        self._progress: dict[str, Any] = {"instance_steps_done": 0, "instance_steps": 0, "elapsed_s": 0.0}
+        self._progress: dict[str, Any] = {"instance_steps_done": 0, "instance_steps": 0, "elapsed_s": 0.0,
+                                          "chunks": 0, "chunks_done": 0}
+        self._training: dict[str, list[int]] = {}  # chunk in training -> [step, steps], for `toysup runs`
         self._stop_seen_at = 0.0
         self._beating = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,16 +105,19 @@ class RunLog:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        safe_fs.unlink_entry(self.path / STOP_FILE)
+        if self.owner():
+            safe_fs.unlink_entry(self.path / STOP_FILE)
 
     # --- heartbeat ----------------------------------------------------------------------
 
     def beat(self) -> None:
         """Write heartbeat.json now: who trains the run, when it last beat, how far it is."""
+        if not self.owner():
+            return
         with contextlib.suppress(OSError):  # a full disk must not stop training: the run reads as stale
             _write_json_atomic(self.path / HEARTBEAT_FILE, {
                 "host": socket.gethostname(), "pid": os.getpid(), "time": time.time(),
-                "interval_s": HEARTBEAT_S, **self._progress})
+                "interval_s": HEARTBEAT_S, **self._progress, "training": dict(self._training)})
 
     def _beat_loop(self) -> None:
         while not self._beating.wait(HEARTBEAT_S):
@@ -130,15 +136,24 @@ class RunLog:
 
     def publish(self, event: ev.Event) -> None:
         if isinstance(event, ev.RunStarted):
-            self._progress = {"instance_steps_done": 0, "instance_steps": event.instance_steps, "elapsed_s": 0.0}
+            self._progress = {"instance_steps_done": 0, "instance_steps": event.instance_steps, "elapsed_s": 0.0,
+                              "chunks": event.chunks, "chunks_done": event.chunks_done,
+                              "instance_steps_resumed": event.instance_steps_resumed}
+            self._training = {}
         elif isinstance(event, ev.RoundStarted):
             self._progress["instance_steps"] = event.instance_steps
+        elif isinstance(event, ev.ChunkStarted):
+            self._training[str(event.chunk)] = [0, event.steps]
         elif isinstance(event, ev.Progress):
             self._progress["instance_steps_done"] = event.instance_steps_done
             self._progress["elapsed_s"] = round(event.elapsed_s, 3)
+            if str(event.chunk) in self._training:
+                self._training[str(event.chunk)] = [event.step, event.steps]
             self._publish_progress(event)
             return
         elif isinstance(event, ev.ChunkFinished):
+            self._training.pop(str(event.chunk), None)
+            self._progress["chunks_done"] = self._progress.get("chunks_done", 0) + 1
             held = self._held.pop(event.chunk, None)
             if held is not None:
                 self._write(held)
@@ -266,7 +281,9 @@ def progress_of(heartbeat: dict[str, Any] | None) -> tuple[float, float, float |
     if not all(_finite(x) and x >= 0 for x in (done, total, elapsed)) or not total:
         return None
     assert isinstance(done, (int, float)) and isinstance(total, (int, float)) and isinstance(elapsed, (int, float))
-    rate = done / elapsed if elapsed > 0 else 0.0
+    resumed = heartbeat.get("instance_steps_resumed")  # work continued from checkpoints: not done this session
+    trained = done - resumed if isinstance(resumed, (int, float)) and 0 <= resumed <= done else done
+    rate = trained / elapsed if elapsed > 0 else 0.0
     eta = (total - done) / rate if rate > 0 else None
     return min(done / total, 1.0), rate, eta
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
+import re
+import stat
 import time
 import traceback
 from collections.abc import Callable
@@ -14,7 +18,7 @@ from typing import Any
 import torch
 
 from engine import adaptive as adapt
-from engine import fused
+from engine import fused, progress, stopping
 from engine.errors import RunDataError, UserError
 from engine.events import (
     ChunkFinished,
@@ -30,12 +34,12 @@ from engine.events import (
 )
 from engine.executors import Executor, Placement, Work, executor_for
 from engine.executors.base import Saved
-from engine.lock import RunLock
+from engine.lock import LockLost, RunLock
 from engine.options import GIB, RECORDED, RunOptions
 from engine.plan import Chunk, plan
-from engine.runlog import RunLog
+from engine.runlog import STOP_POLL_S, RunLog
 from engine.spec import Instance, Spec
-from engine.store import Run, now_iso
+from engine.store import HEARTBEAT_KEY, Run, now_iso
 
 
 @dataclass
@@ -89,7 +93,7 @@ def run_sweep(
         executor.close()
         raise
     with lock:
-        return _train(run, spec, chunks, [], executor, placement, emit, should_stop, options.checkpoint_every,
+        return _train(run, lock, spec, chunks, [], executor, placement, emit, should_stop, options.checkpoint_every,
                       max_memory=options.max_memory_bytes, step=step)
 
 
@@ -117,17 +121,20 @@ def resume_sweep(
     from their start.
 
     One process trains a run at a time (engine/lock.py): a run whose lock is held is refused, unless
-    ``force`` and the holder is stale (its pid dead here, or its heartbeat stopped).
+    ``force`` and the holder is stale (its pid dead here, or its heartbeat stopped). A run that cannot be
+    resumed (completed, run.json or config.toml unreadable) is refused before anything is written, its
+    lock and run.json included.
     """
     options = _merged(options, device, max_memory, threads, checkpoint_every_s)
     run = Run.open(run_dir)
+    _resumable(run, force)
     lock = RunLock(run.path).acquire(force)
     with lock:
-        return _resume(run, options, emit, should_stop, executor, force)
+        return _resume(run, lock, options, emit, should_stop, executor, force)
 
 
-def _resume(run: Run, options: RunOptions, emit: EventSink, should_stop: Callable[[], bool],
-            executor: Executor | None, force: bool) -> Outcome:
+def _resumable(run: Run, force: bool) -> tuple[Spec, dict[str, Any]]:
+    """The run's spec and run.json, or UserError saying why it cannot be resumed."""
     try:  # a folder without a readable config.toml (or with links in it) is reported before anything else
         spec = run.spec()
         for folder in ("parts", "weights", "checkpoints"):
@@ -135,12 +142,22 @@ def _resume(run: Run, options: RunOptions, emit: EventSink, should_stop: Callabl
     except RunDataError as exc:
         raise UserError(f"{exc}: it cannot be resumed") from None
     info = run.info()
+    if info.get("status") == "damaged" and str(info.get("error", "")).startswith("run.json"):
+        # Info() stands in for a run.json it could not read: writing that back would lose the model,
+        # start time and history, so the run is left as it is.
+        raise UserError(f"run {run.id} cannot be resumed: {info['error']} (it is left as it is)")
     status = run.status()
     if status == "completed":
         raise UserError(f"run {run.id} is already completed: nothing to resume")
     if status == "running" and not force:
         raise UserError(f"run {run.id} is still running (process {info.get('pid')} on {info.get('host')}): "
                         f"--force resumes it anyway")
+    return spec, info
+
+
+def _resume(run: Run, lock: RunLock, options: RunOptions, emit: EventSink, should_stop: Callable[[], bool],
+            executor: Executor | None, force: bool) -> Outcome:
+    spec, info = _resumable(run, force)  # again, now that this process holds the lock
     executor = executor or executor_for(options)
     try:
         placement = executor.open(options.device, options.threads)
@@ -180,7 +197,7 @@ def _resume(run: Run, options: RunOptions, emit: EventSink, should_stop: Callabl
     except BaseException:
         executor.close()
         raise
-    return _train(run, spec, chunks, rows, executor, placement, emit, should_stop, options.checkpoint_every,
+    return _train(run, lock, spec, chunks, rows, executor, placement, emit, should_stop, options.checkpoint_every,
                   resume_from, options.max_memory_bytes, step)
 
 
@@ -255,36 +272,64 @@ class _Tally:
         self.running.pop(chunk.index, None)
 
 
-def _train(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
-           placement: Placement, emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 300.0,
+def _train(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
+           placement: Placement, emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 60.0,
            resume_from: dict[int, Saved] | None = None, max_memory: int | None = None,
            step: tuple[str, str | None] = (fused.EAGER, None)) -> Outcome:
     """The loop over finished chunks shared by a new and a resumed run; ``rows`` holds results already stored.
-    ``step`` is the run's step path and a notice about it (engine/fused.py)."""
-    with RunLog(run.path) as log:  # events.jsonl and heartbeat.json: any process can follow the run
-        return _train_logged(run, spec, chunks, rows, executor, placement, log.wrap(emit),
-                             log.stop_check(should_stop), checkpoint_every_s, resume_from, max_memory, step)
+    ``step`` is the run's step path and a notice about it (engine/fused.py).
+
+    Stop signals only ask the run to stop here (engine/stopping.py): the step in progress finishes and the
+    chunk in training is checkpointed. Before every write the lock's fence is checked (engine/lock.py): a
+    process whose lock was broken stops with LockLost and writes nothing more."""
+    with stopping.deferred(), RunLog(run.path, owner=lock.held) as log:  # events.jsonl, heartbeat.json
+        stop_file = log.stop_check(should_stop)
+        fence_checked = time.monotonic()
+
+        def stop_wanted() -> bool:
+            nonlocal fence_checked
+            if stopping.requested():
+                return True
+            if time.monotonic() - fence_checked >= STOP_POLL_S:
+                lock.check()  # a stale holder learns within half a second of waking that it lost the run
+                fence_checked = time.monotonic()
+            return stop_file()
+
+        return _train_logged(run, lock, spec, chunks, rows, executor, placement, log.wrap(emit), stop_wanted,
+                             checkpoint_every_s, resume_from, max_memory, step)
 
 
-def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
-                  placement: Placement, emit: EventSink, should_stop: Callable[[], bool],
+def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]],
+                  executor: Executor, placement: Placement, emit: EventSink, should_stop: Callable[[], bool],
                   checkpoint_every_s: float, resume_from: dict[int, Saved] | None,
                   max_memory: int | None = None, step: tuple[str, str | None] = (fused.EAGER, None)) -> Outcome:
     total = sum(c.steps * len(c) for c in chunks)
     planned = spec.n_instances if spec.adaptive is None else len(rows) + sum(len(c) for c in chunks)
+    stored = len(run.stored_chunks())
+    resumed = sum(int(resume_from[c.index][1].get("step", 0)) * len(c) for c in chunks if c.index in resume_from) \
+        if resume_from else 0
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=placement.description,
-                    instances=planned, chunks=len(chunks), instance_steps=total))
+                    instances=planned, chunks=stored + len(chunks), instance_steps=total, chunks_done=stored,
+                    instance_steps_resumed=resumed))
     step_path, step_note = step
     for note in (*placement.notes, *([step_note] if step_note else [])):
         emit(Notice(note))
     started = time.monotonic()
     tally = _Tally(emit, started)
-    chunks_done = len(run.stored_chunks())
+    chunks_done = stored
     status, error = "completed", ""
     next_index = 1 + max((c.index for c in chunks), default=-1)
+    # Chunks cut short with a checkpoint on disk: chunk -> what run.json says of it (what a resume keeps).
+    kept: dict[int, dict[str, int]] = {
+        c.index: {"chunk": c.index, "step": int(resume_from[c.index][1].get("step", 0)), "steps": c.steps,
+                  "instances": len(c)} for c in chunks if resume_from and c.index in resume_from}
 
     def save(chunk: Chunk, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+        lock.check()
         run.write_checkpoint(chunk.index, [i.index for i in chunk.instances], tensors, meta)
+        kept[chunk.index] = {"chunk": chunk.index, "step": meta["step"], "steps": chunk.steps,
+                             "instances": len(chunk)}
+        run.update_info(checkpoints=sorted(kept.values(), key=lambda k: k["chunk"]))  # what a kill -9 keeps
 
     work = Work(emit=tally, should_stop=should_stop, checkpoint=save, checkpoint_every_s=checkpoint_every_s,
                 step_path=step_path)
@@ -331,36 +376,87 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
                             f"{halves[0].index} and {halves[1].index} of {len(halves[0])} and {len(halves[1])}"))
                 continue
             tally.finish(chunk)
+            lock.check()  # the fence: a process whose lock was broken meanwhile must not commit
             if result.step_path != step_path:  # compiling failed (a Notice said so): a resume continues eagerly
                 step_path = work.step_path = result.step_path
                 run.update_info(step=step_path)
             run.write_chunk(spec, result, rows)
             run.clear_checkpoint(chunk.index)
+            kept.pop(chunk.index, None)
             chunks_done += 1
             elapsed = time.monotonic() - started
             run.update_info(instances_done=len(rows), chunks_done=chunks_done, instance_steps_done=tally.done,
-                            wall_time_s=round(elapsed, 3), instance_steps_per_s=round(tally.done / elapsed, 1))
+                            wall_time_s=round(elapsed, 3), instance_steps_per_s=round(tally.done / elapsed, 1),
+                            checkpoints=sorted(kept.values(), key=lambda k: k["chunk"]))
             emit(ChunkFinished(chunk=chunk.index, elapsed_s=elapsed))
             outstanding -= 1
+            if stopping.requested():  # a signal while the chunk was stored: stop before the next one
+                raise KeyboardInterrupt
             if spec.adaptive is not None and outstanding == 0:
                 next_round()
     except KeyboardInterrupt:
         status = "interrupted"
+    except LockLost:
+        raise  # another process owns the run now: nothing more is written (the executor is closed below)
     except Exception as exc:  # a failed run is recorded, then reported by the caller
-        status, error = "failed", f"{type(exc).__name__}: {exc}"
+        status, error = "failed", _failure(exc)
         with contextlib.suppress(OSError):  # a full disk: run.json below still says what happened
             run.write_error_log(traceback.format_exc())
     finally:
         executor.close()
     wall = time.monotonic() - started
     rate = tally.done / wall if wall > 0 else 0.0
+    lock.check()
     try:
         run.gather_parts()
     except (OSError, RunDataError) as exc:  # the parts stay; resume gathers them
         if status == "completed":
             status = "failed"
-        error = error or f"{type(exc).__name__}: {exc}"
-    run.update_info(status=status, ended=now_iso(), wall_time_s=round(wall, 3), instance_steps_per_s=round(rate, 1),
-                    error=error)
-    emit(RunFinished(status=status, run_dir=str(run.path), wall_time_s=wall, instance_steps_per_s=rate, error=error))
+        error = error or _failure(exc)
+    ending = {"status": status, "ended": now_iso(), "wall_time_s": round(wall, 3),
+              "instance_steps_per_s": round(rate, 1), "error": error,
+              "checkpoints": sorted(kept.values(), key=lambda k: k["chunk"])}
+    info = _record_ending(run, ending)
+    kept_words = progress.kept_text({**info, **ending}) if status != "completed" else ""
+    emit(RunFinished(status=status, run_dir=str(run.path), wall_time_s=wall, instance_steps_per_s=rate, error=error,
+                     kept=kept_words))
     return Outcome(status, run.path, wall, rate, error)
+
+
+def _failure(exc: BaseException) -> str:
+    """A failed run's reason in one line: a full disk says so and names the file it could not write."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        name = Path(str(exc.filename)).name
+        temporary = re.fullmatch(r"\.(.+)\.\d+\.tmp", name)  # an atomic write's temporary: name its target
+        where = f" while writing {temporary.group(1) if temporary else name}" if exc.filename else ""
+        return f"disk full{where}: {exc.strerror or 'no space left on device'}"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _record_ending(run: Run, ending: dict[str, Any]) -> dict[str, Any]:
+    """run.json with the run's ending, written atomically; on a disk too full for that, rewritten in place
+    if the new text fits the old file's bytes (compact JSON, padded with spaces), so the run still reads
+    ``failed`` with its reason rather than ``killed``. Returns run.json as it now stands (or as it should)."""
+    info = {**run.info(), **ending}
+    try:
+        run.write_info(info)
+    except OSError:
+        with contextlib.suppress(OSError):
+            _rewrite_in_place(run.path / "run.json", {k: v for k, v in info.items() if k != HEARTBEAT_KEY})
+    return info
+
+
+def _rewrite_in_place(path: Path, info: dict[str, Any]) -> None:
+    """Write ``info`` over run.json's own bytes, needing no new disk block: only if its compact JSON fits
+    the file as it is (padded with spaces, which JSON ignores); OSError otherwise. Not atomic, so only the
+    last resort of :func:`_record_ending`."""
+    text = json.dumps(info, separators=(",", ":")).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        size = os.fstat(fd).st_size
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or len(text) + 1 > size:
+            raise OSError(errno.ENOSPC, "run.json's new text does not fit its old bytes")
+        os.pwrite(fd, text + b" " * (size - len(text) - 1) + b"\n", 0)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -13,6 +13,7 @@
       events.jsonl    the events the live view shows, one JSON object a line: what `toysup watch` and the TUI follow
       heartbeat.json  host and pid of the process training the run, its last beat (every 5 s) and progress
       lock            host and pid of the one process allowed to train the run (it holds a lock on this file)
+      fence           the lock's generation: a writer whose lock was broken finds a newer one and stops
       stop            present while the run is asked to stop (`toysup stop`, the TUI)
       output.log      a detached run's output (`toysup run --detach`, launched from the TUI)
 

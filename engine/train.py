@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine import fused, kernel_step
+from engine import fused, kernel_step, stopping
 from engine.events import EventSink, Notice, Progress, ignore
 from engine.models import Hyper, get_model
 from engine.optim import BatchedOptimizer
@@ -88,15 +88,17 @@ def train_chunk(
     emit: EventSink = ignore,
     should_stop: Callable[[], bool] = lambda: False,
     checkpoint: Callable[[dict[str, torch.Tensor], dict[str, int]], None] | None = None,
-    checkpoint_every_s: float = 300.0,
+    checkpoint_every_s: float = 60.0,
     resume_from: Saved | None = None,
     step_path: str = fused.EAGER,
     evaluate: bool = True,
 ) -> ChunkResult:
     """Train every instance in ``chunk`` for the chunk's step count.
 
-    Raises KeyboardInterrupt if ``should_stop`` turns true, so callers handle a
-    cancel and a Ctrl-C the same way. Every ``checkpoint_every_s`` seconds the
+    Raises KeyboardInterrupt if ``should_stop`` turns true or a stop signal arrives
+    (engine/stopping.py), so callers handle a cancel and a Ctrl-C the same way: the
+    step in progress finishes and the chunk's state goes to ``checkpoint`` first, so
+    a resume loses nothing. Every ``checkpoint_every_s`` seconds the
     training state (weights, optimiser moments, curves so far) goes to
     ``checkpoint``; ``resume_from`` continues from such a state, with the same
     result as an uninterrupted chunk (the random streams are keyed by step, so
@@ -137,64 +139,95 @@ def train_chunk(
     if resume_from is not None and model.mid_chunk_checkpoints:
         first_step = _restore(resume_from, weights, optimizer, curves, extra, diverged, snaps) + 1
         reported = resume_from[1]["reported"]
+        # The first event of a continued chunk says where it continues from.
+        emit(Progress(chunk=chunk.index, step=first_step - 1, steps=steps,
+                      instance_steps_done=(first_step - 1) * len(chunk), elapsed_s=0.0))
+    saved_step = first_step - 1  # the step the newest checkpoint of this chunk holds (0: none)
 
-    kernel_done = 0  # the fused kernel trains blocks of steps up to the next recorded or snapshot step
-    for step in range(first_step, steps + 1):
-        if step_path == fused.KERNEL:
-            if step <= kernel_done:
-                continue
-            end = kernel_step.block_end(step, steps, record_at, snap_steps)
-            try:
-                loss = kernel_step.train_steps(model, weights, optimizer, diverged, step, end)
-                step = kernel_done = end
-            except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
-                emit(Notice(f"fused kernel failed ({exc}): training eagerly"))
-                step_path = fused.EAGER
-        if step_path != fused.KERNEL:
-            model.exact_loss = step in record_at  # the recorded losses must not depend on the chunking
-            try:
-                loss, grads = model.loss_and_grads(weights, step)
-            except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
-                emit(Notice(f"compiled step failed ({exc}): training eagerly"))
-                step_path = fused.EAGER
-                model.use_eager_step()
-                loss, grads = model.loss_and_grads(weights, step)
-            # An instance whose loss is no longer finite is frozen at its last finite weights; the
-            # others train on (instances never mix, so a NaN cannot spread) and no sync is needed.
-            diverged |= ~torch.isfinite(loss)
-            optimizer.step(grads, diverged)
-            with torch.no_grad():
-                model.after_step(weights, step)
+    def save(step: int) -> None:
+        """The training state after ``step`` to ``checkpoint``, uninterruptible by a stop signal."""
+        nonlocal saved_step
+        if checkpoint is None or not model.mid_chunk_checkpoints or step == saved_step:
+            return
+        with stopping.deferred():
+            tensors = {**{f"w.{k}": w for k, w in weights.items()}, **optimizer.state(), "curves": curves,
+                       **{f"extra.{k}": v for k, v in extra.items()}, "diverged": diverged,
+                       **{f"snap.{k}": torch.stack(v, 1) for k, v in snaps.items()}}
+            checkpoint({k: v.detach().cpu() for k, v in tensors.items()},
+                       {"step": step, "t": optimizer.t, "reported": reported})
+        saved_step = step
 
-        if step in snap_steps:
-            for name, w in weights.items():
-                snaps[name].append(w.detach().clone())
-        column = record_at.get(step)
-        if column is not None:
-            curves[:, column] = loss.detach()
-            if extra:
-                with torch.no_grad():
-                    for name, values in model.curve_values(weights).items():
-                        extra[name][:, column] = values
-        now = time.monotonic()
-        if step == steps or now - last_report >= PROGRESS_INTERVAL_S:
+    def stop_at(step: int, announced: bool = False) -> None:
+        """Stop after ``step``: tell the followers how far the chunk got (unless the last event did), save
+        it, raise KeyboardInterrupt."""
+        nonlocal reported
+        if not announced:
             recorded = sum(1 for s in record if s <= step)
-            fresh = curves[:, reported:recorded].T.cpu().tolist()
-            emit(Progress(chunk=chunk.index, step=step, steps=steps,
-                          instance_steps_done=step * len(chunk), elapsed_s=now - started,
-                          curve_steps=record[reported:recorded],
-                          curve_losses=fresh))
-            reported, last_report = recorded, now
-            if should_stop():
-                raise KeyboardInterrupt
-            if checkpoint is not None and model.mid_chunk_checkpoints and step < steps and \
-                    now - last_checkpoint >= checkpoint_every_s:
-                tensors = {**{f"w.{k}": w for k, w in weights.items()}, **optimizer.state(), "curves": curves,
-                           **{f"extra.{k}": v for k, v in extra.items()}, "diverged": diverged,
-                           **{f"snap.{k}": torch.stack(v, 1) for k, v in snaps.items()}}
-                checkpoint({k: v.detach().cpu() for k, v in tensors.items()},
-                           {"step": step, "t": optimizer.t, "reported": reported})
-                last_checkpoint = now
+            emit(Progress(chunk=chunk.index, step=step, steps=steps, instance_steps_done=step * len(chunk),
+                          elapsed_s=time.monotonic() - started, curve_steps=record[reported:recorded],
+                          curve_losses=curves[:, reported:recorded].T.cpu().tolist()))
+            reported = recorded
+        save(step)
+        raise KeyboardInterrupt
+
+    step = first_step - 1
+    kernel_done = 0  # the fused kernel trains blocks of steps up to the next recorded or snapshot step
+    with stopping.deferred():  # a stop signal lets the step in progress finish (engine/stopping.py)
+        for step in range(first_step, steps + 1):
+            if step_path == fused.KERNEL:
+                if step <= kernel_done:
+                    continue
+                end = kernel_step.block_end(step, steps, record_at, snap_steps)
+                try:
+                    loss = kernel_step.train_steps(model, weights, optimizer, diverged, step, end)
+                    step = kernel_done = end
+                except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
+                    emit(Notice(f"fused kernel failed ({exc}): training eagerly"))
+                    step_path = fused.EAGER
+            if step_path != fused.KERNEL:
+                model.exact_loss = step in record_at  # the recorded losses must not depend on the chunking
+                try:
+                    loss, grads = model.loss_and_grads(weights, step)
+                except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
+                    emit(Notice(f"compiled step failed ({exc}): training eagerly"))
+                    step_path = fused.EAGER
+                    model.use_eager_step()
+                    loss, grads = model.loss_and_grads(weights, step)
+                # An instance whose loss is no longer finite is frozen at its last finite weights; the
+                # others train on (instances never mix, so a NaN cannot spread) and no sync is needed.
+                diverged |= ~torch.isfinite(loss)
+                optimizer.step(grads, diverged)
+                with torch.no_grad():
+                    model.after_step(weights, step)
+
+            if step in snap_steps:
+                for name, w in weights.items():
+                    snaps[name].append(w.detach().clone())
+            column = record_at.get(step)
+            if column is not None:
+                curves[:, column] = loss.detach()
+                if extra:
+                    with torch.no_grad():
+                        for name, values in model.curve_values(weights).items():
+                            extra[name][:, column] = values
+            if stopping.requested():
+                stop_at(step)
+            now = time.monotonic()
+            if step == steps or now - last_report >= PROGRESS_INTERVAL_S:
+                recorded = sum(1 for s in record if s <= step)
+                fresh = curves[:, reported:recorded].T.cpu().tolist()
+                emit(Progress(chunk=chunk.index, step=step, steps=steps,
+                              instance_steps_done=step * len(chunk), elapsed_s=now - started,
+                              curve_steps=record[reported:recorded],
+                              curve_losses=fresh))
+                reported, last_report = recorded, now
+                if should_stop():
+                    stop_at(step, announced=True)
+                if step < steps and now - last_checkpoint >= checkpoint_every_s:
+                    save(step)
+                    last_checkpoint = now
+        if stopping.requested():
+            stop_at(step)
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -202,10 +235,17 @@ def train_chunk(
     final = {k: w.detach() for k, w in weights.items()}
     metrics: dict[str, torch.Tensor] = {}
     features: dict[str, torch.Tensor] = {}
-    if evaluate:
-        metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
+    if evaluate:  # the bench times training alone
+        try:
+            # The evaluation changes no training state, so a stop may cut it short: the trained state is saved
+            # and a resume goes straight to the evaluation.
+            with stopping.raising():
+                metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
+                features = model.feature_metrics(final)
+        except KeyboardInterrupt:
+            save(steps)
+            raise
         diverged |= ~torch.isfinite(metrics["loss"])
-        features = model.feature_metrics(final)
     return ChunkResult(
         chunk=chunk,
         weights={k: v.cpu() for k, v in final.items()},

@@ -47,7 +47,7 @@ def preset_copy(tmp_path: Path, name: str) -> Path:
 
 def test_run_writes_a_complete_run_folder(tiny_run):
     names = sorted(p.name for p in tiny_run.iterdir())
-    assert names == ["config.toml", "curves.csv", "events.jsonl", "features.csv", "heartbeat.json", "lock",
+    assert names == ["config.toml", "curves.csv", "events.jsonl", "features.csv", "fence", "heartbeat.json", "lock",
                      "manifest.json", "results.csv", "run.json", "weights"]
     assert tiny_run.name.endswith("-tiny")
     weights = load_file(str(tiny_run / "weights" / "chunk-0000.safetensors"))

@@ -212,14 +212,14 @@ def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path, compile
     assert Run(cut.run_dir).info()["step"] == Run(whole.run_dir).info()["step"] == path
     assert cut.status == "interrupted" and len({*ticks}) >= 3 and ticks[-1] < 4000
     saved = Run(cut.run_dir).read_checkpoints()
-    assert len(saved) == 1 and saved[0][3]["step"] == ticks[-2]  # the tick before the stop was saved
+    assert len(saved) == 1 and saved[0][3]["step"] == ticks[-1]  # the step the stop ended at was saved
     resumed_steps: list[int] = []
     # resume continues on the recorded path, whatever --compile says now
     other = RunOptions(device="cpu", compile="off" if compile == "on" else "on")
     done = resume_sweep(cut.run_dir, other,
                         emit=lambda e: resumed_steps.append(e.step) if type(e).__name__ == "Progress" else None)
     assert done.status == "completed" and Run(cut.run_dir).info()["step"] == path
-    assert min(resumed_steps) > ticks[-2]  # it went on from the checkpoint, not from step 1
+    assert resumed_steps[0] == ticks[-1] == min(resumed_steps)  # it went on from the stop, not from step 1
     assert_same_results(whole.run_dir, cut.run_dir)
     assert Run(cut.run_dir).read_checkpoints() == []
     a, b = Run(whole.run_dir).instance_weights(7), Run(cut.run_dir).instance_weights(7)

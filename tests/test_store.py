@@ -110,7 +110,7 @@ def test_run_sweep_completes_and_writes_every_file(finished):
     _, outcome, run, _ = finished
     assert outcome.status == "completed" and outcome.error == ""
     names = sorted(p.name for p in run.path.iterdir())
-    assert names == ["config.toml", "curves.csv", "events.jsonl", "features.csv", "heartbeat.json", "lock",
+    assert names == ["config.toml", "curves.csv", "events.jsonl", "features.csv", "fence", "heartbeat.json", "lock",
                      "manifest.json", "results.csv", "run.json", "weights"]
     assert [p.name for p in (run.path / "weights").iterdir()] == ["chunk-0000.safetensors"]
     assert not list(run.path.rglob(".*.tmp"))
@@ -392,7 +392,7 @@ def test_the_readme_and_the_store_describe_the_run_folder_alike():
     assert list(documented_files(section)) == [
         "config.toml", "run.json", "results.csv", "curves.csv", "features.csv", "weights/chunk-NNNN.safetensors",
         "checkpoints/chunk-NNNN.safetensors", "error.log", "manifest.json", "events.jsonl", "heartbeat.json", "lock",
-        "stop", "output.log"]
+        "fence", "stop", "output.log"]
 
 
 @pytest.mark.parametrize("model, params, sweep", [

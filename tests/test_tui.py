@@ -135,8 +135,11 @@ async def test_cancelling_a_run_keeps_finished_chunks(tui_dirs: tuple[Path, Path
         await wait_for(pilot, lambda: live.finished, timeout=30)
         await pilot.pause(0.4)
         assert live.status == "interrupted"
-        assert "finished chunk(s) are kept" in str(app.screen.query_one("#run-stats").render())
         run = Run(Path(live.run_dir))
+        (saved,) = run.info()["checkpoints"]  # the chunk in training was saved at the step it stopped at
+        assert saved["chunk"] == 1 and 0 < saved["step"] < 1_000_000
+        assert f"stopped: kept 1/2 chunks and chunk 1 at step {saved['step']:,}/1,000,000" in \
+            str(app.screen.query_one("#run-stats").render())
         assert run.info()["status"] == "interrupted"
         _, rows = run.results()
         assert len(rows) == 2 and {r["instance"] for r in rows} == {0, 1}

@@ -190,14 +190,16 @@ class ToysupApp(App[None]):
             self.notify(f"{live.spec.name}: {live.instances:,} instances in {took}; o on the live view "
                         "opens the results", title="Run completed", timeout=8)
         elif live.status == "interrupted":
-            self.notify(f"{live.spec.name}: stopped; {live.chunks_done} finished chunk(s) kept (r resumes it)",
+            kept = live.kept or f"{live.chunks_done} finished chunk(s)"
+            self.notify(f"{live.spec.name}: stopped; kept {kept} (r resumes it)",
                         title="Run stopped", severity="warning", timeout=8)
         else:
             self.notify(live.error or f"the run is {live.status}", title=f"Run {live.status}", severity="error",
                         timeout=12)
 
     def ask_cancel_run(self) -> None:
-        """Stop the watched sweep after a confirmation; its finished chunks stay in the run folder."""
+        """Stop the watched sweep after a confirmation; its finished chunks and the step the chunk in training
+        reached stay in the run folder."""
         if not self.sweep_running:
             return
 
@@ -205,7 +207,8 @@ class ToysupApp(App[None]):
             if yes:
                 self._request_stop()
 
-        self.push_screen(ConfirmScreen("Stop the running sweep? Finished chunks are kept, and it can be resumed.",
+        self.push_screen(ConfirmScreen("Stop the running sweep? It finishes the step in progress and saves it: "
+                                       "finished chunks and the chunk in training are kept, and it can be resumed.",
                                        yes="Stop run", no="Keep running"), answer)
 
     def _request_stop(self) -> None:

@@ -252,19 +252,26 @@ def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
     else:
         summaries.print_summary(out, finished)
     if outcome.status == "interrupted":
-        err.print(f"interrupted: finished chunks are kept in {outcome.run_dir}; continue with: "
-                  f"toysup resume {outcome.run_dir}", soft_wrap=True)
+        from engine.progress import kept_text
+
+        err.print(f"interrupted: kept {escape(kept_text(finished.info()))} in {escape(str(outcome.run_dir))}; "
+                  f"continue with: toysup resume {escape(str(outcome.run_dir))}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.status == "failed":
-        raise fail(f"run failed: {outcome.error} (details in {outcome.run_dir / 'error.log'}; "
-                   f"toysup resume retries what is left)", EXIT_FAILED)
+        log = outcome.run_dir / "error.log"
+        details = f"details in {log}; " if log.is_file() else ""  # a full disk may not have let it be written
+        raise fail(f"run failed: {outcome.error} ({details}toysup resume retries what is left)", EXIT_FAILED)
 
 
 def handle_hangups_and_terms() -> None:
-    """SIGTERM and SIGHUP stop a foreground run as Ctrl-C does: it keeps its finished chunks, is marked
-    interrupted and exits 130. A hangup means the terminal is gone: from then on output goes to /dev/null,
-    since writing to a hung-up terminal fails (EIO) and would turn the clean stop into a crash."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    """Ctrl-C, SIGTERM and SIGHUP stop a foreground run alike: the step in progress finishes, the chunk in
+    training is checkpointed, the run is marked interrupted and exits 130 (engine/stopping.py). A hangup
+    means the terminal is gone: from then on output goes to /dev/null, since writing to a hung-up terminal
+    fails (EIO) and would turn the clean stop into a crash."""
+    from engine import stopping
+
+    signal.signal(signal.SIGINT, stopping.handle)
+    signal.signal(signal.SIGTERM, stopping.handle)
     signal.signal(signal.SIGHUP, _hung_up)
 
 
@@ -273,13 +280,15 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _hung_up(signum: int, frame: Any) -> None:
+    from engine import stopping
+
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # one hangup is enough; a second would cut the cleanup short
     with contextlib.suppress(OSError):
         null = os.open(os.devnull, os.O_WRONLY)
         for fd in (1, 2):
             os.dup2(null, fd)
         os.close(null)
-    raise KeyboardInterrupt
+    stopping.handle(signum, frame)
 
 
 @app.command()
@@ -404,7 +413,10 @@ def watch(
     status = found.status()
     out.print(f"run {escape(found.id)} is {status}", soft_wrap=True)
     if status == "interrupted":
-        err.print(f"continue with: toysup resume {escape(found.id)}", soft_wrap=True)
+        from engine.progress import kept_text
+
+        err.print(f"kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}",
+                  soft_wrap=True)
     raise typer.Exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED))
 
 
@@ -414,7 +426,8 @@ def stop(
     runs_dir: RunsDirOption = None,
     wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the run to record its stop")] = 60.0,
 ) -> None:
-    """Stop a running run gracefully: it keeps its finished chunks and is marked interrupted (resumable)."""
+    """Stop a running run gracefully: it finishes the step in progress, checkpoints the chunk in training, keeps
+    its finished chunks and is marked interrupted (resumable from that step)."""
     import time
 
     from engine import store
@@ -438,9 +451,11 @@ def stop(
     if status == "running":
         raise fail(f"run {found.id} is still running after {wait:.0f} s; it stops at its next step "
                    "(toysup watch shows when)", EXIT_FAILED)
+    from engine.progress import kept_text
+
     out.print(f"run {escape(found.id)} is {status}" +
-              (f"; continue with: toysup resume {escape(found.id)}" if status == "interrupted" else ""),
-              soft_wrap=True)
+              (f"; kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}"
+               if status == "interrupted" else ""), soft_wrap=True)
 
 
 @app.command("report")
@@ -466,6 +481,7 @@ def report_cmd(
     """Show a run's results as tables and terminal charts."""
     from engine import store
     from engine.analysis.phase import SELECTIONS
+    from engine.progress import require_results
     from toysup_tui import report
 
     try:
@@ -474,6 +490,7 @@ def report_cmd(
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
+        require_results(found)
         if phase_selection not in SELECTIONS:
             raise SpecError(f"--phase-selection {phase_selection!r} is not valid: expected "
                             f"{' or '.join(SELECTIONS)}")
@@ -506,6 +523,7 @@ def plot(
     """Write a run's charts as a publication figure (matplotlib: pip install 'toysup\\[figures]'), one file with
     the charts stacked; the format from the suffix."""
     from engine import store
+    from engine.progress import require_results
     from engine.results import Results
     from toysup_tui import figures
 
@@ -513,6 +531,7 @@ def plot(
         figures.figure_format(output)
         figures.require_matplotlib()
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
+        require_results(found)
         results = Results.open(found)
         drawn = list(charts or []) or figures.available(results)
         figures.save(figures.build(results, drawn, instance or [], x), output)
@@ -533,6 +552,7 @@ def compare(
     """Compare runs: the config diff (only what differs), the summary metrics side by side per point, and
     overlaid metric charts against a swept parameter they share."""
     from engine import comparison, store
+    from engine.progress import require_results
     from engine.results import Results
 
     try:
@@ -540,6 +560,8 @@ def compare(
             raise SpecError("compare needs at least two runs")
         root = store.runs_dir(runs_dir)
         found = [store.find_run(root, ref) for ref in run_refs]
+        for run in found:
+            require_results(run)
         ids = [r.id for r in found]
         if len(set(ids)) < len(ids):
             raise SpecError(f"run {next(i for i in ids if ids.count(i) > 1)} is named twice")
@@ -566,11 +588,13 @@ def export(
 ) -> None:
     """Export a run's table as CSV (results rows carry run id, seed, sweep point and every swept parameter)."""
     from engine import store
+    from engine.progress import require_results
 
     try:
         if table not in store.TABLES:
             raise SpecError(f"--table {table!r} is not valid: expected results, curves or features")
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
+        require_results(found)  # never a header-only table of a run still training its first chunk
         if output is None:
             sys.stdout.write(store.export_text(found, table))
             return

@@ -126,10 +126,6 @@ def _lines(stream: Any, wait_s: float) -> Any:
 # --- trainer side ------------------------------------------------------------------------------------
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
 class _Handshake:
     """The event sink of a detached trainer: at RunStarted, tell the launcher the folder, then write to it."""
 
@@ -145,8 +141,12 @@ class _Handshake:
             _redirect(Path(event.run_dir) / OUTPUT_LOG)
 
     def error(self, message: str) -> None:
+        """To the launcher while it waits; after that to output.log (a trainer whose lock was broken)."""
         if not self.announced:
             _say({"type": "error", "message": message})
+        else:
+            with contextlib.suppress(OSError):
+                print(f"error: {message}", file=sys.stderr, flush=True)
 
 
 def _say(data: dict[str, Any]) -> None:
@@ -170,9 +170,11 @@ def _redirect(path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     """Train the request in file ``argv[0]`` (removed once read); exit 0, 1 failed, 2 user error, 130."""
+    from engine import stopping
+
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose: a stray hangup is not a stop
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, stopping.handle)  # the step in progress finishes and is checkpointed
+    signal.signal(signal.SIGTERM, stopping.handle)
     handshake = _Handshake()
     try:
         path = Path(argv[0])

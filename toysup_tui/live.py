@@ -34,7 +34,9 @@ class LiveRun:
     chunks: int = 0
     total_work: int = 0  # instance-steps
     done_work: int = 0
+    resumed_work: int = 0  # of done_work, what chunks continued from their checkpoints held at the start
     chunks_done: int = 0
+    kept: str = ""  # a stopped run: what its resume starts from, in words (RunFinished.kept)
     running: dict[int, tuple[int, int]] = field(default_factory=dict)  # chunk in training -> (step, steps)
     elapsed_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
@@ -55,8 +57,8 @@ class LiveRun:
 
     @property
     def rate(self) -> float:
-        """Instance-steps per second so far."""
-        return self.done_work / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        """Instance-steps per second so far (of this session's training)."""
+        return max(self.done_work - self.resumed_work, 0) / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @property
     def eta_s(self) -> float | None:
@@ -77,6 +79,7 @@ class LiveRun:
             self.status = "cancelling" if self.status == "cancelling" else "running"
             self.run_id, self.run_dir, self.device = event.run_id, event.run_dir, event.device
             self.instances, self.chunks, self.total_work = event.instances, event.chunks, event.instance_steps
+            self.chunks_done, self.resumed_work = event.chunks_done, event.instance_steps_resumed
         elif isinstance(event, ev.RoundStarted):  # an adaptive sweep's next round: more work than announced
             self.total_work = event.instance_steps
             self.instances += event.instances
@@ -98,7 +101,7 @@ class LiveRun:
             self._members.pop(event.chunk, None)
             self.elapsed_s = event.elapsed_s
         elif isinstance(event, ev.RunFinished):
-            self.status, self.error = event.status, event.error
+            self.status, self.error, self.kept = event.status, event.error, event.kept
             self.elapsed_s = event.wall_time_s
             self.run_dir = event.run_dir or self.run_dir
 

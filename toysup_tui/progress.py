@@ -32,6 +32,7 @@ class ProgressSink:
         self.live = console.is_terminal and not quiet
         self.total = 0
         self.done = 0
+        self.resumed = 0  # instance-steps that chunks continued from checkpoints held when the session began
         self.rate = 0.0
         self._last_plain = 0.0
         self._progress: Progress | None = None
@@ -63,9 +64,12 @@ class ProgressSink:
         if self.quiet:
             return
         if isinstance(event, ev.RunStarted):
-            self.total = event.instance_steps
+            self.total, self.resumed = event.instance_steps, event.instance_steps_resumed
             msg = (f"run {shown(event.run_id)}: {event.instances} instances in {event.chunks} chunk(s) on "
                    f"{shown(event.device)}")
+            if event.chunks_done or event.instance_steps_resumed:
+                msg += (f"; continuing: {event.chunks_done} chunk(s) stored, {event.instance_steps_resumed:,} "
+                        "instance-steps from checkpoints")
             self.console.print(msg)
             if self._progress is not None:
                 self._task = self._progress.add_task("all chunks", total=self.total, rate="")
@@ -85,7 +89,7 @@ class ProgressSink:
                         f"chunk {event.chunk}", total=event.steps, rate=f"{len(event.instances)} instances")
         elif isinstance(event, ev.Progress):
             self.done = event.instance_steps_done
-            self.rate = self.done / event.elapsed_s if event.elapsed_s > 0 else 0.0
+            self.rate = max(self.done - self.resumed, 0) / event.elapsed_s if event.elapsed_s > 0 else 0.0
             if self._progress is not None and self._task is not None:
                 self._progress.update(self._task, completed=self.done, rate=f"{self.rate:,.0f} inst-steps/s")
                 chunk_task = self._chunk_tasks.get(event.chunk)

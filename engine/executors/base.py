@@ -46,7 +46,7 @@ class Work:
     emit: EventSink  # chunk-level events (ChunkStarted, Progress); the runner fills in run-wide totals
     should_stop: Callable[[], bool]
     checkpoint: Callable[[Chunk, dict[str, torch.Tensor], dict[str, int]], None] | None = None
-    checkpoint_every_s: float = 300.0
+    checkpoint_every_s: float = 60.0
     step_path: str = "eager"  # the run's training step, compiled or eager (engine/fused.py)
 
 

@@ -13,9 +13,10 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.analysis import columns
+from engine.progress import kept_text, live_text
 from engine.results import Point, Results
 from engine.results import value_text as fmt
-from engine.store import Run
+from engine.store import HEARTBEAT_KEY, Run
 from toysup_tui.printable import printable
 from toysup_tui.printable import shown as escape
 
@@ -30,9 +31,10 @@ WIDE_SUMMARY = 200  # from this width on, the summary shows every headline metri
 
 
 def runs_table(runs: list[Run], width: int) -> Table:
-    """The runs, newest first, in ``width`` columns: the run id, status and progress always; the preset,
-    wall time, model, start and device as room allows (in that order); long ids and names ellipsized
-    (an id's leading timestamp, which ``toysup report`` accepts as its unique part, stays)."""
+    """The runs, newest first, in ``width`` columns: the run id, status and finished instances always; then
+    how far an unfinished run is (a training one from its heartbeat, a stopped one what a resume keeps),
+    the preset, wall time, model, start and device as room allows (in that order); long ids and names
+    ellipsized (an id's leading timestamp, which ``toysup report`` accepts as its unique part, stays)."""
     rows = []
     for run in runs:
         info = run.info()
@@ -41,6 +43,7 @@ def runs_table(runs: list[Run], width: int) -> Table:
         wall = info.get("wall_time_s")
         rows.append({k: printable(v) for k, v in {"run": run.id, "status": status,
                      "instances": total if status == "completed" else f"{done}/{total}",
+                     "progress": _progress_cell(status, info),
                      "preset": str(info.get("name", "?")), "wall": f"{wall:.1f}s" if is_number(wall) else "",
                      "model": str(info.get("model", "")), "started": str(info.get("started", ""))[:19],
                      "device": str(info.get("device", ""))}.items()})
@@ -55,6 +58,15 @@ def runs_table(runs: list[Run], width: int) -> Table:
     for r in rows:
         table.add_row(*[_runs_cell(fit.key, r) for fit, _, _ in shown])
     return table
+
+
+def _progress_cell(status: str, info: dict[str, Any]) -> str:
+    """A running run's progress from its heartbeat; what an unfinished one keeps; nothing once completed."""
+    if status == "running":
+        return live_text(info.get(HEARTBEAT_KEY))
+    if status in ("interrupted", "killed", "failed"):
+        return "kept " + kept_text(info)
+    return ""
 
 
 def _runs_cell(key: str, row: dict[str, str]) -> Text:
@@ -133,9 +145,9 @@ def fit_columns(columns: list[Fit], width: int, gap: int, used: int = 0, essenti
 
 # The runs list's columns: header, the order they are kept in, short header, narrowest (ellipsized).
 RUNS_COLUMNS: dict[str, tuple[str, int, str, int]] = {
-    "run": ("run", 1, "", 15), "preset": ("preset", 4, "", 10), "model": ("model", 6, "", 0),
-    "status": ("status", 2, "", 0), "instances": ("instances", 3, "inst.", 0), "device": ("device", 8, "", 0),
-    "wall": ("wall", 5, "", 0), "started": ("started", 7, "", 0),
+    "run": ("run", 1, "", 15), "preset": ("preset", 5, "", 10), "model": ("model", 7, "", 0),
+    "status": ("status", 2, "", 0), "instances": ("instances", 3, "inst.", 0), "progress": ("progress", 4, "", 12),
+    "device": ("device", 9, "", 0), "wall": ("wall", 6, "", 0), "started": ("started", 8, "", 0),
 }
 
 

@@ -30,7 +30,7 @@ class QuitRunScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label(esc(f"A sweep is training ({self.run_id}). Quit and leave it running (follow it later "
                             "with toysup watch, or here from the runs browser), or stop it first? Finished "
-                            "chunks are kept either way."), classes="dialog-question")
+                            "chunks and the chunk in training are kept either way."), classes="dialog-question")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Leave running (l)", variant="primary", id="leave")
                 yield Button("Stop it (s)", variant="error", id="stop")

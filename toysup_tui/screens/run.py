@@ -95,7 +95,8 @@ class RunScreen(ToysupScreen):
         stats = (f"{live.rate:,.0f} instance-steps/s · {live.done_work:,}/{live.total_work:,} · "
                  f"elapsed {format_duration(live.elapsed_s)} · ETA {format_duration(live.eta_s)}")
         if live.status == "interrupted":
-            stats += f"\n[magenta]stopped: the {live.chunks_done} finished chunk(s) are kept[/]" \
+            kept = esc(live.kept) if live.kept else f"the {live.chunks_done} finished chunk(s)"
+            stats += f"\n[magenta]stopped: kept {kept}[/]" \
                      f" · [b]r[/] resumes · [b]o[/] opens what finished"
         elif live.status == "killed":
             stats += "\n[red]killed: its process ended without recording it[/] · [b]r[/] resumes"
