@@ -186,7 +186,8 @@ def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
 
 def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Mapping[str, Any] | None = None,
               sweep: Mapping[str, Any] | None = None, seeds: int | None = None,
-              runs_dir: str | Path | None = None, device: str = "auto", threads: int | None = None) -> Run:
+              runs_dir: str | Path | None = None, device: str = "auto", threads: int | None = None,
+              progress: bool = True) -> Run:
     """Train a sweep and return its run, as ``toysup run`` does.
 
     ``spec`` is a bundled preset's name, a preset or config.toml path, or a preset as a dict
@@ -195,6 +196,7 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     or a string in the sweep grammar: ``"log:1:0.01:7"``), ``seeds`` sets the seeds per point.
     Mistakes raise UserError before anything is written. An interrupt (Ctrl-C, a notebook's stop button) ends
     the run as ``interrupted`` with its finished chunks kept; check ``status`` of the run returned.
+    ``progress`` shows a bar (tqdm's notebook bar where tqdm is installed, else Rich's); False shows none.
     """
     from engine.runner import run_sweep as train
 
@@ -210,5 +212,11 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     values = {k: v for k, v in {**data.get("params", {}), **fixed}.items() if k not in axes}
     data = {**data, "params": values, "sweep": axes}
     resolved = resolve(data, seeds=seeds, source=source)
-    outcome = train(resolved, store.runs_dir(runs_dir), device=device, threads=threads)
+    if not progress:
+        outcome = train(resolved, store.runs_dir(runs_dir), device=device, threads=threads)
+        return Run(store.Run(outcome.run_dir))
+    from toysup.progress import NotebookBar  # the bar lives in the front-end package, not the engine
+
+    with NotebookBar() as bar:
+        outcome = train(resolved, store.runs_dir(runs_dir), device=device, threads=threads, emit=bar)
     return Run(store.Run(outcome.run_dir))

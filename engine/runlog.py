@@ -135,11 +135,12 @@ class RunLog:
             self._progress["elapsed_s"] = round(event.elapsed_s, 3)
             self._publish_progress(event)
             return
-        elif isinstance(event, ev.ChunkFinished):
+        elif isinstance(event, (ev.ChunkFinished, ev.Phase)):  # a chunk's held steps go before its next phase
             held = self._held.pop(event.chunk, None)
             if held is not None:
                 self._write(held)
-            self._kept.pop(event.chunk, None)
+            if isinstance(event, ev.ChunkFinished):
+                self._kept.pop(event.chunk, None)
         self._write(event)
 
     def _publish_progress(self, event: ev.Progress) -> None:

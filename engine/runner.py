@@ -22,6 +22,7 @@ from engine.events import (
     Event,
     EventSink,
     Notice,
+    Phase,
     Progress,
     RoundStarted,
     RunFinished,
@@ -334,6 +335,7 @@ def _train_logged(run: Run, spec: Spec, chunks: list[Chunk], rows: list[dict[str
             if result.step_path != step_path:  # compiling failed (a Notice said so): a resume continues eagerly
                 step_path = work.step_path = result.step_path
                 run.update_info(step=step_path)
+            emit(Phase(chunk=chunk.index, phase="writing"))
             run.write_chunk(spec, result, rows)
             run.clear_checkpoint(chunk.index)
             chunks_done += 1

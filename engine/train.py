@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from engine import fused
-from engine.events import EventSink, Notice, Progress, ignore
+from engine.events import EventSink, Notice, Phase, Progress, ignore
 from engine.models import Hyper, get_model
 from engine.optim import BatchedOptimizer
 from engine.plan import Chunk
@@ -136,6 +136,9 @@ def train_chunk(
 
     for step in range(first_step, steps + 1):
         model.exact_loss = step in record_at  # the recorded losses must not depend on the chunking
+        compiling = step == first_step and step_path == fused.COMPILED  # the first call compiles (or loads)
+        if compiling:
+            emit(Phase(chunk=chunk.index, phase="compiling"))
         try:
             loss, grads = model.loss_and_grads(weights, step)
         except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
@@ -143,6 +146,8 @@ def train_chunk(
             step_path = fused.EAGER
             model.use_eager_step()
             loss, grads = model.loss_and_grads(weights, step)
+        if compiling:
+            emit(Phase(chunk=chunk.index, phase="training"))
         # An instance whose loss is no longer finite is frozen at its last finite weights; the
         # others train on (instances never mix, so a NaN cannot spread) and no sync is needed.
         diverged |= ~torch.isfinite(loss)
@@ -184,9 +189,14 @@ def train_chunk(
         torch.cuda.synchronize(device)
     train_time = time.monotonic() - started
     final = {k: w.detach() for k, w in weights.items()}
-    metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
+    emit(Phase(chunk=chunk.index, phase="evaluating", done=0, total=3))
+    metrics = {"loss": model.eval_loss(final)}
+    emit(Phase(chunk=chunk.index, phase="evaluating", done=1, total=3))
+    metrics.update(model.metrics(final))
+    emit(Phase(chunk=chunk.index, phase="evaluating", done=2, total=3))
     diverged |= ~torch.isfinite(metrics["loss"])
     features = model.feature_metrics(final)
+    emit(Phase(chunk=chunk.index, phase="evaluating", done=3, total=3))
     return ChunkResult(
         chunk=chunk,
         weights={k: v.cpu() for k, v in final.items()},
