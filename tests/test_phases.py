@@ -3,9 +3,11 @@ CLI's output, the TUI's live view and the notebook bar of ``toysup.run_sweep``."
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
+from textual.app import App, ComposeResult
 from textual.widgets import Static
 from tui_helpers import make_app, run_async
 
@@ -18,6 +20,7 @@ from engine.runner import run_sweep
 from engine.train import train_chunk
 from toysup_tui.live import LiveRun
 from toysup_tui.screens.run import RunScreen
+from toysup_tui.widgets.chart import Chart
 
 from helpers import CPU, TINY_PRESET, fixture_spec, invoke, make_spec
 
@@ -106,3 +109,27 @@ def test_the_notebook_bar_shows_the_run_unless_turned_off(tmp_path: Path, capsys
     assert ("sweep: completed" in shown) is progress
     if not progress:
         assert shown == ""
+
+
+@run_async
+async def test_a_chart_says_computing_until_its_first_figure_is_built(tmp_path: Path) -> None:
+    """The Geometry tab stood blank for ~5 s on a big run: its charts now say "computing…" meanwhile."""
+    release = threading.Event()
+
+    def slow(plt: object, size: object) -> None:
+        release.wait(10)
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Chart()
+
+    app = One()
+    async with app.run_test(size=(60, 20)) as pilot:
+        chart = app.query_one(Chart)
+        chart.show(slow)
+        await pilot.pause(0.2)
+        assert chart.busy and str(chart.render()) == "computing…"
+        release.set()
+        while chart.busy:
+            await pilot.pause(0.05)
+        assert "computing" not in str(chart.render())

@@ -185,6 +185,8 @@ class ResultsScreen(ToysupScreen):
         self._drawn.add(tab)
         draw = {"metrics": self._draw_metrics, "geometry": self._draw_geometry, "instance": self._draw_instance,
                 "loss": self._draw_loss}.get(tab)
+        if tab == "geometry":
+            self.query_one(GeometryTab).computing()
         if draw is not None:
             self.call_after_refresh(draw)
 
