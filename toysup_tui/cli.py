@@ -327,6 +327,8 @@ def report_cmd(
         typer.Option("--best-of", help="Keep each point's lowest-loss seed among its first K seeds (0 = all): "
                      "the papers' best-of-k selection \\[default: every seed]"),
     ] = None,
+    iqr: Annotated[bool, typer.Option("--iqr", help="Draw every loss curve's IQR over seeds \\[default: only a "
+                                      "lone curve's]")] = False,
 ) -> None:
     """Show a run's results as tables and terminal charts."""
     from engine import store
@@ -338,7 +340,7 @@ def report_cmd(
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
         if best_of is not None and best_of < 0:
             raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
-        report.print_report(out, found, x=x, width=width, best_of=best_of)
+        report.print_report(out, found, x=x, width=width, best_of=best_of, iqr=iqr)
     except ToysupError as exc:
         raise fail(str(exc)) from None
 
