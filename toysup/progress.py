@@ -38,7 +38,7 @@ class NotebookBar:
 
     def _open(self, total: int, name: str) -> None:
         try:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
         except ImportError:
             from rich.progress import Progress
 

@@ -19,6 +19,7 @@ from engine.results import value_text as fmt
 from engine.store import Run
 
 if TYPE_CHECKING:
+    from engine.analysis.aggregate import PointStats
     from engine.analysis.orientation import OrientationStats
     from engine.analysis.sparsification import Estimate, Exponent, PointRate, RateLaw
 
@@ -155,7 +156,8 @@ def number(value: Any) -> float:
 SCALE_FREE = ("features_per_dim", "mean_dimensionality")  # first in every summary: they do not move with the norms
 
 
-def _summary_cells(results: Results, metrics: list[str], compact: bool) -> tuple[list[Point], list[dict[str, str]]]:
+def _summary_cells(results: Results, metrics: list[str], compact: bool
+                   ) -> tuple[list[PointStats], list[dict[str, str]]]:
     """The summary's points and, per point, each metric's cell as markup: ``median [q25-q75]`` (``compact``:
     the median), a flag's count of yes, or ``—`` where the point has no value."""
     points = results.stats(metrics)
