@@ -3,10 +3,12 @@ CLI's output, the TUI's live view and the notebook bar of ``toysup.run_sweep``."
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from textual.app import App, ComposeResult
 from textual.widgets import Static
 from tui_helpers import make_app, run_async
@@ -19,6 +21,7 @@ from engine.plan import plan
 from engine.runner import run_sweep
 from engine.train import train_chunk
 from toysup_tui.live import LiveRun
+from toysup_tui.progress import ProgressSink
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.widgets.chart import Chart
 
@@ -133,3 +136,15 @@ async def test_a_chart_says_computing_until_its_first_figure_is_built(tmp_path: 
         while chart.busy:
             await pilot.pause(0.05)
         assert "computing" not in str(chart.render())
+
+
+def test_the_terminal_bar_names_the_phase_of_its_chunk():
+    console = Console(file=io.StringIO(), force_terminal=True, width=120, color_system=None)
+    with ProgressSink(console) as sink:
+        sink(ev.RunStarted(run_id="r", run_dir="d", name="n", device="cpu", instances=4, chunks=1,
+                           instance_steps=400))
+        sink(ev.ChunkStarted(chunk=0, instances=[0, 1, 2, 3], steps=100))
+        sink(ev.Progress(chunk=0, step=100, steps=100, instance_steps_done=400, elapsed_s=1.0))
+        sink(ev.Phase(chunk=0, phase="evaluating", done=1, total=3))
+        assert sink._progress is not None
+        assert [t.description for t in sink._progress.tasks] == ["all chunks", "chunk 0: evaluating 1/3"]

@@ -103,6 +103,8 @@ class ProgressSink:
             chunk_task = self._chunk_tasks.pop(event.chunk, None)
             if self._progress is not None and chunk_task is not None:
                 self._progress.remove_task(chunk_task)
+            elif self._progress is not None and self._task is not None:  # its phases showed on the overall bar
+                self._progress.update(self._task, description="all chunks")
         elif isinstance(event, ev.Notice):
             self.console.print(f"[yellow]note:[/] {event.message}")
         elif isinstance(event, ev.RunFinished):
