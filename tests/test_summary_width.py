@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from engine.analysis.series import Band
 from engine.results import Results
 from engine.runner import run_sweep
 from engine.store import Run
+from toysup_tui.render import charts
 from toysup_tui.render.tables import summary_metrics, summary_table
 from toysup_tui.report import print_report
 
@@ -76,3 +78,30 @@ def test_summary_of_toysup_run_at_80_columns(results: Results, tmp_path: Path):
     print_summary(console, results.run)
     text = console.export_text()
     assert "features_per" in text and "…" not in text and "—" not in text
+
+
+def test_the_loss_chart_draws_the_iqr_of_the_highlighted_series_only():
+    """Seven series' IQRs were 21 dotted lines; with a highlighted series only its two IQR lines are drawn."""
+    bands = []
+    for k in range(7):
+        band = Band(f"p={k}", n=4)
+        for step in (1, 10, 100):
+            band.add(step, (1.0 / (step + k), 0.9 / (step + k), 1.1 / (step + k)))
+        bands.append(band)
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, tuple, dict]] = []
+
+        def __getattr__(self, name: str):
+            return lambda *args, **kwargs: self.calls.append((name, args, kwargs))
+
+    def iqr_lines(**kwargs) -> tuple[int, str]:
+        plt = Recorder()
+        charts.draw_loss_curves(plt, bands, **kwargs)
+        title = next(args[0] for name, args, _ in plt.calls if name == "title")
+        return sum(1 for name, _, kw in plt.calls if name == "plot" and kw.get("marker") == charts.IQR_MARKER), title
+
+    assert iqr_lines()[0] == 14  # every series: the old clutter
+    lines, title = iqr_lines(highlight=2)
+    assert lines == 2 and "IQR of p=2" in title
