@@ -193,7 +193,8 @@ def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
 
 def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Mapping[str, Any] | None = None,
               sweep: Mapping[str, Any] | None = None, seeds: int | None = None,
-              runs_dir: str | Path | None = None, device: str | None = None, threads: int | None = None) -> Run:
+              runs_dir: str | Path | None = None, device: str | None = None, threads: int | None = None,
+              progress: bool = True) -> Run:
     """Train a sweep and return its run, as ``toysup run`` does.
 
     ``spec`` is a bundled preset's name, a preset or config.toml path, or a preset as a dict
@@ -205,6 +206,7 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     Mistakes raise UserError before anything is written. An interrupt (Ctrl-C, a notebook's stop button) ends
     the run as ``interrupted`` after the step in progress, with its finished chunks and that step kept (see
     ``toysup resume``); check ``status`` of the run returned.
+    ``progress`` shows a bar (tqdm's notebook bar where tqdm is installed, else Rich's); False shows none.
     """
     from engine import settings
     from engine.runner import run_sweep as train
@@ -223,5 +225,11 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     resolved = resolve(data, seeds=seeds, source=source)
     options = settings.run_options({"device": device, "threads": threads})
     with stopping.on_interrupt():
-        outcome = train(resolved, store.runs_dir(runs_dir), options)
+        if not progress:
+            outcome = train(resolved, store.runs_dir(runs_dir), options)
+            return Run(store.Run(outcome.run_dir))
+        from toysup.progress import NotebookBar  # the bar lives in the front-end package, not the engine
+
+        with NotebookBar() as bar:
+            outcome = train(resolved, store.runs_dir(runs_dir), options, emit=bar)
     return Run(store.Run(outcome.run_dir))

@@ -70,6 +70,26 @@ class Progress(Event):
     curve_losses: list[list[float]] = field(default_factory=list)  # [point][instance in chunk]
 
 
+PHASES = ("compiling", "training", "evaluating", "writing")
+
+
+@dataclass
+class Phase(Event):
+    """A chunk enters a phase that moves no training step: compiling its step (the first step, where compiled),
+    back to training, evaluating the final metrics (``done``/``total`` parts so far, when known), writing results.
+    Without it a front end's bar would sit still, full or empty, for tens of seconds."""
+
+    type: ClassVar[str] = "phase"
+    chunk: int
+    phase: str  # one of PHASES
+    done: int = 0
+    total: int = 0  # 0: no count to show
+
+    def label(self) -> str:
+        """``evaluating 2/3`` or ``compiling``."""
+        return f"{self.phase} {self.done}/{self.total}" if self.total else self.phase
+
+
 @dataclass
 class ChunkFinished(Event):
     type: ClassVar[str] = "chunk_finished"
@@ -99,7 +119,8 @@ class Notice(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.type: cls for cls in (RunStarted, RoundStarted, ChunkStarted, Progress, ChunkFinished, RunFinished, Notice)
+    cls.type: cls
+    for cls in (RunStarted, RoundStarted, ChunkStarted, Progress, Phase, ChunkFinished, RunFinished, Notice)
 }
 
 EventSink = Callable[[Event], None]

@@ -151,13 +151,15 @@ class RunLog:
                 self._training[str(event.chunk)] = [event.step, event.steps]
             self._publish_progress(event)
             return
-        elif isinstance(event, ev.ChunkFinished):
-            self._training.pop(str(event.chunk), None)
-            self._progress["chunks_done"] = self._progress.get("chunks_done", 0) + 1
+        elif isinstance(event, (ev.ChunkFinished, ev.Phase)):  # a chunk's held steps go before its next phase
+            if isinstance(event, ev.ChunkFinished):
+                self._training.pop(str(event.chunk), None)
+                self._progress["chunks_done"] = self._progress.get("chunks_done", 0) + 1
             held = self._held.pop(event.chunk, None)
             if held is not None:
                 self._write(held)
-            self._kept.pop(event.chunk, None)
+            if isinstance(event, ev.ChunkFinished):
+                self._kept.pop(event.chunk, None)
         self._write(event)
 
     def _publish_progress(self, event: ev.Progress) -> None:

@@ -26,6 +26,7 @@ from engine.events import (
     Event,
     EventSink,
     Notice,
+    Phase,
     Progress,
     RoundStarted,
     RunFinished,
@@ -380,6 +381,7 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
             if result.step_path != step_path:  # compiling failed (a Notice said so): a resume continues eagerly
                 step_path = work.step_path = result.step_path
                 run.update_info(step=step_path)
+            emit(Phase(chunk=chunk.index, phase="writing"))
             run.write_chunk(spec, result, rows)
             run.clear_checkpoint(chunk.index)
             kept.pop(chunk.index, None)

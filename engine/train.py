@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from engine import fused, kernel_step, stopping
-from engine.events import EventSink, Notice, Progress, ignore
+from engine.events import EventSink, Notice, Phase, Progress, ignore
 from engine.models import Hyper, get_model
 from engine.optim import BatchedOptimizer
 from engine.plan import Chunk
@@ -186,6 +186,9 @@ def train_chunk(
                     step_path = fused.EAGER
             if step_path != fused.KERNEL:
                 model.exact_loss = step in record_at  # the recorded losses must not depend on the chunking
+                compiling = step == first_step and step_path == fused.COMPILED  # the first call compiles (or loads)
+                if compiling:
+                    emit(Phase(chunk=chunk.index, phase="compiling"))
                 try:
                     loss, grads = model.loss_and_grads(weights, step)
                 except fused.CompileFailed as exc:  # raised before any state changed: this step runs again, eagerly
@@ -193,6 +196,8 @@ def train_chunk(
                     step_path = fused.EAGER
                     model.use_eager_step()
                     loss, grads = model.loss_and_grads(weights, step)
+                if compiling:
+                    emit(Phase(chunk=chunk.index, phase="training"))
                 # An instance whose loss is no longer finite is frozen at its last finite weights; the
                 # others train on (instances never mix, so a NaN cannot spread) and no sync is needed.
                 diverged |= ~torch.isfinite(loss)
@@ -240,8 +245,13 @@ def train_chunk(
             # The evaluation changes no training state, so a stop may cut it short: the trained state is saved
             # and a resume goes straight to the evaluation.
             with stopping.raising():
-                metrics = {"loss": model.eval_loss(final), **model.metrics(final)}
+                emit(Phase(chunk=chunk.index, phase="evaluating", done=0, total=3))
+                metrics = {"loss": model.eval_loss(final)}
+                emit(Phase(chunk=chunk.index, phase="evaluating", done=1, total=3))
+                metrics.update(model.metrics(final))
+                emit(Phase(chunk=chunk.index, phase="evaluating", done=2, total=3))
                 features = model.feature_metrics(final)
+                emit(Phase(chunk=chunk.index, phase="evaluating", done=3, total=3))
         except KeyboardInterrupt:
             save(steps)
             raise

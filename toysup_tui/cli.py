@@ -477,6 +477,8 @@ def report_cmd(
                      "seed's, best-of-k) or majority (the phase most seeds have after dropping the highest-loss "
                      "one: the paper's 10 models, the worst dropped)"),
     ] = "best",
+    iqr: Annotated[bool, typer.Option("--iqr", help="Draw every loss curve's IQR over seeds \\[default: only a "
+                                      "lone curve's]")] = False,
 ) -> None:
     """Show a run's results as tables and terminal charts."""
     from engine import store
@@ -496,11 +498,11 @@ def report_cmd(
                             f"{' or '.join(SELECTIONS)}")
         if save is None:
             report.print_report(out, found, x=x, width=width, best_of=best_of,
-                                phase_selection=phase_selection)
+                                phase_selection=phase_selection, iqr=iqr)
             return
         from toysup_tui.report_file import save_report
 
-        save_report(save, found, x=x, width=width, best_of=best_of, phase_selection=phase_selection)
+        save_report(save, found, x=x, width=width, best_of=best_of, phase_selection=phase_selection, iqr=iqr)
     except ToysupError as exc:
         raise fail(str(exc)) from None
     err.print(f"wrote the report of {escape(found.id)} to {escape(str(save))}", soft_wrap=True)

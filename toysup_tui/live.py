@@ -38,6 +38,7 @@ class LiveRun:
     chunks_done: int = 0
     kept: str = ""  # a stopped run: what its resume starts from, in words (RunFinished.kept)
     running: dict[int, tuple[int, int]] = field(default_factory=dict)  # chunk in training -> (step, steps)
+    phases: dict[int, str] = field(default_factory=dict)  # chunk -> what it does now when not training (ev.Phase)
     elapsed_s: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
     version: int = 0
@@ -95,9 +96,15 @@ class LiveRun:
                     if loss == loss:  # skip NaN (a diverged instance)
                         point = self._point_of.get(instance, 0)
                         self._losses.setdefault(point, {}).setdefault(step, []).append(loss)
+        elif isinstance(event, ev.Phase):
+            if event.phase == "training":
+                self.phases.pop(event.chunk, None)
+            else:
+                self.phases[event.chunk] = event.label()
         elif isinstance(event, ev.ChunkFinished):
             self.chunks_done += 1
             self.running.pop(event.chunk, None)
+            self.phases.pop(event.chunk, None)
             self._members.pop(event.chunk, None)
             self.elapsed_s = event.elapsed_s
         elif isinstance(event, ev.RunFinished):
@@ -119,6 +126,12 @@ class LiveRun:
         if self.running:
             return f"chunk {next(iter(self.running)) + 1}/{self.chunks}"
         return "chunk"
+
+    def phase_text(self) -> str:
+        """What the chunks in training do besides stepping, e.g. ``chunk 1: compiling…`` (else empty):
+        compiling and evaluating move no bar for many seconds."""
+        return " · ".join(f"chunk {chunk + 1}: {phase}…" for chunk, phase in sorted(self.phases.items())
+                          if chunk in self.running)
 
     def mark_cancelling(self) -> None:
         if not self.finished:

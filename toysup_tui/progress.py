@@ -103,15 +103,31 @@ class ProgressSink:
                     eta = (self.total - self.done) / self.rate if self.rate > 0 else float("nan")
                     self.console.print(f"progress {pct:5.1f}%  chunk {event.chunk} step {event.step}/{event.steps}"
                                        f"  {self.rate:,.0f} inst-steps/s  ETA {eta:,.0f}s")
+        elif isinstance(event, ev.Phase):
+            self._phase(event)
         elif isinstance(event, ev.ChunkFinished):
             chunk_task = self._chunk_tasks.pop(event.chunk, None)
             if self._progress is not None and chunk_task is not None:
                 self._progress.remove_task(chunk_task)
+            elif self._progress is not None and self._task is not None:  # its phases showed on the overall bar
+                self._progress.update(self._task, description="all chunks")
         elif isinstance(event, ev.Notice):
             self.console.print(f"[yellow]note:[/] {shown(event.message)}")
         elif isinstance(event, ev.RunFinished):
             self.console.print(f"{shown(event.status)} in {event.wall_time_s:.1f}s "
                                f"({event.instance_steps_per_s:,.0f} instance-steps/s): {shown(event.run_dir)}")
+
+    def _phase(self, event: ev.Phase) -> None:
+        """A chunk compiles, evaluates or writes: its bar (or the overall one) says so instead of sitting still."""
+        label = event.label()
+        if self._progress is not None:
+            task = self._chunk_tasks.get(event.chunk, self._task)
+            if task is not None:
+                name = f"chunk {event.chunk}" if task != self._task else "all chunks"
+                text = name if event.phase == "training" else f"{name}: {label}"
+                self._progress.update(task, description=text)
+        elif event.phase != "training" and (event.phase != "evaluating" or event.done == 0):
+            self.console.print(f"chunk {event.chunk}: {event.phase}…")
 
 
 def make_sink(console: Console, quiet: bool) -> ProgressSink:

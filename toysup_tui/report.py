@@ -88,7 +88,7 @@ class Layout:
 
 
 def print_report(console: Console, run: Run, x: str | None = None, width: int | None = None,
-                 best_of: int | None = None, phase_selection: str = "best") -> None:
+                 best_of: int | None = None, phase_selection: str = "best", iqr: bool = False) -> None:
     """The run's header, summary table and charts, for ``toysup report`` and any console.
 
     ``x`` picks the swept parameter of the metric charts (SpecError, before anything
@@ -98,7 +98,8 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
     damaged files prints what is wrong instead of a traceback. ``best_of`` keeps each sweep
     point's lowest-loss seed among its first ``best_of`` seeds (0: all seeds), the paper's
     selection; it is never applied unless asked for. ``phase_selection`` picks how the phase grid turns a
-    point's seeds into its phase (engine.analysis.phase.SELECTIONS).
+    point's seeds into its phase (engine.analysis.phase.SELECTIONS). ``iqr`` draws every loss curve's IQR (default:
+    only a lone series', since one dotted pair per point buries the medians).
     """
     try:
         spec: Spec | None = run.spec()
@@ -113,13 +114,13 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
         if spec is None:
             console.print(f"[bold red]cannot read the run's config:[/] {escape(str(problem))}")
             return
-        _print_body(console, run, spec, axis, best_of, phase_selection)
+        _print_body(console, run, spec, axis, best_of, phase_selection, iqr)
     finally:
         console.width = saved
 
 
 def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int | None = None,
-                phase_selection: str = "best") -> None:
+                phase_selection: str = "best", iqr: bool = False) -> None:
     if spec.description or spec.expected:
         console.print(f"[dim]{escape(spec.description, keep_newlines=True)}[/]"
                       + (f"\n[dim]expect: {escape(spec.expected, keep_newlines=True)}[/]" if spec.expected else ""))
@@ -143,7 +144,7 @@ def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int 
     if "features_per_dim" in results.rows[0]:
         console.print(f"[dim]{SUPERPOSITION_NOTE}[/]")
     print_diverged(console, results.rows)
-    _section(console, "loss curves", lambda: _loss_section(console, results, layout))
+    _section(console, "loss curves", lambda: _loss_section(console, results, layout, iqr))
     _section(console, "metric charts", lambda: _metric_section(console, results, axis, layout))
     _section(console, "orientation", lambda: _orientation_section(console, results, layout))
     _section(console, "phase diagram", lambda: _print_table(console, phase_table(results, phase_selection)))
@@ -226,14 +227,14 @@ def _chart(draw: Callable[..., None], *args: Any, width: int, height: int, color
     return _ansi(charts.render(draw, *args, width=width, height=height, color=color, **kwargs))
 
 
-def _loss_section(console: Console, results: Results, layout: Layout) -> None:
+def _loss_section(console: Console, results: Results, layout: Layout, iqr: bool = False) -> None:
     spec = results.spec
     bands = series.loss_bands(results)
     if not bands:
         console.print("[dim]loss curves: none logged yet[/]")
         return
     chart = _chart(charts.draw_loss_curves, bands, width=layout.width, height=layout.chart_height + 4,
-                   color=layout.color, colours=layout.colours)
+                   color=layout.color, colours=layout.colours, iqr=iqr or len(bands) == 1)
     console.print(chart, crop=False)
     if len(bands) > 1 or spec.axes:
         console.print(legend_text([b.label for b in bands], ", ".join(a.name for a in spec.axes), layout.colours))

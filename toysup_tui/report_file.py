@@ -19,7 +19,7 @@ DEFAULT_WIDTH = 120
 
 
 def save_report(path: Path, run: Run, x: str | None = None, width: int | None = None,
-                best_of: int | None = None, phase_selection: str = "best") -> None:
+                best_of: int | None = None, phase_selection: str = "best", iqr: bool = False) -> None:
     """Render the report on a recording console ``width`` columns wide (default 120) and write it as the suffix
     says; an unknown suffix or an unwritable file is a UserError."""
     kind = FORMATS.get(path.suffix.lower())
@@ -29,7 +29,7 @@ def save_report(path: Path, run: Run, x: str | None = None, width: int | None = 
     plain = kind == "text"
     console = Console(record=True, file=io.StringIO(), width=width or DEFAULT_WIDTH, force_terminal=not plain,
                       color_system=None if plain else "truecolor", highlight=False)
-    print_report(console, run, x=x, best_of=best_of, phase_selection=phase_selection)
+    print_report(console, run, x=x, best_of=best_of, phase_selection=phase_selection, iqr=iqr)
     try:
         if kind == "html":
             console.save_html(str(path))

@@ -118,8 +118,10 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 
 
 def draw_loss_curves(plt: Any, bands: Sequence[Band], title: str = "training loss",
-                     iqr: bool = True, legend: bool = False, colours: Colours = Colours.FULL) -> None:
-    """Median loss per sweep point on log-log axes; the IQR over seeds as two faint dotted lines.
+                     iqr: bool = True, legend: bool = False, colours: Colours = Colours.FULL,
+                     highlight: int | None = None) -> None:
+    """Median loss per sweep point on log-log axes; the IQR over seeds as two faint dotted lines, for
+    ``bands[highlight]`` alone when given (seven series' IQRs are 21 lines that hide the medians).
 
     Steps are logged log-spaced early, so a log step axis shows the fast early
     drop and the slow late plateau alike. Where colour does not tell series apart
@@ -130,11 +132,11 @@ def draw_loss_curves(plt: Any, bands: Sequence[Band], title: str = "training los
     plt.clear_figure()
     ys: list[float] = []
     full = colours is Colours.FULL
-    iqr = iqr and (full or len(bands) == 1)
+    iqr = iqr and (full or len(bands) == 1 or highlight is not None)
     for i, band in enumerate(bands):
         style = series_style(i, colours)
         pts = [(s, m) for s, m in zip(band.x, band.median) if s > 0 and m > 0]
-        if iqr and band.n > 1:
+        if iqr and band.n > 1 and highlight in (None, i):
             for q in (band.q25, band.q75):
                 qp = [(s, v) for s, v in zip(band.x, q) if s > 0 and v > 0]
                 if qp:
@@ -147,10 +149,12 @@ def draw_loss_curves(plt: Any, bands: Sequence[Band], title: str = "training los
         plt.xscale("log")
         plt.yscale("log")
         plt.xticks(*log_ticks(min(steps), max(steps)))
-        lo_y = min([v for b in bands for v in b.q25 if v > 0] + ys) if iqr else min(ys)
-        hi_y = max([v for b in bands for v in b.q75 if v > 0] + ys) if iqr else max(ys)
+        banded = [b for i, b in enumerate(bands) if highlight in (None, i)] if iqr else []
+        lo_y = min([v for b in banded for v in b.q25 if v > 0] + ys)
+        hi_y = max([v for b in banded for v in b.q75 if v > 0] + ys)
         plt.yticks(*log_ticks(lo_y, hi_y))
-    plt.title(f"{title} (median; dotted: IQR)" if iqr else f"{title} (median)")
+    which = f"IQR of {bands[highlight].label}" if iqr and highlight is not None and highlight < len(bands) else "IQR"
+    plt.title(f"{title} (median; dotted: {which})" if iqr else f"{title} (median)")
     plt.xlabel("step")
 
 

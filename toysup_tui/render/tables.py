@@ -21,6 +21,7 @@ from toysup_tui.printable import printable
 from toysup_tui.printable import shown as escape
 
 if TYPE_CHECKING:
+    from engine.analysis.aggregate import PointStats
     from engine.analysis.orientation import OrientationStats
     from engine.analysis.sparsification import Estimate, Exponent, PointRate, RateLaw
 
@@ -165,18 +166,45 @@ def number(value: Any) -> float:
     return float(value) if is_number(value) else 0.0
 
 
+SCALE_FREE = ("features_per_dim", "mean_dimensionality")  # first in every summary: they do not move with the norms
+
+
+def _summary_cells(results: Results, metrics: list[str], compact: bool
+                   ) -> tuple[list[PointStats], list[dict[str, str]]]:
+    """The summary's points and, per point, each metric's cell as markup: ``median [q25-q75]`` (``compact``:
+    the median), a flag's count of yes, or ``—`` where the point has no value."""
+    points = results.stats(metrics)
+    flags = columns.flags(results.spec.model)
+    rows = []
+    for point in points:
+        cells: dict[str, str] = {}
+        for m in metrics:
+            if m not in point.stats:
+                cells[m] = "—"
+            elif m in flags:  # a median of yes/no says little: count the yes
+                yes = sum(r.get(m) is True for r in results.members(point.point))
+                cells[m] = f"{yes}/{point.n}" if yes else "0"
+            else:
+                med, lo, hi = point.stats[m]
+                same = fmt(lo) == fmt(hi)  # equal as shown: a range of one ulp is no range
+                cells[m] = fmt(med) if same or compact else f"{fmt(med)} [dim][{fmt(lo)}-{fmt(hi)}][/]"
+        rows.append(cells)
+    return points, rows
+
+
 def summary_table(results: Results, metrics: list[str] | None = None, compact: bool = False) -> Table:
     """One row per sweep point: axis values, seeds, and the median [q25-q75] of each metric over seeds.
 
     ``compact`` (narrow terminals) drops the percentiles and, when every point has the
     same number of seeds, the seeds column; the caption says so. Long column names
-    break after an underscore, so they stay exact but take less width.
+    break after an underscore, so they stay exact but take less width. Cells are never cut:
+    :func:`summary_metrics` leaves out the columns that do not fit whole.
     """
     spec = results.spec
     axes = [a.name for a in spec.axes]
     available = list(results.rows[0]) if results.rows else []
     metrics = metrics or columns.headline_metrics(spec.model, available)
-    points = results.stats(metrics)
+    points, cells = _summary_cells(results, metrics, compact)
     seed_counts = {p.n for p in points}
     show_seeds = not compact or len(seed_counts) > 1
     if compact:
@@ -187,44 +215,41 @@ def summary_table(results: Results, metrics: list[str] | None = None, compact: b
     table = Table(caption=caption, caption_justify="left", box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
                   padding=(0, 1), pad_edge=not compact)
     for a in axes:
-        table.add_column(header(a), style="cyan", justify="right")
+        table.add_column(header(a), style="cyan", justify="right", no_wrap=True)
     if show_seeds:
-        table.add_column("seeds", justify="right")
+        table.add_column("seeds", justify="right", no_wrap=True)
     for m in metrics:
-        table.add_column(header(m), justify="right")
-    flags = columns.flags(spec.model)
-    for point in points:
+        table.add_column(header(m), justify="right", no_wrap=True)
+    for point, row in zip(points, cells):
         values = results.point(point.point).values
-        cells = [fmt(values[a]) for a in axes] + ([str(point.n)] if show_seeds else [])
-        for m in metrics:
-            if m not in point.stats:
-                cells.append("—")
-                continue
-            if m in flags:  # a median of yes/no says little: count the yes
-                yes = sum(r.get(m) is True for r in results.members(point.point))
-                cells.append(f"{yes}/{point.n}" if yes else "0")
-                continue
-            med, lo, hi = point.stats[m]
-            cells.append(fmt(med) if lo == hi or compact else f"{fmt(med)} [dim][{fmt(lo)}-{fmt(hi)}][/]")
-        table.add_row(*cells)
+        table.add_row(*[fmt(values[a]) for a in axes], *([str(point.n)] if show_seeds else []),
+                      *[row[m] for m in metrics])
     return table
 
 
 def summary_metrics(results: Results, width: int) -> list[str]:
-    """The headline metrics that fit a summary ``width`` columns wide, most telling first.
+    """The headline metrics that fit whole in a summary ``width`` columns wide, most telling first.
 
     Which metrics a summary may show and which it keeps first are the model's column
-    declarations (engine.analysis.columns); the rest stay in results.csv (``toysup export``).
+    declarations (engine.analysis.columns), after the scale-free ones (SCALE_FREE), which come
+    first at every width; a column empty at every point is left out, and so is one whose cells
+    would not fit whole (a cut ``[0.0362-0.…`` misreads). The rest stay in results.csv (``toysup export``).
     """
     spec, rows = results.spec, results.rows
-    metrics = columns.summary_candidates(spec.model, rows, wide=width >= WIDE_SUMMARY)
-    if width >= WIDE_SUMMARY:
-        return metrics
-    cell = 8 if width < COMPACT_BELOW else 20  # a median, or a median with its [q25-q75]
-    used = sum(_column_width(a.name, 6) for a in spec.axes) + (8 if width >= COMPACT_BELOW else 2)  # + seeds
-    order = columns.keep_order(spec.model, metrics)
-    fits = [Fit(m, header(m), order.index(m), natural=cell) for m in metrics]
-    return [fit.key for fit, _, _ in fit_columns(fits, width, gap=RICH_GAP, used=used)]
+    candidates = columns.summary_candidates(spec.model, rows, wide=width >= WIDE_SUMMARY)
+    present = set(rows[0]) if rows else set()
+    free = [m for m in SCALE_FREE if m in present]
+    order = free + [m for m in columns.keep_order(spec.model, candidates) if m not in free]
+    compact = width < COMPACT_BELOW
+    points, cells = _summary_cells(results, order, compact)
+    filled = [m for m in order if any(row[m] != "—" for row in cells)]
+    seeds = 0 if compact and len({p.n for p in points}) == 1 else RICH_GAP + len("seeds")
+    used = 1 + seeds + sum(_column_width(a.name, max(cell_len(fmt(v)) for v in a.values)) for a in spec.axes)
+    fits = [Fit(m, header(m), keep, natural=max(cell_len(Text.from_markup(row[m]).plain) for row in cells))
+            for keep, m in enumerate(filled)]
+    kept = {fit.key for fit, _, _ in fit_columns(fits, width, gap=RICH_GAP, used=used)}
+    shown = [m for m in free if m in kept]
+    return shown + [m for m in candidates if m in kept and m not in shown]
 
 
 def header(name: str, limit: int = 12) -> str:

@@ -188,6 +188,8 @@ class ResultsScreen(ToysupScreen):
         self._drawn.add(tab)
         draw = {"metrics": self._draw_metrics, "geometry": self._draw_geometry, "instance": self._draw_instance,
                 "loss": self._draw_loss}.get(tab)
+        if tab == "geometry":
+            self.query_one(GeometryTab).computing()
         if draw is not None:
             self.call_after_refresh(draw)
 
@@ -258,7 +260,8 @@ class ResultsScreen(ToysupScreen):
 
     def _draw_loss(self) -> None:
         assert self.results is not None
-        self.query_one(LossTab).draw(self.results)
+        row = self.instance_row()
+        self.query_one(LossTab).draw(self.results, None if row is None else row.get("point"))
 
     # --- events and actions ---------------------------------------------------------------
 
@@ -270,7 +273,7 @@ class ResultsScreen(ToysupScreen):
         instance = int(self.view[row]["instance"])
         if instance != self.instance:
             self.instance = instance
-            self._drawn -= {"geometry", "instance"}
+            self._drawn -= {"geometry", "instance", "loss"}  # the loss tab draws this row's point's IQR
 
     @on(DataTable.HeaderSelected, "#results-table")
     def _on_header(self, event: DataTable.HeaderSelected) -> None:

@@ -94,6 +94,9 @@ class RunScreen(ToysupScreen):
         self.query_one("#chunk-label", Label).update(live.chunk_label())
         stats = (f"{live.rate:,.0f} instance-steps/s · {live.done_work:,}/{live.total_work:,} · "
                  f"elapsed {format_duration(live.elapsed_s)} · ETA {format_duration(live.eta_s)}")
+        phase = live.phase_text()
+        if phase and not live.finished:
+            stats += f"\n[cyan]{esc(phase)}[/]"
         if live.status == "interrupted":
             kept = esc(live.kept) if live.kept else f"the {live.chunks_done} finished chunk(s)"
             stats += f"\n[magenta]stopped: kept {kept}[/]" \

@@ -31,6 +31,7 @@ from engine.errors import ToysupError
 from toysup_tui.render.charts import Colours, colours_of
 
 Draw = Callable[[Any, Size], None]
+COMPUTING = "computing…"
 _BUILD_LOCK = threading.Lock()  # one figure build at a time: plotext was not written with threads in mind
 
 
@@ -106,7 +107,9 @@ class Chart(PlotextPlot):
             theme = self._get_plotext_theme_name(self.app.theme)
             # A bug in a draw function stops the app with its traceback (exit_on_error), never hidden in a chart.
             self.run_worker(lambda: self._build(draw, key, theme), thread=True, exclusive=True, group="chart")
-        return self._built[1] if self._built is not None else Text("")
+        if self._built is None:  # the first build is under way: say so rather than show a blank frame
+            return Text(COMPUTING if self._wanted is not None else "", style="dim", justify="center")
+        return self._built[1]
 
     def _build(self, draw: Draw, key: tuple[Any, ...], theme: str) -> None:
         try:

@@ -14,7 +14,7 @@ from engine.analysis.orientation import orientation_points
 from engine.results import Results
 from toysup_tui.render import charts
 from toysup_tui.render.tables import orientation_table, plural
-from toysup_tui.widgets.chart import Chart
+from toysup_tui.widgets.chart import COMPUTING, Chart
 
 
 class GeometryTab(TabPane):
@@ -27,6 +27,11 @@ class GeometryTab(TabPane):
                 yield Chart(id="feature-chart")
                 yield Chart(id="orientation-chart")
             yield Static("", id="orientation-summary")
+
+    def computing(self) -> None:
+        """Shown until :meth:`draw`: loading the weights and the orientation statistics take seconds on a big run."""
+        for chart in self.query(Chart).results(Chart):
+            chart.message(COMPUTING)
 
     def draw(self, results: Results, W: Any | None, why: str, instance: int | None, step: int | None,
              row: dict[str, Any] | None) -> None:

@@ -14,13 +14,14 @@ from toysup_tui.widgets.legend import Legend
 
 
 class LossTab(TabPane):
-    """Median training loss over seeds per sweep point, with the IQR."""
+    """Median training loss over seeds per sweep point, with the IQR of the highlighted row's point."""
 
     def compose(self) -> ComposeResult:
         yield Chart(id="loss-chart")
         yield Legend("", id="loss-legend")
 
-    def draw(self, results: Results) -> None:
+    def draw(self, results: Results, point: int | None = None) -> None:
+        """``point``: the sweep point of the table's highlighted row, the only curve drawn with its IQR."""
         plot = self.query_one("#loss-chart", Chart)
         try:
             bands = loss_bands(results)
@@ -28,6 +29,10 @@ class LossTab(TabPane):
             plot.message(str(exc))
             return
         colours = plot.colours
-        plot.show(lambda plt, size: charts.draw_loss_curves(plt, bands, colours=colours))
+        labels = [b.label for b in bands]
+        chosen = results.points[point].label(short=True) if point is not None and point < len(results.points) else ""
+        highlight = labels.index(chosen) if chosen in labels else (0 if len(bands) == 1 else None)
+        plot.show(lambda plt, size: charts.draw_loss_curves(plt, bands, colours=colours,
+                                                            iqr=highlight is not None, highlight=highlight))
         names = ", ".join(a.name for a in results.spec.axes)
         self.query_one("#loss-legend", Legend).show([b.label for b in bands], title=names)

@@ -1,0 +1,79 @@
+"""The progress bar of ``toysup.run_sweep`` in a notebook or a Python shell, fed by the engine's events.
+
+tqdm's bar (its notebook widget under Jupyter, via ``tqdm.auto``) where tqdm is installed, else Rich's.
+It lives here, not in the engine, which knows nothing of terminals or notebooks.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from engine import events as ev
+
+
+class NotebookBar:
+    """An event sink and context manager: one bar over the run's instance-steps, its text naming the phase."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None  # a tqdm bar, or a (rich Progress, task id) pair
+        self._done = 0
+        self._name = ""
+
+    def __enter__(self) -> NotebookBar:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._bar is None:
+            return
+        if isinstance(self._bar, tuple):
+            self._bar[0].stop()
+        else:
+            self._bar.close()
+        self._bar = None
+
+    def _open(self, total: int, name: str) -> None:
+        try:
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
+        except ImportError:
+            from rich.progress import Progress
+
+            progress = Progress()
+            progress.start()
+            self._bar = (progress, progress.add_task(name, total=total))
+        else:
+            self._bar = tqdm(total=total, desc=name, unit="inst-step", unit_scale=True)
+
+    def _update(self, *, total: int | None = None, done: int | None = None, text: str | None = None) -> None:
+        if self._bar is None:
+            return
+        if isinstance(self._bar, tuple):
+            progress, task = self._bar
+            progress.update(task, total=total, completed=done, description=text)
+            return
+        if total is not None:
+            self._bar.total = total
+        if done is not None:
+            self._bar.update(done - self._done)
+            self._done = done
+        if text is not None:
+            self._bar.set_description_str(text)
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.RunStarted):
+            self._name = event.name
+            self._open(event.instance_steps, event.name)
+        elif isinstance(event, ev.RoundStarted):
+            self._update(total=event.instance_steps)
+        elif isinstance(event, ev.Progress):
+            self._update(done=event.instance_steps_done)
+        elif isinstance(event, ev.Phase):
+            text = self._name if event.phase == "training" else f"{self._name}: chunk {event.chunk} {event.label()}"
+            self._update(text=text)
+        elif isinstance(event, ev.RunFinished):
+            self._update(text=f"{self._name}: {event.status}")
+            self.close()
