@@ -195,7 +195,11 @@ def test_run_sweep_emits_events_in_order(finished):
     kinds = [type(e).__name__ for e in events]
     assert kinds[0] == "RunStarted" and kinds[1] == "ChunkStarted"
     assert kinds[-2:] == ["ChunkFinished", "RunFinished"]
-    assert set(kinds[2:-2]) == {"Progress"}
+    assert set(kinds[2:-2]) == {"Progress", "Phase"}
+    # training steps, then the chunk's evaluation in its three parts, then writing (engine.events.Phase)
+    phases = [(e.phase, e.done) for e in events if isinstance(e, ev.Phase)]
+    assert phases == [("evaluating", 0), ("evaluating", 1), ("evaluating", 2), ("evaluating", 3), ("writing", 0)]
+    assert kinds.index("Phase") > max(k for k, name in enumerate(kinds) if name == "Progress")
     assert events[0].run_id == run.id and events[0].instances == 4 and events[0].instance_steps == 4 * TINY["steps"]
     assert events[-1].status == "completed" and events[-1].run_dir == str(outcome.run_dir)
 
