@@ -1,4 +1,5 @@
-"""The Python API for notebooks (engine/api.py, importable as ``toysup``), and the README's example run as written."""
+"""The Python API for notebooks (engine/api.py, importable as ``toysup``), and the documented example run as written
+(README.md and the Python guide, docs/guides/python.md, carry it)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from engine.errors import UserError
 
 from helpers import TINY_PRESET
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_PAGES = ("README.md", "docs/guides/python.md")  # the pages that show the notebook example
 THIRD = 0.3333333333333333
 TINY = {"n_features": 5, "n_hidden": 2, "steps": 40, "batch_size": 32, "eval_batch_size": 64}
 
@@ -35,21 +37,22 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def readme_example() -> str:
-    text = README.read_text(encoding="utf-8")
+def notebook_example(page: str) -> str:
+    text = (ROOT / page).read_text(encoding="utf-8")
     block = re.search(r"<!-- notebook-example[^>]*-->\n```python\n(.*?)```", text, re.DOTALL)
-    assert block, "the README has no notebook example after its marker"
+    assert block, f"{page} has no notebook example after its marker"
     return block.group(1)
 
 
-def test_the_readme_notebook_example_runs_as_written(runs: Path, monkeypatch: pytest.MonkeyPatch):
-    code = readme_example()
+@pytest.mark.parametrize("page", EXAMPLE_PAGES)
+def test_the_documented_notebook_example_runs_as_written(page: str, runs: Path, monkeypatch: pytest.MonkeyPatch):
+    code = notebook_example(page)
     assert len(code.strip().splitlines()) == 5
     monkeypatch.setenv("TOYSUP_RUNS_DIR", str(runs))
     namespace: dict = {}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(code, "README.md", "exec"), namespace)
+        exec(compile(code, page, "exec"), namespace)
     assert isinstance(namespace["df"], pandas.DataFrame) and len(namespace["df"]) == 4
     assert namespace["W"].shape == (5, 2) and isinstance(namespace["W"], torch.Tensor)
     medians = printed.getvalue().splitlines()

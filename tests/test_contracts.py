@@ -51,6 +51,9 @@ def test_ci_runs_the_readmes_test_command_verbatim():
     ci = (root / ".ci" / "run").read_text().splitlines()
     assert ci.count(command) == 1 and ci[-1] == command  # its last line: its exit code is CI's
     assert sum("venv" in line for line in ci if not line.lstrip().startswith("#")) == 1  # one venv, made once
+    assert "mkdocs build --strict" in command  # the documentation site builds without a warning
+    for page in ("docs/getting-started.md", "docs/contributing/index.md"):  # the pages that repeat it
+        assert command in (root / page).read_text().splitlines(), page
 
 
 def test_plotext_is_drawn_from_one_module():

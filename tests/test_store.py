@@ -369,7 +369,7 @@ def test_find_run(tmp_path):
 
 # --- the documented run format -----------------------------------------------------------------------
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+RUN_FOLDER_PAGE = Path(__file__).resolve().parent.parent / "docs" / "reference" / "run-folder.md"
 
 
 def documented_files(text: str) -> dict[str, str]:
@@ -389,9 +389,8 @@ def documented_columns(description: str, expand: dict[str, list[str]]) -> list[s
     return [name for cell in description.split(", ") for name in expand.get(cell, [cell])]
 
 
-def test_the_readme_and_the_store_describe_the_run_folder_alike():
-    readme = README.read_text(encoding="utf-8")
-    section = readme[readme.index("## The run folder"):readme.index("## How a sweep trains")]
+def test_the_docs_and_the_store_describe_the_run_folder_alike():
+    section = RUN_FOLDER_PAGE.read_text(encoding="utf-8")
     assert documented_files(section) == documented_files(store.__doc__ or "")
     assert list(documented_files(section)) == [
         "config.toml", "run.json", "results.csv", "curves.csv", "features.csv", "weights/chunk-NNNN.safetensors",
