@@ -187,6 +187,63 @@ def test_runs_with_no_runs(runs_dir):
     assert not runs_dir.exists()
 
 
+def test_runs_watch_prints_the_table_again_only_when_it_changes(tmp_path, tiny_run, monkeypatch):
+    """Piped, `runs --watch` prints the table once, then again only after a change (here a second run
+    appearing between refreshes); Ctrl-C between refreshes ends it with exit code 0."""
+    import time
+
+    root = tmp_path / "runs"
+    shutil.copytree(tiny_run, root / tiny_run.name)
+    second = "20991231-235959-later"
+    sleeps = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            shutil.copytree(tiny_run, root / second)
+        if len(sleeps) == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    result = invoke("runs", "--watch", "--interval", "0.5", "--runs-dir", root, env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.stderr
+    assert sleeps == [0.5] * 4
+    assert result.stdout.count(tiny_run.name[:15]) == 2  # printed on the first refresh and after the change
+    assert result.stdout.count(second[:15]) == 1
+    assert result.stdout.index(second[:15]) > result.stdout.index(tiny_run.name[:15])
+
+
+def test_runs_watch_in_a_real_process_stops_cleanly_on_ctrl_c(tmp_path, tiny_run):
+    """The real command, piped: the table comes at once, and SIGINT ends the watch with exit code 0 and no
+    traceback."""
+    import os
+    import signal
+    import subprocess
+
+    from helpers import toysup_command
+
+    root = tmp_path / "runs"
+    shutil.copytree(tiny_run, root / tiny_run.name)
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1", "OMP_NUM_THREADS": "1"}
+    with subprocess.Popen([*toysup_command(), "runs", "--watch", "--interval", "0.1", "--runs-dir", str(root)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        shown = [proc.stdout.readline() for _ in range(3)]  # header, rule, the run's row: the table was printed
+        proc.send_signal(signal.SIGINT)
+        rest, stderr = proc.stdout.read(), proc.stderr.read()
+        proc.wait(timeout=30)
+    stdout = "".join(shown) + rest
+    assert shown[0].split()[:1] == ["run"], stdout
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert tiny_run.name[:15] in stdout and stdout.count(tiny_run.name[:15]) == 1
+
+
+def test_runs_watch_with_json_is_a_usage_error(tmp_path):
+    result = invoke("runs", "--watch", "--json", "--runs-dir", tmp_path)
+    assert_user_error(result.exit_code, result.stderr, result.stdout, "--json", "--watch")
+
+
 def test_presets_lists_the_bundled_presets():
     result = invoke("presets")
     assert result.exit_code == 0, result.stderr

@@ -336,10 +336,14 @@ def runs(
                                                show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: a JSON list, one object per "
                                           "run")] = False,
+    watch_: Annotated[bool, typer.Option("--watch", "-w", help="Keep the table live until Ctrl-C: redrawn in "
+                                         "place on a terminal, printed again on each change when piped")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes with --watch")] = 2.0,
+    watch_count: Annotated[int, typer.Option("--watch-count", hidden=True,
+                                             help="Stop --watch after this many refreshes (tests)")] = 0,
 ) -> None:
     """List the runs in the runs directory, newest first, with their status."""
     from engine import store
-    from toysup_tui.render.tables import runs_table
 
     try:
         root = store.runs_dir(runs_dir)
@@ -348,18 +352,67 @@ def runs(
     if root.exists() and not root.is_dir():
         raise fail(f"--runs-dir {root} is a file, not a directory of runs")
     wanted = _statuses(status)
-    found = [r for r in store.list_runs(root) if wanted is None or r.status() in wanted]
+    if as_json and watch_:
+        raise fail("--json and --watch cannot be combined: --json lists the runs once")
+    if not interval >= 0:
+        raise fail(f"--interval {interval} is not valid: expected seconds, 0 or more")
+
+    def listed() -> list[Any]:
+        return [r for r in store.list_runs(root) if wanted is None or r.status() in wanted]
+
     if as_json:
-        sys.stdout.write(json.dumps([_run_record(r) for r in found]) + "\n")
-        return
+        sys.stdout.write(json.dumps([_run_record(r) for r in listed()]) + "\n")
+    elif watch_:
+        _watch_runs(lambda: _runs_view(listed(), root), interval, watch_count)
+    else:
+        out.print(_runs_view(listed(), root), soft_wrap=True)  # ids and paths in its lines stay whole
+
+
+def _runs_view(found: list[Any], root: Path) -> Any:
+    """The runs table with a line for each damaged folder (its problem in its own words, never as markup)."""
+    from rich.console import Group
+    from rich.text import Text
+
+    from toysup_tui.render.tables import runs_table
+
     if not found:
-        out.print(f"no runs in {escape(str(root))}", soft_wrap=True)
-        return
-    out.print(runs_table(found, out.width))
-    for run in found:  # what is wrong with each damaged folder, in its own words, never as markup
-        problem = run.problem()
-        if problem:
-            out.print(f"[bold red]damaged[/] {escape(run.id)}: {escape(problem)}", soft_wrap=True)
+        return Text(f"no runs in {root}")
+    problems = [Text.assemble(("damaged", "bold red"), f" {r.id}: {r.problem()}")
+                for r in found if r.problem()]
+    return Group(runs_table(found, out.width), *problems)
+
+
+def _watch_runs(view: Any, interval: float, count: int) -> None:
+    """`runs --watch`: on a terminal a Rich Live table redrawn every ``interval`` s; piped, the table printed
+    again only when it changed. Ctrl-C (or ``count`` refreshes, for tests) ends it with exit code 0."""
+    import time
+
+    refreshes = 0
+    try:
+        if out.is_terminal:
+            from rich.live import Live
+
+            with Live(view(), console=out, auto_refresh=False, screen=False) as live:
+                while not count or refreshes < count:
+                    time.sleep(interval)
+                    live.update(view(), refresh=True)
+                    refreshes += 1
+        else:
+            last = None
+            while True:
+                shown = view()
+                with out.capture() as captured:
+                    out.print(shown, soft_wrap=True)
+                if captured.get() != last:
+                    last = captured.get()
+                    out.print(shown, soft_wrap=True)
+                    out.file.flush()
+                refreshes += 1
+                if count and refreshes >= count:
+                    break
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
 
 
 def _statuses(text: str | None) -> set[str] | None:
