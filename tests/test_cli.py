@@ -244,6 +244,29 @@ def test_runs_watch_with_json_is_a_usage_error(tmp_path):
     assert_user_error(result.exit_code, result.stderr, result.stdout, "--json", "--watch")
 
 
+def test_params_of_a_preset_shows_its_model_with_the_presets_own_values():
+    """`params tms-intro` (a preset, not a model): relu_output's parameters, with the preset's fixed values,
+    its sweep, and "default" where it keeps the model's default."""
+    result = invoke("params", "tms-intro", env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stderr
+    assert "preset tms-intro (relu_output" in result.stdout
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]]
+            for line in result.stdout.splitlines() if line.startswith("│") and line.split("│")[1].strip()}
+    assert rows["importance_decay"] == ["1.0", "0.9", "a number in (0, 10]"]
+    assert rows["steps"][:2] == ["5000", "8000"]
+    assert rows["feature_probability"][1] == "sweep log:1:0.01:7"
+    assert rows["dropout"][1] == "default"
+    model = invoke("params", "relu_output", env={"COLUMNS": "200"})
+    assert model.exit_code == 0 and "preset" not in model.stdout.splitlines()[2]  # a model: no preset column
+
+
+def test_params_of_neither_a_model_nor_a_preset_names_both_lists():
+    result = invoke("params", "tms-intr")
+    message = assert_user_error(result.exit_code, result.stderr, result.stdout, "unknown model or preset",
+                                "relu_output", "tms-intro")
+    assert "sae_hidden" in message and "dropout-basis" in message
+
+
 def test_presets_lists_the_bundled_presets():
     result = invoke("presets")
     assert result.exit_code == 0, result.stderr

@@ -89,7 +89,7 @@ def test_the_listings_do_not_import_torch(tmp_path):
     root = str(tmp_path / "runs")
     for args in (["runs", "--runs-dir", root], ["watch", run.id, "--runs-dir", root], ["presets"],
                  ["presets", "--long"], ["params"], ["params", "sae"], ["params", "relu_output_phase"],
-                 ["params", "sae_hidden"], ["params", "compute"], ["params", "incidental"]):
+                 ["params", "sae_hidden"], ["params", "compute"], ["params", "incidental"], ["params", "tms-intro"]):
         probe = ("import sys\nfrom toysup_tui import cli\n"
                  f"sys.argv = ['toysup', *{args!r}]\n"
                  "try:\n    cli.main()\nexcept SystemExit as exc:\n    code = exc.code\n"

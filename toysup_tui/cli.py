@@ -664,7 +664,8 @@ def export(
 
 @app.command()
 def params(
-    model: Annotated[str, typer.Argument(help="Model kind (see `toysup presets` for which preset uses which)")] = "",
+    model: Annotated[str, typer.Argument(help="Model kind, or a preset (its model's parameters, the preset's own "
+                                         "values marked)", autocompletion=completion.preset_names)] = "",
 ) -> None:
     """List a model's parameters (name, default, valid range, meaning), or the models with none given."""
     from rich.table import Table
@@ -677,14 +678,43 @@ def params(
             table.add_row(kind, cls.summary)
         out.print(table)
         return
-    try:
-        cls = get_kind(model)
-    except SpecError as exc:
-        raise fail(str(exc)) from None
-    table = Table("name", "default", "valid", "meaning", title=f"{model}: {cls.summary}", title_justify="left")
+    preset: dict[str, Any] | None = None
+    if model not in MODELS:
+        preset = _preset_for_params(model)
+    kind = str(preset["model"]) if preset else model
+    cls = get_kind(kind)
+    title = f"{kind}: {cls.summary}" if not preset else f"preset {preset['name']} ({kind}: {cls.summary})"
+    columns = ["name", "default", *(["preset"] if preset else []), "valid", "meaning"]
+    table = Table(*columns, title=escape(title), title_justify="left")
+    own = {**(preset or {}).get("params", {}), **{k: f"sweep {v}" for k, v in (preset or {}).get("sweep", {}).items()}}
     for p in cls.param_table().values():
-        table.add_row(p.name, str(p.default), p.range_text(), p.help + (" [groups the batch]" if p.structural else ""))
+        cells = [p.name, str(p.default)]
+        if preset:  # the preset's own value in bold, the model's default (which it keeps) dim
+            cells = [f"[bold]{p.name}[/]" if p.name in own else p.name, cells[1],
+                     f"[bold]{escape(str(own[p.name]))}[/]" if p.name in own else "[dim]default[/]"]
+        table.add_row(*cells, p.range_text(), p.help + (" [groups the batch]" if p.structural else ""))
     out.print(table)
+
+
+def _preset_for_params(name: str) -> dict[str, Any]:
+    """`params NAME` where NAME is no model: the preset it names, checked (model, params, sweep), or a usage
+    error in one line naming the models and presets."""
+    from engine.models import MODELS
+    from engine.preset_sources import winners
+    from engine.spec import load, preset_path, read_preset
+
+    try:
+        path = preset_path(name)
+    except ToysupError:
+        raise fail(f"unknown model or preset {name!r}: models are {', '.join(MODELS)}; presets are "
+                   f"{', '.join(sorted(winners()))}") from None
+    try:
+        load(name)  # its parameters and sweep valid for its model, as `toysup run` would check them
+        data = read_preset(name, path)
+    except ToysupError as exc:
+        raise fail(str(exc)) from None
+    return {"name": data.get("name", path.stem), "model": data.get("model", "relu_output"),
+            "params": data.get("params", {}), "sweep": data.get("sweep", {})}
 
 
 @app.command()
