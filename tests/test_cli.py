@@ -267,6 +267,39 @@ def test_params_of_neither_a_model_nor_a_preset_names_both_lists():
     assert "sae_hidden" in message and "dropout-basis" in message
 
 
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
+def test_hints_never_break_inside_a_run_id_at_80_columns(tmp_path, monkeypatch, terminal):
+    """`watch` and `report` of an interrupted run with a long id, at 80 columns: on a terminal, lines wrap
+    only at spaces (the terminal would otherwise break them at its edge, inside the id), so
+    `toysup resume ID` keeps its id whole on one line; piped, each hint is one unbroken line."""
+    from rich.cells import cell_len
+    from rich.console import Console
+
+    from toysup_tui import cli
+
+    from helpers import make_fixture_run
+
+    run_id = "20261206-195939-dropout-basis-with-a-longer-name"
+    run = make_fixture_run(tmp_path / "runs", run_id=run_id)
+    run.update_info(status="interrupted", instances_done=3, instances=10)
+    for name in ("out", "err"):
+        console = Console(width=80, force_terminal=terminal, color_system=None, highlight=False,
+                          stderr=name == "err")
+        monkeypatch.setattr(cli, name, console)
+    result = invoke("watch", run_id, "--runs-dir", tmp_path / "runs")
+    assert result.exit_code == 130, result.stderr
+    report = invoke("report", run_id, "--runs-dir", tmp_path / "runs")
+    assert report.exit_code == 0, report.stderr
+    for text in (result.stderr, report.stdout):
+        lines = text.splitlines()
+        (hint,) = [line for line in lines if "toysup resume" in line]
+        assert f"toysup resume {run_id}" in hint, text
+        if terminal:  # only a single word longer than the terminal (the run's folder) may overflow it
+            assert all(cell_len(line) <= 80 or " " not in line.strip() for line in lines), text
+            assert cell_len(hint) <= 80
+    assert terminal or cell_len(hint) > 80  # piped: never wrapped at all
+
+
 def test_presets_lists_the_bundled_presets():
     result = invoke("presets")
     assert result.exit_code == 0, result.stderr

@@ -20,6 +20,7 @@ from rich.console import Console
 from engine.errors import SpecError, ToysupError
 from toysup_tui import completion
 from toysup_tui.option_flags import with_run_options
+from toysup_tui.printable import print_line
 from toysup_tui.printable import shown as escape
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -72,7 +73,7 @@ def _root(
 
 def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     """Print one line to stderr and return the Exit to raise."""
-    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    print_line(err, f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -162,7 +163,7 @@ def config_cmd(
         shown = str(s.value) if s.value is not None else f"auto: {OPTION[s.name].default_text()}"
         table.add_row(s.name, escape(shown), escape(s.source))
     out.print(table)
-    out.print(f"[dim]your presets: {escape(str(user_dir()))}[/]", soft_wrap=True)
+    print_line(out, f"[dim]your presets: {escape(str(user_dir()))}[/]")
 
 
 @app.command()
@@ -234,9 +235,9 @@ def _detached(run_dir: Path, quiet: bool, as_json: bool) -> None:
     elif quiet:
         sys.stdout.write(f"{run_dir}\n")
     else:
-        out.print(f"started {escape(run_dir.name)} in the background ({escape(str(run_dir))})\n"
+        print_line(out, f"started {escape(run_dir.name)} in the background ({escape(str(run_dir))})\n"
                   f"follow it: toysup watch {escape(run_dir.name)} · stop it: toysup stop {escape(run_dir.name)} · "
-                  "or open it in toysup tui", soft_wrap=True)
+                  "or open it in toysup tui")
 
 
 def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
@@ -254,8 +255,8 @@ def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
     if outcome.status == "interrupted":
         from engine.progress import kept_text
 
-        err.print(f"interrupted: kept {escape(kept_text(finished.info()))} in {escape(str(outcome.run_dir))}; "
-                  f"continue with: toysup resume {escape(str(outcome.run_dir))}", soft_wrap=True)
+        print_line(err, f"interrupted: kept {escape(kept_text(finished.info()))} in {escape(str(outcome.run_dir))}; "
+                  f"continue with: toysup resume {escape(str(outcome.run_dir))}")
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.status == "failed":
         log = outcome.run_dir / "error.log"
@@ -460,16 +461,14 @@ def watch(
                 for event in follow(found):
                     sink(event)
         except KeyboardInterrupt:
-            err.print(f"stopped watching; {escape(found.id)} goes on (toysup stop {escape(found.id)} stops it)",
-                      soft_wrap=True)
+            print_line(err, f"stopped watching; {escape(found.id)} goes on (toysup stop {escape(found.id)} stops it)")
             raise typer.Exit(EXIT_INTERRUPTED) from None
     status = found.status()
-    out.print(f"run {escape(found.id)} is {status}", soft_wrap=True)
+    print_line(out, f"run {escape(found.id)} is {status}")
     if status == "interrupted":
         from engine.progress import kept_text
 
-        err.print(f"kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}",
-                  soft_wrap=True)
+        print_line(err, f"kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}")
     raise typer.Exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED))
 
 
@@ -496,7 +495,7 @@ def stop(
     except ToysupError as exc:
         raise fail(str(exc)) from None
     how = request_stop(found.path, found.info())
-    out.print(f"stopping {escape(found.id)}: {escape(how)}", soft_wrap=True)
+    print_line(out, f"stopping {escape(found.id)}: {escape(how)}")
     deadline = time.monotonic() + wait
     while found.status() == "running" and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -506,9 +505,9 @@ def stop(
                    "(toysup watch shows when)", EXIT_FAILED)
     from engine.progress import kept_text
 
-    out.print(f"run {escape(found.id)} is {status}" +
+    print_line(out, f"run {escape(found.id)} is {status}" +
               (f"; kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}"
-               if status == "interrupted" else ""), soft_wrap=True)
+               if status == "interrupted" else ""))
 
 
 @app.command("report")
@@ -558,7 +557,7 @@ def report_cmd(
         save_report(save, found, x=x, width=width, best_of=best_of, phase_selection=phase_selection, iqr=iqr)
     except ToysupError as exc:
         raise fail(str(exc)) from None
-    err.print(f"wrote the report of {escape(found.id)} to {escape(str(save))}", soft_wrap=True)
+    print_line(err, f"wrote the report of {escape(found.id)} to {escape(str(save))}")
 
 
 @app.command()
@@ -592,7 +591,7 @@ def plot(
         figures.save(figures.build(results, drawn, instance or [], x), output)
     except ToysupError as exc:
         raise fail(str(exc)) from None
-    err.print(f"wrote {', '.join(drawn)} of {escape(found.id)} to {escape(str(output))}", soft_wrap=True)
+    print_line(err, f"wrote {', '.join(drawn)} of {escape(found.id)} to {escape(str(output))}")
 
 
 @app.command()
@@ -659,7 +658,7 @@ def export(
             raise SpecError(f"--output {exc}") from None
     except ToysupError as exc:
         raise fail(str(exc)) from None
-    err.print(f"wrote {table} of {escape(found.id)} to {escape(str(output))}", soft_wrap=True)
+    print_line(err, f"wrote {table} of {escape(found.id)} to {escape(str(output))}")
 
 
 @app.command()
@@ -745,10 +744,11 @@ def bench(
         device, threads = options.device, options.threads
         counts = parse_ladder(instances)
         check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
-        err.print(f"timing engine and reference at {', '.join(f'{c:,}' for c in counts)} instances (n={n_features}, "
-                  f"m={n_hidden}, batch {batch_size}), {repeats} alternation(s) each...", soft_wrap=True)
+        print_line(err, f"timing engine and reference at {', '.join(f'{c:,}' for c in counts)} instances "
+                   f"(n={n_features}, m={n_hidden}, batch {batch_size}), {repeats} alternation(s) each...")
         result = ladder(counts, n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps,
-                        options.compile, on_rung=lambda rung: err.print(_rung_line(rung.to_dict()), soft_wrap=True))
+                        options.compile,
+                        on_rung=lambda rung: print_line(err, _rung_line(rung.to_dict())))
     except SpecError as exc:
         raise fail(str(exc)) from None
     data = result.to_dict()
@@ -839,7 +839,7 @@ def tui(
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
     """A warning (a preset name found in two places) as one line on stderr, without Python's file and line."""
-    err.print(f"[yellow]warning:[/] {escape(str(message))}", soft_wrap=True)
+    print_line(err, f"[yellow]warning:[/] {escape(str(message))}")
 
 
 def main() -> None:
@@ -856,7 +856,7 @@ def main() -> None:
         where = f"{ctx.command_path}: " if ctx is not None else ""
         hint = f" (see {ctx.command_path} -h)" if ctx is not None else ""
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        err.print(f"[bold red]error:[/] {escape(where + message)}{escape(hint)}", soft_wrap=True)
+        print_line(err, f"[bold red]error:[/] {escape(where + message)}{escape(hint)}")
         sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
     except (KeyboardInterrupt, typer.Abort):
         err.print("interrupted")

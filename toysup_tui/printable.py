@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 
+from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -37,3 +39,28 @@ def printable(value: object, keep_newlines: bool = False) -> str:
 def shown(value: object, keep_newlines: bool = False) -> str:
     """``value`` safe to embed in Rich markup: :func:`printable`, then markup escaped."""
     return escape(printable(value, keep_newlines))
+
+
+_UNITS = re.compile(r"toysup [\w-]+ \S+|\S+")  # a command with its argument (a run id) breaks as one word
+
+
+def print_line(console: Console, markup: str) -> None:
+    """Print a line that holds run ids, paths or commands to copy. Piped: one unbroken line (a script or a
+    log reads it whole). On a terminal: wrapped at spaces only, never inside an id, and never between
+    ``toysup CMD`` and its argument (soft wrapping would leave the terminal to cut it at its edge, and Rich's
+    own wrapping splits a command from its id)."""
+    text = console.render_str(markup)
+    if not console.is_terminal:
+        console.print(text, soft_wrap=True)
+        return
+    lines = []
+    for part in text.split("\n"):
+        plain, breaks, start = part.plain, [], 0
+        for unit in _UNITS.finditer(plain):
+            if unit.end() - start > console.width and unit.start() > start:
+                breaks.append(unit.start())
+                start = unit.start()
+        for piece in part.divide(breaks):
+            piece.rstrip()
+            lines.append(piece)
+    console.print(Text("\n").join(lines), soft_wrap=True)

@@ -17,7 +17,7 @@ from rich.progress import (
 )
 
 from engine import events as ev
-from toysup_tui.printable import shown
+from toysup_tui.printable import print_line, shown
 
 PLAIN_INTERVAL_S = 5.0
 MAX_CHUNK_BARS = 8  # chunks training side by side beyond this show in the overall bar only
@@ -70,7 +70,7 @@ class ProgressSink:
             if event.chunks_done or event.instance_steps_resumed:
                 msg += (f"; continuing: {event.chunks_done} chunk(s) stored, {event.instance_steps_resumed:,} "
                         "instance-steps from checkpoints")
-            self.console.print(msg)
+            print_line(self.console, msg)
             if self._progress is not None:
                 self._task = self._progress.add_task("all chunks", total=self.total, rate="")
         elif isinstance(event, ev.RoundStarted):
@@ -112,7 +112,7 @@ class ProgressSink:
             elif self._progress is not None and self._task is not None:  # its phases showed on the overall bar
                 self._progress.update(self._task, description="all chunks")
         elif isinstance(event, ev.Notice):
-            self.console.print(f"[yellow]note:[/] {shown(event.message)}")
+            print_line(self.console, f"[yellow]note:[/] {shown(event.message)}")
         elif isinstance(event, ev.RunFinished):
             self.console.print(f"{shown(event.status)} in {event.wall_time_s:.1f}s "
                                f"({event.instance_steps_per_s:,.0f} instance-steps/s): {shown(event.run_dir)}")

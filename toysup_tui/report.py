@@ -22,6 +22,7 @@ from engine.results import Results, point_label
 from engine.results import value_text as fmt
 from engine.spec import Spec
 from engine.store import Run, run_status
+from toysup_tui.printable import print_line
 from toysup_tui.printable import shown as escape
 from toysup_tui.render import charts
 from toysup_tui.render.heatmap import heatmap, overlap_heatmap
@@ -112,7 +113,7 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
     try:
         _print_header(console, run, run.info())
         if spec is None:
-            console.print(f"[bold red]cannot read the run's config:[/] {escape(str(problem))}")
+            print_line(console, f"[bold red]cannot read the run's config:[/] {escape(str(problem))}")
             return
         _print_body(console, run, spec, axis, best_of, phase_selection, iqr)
     finally:
@@ -173,14 +174,14 @@ def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
     seed_mode = info.get("seed_mode", "paired")
     mode_text = SEED_MODE_TEXT.get(seed_mode, seed_mode) if isinstance(seed_mode, str) else seed_mode
     console.print(f"[dim]{text_cell(mode_text)}[/]")
-    console.print(f"[dim]folder {escape(str(run.path))}[/]", soft_wrap=True)
+    print_line(console, f"[dim]folder {escape(str(run.path))}[/]")
     if problem:
-        console.print(f"[bold red]damaged:[/] {escape(problem)}", soft_wrap=True)
+        print_line(console, f"[bold red]damaged:[/] {escape(problem)}")
     elif info.get("error"):
         console.print(f"[red]error: {text_cell(info['error'])}[/]")
     if status in ("running", "interrupted", "killed", "failed") and done != total:
-        console.print(f"[{STATUS_STYLE[status]}]{status}: showing the {done} of {total} instances that finished[/]"
-                      + ("" if status == "running" else f"; continue with: toysup resume {escape(run.id)}"))
+        print_line(console, f"[{STATUS_STYLE[status]}]{status}: showing the {done} of {total} instances that "
+                   "finished[/]" + ("" if status == "running" else f"; continue with: toysup resume {escape(run.id)}"))
 
 
 def _no_results_message(run: Run, info: dict[str, Any]) -> str:
