@@ -300,6 +300,56 @@ def test_hints_never_break_inside_a_run_id_at_80_columns(tmp_path, monkeypatch, 
     assert terminal or cell_len(hint) > 80  # piped: never wrapped at all
 
 
+def test_a_finished_run_tells_its_end_and_folder_once(tmp_path, runs_dir):
+    """Piped, a tiny run prints its completion (status, rate) and its folder once each: the progress sink
+    leaves the end to the summary."""
+    result = invoke("run", TINY_PRESET, *FAST, "--runs-dir", runs_dir, env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.stderr
+    run = only_run(runs_dir)
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if "completed" in line] == [
+        next(line for line in lines if line.startswith(f"run {run.name} completed: 4/4 instances"))]
+    assert sum(str(run) in line for line in lines) == 1, result.stdout
+
+
+def test_an_interrupted_run_tells_its_end_once_with_the_sessions_rate(tmp_path, runs_dir, monkeypatch):
+    """Ctrl-C in the middle of the only chunk (no chunk finished, so run.json's rate is 0): one
+    "interrupted" line on stdout with the rate the session measured, not 0; the folder once on stdout and
+    once in the resume command; exit 130."""
+    import re
+    import signal
+
+    from engine import events as ev
+    from engine import stopping
+    from toysup_tui import progress
+
+    call = progress.ProgressSink.__call__
+
+    def stop_at_the_first_progress(self, event):
+        call(self, event)
+        if isinstance(event, ev.Progress):
+            stopping.handle(signal.SIGINT, None)
+
+    monkeypatch.setattr(progress.ProgressSink, "__call__", stop_at_the_first_progress)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        result = invoke("run", TINY_PRESET, "-s", "steps=20000", "--device", "cpu", "--runs-dir", runs_dir,
+                        env={"COLUMNS": "120"})
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert result.exit_code == 130, result.stdout + result.stderr
+    run = only_run(runs_dir)
+    lines = result.stdout.splitlines()
+    (end,) = [line for line in lines if "interrupted" in line.replace(str(runs_dir), "")]  # (the path says it)
+    rate = re.search(r"([\d,]+) instance-steps/s", end)
+    assert end.startswith(f"run {run.name} interrupted: 0/4 instances") and rate, end
+    assert int(rate.group(1).replace(",", "")) > 0, end
+    assert sum(str(run) in line for line in lines) == 1, result.stdout
+    (hint,) = result.stderr.splitlines()
+    assert hint.startswith("interrupted: kept step ") and hint.endswith(f"continue with: toysup resume {run}")
+
+
 def test_presets_lists_the_bundled_presets():
     result = invoke("presets")
     assert result.exit_code == 0, result.stderr

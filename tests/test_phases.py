@@ -77,7 +77,7 @@ def test_the_piped_cli_output_names_the_evaluating_and_writing_phases(tmp_path: 
     assert result.exit_code == 0, result.output
     assert "chunk 0: evaluating…" in result.stdout
     assert "chunk 0: writing…" in result.stdout
-    assert result.stdout.index("evaluating") < result.stdout.index("completed in")
+    assert result.stdout.index("evaluating") < result.stdout.index(" completed: ")  # the summary's end line
 
 
 @run_async

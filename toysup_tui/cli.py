@@ -219,13 +219,13 @@ def run(
 
             _detached(start(Launch(spec.to_toml(), root.resolve(), options, nice=0)), quiet, as_json)
             return
-        sink = progress.make_sink(err if as_json else out, quiet or as_json)
+        sink = progress.make_sink(err if as_json else out, quiet or as_json, summary_follows=True)
         handle_hangups_and_terms()
         with sink:
             outcome = run_sweep(spec, root, options, emit=sink)
     except SpecError as exc:
         raise fail(str(exc)) from None
-    _finish(outcome, quiet, as_json)
+    _finish(outcome, quiet, as_json, sink.rate)
 
 
 def _detached(run_dir: Path, quiet: bool, as_json: bool) -> None:
@@ -240,8 +240,10 @@ def _detached(run_dir: Path, quiet: bool, as_json: bool) -> None:
                   "or open it in toysup tui")
 
 
-def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
-    """Print a finished run's summary and leave with its exit code (0, 1 failed, 130 interrupted)."""
+def _finish(outcome: Any, quiet: bool, as_json: bool, rate: float = 0.0) -> None:
+    """Print a finished run's summary, its end told once, and leave with its exit code (0, 1 failed, 130
+    interrupted). ``rate``: the instance-steps/s this session measured, which a stopped run reports (run.json's
+    counts finished chunks only, 0 when none finished)."""
     from engine import store
     from toysup_tui import summaries
 
@@ -251,12 +253,12 @@ def _finish(outcome: Any, quiet: bool, as_json: bool) -> None:
     elif quiet:
         sys.stdout.write(f"{outcome.run_dir}\n")  # verbatim, never wrapped: scripts capture it
     else:
-        summaries.print_summary(out, finished)
+        summaries.print_summary(out, finished, rate if outcome.status != "completed" else None)
     if outcome.status == "interrupted":
         from engine.progress import kept_text
 
-        print_line(err, f"interrupted: kept {escape(kept_text(finished.info()))} in {escape(str(outcome.run_dir))}; "
-                  f"continue with: toysup resume {escape(str(outcome.run_dir))}")
+        print_line(err, f"interrupted: kept {escape(kept_text(finished.info()))}; "  # the command names the folder
+                   f"continue with: toysup resume {escape(str(outcome.run_dir))}")
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.status == "failed":
         log = outcome.run_dir / "error.log"
@@ -318,7 +320,7 @@ def resume(
 
             _detached(start(Resume(found.path.resolve(), options, force)), quiet, False)
             return
-        sink = progress.make_sink(out, quiet)
+        sink = progress.make_sink(out, quiet, summary_follows=True)
         handle_hangups_and_terms()
         with sink:
             outcome = resume_sweep(found.path, options, emit=sink, force=force)
@@ -326,7 +328,7 @@ def resume(
         raise fail(str(exc)) from None
     except OSError as exc:  # the run folder cannot be written before training starts (read-only, a full disk)
         raise fail(f"run {found.id} cannot be resumed: {exc.filename or found.path}: {exc.strerror or exc}") from None
-    _finish(outcome, quiet, False)
+    _finish(outcome, quiet, False, sink.rate)
 
 
 @app.command()

@@ -26,9 +26,10 @@ MAX_CHUNK_BARS = 8  # chunks training side by side beyond this show in the overa
 class ProgressSink:
     """An event sink usable as a context manager around a run."""
 
-    def __init__(self, console: Console, quiet: bool = False):
+    def __init__(self, console: Console, quiet: bool = False, summary_follows: bool = False):
         self.console = console
         self.quiet = quiet
+        self.summary_follows = summary_follows  # the caller prints the run's end (status, rate, folder) itself
         self.live = console.is_terminal and not quiet
         self.total = 0
         self.done = 0
@@ -114,8 +115,19 @@ class ProgressSink:
         elif isinstance(event, ev.Notice):
             print_line(self.console, f"[yellow]note:[/] {shown(event.message)}")
         elif isinstance(event, ev.RunFinished):
+            self._end(event)
+
+    def _end(self, event: ev.RunFinished) -> None:
+        """The run's end: the bars of chunks cut short go (the overall bar, once, shows how far it got), and its
+        line, unless the caller's summary says it (with the session's own rate for a stopped run)."""
+        if self._progress is not None:
+            for task in self._chunk_tasks.values():
+                self._progress.remove_task(task)
+            self._chunk_tasks.clear()
+        if not self.summary_follows:
+            rate = event.instance_steps_per_s if event.status == "completed" or not self.rate else self.rate
             self.console.print(f"{shown(event.status)} in {event.wall_time_s:.1f}s "
-                               f"({event.instance_steps_per_s:,.0f} instance-steps/s): {shown(event.run_dir)}")
+                               f"({rate:,.0f} instance-steps/s): {shown(event.run_dir)}")
 
     def _phase(self, event: ev.Phase) -> None:
         """A chunk compiles, evaluates or writes: its bar (or the overall one) says so instead of sitting still."""
@@ -130,5 +142,5 @@ class ProgressSink:
             self.console.print(f"chunk {event.chunk}: {event.phase}…")
 
 
-def make_sink(console: Console, quiet: bool) -> ProgressSink:
-    return ProgressSink(console, quiet)
+def make_sink(console: Console, quiet: bool, summary_follows: bool = False) -> ProgressSink:
+    return ProgressSink(console, quiet, summary_follows)

@@ -33,7 +33,9 @@ from toysup_tui.render.tables import (
 )
 
 
-def print_summary(console: Console, run: Run) -> None:
+def print_summary(console: Console, run: Run, rate: float | None = None) -> None:
+    """The results table and the run's end: status, instances, time, rate (``rate`` when given: the session's
+    measured rate, for a run that stopped before its chunks finished) and folder, each said once."""
     info = run.info()
     results = Results.open(run)
     if results.rows:
@@ -43,7 +45,7 @@ def print_summary(console: Console, run: Run) -> None:
     status = run.status()
     console.print(f"run [bold]{escape(run.id)}[/] {escape(status)}: {text_cell(info.get('instances_done', 0))}/"
                   f"{text_cell(info.get('instances', 0))} instances, {number(info.get('wall_time_s')):.1f}s, "
-                  f"{number(info.get('instance_steps_per_s')):,.0f} instance-steps/s on "
+                  f"{number(info.get('instance_steps_per_s') if rate is None else rate):,.0f} instance-steps/s on "
                   f"{text_cell(info.get('device'))}")
     console.print(f"folder: {escape(str(run.path))}   next: toysup report {escape(run.id)}")
 
