@@ -263,7 +263,10 @@ def test_watch_follows_a_run_started_elsewhere_until_it_completes(tmp_path: Path
     result = run_toysup("watch", run.id, "--runs-dir", runs)
     assert result.returncode == 0, result.stderr
     assert f"run {run.id}: 4 instances" in result.stdout
-    assert "progress 100.0%" in result.stdout and f"run {run.id} is completed" in result.stdout
+    assert "progress 100.0%" in result.stdout
+    ends = [line for line in result.stdout.splitlines() if "completed" in line]  # the end, told once
+    assert len(ends) == 1 and ends[0].startswith(f"run {run.id} is completed in "), result.stdout
+    assert "instance-steps/s)" in ends[0] and ends[0] == result.stdout.splitlines()[-1]
     assert run.status() == "completed"
     again = run_toysup("watch", run.id, "--runs-dir", runs)  # nothing left to follow: its status, at once
     assert again.returncode == 0 and f"run {run.id} is completed" in again.stdout

@@ -456,8 +456,9 @@ def watch(
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
     except ToysupError as exc:
         raise fail(str(exc)) from None
+    ended = ""
     if found.status() == "running":
-        sink = progress.make_sink(out, quiet)
+        sink = progress.make_sink(out, quiet, summary_follows=True)  # the end is told once, below
         try:
             with sink:
                 for event in follow(found):
@@ -465,8 +466,9 @@ def watch(
         except KeyboardInterrupt:
             print_line(err, f"stopped watching; {escape(found.id)} goes on (toysup stop {escape(found.id)} stops it)")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        ended = sink.end_text() if not quiet else ""
     status = found.status()
-    print_line(out, f"run {escape(found.id)} is {status}")
+    print_line(out, f"run {escape(found.id)} is {status}" + (f" {escape(ended)}" if ended else ""))
     if status == "interrupted":
         from engine.progress import kept_text
 

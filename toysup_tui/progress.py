@@ -35,6 +35,7 @@ class ProgressSink:
         self.done = 0
         self.resumed = 0  # instance-steps that chunks continued from checkpoints held when the session began
         self.rate = 0.0
+        self.finished: ev.RunFinished | None = None  # the run's end, once read
         self._last_plain = 0.0
         self._progress: Progress | None = None
         self._task: TaskID | None = None
@@ -120,14 +121,22 @@ class ProgressSink:
     def _end(self, event: ev.RunFinished) -> None:
         """The run's end: the bars of chunks cut short go (the overall bar, once, shows how far it got), and its
         line, unless the caller's summary says it (with the session's own rate for a stopped run)."""
+        self.finished = event
         if self._progress is not None:
             for task in self._chunk_tasks.values():
                 self._progress.remove_task(task)
             self._chunk_tasks.clear()
         if not self.summary_follows:
-            rate = event.instance_steps_per_s if event.status == "completed" or not self.rate else self.rate
-            self.console.print(f"{shown(event.status)} in {event.wall_time_s:.1f}s "
-                               f"({rate:,.0f} instance-steps/s): {shown(event.run_dir)}")
+            self.console.print(f"{shown(event.status)} {self.end_text()}: {shown(event.run_dir)}")
+
+    def end_text(self) -> str:
+        """'in 12.3s (1,234 instance-steps/s)' for the run's end read, '' before it: a stopped run reports the
+        rate this sink measured (the event's counts finished chunks only)."""
+        event = self.finished
+        if event is None:
+            return ""
+        rate = event.instance_steps_per_s if event.status == "completed" or not self.rate else self.rate
+        return f"in {event.wall_time_s:.1f}s ({rate:,.0f} instance-steps/s)"
 
     def _phase(self, event: ev.Phase) -> None:
         """A chunk compiles, evaluates or writes: its bar (or the overall one) says so instead of sitting still."""
