@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -116,6 +117,48 @@ def test_series_styles_per_colour_depth() -> None:
     assert len(standard) == len(charts.FEW_PALETTE) == n and not standard & {0, 7, 8, 15}  # no black/white/grey
     merged = {Color.from_rgb(*c).downgrade(ColorSystem.STANDARD).number for c in charts.PALETTE}
     assert len(merged) < n
+
+
+def luminance(colour: tuple[int, int, int]) -> float:
+    r, g, b = colour
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 11])
+def test_ordered_series_run_along_the_sequential_map(n: int) -> None:
+    """The points of an ordered axis: lightness rises with the axis order, from the map's first colour to its
+    last, each series its own colour in truecolor and in 256 colours; at 16 colours and without colour they
+    keep their own markers."""
+    styles = [charts.series_style(i, charts.Colours.FULL, ordered=n) for i in range(n)]
+    colours = [s.colour for s in styles]
+    assert colours[0] == charts.SEQUENTIAL[0] and colours[-1] == charts.SEQUENTIAL[-1]
+    assert all(c is not None for c in colours) and all(s.marker == "braille" for s in styles)
+    lights = [luminance(c) for c in colours if c is not None]
+    assert all(a < b for a, b in itertools.pairwise(lights)), lights
+    assert len({Color.from_rgb(*c).downgrade(ColorSystem.EIGHT_BIT).number for c in colours if c}) == n
+    for few in (charts.Colours.FEW, charts.Colours.NONE):
+        assert [charts.series_style(i, few, ordered=n) for i in range(n)] == [charts.series_style(i, few)
+                                                                            for i in range(n)]
+    assert charts.is_ordered([1.0, 0.1, 0.01]) and not charts.is_ordered(["adam", "sgd"])
+    assert not charts.is_ordered([True, False]) and not charts.is_ordered([0.5])
+
+
+def test_report_colours_an_ordered_axis_along_the_map_at_truecolor(tmp_path: Path) -> None:
+    """The bytes a truecolor terminal receives: the loss chart's three feature_probability series (1, 0.1,
+    0.01, an ordered axis) and their legend swatches take the map's first, middle and last colours, darker to
+    lighter in axis order, each drawn in the plot."""
+    run = make_fixture_run(tmp_path / "runs")
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=100)
+    print_report(console, run)
+    rows = cells(console.file.getvalue())
+    lines = ["".join(ch for ch, _ in r) for r in rows]
+    start = next(i for i, x in enumerate(lines) if "training loss (median" in x)
+    end = next(i for i, x in enumerate(lines) if i > start and x.startswith("feature_probability:"))
+    swatches = legend_swatches(rows[end], ["1", "0.1", "0.01"])
+    seq = charts.SEQUENTIAL
+    expected = [seq[0], seq[len(seq) // 2], seq[-1]]
+    assert [c.get_truecolor() if c else None for _, c in swatches] == expected
+    assert_told_apart(swatches, plot_area(rows[start:end]), "full")
 
 
 def test_colours_of_a_console() -> None:

@@ -234,11 +234,13 @@ def _loss_section(console: Console, results: Results, layout: Layout, iqr: bool 
     if not bands:
         console.print("[dim]loss curves: none logged yet[/]")
         return
+    ordered = charts.one_ordered_axis(spec.axes)
     chart = _chart(charts.draw_loss_curves, bands, width=layout.width, height=layout.chart_height + 4,
-                   color=layout.color, colours=layout.colours, iqr=iqr or len(bands) == 1)
+                   color=layout.color, colours=layout.colours, iqr=iqr or len(bands) == 1, ordered=ordered)
     console.print(chart, crop=False)
     if len(bands) > 1 or spec.axes:
-        console.print(legend_text([b.label for b in bands], ", ".join(a.name for a in spec.axes), layout.colours))
+        console.print(legend_text([b.label for b in bands], ", ".join(a.name for a in spec.axes), layout.colours,
+                                  ordered))
 
 
 def _metric_section(console: Console, results: Results, axis: Any, layout: Layout) -> None:
@@ -249,6 +251,7 @@ def _metric_section(console: Console, results: Results, axis: Any, layout: Layou
     items: list[RenderableType] = []
     constant = []
     split = next((a for a in spec.axes if a.name != axis.name), None)
+    ordered = split is not None and charts.is_ordered(split.values)
     for metric in charted_metrics(spec.model, list(results.rows[0])):
         bands = series.metric_bands(results, axis.name, metric, max_series=len(charts.PALETTE))
         values = {v for b in bands for v in b.median + b.q25 + b.q75}
@@ -259,13 +262,15 @@ def _metric_section(console: Console, results: Results, axis: Any, layout: Layou
             continue
         log_y = metric == "loss"  # losses span decades across a sparsity sweep
         chart = _chart(charts.draw_metric, bands, metric, axis.name, axis.log_scale, log_y=log_y,
-                       width=layout.chart_width, height=layout.chart_height, color=layout.color, colours=layout.colours)
+                       width=layout.chart_width, height=layout.chart_height, color=layout.color, colours=layout.colours,
+                       ordered=ordered)
         items.append(chart)
     if split is not None and items:
         labels = [point_label({split.name: v}, short=True) for v in split.values[:len(charts.PALETTE)]]
         pooled = [a.name for a in spec.axes if a.name not in (axis.name, split.name)]
         note = f" (pooled over {', '.join(pooled)})" if pooled else ""
-        console.print(legend_text(labels, f"metric charts, one line per {split.name}{note}", layout.colours))
+        console.print(legend_text(labels, f"metric charts, one line per {split.name}{note}", layout.colours,
+                                  ordered))
     _show(console, items, layout.cols)
     if constant:
         console.print(f"[dim]the same at every point: {'; '.join(constant)}[/]")
@@ -296,12 +301,13 @@ def _rate_section(console: Console, results: Results, layout: Layout) -> None:
     for line in rate_law_lines(law):
         console.print(f"[dim]{escape(line)}[/]")
     shown = points[:len(charts.PALETTE)]
+    ordered = charts.one_ordered_axis(results.spec.axes)
     chart = _chart(charts.draw_rate_fit, shown, width=layout.width, height=layout.chart_height + 4,
-                   color=layout.color, colours=layout.colours)
+                   color=layout.color, colours=layout.colours, ordered=ordered)
     console.print(chart, crop=False)
     if len(shown) > 1:
         console.print(legend_text([p.label for p in shown], ", ".join(a.name for a in results.spec.axes),
-                                  layout.colours))
+                                  layout.colours, ordered))
 
 
 def _instance_section(console: Console, results: Results, layout: Layout) -> None:

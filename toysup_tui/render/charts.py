@@ -10,7 +10,8 @@ the caller (the widget sizes itself).
 
 Colours: :func:`series_style` alone decides how a series looks, for the charts and the
 legends under them (render/legend.py) alike, from the :class:`Colours` the output
-can show: with 256 colours or more, a thin line in a :data:`PALETTE` colour; with 16
+can show: with 256 colours or more, a thin line in a :data:`PALETTE` colour (along the
+sequential :data:`SEQUENTIAL` map where the series are an ordered axis's points); with 16
 (TERM=xterm), where near palette colours merge into one, a marker per series in one
 of :data:`FEW_PALETTE`'s distinct colours; without colour (NO_COLOR, a pipe), a marker
 per series alone. Legends are drawn inside the chart only when ``legend=True``:
@@ -44,6 +45,15 @@ PALETTE: tuple[RGB, ...] = (
 FEW_PALETTE: tuple[RGB, ...] = (
     (85, 85, 255), (255, 255, 85), (85, 255, 85), (255, 85, 85), (255, 85, 255),
     (85, 255, 255), (170, 85, 0), (170, 0, 170), (0, 170, 0), (0, 170, 170),
+)
+# The points of an ordered (numeric) sweep axis take colours along a sequential map, in axis order, so that
+# neighbouring values get neighbouring colours: matplotlib's viridis between 0.2 and 0.95 (its darkest purple
+# vanishes on a dark terminal), lightness rising monotonically, one colour in each of the 11 cells of the
+# 256-colour palette that this path crosses (the middle of its stretch there), so that a 256-colour terminal
+# (rich's downgrade) keeps up to 11 series apart as truecolor does.
+SEQUENTIAL: tuple[RGB, ...] = (
+    (56, 88, 140), (46, 111, 142), (36, 136, 141), (38, 167, 132), (56, 182, 119), (73, 190, 110),
+    (95, 201, 97), (135, 211, 72), (170, 220, 50), (190, 223, 47), (207, 225, 44),
 )
 # One marker per series where colour cannot tell series apart.
 MONO_MARKERS = ("•", "x", "+", "o", "*", "#", "%", "@", "=", "~")
@@ -88,10 +98,32 @@ class SeriesStyle:
         return "━━" if self.marker == "braille" else self.marker
 
 
-def series_style(index: int, colours: Colours = Colours.FULL) -> SeriesStyle:
+def is_ordered(values: Sequence[Any]) -> bool:
+    """Whether a sweep axis's values are ordered (all numbers, more than one): its points then take
+    sequential colours (:func:`series_style`'s ``ordered``)."""
+    return len(values) > 1 and all(_is_number(v) for v in values)
+
+
+def one_ordered_axis(axes: Sequence[Any]) -> bool:
+    """Whether a run's sweep points (``spec.axes``) are the values of one ordered axis, in order: the series of
+    its charts, one per point, then take sequential colours."""
+    return len(axes) == 1 and is_ordered(axes[0].values)
+
+
+def sequential_colour(index: int, count: int) -> RGB:
+    """The colour of the ``index``-th of ``count`` ordered series: evenly along :data:`SEQUENTIAL`, ends
+    included (beyond its 11 colours, neighbours share one)."""
+    return SEQUENTIAL[round(index * (len(SEQUENTIAL) - 1) / (count - 1))] if count > 1 else SEQUENTIAL[0]
+
+
+def series_style(index: int, colours: Colours = Colours.FULL, ordered: int = 0) -> SeriesStyle:
     """The style of series ``index``: a coloured line where colour tells series apart, else a marker of its own
-    (in a colour of its own where there are 16)."""
+    (in a colour of its own where there are 16). ``ordered``: the number of series where they are the points of
+    an ordered sweep axis, in its order: with 256 colours or more they then run along the sequential map (one
+    hue per category would put orange, copper and salmon on values far apart); fewer colours keep the markers."""
     if colours is Colours.FULL:
+        if ordered > 1:
+            return SeriesStyle(sequential_colour(index, ordered), "braille")
         return SeriesStyle(PALETTE[index % len(PALETTE)], "braille")
     colour = FEW_PALETTE[index % len(FEW_PALETTE)] if colours is Colours.FEW else None
     return SeriesStyle(colour, MONO_MARKERS[index % len(MONO_MARKERS)])
@@ -119,7 +151,7 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 
 def draw_loss_curves(plt: Any, bands: Sequence[Band], title: str = "training loss",
                      iqr: bool = True, legend: bool = False, colours: Colours = Colours.FULL,
-                     highlight: int | None = None) -> None:
+                     highlight: int | None = None, ordered: bool = False) -> None:
     """Median loss per sweep point on log-log axes; the IQR over seeds as two faint dotted lines, for
     ``bands[highlight]`` alone when given (seven series' IQRs are 21 lines that hide the medians).
 
@@ -134,7 +166,7 @@ def draw_loss_curves(plt: Any, bands: Sequence[Band], title: str = "training los
     full = colours is Colours.FULL
     iqr = iqr and (full or len(bands) == 1 or highlight is not None)
     for i, band in enumerate(bands):
-        style = series_style(i, colours)
+        style = series_style(i, colours, len(bands) if ordered else 0)
         pts = [(s, m) for s, m in zip(band.x, band.median) if s > 0 and m > 0]
         if iqr and band.n > 1 and highlight in (None, i):
             for q in (band.q25, band.q75):
@@ -160,7 +192,7 @@ def draw_loss_curves(plt: Any, bands: Sequence[Band], title: str = "training los
 
 def draw_metric(plt: Any, bands: Sequence[Band], metric: str, x_name: str, log_x: bool = False,
                 title: str | None = None, legend: bool = False, colours: Colours = Colours.FULL,
-                log_y: bool = False) -> None:
+                log_y: bool = False, ordered: bool = False) -> None:
     """A metric's median over seeds against a swept parameter, with the IQR as a vertical bar at each point.
 
     Non-numeric parameter values (a choice such as the optimiser) are placed at
@@ -174,7 +206,7 @@ def draw_metric(plt: Any, bands: Sequence[Band], metric: str, x_name: str, log_x
     categories = list(dict.fromkeys(xs_all)) if categorical else []
     full = colours is Colours.FULL
     for i, band in enumerate(bands):
-        style = series_style(i, colours)
+        style = series_style(i, colours, len(bands) if ordered else 0)
         colour = style.plot_colour
         xs = [categories.index(v) for v in band.x] if categorical else [float(v) for v in band.x]
         for xv, lo, hi in zip(xs, band.q25, band.q75):
@@ -199,12 +231,13 @@ def draw_metric(plt: Any, bands: Sequence[Band], metric: str, x_name: str, log_x
 
 
 def draw_rate_fit(plt: Any, points: Sequence[PointRate], colours: Colours = Colours.FULL,
-                  title: str = "mean 1/||W_i||_1 (median over seeds) and the fitted line (dashed)") -> None:
+                  title: str = "mean 1/||W_i||_1 (median over seeds) and the fitted line (dashed)",
+                  ordered: bool = False) -> None:
     """The incidental model's sparsification curves on linear axes (the paper's law is a straight
     line there), each with its fitted line over the steps the fit used."""
     plt.clear_figure()
     for i, p in enumerate(points):
-        style = series_style(i, colours)
+        style = series_style(i, colours, len(points) if ordered else 0)
         if p.steps:
             plt.plot(p.steps, p.median, marker=style.marker, color=style.plot_colour)
         if p.fitted is not None and p.intercept is not None and p.steps:

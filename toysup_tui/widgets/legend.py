@@ -13,5 +13,5 @@ from toysup_tui.widgets.chart import app_colours
 class Legend(Static):
     """Shows :func:`legend_text` for the colours the app's terminal shows; ``show`` replaces its contents."""
 
-    def show(self, labels: Sequence[str], title: str = "") -> None:
-        self.update(legend_text(labels, title, app_colours(self.app)))
+    def show(self, labels: Sequence[str], title: str = "", ordered: bool = False) -> None:
+        self.update(legend_text(labels, title, app_colours(self.app), ordered))

@@ -32,7 +32,8 @@ class LossTab(TabPane):
         labels = [b.label for b in bands]
         chosen = results.points[point].label(short=True) if point is not None and point < len(results.points) else ""
         highlight = labels.index(chosen) if chosen in labels else (0 if len(bands) == 1 else None)
-        plot.show(lambda plt, size: charts.draw_loss_curves(plt, bands, colours=colours,
+        ordered = charts.one_ordered_axis(results.spec.axes)
+        plot.show(lambda plt, size: charts.draw_loss_curves(plt, bands, colours=colours, ordered=ordered,
                                                             iqr=highlight is not None, highlight=highlight))
         names = ", ".join(a.name for a in results.spec.axes)
-        self.query_one("#loss-legend", Legend).show([b.label for b in bands], title=names)
+        self.query_one("#loss-legend", Legend).show([b.label for b in bands], title=names, ordered=ordered)

@@ -47,10 +47,11 @@ class MetricsTab(TabPane):
             return
         bands = metric_bands(results, axis.name, metric, max_series=len(charts.PALETTE))
         colours = plot.colours
+        split = next((a for a in axes if a.name != axis.name), None)
+        ordered = split is not None and charts.is_ordered(split.values)
         plot.show(lambda plt, size: charts.draw_metric(plt, bands, metric, axis.name, log_x=axis.log_scale,
-                                                      colours=colours))
+                                                      colours=colours, ordered=ordered))
         choice.update(f"metric [b]{metric}[/] ({metric_index % len(metrics) + 1}/{len(metrics)}, "
                       f"m/M) against [b]{axis.name}[/]{' (log)' if axis.log_scale else ''} (x)")
-        split = next((a for a in axes if a.name != axis.name), None)
-        legend.show([b.label for b in bands] if split else [], title=split.name if split else "")
+        legend.show([b.label for b in bands] if split else [], title=split.name if split else "", ordered=ordered)
         legend.display = split is not None
