@@ -1,6 +1,6 @@
 """Does a training worker leave the interface responsive? `python benchmarks/ui_latency.py`.
 
-The TUI trains in a separate worker process (toysup_tui/worker.py) that lowers
+The TUI trains in a separate, detached process (toysup_tui/detach.py) that lowers
 its own priority (nice 5). This starts that worker, exactly as the TUI does, on
 a sweep long enough to outlast the measurement, at each thread setting, and
 meanwhile plays the interface: every 20 ms it wakes up and does 1 ms of Python
@@ -13,17 +13,19 @@ setting that keeps the interface quick by starving training shows as such.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
+from pathlib import Path
 
 from threads import add_prioritised_flag, run_prioritised
 
+from engine.options import RunOptions
+from engine.runlog import progress_of, read_heartbeat, request_stop
 from engine.spec import load
+from engine.store import Run
+from toysup_tui.detach import Launch, start
 
 SETTINGS: dict[str, dict[str, str]] = {
     "no worker": {},
@@ -50,31 +52,26 @@ def play_interface(seconds: float) -> list[float]:
 
 
 def measure(name: str, seconds: float, spec_toml: str) -> dict[str, float | str]:
-    worker = None
     rate = None
     with tempfile.TemporaryDirectory() as runs:
         if name != "no worker":
-            env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
-            env.update(SETTINGS[name], PYTHONUNBUFFERED="1")
-            worker = subprocess.Popen([sys.executable, "-m", "toysup_tui.worker", "--runs-dir", runs, "--device",
-                                       "cpu"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.DEVNULL, env=env, text=True)
-            assert worker.stdin is not None and worker.stdout is not None
-            worker.stdin.write(spec_toml)
-            worker.stdin.close()
-            for line in worker.stdout:  # wait until it trains
-                if json.loads(line).get("type") == "progress":
-                    break
+            saved = {k: os.environ.pop(k) for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY") if k in os.environ}
+            os.environ.update(SETTINGS[name])  # the detached trainer inherits this process's environment
+            try:
+                run = Run(start(Launch(spec_toml, Path(runs), RunOptions(device="cpu"))))
+            finally:
+                for key in SETTINGS[name]:
+                    os.environ.pop(key, None)
+                os.environ.update(saved)
+            while not (progress_of(read_heartbeat(run.path)) or (0.0, 0.0, None))[1]:  # wait until it trains
+                time.sleep(0.1)
         lags = play_interface(seconds)
-        if worker is not None:
-            assert worker.stdout is not None
-            worker.send_signal(2)  # SIGINT: the worker stops and records an interrupted run
-            progress = [json.loads(line) for line in worker.stdout]
-            worker.wait(timeout=60)
-            done = [e for e in progress if e.get("type") == "progress"]
-            if len(done) >= 2:
-                rate = (done[-1]["instance_steps_done"] - done[0]["instance_steps_done"]) / (
-                    done[-1]["elapsed_s"] - done[0]["elapsed_s"])
+        if name != "no worker":
+            progress = progress_of(read_heartbeat(run.path))
+            rate = None if progress is None else progress[1]
+            request_stop(run.path, run.info())  # the trainer stops and records an interrupted run
+            while run.status() == "running":
+                time.sleep(0.2)
     lags.sort()
     return {"setting": name, "wakeups": len(lags), "median_ms": round(statistics.median(lags), 2),
             "p95_ms": round(lags[int(0.95 * (len(lags) - 1))], 2), "max_ms": round(lags[-1], 2),

@@ -231,7 +231,7 @@ def test_a_detached_launch_survives_its_launcher(tmp_path: Path):
         "from engine.options import RunOptions\n"
         "from engine.spec import load\n"
         "from toysup_tui.detach import start\n"
-        "from toysup_tui.worker import Launch\n"
+        "from toysup_tui.detach import Launch\n"
         f"spec = load({str(TINY_PRESET)!r}, ['steps=1500'])\n"
         f"print(start(Launch(spec.to_toml(), Path({str(runs)!r}), RunOptions(device='cpu'))), flush=True)\n"
         "time.sleep(120)\n")

@@ -182,20 +182,19 @@ def test_without_ray_the_backend_says_how_to_install_it(monkeypatch: pytest.Monk
     assert not runs_dir.exists()  # nothing written
 
 
-def test_the_tuis_worker_process_streams_a_ray_runs_events(cluster: str, tmp_path: Path):
-    """The TUI launches sweeps through toysup_tui.worker; with the ray backend its JSON events are the local ones."""
+def test_the_tuis_detached_launch_streams_a_ray_runs_events(cluster: str, tmp_path: Path):
+    """The TUI launches sweeps through toysup_tui.detach; with the ray backend its events are the local ones."""
     import json
-    import subprocess
 
     from engine.options import RunOptions
-    from toysup_tui.worker import Launch
+    from engine.runlog import follow
+    from toysup_tui.detach import Launch, start
 
     spec = make_spec(PARAMS, SWEEP)
-    launch = Launch(spec.to_toml(), tmp_path, RunOptions(device="cpu", backend="ray", address=cluster))
-    proc = subprocess.run([sys.executable, "-m", "toysup_tui.worker"], input=launch.to_json(),
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    events = [ev.from_json(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    run = Run(start(Launch(spec.to_toml(), tmp_path, RunOptions(device="cpu", backend="ray", address=cluster),
+                           nice=0)))
+    events = list(follow(run, poll_s=0.1, from_latest=False))
+    assert run.status() == "completed"
     assert isinstance(events[0], ev.RunStarted) and events[0].device == "ray: 2 x cpu"
     assert {e.chunk for e in events if isinstance(e, ev.ChunkFinished)} == {0, 1}
     assert isinstance(events[-1], ev.RunFinished) and events[-1].status == "completed"

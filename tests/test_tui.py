@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import socket
 import subprocess
 import sys
@@ -251,7 +250,7 @@ async def test_the_form_launches_on_the_chosen_backend(tui_dirs: tuple[Path, Pat
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """Choosing ray shows the Ray fields (address, GPU share); launch hands the options to the detached run."""
     from toysup_tui import detach
-    from toysup_tui.worker import Launch
+    from toysup_tui.detach import Launch
 
     launched: list[Launch] = []
 
@@ -529,45 +528,14 @@ async def test_theme_toggles_between_dark_and_light(tui_dirs: tuple[Path, Path])
         assert app.current_theme.dark is not dark
 
 
-@run_async
-async def test_long_progress_lines_reach_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """600 instances x 100 curve points make progress lines of about a megabyte; all must arrive, and a line
-    over the reader's limit is skipped without stopping the reader (which would leave the worker blocked)."""
-    from engine import events as ev
-    from toysup_tui import worker
-    from toysup_tui.worker import Launch, SweepProcess
+def test_a_launch_the_trainer_refuses_is_one_user_error(tmp_path: Path) -> None:
+    """A spec the detached trainer cannot resolve comes back to the launcher as a UserError, no run folder."""
+    from engine.errors import UserError
+    from toysup_tui.detach import Launch, start
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    spec = resolve({"name": "wide", "model": "relu_output", "params": {
-        "n_features": 5, "n_hidden": 2, "steps": 100, "batch_size": 16, "eval_batch_size": 64, "seeds": 600}},
-        source="test")
-    launch = Launch(spec.to_toml(), tmp_path / "runs", RunOptions(device="cpu"))
-    process = await SweepProcess.start(launch)
-    events = [e async for e in process.events()]
-    assert await process.wait(60) == 0
-    longest = max(len(e.to_json()) for e in events)
-    assert longest > 2**16  # past asyncio's default line limit
-    assert isinstance(events[-1], ev.RunFinished) and events[-1].status == "completed"
-    assert sum(len(e.curve_steps) for e in events if isinstance(e, ev.Progress)) == 100
-
-    monkeypatch.setattr(worker, "LINE_LIMIT", 2**12)  # now the long lines are over the limit
-    process = await SweepProcess.start(launch)
-    events = [e async for e in process.events()]
-    assert await process.wait(60) == 0  # the reader went on, so the worker never blocked on a full pipe
-    assert isinstance(events[-1], ev.RunFinished) and events[-1].status == "completed"
-
-
-def test_worker_reports_user_errors_as_one_json_line(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
-    request = json.dumps({"spec": 'name = "x"\n', "runs_dir": str(tmp_path / "runs"),
-                          "options": {"device": "nonsense"}})
-    proc = subprocess.run([sys.executable, "-m", "toysup_tui.worker"], input=request, capture_output=True,
-                          text=True, timeout=60)
-    assert proc.returncode == 2
-    line = json.loads(proc.stdout.strip())
-    assert line["type"] == "error" and "--device 'nonsense' is not valid" in line["message"]
+    with pytest.raises(UserError, match="model"):
+        start(Launch('name = "x"\nmodel = "nope"\n', tmp_path / "runs", RunOptions(device="cpu")))
+    assert not any((tmp_path / "runs").glob("*/run.json"))
 
 
 def test_export_rows_match_results(tmp_path: Path) -> None:

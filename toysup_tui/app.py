@@ -34,7 +34,7 @@ from engine.runlog import FOLLOW_POLL_S, LogReader, request_stop
 from engine.spec import Spec
 from engine.store import Run
 from toysup_tui import detach
-from toysup_tui.detach import Resume
+from toysup_tui.detach import Launch, Resume, WorkerError
 from toysup_tui.live import LiveRun, format_duration
 from toysup_tui.printable import printable
 from toysup_tui.screens.confirm import ConfirmScreen
@@ -44,7 +44,6 @@ from toysup_tui.screens.quit import QuitRunScreen
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.user_presets import user_presets_dir
 from toysup_tui.widgets.keys import KeysPanel, by_action, keys_text, own_bindings
-from toysup_tui.worker import Launch, WorkerError
 
 AnyScreen = TypeVar("AnyScreen", bound=Screen)
 CANCEL_WAIT_S = 20.0  # how long quitting waits for a stopped run to record itself

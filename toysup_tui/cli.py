@@ -214,8 +214,7 @@ def run(
             return
         root = store.runs_dir(runs_dir)
         if detach:
-            from toysup_tui.detach import start
-            from toysup_tui.worker import Launch
+            from toysup_tui.detach import Launch, start
 
             _detached(start(Launch(spec.to_toml(), root.resolve(), options, nice=0)), quiet, as_json)
             return

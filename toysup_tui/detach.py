@@ -29,12 +29,46 @@ from pathlib import Path
 from typing import Any
 
 from engine import safe_fs
-from engine.errors import UserError
+from engine.errors import SpecError, UserError
 from engine.options import RunOptions
-from toysup_tui.worker import Launch
 
 START_WAIT_S = 90.0  # importing torch and planning take seconds; a folder not made by then is reported
 OUTPUT_LOG = "output.log"
+NICE = 5  # the interface process keeps its priority; training yields to it on a busy machine
+
+
+@dataclass
+class WorkerError:
+    """A user error the trainer reported before any run folder was made (bad device, unwritable runs dir)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A new sweep to train: everything the trainer needs, sent as one JSON document."""
+
+    spec_toml: str
+    runs_dir: Path
+    options: RunOptions = field(default_factory=RunOptions)
+    nice: int = NICE  # lower the training's CPU priority so the interface keeps answering at once
+
+    def to_json(self) -> str:
+        return json.dumps({"spec": self.spec_toml, "runs_dir": str(self.runs_dir), "options": self.options.to_dict(),
+                           "nice": self.nice})
+
+    @classmethod
+    def from_json(cls, text: str) -> Launch:
+        """The request, checked: options as ``toysup run`` checks them; SpecError if anything is wrong."""
+        try:
+            data = json.loads(text)
+            spec, runs_dir = data["spec"], data["runs_dir"]
+            options, nice = data.get("options") or {}, int(data.get("nice", NICE))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SpecError(f"the launch request is not valid: {exc}") from None
+        if not isinstance(options, dict):
+            raise SpecError("the launch request is not valid: options must be an object")
+        return cls(str(spec), Path(runs_dir), RunOptions.from_dict(options), nice)
 
 
 @dataclass(frozen=True)

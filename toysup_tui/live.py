@@ -14,7 +14,7 @@ from engine.analysis.aggregate import quartiles
 from engine.analysis.series import Band
 from engine.results import point_label
 from engine.spec import Spec
-from toysup_tui.worker import WorkerError
+from toysup_tui.detach import WorkerError
 
 FINAL_STATUSES = ("completed", "interrupted", "failed", "killed", "damaged", "error")
 
