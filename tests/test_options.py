@@ -179,9 +179,11 @@ def test_tui_refuses_bad_options_before_it_opens(values: dict[str, str], runs_di
 
 
 @pytest.mark.parametrize("values", CASES)
-def test_the_worker_refuses_bad_options(values: dict[str, str], runs_dir: Path) -> None:
+def test_the_detached_trainer_refuses_bad_options(values: dict[str, str], runs_dir: Path, tmp_path: Path) -> None:
     request = {"spec": load(str(TINY_PRESET)).to_toml(), "runs_dir": str(runs_dir), "options": values}
-    done = subprocess.run([sys.executable, "-m", "toysup_tui.worker"], input=json.dumps(request),
+    request_path = tmp_path / "request.json"
+    request_path.write_text(json.dumps(request))
+    done = subprocess.run([sys.executable, "-m", "toysup_tui.detach", str(request_path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert [json.loads(line) for line in done.stdout.splitlines()] == [{"type": "error", "message": message(values)}]
