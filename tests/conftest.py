@@ -39,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in [PRESETS_ENV, *(env_name(s) for s in SETTINGS if s != RUNS_DIR)]:
         os.environ.pop(name, None)
     os.environ["TOYSUP_CONFIG_DIR"] = tempfile.mkdtemp(prefix="toysup-config-")
+    os.environ["TOYSUP_STATE_DIR"] = tempfile.mkdtemp(prefix="toysup-state-")  # crash reports (toysup_tui/crash.py)
 
 
 @pytest.fixture(autouse=True)

@@ -34,6 +34,7 @@ from engine.runlog import FOLLOW_POLL_S, LogReader, request_stop
 from engine.spec import Spec
 from engine.store import Run
 from toysup_tui import detach
+from toysup_tui.crash import crash_line, write_report
 from toysup_tui.detach import Launch, Resume, WorkerError
 from toysup_tui.live import LiveRun, format_duration
 from toysup_tui.printable import printable
@@ -79,6 +80,20 @@ class ToysupApp(App[None]):
         self.live: LiveRun | None = None
         self.attached: Run | None = None  # the run the live view follows, through its event log
         self._follower: Worker[None] | None = None
+        self.crashed: BaseException | None = None  # an unexpected exception that ended the app (a bug)
+        self.crash_report: Path | None = None  # its report (toysup_tui/crash.py); None if it could not be written
+
+    def _handle_exception(self, error: Exception) -> None:
+        """A bug in a screen, widget or worker (Textual 8's one hook for them all): its report goes to a file and
+        the app exits cleanly, where Textual would print a traceback with local values. ``run_tui`` prints the
+        one line once the terminal is restored; Pilot still re-raises the error, so a crashing test fails."""
+        if self.crashed is None:
+            self.crashed, self.crash_report = error, write_report(error)
+        self._return_code = 1
+        if self._exception is None:
+            self._exception = error
+            self._exception_event.set()
+        self._close_messages_no_wait()
 
     def get_default_screen(self) -> Screen:
         return PresetsScreen()
@@ -359,6 +374,9 @@ def _where(options: RunOptions) -> str:
     return options.device if options.backend == "local" else f"{options.backend}: {options.device}"
 
 
-def run_tui(runs_dir: Path, options: RunOptions | None = None) -> None:
-    """Run the app until it quits; sweeps it launched are detached and go on unless it stopped them."""
-    ToysupApp(runs_dir, options=options).run()
+def run_tui(runs_dir: Path, options: RunOptions | None = None) -> str | None:
+    """Run the app until it quits; sweeps it launched are detached and go on unless it stopped them. Returns
+    the one line to print if a bug ended it (its crash report written), else None."""
+    app = ToysupApp(runs_dir, options=options)
+    app.run()
+    return None if app.crashed is None else crash_line(app.crashed, app.crash_report)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from engine.errors import SpecError, ToysupError
 from toysup_tui import completion
@@ -26,7 +27,32 @@ from toysup_tui.printable import shown as escape
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_PRESET = "tms-intro"
 
+class _Commands(TyperGroup):
+    """Every command's one error policy: a user's mistake (a ToysupError) is one line and exit 2; anything else
+    unexpected (a bug) writes a crash report and prints one line naming it, exit 1, no traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        argv = [*getattr(ctx, "_protected_args", []), *ctx.args]  # the command and its arguments, as given
+        try:
+            return super().invoke(ctx)
+        except ToysupError as exc:
+            raise fail(str(exc)) from None
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except Exception as exc:
+            raise crashed(exc, argv) from None
+
+
+def crashed(exc: BaseException, argv: list[str] | None = None) -> typer.Exit:
+    """Write ``exc``'s crash report, print the one line naming it, and return the Exit to raise."""
+    from toysup_tui.crash import crash_line, write_report
+
+    print_line(err, f"[bold red]error:[/] {escape(crash_line(exc, write_report(exc, argv)))}")
+    return typer.Exit(EXIT_FAILED)
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="toysup",
     help="Sweep and visualise toy models of superposition. Exit codes: 0 ok, 1 run failed, 2 usage error, "
     "130 interrupted.",
@@ -144,11 +170,8 @@ def config_cmd(
     from engine.options import OPTION
     from engine.preset_sources import user_dir
 
-    try:
-        found = settings.effective(given, runs_dir)
-        settings.run_options(given)  # a bad value is an error here too, naming where it was set
-    except ToysupError as exc:
-        raise fail(str(exc)) from None
+    found = settings.effective(given, runs_dir)
+    settings.run_options(given)  # a bad value is an error here too, naming where it was set
     if as_json:
         sys.stdout.write(json.dumps({"config_file": str(settings.config_path()), "presets_dir": str(user_dir()),
                                      "settings": {s.name: {"value": s.value, "source": s.source} for s in found}},
@@ -199,31 +222,28 @@ def run(
     from engine.spec import load
     from toysup_tui import progress, summaries
 
-    try:
-        options = settings.run_options(given)
-        spec = load(preset, set_ or [], sweep or [], seeds)
-        if dry_run:
-            executor = executor_for(options)
-            try:
-                placement = executor.open(options.device, options.threads)
-            finally:
-                executor.close()
-            chunks = plan_shapes(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
-                                 slots=placement.slots)
-            summaries.print_dry_run(out, spec, chunks, as_json, where=placement.description)
-            return
-        root = store.runs_dir(runs_dir)
-        if detach:
-            from toysup_tui.detach import Launch, start
+    options = settings.run_options(given)
+    spec = load(preset, set_ or [], sweep or [], seeds)
+    if dry_run:
+        executor = executor_for(options)
+        try:
+            placement = executor.open(options.device, options.threads)
+        finally:
+            executor.close()
+        chunks = plan_shapes(spec, placement.device, options.max_memory_bytes, budget=placement.budget,
+                             slots=placement.slots)
+        summaries.print_dry_run(out, spec, chunks, as_json, where=placement.description)
+        return
+    root = store.runs_dir(runs_dir)
+    if detach:
+        from toysup_tui.detach import Launch, start
 
-            _detached(start(Launch(spec.to_toml(), root.resolve(), options, nice=0)), quiet, as_json)
-            return
-        sink = progress.make_sink(err if as_json else out, quiet or as_json, summary_follows=True)
-        handle_hangups_and_terms()
-        with sink:
-            outcome = run_sweep(spec, root, options, emit=sink)
-    except SpecError as exc:
-        raise fail(str(exc)) from None
+        _detached(start(Launch(spec.to_toml(), root.resolve(), options, nice=0)), quiet, as_json)
+        return
+    sink = progress.make_sink(err if as_json else out, quiet or as_json, summary_follows=True)
+    handle_hangups_and_terms()
+    with sink:
+        outcome = run_sweep(spec, root, options, emit=sink)
     _finish(outcome, quiet, as_json, sink.rate)
 
 
@@ -323,8 +343,6 @@ def resume(
         handle_hangups_and_terms()
         with sink:
             outcome = resume_sweep(found.path, options, emit=sink, force=force)
-    except SpecError as exc:
-        raise fail(str(exc)) from None
     except OSError as exc:  # the run folder cannot be written before training starts (read-only, a full disk)
         raise fail(f"run {found.id} cannot be resumed: {exc.filename or found.path}: {exc.strerror or exc}") from None
     _finish(outcome, quiet, False, sink.rate)
@@ -347,10 +365,7 @@ def runs(
     """List the runs in the runs directory, newest first, with their status."""
     from engine import store
 
-    try:
-        root = store.runs_dir(runs_dir)
-    except ToysupError as exc:
-        raise fail(str(exc)) from None
+    root = store.runs_dir(runs_dir)
     if root.exists() and not root.is_dir():
         raise fail(f"--runs-dir {root} is a file, not a directory of runs")
     wanted = _statuses(status)
@@ -451,10 +466,7 @@ def watch(
     from engine.runlog import follow
     from toysup_tui import progress
 
-    try:
-        found = store.find_run(store.runs_dir(runs_dir), run_ref)
-    except ToysupError as exc:
-        raise fail(str(exc)) from None
+    found = store.find_run(store.runs_dir(runs_dir), run_ref)
     ended = ""
     if found.status() == "running":
         sink = progress.make_sink(out, quiet, summary_follows=True)  # the end is told once, below
@@ -488,15 +500,12 @@ def stop(
     from engine import store
     from engine.runlog import request_stop
 
-    try:
-        found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        status = found.status()
-        if status != "running":
-            raise SpecError(f"run {found.id} is not running (it is {status}): nothing to stop")
-        if not wait >= 0:
-            raise SpecError(f"--wait {wait} is not valid: expected seconds, 0 or more")
-    except ToysupError as exc:
-        raise fail(str(exc)) from None
+    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    status = found.status()
+    if status != "running":
+        raise SpecError(f"run {found.id} is not running (it is {status}): nothing to stop")
+    if not wait >= 0:
+        raise SpecError(f"--wait {wait} is not valid: expected seconds, 0 or more")
     how = request_stop(found.path, found.info())
     print_line(out, f"stopping {escape(found.id)}: {escape(how)}")
     deadline = time.monotonic() + wait
@@ -541,25 +550,22 @@ def report_cmd(
     from engine.progress import require_results
     from toysup_tui import report
 
-    try:
-        if width is not None and not 20 <= width <= 10_000:
-            raise SpecError(f"--width {width} is not valid: expected 20 to 10,000 columns")
-        found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        if best_of is not None and best_of < 0:
-            raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
-        require_results(found)
-        if phase_selection not in SELECTIONS:
-            raise SpecError(f"--phase-selection {phase_selection!r} is not valid: expected "
-                            f"{' or '.join(SELECTIONS)}")
-        if save is None:
-            report.print_report(out, found, x=x, width=width, best_of=best_of,
-                                phase_selection=phase_selection, iqr=iqr)
-            return
-        from toysup_tui.report_file import save_report
+    if width is not None and not 20 <= width <= 10_000:
+        raise SpecError(f"--width {width} is not valid: expected 20 to 10,000 columns")
+    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    if best_of is not None and best_of < 0:
+        raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
+    require_results(found)
+    if phase_selection not in SELECTIONS:
+        raise SpecError(f"--phase-selection {phase_selection!r} is not valid: expected "
+                        f"{' or '.join(SELECTIONS)}")
+    if save is None:
+        report.print_report(out, found, x=x, width=width, best_of=best_of,
+                            phase_selection=phase_selection, iqr=iqr)
+        return
+    from toysup_tui.report_file import save_report
 
-        save_report(save, found, x=x, width=width, best_of=best_of, phase_selection=phase_selection, iqr=iqr)
-    except ToysupError as exc:
-        raise fail(str(exc)) from None
+    save_report(save, found, x=x, width=width, best_of=best_of, phase_selection=phase_selection, iqr=iqr)
     print_line(err, f"wrote the report of {escape(found.id)} to {escape(str(save))}")
 
 
@@ -584,16 +590,13 @@ def plot(
     from engine.results import Results
     from toysup_tui import figures
 
-    try:
-        figures.figure_format(output)
-        figures.require_matplotlib()
-        found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        require_results(found)
-        results = Results.open(found)
-        drawn = list(charts or []) or figures.available(results)
-        figures.save(figures.build(results, drawn, instance or [], x), output)
-    except ToysupError as exc:
-        raise fail(str(exc)) from None
+    figures.figure_format(output)
+    figures.require_matplotlib()
+    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    require_results(found)
+    results = Results.open(found)
+    drawn = list(charts or []) or figures.available(results)
+    figures.save(figures.build(results, drawn, instance or [], x), output)
     print_line(err, f"wrote {', '.join(drawn)} of {escape(found.id)} to {escape(str(output))}")
 
 
@@ -612,22 +615,19 @@ def compare(
     from engine.progress import require_results
     from engine.results import Results
 
-    try:
-        if len(run_refs) < 2:
-            raise SpecError("compare needs at least two runs")
-        root = store.runs_dir(runs_dir)
-        found = [store.find_run(root, ref) for ref in run_refs]
-        for run in found:
-            require_results(run)
-        ids = [r.id for r in found]
-        if len(set(ids)) < len(ids):
-            raise SpecError(f"run {next(i for i in ids if ids.count(i) > 1)} is named twice")
-        results = [Results.open(r) for r in found]
-        axes = comparison.shared_axes(results)
-        if x is not None and x not in axes:
-            raise SpecError(f"--x {x!r} is not swept by every run (shared: {', '.join(axes) or 'none'})")
-    except ToysupError as exc:
-        raise fail(str(exc)) from None
+    if len(run_refs) < 2:
+        raise SpecError("compare needs at least two runs")
+    root = store.runs_dir(runs_dir)
+    found = [store.find_run(root, ref) for ref in run_refs]
+    for run in found:
+        require_results(run)
+    ids = [r.id for r in found]
+    if len(set(ids)) < len(ids):
+        raise SpecError(f"run {next(i for i in ids if ids.count(i) > 1)} is named twice")
+    results = [Results.open(r) for r in found]
+    axes = comparison.shared_axes(results)
+    if x is not None and x not in axes:
+        raise SpecError(f"--x {x!r} is not swept by every run (shared: {', '.join(axes) or 'none'})")
     if as_json:
         sys.stdout.write(json.dumps(comparison.to_json(ids, results), default=str) + "\n")
         return
@@ -647,20 +647,17 @@ def export(
     from engine import store
     from engine.progress import require_results
 
+    if table not in store.TABLES:
+        raise SpecError(f"--table {table!r} is not valid: expected results, curves or features")
+    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    require_results(found)  # never a header-only table of a run still training its first chunk
+    if output is None:
+        sys.stdout.write(store.export_text(found, table))
+        return
     try:
-        if table not in store.TABLES:
-            raise SpecError(f"--table {table!r} is not valid: expected results, curves or features")
-        found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        require_results(found)  # never a header-only table of a run still training its first chunk
-        if output is None:
-            sys.stdout.write(store.export_text(found, table))
-            return
-        try:
-            store.export(found, output, table)
-        except SpecError as exc:  # the target: a folder, in a missing folder, unwritable
-            raise SpecError(f"--output {exc}") from None
-    except ToysupError as exc:
-        raise fail(str(exc)) from None
+        store.export(found, output, table)
+    except SpecError as exc:  # the target: a folder, in a missing folder, unwritable
+        raise SpecError(f"--output {exc}") from None
     print_line(err, f"wrote {table} of {escape(found.id)} to {escape(str(output))}")
 
 
@@ -710,11 +707,8 @@ def _preset_for_params(name: str) -> dict[str, Any]:
     except ToysupError:
         raise fail(f"unknown model or preset {name!r}: models are {', '.join(MODELS)}; presets are "
                    f"{', '.join(sorted(winners()))}") from None
-    try:
-        load(name)  # its parameters and sweep valid for its model, as `toysup run` would check them
-        data = read_preset(name, path)
-    except ToysupError as exc:
-        raise fail(str(exc)) from None
+    load(name)  # its parameters and sweep valid for its model, as `toysup run` would check them
+    data = read_preset(name, path)
     return {"name": data.get("name", path.stem), "model": data.get("model", "relu_output"),
             "params": data.get("params", {}), "sweep": data.get("sweep", {})}
 
@@ -742,18 +736,15 @@ def bench(
     from engine import settings
     from engine.bench import check_options, ladder, parse_ladder
 
-    try:
-        options = settings.run_options(given)  # --device, --threads and --compile, checked as for run
-        device, threads = options.device, options.threads
-        counts = parse_ladder(instances)
-        check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
-        print_line(err, f"timing engine and reference at {', '.join(f'{c:,}' for c in counts)} instances "
-                   f"(n={n_features}, m={n_hidden}, batch {batch_size}), {repeats} alternation(s) each...")
-        result = ladder(counts, n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps,
-                        options.compile,
-                        on_rung=lambda rung: print_line(err, _rung_line(rung.to_dict())))
-    except SpecError as exc:
-        raise fail(str(exc)) from None
+    options = settings.run_options(given)  # --device, --threads and --compile, checked as for run
+    device, threads = options.device, options.threads
+    counts = parse_ladder(instances)
+    check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
+    print_line(err, f"timing engine and reference at {', '.join(f'{c:,}' for c in counts)} instances "
+               f"(n={n_features}, m={n_hidden}, batch {batch_size}), {repeats} alternation(s) each...")
+    result = ladder(counts, n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps,
+                    options.compile,
+                    on_rung=lambda rung: print_line(err, _rung_line(rung.to_dict())))
     data = result.to_dict()
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
@@ -828,16 +819,16 @@ def tui(
     from engine import settings, store
     from toysup_tui.app import run_tui
 
-    try:
-        options = settings.run_options(given)  # a bad option is reported before the screen opens
-        root = store.runs_dir(runs_dir)
-        if options.device.startswith("cuda"):  # refused here, not after the screen has opened
-            from engine.plan import resolve_device
+    options = settings.run_options(given)  # a bad option is reported before the screen opens
+    root = store.runs_dir(runs_dir)
+    if options.device.startswith("cuda"):  # refused here, not after the screen has opened
+        from engine.plan import resolve_device
 
-            resolve_device(options.device)
-    except SpecError as exc:
-        raise fail(str(exc)) from None
-    run_tui(root, options)
+        resolve_device(options.device)
+    crash = run_tui(root, options)
+    if crash is not None:  # the report is written; the terminal restored, the one line now
+        print_line(err, f"[bold red]error:[/] {escape(crash)}")
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
