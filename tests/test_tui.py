@@ -528,16 +528,6 @@ async def test_theme_toggles_between_dark_and_light(tui_dirs: tuple[Path, Path])
         assert app.current_theme.dark is not dark
 
 
-def test_a_launch_the_trainer_refuses_is_one_user_error(tmp_path: Path) -> None:
-    """A spec the detached trainer cannot resolve comes back to the launcher as a UserError, no run folder."""
-    from engine.errors import UserError
-    from toysup_tui.detach import Launch, start
-
-    with pytest.raises(UserError, match="model"):
-        start(Launch('name = "x"\nmodel = "nope"\n', tmp_path / "runs", RunOptions(device="cpu")))
-    assert not any((tmp_path / "runs").glob("*/run.json"))
-
-
 def test_export_rows_match_results(tmp_path: Path) -> None:
     run = make_fixture_run(tmp_path / "runs")
     path = tmp_path / "out.csv"
