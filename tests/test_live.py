@@ -306,7 +306,7 @@ def test_a_stop_request_file_stops_a_run_on_another_host(tmp_path: Path):
 def test_the_tui_attaches_to_a_run_started_by_toysup_run(tmp_path: Path):
     runs = tmp_path / "runs"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "toysup_tui.cli", "run", str(TINY_PRESET), *SLOW, "--runs-dir",
+    proc = subprocess.Popen([sys.executable, "-m", "toysup_tui.cli", "run", str(TINY_PRESET), *SLOWER, "--runs-dir",
                              str(runs), "--device", "cpu", "-q"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
