@@ -48,6 +48,9 @@ def test_completion_offers_presets_run_ids_and_parameters(tmp_path: Path) -> Non
     assert "tms-mine" in complete("run tms-", tmp_path)
     run = make_fixture_run(tmp_path / "runs")
     assert complete("report --runs-dir runs 2024", tmp_path) == [run.id]
+    (tmp_path / "runs" / "2024forged\nrm -rf").mkdir()  # a control character in a folder name: not offered
+    (tmp_path / "runs" / "2024link").symlink_to(run.path)  # nor a link
+    assert complete("report --runs-dir runs 2024", tmp_path) == [run.id]
     assert complete("compare --runs-dir runs l", tmp_path) == ["latest"]
     assert complete("run tms-phase -s importance_d", tmp_path) == ["importance_decay="]
     assert complete("run sae-recovery --sweep dict", tmp_path) == ["dict_ratio="]

@@ -25,7 +25,10 @@ def run_ids(ctx: typer.Context, incomplete: str) -> list[str]:
     root = settings.runs_dir(ctx.params.get("runs_dir"))
     names: list[str] = []
     with contextlib.suppress(OSError):
-        names = sorted((p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), reverse=True)
+        # A folder name is run data: one with a newline or another control character would forge completion
+        # lines (the shell reads one candidate a line), so it is not offered; a link is not a run folder.
+        names = sorted((p.name for p in root.iterdir() if p.name.isprintable() and not p.name.startswith(".")
+                        and not p.is_symlink() and p.is_dir()), reverse=True)
     return [n for n in ["latest", *names] if n.startswith(incomplete)]
 
 
