@@ -15,10 +15,10 @@ from engine.runlog import progress_of
 from engine.store import HEARTBEAT_KEY, Run
 
 
-def duration(seconds: float | None) -> str:
-    """``1:02:03``, ``2:03`` or ``?`` for unknown."""
+def duration(seconds: float | None, unknown: str = "?") -> str:
+    """``1:02:03``, ``2:03`` or ``unknown`` (not a finite time of 0 or more); the TUI shows these too."""
     if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "?"
+        return unknown
     hours, rest = divmod(round(seconds), 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from engine import events as ev
 from engine.analysis.aggregate import quartiles
 from engine.analysis.series import Band
+from engine.progress import duration
 from engine.results import point_label
 from engine.spec import Spec
 from toysup_tui.detach import WorkerError
@@ -174,10 +175,5 @@ class LiveRun:
 
 
 def format_duration(seconds: float | None) -> str:
-    """``1:02:03``, ``2:03`` or ``—`` for unknown."""
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "—"
-    seconds = round(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    """``1:02:03``, ``2:03`` or ``—`` for unknown (engine.progress.duration, which `toysup runs` uses too)."""
+    return duration(seconds, unknown="—")
