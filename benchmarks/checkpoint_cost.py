@@ -20,11 +20,11 @@ from pathlib import Path
 
 import torch
 
-from engine.events import Event, Progress
-from engine.plan import plan
-from engine.spec import load
-from engine.store import Run
-from engine.train import train_chunk
+from toysup.engine.events import Event, Progress
+from toysup.engine.plan import plan
+from toysup.engine.spec import load
+from toysup.engine.store import Run
+from toysup.engine.train import train_chunk
 
 CASES = [("dropout-basis", None), ("tms-intro", 3000), ("tms-geometry", 100)]  # (preset, seeds)
 EVERY_S = 60.0

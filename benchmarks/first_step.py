@@ -20,10 +20,10 @@ import json  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from engine.events import Event, Progress  # noqa: E402
-from engine.options import RunOptions  # noqa: E402
-from engine.runner import run_sweep  # noqa: E402
-from engine.spec import load  # noqa: E402
+from toysup.engine.events import Event, Progress  # noqa: E402
+from toysup.engine.options import RunOptions  # noqa: E402
+from toysup.engine.runner import run_sweep  # noqa: E402
+from toysup.engine.spec import load  # noqa: E402
 
 
 def main() -> None:

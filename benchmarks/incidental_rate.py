@@ -15,7 +15,7 @@ import argparse
 import math
 import time
 
-from engine.analysis.sparsification import (
+from toysup.engine.analysis.sparsification import (
     AUTHORS_INIT_STD,
     AUTHORS_LAMBDA,
     AUTHORS_M,

@@ -34,11 +34,11 @@ from typing import Any
 
 import torch
 
-from engine import store
-from engine.adaptive import agreement, grid_labels, shape_of
-from engine.analysis.phase import SELECTIONS, phase_grid
-from engine.analysis.phase_theory import candidate_losses, theory_misses
-from engine.results import Results
+from toysup.engine import store
+from toysup.engine.adaptive import agreement, grid_labels, shape_of
+from toysup.engine.analysis.phase import SELECTIONS, phase_grid
+from toysup.engine.analysis.phase_theory import candidate_losses, theory_misses
+from toysup.engine.results import Results
 
 BLOCK = 1 << 16  # reference samples per draw
 ROWS = 64  # instances per draw

@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 
-from engine.bench import bench_spec
-from engine.events import Event, Notice, Progress
-from engine.options import RunOptions
-from engine.runner import run_sweep
+from toysup.engine.bench import bench_spec
+from toysup.engine.events import Event, Notice, Progress
+from toysup.engine.options import RunOptions
+from toysup.engine.runner import run_sweep
 
 
 def main() -> None:

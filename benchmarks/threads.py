@@ -37,7 +37,7 @@ def child(threads: int, counts: list[int], repeats: int) -> None:
     threads (the median of ``repeats``, each over 3,000 instance-steps after a warm-up)."""
     import torch
 
-    from engine.bench import EngineTrainer, bench_spec
+    from toysup.engine.bench import EngineTrainer, bench_spec
 
     torch.set_num_threads(threads)
     cpu = torch.device("cpu")

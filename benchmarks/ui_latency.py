@@ -21,10 +21,10 @@ from pathlib import Path
 
 from threads import add_prioritised_flag, run_prioritised
 
-from engine.options import RunOptions
-from engine.runlog import progress_of, read_heartbeat, request_stop
-from engine.spec import load
-from engine.store import Run
+from toysup.engine.options import RunOptions
+from toysup.engine.runlog import progress_of, read_heartbeat, request_stop
+from toysup.engine.spec import load
+from toysup.engine.store import Run
 from toysup_tui.detach import Launch, start
 
 SETTINGS: dict[str, dict[str, str]] = {

@@ -33,10 +33,10 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import SpecError
+from toysup.engine.errors import SpecError
 
 if TYPE_CHECKING:
-    from engine.spec import Instance, Spec
+    from toysup.engine.spec import Instance, Spec
 
 KEYS = ("classify", "rounds", "budget")
 MAX_ROUNDS = 10
@@ -199,7 +199,7 @@ def point_of(node: Node, shape: Sequence[int]) -> int:
 
 def point_labels(rows: Iterable[dict[str, Any]], column: str, metric: str = "loss") -> dict[int, Hashable]:
     """Each point's classification: ``column`` of its lowest-``metric`` seed (None if no seed has a finite one)."""
-    from engine.analysis.selection import group_by_point, lowest
+    from toysup.engine.analysis.selection import group_by_point, lowest
 
     out: dict[int, Hashable] = {}
     for point, members in group_by_point(rows).items():

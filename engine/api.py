@@ -28,11 +28,11 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine import progress, stopping, store
-from engine.errors import RunDataError, UserError
-from engine.models import get_kind
-from engine.results import Results
-from engine.spec import Spec, read_preset, resolve
+from toysup.engine import progress, stopping, store
+from toysup.engine.errors import RunDataError, UserError
+from toysup.engine.models import get_kind
+from toysup.engine.results import Results
+from toysup.engine.spec import Spec, read_preset, resolve
 
 if TYPE_CHECKING:
     import torch
@@ -208,8 +208,8 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     ``toysup resume``); check ``status`` of the run returned.
     ``progress`` shows a bar (tqdm's notebook bar where tqdm is installed, else Rich's); False shows none.
     """
-    from engine import settings
-    from engine.runner import run_sweep as train
+    from toysup.engine import settings
+    from toysup.engine.runner import run_sweep as train
 
     if isinstance(spec, Mapping):
         data, source = {"name": "sweep", **spec}, "spec"

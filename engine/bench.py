@@ -33,10 +33,10 @@ from typing import Any
 
 import torch
 
-from engine import fused
-from engine.errors import SpecError
-from engine.models import Hyper, get_model
-from engine.plan import (
+from toysup.engine import fused
+from toysup.engine.errors import SpecError
+from toysup.engine.models import Hyper, get_model
+from toysup.engine.plan import (
     TORCH_DEFAULT_THREADS,
     Chunk,
     available_ram,
@@ -45,9 +45,9 @@ from engine.plan import (
     resolve_device,
     usable_cores,
 )
-from engine.rng import CounterRNG
-from engine.spec import Instance, Spec, resolve
-from engine.train import train_chunk
+from toysup.engine.rng import CounterRNG
+from toysup.engine.spec import Instance, Spec, resolve
+from toysup.engine.train import train_chunk
 
 DEFAULT_LADDER = (30, 300, 3000, 30000)
 ADAM_FLOPS_PER_PARAM = 14  # see flops_per_instance_step
@@ -464,7 +464,7 @@ def run_rung(instances: int, n: int, m: int, batch: int, device: torch.device, t
 def timed_paths(device: torch.device) -> tuple[str, ...]:
     """The step paths the ladder times beside each other on ``device``: eager, compiled where a compiler is
     present, and on CUDA the fused kernel where Triton is."""
-    from engine import kernel_step
+    from toysup.engine import kernel_step
 
     paths = [fused.EAGER]
     if fused.unavailable_reason(device) is None:

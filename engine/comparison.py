@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.analysis.columns import headline_metrics
-from engine.results import Results, point_label
-from engine.spec import Spec
+from toysup.engine.analysis.columns import headline_metrics
+from toysup.engine.results import Results, point_label
+from toysup.engine.spec import Spec
 
 MISSING = None
 

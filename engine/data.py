@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from engine.params import FEATURE_DISTS  # noqa: F401  (declared torch-free for the kinds; also found here)
-from engine.rng import PAIRS, CounterRNG
+from toysup.engine.params import FEATURE_DISTS  # noqa: F401  (declared torch-free for the kinds; also found here)
+from toysup.engine.rng import PAIRS, CounterRNG
 
 # Every continuous choice of FEATURE_DISTS has E[x | active] = 1/2, the uniform's mean; binary is exactly 1 when active.
 PARETO_SHAPE = 3.0  # Pareto II (Lomax), scale 1: P(x > t) = (1 + t)^-3, mean 1/(shape - 1) = 1/2, variance 3/4

@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from engine.rng import EVAL, CounterRNG
+from toysup.engine.rng import EVAL, CounterRNG
 
 QUAD_CELLS = 16  # cells per value in the k = 1 stratum (one feature active) ...
 QUAD_ORDER = 3  # ... each with 3 Gauss-Legendre nodes: 48 nodes, exact for degree 5 on each smooth cell

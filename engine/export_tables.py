@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.run_format import csv_text, parse_csv
+from toysup.engine.run_format import csv_text, parse_csv
 
 if TYPE_CHECKING:
-    from engine.store import Run
+    from toysup.engine.store import Run
 
 JOIN_KEYS = ("instance", "point", "seed")
 

@@ -117,7 +117,7 @@ def choose_path(mode: str, device: torch.device, supported: bool, instance_steps
 def _kernel_unavailable(device: torch.device, supported: bool) -> str | None:
     if not supported:
         return "this model (or configuration) has no fused kernel"
-    from engine import kernel_step
+    from toysup.engine import kernel_step
 
     return kernel_step.unavailable_reason(device)
 
@@ -137,8 +137,8 @@ def resumed_path(recorded: str | None, device: torch.device) -> tuple[str, str |
 def spec_path(mode: str, device: torch.device, spec: Any) -> tuple[str, str | None]:
     """:func:`choose_path` for a whole sweep (an engine.spec.Spec): supported when every instance's config has a
     compiled step (the fused kernel)."""
-    from engine import kernel_step
-    from engine.models import get_model
+    from toysup.engine import kernel_step
+    from toysup.engine.models import get_model
 
     model = get_model(spec.model)
     configs = [i.config for i in spec.instances()]

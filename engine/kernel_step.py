@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from engine.optim import BatchedOptimizer
-from engine.rng import _GOLDEN, DATA, DROPOUT, _i32, fmix32
+from toysup.engine.optim import BatchedOptimizer
+from toysup.engine.rng import _GOLDEN, DATA, DROPOUT, _i32, fmix32
 
 MAX_BLOCK_STEPS = 256  # steps per launch at most, so progress, stop and checkpoints come at least this often
 OPTIMIZERS = {"sgd": 0, "adam": 1, "adamw": 2}
@@ -51,8 +51,8 @@ def unavailable_reason(device: torch.device) -> str | None:
 def supports(model_name: str, config: dict[str, Any]) -> bool:
     """The kernel covers the relu_output family wherever its compiled step does (ReLU output activation, no
     hidden L1, independent uniform features), with any dropout, importance, lr, weight decay and optimiser."""
-    from engine.models import get_model
-    from engine.models.relu_output import ReluOutput
+    from toysup.engine.models import get_model
+    from toysup.engine.models.relu_output import ReluOutput
 
     model = get_model(model_name)
     return (issubclass(model, ReluOutput) and model.has_compiled_step(config)
@@ -63,7 +63,7 @@ def kernels() -> ModuleType:
     """The Triton module, imported (and its kernels decorated, compiled or interpreted) on first use."""
     global _module
     if _module is None:
-        from engine.models import relu_output_triton
+        from toysup.engine.models import relu_output_triton
 
         relu_output_triton.interpreted = _interpreting()  # type: ignore[attr-defined]
         _module = relu_output_triton
@@ -148,7 +148,7 @@ def _first_launch(module: ModuleType, count: int, args: tuple[Any, ...], constan
     """Compile and run a new specialisation; a failure turns the kernel off in this process and raises
     engine.fused.CompileFailed (Triton compiles before the launch writes anything)."""
     global _broken
-    from engine import fused
+    from toysup.engine import fused
 
     try:
         module.train_kernel[(count,)](*args, **constants)

@@ -25,9 +25,9 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from engine import safe_fs
-from engine.errors import UserError
-from engine.runlog import liveness, read_heartbeat, valid_pid
+from toysup.engine import safe_fs
+from toysup.engine.errors import UserError
+from toysup.engine.runlog import liveness, read_heartbeat, valid_pid
 
 LOCK_FILE = "lock"
 FENCE_FILE = "fence"  # the generation of the newest holder of the lock

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from engine.errors import SpecError
-from engine.params import Param
+from toysup.engine.errors import SpecError
+from toysup.engine.params import Param
 
 BACKENDS = ("local", "ray")
 GIB = 1024**3

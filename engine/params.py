@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from engine.errors import SpecError
+from toysup.engine.errors import SpecError
 
 Kind = Literal["int", "float", "choice", "bool", "str"]
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from engine.errors import SpecError
-from engine.models import get_kind
-from engine.spec import Instance, Spec
+from toysup.engine.errors import SpecError
+from toysup.engine.models import get_kind
+from toysup.engine.spec import Instance, Spec
 
 GIB = 1024**3
 # torch's own intra-op thread count, read before configure_threads can change it: the tutorial trainer's default.

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from engine.errors import UserError
-from engine.settings import config_dir
+from toysup.engine.errors import UserError
+from toysup.engine.settings import config_dir
 
 PRESETS_ENV = "TOYSUP_PRESETS_DIR"
 ORDER = ("project", "user", "bundled")  # first wins
@@ -49,7 +49,7 @@ class PresetFile:
 
 def bundled_dir() -> Path:
     """The bundled presets: inside the installed package, or presets/ in a checkout."""
-    packaged = resources.files("engine").joinpath("presets")
+    packaged = resources.files("toysup.engine").joinpath("presets")
     if packaged.is_dir():
         return Path(str(packaged))
     return Path(__file__).resolve().parent.parent / "presets"

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from engine.errors import UserError
-from engine.runlog import progress_of
-from engine.store import HEARTBEAT_KEY, Run
+from toysup.engine.errors import UserError
+from toysup.engine.runlog import progress_of
+from toysup.engine.store import HEARTBEAT_KEY, Run
 
 
 def duration(seconds: float | None, unknown: str = "?") -> str:

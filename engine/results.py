@@ -17,14 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.analysis.aggregate import PointStats, by_point
-from engine.errors import RunDataError
-from engine.spec import Axis, Spec
+from toysup.engine.analysis.aggregate import PointStats, by_point
+from toysup.engine.errors import RunDataError
+from toysup.engine.spec import Axis, Spec
 
 if TYPE_CHECKING:
     import torch
 
-    from engine.store import Run
+    from toysup.engine.store import Run
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ class Results:
     def best_of(self, k: int | None = None, metric: str = "loss") -> Results:
         """One row per point: the lowest-``metric`` seed among its first ``k`` (None: all); see
         :func:`engine.analysis.selection.best_of_k`."""
-        from engine.analysis.selection import best_of_k
+        from toysup.engine.analysis.selection import best_of_k
 
         return self.with_rows(best_of_k(self.rows, k, metric))
 

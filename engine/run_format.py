@@ -17,12 +17,12 @@ import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import RunDataError
-from engine.models import get_kind
-from engine.spec import Spec
+from toysup.engine.errors import RunDataError
+from toysup.engine.models import get_kind
+from toysup.engine.spec import Spec
 
 if TYPE_CHECKING:
-    from engine.train import ChunkResult
+    from toysup.engine.train import ChunkResult
 
 # The leading columns of each table; the rest come from the spec's axes and the model's declarations.
 RESULT_KEYS = ("instance", "seed", "point")

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from engine.runlog import valid_pid
+from toysup.engine.runlog import valid_pid
 
 INFO_BYTES = 4 * 2**20  # a run.json is a few KB; a bigger one is not the store's
 TEXT_CHARS = 64 * 1024

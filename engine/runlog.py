@@ -40,8 +40,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from engine import events as ev
-from engine import safe_fs
+from toysup.engine import events as ev
+from toysup.engine import safe_fs
 
 EVENTS_FILE = "events.jsonl"
 HEARTBEAT_FILE = "heartbeat.json"
@@ -366,7 +366,7 @@ def request_stop(run_dir: Path, info: dict[str, Any]) -> str:
     through) and SIGTERM to its process, but only to a process that provably trains the run: on this host,
     pid above 1, and holding the run's lock (the kernel's lock table says so, not run.json). Returns how it
     was asked, for a message."""
-    from engine.lock import RunLock
+    from toysup.engine.lock import RunLock
 
     try:
         safe_fs.atomic_write(Path(run_dir) / STOP_FILE, f"{socket.gethostname()} {os.getpid()} {time.time()}\n")

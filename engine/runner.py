@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from engine import adaptive as adapt
-from engine import fused, progress, stopping
-from engine.errors import RunDataError, UserError
-from engine.events import (
+from toysup.engine import adaptive as adapt
+from toysup.engine import fused, progress, stopping
+from toysup.engine.errors import RunDataError, UserError
+from toysup.engine.events import (
     ChunkFinished,
     ChunkStarted,
     Event,
@@ -33,14 +33,14 @@ from engine.events import (
     RunStarted,
     ignore,
 )
-from engine.executors import Executor, Placement, Work, executor_for
-from engine.executors.base import Saved
-from engine.lock import LockLost, RunLock
-from engine.options import GIB, RECORDED, RunOptions
-from engine.plan import Chunk, plan
-from engine.runlog import STOP_POLL_S, RunLog
-from engine.spec import Instance, Spec
-from engine.store import HEARTBEAT_KEY, Run, now_iso
+from toysup.engine.executors import Executor, Placement, Work, executor_for
+from toysup.engine.executors.base import Saved
+from toysup.engine.lock import LockLost, RunLock
+from toysup.engine.options import GIB, RECORDED, RunOptions
+from toysup.engine.plan import Chunk, plan
+from toysup.engine.runlog import STOP_POLL_S, RunLog
+from toysup.engine.spec import Instance, Spec
+from toysup.engine.store import HEARTBEAT_KEY, Run, now_iso
 
 
 @dataclass

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UserError
-from engine.options import OPTION, OPTIONS, RECORDED, RunOptions
+from toysup.engine.errors import UserError
+from toysup.engine.options import OPTION, OPTIONS, RECORDED, RunOptions
 
 CONFIG_ENV = "TOYSUP_CONFIG_DIR"
 CONFIG_FILE = "config.toml"

@@ -35,12 +35,12 @@ from typing import Any, Literal
 
 import tomli_w
 
-from engine.adaptive import Adaptive, check_grid, parse_adaptive
-from engine.errors import SpecError
-from engine.models import MODELS, get_kind
-from engine.params import Param
-from engine.preset_sources import bundled_dir
-from engine.preset_sources import find as find_preset
+from toysup.engine.adaptive import Adaptive, check_grid, parse_adaptive
+from toysup.engine.errors import SpecError
+from toysup.engine.models import MODELS, get_kind
+from toysup.engine.params import Param
+from toysup.engine.preset_sources import bundled_dir
+from toysup.engine.preset_sources import find as find_preset
 
 Scale = Literal["list", "lin", "log"]
 SWEEP_HELP = "expected a list like 0.1,0.2,0.5, lin:START:STOP:NUM or log:START:STOP:NUM"

@@ -53,13 +53,13 @@ from typing import TYPE_CHECKING, Any
 
 from safetensors import SafetensorError
 
-import engine
-from engine import safe_fs, settings
-from engine.errors import RunDataError, UserError
-from engine.export_tables import joined_text
-from engine.manifest import PIECES, Manifest, digest, matches, segment
-from engine.manifest import Chunk as StoredChunk
-from engine.run_format import (  # noqa: F401  (the run format's cells are the store's too)
+from toysup import engine
+from toysup.engine import safe_fs, settings
+from toysup.engine.errors import RunDataError, UserError
+from toysup.engine.export_tables import joined_text
+from toysup.engine.manifest import PIECES, Manifest, digest, matches, segment
+from toysup.engine.manifest import Chunk as StoredChunk
+from toysup.engine.run_format import (  # noqa: F401  (the run format's cells are the store's too)
     TABLES,
     csv_text,
     curve_csv,
@@ -70,14 +70,14 @@ from engine.run_format import (  # noqa: F401  (the run format's cells are the s
     result_columns,
     result_rows,
 )
-from engine.run_info import INFO_BYTES, parse_info
-from engine.runlog import liveness, read_heartbeat
-from engine.spec import Spec, read_preset, resolve
+from toysup.engine.run_info import INFO_BYTES, parse_info
+from toysup.engine.runlog import liveness, read_heartbeat
+from toysup.engine.spec import Spec, read_preset, resolve
 
 if TYPE_CHECKING:
     import torch
 
-    from engine.train import ChunkResult
+    from toysup.engine.train import ChunkResult
 
 RUNS_ENV = "TOYSUP_RUNS_DIR"
 # What run_status() answers: run.json's word, except that a 'running' run whose process is gone was
@@ -724,7 +724,7 @@ def completed_instances(spec: Spec, rows: list[dict[str, Any]]) -> int:
     reached with these rows (engine/adaptive.py), or -1 if those rows could not have ended it."""
     if spec.adaptive is None:
         return spec.n_instances
-    from engine.adaptive import schedule
+    from toysup.engine.adaptive import schedule
 
     try:
         reached = schedule(spec, rows)

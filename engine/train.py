@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine import fused, kernel_step, stopping
-from engine.events import EventSink, Notice, Phase, Progress, ignore
-from engine.models import Hyper, get_model
-from engine.optim import BatchedOptimizer
-from engine.plan import Chunk
-from engine.rng import CounterRNG
+from toysup.engine import fused, kernel_step, stopping
+from toysup.engine.events import EventSink, Notice, Phase, Progress, ignore
+from toysup.engine.models import Hyper, get_model
+from toysup.engine.optim import BatchedOptimizer
+from toysup.engine.plan import Chunk
+from toysup.engine.rng import CounterRNG
 
 CURVE_POINTS = 100  # loss-curve points kept per instance, whatever the step count
 PROGRESS_INTERVAL_S = 0.25  # at most this often the losses are copied off the device

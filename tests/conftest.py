@@ -33,8 +33,8 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     # The user's own config.toml and presets (and TOYSUP_DEVICE and the like) stay out of the tests: an empty
     # config directory of their own, which tests that need one replace.
-    from engine.preset_sources import PRESETS_ENV
-    from engine.settings import RUNS_DIR, SETTINGS, env_name
+    from toysup.engine.preset_sources import PRESETS_ENV
+    from toysup.engine.settings import RUNS_DIR, SETTINGS, env_name
 
     for name in [PRESETS_ENV, *(env_name(s) for s in SETTINGS if s != RUNS_DIR)]:
         os.environ.pop(name, None)

@@ -16,14 +16,14 @@ from typing import Any, Literal
 import torch
 from typer.testing import CliRunner, Result
 
-from engine import metrics as M
-from engine.models import Hyper, ToyModel, get_model
-from engine.models.relu_output import superposition_metrics
-from engine.plan import plan
-from engine.rng import CounterRNG
-from engine.spec import Spec, resolve
-from engine.store import Run, csv_text, result_columns
-from engine.train import ChunkResult, curve_schedule, train_chunk
+from toysup.engine import metrics as M
+from toysup.engine.models import Hyper, ToyModel, get_model
+from toysup.engine.models.relu_output import superposition_metrics
+from toysup.engine.plan import plan
+from toysup.engine.rng import CounterRNG
+from toysup.engine.spec import Spec, resolve
+from toysup.engine.store import Run, csv_text, result_columns
+from toysup.engine.train import ChunkResult, curve_schedule, train_chunk
 
 DATA = Path(__file__).parent / "data"
 TINY_PRESET = DATA / "tiny.toml"

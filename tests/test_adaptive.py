@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from engine.adaptive import (
+from toysup.engine.adaptive import (
     agreement,
     coarse_nodes,
     grid_labels,
@@ -23,12 +23,12 @@ from engine.adaptive import (
     refine,
     schedule,
 )
-from engine.errors import SpecError
-from engine.models import get_model
-from engine.results import Results
-from engine.runner import resume_sweep, run_sweep
-from engine.spec import resolve
-from engine.store import Run, parse_csv
+from toysup.engine.errors import SpecError
+from toysup.engine.models import get_model
+from toysup.engine.results import Results
+from toysup.engine.runner import resume_sweep, run_sweep
+from toysup.engine.spec import resolve
+from toysup.engine.store import Run, parse_csv
 from toysup_tui.render.phase import phase_table
 
 from helpers import assert_same_results, assert_user_error, folder_state, invoke

@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from engine.analysis import columns
-from engine.models import MODELS
-from engine.models.base import Column
-from engine.models.relu_output import ReluOutput
-from engine.results import value_text
+from toysup.engine.analysis import columns
+from toysup.engine.models import MODELS
+from toysup.engine.models.base import Column
+from toysup.engine.models.relu_output import ReluOutput
+from toysup.engine.results import value_text
 
 
 def test_relu_output_ranks_charts_and_abbreviates_as_its_columns_declare():

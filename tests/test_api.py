@@ -16,8 +16,8 @@ import pytest
 import torch
 
 import toysup
-from engine import api
-from engine.errors import UserError
+from toysup.engine import api
+from toysup.engine.errors import UserError
 
 from helpers import TINY_PRESET
 

@@ -12,15 +12,15 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-import engine.bench as bench
-import engine.plan
-from engine.bench import TutorialModel, bench_spec, flops_per_instance_step, ladder, parse_ladder, timed_paths
-from engine.errors import SpecError
-from engine.models import Hyper, ToyModel, get_model
-from engine.optim import BatchedOptimizer
-from engine.plan import TORCH_DEFAULT_THREADS, configure_threads
-from engine.rng import DATA, CounterRNG
-from engine.train import train_chunk
+import toysup.engine.bench as bench
+import toysup.engine.plan as engine_plan
+from toysup.engine.bench import TutorialModel, bench_spec, flops_per_instance_step, ladder, parse_ladder, timed_paths
+from toysup.engine.errors import SpecError
+from toysup.engine.models import Hyper, ToyModel, get_model
+from toysup.engine.optim import BatchedOptimizer
+from toysup.engine.plan import TORCH_DEFAULT_THREADS, configure_threads
+from toysup.engine.rng import DATA, CounterRNG
+from toysup.engine.train import train_chunk
 
 from helpers import assert_user_error, invoke
 
@@ -178,7 +178,7 @@ def test_a_side_out_of_memory_becomes_an_oom_rung_and_the_ladder_goes_on(monkeyp
 
 def test_the_engine_side_is_cut_into_chunks_that_fit_the_memory_budget(monkeypatch):
     per_instance = get_model("relu_output").bytes_per_instance(bench_spec(1, 6, 2, 16, 1).instances()[0].config)
-    monkeypatch.setattr(engine.plan, "memory_budget", lambda device: 2 * per_instance)
+    monkeypatch.setattr(engine_plan, "memory_budget", lambda device: 2 * per_instance)
     rung = ladder([5], device="cpu", threads=1, repeats=1, steps=2, **TINY).rungs[0]
     assert rung.engine.chunks == 3 and rung.engine.status == "ok" and rung.engine.instance_steps_per_s > 0
 
@@ -193,34 +193,34 @@ def test_the_engine_side_is_cut_into_chunks_that_fit_the_memory_budget(monkeypat
 ])
 def test_automatic_threads_are_the_cores_left_idle(monkeypatch, usable: int, idle: float, threads: int):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(engine.plan, "usable_cores", lambda: usable)
-    monkeypatch.setattr(engine.plan, "idle_cores", lambda: idle)
-    assert engine.plan.automatic_threads(torch.device("cpu")) == threads
-    assert engine.plan.automatic_threads(torch.device("cuda")) == 1  # one thread drives a GPU
+    monkeypatch.setattr(engine_plan, "usable_cores", lambda: usable)
+    monkeypatch.setattr(engine_plan, "idle_cores", lambda: idle)
+    assert engine_plan.automatic_threads(torch.device("cpu")) == threads
+    assert engine_plan.automatic_threads(torch.device("cuda")) == 1  # one thread drives a GPU
 
 
 def test_omp_num_threads_wins_over_the_automatic_count(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    monkeypatch.setattr(engine.plan, "idle_cores", lambda: pytest.fail("no need to look"))
+    monkeypatch.setattr(engine_plan, "idle_cores", lambda: pytest.fail("no need to look"))
     assert configure_threads(None, torch.device("cpu")) == 3 and torch.get_num_threads() == 3
     assert configure_threads(2, torch.device("cpu")) == 2  # --threads wins over both
 
 
 def test_idle_cores_come_from_two_readings_of_the_cpu_times(monkeypatch):
     readings = iter([(1000, 5000), (1150, 5200)])  # (idle, total) jiffies over all CPUs: 150 of 200 idle
-    monkeypatch.setattr(engine.plan, "_cpu_times", lambda: next(readings))
-    monkeypatch.setattr(engine.plan.os, "cpu_count", lambda: 4)
-    assert engine.plan.idle_cores(sample_s=0.0) == pytest.approx(3.0)
+    monkeypatch.setattr(engine_plan, "_cpu_times", lambda: next(readings))
+    monkeypatch.setattr(engine_plan.os, "cpu_count", lambda: 4)
+    assert engine_plan.idle_cores(sample_s=0.0) == pytest.approx(3.0)
 
 
 def test_idle_cores_without_proc_stat_use_the_load_average(monkeypatch):
     def missing():
         raise FileNotFoundError("/proc/stat")
 
-    monkeypatch.setattr(engine.plan, "_cpu_times", missing)
-    monkeypatch.setattr(engine.plan.os, "cpu_count", lambda: 8)
-    monkeypatch.setattr(engine.plan.os, "getloadavg", lambda: (2.5, 1.0, 1.0), raising=False)
-    assert engine.plan.idle_cores(sample_s=0.0) == pytest.approx(5.5)
+    monkeypatch.setattr(engine_plan, "_cpu_times", missing)
+    monkeypatch.setattr(engine_plan.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(engine_plan.os, "getloadavg", lambda: (2.5, 1.0, 1.0), raising=False)
+    assert engine_plan.idle_cores(sample_s=0.0) == pytest.approx(5.5)
 
 
 @pytest.mark.parametrize("path", ["eager", "compiled"])

@@ -15,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine.spec import bundled_presets, load
-from engine.store import result_columns
+from toysup.engine.spec import bundled_presets, load
+from toysup.engine.store import result_columns
 
 from helpers import TINY_PRESET, assert_user_error, folder_state, invoke, run_toysup
 
@@ -319,8 +319,8 @@ def test_an_interrupted_run_tells_its_end_once_with_the_sessions_rate(tmp_path, 
     import re
     import signal
 
-    from engine import events as ev
-    from engine import stopping
+    from toysup.engine import events as ev
+    from toysup.engine import stopping
     from toysup_tui import progress
 
     call = progress.ProgressSink.__call__

@@ -23,8 +23,8 @@ from test_tui_snapshots import open_results, show_live_run
 from textual.pilot import Pilot
 from textual.widget import Widget
 
-from engine.analysis.series import Band
-from engine.store import Run
+from toysup.engine.analysis.series import Band
+from toysup.engine.store import Run
 from toysup_tui.app import ToysupApp
 from toysup_tui.render import charts
 from toysup_tui.render.legend import legend_text

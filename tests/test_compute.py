@@ -8,15 +8,15 @@ import math
 import pytest
 import torch
 
-from engine.errors import SpecError
-from engine.models import Hyper, get_kind, get_model
-from engine.models.compute import FUNCTIONS, linear_error, probe, sparse_inputs_
-from engine.models.compute_eval import affine_error, control_error, real_inputs
-from engine.models.kinds.compute import ARITY
-from engine.rng import DATA, CounterRNG
-from engine.runner import run_sweep
-from engine.spec import load
-from engine.store import read_csv
+from toysup.engine.errors import SpecError
+from toysup.engine.models import Hyper, get_kind, get_model
+from toysup.engine.models.compute import FUNCTIONS, linear_error, probe, sparse_inputs_
+from toysup.engine.models.compute_eval import affine_error, control_error, real_inputs
+from toysup.engine.models.kinds.compute import ARITY
+from toysup.engine.rng import DATA, CounterRNG
+from toysup.engine.runner import run_sweep
+from toysup.engine.spec import load
+from toysup.engine.store import read_csv
 
 from helpers import by_instance, make_spec, train_all
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import engine
+from toysup import engine
 
 TERMINAL_LIBRARIES = ("rich", "textual", "typer", "plotext", "textual_plotext")
 # The analysis layer: the numbers behind every report, table and chart, for any front end.
@@ -18,16 +18,16 @@ ANALYSIS = ("aggregate", "columns", "geometry", "orientation", "phase", "selecti
 
 def engine_modules() -> list[str]:
     """Every module of the engine package, subpackages included."""
-    found = pkgutil.walk_packages(engine.__path__, prefix="engine.")
-    return sorted(["engine", *(m.name for m in found)])
+    found = pkgutil.walk_packages(engine.__path__, prefix="toysup.engine.")
+    return sorted(["toysup.engine", *(m.name for m in found)])
 
 
 def test_the_engine_imports_no_terminal_library_and_no_front_end():
     """In a fresh interpreter, importing every engine module (executors and models too) loads neither a
     terminal library nor toysup_tui: notebooks, Ray workers and other front ends use the engine alone."""
     modules = engine_modules()
-    assert {"engine.executors.ray_cluster", "engine.models.sae", "engine.runner", "engine.store"} <= set(modules)
-    assert {f"engine.analysis.{m}" for m in ANALYSIS} <= set(modules)
+    assert {f"toysup.engine.{m}" for m in ("executors.ray_cluster", "models.sae", "runner", "store")} <= set(modules)
+    assert {f"toysup.engine.analysis.{m}" for m in ANALYSIS} <= set(modules)
     probe = ("import importlib, json, sys\n"
              f"for name in {modules!r}:\n"
              "    importlib.import_module(name)\n"
@@ -141,7 +141,7 @@ asyncio.run(main())
 def test_every_model_kind_names_the_class_that_trains_it():
     """Each registered declaration's ``implementation`` is a trainer of that very kind (a subclass of the
     declaration and of ToyModel), so the torch-free registry and training can never disagree."""
-    from engine.models import MODELS, ToyModel, get_model
+    from toysup.engine.models import MODELS, ToyModel, get_model
 
     for kind, declared in MODELS.items():
         trainer = get_model(kind)

@@ -30,7 +30,7 @@ def reported(line: str) -> str:
 
 
 def test_a_bug_in_a_command_is_one_line_and_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine import store
+    from toysup.engine import store
 
     monkeypatch.setenv("TOYSUP_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setattr(store, "runs_dir", planted_bug)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.analysis.orientation import orientation_stats
-from engine.runner import run_sweep
-from engine.spec import resolve
-from engine.store import Run
+from toysup.engine.analysis.orientation import orientation_stats
+from toysup.engine.runner import run_sweep
+from toysup.engine.spec import resolve
+from toysup.engine.store import Run
 
 
 @pytest.mark.slow

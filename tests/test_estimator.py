@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 
-from engine import metrics as M
-from engine.data import active_values_, sparse_uniform_
-from engine.estimator import VALUE_MOMENTS, DataLaw, active_inputs, estimate, strata_probabilities, value_nodes
-from engine.models import Hyper, get_model
-from engine.rng import CounterRNG
+from toysup.engine import metrics as M
+from toysup.engine.data import active_values_, sparse_uniform_
+from toysup.engine.estimator import VALUE_MOMENTS, DataLaw, active_inputs, estimate, strata_probabilities, value_nodes
+from toysup.engine.models import Hyper, get_model
+from toysup.engine.rng import CounterRNG
 
 from helpers import make_spec, model_for, train_all
 

@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from engine.data import FEATURE_DISTS, sparse_uniform_
-from engine.rng import DATA, CounterRNG
+from toysup.engine.data import FEATURE_DISTS, sparse_uniform_
+from toysup.engine.rng import DATA, CounterRNG
 
 from helpers import by_instance, make_spec, train_all
 

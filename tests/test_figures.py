@@ -17,9 +17,9 @@ import pytest
 from textual.widgets import Input
 from tui_helpers import SIZE, make_app, run_async, wait_for
 
-from engine.analysis import geometry, orientation, phase, series
-from engine.results import Results
-from engine.store import Run
+from toysup.engine.analysis import geometry, orientation, phase, series
+from toysup.engine.results import Results
+from toysup.engine.store import Run
 from toysup_tui import figures
 from toysup_tui.screens.confirm import PromptScreen
 from toysup_tui.screens.results import ResultsScreen
@@ -171,7 +171,7 @@ def test_sae_recovery_and_incidental_rate_charts(tmp_path: Path) -> None:
                                     "--sweep", "n_hidden=16", "--sweep", "l1=0.1"))
     assert "rate" in figures.available(incidental)
     ax = written(figures.build(incidental, ["rate"]), tmp_path, ".svg").axes[0]
-    from engine.analysis.sparsification import rate_points
+    from toysup.engine.analysis.sparsification import rate_points
 
     (point,) = rate_points(incidental)
     assert np.allclose(ax.lines[0].get_xdata(), point.steps) and np.allclose(ax.lines[0].get_ydata(), point.median)

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import fused
-from engine.data import sparse_uniform_
-from engine.errors import SpecError
-from engine.events import Notice
-from engine.models.relu_output_compiled import UNIFORM_SCALE, sparse_data
-from engine.options import RunOptions
-from engine.rng import DATA, CounterRNG
-from engine.runner import run_sweep
+from toysup.engine import fused
+from toysup.engine.data import sparse_uniform_
+from toysup.engine.errors import SpecError
+from toysup.engine.events import Notice
+from toysup.engine.models.relu_output_compiled import UNIFORM_SCALE, sparse_data
+from toysup.engine.options import RunOptions
+from toysup.engine.rng import DATA, CounterRNG
+from toysup.engine.runner import run_sweep
 
 from helpers import assert_same_results, assert_step_matches_autograd, invoke, make_spec, model_for, train_all
 

@@ -34,7 +34,7 @@ def test_gelu_and_hidden_l1_fall_back_to_autograd():
 
 def test_blocked_step_equals_one_block(monkeypatch: pytest.MonkeyPatch):
     """The CPU step runs over cache-sized instance blocks; the result must not depend on them."""
-    import engine.models.relu_output as relu_output
+    import toysup.engine.models.relu_output as relu_output
 
     params = {"n_features": 6, "n_hidden": 2, "batch_size": 16, "feature_probability": 0.4, "dropout": 0.2}
     seeds = list(range(7))

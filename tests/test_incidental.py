@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import store
-from engine.errors import SpecError
-from engine.metrics import polysemantic_neurons
-from engine.models import Hyper, get_model
-from engine.models.incidental import (
+from toysup.engine import store
+from toysup.engine.errors import SpecError
+from toysup.engine.metrics import polysemantic_neurons
+from toysup.engine.models import Hyper, get_model
+from toysup.engine.models.incidental import (
     ablation_gains,
     basis_sparsity,
     feature_basis_sparsity,
@@ -24,9 +24,9 @@ from engine.models.incidental import (
     represented,
     top_weights,
 )
-from engine.rng import CounterRNG
-from engine.runner import run_sweep
-from engine.spec import load
+from toysup.engine.rng import CounterRNG
+from toysup.engine.runner import run_sweep
+from toysup.engine.spec import load
 
 from helpers import by_instance, make_spec, train_all
 
@@ -322,8 +322,8 @@ def test_sparsification_rate_is_proportional_to_l1_and_time_is_lr_times_steps(tm
     unit time (slope / lr) is c * l1 with c the same at both l1 and both lr (a rate per step would double
     with lr), of order 1 like the authors' one-feature simulation's at the same m and l1, not 1; the curve
     starts at 1.25 / sqrt(m) (the Gaussian init: sqrt(pi/2) / sqrt(m))."""
-    from engine.analysis.sparsification import rate_law
-    from engine.results import Results
+    from toysup.engine.analysis.sparsification import rate_law
+    from toysup.engine.results import Results
 
     from helpers import invoke
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 
-from engine import events as ev
-from engine import runlog
-from engine.lock import RunLock
-from engine.runlog import LogReader, RunLog, liveness
-from engine.store import Run, find_run
+from toysup.engine import events as ev
+from toysup.engine import runlog
+from toysup.engine.lock import RunLock
+from toysup.engine.runlog import LogReader, RunLog, liveness
+from toysup.engine.store import Run, find_run
 from toysup_tui.app import ToysupApp
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.screens.runs import RunsScreen

@@ -10,12 +10,12 @@ import math
 import pytest
 import torch
 
-from engine import metrics as M
-from engine.analysis.aggregate import by_point
-from engine.data import sparse_uniform_
-from engine.models import Hyper, get_model
-from engine.models.relu_output import superposition_metrics
-from engine.rng import EVAL, CounterRNG
+from toysup.engine import metrics as M
+from toysup.engine.analysis.aggregate import by_point
+from toysup.engine.data import sparse_uniform_
+from toysup.engine.models import Hyper, get_model
+from toysup.engine.models.relu_output import superposition_metrics
+from toysup.engine.rng import EVAL, CounterRNG
 
 
 def W(*rows: list[float]) -> torch.Tensor:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.models.abs_value import explained_alone, explained_by_sign, probe_inputs, sparse_symmetric_
-from engine.models.relu_hidden import dead_neurons, neuron_monosemanticity
-from engine.rng import DATA, CounterRNG
-from engine.runner import run_sweep
-from engine.spec import load
-from engine.store import read_csv
+from toysup.engine.models.abs_value import explained_alone, explained_by_sign, probe_inputs, sparse_symmetric_
+from toysup.engine.models.relu_hidden import dead_neurons, neuron_monosemanticity
+from toysup.engine.rng import DATA, CounterRNG
+from toysup.engine.runner import run_sweep
+from toysup.engine.spec import load
+from toysup.engine.store import read_csv
 
 from helpers import by_instance, make_spec, train_all
 
@@ -40,7 +40,7 @@ def test_neuron_monosemanticity_and_dead_neurons_on_hand_built_weights():
 
 def test_neuron_model_forward_applies_relu_to_the_hidden_layer():
     spec = make_spec({"n_features": 2, "n_hidden": 1, "steps": 1}, model="relu_hidden")
-    from engine.models import Hyper, get_model
+    from toysup.engine.models import Hyper, get_model
     model = get_model("relu_hidden")(Hyper([i.config for i in spec.instances()], torch.device("cpu")),
                                      CounterRNG(torch.tensor([0]), "cpu"))
     weights = {"W": torch.tensor([[[1.0], [-1.0]]]), "b": torch.zeros(1, 2)}
@@ -145,7 +145,7 @@ def test_abs_value_default_init_is_the_independent_one_and_still_computes_in_sup
     """The default is the literature's independent W2. Some outputs start dead (a seed can end worse
     than the best constant), but at p=0.03 the lowest-loss of 4 seeds still computes more sides than
     it has neurons."""
-    from engine.models import get_model
+    from toysup.engine.models import get_model
 
     assert get_model("abs_value").param_table()["w2_init"].default == "independent"
     spec = make_spec({"n_features": 8, "n_hidden": 4, "importance_decay": 0.8, "steps": 1500, "batch_size": 256,
@@ -169,7 +169,7 @@ def test_abs_value_preset_runs_and_writes_its_columns(tmp_path):
 
 def test_abs_value_neuron_metrics_count_either_sign():
     """Inputs in [-1, 1]: a negative weight fires the neuron for x_i < 0, so it drives it too."""
-    from engine.models import Hyper, get_model
+    from toysup.engine.models import Hyper, get_model
 
     spec = make_spec({"n_features": 2, "n_hidden": 2}, model="abs_value")
     model = get_model("abs_value")(Hyper([i.config for i in spec.instances()], torch.device("cpu")),

@@ -8,9 +8,9 @@ import tomllib
 
 import pytest
 
-from engine.errors import SpecError
-from engine.models import MODELS
-from engine.spec import bundled_presets, load, parse_axis, read_preset, resolve
+from toysup.engine.errors import SpecError
+from toysup.engine.models import MODELS
+from toysup.engine.spec import bundled_presets, load, parse_axis, read_preset, resolve
 
 from helpers import TINY_PRESET, make_spec
 
@@ -430,7 +430,7 @@ def test_a_sweep_too_large_for_one_run_says_how_large_and_what_to_do():
 def test_an_instance_larger_than_the_memory_budget_is_a_user_error():
     import torch
 
-    from engine.plan import plan
+    from toysup.engine.plan import plan
 
     spec = resolve({"params": {"n_features": 2000, "batch_size": 1_000_000}})
     with pytest.raises(SpecError, match=r"one instance needs about .* MB .*--max-memory"):

@@ -12,14 +12,14 @@ import pytest
 import torch
 from rich.console import Console
 
-from engine.analysis.phase import PHASES, classify_phase, majority_phase, phase_grid, phase_name
-from engine.analysis.phase_theory import candidate_losses, theoretical_phase, theory_misses
-from engine.analysis.selection import best_of_k, drop_worst
-from engine.errors import SpecError
-from engine.results import Results
-from engine.runner import run_sweep
-from engine.spec import load
-from engine.store import Run, read_csv
+from toysup.engine.analysis.phase import PHASES, classify_phase, majority_phase, phase_grid, phase_name
+from toysup.engine.analysis.phase_theory import candidate_losses, theoretical_phase, theory_misses
+from toysup.engine.analysis.selection import best_of_k, drop_worst
+from toysup.engine.errors import SpecError
+from toysup.engine.results import Results
+from toysup.engine.runner import run_sweep
+from toysup.engine.spec import load
+from toysup.engine.store import Run, read_csv
 from toysup_tui.render.phase import PHASE_COLORS, draw_grid, phase_grid_table, phase_table, theory_boundaries
 from toysup_tui.report import print_report
 
@@ -55,8 +55,8 @@ def test_classify_takes_the_models_represented_mask():
 
 
 def phase_model(p: float, importance: float, n: int = 2):
-    from engine.models import Hyper, get_model
-    from engine.rng import CounterRNG
+    from toysup.engine.models import Hyper, get_model
+    from toysup.engine.rng import CounterRNG
 
     spec = make_spec({"n_features": n, "n_hidden": n - 1, "feature_probability": p, "importance_decay": importance},
                      model="relu_output_phase")
@@ -107,8 +107,8 @@ def test_sparse_seeds_are_selected_by_the_estimated_loss_and_the_known_winner_is
 
 
 def phase_model_seeds(p: float, importance: float, n: int, seeds: int):
-    from engine.models import Hyper, get_model
-    from engine.rng import CounterRNG
+    from toysup.engine.models import Hyper, get_model
+    from toysup.engine.rng import CounterRNG
 
     spec = make_spec({"n_features": n, "n_hidden": n - 1, "feature_probability": p, "importance_decay": importance,
                       "seeds": seeds}, model="relu_output_phase")

@@ -14,12 +14,12 @@ from textual.widgets import Static
 from tui_helpers import make_app, run_async
 
 import toysup
-from engine import events as ev
-from engine import fused
-from engine.models import get_model
-from engine.plan import plan
-from engine.runner import run_sweep
-from engine.train import train_chunk
+from toysup.engine import events as ev
+from toysup.engine import fused
+from toysup.engine.models import get_model
+from toysup.engine.plan import plan
+from toysup.engine.runner import run_sweep
+from toysup.engine.train import train_chunk
 from toysup_tui.live import LiveRun
 from toysup_tui.progress import ProgressSink
 from toysup_tui.screens.run import RunScreen

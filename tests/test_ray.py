@@ -17,12 +17,12 @@ import pytest
 import ray
 import torch
 
-from engine import events as ev
-from engine.errors import SpecError
-from engine.executors import make_executor
-from engine.executors.ray_cluster import RayExecutor
-from engine.runner import resume_sweep, run_sweep
-from engine.store import Run
+from toysup.engine import events as ev
+from toysup.engine.errors import SpecError
+from toysup.engine.executors import make_executor
+from toysup.engine.executors.ray_cluster import RayExecutor
+from toysup.engine.runner import resume_sweep, run_sweep
+from toysup.engine.store import Run
 
 from helpers import TINY_PRESET, assert_same_results, assert_user_error, invoke, make_spec, run_toysup
 
@@ -186,8 +186,8 @@ def test_the_tuis_detached_launch_streams_a_ray_runs_events(cluster: str, tmp_pa
     """The TUI launches sweeps through toysup_tui.detach; with the ray backend its events are the local ones."""
     import json
 
-    from engine.options import RunOptions
-    from engine.runlog import follow
+    from toysup.engine.options import RunOptions
+    from toysup.engine.runlog import follow
     from toysup_tui.detach import Launch, start
 
     spec = make_spec(PARAMS, SWEEP)
@@ -224,7 +224,7 @@ def test_chunks_are_sized_to_the_clusters_gpus():
 
 
 def test_every_slot_gets_a_chunk_even_when_the_sweep_fits_one():
-    from engine.plan import plan
+    from toysup.engine.plan import plan
 
     spec = make_spec(PARAMS, SWEEP)  # 24 instances of one shape
     chunks = plan(spec, torch.device("cpu"), budget=2**30, slots=5)

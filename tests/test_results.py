@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import RunDataError
-from engine.results import Results
-from engine.run_format import csv_text, parse_csv
-from engine.runner import run_sweep
-from engine.spec import resolve
-from engine.store import Run, result_columns
+from toysup.engine.errors import RunDataError
+from toysup.engine.results import Results
+from toysup.engine.run_format import csv_text, parse_csv
+from toysup.engine.runner import run_sweep
+from toysup.engine.spec import resolve
+from toysup.engine.store import Run, result_columns
 
 from helpers import make_spec
 

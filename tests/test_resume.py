@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.errors import SpecError
-from engine.models import get_model
-from engine.options import RunOptions
-from engine.runner import resume_sweep, run_sweep
-from engine.store import Run, list_runs
+from toysup.engine.errors import SpecError
+from toysup.engine.models import get_model
+from toysup.engine.options import RunOptions
+from toysup.engine.runner import resume_sweep, run_sweep
+from toysup.engine.store import Run, list_runs
 
 from helpers import assert_same_results, invoke, make_spec, toysup_command
 
@@ -174,8 +174,8 @@ def test_an_out_of_memory_chunk_is_halved_and_retried(tmp_path: Path, monkeypatc
     instead, as a too-large chunk would on a GPU."""
     import torch
 
-    import engine.executors.base as executor_base
-    from engine.events import Notice
+    import toysup.engine.executors.base as executor_base
+    from toysup.engine.events import Notice
 
     spec = make_spec(PARAMS, SWEEP)
     whole = run_sweep(spec, tmp_path / "whole", device="cpu")

@@ -8,9 +8,9 @@ import random
 import pytest
 import torch
 
-from engine import rng as R
-from engine.data import importance, sparse_uniform_
-from engine.rng import CounterRNG, fmix32, fmix32_int, hash_int
+from toysup.engine import rng as R
+from toysup.engine.data import importance, sparse_uniform_
+from toysup.engine.rng import CounterRNG, fmix32, fmix32_int, hash_int
 
 EDGE_WORDS = [0, 1, 2, 0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0x80000001, 0xDEADBEEF, 0xFFFFFFFE, 0xFFFFFFFF]
 

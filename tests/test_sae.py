@@ -16,14 +16,14 @@ from typing import Any
 import pytest
 import torch
 
-from engine.errors import SpecError
-from engine.models import Hyper, get_model
-from engine.models.kinds.sae import LIVE_SLICES
-from engine.models.sae import RECOVERED_COSINE, code_stats, max_cosine, mmcs, recovery_cosine
-from engine.rng import DATA, EVAL, CounterRNG
-from engine.runner import run_sweep
-from engine.sae_chance import chance_quantile, expected_max_cosine, mmcs_chance
-from engine.spec import load
+from toysup.engine.errors import SpecError
+from toysup.engine.models import Hyper, get_model
+from toysup.engine.models.kinds.sae import LIVE_SLICES
+from toysup.engine.models.sae import RECOVERED_COSINE, code_stats, max_cosine, mmcs, recovery_cosine
+from toysup.engine.rng import DATA, EVAL, CounterRNG
+from toysup.engine.runner import run_sweep
+from toysup.engine.sae_chance import chance_quantile, expected_max_cosine, mmcs_chance
+from toysup.engine.spec import load
 
 from helpers import CPU, by_instance, make_spec, train_all
 

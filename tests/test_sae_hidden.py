@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 import torch
 
-from engine.models import Hyper, get_model
-from engine.models.sae import mmcs
-from engine.rng import DATA, CounterRNG
-from engine.runner import run_sweep
-from engine.sae_chance import expected_max_cosine
-from engine.spec import load
+from toysup.engine.models import Hyper, get_model
+from toysup.engine.models.sae import mmcs
+from toysup.engine.rng import DATA, CounterRNG
+from toysup.engine.runner import run_sweep
+from toysup.engine.sae_chance import expected_max_cosine
+from toysup.engine.spec import load
 
 from helpers import CPU, by_instance, make_spec, train_all
 
@@ -160,7 +160,7 @@ def test_mmcs_counts_only_the_features_the_toy_model_represents():
 
 
 def test_a_toy_model_too_large_for_int32_indexing_is_a_user_error():
-    from engine.errors import SpecError
+    from toysup.engine.errors import SpecError
 
     with pytest.raises(SpecError, match="batch_size"):
         make_spec({"n_features": 100_000, "toy_batch_size": 1_000_000}, model="sae_hidden")

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from engine.analysis.sparsification import (
+from toysup.engine.analysis.sparsification import (
     authors_constant,
     estimate,
     fit_both,
@@ -21,8 +21,8 @@ from engine.analysis.sparsification import (
     simulate_inverse_l1,
     sparsifying_window,
 )
-from engine.results import Results
-from engine.train import curve_schedule
+from toysup.engine.results import Results
+from toysup.engine.train import curve_schedule
 
 from helpers import make_spec
 

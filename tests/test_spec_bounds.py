@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from engine.errors import SpecError
-from engine.spec import load, read_preset, resolve
+from toysup.engine.errors import SpecError
+from toysup.engine.spec import load, read_preset, resolve
 
 
 @pytest.mark.parametrize("expr", ["lin:0.01:1:100000000", "log:0.001:1:10000000000"])
@@ -84,7 +84,7 @@ def test_runs_dir_that_is_a_file_is_a_mistake_not_an_empty_list(tmp_path):
 
 @pytest.mark.parametrize("columns", [80, 120])
 def test_presets_fit_the_terminal_one_line_each(columns):
-    from engine.spec import bundled_presets
+    from toysup.engine.spec import bundled_presets
 
     done = subprocess.run([sys.executable, "-c", "import sys; from toysup_tui.cli import main; "
                            "sys.argv[0] = 'toysup'; main()", "presets"], capture_output=True, text=True,
@@ -101,7 +101,7 @@ def test_presets_fit_the_terminal_one_line_each(columns):
 
 
 def test_presets_long_gives_the_full_text():
-    from engine.spec import load
+    from toysup.engine.spec import load
 
     done = _entry_point("presets", "--long")
     assert done.returncode == 0

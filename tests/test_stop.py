@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import events as ev
-from engine import stopping, store
-from engine.models import get_model
-from engine.plan import plan
-from engine.progress import kept_text, live_text
-from engine.runlog import STALE_S
-from engine.runner import resume_sweep, run_sweep
-from engine.store import Run, list_runs
-from engine.train import train_chunk
+from toysup.engine import events as ev
+from toysup.engine import stopping, store
+from toysup.engine.models import get_model
+from toysup.engine.plan import plan
+from toysup.engine.progress import kept_text, live_text
+from toysup.engine.runlog import STALE_S
+from toysup.engine.runner import resume_sweep, run_sweep
+from toysup.engine.store import Run, list_runs
+from toysup.engine.train import train_chunk
 
 from helpers import assert_same_results, assert_user_error, invoke, make_spec, run_toysup, toysup_command
 

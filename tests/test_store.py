@@ -11,13 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from engine import events as ev
-from engine import store
-from engine.errors import RunDataError, SpecError, UserError
-from engine.executors import base as executor_base
-from engine.models import get_model
-from engine.runner import run_sweep
-from engine.store import (
+from toysup.engine import events as ev
+from toysup.engine import store
+from toysup.engine.errors import RunDataError, SpecError, UserError
+from toysup.engine.executors import base as executor_base
+from toysup.engine.models import get_model
+from toysup.engine.runner import run_sweep
+from toysup.engine.store import (
     STATUSES,
     Run,
     atomic_write,
@@ -32,7 +32,7 @@ from engine.store import (
     runs_dir,
     with_run_id,
 )
-from engine.train import curve_schedule
+from toysup.engine.train import curve_schedule
 
 from helpers import by_instance, make_spec, train_all
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import store
-from engine.errors import RunDataError, UserError
-from engine.models import get_model
-from engine.runner import resume_sweep, run_sweep
-from engine.store import Run, list_runs
+from toysup.engine import store
+from toysup.engine.errors import RunDataError, UserError
+from toysup.engine.models import get_model
+from toysup.engine.runner import resume_sweep, run_sweep
+from toysup.engine.store import Run, list_runs
 
 from helpers import TINY_PRESET as TINY
 from helpers import assert_user_error, invoke, make_spec

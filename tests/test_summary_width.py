@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from engine.analysis.series import Band
-from engine.results import Results
-from engine.runner import run_sweep
-from engine.store import Run
+from toysup.engine.analysis.series import Band
+from toysup.engine.results import Results
+from toysup.engine.runner import run_sweep
+from toysup.engine.store import Run
 from toysup_tui.render import charts
 from toysup_tui.render.tables import summary_metrics, summary_table
 from toysup_tui.report import print_report

@@ -9,14 +9,14 @@ import math
 import pytest
 import torch
 
-from engine import events as ev
-from engine import metrics as M
-from engine.errors import SpecError
-from engine.models import Hyper, get_model
-from engine.optim import BatchedOptimizer
-from engine.plan import plan, resolve_device
-from engine.rng import CounterRNG
-from engine.train import curve_schedule, train_chunk
+from toysup.engine import events as ev
+from toysup.engine import metrics as M
+from toysup.engine.errors import SpecError
+from toysup.engine.models import Hyper, get_model
+from toysup.engine.optim import BatchedOptimizer
+from toysup.engine.plan import plan, resolve_device
+from toysup.engine.rng import CounterRNG
+from toysup.engine.train import curve_schedule, train_chunk
 
 from helpers import CPU, by_instance, make_spec, train_all
 
@@ -318,8 +318,8 @@ def test_linear_model_does_not_superpose():
 
 
 def test_diverging_instances_are_frozen_and_marked_while_the_rest_match_a_run_without_them(tmp_path):
-    from engine.runner import run_sweep
-    from engine.store import Run
+    from toysup.engine.runner import run_sweep
+    from toysup.engine.store import Run
 
     base = {**TINY, "seeds": 2, "optimizer": "sgd"}
     with_bad = make_spec(base, {"lr": [1e-2, 100.0]})  # lr 100 with SGD overflows within a few steps

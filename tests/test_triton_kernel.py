@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 import torch
 
-from engine import fused, kernel_step, train
-from engine.events import Notice
-from engine.models import get_model
-from engine.models.base import Hyper
-from engine.optim import BatchedOptimizer
-from engine.options import RunOptions
-from engine.plan import plan
-from engine.rng import DATA, CounterRNG
-from engine.runner import run_sweep
-from engine.spec import resolve
+from toysup.engine import fused, kernel_step, train
+from toysup.engine.events import Notice
+from toysup.engine.models import get_model
+from toysup.engine.models.base import Hyper
+from toysup.engine.optim import BatchedOptimizer
+from toysup.engine.options import RunOptions
+from toysup.engine.plan import plan
+from toysup.engine.rng import DATA, CounterRNG
+from toysup.engine.runner import run_sweep
+from toysup.engine.spec import resolve
 
 from helpers import make_spec
 

@@ -34,12 +34,12 @@ from tui_helpers import (
     wait_for_worker_exit,
 )
 
-from engine.analysis import selection
-from engine.models import get_model
-from engine.options import RunOptions
-from engine.runner import run_sweep
-from engine.spec import resolve
-from engine.store import Run, export
+from toysup.engine.analysis import selection
+from toysup.engine.models import get_model
+from toysup.engine.options import RunOptions
+from toysup.engine.runner import run_sweep
+from toysup.engine.spec import resolve
+from toysup.engine.store import Run, export
 from toysup_tui.app import ToysupApp
 from toysup_tui.live import LiveRun
 from toysup_tui.render.phase import phase_table
@@ -474,7 +474,7 @@ async def test_compare_two_runs_on_one_chart(tui_dirs: tuple[Path, Path]) -> Non
 
 @run_async
 async def test_live_view_folds_events_into_chart_data() -> None:
-    from engine import events as ev
+    from toysup.engine import events as ev
 
     live = LiveRun(fixture_spec())
     live.apply(ev.RunStarted(run_id="r", run_dir="/x", name="fixture", device="cpu", instances=12, chunks=1,
@@ -490,7 +490,7 @@ async def test_live_view_folds_events_into_chart_data() -> None:
 
 def test_live_view_follows_chunks_training_side_by_side() -> None:
     """On a cluster chunks interleave: each chunk's losses go to its own instances, in any order."""
-    from engine import events as ev
+    from toysup.engine import events as ev
 
     live = LiveRun(fixture_spec())
     live.apply(ev.RunStarted(run_id="r", run_dir="/x", name="fixture", device="ray: 2 x cpu", instances=12,
@@ -610,7 +610,7 @@ def test_the_first_time_estimate_is_within_2x_of_the_measured_runs(tmp_path: Pat
     where the old per-instance-step figure did not (abs-value's 10 instances cost as much as tms-intro's 56)."""
     import socket
 
-    from engine.spec import load
+    from toysup.engine.spec import load
     from toysup_tui.estimate import estimate_seconds, measured_speed, training_seconds
 
     speed = measured_speed(tmp_path / "no-runs-yet")

@@ -21,10 +21,10 @@ from tui_helpers import (
     wait_for_worker_exit,
 )
 
-from engine.models import get_model
-from engine.options import OPTIONS
-from engine.runner import run_sweep
-from engine.store import Run
+from toysup.engine.models import get_model
+from toysup.engine.options import OPTIONS
+from toysup.engine.runner import run_sweep
+from toysup.engine.store import Run
 from toysup_tui.live import LiveRun
 from toysup_tui.screens.compare import CompareScreen
 from toysup_tui.screens.confirm import ConfirmScreen

@@ -22,7 +22,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from engine import events as ev
+from toysup.engine import events as ev
 from toysup_tui.app import ToysupApp
 from toysup_tui.live import LiveRun
 from toysup_tui.screens.form import FormScreen

@@ -20,13 +20,13 @@ from typing import Any
 
 import pytest
 
-from engine import runlog, safe_fs
-from engine.errors import SpecError, UserError
-from engine.events import from_json
-from engine.lock import RunLock
-from engine.runlog import LogReader, liveness, request_stop
-from engine.runner import run_sweep
-from engine.store import Run, list_runs, with_run_id
+from toysup.engine import runlog, safe_fs
+from toysup.engine.errors import SpecError, UserError
+from toysup.engine.events import from_json
+from toysup.engine.lock import RunLock
+from toysup.engine.runlog import LogReader, liveness, request_stop
+from toysup.engine.runner import run_sweep
+from toysup.engine.store import Run, list_runs, with_run_id
 
 from helpers import assert_user_error, invoke, make_fixture_run, make_spec
 
@@ -140,7 +140,7 @@ def test_a_run_folder_that_cannot_be_written_refuses_resume_in_one_line(trained,
         real(path, data, **kwargs)
 
     monkeypatch.setattr(safe_fs, "atomic_write", read_only)
-    monkeypatch.setattr("engine.store.atomic_write", read_only)
+    monkeypatch.setattr("toysup.engine.store.atomic_write", read_only)
     result = invoke("resume", run_dir, "-q", "--device", "cpu")
     assert_user_error(result.exit_code, result.stderr, result.stdout, "Permission denied")
     assert (run_dir / "run.json").read_bytes() == before
@@ -328,7 +328,7 @@ def test_stop_never_signals_a_process_that_does_not_hold_the_lock(trained, tmp_p
 HOLDER = """
 import sys, time
 from pathlib import Path
-from engine.lock import RunLock
+from toysup.engine.lock import RunLock
 lock = RunLock(Path(sys.argv[1])).acquire()
 print("locked", flush=True)
 time.sleep(60)
@@ -385,7 +385,7 @@ def test_names_with_line_breaks_escapes_and_markup_are_shown_as_text(tmp_path):
 def test_the_progress_printer_and_a_preset_name_show_markup_as_text(tmp_path):
     from rich.console import Console
 
-    from engine import events as ev
+    from toysup.engine import events as ev
     from toysup_tui.progress import ProgressSink
 
     console = Console(record=True, width=200, color_system=None)
@@ -432,8 +432,8 @@ def test_report_width_and_tui_device_are_checked(tmp_path):
 def test_a_dry_run_of_a_million_instances_is_computed_not_listed(monkeypatch):
     import torch
 
-    from engine.plan import plan, plan_shapes
-    from engine.spec import Spec, load
+    from toysup.engine.plan import plan, plan_shapes
+    from toysup.engine.spec import Spec, load
 
     for sweeps, seeds, memory, slots in ((["n_features=5,10,20", "feature_probability=0.1,0.3"], 3, None, 1),
                                          (["feature_probability=0.1,0.3", "batch_size=64,128"], 3, 10_000, 3),
@@ -495,7 +495,7 @@ UNIMPLEMENTED = h2_frame(1, 0x5, 1, b"\x88\x00\x0bgrpc-status\x0212")
                                         (GRPC_STATUS, True), (GRPC_MESSAGE, True)],
                          ids=["http2-404", "grpc-unimplemented", "grpc-unauthenticated", "grpc-reply"])
 def test_the_ray_handshake_tells_ray_from_another_http2_server(reply, ray):
-    from engine.executors.ray_cluster import _check_reachable
+    from toysup.engine.executors.ray_cluster import _check_reachable
 
     with h2_server(reply) as address:
         started = time.monotonic()

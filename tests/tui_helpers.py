@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from textual.widgets import Static
 
-from engine.options import OPTION
+from toysup.engine.options import OPTION
 from toysup_tui.app import ToysupApp
 from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.presets import PresetsScreen

@@ -1,21 +1,38 @@
 """toysup for Python and notebooks: ``import toysup; run = toysup.open_run("latest")``.
 
-A thin name for :mod:`engine.api` (the engine and the terminal front end are the
-packages ``engine`` and ``toysup_tui``); importing it loads no terminal library.
+A thin name for :mod:`toysup.engine.api`; importing it loads no terminal library. The engine itself is
+the subpackage ``toysup.engine`` (the repository's ``engine/`` folder) and the terminal front end is
+``toysup_tui``. The API's names load on first use (PEP 562), so ``import toysup.engine.params`` (which
+runs this file first) stays as fast as the CLI's completion needs.
 """
 
-from engine import __version__
-from engine.api import Run, has_pandas, list_runs, open_run, run_sweep
-from engine.errors import RunDataError, ToysupError, UserError
+from __future__ import annotations
 
-__all__ = [
-    "Run",
-    "RunDataError",
-    "ToysupError",
-    "UserError",
-    "__version__",
-    "has_pandas",
-    "list_runs",
-    "open_run",
-    "run_sweep",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from toysup.engine import __version__
+    from toysup.engine.api import Run, has_pandas, list_runs, open_run, run_sweep
+    from toysup.engine.errors import RunDataError, ToysupError, UserError
+
+_HOMES = {
+    "__version__": "toysup.engine",
+    **dict.fromkeys(("Run", "has_pandas", "list_runs", "open_run", "run_sweep"), "toysup.engine.api"),
+    **dict.fromkeys(("RunDataError", "ToysupError", "UserError"), "toysup.engine.errors"),
+}
+
+__all__ = ["Run", "RunDataError", "ToysupError", "UserError", "__version__", "has_pandas", "list_runs", "open_run",
+           "run_sweep"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'toysup' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

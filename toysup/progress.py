@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any
 
-from engine import events as ev
+from toysup.engine import events as ev
 
 
 class NotebookBar:

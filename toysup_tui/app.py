@@ -28,11 +28,11 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from engine.errors import SpecError, ToysupError
-from engine.options import RunOptions, resume_options
-from engine.runlog import FOLLOW_POLL_S, LogReader, request_stop
-from engine.spec import Spec
-from engine.store import Run
+from toysup.engine.errors import SpecError, ToysupError
+from toysup.engine.options import RunOptions, resume_options
+from toysup.engine.runlog import FOLLOW_POLL_S, LogReader, request_stop
+from toysup.engine.spec import Spec
+from toysup.engine.store import Run
 from toysup_tui import detach
 from toysup_tui.crash import crash_line, write_report
 from toysup_tui.detach import Launch, Resume, WorkerError

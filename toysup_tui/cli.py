@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from engine.errors import SpecError, ToysupError
+from toysup.engine.errors import SpecError, ToysupError
 from toysup_tui import completion
 from toysup_tui.option_flags import with_run_options
 from toysup_tui.printable import print_line
@@ -112,8 +112,8 @@ def presets(
     from rich import box
     from rich.table import Table
 
-    from engine.preset_sources import all_presets, winners
-    from engine.spec import read_preset, resolve
+    from toysup.engine.preset_sources import all_presets, winners
+    from toysup.engine.spec import read_preset, resolve
 
     files = all_presets()
     won = winners()
@@ -166,9 +166,9 @@ def config_cmd(
 ) -> None:
     """Show the effective settings (runs directory and run options) and where each came from: a flag, the
     environment ($TOYSUP_NAME), the config file (CONFIG_DIR/config.toml) or the default."""
-    from engine import settings
-    from engine.options import OPTION
-    from engine.preset_sources import user_dir
+    from toysup.engine import settings
+    from toysup.engine.options import OPTION
+    from toysup.engine.preset_sources import user_dir
 
     found = settings.effective(given, runs_dir)
     settings.run_options(given)  # a bad value is an error here too, naming where it was set
@@ -215,11 +215,11 @@ def run(
                                          "terminal: print the run id and return at once")] = False,
 ) -> None:
     """Train a sweep headless and store it as a run folder."""
-    from engine import settings, store
-    from engine.executors import executor_for
-    from engine.plan import plan_shapes
-    from engine.runner import run_sweep
-    from engine.spec import load
+    from toysup.engine import settings, store
+    from toysup.engine.executors import executor_for
+    from toysup.engine.plan import plan_shapes
+    from toysup.engine.runner import run_sweep
+    from toysup.engine.spec import load
     from toysup_tui import progress, summaries
 
     options = settings.run_options(given)
@@ -263,7 +263,7 @@ def _finish(outcome: Any, quiet: bool, as_json: bool, rate: float = 0.0) -> None
     """Print a finished run's summary, its end told once, and leave with its exit code (0, 1 failed, 130
     interrupted). ``rate``: the instance-steps/s this session measured, which a stopped run reports (run.json's
     counts finished chunks only, 0 when none finished)."""
-    from engine import store
+    from toysup.engine import store
     from toysup_tui import summaries
 
     finished = store.Run(outcome.run_dir)
@@ -274,7 +274,7 @@ def _finish(outcome: Any, quiet: bool, as_json: bool, rate: float = 0.0) -> None
     else:
         summaries.print_summary(out, finished, rate if outcome.status != "completed" else None)
     if outcome.status == "interrupted":
-        from engine.progress import kept_text
+        from toysup.engine.progress import kept_text
 
         print_line(err, f"interrupted: kept {escape(kept_text(finished.info()))}; "  # the command names the folder
                    f"continue with: toysup resume {escape(str(outcome.run_dir))}")
@@ -290,7 +290,7 @@ def handle_hangups_and_terms() -> None:
     training is checkpointed, the run is marked interrupted and exits 130 (engine/stopping.py). A hangup
     means the terminal is gone: from then on output goes to /dev/null, since writing to a hung-up terminal
     fails (EIO) and would turn the clean stop into a crash."""
-    from engine import stopping
+    from toysup.engine import stopping
 
     signal.signal(signal.SIGINT, stopping.handle)
     signal.signal(signal.SIGTERM, stopping.handle)
@@ -302,7 +302,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _hung_up(signum: int, frame: Any) -> None:
-    from engine import stopping
+    from toysup.engine import stopping
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # one hangup is enough; a second would cut the cleanup short
     with contextlib.suppress(OSError):
@@ -326,9 +326,9 @@ def resume(
                                         "stopped) and resume")] = False,
 ) -> None:
     """Finish an interrupted, failed or killed run in place; ends with the same results as an uninterrupted run."""
-    from engine import settings, store
-    from engine.options import resume_options
-    from engine.runner import resume_sweep
+    from toysup.engine import settings, store
+    from toysup.engine.options import resume_options
+    from toysup.engine.runner import resume_sweep
     from toysup_tui import progress
 
     try:
@@ -363,7 +363,7 @@ def runs(
                                              help="Stop --watch after this many refreshes (tests)")] = 0,
 ) -> None:
     """List the runs in the runs directory, newest first, with their status."""
-    from engine import store
+    from toysup.engine import store
 
     root = store.runs_dir(runs_dir)
     if root.exists() and not root.is_dir():
@@ -434,7 +434,7 @@ def _watch_runs(view: Any, interval: float, count: int) -> None:
 
 def _statuses(text: str | None) -> set[str] | None:
     """--status's comma-separated statuses, checked; None when not given."""
-    from engine.store import STATUSES
+    from toysup.engine.store import STATUSES
 
     if text is None:
         return None
@@ -462,8 +462,8 @@ def watch(
 ) -> None:
     """Follow a run training in another process (any terminal, the TUI, a detached run) until it ends; exit
     with its status (0 completed, 1 failed or killed, 130 interrupted). Ctrl-C stops watching, not the run."""
-    from engine import store
-    from engine.runlog import follow
+    from toysup.engine import store
+    from toysup.engine.runlog import follow
     from toysup_tui import progress
 
     found = store.find_run(store.runs_dir(runs_dir), run_ref)
@@ -481,7 +481,7 @@ def watch(
     status = found.status()
     print_line(out, f"run {escape(found.id)} is {status}" + (f" {escape(ended)}" if ended else ""))
     if status == "interrupted":
-        from engine.progress import kept_text
+        from toysup.engine.progress import kept_text
 
         print_line(err, f"kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}")
     raise typer.Exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED))
@@ -497,8 +497,8 @@ def stop(
     its finished chunks and is marked interrupted (resumable from that step)."""
     import time
 
-    from engine import store
-    from engine.runlog import request_stop
+    from toysup.engine import store
+    from toysup.engine.runlog import request_stop
 
     found = store.find_run(store.runs_dir(runs_dir), run_ref)
     status = found.status()
@@ -515,7 +515,7 @@ def stop(
     if status == "running":
         raise fail(f"run {found.id} is still running after {wait:.0f} s; it stops at its next step "
                    "(toysup watch shows when)", EXIT_FAILED)
-    from engine.progress import kept_text
+    from toysup.engine.progress import kept_text
 
     print_line(out, f"run {escape(found.id)} is {status}" +
               (f"; kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}"
@@ -545,9 +545,9 @@ def report_cmd(
                                       "lone curve's]")] = False,
 ) -> None:
     """Show a run's results as tables and terminal charts."""
-    from engine import store
-    from engine.analysis.phase import SELECTIONS
-    from engine.progress import require_results
+    from toysup.engine import store
+    from toysup.engine.analysis.phase import SELECTIONS
+    from toysup.engine.progress import require_results
     from toysup_tui import report
 
     if width is not None and not 20 <= width <= 10_000:
@@ -585,9 +585,9 @@ def plot(
 ) -> None:
     """Write a run's charts as a publication figure (matplotlib: pip install 'toysup\\[figures]'), one file with
     the charts stacked; the format from the suffix."""
-    from engine import store
-    from engine.progress import require_results
-    from engine.results import Results
+    from toysup.engine import store
+    from toysup.engine.progress import require_results
+    from toysup.engine.results import Results
     from toysup_tui import figures
 
     figures.figure_format(output)
@@ -611,9 +611,9 @@ def compare(
 ) -> None:
     """Compare runs: the config diff (only what differs), the summary metrics side by side per point, and
     overlaid metric charts against a swept parameter they share."""
-    from engine import comparison, store
-    from engine.progress import require_results
-    from engine.results import Results
+    from toysup.engine import comparison, store
+    from toysup.engine.progress import require_results
+    from toysup.engine.results import Results
 
     if len(run_refs) < 2:
         raise SpecError("compare needs at least two runs")
@@ -644,8 +644,8 @@ def export(
     runs_dir: RunsDirOption = None,
 ) -> None:
     """Export a run's table as CSV (results rows carry run id, seed, sweep point and every swept parameter)."""
-    from engine import store
-    from engine.progress import require_results
+    from toysup.engine import store
+    from toysup.engine.progress import require_results
 
     if table not in store.TABLES:
         raise SpecError(f"--table {table!r} is not valid: expected results, curves or features")
@@ -669,7 +669,7 @@ def params(
     """List a model's parameters (name, default, valid range, meaning), or the models with none given."""
     from rich.table import Table
 
-    from engine.models import MODELS, get_kind
+    from toysup.engine.models import MODELS, get_kind
 
     if not model:
         table = Table("model", "what it is", title="Models (toysup params MODEL lists a model's parameters)")
@@ -698,9 +698,9 @@ def params(
 def _preset_for_params(name: str) -> dict[str, Any]:
     """`params NAME` where NAME is no model: the preset it names, checked (model, params, sweep), or a usage
     error in one line naming the models and presets."""
-    from engine.models import MODELS
-    from engine.preset_sources import winners
-    from engine.spec import load, preset_path, read_preset
+    from toysup.engine.models import MODELS
+    from toysup.engine.preset_sources import winners
+    from toysup.engine.spec import load, preset_path, read_preset
 
     try:
         path = preset_path(name)
@@ -733,8 +733,8 @@ def bench(
 ) -> None:
     """Time the engine against a tutorial-style trainer (einsum, autograd, torch.optim.Adam) on identical work,
     over a ladder of instance counts, with each side's GFLOP/s and share of the device's measured peak."""
-    from engine import settings
-    from engine.bench import check_options, ladder, parse_ladder
+    from toysup.engine import settings
+    from toysup.engine.bench import check_options, ladder, parse_ladder
 
     options = settings.run_options(given)  # --device, --threads and --compile, checked as for run
     device, threads = options.device, options.threads
@@ -816,13 +816,13 @@ def tui(
 ) -> None:
     """Open the terminal interface: presets, parameter form, live runs, results and the runs browser. The run
     options set the form's starting values for launched sweeps."""
-    from engine import settings, store
+    from toysup.engine import settings, store
     from toysup_tui.app import run_tui
 
     options = settings.run_options(given)  # a bad option is reported before the screen opens
     root = store.runs_dir(runs_dir)
     if options.device.startswith("cuda"):  # refused here, not after the screen has opened
-        from engine.plan import resolve_device
+        from toysup.engine.plan import resolve_device
 
         resolve_device(options.device)
     crash = run_tui(root, options)

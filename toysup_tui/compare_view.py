@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.text import Text
 
-from engine import comparison
-from engine.analysis.columns import charted_metrics
-from engine.results import Results
+from toysup.engine import comparison
+from toysup.engine.analysis.columns import charted_metrics
+from toysup.engine.results import Results
 from toysup_tui.render import charts
 from toysup_tui.render.compare import config_diff_table, overlaid_bands, side_by_side_table
 from toysup_tui.render.legend import legend_text

@@ -12,7 +12,7 @@ import typer
 
 def preset_names(incomplete: str) -> list[str]:
     """Every preset name the resolver knows (project, user, bundled), and SOURCE:NAME for the shadowed ones."""
-    from engine.preset_sources import shadowed, winners
+    from toysup.engine.preset_sources import shadowed, winners
 
     names = list(winners()) + [f.qualified for losers in shadowed().values() for f in losers]
     return sorted(n for n in names if n.startswith(incomplete))
@@ -20,7 +20,7 @@ def preset_names(incomplete: str) -> list[str]:
 
 def run_ids(ctx: typer.Context, incomplete: str) -> list[str]:
     """The run folders in the runs directory (--runs-dir if already typed), newest first, and ``latest``."""
-    from engine import settings
+    from toysup.engine import settings
 
     root = settings.runs_dir(ctx.params.get("runs_dir"))
     names: list[str] = []
@@ -34,8 +34,8 @@ def run_ids(ctx: typer.Context, incomplete: str) -> list[str]:
 
 def parameter_names(ctx: typer.Context, args: list[str], incomplete: str) -> list[str]:
     """``NAME=`` for each parameter of the preset already typed (else of every model), for --set and --sweep."""
-    from engine.models import MODELS, get_kind
-    from engine.preset_sources import find, winners
+    from toysup.engine.models import MODELS, get_kind
+    from toysup.engine.preset_sources import find, winners
 
     # The preset from the words typed: Click's completion context loses positional values when the word being
     # completed is an option's value, so the words themselves are read.

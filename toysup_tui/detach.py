@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine import safe_fs
-from engine.errors import SpecError, UserError
-from engine.options import RunOptions
+from toysup.engine import safe_fs
+from toysup.engine.errors import SpecError, UserError
+from toysup.engine.options import RunOptions
 
 START_WAIT_S = 90.0  # importing torch and planning take seconds; a folder not made by then is reported
 OUTPUT_LOG = "output.log"
@@ -167,7 +167,7 @@ class _Handshake:
         self.announced = False
 
     def __call__(self, event: Any) -> None:
-        from engine.events import RunStarted
+        from toysup.engine.events import RunStarted
 
         if isinstance(event, RunStarted) and not self.announced:
             self.announced = True
@@ -204,7 +204,7 @@ def _redirect(path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     """Train the request in file ``argv[0]`` (removed once read); exit 0, 1 failed, 2 user error, 130."""
-    from engine import stopping
+    from toysup.engine import stopping
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose: a stray hangup is not a stop
     signal.signal(signal.SIGINT, stopping.handle)  # the step in progress finishes and is checkpointed
@@ -218,12 +218,12 @@ def main(argv: list[str]) -> int:
         if isinstance(request, Launch) and request.nice > 0:
             with contextlib.suppress(OSError):
                 os.nice(request.nice)
-        from engine.runner import resume_sweep, run_sweep
+        from toysup.engine.runner import resume_sweep, run_sweep
 
         if isinstance(request, Resume):
             outcome = resume_sweep(request.run_dir, request.options, emit=handshake, force=request.force)
         else:
-            from engine.spec import resolve
+            from toysup.engine.spec import resolve
 
             spec = resolve(tomllib.loads(request.spec_toml), source=str(request.runs_dir))
             outcome = run_sweep(spec, request.runs_dir, request.options, emit=handshake)

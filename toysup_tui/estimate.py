@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import RunDataError
-from engine.spec import Spec
-from engine.store import list_runs, run_status
+from toysup.engine.errors import RunDataError
+from toysup.engine.spec import Spec
+from toysup.engine.store import list_runs, run_status
 
 STARTUP_S = 1.8  # spawning the process, importing torch, writing the run folder (run.json's wall excludes it)
 # Fitted to the runs' own wall times (run.json): tms-intro 11.2 s at 8 seeds and 69.2 s at 64 give the data's

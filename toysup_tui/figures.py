@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.analysis import geometry, orientation, phase, phase_theory, selection, series, sparsification
-from engine.analysis.aggregate import number
-from engine.analysis.columns import charted_metrics
-from engine.errors import RunDataError, UserError
-from engine.results import Results
+from toysup.engine.analysis import geometry, orientation, phase, phase_theory, selection, series, sparsification
+from toysup.engine.analysis.aggregate import number
+from toysup.engine.analysis.columns import charted_metrics
+from toysup.engine.errors import RunDataError, UserError
+from toysup.engine.results import Results
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure, SubFigure

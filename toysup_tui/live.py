@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from engine import events as ev
-from engine.analysis.aggregate import quartiles
-from engine.analysis.series import Band
-from engine.progress import duration
-from engine.results import point_label
-from engine.spec import Spec
+from toysup.engine import events as ev
+from toysup.engine.analysis.aggregate import quartiles
+from toysup.engine.analysis.series import Band
+from toysup.engine.progress import duration
+from toysup.engine.results import point_label
+from toysup.engine.spec import Spec
 from toysup_tui.detach import WorkerError
 
 FINAL_STATUSES = ("completed", "interrupted", "failed", "killed", "damaged", "error")

@@ -15,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.markup import escape
 
-from engine.options import OPTION, OPTIONS, RECORDED, Option
+from toysup.engine.options import OPTION, OPTIONS, RECORDED, Option
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 GIVEN = "given"  # the parameter of a command that receives the flags the user gave

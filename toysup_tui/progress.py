@@ -16,7 +16,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from engine import events as ev
+from toysup.engine import events as ev
 from toysup_tui.printable import print_line, shown
 
 PLAIN_INTERVAL_S = 5.0

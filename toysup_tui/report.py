@@ -14,14 +14,14 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from engine.analysis import geometry, orientation, selection, series, sparsification
-from engine.analysis.columns import charted_metrics
-from engine.errors import RunDataError, UserError
-from engine.models import get_kind
-from engine.results import Results, point_label
-from engine.results import value_text as fmt
-from engine.spec import Spec
-from engine.store import Run, run_status
+from toysup.engine.analysis import geometry, orientation, selection, series, sparsification
+from toysup.engine.analysis.columns import charted_metrics
+from toysup.engine.errors import RunDataError, UserError
+from toysup.engine.models import get_kind
+from toysup.engine.results import Results, point_label
+from toysup.engine.results import value_text as fmt
+from toysup.engine.spec import Spec
+from toysup.engine.store import Run, run_status
 from toysup_tui.printable import print_line
 from toysup_tui.printable import shown as escape
 from toysup_tui.render import charts

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from engine.errors import UserError
-from engine.store import Run
+from toysup.engine.errors import UserError
+from toysup.engine.store import Run
 from toysup_tui.report import print_report
 
 FORMATS = {".html": "html", ".htm": "html", ".svg": "svg", ".txt": "text"}

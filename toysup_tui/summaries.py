@@ -11,14 +11,14 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
-from engine.adaptive import coarse_nodes, shape_of
-from engine.analysis.columns import headline_metrics
-from engine.models import get_kind
-from engine.plan import Chunk, ChunkShape
-from engine.results import Results
-from engine.results import value_text as fmt
-from engine.spec import Spec
-from engine.store import Run
+from toysup.engine.adaptive import coarse_nodes, shape_of
+from toysup.engine.analysis.columns import headline_metrics
+from toysup.engine.models import get_kind
+from toysup.engine.plan import Chunk, ChunkShape
+from toysup.engine.results import Results
+from toysup.engine.results import value_text as fmt
+from toysup.engine.spec import Spec
+from toysup.engine.store import Run
 from toysup_tui.printable import shown as escape
 from toysup_tui.render.tables import (
     COMPACT_BELOW,

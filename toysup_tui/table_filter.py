@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from engine.errors import SpecError
+from toysup.engine.errors import SpecError
 
 _OPERATOR = re.compile(r"<=|>=|!=|==|=|<|>")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # looks meant as a column: an unknown one is an error

@@ -9,11 +9,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from engine.errors import SpecError
-from engine.preset_sources import PRESETS_ENV, all_presets, winners
-from engine.preset_sources import user_dir as user_presets_dir
-from engine.spec import Spec, read_preset, resolve
-from engine.store import atomic_write
+from toysup.engine.errors import SpecError
+from toysup.engine.preset_sources import PRESETS_ENV, all_presets, winners
+from toysup.engine.preset_sources import user_dir as user_presets_dir
+from toysup.engine.spec import Spec, read_preset, resolve
+from toysup.engine.store import atomic_write
 
 __all__ = ["PRESETS_ENV", "PresetEntry", "check_name", "list_presets", "save_preset", "shadows", "user_presets_dir"]
 

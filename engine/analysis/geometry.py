@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.analysis.aggregate import number
-from engine.errors import RunDataError
+from toysup.engine.analysis.aggregate import number
+from toysup.engine.errors import RunDataError
 
 
 def as_array(W: Any) -> np.ndarray:
@@ -68,7 +68,7 @@ def neuron_counts(W: Any, threshold: float = 0.5, represented: Sequence[float] |
     half of that rule. ``sense``: how a weight drives a neuron (the model's neuron_sense)."""
     import torch
 
-    from engine.metrics import features_per_neuron
+    from toysup.engine.metrics import features_per_neuron
 
     t = torch.as_tensor(as_array(W), dtype=torch.float32).unsqueeze(0)
     mask = None if represented is None else torch.tensor([bool(v) for v in represented]).unsqueeze(0)

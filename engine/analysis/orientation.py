@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from engine.results import Point, Results
+    from toysup.engine.results import Point, Results
 
 NEAR_AXIS_DEG = 5.0
 NULL_SAMPLES = 200_000

@@ -38,12 +38,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.analysis.selection import finite, keep_best, lowest
+from toysup.engine.analysis.selection import finite, keep_best, lowest
 
 if TYPE_CHECKING:
     import torch
 
-    from engine.results import Results
+    from toysup.engine.results import Results
 
 PHASES: tuple[str, ...] = ("not_learned", "superposed", "dedicated")  # results.csv stores the index (0, 1, 2)
 SELECTIONS = {  # how a cell's seeds give its phase
@@ -67,7 +67,7 @@ def classify_phase(W: torch.Tensor, extra: int = -1, represented: torch.Tensor |
     """
     import torch  # here, not at the top: reading a phase grid from results.csv needs no torch
 
-    from engine.metrics import EPS, feature_norms, represented_by_norm
+    from toysup.engine.metrics import EPS, feature_norms, represented_by_norm
 
     norms = feature_norms(W)
     if represented is None:

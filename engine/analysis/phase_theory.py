@@ -28,7 +28,7 @@ dedicated, n=3, where p < 4/7).
 
 from __future__ import annotations
 
-from engine.analysis.phase import PHASES, PhaseGrid
+from toysup.engine.analysis.phase import PHASES, PhaseGrid
 
 CANDIDATE_PHASES = {"extra_dropped": "not_learned", "extra_paired": "superposed", "first_dropped": "dedicated",
                     "others_paired": "dedicated"}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # engine.results is imported lazily: models import this module (via phase) at registration
-    from engine.results import Point, Results
+    from toysup.engine.results import Point, Results
 
 
 def finite(row: dict[str, Any], metric: str) -> float | None:
@@ -99,7 +99,7 @@ def representatives(results: Results) -> list[Representative]:
     For a feature_probability axis the ends are called "sparsest" and "densest";
     otherwise "low NAME" and "high NAME". A run without axes gives its one point.
     """
-    from engine.results import value_text
+    from toysup.engine.results import value_text
 
     if not results.axes:
         best = lowest(results.rows)

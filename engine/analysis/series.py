@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.analysis.aggregate import number, quartiles
-from engine.errors import SpecError
-from engine.results import point_label
+from toysup.engine.analysis.aggregate import number, quartiles
+from toysup.engine.errors import SpecError
+from toysup.engine.results import point_label
 
 if TYPE_CHECKING:
-    from engine.results import Results
-    from engine.spec import Axis, Spec
+    from toysup.engine.results import Results
+    from toysup.engine.spec import Axis, Spec
 
 MAX_SERIES = 10  # series per chart before the rest are dropped (a terminal chart tells no more apart)
 

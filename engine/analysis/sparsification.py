@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from engine.results import Results
+    from toysup.engine.results import Results
 
 WINDOW = (0.25, 0.75)  # fit where the curve is this far of the way from its start to 1 (toysup's choice)
 MIN_POINTS = 3

@@ -6,10 +6,10 @@ A new backend (a Slurm job array through submitit, say) is one more
 
 from __future__ import annotations
 
-from engine.errors import SpecError
-from engine.executors.base import Executor, Placement, Work, run_chunk
-from engine.executors.local import LocalExecutor
-from engine.options import BACKENDS, RunOptions
+from toysup.engine.errors import SpecError
+from toysup.engine.executors.base import Executor, Placement, Work, run_chunk
+from toysup.engine.executors.local import LocalExecutor
+from toysup.engine.options import BACKENDS, RunOptions
 
 __all__ = ["BACKENDS", "Executor", "LocalExecutor", "Placement", "Work", "executor_for", "make_executor", "run_chunk"]
 
@@ -21,7 +21,7 @@ def make_executor(backend: str = "local", address: str | None = None, gpus_per_c
             raise SpecError("--address is for --backend ray: a local run needs no cluster address")
         return LocalExecutor()
     if backend == "ray":
-        from engine.executors.ray_cluster import RayExecutor
+        from toysup.engine.executors.ray_cluster import RayExecutor
 
         return RayExecutor(address=address, gpus_per_chunk=gpus_per_chunk)
     raise SpecError(f"--backend {backend!r} is not valid: expected {' or '.join(BACKENDS)}")

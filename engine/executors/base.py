@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from engine.events import ChunkStarted, EventSink
-from engine.plan import Chunk
-from engine.train import ChunkResult, Saved, train_chunk
+from toysup.engine.events import ChunkStarted, EventSink
+from toysup.engine.plan import Chunk
+from toysup.engine.train import ChunkResult, Saved, train_chunk
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import torch
 
-from engine.executors.base import Executor, Placement, Saved, Work, device_description, run_chunk
-from engine.plan import Chunk, configure_threads, resolve_device
-from engine.train import ChunkResult
+from toysup.engine.executors.base import Executor, Placement, Saved, Work, device_description, run_chunk
+from toysup.engine.plan import Chunk, configure_threads, resolve_device
+from toysup.engine.train import ChunkResult
 
 
 class LocalExecutor(Executor):

@@ -31,11 +31,11 @@ from typing import Any
 
 import torch
 
-from engine.errors import SpecError
-from engine.events import from_json
-from engine.executors.base import Executor, Placement, Saved, Work, run_chunk
-from engine.plan import CPU_CHUNK_CAP, MEMORY_SHARE, Chunk, available_ram, configure_threads
-from engine.train import ChunkResult
+from toysup.engine.errors import SpecError
+from toysup.engine.events import from_json
+from toysup.engine.executors.base import Executor, Placement, Saved, Work, run_chunk
+from toysup.engine.plan import CPU_CHUNK_CAP, MEMORY_SHARE, Chunk, available_ram, configure_threads
+from toysup.engine.train import ChunkResult
 
 INSTALL_HINT = 'pip install "toysup[ray]" (or pip install ray)'
 POLL_S = 0.2  # how often the driver relays progress and checks for a stop
@@ -106,7 +106,7 @@ class RayExecutor(Executor):
 
     def _connect(self, ray: Any) -> None:
         # The engine travels with the job, so workers run exactly the driver's code (they need torch installed).
-        import engine
+        from toysup import engine
 
         if self.address:
             _check_reachable(self.address)

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import SpecError
-from engine.models.kinds.abs_value import AbsValueKind
-from engine.models.kinds.base import Column, ModelKind
-from engine.models.kinds.compute import ComputeKind
-from engine.models.kinds.incidental import IncidentalKind
-from engine.models.kinds.linear import LinearKind
-from engine.models.kinds.relu_hidden import ReluHiddenKind
-from engine.models.kinds.relu_output import ReluOutputKind
-from engine.models.kinds.relu_output_phase import ReluOutputPhaseKind
-from engine.models.kinds.sae import SparseAutoencoderKind
-from engine.models.kinds.sae_hidden import SaeHiddenKind
+from toysup.engine.errors import SpecError
+from toysup.engine.models.kinds.abs_value import AbsValueKind
+from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.models.kinds.compute import ComputeKind
+from toysup.engine.models.kinds.incidental import IncidentalKind
+from toysup.engine.models.kinds.linear import LinearKind
+from toysup.engine.models.kinds.relu_hidden import ReluHiddenKind
+from toysup.engine.models.kinds.relu_output import ReluOutputKind
+from toysup.engine.models.kinds.relu_output_phase import ReluOutputPhaseKind
+from toysup.engine.models.kinds.sae import SparseAutoencoderKind
+from toysup.engine.models.kinds.sae_hidden import SaeHiddenKind
 
 if TYPE_CHECKING:
-    from engine.models.base import Hyper, ToyModel
+    from toysup.engine.models.base import Hyper, ToyModel
 
 MODELS: dict[str, type[ModelKind]] = {cls.kind: cls for cls in (ReluOutputKind, LinearKind, SparseAutoencoderKind,
                                                                 ReluHiddenKind, AbsValueKind, ReluOutputPhaseKind,
@@ -45,7 +45,7 @@ def get_model(kind: str) -> type[ToyModel]:
 def __getattr__(name: str) -> Any:
     """Hyper and ToyModel, the trainers' side, load torch: they are imported on first use."""
     if name in ("Hyper", "ToyModel"):
-        from engine.models import base
+        from toysup.engine.models import base
 
         return getattr(base, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

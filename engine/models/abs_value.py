@@ -43,12 +43,12 @@ from __future__ import annotations
 
 import torch
 
-from engine import metrics as M
-from engine.data import importance
-from engine.estimator import DataLaw, Estimate, estimate
-from engine.models.base import Hyper, ToyModel
-from engine.models.kinds.abs_value import PROBE_POINTS, AbsValueKind
-from engine.rng import DATA, INIT, CounterRNG
+from toysup.engine import metrics as M
+from toysup.engine.data import importance
+from toysup.engine.estimator import DataLaw, Estimate, estimate
+from toysup.engine.models.base import Hyper, ToyModel
+from toysup.engine.models.kinds.abs_value import PROBE_POINTS, AbsValueKind
+from toysup.engine.rng import DATA, INIT, CounterRNG
 
 COMPUTED_EXPLAINED = 0.5  # a feature is computed if, alone, its output explains > 50% of Var(|x_i|)
 ABS_VARIANCE = 1.0 / 12.0  # Var(|t|) for t uniform on [-1, 1]

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from engine.models.kinds.base import Column, ModelKind
-from engine.rng import CounterRNG
+from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.rng import CounterRNG
 
 __all__ = ["Column", "Hyper", "ModelKind", "ToyModel"]  # Column: where model files have always found it
 

@@ -54,19 +54,19 @@ from dataclasses import dataclass
 
 import torch
 
-from engine import metrics as M
-from engine.data import importance
-from engine.models.abs_value import (
+from toysup.engine import metrics as M
+from toysup.engine.data import importance
+from toysup.engine.models.abs_value import (
     PROBE_POINTS,
     init_two_layers,
     input_drive,
     probe_inputs,
     two_layer_forward,
 )
-from engine.models.base import Hyper, ToyModel
-from engine.models.compute_eval import RealInputs, affine_error, control_error, real_inputs
-from engine.models.kinds.compute import ARITY, ComputeKind
-from engine.rng import DATA, CounterRNG
+from toysup.engine.models.base import Hyper, ToyModel
+from toysup.engine.models.compute_eval import RealInputs, affine_error, control_error, real_inputs
+from toysup.engine.models.kinds.compute import ARITY, ComputeKind
+from toysup.engine.rng import DATA, CounterRNG
 
 MAX_GRID = 8  # max(x, y) is probed on an 8 x 8 grid of cell midpoints of [0, 1]^2 (64 points, as |x|)
 COMPUTED_SHARE = 0.5  # computed: the error below half the best affine readout's (and the control's, for hidden)

@@ -52,10 +52,10 @@ from __future__ import annotations
 
 import torch
 
-from engine import metrics as M
-from engine.models.base import Hyper, ToyModel
-from engine.models.kinds.incidental import IncidentalKind, noise_block
-from engine.rng import INIT, NOISE, CounterRNG
+from toysup.engine import metrics as M
+from toysup.engine.models.base import Hyper, ToyModel
+from toysup.engine.models.kinds.incidental import IncidentalKind, noise_block
+from toysup.engine.rng import INIT, NOISE, CounterRNG
 
 NEAR_UNIT = (0.8, 1.2)  # the authors' window for "a feature sits on this neuron at full strength"
 

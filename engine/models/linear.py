@@ -1,7 +1,7 @@
 """The linear baseline: h = W x, x' = W^T h + b. It learns PCA, so no superposition."""
 
-from engine.models.kinds.linear import LinearKind
-from engine.models.relu_output import ReluOutput
+from toysup.engine.models.kinds.linear import LinearKind
+from toysup.engine.models.relu_output import ReluOutput
 
 
 class Linear(LinearKind, ReluOutput):

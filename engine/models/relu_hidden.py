@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import torch
 
-from engine import metrics as M
-from engine.models.kinds.relu_hidden import ReluHiddenKind
-from engine.models.relu_output import ReluOutput
+from toysup.engine import metrics as M
+from toysup.engine.models.kinds.relu_hidden import ReluHiddenKind
+from toysup.engine.models.relu_output import ReluOutput
 
 DEAD_WEIGHT = 1e-3  # a neuron whose largest incoming weight is below this never fires (inputs are in [0, 1))
 

@@ -15,14 +15,14 @@ from typing import Any
 
 import torch
 
-from engine import fused
-from engine import metrics as M
-from engine.data import feature_probabilities, importance, sparse_uniform_
-from engine.estimator import DataLaw, active_inputs, estimate
-from engine.models.base import Hyper, ToyModel
-from engine.models.kinds.relu_output import ReluOutputKind
-from engine.models.relu_output_compiled import UNIFORM_SCALE, block_step
-from engine.rng import DATA, DROPOUT, INIT, PROBE, CounterRNG
+from toysup.engine import fused
+from toysup.engine import metrics as M
+from toysup.engine.data import feature_probabilities, importance, sparse_uniform_
+from toysup.engine.estimator import DataLaw, active_inputs, estimate
+from toysup.engine.models.base import Hyper, ToyModel
+from toysup.engine.models.kinds.relu_output import ReluOutputKind
+from toysup.engine.models.relu_output_compiled import UNIFORM_SCALE, block_step
+from toysup.engine.rng import DATA, DROPOUT, INIT, PROBE, CounterRNG
 
 BLOCK_VALUES = 1 << 19  # numbers per (B, n) tensor in one CPU block: 2 MB, measured best of 2^16..2^21
 COMPILED_BLOCK_VALUES = 1 << 17  # the same for the compiled step, whose blocks all have one size (padded)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.rng import uniform_bits
+from toysup.engine.rng import uniform_bits
 
 UNIFORM_SCALE = 1.0 / 2**24
 

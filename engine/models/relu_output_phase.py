@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import torch
 
-from engine import metrics as M
-from engine.analysis.phase import SHARED_COS2, classify_phase
-from engine.models.kinds.relu_output_phase import ReluOutputPhaseKind
-from engine.models.relu_output import ReluOutput
+from toysup.engine import metrics as M
+from toysup.engine.analysis.phase import SHARED_COS2, classify_phase
+from toysup.engine.models.kinds.relu_output_phase import ReluOutputPhaseKind
+from toysup.engine.models.relu_output import ReluOutput
 
 
 class ReluOutputPhase(ReluOutputPhaseKind, ReluOutput):

@@ -37,9 +37,9 @@ from typing import Any
 
 import torch
 
-from engine.data import sparse_uniform_
-from engine.models.base import Hyper, ToyModel
-from engine.models.kinds.sae import (
+from toysup.engine.data import sparse_uniform_
+from toysup.engine.models.base import Hyper, ToyModel
+from toysup.engine.models.kinds.sae import (
     CHANCE_QUANTILE,
     LIVE_RATE,
     LIVE_SLICES,
@@ -47,8 +47,8 @@ from engine.models.kinds.sae import (
     RECOVERED_COSINE,
     SparseAutoencoderKind,
 )
-from engine.rng import DATA, EVAL, INIT, CounterRNG
-from engine.sae_chance import mmcs_chance, quantile_of_chance
+from toysup.engine.rng import DATA, EVAL, INIT, CounterRNG
+from toysup.engine.sae_chance import mmcs_chance, quantile_of_chance
 
 RESAMPLE_ENCODER_SCALE = 0.2  # resampled encoder rows: this times the mean norm of the live latents' rows
 EPS = 1e-8

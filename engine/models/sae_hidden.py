@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import torch
 
-from engine.models.base import Hyper
-from engine.models.kinds.sae_hidden import SaeHiddenKind, toy_config
-from engine.models.relu_output import ReluOutput
-from engine.models.sae import SparseAutoencoder, max_cosine
-from engine.optim import BatchedOptimizer
-from engine.rng import CounterRNG
+from toysup.engine.models.base import Hyper
+from toysup.engine.models.kinds.sae_hidden import SaeHiddenKind, toy_config
+from toysup.engine.models.relu_output import ReluOutput
+from toysup.engine.models.sae import SparseAutoencoder, max_cosine
+from toysup.engine.optim import BatchedOptimizer
+from toysup.engine.rng import CounterRNG
 
 
 def train_toy(toy: ReluOutput, steps: int) -> dict[str, torch.Tensor]:

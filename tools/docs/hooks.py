@@ -12,11 +12,11 @@ from typing import Any
 
 from mkdocs.structure.files import File, Files
 
-from engine.models import MODELS
-from engine.models.kinds.base import Column
-from engine.options import OPTIONS
-from engine.params import TRAINING_PARAMS, Param
-from engine.run_format import CURVE_KEYS, FEATURE_KEYS, RESULT_KEYS
+from toysup.engine.models import MODELS
+from toysup.engine.models.kinds.base import Column
+from toysup.engine.options import OPTIONS
+from toysup.engine.params import TRAINING_PARAMS, Param
+from toysup.engine.run_format import CURVE_KEYS, FEATURE_KEYS, RESULT_KEYS
 
 
 def cell(text: Any) -> str:

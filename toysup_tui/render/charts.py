@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from engine.analysis.orientation import ORIENTATION_BINS, OrientationStats, hidden_dims, histogram, null_counts
-from engine.analysis.series import Band
-from engine.analysis.sparsification import PointRate
-from engine.results import value_text
+from toysup.engine.analysis.orientation import ORIENTATION_BINS, OrientationStats, hidden_dims, histogram, null_counts
+from toysup.engine.analysis.series import Band
+from toysup.engine.analysis.sparsification import PointRate
+from toysup.engine.results import value_text
 
 RGB = tuple[int, int, int]
 # Distinguishable on dark and light terminals (Tableau 10, slightly brightened).

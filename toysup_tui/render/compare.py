@@ -9,9 +9,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from engine.analysis.series import Band, metric_bands
-from engine.comparison import PointRow
-from engine.results import Results, value_text
+from toysup.engine.analysis.series import Band, metric_bands
+from toysup.engine.comparison import PointRow
+from toysup.engine.results import Results, value_text
 from toysup_tui.render import charts
 
 

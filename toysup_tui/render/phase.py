@@ -19,10 +19,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from engine.adaptive import inferred
-from engine.analysis.phase import PHASES, PhaseCell, PhaseGrid, phase_grid
-from engine.analysis.phase_theory import has_theory, theoretical_phase
-from engine.results import Results, value_text
+from toysup.engine.adaptive import inferred
+from toysup.engine.analysis.phase import PHASES, PhaseCell, PhaseGrid, phase_grid
+from toysup.engine.analysis.phase_theory import has_theory, theoretical_phase
+from toysup.engine.results import Results, value_text
 
 PHASE_LETTERS = {"not_learned": "N", "superposed": "S", "dedicated": "D"}
 # Colour names rich understands; the grid's cells carry them so every front end colours alike.

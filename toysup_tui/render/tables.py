@@ -12,18 +12,18 @@ from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
-from engine.analysis import columns
-from engine.progress import kept_text, live_text
-from engine.results import Point, Results
-from engine.results import value_text as fmt
-from engine.store import HEARTBEAT_KEY, Run
+from toysup.engine.analysis import columns
+from toysup.engine.progress import kept_text, live_text
+from toysup.engine.results import Point, Results
+from toysup.engine.results import value_text as fmt
+from toysup.engine.store import HEARTBEAT_KEY, Run
 from toysup_tui.printable import printable
 from toysup_tui.printable import shown as escape
 
 if TYPE_CHECKING:
-    from engine.analysis.aggregate import PointStats
-    from engine.analysis.orientation import OrientationStats
-    from engine.analysis.sparsification import Estimate, Exponent, PointRate, RateLaw
+    from toysup.engine.analysis.aggregate import PointStats
+    from toysup.engine.analysis.orientation import OrientationStats
+    from toysup.engine.analysis.sparsification import Estimate, Exponent, PointRate, RateLaw
 
 STATUS_STYLE = {"completed": "green", "running": "yellow", "interrupted": "magenta", "failed": "red",
                 "damaged": "bold red", "killed": "red"}
@@ -279,7 +279,7 @@ def sparkline(counts: Sequence[int]) -> str:
 
 def orientation_table(points: Sequence[tuple[Point, OrientationStats]], axis_names: str) -> Table:
     """One row per sweep point: a histogram of the orientation angles over seeds and a uniformity test."""
-    from engine.analysis.orientation import NEAR_AXIS_DEG, ORIENTATION_BINS, histogram  # numpy: not for `runs`
+    from toysup.engine.analysis.orientation import NEAR_AXIS_DEG, ORIENTATION_BINS, histogram  # numpy: not for `runs`
 
     limits = {round(s.max_angle, 1) for _, s in points} or {45.0}
     limit = max(limits)
@@ -313,7 +313,7 @@ def recovery_table(results: Results) -> Table | None:
     """For SAEs: the histogram of each ground-truth feature's best cosine with a live latent, per sweep point
     (not only MMCS), beside the MMCS a random dictionary of as many live latents scores (mmcs_chance) and the
     share recovered by the run's chance-aware cut. None unless the run has an mmcs column."""
-    from engine.analysis.orientation import histogram
+    from toysup.engine.analysis.orientation import histogram
 
     spec = results.spec
     if not results.rows or "mmcs" not in results.rows[0]:

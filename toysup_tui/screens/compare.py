@@ -9,11 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Static
 
-from engine.analysis.columns import charted_metrics
-from engine.comparison import config_diff, shared_axes
-from engine.errors import RunDataError
-from engine.results import Results
-from engine.store import Run
+from toysup.engine.analysis.columns import charted_metrics
+from toysup.engine.comparison import config_diff, shared_axes
+from toysup.engine.errors import RunDataError
+from toysup.engine.results import Results
+from toysup.engine.store import Run
 from toysup_tui.render import charts
 from toysup_tui.render.compare import config_diff_table, overlaid_bands
 from toysup_tui.screens.base import ToysupScreen

@@ -16,11 +16,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Header, Input, Label, OptionList, Select, Static
 
-from engine.errors import SpecError
-from engine.models import MODELS, get_kind
-from engine.options import OPTIONS, RunOptions
-from engine.params import TRAINING_PARAMS
-from engine.spec import Spec, resolve
+from toysup.engine.errors import SpecError
+from toysup.engine.models import MODELS, get_kind
+from toysup.engine.options import OPTIONS, RunOptions
+from toysup.engine.params import TRAINING_PARAMS
+from toysup.engine.spec import Spec, resolve
 from toysup_tui.estimate import Speed, estimate_seconds, instance_steps, measured_speed
 from toysup_tui.live import format_duration
 from toysup_tui.screens.base import ToysupScreen

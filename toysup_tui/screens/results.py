@@ -19,12 +19,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent
 
-from engine.analysis import geometry, selection
-from engine.analysis.columns import KEY_SHORT, charted_metrics, short_names
-from engine.errors import RunDataError, ToysupError, UserError
-from engine.results import Results, value_text
-from engine.spec import Spec
-from engine.store import RESUMABLE, Run, export
+from toysup.engine.analysis import geometry, selection
+from toysup.engine.analysis.columns import KEY_SHORT, charted_metrics, short_names
+from toysup.engine.errors import RunDataError, ToysupError, UserError
+from toysup.engine.results import Results, value_text
+from toysup.engine.spec import Spec
+from toysup.engine.store import RESUMABLE, Run, export
 from toysup_tui.render.tables import STATUS_STYLE
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import PromptScreen
@@ -322,7 +322,7 @@ class ResultsScreen(ToysupScreen):
 
     def action_phase_selection(self) -> None:
         """The phase grid's seed selection: best-of-k, then the paper's drop-worst majority, and back."""
-        from engine.analysis.phase import SELECTIONS
+        from toysup.engine.analysis.phase import SELECTIONS
 
         names = list(SELECTIONS)
         self.phase_selection = names[(names.index(self.phase_selection) + 1) % len(names)]

@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.widgets import Footer, Header, Label, ProgressBar, Static
 
-from engine.store import RESUMABLE, Run
+from toysup.engine.store import RESUMABLE, Run
 from toysup_tui.live import LiveRun, format_duration
 from toysup_tui.render import charts
 from toysup_tui.screens.base import ToysupScreen

@@ -17,8 +17,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
-from engine.runlog import progress_of
-from engine.store import HEARTBEAT_KEY, RESUMABLE, Run, list_runs
+from toysup.engine.runlog import progress_of
+from toysup.engine.store import HEARTBEAT_KEY, RESUMABLE, Run, list_runs
 from toysup_tui.live import format_duration
 from toysup_tui.printable import printable
 from toysup_tui.render.tables import STATUS_STYLE

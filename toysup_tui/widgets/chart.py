@@ -27,7 +27,7 @@ from textual.geometry import Size
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
-from engine.errors import ToysupError
+from toysup.engine.errors import ToysupError
 from toysup_tui.render.charts import Colours, colours_of
 
 Draw = Callable[[Any, Size], None]

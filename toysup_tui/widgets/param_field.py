@@ -17,11 +17,11 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
-from engine.errors import SpecError
-from engine.options import Option
-from engine.params import Param
-from engine.spec import NOT_SWEEPABLE, Axis, parse_axis
-from engine.store import format_value
+from toysup.engine.errors import SpecError
+from toysup.engine.options import Option
+from toysup.engine.params import Param
+from toysup.engine.spec import NOT_SWEEPABLE, Axis, parse_axis
+from toysup.engine.store import format_value
 from toysup_tui.widgets.markup import esc
 
 SWEEP_HINT = "a,b,c | lin:A:B:N | log:A:B:N"

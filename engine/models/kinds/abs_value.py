@@ -5,16 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import SpecError
-from engine.models.kinds.base import Column, ModelKind
-from engine.params import SUPERPOSITION_PARAMS, Param
+from toysup.engine.errors import SpecError
+from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.params import SUPERPOSITION_PARAMS, Param
 
 PROBE_POINTS = 64  # grid points on [-1, 1] for the isolated-feature probe (even: half on each side of 0)
 
 
 class AbsValueKind(ModelKind):
     kind = "abs_value"
-    implementation = "engine.models.abs_value:AbsValue"
+    implementation = "toysup.engine.models.abs_value:AbsValue"
     summary = "y = ReLU(W2 ReLU(W1 x) + b) learns |x| on sparse inputs in [-1, 1] (Elhage et al. 2022)"
     params = (
         *SUPERPOSITION_PARAMS,

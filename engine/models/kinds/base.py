@@ -11,10 +11,10 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from engine.params import Param, param_table
+from toysup.engine.params import Param, param_table
 
 if TYPE_CHECKING:
-    from engine.models.base import ToyModel
+    from toysup.engine.models.base import ToyModel
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class ModelKind:
     @classmethod
     def trainer(cls) -> type[ToyModel]:
         """The class that trains this kind (importing it loads torch); a trainable class is its own."""
-        from engine.models.base import ToyModel
+        from toysup.engine.models.base import ToyModel
 
         if issubclass(cls, ToyModel):
             return cls

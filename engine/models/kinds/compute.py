@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import SpecError
-from engine.models.kinds.abs_value import PROBE_POINTS, AbsValueKind
-from engine.models.kinds.base import Column, ModelKind
-from engine.params import SUPERPOSITION_PARAMS, Param
+from toysup.engine.errors import SpecError
+from toysup.engine.models.kinds.abs_value import PROBE_POINTS, AbsValueKind
+from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.params import SUPERPOSITION_PARAMS, Param
 
 # The functions computed, each with its number of inputs (engine/models/compute.py implements them).
 ARITY: dict[str, int] = {"abs": 1, "square": 1, "max": 2, "and": 2, "or": 2}
@@ -17,7 +17,7 @@ ABLATION_THRESHOLD = 0.1  # default: a neuron serves a function if zeroing it lo
 
 class ComputeKind(ModelKind):
     kind = "compute"
-    implementation = "engine.models.compute:Compute"
+    implementation = "toysup.engine.models.compute:Compute"
     summary = ("n copies of |x|, x^2, max(x, y), AND or OR through one shared ReLU layer, sparse inputs: "
                "how many functions m neurons compute (computation in superposition)")
     params = (

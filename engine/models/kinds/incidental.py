@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from engine.errors import SpecError
-from engine.models.kinds.base import Column, ModelKind
-from engine.params import SUPERPOSITION_PARAMS, Param
+from toysup.engine.errors import SpecError
+from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.params import SUPERPOSITION_PARAMS, Param
 
 NOISES = ("none", "bernoulli", "gaussian", "three_point")
 _SHARED = {p.name: p for p in SUPERPOSITION_PARAMS}
@@ -80,7 +80,7 @@ def noise_block(m: int) -> int:
 
 class IncidentalKind(ModelKind):
     kind = "incidental"
-    implementation = "engine.models.incidental:Incidental"
+    implementation = "toysup.engine.models.incidental:Incidental"
     summary = "y = ReLU(W W^T x) on the identity, m >= n, L1 or hidden noise (Lecomte et al. 2023)"
     params = PARAMS
     columns = COLUMNS

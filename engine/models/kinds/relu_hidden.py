@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.models.kinds.base import Column
-from engine.models.kinds.relu_output import SUPERPOSITION_COLUMNS, ReluOutputKind
+from toysup.engine.models.kinds.base import Column
+from toysup.engine.models.kinds.relu_output import SUPERPOSITION_COLUMNS, ReluOutputKind
 
 
 class ReluHiddenKind(ReluOutputKind):
     kind = "relu_hidden"
-    implementation = "engine.models.relu_hidden:ReluHidden"
+    implementation = "toysup.engine.models.relu_hidden:ReluHidden"
     summary = "h = ReLU(W x), x' = ReLU(W^T h + b): features compete for neurons (Elhage et al. 2022)"
     columns = (
         *SUPERPOSITION_COLUMNS,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import SpecError
-from engine.models.kinds.base import Column, ModelKind
-from engine.params import CORRELATIONS, FEATURE_DISTS, SUPERPOSITION_PARAMS, Param
+from toysup.engine.errors import SpecError
+from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.params import CORRELATIONS, FEATURE_DISTS, SUPERPOSITION_PARAMS, Param
 
 SUPERPOSITION_COLUMNS: tuple[Column, ...] = (
     Column("loss", "final expected importance-weighted MSE (no dropout), by the sparse-data estimator: exact for "
@@ -57,7 +57,7 @@ FEATURE_COLUMNS: tuple[Column, ...] = (
 
 class ReluOutputKind(ModelKind):
     kind = "relu_output"
-    implementation = "engine.models.relu_output:ReluOutput"
+    implementation = "toysup.engine.models.relu_output:ReluOutput"
     summary = "h = W x, x' = ReLU(W^T h + b), importance-weighted MSE (Elhage et al. 2022)"
     params = (
         *SUPERPOSITION_PARAMS,

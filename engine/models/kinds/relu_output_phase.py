@@ -6,17 +6,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from engine.analysis.phase import PHASES
-from engine.errors import SpecError
-from engine.models.kinds.base import Column
-from engine.models.kinds.relu_output import FEATURE_COLUMNS, ReluOutputKind
+from toysup.engine.analysis.phase import PHASES
+from toysup.engine.errors import SpecError
+from toysup.engine.models.kinds.base import Column
+from toysup.engine.models.kinds.relu_output import FEATURE_COLUMNS, ReluOutputKind
 
 SIZES = ((2, 1), (3, 2))  # (n_features, n_hidden): the paper's two diagrams
 
 
 class ReluOutputPhaseKind(ReluOutputKind):
     kind = "relu_output_phase"
-    implementation = "engine.models.relu_output_phase:ReluOutputPhase"
+    implementation = "toysup.engine.models.relu_output_phase:ReluOutputPhase"
     summary = ("relu_output with n=2, m=1 or n=3, m=2 and the phase of the extra (last) feature (not learned / "
                "superposed / dedicated)")
     # Defaults that pass check(): a form or a bare preset starts from a valid diagram point.

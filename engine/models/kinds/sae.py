@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from engine.errors import SpecError
-from engine.models.kinds.base import Column, ModelKind
-from engine.params import Param
+from toysup.engine.errors import SpecError
+from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.params import Param
 
 # A ground-truth feature counts as recovered when some live decoder direction is closer than
 # RECOVERED_COSINE and than the CHANCE_QUANTILE quantile of what a random dictionary of as many
@@ -68,7 +68,7 @@ class SparseAutoencoderKind(ModelKind):
     # The dead-latent counters of resample_dead are not checkpointed: resume redoes the chunk.
     mid_chunk_checkpoints = False
     kind = "sae"
-    implementation = "engine.models.sae:SparseAutoencoder"
+    implementation = "toysup.engine.models.sae:SparseAutoencoder"
     summary = "c = ReLU(W_e x + b_e), x_hat = W_d c, MSE + l1 |c|_1 on toy ground-truth features (Sharkey et al. 2022)"
     params: ClassVar[tuple[Param, ...]] = (
         Param("n_dims", "int", 32, "data dimensions d", low=1, high=100_000, structural=True),

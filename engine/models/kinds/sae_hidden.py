@@ -6,12 +6,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from engine.models.kinds.base import Column
-from engine.models.kinds.relu_output import ReluOutputKind
-from engine.models.kinds.sae import COLUMNS as SAE_COLUMNS
-from engine.models.kinds.sae import FEATURE_COLUMNS as SAE_FEATURE_COLUMNS
-from engine.models.kinds.sae import SparseAutoencoderKind
-from engine.params import SUPERPOSITION_PARAMS, Param
+from toysup.engine.models.kinds.base import Column
+from toysup.engine.models.kinds.relu_output import ReluOutputKind
+from toysup.engine.models.kinds.sae import COLUMNS as SAE_COLUMNS
+from toysup.engine.models.kinds.sae import FEATURE_COLUMNS as SAE_FEATURE_COLUMNS
+from toysup.engine.models.kinds.sae import SparseAutoencoderKind
+from toysup.engine.params import SUPERPOSITION_PARAMS, Param
 
 # The toy model's parameters this model exposes; the rest of relu_output's keep their defaults.
 _TOY_PARAMS = {p.name: p for p in SUPERPOSITION_PARAMS}
@@ -61,7 +61,7 @@ def toy_config(config: dict[str, Any]) -> dict[str, Any]:
 
 class SaeHiddenKind(SparseAutoencoderKind):
     kind = "sae_hidden"
-    implementation = "engine.models.sae_hidden:SaeHidden"
+    implementation = "toysup.engine.models.sae_hidden:SaeHidden"
     summary = ("an SAE on the hidden activations h = W x of a ReLU output model trained first, scored against "
                "the toy model's own feature directions")
     params: ClassVar[tuple[Param, ...]] = (

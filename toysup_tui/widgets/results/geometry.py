@@ -9,9 +9,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static, TabPane
 
-from engine.analysis.geometry import feature_vectors
-from engine.analysis.orientation import orientation_points
-from engine.results import Results
+from toysup.engine.analysis.geometry import feature_vectors
+from toysup.engine.analysis.orientation import orientation_points
+from toysup.engine.results import Results
 from toysup_tui.render import charts
 from toysup_tui.render.tables import orientation_table, plural
 from toysup_tui.widgets.chart import COMPUTING, Chart

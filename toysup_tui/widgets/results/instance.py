@@ -8,10 +8,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Static, TabPane
 
-from engine.analysis.geometry import feature_table, neuron_counts, overlap_matrix
-from engine.errors import RunDataError
-from engine.models import get_kind
-from engine.results import Results
+from toysup.engine.analysis.geometry import feature_table, neuron_counts, overlap_matrix
+from toysup.engine.errors import RunDataError
+from toysup.engine.models import get_kind
+from toysup.engine.results import Results
 from toysup_tui.render import charts
 from toysup_tui.render.heatmap import overlap_heatmap
 from toysup_tui.widgets.chart import Chart

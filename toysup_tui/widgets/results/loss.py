@@ -5,9 +5,9 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import TabPane
 
-from engine.analysis.series import loss_bands
-from engine.errors import RunDataError
-from engine.results import Results
+from toysup.engine.analysis.series import loss_bands
+from toysup.engine.errors import RunDataError
+from toysup.engine.results import Results
 from toysup_tui.render import charts
 from toysup_tui.widgets.chart import Chart
 from toysup_tui.widgets.legend import Legend

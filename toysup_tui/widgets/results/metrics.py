@@ -5,8 +5,8 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.widgets import Static, TabPane
 
-from engine.analysis.series import metric_bands
-from engine.results import Results
+from toysup.engine.analysis.series import metric_bands
+from toysup.engine.results import Results
 from toysup_tui.render import charts
 from toysup_tui.render.phase import phase_table
 from toysup_tui.widgets.chart import Chart

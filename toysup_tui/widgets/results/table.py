@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Input, Static, TabPane
 
-from engine.errors import UserError
+from toysup.engine.errors import UserError
 from toysup_tui.table_filter import cell_text, compile_filter, sort_key
 from toysup_tui.widgets.markup import esc
 
