@@ -21,10 +21,14 @@ from textual.widgets import DataTable
 
 from toysup.engine import events as ev
 from toysup.engine import runlog
+from toysup.engine.errors import UserError
 from toysup.engine.lock import RunLock
+from toysup.engine.options import RunOptions
 from toysup.engine.runlog import LogReader, RunLog, liveness
 from toysup.engine.store import Run, find_run
+from toysup_tui import detach
 from toysup_tui.app import ToysupApp
+from toysup_tui.detach import Launch, start
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.screens.runs import RunsScreen
 
@@ -210,6 +214,8 @@ def test_a_second_resume_is_refused_and_a_stale_lock_needs_force(tmp_path: Path)
         line = assert_user_error(result.returncode, result.stderr, result.stdout, "is being trained by process",
                                  "--force")
         assert str(os.getpid()) in line
+        detached_resume = run_toysup("resume", run.id, "--runs-dir", runs, "--detach")  # the trainer refuses
+        assert assert_user_error(detached_resume.returncode, detached_resume.stderr, detached_resume.stdout) == line
         forge_heartbeat(run, age_s=1)
         result = run_toysup("resume", run.id, "--runs-dir", runs, "--device", "cpu", "--force")
         assert_user_error(result.returncode, result.stderr, result.stdout, "which is alive")
@@ -228,8 +234,8 @@ def test_a_detached_launch_survives_its_launcher(tmp_path: Path):
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from engine.options import RunOptions\n"
-        "from engine.spec import load\n"
+        "from toysup.engine.options import RunOptions\n"
+        "from toysup.engine.spec import load\n"
         "from toysup_tui.detach import start\n"
         "from toysup_tui.detach import Launch\n"
         f"spec = load({str(TINY_PRESET)!r}, ['steps=1500'])\n"
@@ -246,6 +252,63 @@ def test_a_detached_launch_survives_its_launcher(tmp_path: Path):
     _, rows = run.results()
     assert len(rows) == 4
     assert (run.path / "output.log").is_file()
+
+
+def test_a_launch_the_trainer_refuses_is_one_user_error(tmp_path: Path) -> None:
+    """A spec the detached trainer cannot resolve comes back to the launcher as its own line, no run folder."""
+    with pytest.raises(UserError) as refused:
+        start(Launch('name = "x"\nmodel = "nope"\n', tmp_path / "runs", RunOptions(device="cpu")))
+    message = str(refused.value)
+    assert message.startswith("unknown model 'nope'; valid models: ") and "\n" not in message, message
+    assert not any((tmp_path / "runs").glob("*/run.json"))
+
+
+def misbehaving_trainer(monkeypatch: pytest.MonkeyPatch, code: str) -> list[str]:
+    """Launches start ``python -c code`` instead of the trainer; the list gets each launch's request file."""
+    requests: list[str] = []
+
+    def command(request_path: str) -> list[str]:
+        requests.append(request_path)
+        return [sys.executable, "-c", code]
+
+    monkeypatch.setattr(detach, "_trainer_command", command)
+    return requests
+
+
+@pytest.mark.parametrize(("code", "told"), [
+    ("import sys; print('no torch here', file=sys.stderr); sys.exit(3)", "exited with code 3 before it reported its "
+                                                                         "folder: no torch here"),
+    ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", "was killed by SIGKILL before it reported its folder"),
+    # a process it started holds the pipe open: the trainer's own exit is what counts
+    ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(15)']); sys.exit(4)",
+     "exited with code 4 before it reported its folder"),
+], ids=["exit", "killed", "pipe-held-open"])
+def test_a_trainer_that_ends_without_a_report_is_told_by_how_it_ended(code: str, told: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not as a trainer that did not report within 90 s: it is gone, and the launcher says so at once."""
+    requests = misbehaving_trainer(monkeypatch, code)
+    started = time.monotonic()
+    with pytest.raises(UserError) as ended:
+        start(Launch('name = "x"\n', tmp_path / "runs", RunOptions(device="cpu")))
+    assert str(ended.value) == f"the detached run {told}"
+    assert time.monotonic() - started < 10
+    assert not Path(requests[0]).exists()  # never read by the trainer: the launcher removes it
+
+
+def test_a_trainer_alive_without_a_report_is_told_apart_from_one_that_ended(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Silent for wait_s seconds: it may still start. Its output closed but it lives: said so, with its pid."""
+    launch = Launch('name = "x"\n', tmp_path / "runs", RunOptions(device="cpu"))
+    misbehaving_trainer(monkeypatch, "import time; time.sleep(15)")
+    with pytest.raises(UserError, match=r"^the detached run \(pid \d+\) did not report its folder within 1 s; it may "
+                                        r"still start \(see toysup runs\)$"):
+        start(launch, wait_s=1.0)
+    monkeypatch.setattr(detach, "EXIT_WAIT_S", 0.5)
+    misbehaving_trainer(monkeypatch, "import os, time; print('closing', flush=True); os.close(1); os.close(2); "
+                                     "time.sleep(15)")
+    with pytest.raises(UserError, match=r"^the detached run \(pid \d+\) closed its output without reporting its "
+                                        r"folder and is still running \(see toysup runs\): closing$"):
+        start(launch)
 
 
 def test_run_detach_matches_a_foreground_run(tmp_path: Path):

@@ -8,7 +8,8 @@ The launcher must learn the run's folder, which the trainer creates: until then 
 pipe to the launcher, on which it writes one JSON line (``{"type": "started", "run_dir": ...}`` or
 ``{"type": "error", "message": ...}``); then it points stdout and stderr at ``output.log`` in the run
 folder. The launcher waits for that line at most :data:`START_WAIT_S` seconds and then lets go; if the
-launcher dies first, the child carries on all the same.
+launcher dies first, the child carries on all the same. A trainer that ends (or closes the pipe) without the
+line is reported at once, by its exit status and last line of output, never as a timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import tempfile
 import threading
 import time
 import tomllib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from toysup.engine.errors import SpecError, UserError
 from toysup.engine.options import RunOptions
 
 START_WAIT_S = 90.0  # importing torch and planning take seconds; a folder not made by then is reported
+EXIT_WAIT_S = 5.0  # a pipe closed without a report: how long the launcher waits for the trainer's exit status
+POLL_S = 0.25  # how often the launcher checks, while it waits, whether the trainer has ended
 OUTPUT_LOG = "output.log"
 NICE = 5  # the interface process keeps its priority; training yields to it on a busy machine
 
@@ -100,51 +104,103 @@ def start(request: Request, wait_s: float = START_WAIT_S) -> Path:
     """Start ``request`` detached and return its run folder once the trainer has made (or reopened) it.
 
     A user error the trainer meets before training (a bad device, a run already being trained) is raised
-    here as UserError, with the trainer's own message.
+    here as UserError, with the trainer's own message; so is a trainer that ends, or closes its output,
+    without a report (with its exit status), or stays silent for ``wait_s`` seconds. No process is signalled.
     """
     fd, request_path = tempfile.mkstemp(prefix="toysup-launch-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(request.to_json())
     try:
         child = subprocess.Popen(
-            [sys.executable, "-m", "toysup_tui.detach", request_path],
+            _trainer_command(request_path),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     except OSError:
         Path(request_path).unlink(missing_ok=True)
         raise
+    # The reaper holds Popen's waitpid lock until the child exits, so child.poll() says None all that time
+    # (even for a child already gone): the exit status is read from child.returncode or child.wait(timeout).
     threading.Thread(target=child.wait, name="toysup-reap", daemon=True).start()  # no zombie left behind
     assert child.stdout is not None
+    deadline = time.monotonic() + wait_s
     lines: list[str] = []
     try:
-        for line in _lines(child.stdout, wait_s):
-            lines.append(line)
-            if not line.startswith("{"):
-                continue
-            with contextlib.suppress(ValueError):
-                data = json.loads(line)
-                if data.get("type") == "started":
-                    return Path(data["run_dir"])
-                if data.get("type") == "error":
-                    raise UserError(str(data.get("message", "")))
+        for line in _lines(child.stdout, deadline, lambda: child.returncode is not None):
+            report = _report(line)
+            if report is None:
+                lines.append(line)
+            elif report["type"] == "started":
+                return Path(report["run_dir"])
+            else:
+                raise UserError(report["message"])
     finally:
         child.stdout.close()
-    last = next((line for line in reversed(lines) if line.strip()), "")
-    if child.poll() is None:
-        raise UserError(f"the detached run did not report its folder within {wait_s:.0f} s; it may still start "
-                        f"(see toysup runs)")
-    raise UserError(f"the detached run exited with code {child.returncode} before it started" +
-                    (f": {last}" if last else ""))
+    silent_too_long = time.monotonic() >= deadline
+    code = _exit_code(child, 0.0 if silent_too_long else EXIT_WAIT_S)
+    last = next((line for line in reversed(lines) if line), "")
+    if code is not None:
+        Path(request_path).unlink(missing_ok=True)  # it may have died before reading it
+        raise UserError(f"the detached run {_ended(code)} before it reported its folder"
+                        + (f": {last}" if last else ""))
+    if silent_too_long:
+        raise UserError(f"the detached run (pid {child.pid}) did not report its folder within {wait_s:.0f} s; it may "
+                        f"still start (see toysup runs)")
+    raise UserError(f"the detached run (pid {child.pid}) closed its output without reporting its folder and is still "
+                    f"running (see toysup runs)" + (f": {last}" if last else ""))
 
 
-def _lines(stream: Any, wait_s: float) -> Any:
-    """Lines from a pipe until it closes or ``wait_s`` seconds have passed."""
-    deadline = time.monotonic() + wait_s
+def _trainer_command(request_path: str) -> list[str]:
+    """The detached trainer's command line (a function, so a test can start a child that misbehaves)."""
+    return [sys.executable, "-m", "toysup_tui.detach", request_path]
+
+
+def _report(line: str) -> dict[str, str] | None:
+    """The trainer's report in ``line`` (started with its folder, or an error with its message); None for any
+    other line (a warning, a traceback), which is kept to explain a trainer that ends without a report."""
+    if not line.startswith("{"):
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    kind = data.get("type")
+    if kind == "started" and isinstance(data.get("run_dir"), str):
+        return {"type": kind, "run_dir": data["run_dir"]}
+    if kind == "error" and isinstance(data.get("message"), str):
+        return {"type": kind, "message": data["message"]}
+    return None
+
+
+def _exit_code(child: subprocess.Popen[bytes], wait_s: float) -> int | None:
+    """The child's exit status, waiting at most ``wait_s`` seconds for it; None while it runs."""
+    try:
+        return child.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _ended(code: int) -> str:
+    """How a child ended, from its Popen return code (minus a signal's number when a signal killed it)."""
+    if code >= 0:
+        return f"exited with code {code}"
+    with contextlib.suppress(ValueError):
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"was killed by signal {-code}"
+
+
+def _lines(stream: Any, deadline: float, exited: Callable[[], bool]) -> Iterator[str]:
+    """Lines from a pipe until it closes, ``deadline`` (a time.monotonic) passes, or ``exited()`` says its
+    writer has ended and nothing is left to read (a process it started may hold the pipe open)."""
     buffer = b""
     with selectors.DefaultSelector() as selector:
         selector.register(stream, selectors.EVENT_READ)
         while (left := deadline - time.monotonic()) > 0:
-            if not selector.select(left):
+            gone = exited()  # asked before reading: all a process wrote is in the pipe by the time it has ended
+            if not selector.select(0 if gone else min(left, POLL_S)):
+                if gone:
+                    break
                 continue
             chunk = os.read(stream.fileno(), 65536)
             if not chunk:
