@@ -36,7 +36,7 @@ from toysup.engine.events import (
 from toysup.engine.executors import Executor, Placement, Work, executor_for
 from toysup.engine.executors.base import Saved
 from toysup.engine.lock import LockLost, RunLock
-from toysup.engine.options import GIB, RECORDED, RunOptions
+from toysup.engine.options import RECORDED, RunOptions
 from toysup.engine.plan import Chunk, plan
 from toysup.engine.runlog import STOP_POLL_S, RunLog
 from toysup.engine.spec import Instance, Spec
@@ -60,24 +60,19 @@ def run_sweep(
     emit: EventSink = ignore,
     should_stop: Callable[[], bool] = lambda: False,
     executor: Executor | None = None,
-    device: str | None = None,
-    max_memory: int | None = None,
-    threads: int | None = None,
-    checkpoint_every_s: float | None = None,
 ) -> Outcome:
     """Train every chunk of ``spec`` and store the results under ``root``.
 
-    ``options`` say where and how (default: ``RunOptions()``); ``device``,
-    ``threads``, ``max_memory`` (in bytes, as :func:`engine.plan.plan` takes it)
-    and ``checkpoint_every_s`` override single fields of it. ``executor``, when
-    given, replaces the one the options' backend would make. User errors (bad
-    options or device, unwritable runs directory, no cluster) raise UserError
+    ``options`` say where and how (default: ``RunOptions()``), already checked:
+    they are the one route for every run option. ``executor``, when given,
+    replaces the one the options' backend would make. User errors (a device
+    not present, unwritable runs directory, no cluster) raise UserError
     before anything is written. Once the folder exists, every ending is recorded
     in run.json: completed, interrupted (Ctrl-C, SIGTERM or SIGHUP handled as
     KeyboardInterrupt, or ``should_stop``) or failed (any other exception, whose
     message is kept).
     """
-    options = _merged(options, device, max_memory, threads, checkpoint_every_s)
+    options = options or RunOptions()
     executor = executor or executor_for(options)
     try:
         placement = executor.open(options.device, options.threads)
@@ -105,10 +100,6 @@ def resume_sweep(
     emit: EventSink = ignore,
     should_stop: Callable[[], bool] = lambda: False,
     executor: Executor | None = None,
-    device: str | None = None,
-    max_memory: int | None = None,
-    threads: int | None = None,
-    checkpoint_every_s: float | None = None,
     force: bool = False,
 ) -> Outcome:
     """Finish an interrupted or failed run in place: train the instances its results.csv lacks.
@@ -126,7 +117,7 @@ def resume_sweep(
     resumed (completed, run.json or config.toml unreadable) is refused before anything is written, its
     lock and run.json included.
     """
-    options = _merged(options, device, max_memory, threads, checkpoint_every_s)
+    options = options or RunOptions()
     run = Run.open(run_dir)
     _resumable(run, force)
     lock = RunLock(run.path).acquire(force)
@@ -214,14 +205,6 @@ def _rounds_record(schedule: adapt.Schedule, seeds: int) -> list[dict[str, int]]
     """run.json's summary of an adaptive run's rounds."""
     return [{"round": r.index, "points": len(r.points), "instances": len(r.points) * seeds, "cells_refined": r.cells,
              "spacing": r.side} for r in schedule.rounds]
-
-
-def _merged(options: RunOptions | None, device: str | None, max_memory: int | None, threads: int | None,
-            checkpoint_every_s: float | None) -> RunOptions:
-    """``options`` with the single-field overrides applied, validated again as a whole."""
-    return (options or RunOptions()).with_values(
-        device=device, threads=threads, checkpoint_every=checkpoint_every_s,
-        max_memory=None if max_memory is None else max_memory / GIB)
 
 
 def _recorded(options: RunOptions, executor: Executor) -> dict[str, Any]:
