@@ -19,6 +19,7 @@ import torch
 
 from toysup.engine import adaptive as adapt
 from toysup.engine import fused, progress, stopping
+from toysup.engine.checkpoint import TrainingState
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.events import (
     ChunkFinished,
@@ -34,7 +35,6 @@ from toysup.engine.events import (
     ignore,
 )
 from toysup.engine.executors import Executor, Placement, Work, executor_for
-from toysup.engine.executors.base import Saved
 from toysup.engine.lock import LockLost, RunLock
 from toysup.engine.options import RECORDED, RunOptions
 from toysup.engine.plan import Chunk, plan
@@ -161,11 +161,11 @@ def _resume(run: Run, lock: RunLock, options: RunOptions, emit: EventSink, shoul
         # Chunks cut short continue from their checkpoints, with the same instances and chunk numbers.
         left = {i.index: i for i in remaining}
         head: list[Chunk] = []
-        resume_from: dict[int, Saved] = {}
-        for index, members, tensors, meta in run.read_checkpoints():
-            if members and set(members) <= left.keys():
-                head.append(Chunk(index, spec.model, tuple(left.pop(i) for i in members)))
-                resume_from[index] = (tensors, meta)
+        resume_from: dict[int, TrainingState] = {}
+        for index, state in run.read_checkpoints():
+            if state.instances and set(state.instances) <= left.keys():
+                head.append(Chunk(index, spec.model, tuple(left.pop(i) for i in state.instances)))
+                resume_from[index] = state
             else:  # its chunk was stored after all (a kill between the two writes)
                 run.clear_checkpoint(index)
         # Chunks stored but damaged train again as they were, so the folder ends as an uninterrupted run's.
@@ -258,7 +258,7 @@ class _Tally:
 
 def _train(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
            placement: Placement, emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 60.0,
-           resume_from: dict[int, Saved] | None = None, max_memory: int | None = None,
+           resume_from: dict[int, TrainingState] | None = None, max_memory: int | None = None,
            step: tuple[str, str | None] = (fused.EAGER, None)) -> Outcome:
     """The loop over finished chunks shared by a new and a resumed run; ``rows`` holds results already stored.
     ``step`` is the run's step path and a notice about it (engine/fused.py).
@@ -285,12 +285,12 @@ def _train(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows: list[
 
 def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]],
                   executor: Executor, placement: Placement, emit: EventSink, should_stop: Callable[[], bool],
-                  checkpoint_every_s: float, resume_from: dict[int, Saved] | None,
+                  checkpoint_every_s: float, resume_from: dict[int, TrainingState] | None,
                   max_memory: int | None = None, step: tuple[str, str | None] = (fused.EAGER, None)) -> Outcome:
     total = sum(c.steps * len(c) for c in chunks)
     planned = spec.n_instances if spec.adaptive is None else len(rows) + sum(len(c) for c in chunks)
     stored = len(run.stored_chunks())
-    resumed = sum(int(resume_from[c.index][1].get("step", 0)) * len(c) for c in chunks if c.index in resume_from) \
+    resumed = sum(resume_from[c.index].step * len(c) for c in chunks if c.index in resume_from) \
         if resume_from else 0
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=placement.description,
                     instances=planned, chunks=stored + len(chunks), instance_steps=total, chunks_done=stored,
@@ -305,13 +305,13 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
     next_index = 1 + max((c.index for c in chunks), default=-1)
     # Chunks cut short with a checkpoint on disk: chunk -> what run.json says of it (what a resume keeps).
     kept: dict[int, dict[str, int]] = {
-        c.index: {"chunk": c.index, "step": int(resume_from[c.index][1].get("step", 0)), "steps": c.steps,
+        c.index: {"chunk": c.index, "step": resume_from[c.index].step, "steps": c.steps,
                   "instances": len(c)} for c in chunks if resume_from and c.index in resume_from}
 
-    def save(chunk: Chunk, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+    def save(chunk: Chunk, state: TrainingState) -> None:
         lock.check()
-        run.write_checkpoint(chunk.index, [i.index for i in chunk.instances], tensors, meta)
-        kept[chunk.index] = {"chunk": chunk.index, "step": meta["step"], "steps": chunk.steps,
+        run.write_checkpoint(chunk.index, state)
+        kept[chunk.index] = {"chunk": chunk.index, "step": state.step, "steps": chunk.steps,
                              "instances": len(chunk)}
         run.update_info(checkpoints=sorted(kept.values(), key=lambda k: k["chunk"]))  # what a kill -9 keeps
 

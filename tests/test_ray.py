@@ -145,8 +145,8 @@ def test_an_interrupted_ray_run_resumes_like_a_local_one(cluster: str, tmp_path:
                            if isinstance(e, ev.Progress) else None)
     assert resumed.status == "completed", resumed.error
     assert run.info()["resumed"] == 1 and run.read_checkpoints() == []
-    for index, _members, _tensors, meta in saved:
-        assert min(steps[index]) == meta["step"]  # each chunk cut short went on from its checkpoint (and says so)
+    for index, state in saved:
+        assert min(steps[index]) == state.step  # each chunk cut short went on from its checkpoint (and says so)
     assert_same_results(whole.run_dir, outcome.run_dir)
 
 

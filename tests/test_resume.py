@@ -212,7 +212,7 @@ def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path, compile
     assert Run(cut.run_dir).info()["step"] == Run(whole.run_dir).info()["step"] == path
     assert cut.status == "interrupted" and len({*ticks}) >= 3 and ticks[-1] < 4000
     saved = Run(cut.run_dir).read_checkpoints()
-    assert len(saved) == 1 and saved[0][3]["step"] == ticks[-1]  # the step the stop ended at was saved
+    assert len(saved) == 1 and saved[0][1].step == ticks[-1]  # the step the stop ended at was saved
     resumed_steps: list[int] = []
     # resume continues on the recorded path, whatever --compile says now
     other = RunOptions(device="cpu", compile="off" if compile == "on" else "on")

@@ -267,7 +267,7 @@ def test_a_signal_mid_step_lets_the_step_finish_and_saves_it():
     previous = signal.signal(signal.SIGINT, stopping.handle)
     try:
         with pytest.raises(KeyboardInterrupt):
-            train_chunk(chunk, torch.device("cpu"), emit=emit, checkpoint=lambda t, meta: saved.append(meta["step"]))
+            train_chunk(chunk, torch.device("cpu"), emit=emit, checkpoint=lambda state: saved.append(state.step))
         with pytest.raises(KeyboardInterrupt):
             stopping.handle(signal.SIGINT, None)  # no run training: Ctrl-C is Ctrl-C
     finally:
