@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from toysup.engine.checkpoint import TrainingState
 from toysup.engine.events import Event, Progress
 from toysup.engine.plan import plan
 from toysup.engine.spec import load
@@ -38,12 +39,12 @@ def measure(preset: str, seeds: int | None, root: Path) -> str:
     run = Run(folder)
     times: list[float] = []
 
-    def save(tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+    def save(state: TrainingState) -> None:
         started = time.perf_counter()
-        run.write_checkpoint(chunk.index, [i.index for i in chunk.instances], tensors, meta)
+        run.write_checkpoint(chunk.index, state)
         times.append(time.perf_counter() - started)
 
-    def step_time(checkpoint: Callable[[dict[str, torch.Tensor], dict[str, int]], None] | None) -> float:
+    def step_time(checkpoint: Callable[[TrainingState], None] | None) -> float:
         events: list[Event] = []
         with contextlib.suppress(KeyboardInterrupt):  # the stop after a dozen events
             train_chunk(chunk, torch.device("cpu"), emit=events.append, should_stop=lambda: len(events) >= 12,

@@ -44,8 +44,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
-        outcome = run_sweep(spec, Path(root), RunOptions(compile=args.compile), device=args.device, emit=emit,
-                            threads=args.threads)
+        options = RunOptions(compile=args.compile, device=args.device, threads=args.threads)
+        outcome = run_sweep(spec, Path(root), options, emit=emit)
         step = json.loads((outcome.run_dir / "run.json").read_text())["step"]
         end = time.perf_counter()
     print(json.dumps({

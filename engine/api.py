@@ -31,13 +31,14 @@ from typing import TYPE_CHECKING, Any
 from toysup.engine import progress, stopping, store
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.models import get_kind
+from toysup.engine.options import RunOptions, check_names
 from toysup.engine.results import Results
 from toysup.engine.spec import Spec, read_preset, resolve
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Run", "has_pandas", "list_runs", "open_run", "run_sweep"]
+__all__ = ["Run", "RunOptions", "has_pandas", "list_runs", "open_run", "run_sweep"]
 
 Records = list[dict[str, Any]]
 
@@ -193,7 +194,7 @@ def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
 
 def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Mapping[str, Any] | None = None,
               sweep: Mapping[str, Any] | None = None, seeds: int | None = None,
-              runs_dir: str | Path | None = None, device: str | None = None, threads: int | None = None,
+              runs_dir: str | Path | None = None, options: RunOptions | Mapping[str, Any] | None = None,
               progress: bool = True) -> Run:
     """Train a sweep and return its run, as ``toysup run`` does.
 
@@ -201,14 +202,14 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     (``{"model": ..., "params": {...}, "sweep": {...}}``). ``params`` fixes parameters (replacing
     an axis of the same name, as ``-s`` does), ``sweep`` adds or replaces axes (a list of values,
     or a string in the sweep grammar: ``"log:1:0.01:7"``), ``seeds`` sets the seeds per point. A preset name
-    resolves as for ``toysup run`` (engine.preset_sources); ``device``, ``threads`` and the other run options
-    not given come from the environment, then config.toml (engine.settings), as on the command line.
-    Mistakes raise UserError before anything is written. An interrupt (Ctrl-C, a notebook's stop button) ends
-    the run as ``interrupted`` after the step in progress, with its finished chunks and that step kept (see
-    ``toysup resume``); check ``status`` of the run returned.
+    resolves as for ``toysup run`` (engine.preset_sources). ``options`` is a :class:`RunOptions`, taken as it
+    is, or a dict of some of its fields by name (``{"device": "cpu", "threads": 2}``), the others coming from
+    the environment, then config.toml (engine.settings), as on the command line; None: all of them so.
+    Mistakes (a wrong option included) raise UserError before anything is written. An interrupt (Ctrl-C, a
+    notebook's stop button) ends the run as ``interrupted`` after the step in progress, with its finished
+    chunks and that step kept (see ``toysup resume``); check ``status`` of the run returned.
     ``progress`` shows a bar (tqdm's notebook bar where tqdm is installed, else Rich's); False shows none.
     """
-    from toysup.engine import settings
     from toysup.engine.runner import run_sweep as train
 
     if isinstance(spec, Mapping):
@@ -223,13 +224,27 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     values = {k: v for k, v in {**data.get("params", {}), **fixed}.items() if k not in axes}
     data = {**data, "params": values, "sweep": axes}
     resolved = resolve(data, seeds=seeds, source=source)
-    options = settings.run_options({"device": device, "threads": threads})
+    chosen = _run_options(options)
     with stopping.on_interrupt():
         if not progress:
-            outcome = train(resolved, store.runs_dir(runs_dir), options)
+            outcome = train(resolved, store.runs_dir(runs_dir), chosen)
             return Run(store.Run(outcome.run_dir))
         from toysup.progress import NotebookBar  # the bar lives in the front-end package, not the engine
 
         with NotebookBar() as bar:
-            outcome = train(resolved, store.runs_dir(runs_dir), options, emit=bar)
+            outcome = train(resolved, store.runs_dir(runs_dir), chosen, emit=bar)
     return Run(store.Run(outcome.run_dir))
+
+
+def _run_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
+    """The options a sweep from Python trains with: a RunOptions as it is; a dict's fields over the
+    environment and config.toml, checked as one (UserError naming a wrong or unknown option)."""
+    from toysup.engine import settings
+
+    if isinstance(options, RunOptions):
+        return options
+    if options is not None and not isinstance(options, Mapping):
+        raise UserError(f"options must be a RunOptions or a dict of run options, not {type(options).__name__}")
+    given = dict(options or {})
+    check_names(given)
+    return settings.run_options(given)

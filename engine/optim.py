@@ -27,17 +27,20 @@ class BatchedOptimizer:
             self.m = {k: torch.zeros_like(p) for k, p in params.items()}
             self.v = {k: torch.zeros_like(p) for k, p in params.items()}
 
-    def state(self) -> dict[str, torch.Tensor]:
-        """The moment estimates, for a checkpoint (the step count is ``t``)."""
+    def moments(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The first and second moment estimates by parameter, for a checkpoint (both empty for SGD; the step
+        count is ``t``)."""
         if self.kind == "sgd":
-            return {}
-        return {**{f"m.{k}": v for k, v in self.m.items()}, **{f"v.{k}": v for k, v in self.v.items()}}
+            return {}, {}
+        return self.m, self.v
 
     @torch.no_grad()
-    def load_state(self, state: dict[str, torch.Tensor], t: int) -> None:
-        for key, value in state.items():
-            kind, name = key.split(".", 1)
-            (self.m if kind == "m" else self.v)[name].copy_(value)
+    def load_moments(self, first: dict[str, torch.Tensor], second: dict[str, torch.Tensor], t: int) -> None:
+        """Continue from a checkpoint's moments and step count."""
+        for name, value in first.items():  # none for SGD
+            self.m[name].copy_(value)
+        for name, value in second.items():
+            self.v[name].copy_(value)
         self.t = t
 
     @torch.no_grad()

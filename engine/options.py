@@ -16,7 +16,7 @@ knows whether it will train at all.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -144,9 +144,7 @@ class RunOptions:
     def from_dict(cls, data: Mapping[str, Any]) -> RunOptions:
         """Options from JSON, a form or flags (values may be text, None means the default); unknown names and bad
         values raise SpecError."""
-        unknown = sorted(set(data) - OPTION.keys())
-        if unknown:
-            raise SpecError(f"unknown run option {unknown[0]!r}: valid: {', '.join(OPTION)}")
+        check_names(data)
         return cls(**{name: value for name, value in data.items() if value is not None})
 
     def with_values(self, **changes: Any) -> RunOptions:
@@ -157,6 +155,13 @@ class RunOptions:
 OPTIONS: tuple[Option, ...] = tuple(replace(f.metadata["option"], name=f.name) for f in fields(RunOptions))
 OPTION = {o.name: o for o in OPTIONS}
 RECORDED = ("backend", "address", "gpus_per_chunk")  # what resume takes from the run unless given
+
+
+def check_names(names: Iterable[str]) -> None:
+    """SpecError naming the first of ``names`` that is not a run option, and the valid ones."""
+    unknown = sorted(set(names) - OPTION.keys())
+    if unknown:
+        raise SpecError(f"unknown run option {unknown[0]!r}: valid: {', '.join(OPTION)}")
 
 
 def resume_options(given: Mapping[str, Any], record: Mapping[str, Any]) -> RunOptions:

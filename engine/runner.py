@@ -19,6 +19,7 @@ import torch
 
 from toysup.engine import adaptive as adapt
 from toysup.engine import fused, progress, stopping
+from toysup.engine.checkpoint import TrainingState
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.events import (
     ChunkFinished,
@@ -34,9 +35,8 @@ from toysup.engine.events import (
     ignore,
 )
 from toysup.engine.executors import Executor, Placement, Work, executor_for
-from toysup.engine.executors.base import Saved
 from toysup.engine.lock import LockLost, RunLock
-from toysup.engine.options import GIB, RECORDED, RunOptions
+from toysup.engine.options import RECORDED, RunOptions
 from toysup.engine.plan import Chunk, plan
 from toysup.engine.runlog import STOP_POLL_S, RunLog
 from toysup.engine.spec import Instance, Spec
@@ -60,24 +60,19 @@ def run_sweep(
     emit: EventSink = ignore,
     should_stop: Callable[[], bool] = lambda: False,
     executor: Executor | None = None,
-    device: str | None = None,
-    max_memory: int | None = None,
-    threads: int | None = None,
-    checkpoint_every_s: float | None = None,
 ) -> Outcome:
     """Train every chunk of ``spec`` and store the results under ``root``.
 
-    ``options`` say where and how (default: ``RunOptions()``); ``device``,
-    ``threads``, ``max_memory`` (in bytes, as :func:`engine.plan.plan` takes it)
-    and ``checkpoint_every_s`` override single fields of it. ``executor``, when
-    given, replaces the one the options' backend would make. User errors (bad
-    options or device, unwritable runs directory, no cluster) raise UserError
+    ``options`` say where and how (default: ``RunOptions()``), already checked:
+    they are the one route for every run option. ``executor``, when given,
+    replaces the one the options' backend would make. User errors (a device
+    not present, unwritable runs directory, no cluster) raise UserError
     before anything is written. Once the folder exists, every ending is recorded
     in run.json: completed, interrupted (Ctrl-C, SIGTERM or SIGHUP handled as
     KeyboardInterrupt, or ``should_stop``) or failed (any other exception, whose
     message is kept).
     """
-    options = _merged(options, device, max_memory, threads, checkpoint_every_s)
+    options = options or RunOptions()
     executor = executor or executor_for(options)
     try:
         placement = executor.open(options.device, options.threads)
@@ -105,10 +100,6 @@ def resume_sweep(
     emit: EventSink = ignore,
     should_stop: Callable[[], bool] = lambda: False,
     executor: Executor | None = None,
-    device: str | None = None,
-    max_memory: int | None = None,
-    threads: int | None = None,
-    checkpoint_every_s: float | None = None,
     force: bool = False,
 ) -> Outcome:
     """Finish an interrupted or failed run in place: train the instances its results.csv lacks.
@@ -126,7 +117,7 @@ def resume_sweep(
     resumed (completed, run.json or config.toml unreadable) is refused before anything is written, its
     lock and run.json included.
     """
-    options = _merged(options, device, max_memory, threads, checkpoint_every_s)
+    options = options or RunOptions()
     run = Run.open(run_dir)
     _resumable(run, force)
     lock = RunLock(run.path).acquire(force)
@@ -170,11 +161,11 @@ def _resume(run: Run, lock: RunLock, options: RunOptions, emit: EventSink, shoul
         # Chunks cut short continue from their checkpoints, with the same instances and chunk numbers.
         left = {i.index: i for i in remaining}
         head: list[Chunk] = []
-        resume_from: dict[int, Saved] = {}
-        for index, members, tensors, meta in run.read_checkpoints():
-            if members and set(members) <= left.keys():
-                head.append(Chunk(index, spec.model, tuple(left.pop(i) for i in members)))
-                resume_from[index] = (tensors, meta)
+        resume_from: dict[int, TrainingState] = {}
+        for index, state in run.read_checkpoints():
+            if state.instances and set(state.instances) <= left.keys():
+                head.append(Chunk(index, spec.model, tuple(left.pop(i) for i in state.instances)))
+                resume_from[index] = state
             else:  # its chunk was stored after all (a kill between the two writes)
                 run.clear_checkpoint(index)
         # Chunks stored but damaged train again as they were, so the folder ends as an uninterrupted run's.
@@ -214,14 +205,6 @@ def _rounds_record(schedule: adapt.Schedule, seeds: int) -> list[dict[str, int]]
     """run.json's summary of an adaptive run's rounds."""
     return [{"round": r.index, "points": len(r.points), "instances": len(r.points) * seeds, "cells_refined": r.cells,
              "spacing": r.side} for r in schedule.rounds]
-
-
-def _merged(options: RunOptions | None, device: str | None, max_memory: int | None, threads: int | None,
-            checkpoint_every_s: float | None) -> RunOptions:
-    """``options`` with the single-field overrides applied, validated again as a whole."""
-    return (options or RunOptions()).with_values(
-        device=device, threads=threads, checkpoint_every=checkpoint_every_s,
-        max_memory=None if max_memory is None else max_memory / GIB)
 
 
 def _recorded(options: RunOptions, executor: Executor) -> dict[str, Any]:
@@ -275,7 +258,7 @@ class _Tally:
 
 def _train(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]], executor: Executor,
            placement: Placement, emit: EventSink, should_stop: Callable[[], bool], checkpoint_every_s: float = 60.0,
-           resume_from: dict[int, Saved] | None = None, max_memory: int | None = None,
+           resume_from: dict[int, TrainingState] | None = None, max_memory: int | None = None,
            step: tuple[str, str | None] = (fused.EAGER, None)) -> Outcome:
     """The loop over finished chunks shared by a new and a resumed run; ``rows`` holds results already stored.
     ``step`` is the run's step path and a notice about it (engine/fused.py).
@@ -302,12 +285,12 @@ def _train(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows: list[
 
 def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows: list[dict[str, Any]],
                   executor: Executor, placement: Placement, emit: EventSink, should_stop: Callable[[], bool],
-                  checkpoint_every_s: float, resume_from: dict[int, Saved] | None,
+                  checkpoint_every_s: float, resume_from: dict[int, TrainingState] | None,
                   max_memory: int | None = None, step: tuple[str, str | None] = (fused.EAGER, None)) -> Outcome:
     total = sum(c.steps * len(c) for c in chunks)
     planned = spec.n_instances if spec.adaptive is None else len(rows) + sum(len(c) for c in chunks)
     stored = len(run.stored_chunks())
-    resumed = sum(int(resume_from[c.index][1].get("step", 0)) * len(c) for c in chunks if c.index in resume_from) \
+    resumed = sum(resume_from[c.index].step * len(c) for c in chunks if c.index in resume_from) \
         if resume_from else 0
     emit(RunStarted(run_id=run.id, run_dir=str(run.path), name=spec.name, device=placement.description,
                     instances=planned, chunks=stored + len(chunks), instance_steps=total, chunks_done=stored,
@@ -322,13 +305,13 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
     next_index = 1 + max((c.index for c in chunks), default=-1)
     # Chunks cut short with a checkpoint on disk: chunk -> what run.json says of it (what a resume keeps).
     kept: dict[int, dict[str, int]] = {
-        c.index: {"chunk": c.index, "step": int(resume_from[c.index][1].get("step", 0)), "steps": c.steps,
+        c.index: {"chunk": c.index, "step": resume_from[c.index].step, "steps": c.steps,
                   "instances": len(c)} for c in chunks if resume_from and c.index in resume_from}
 
-    def save(chunk: Chunk, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
+    def save(chunk: Chunk, state: TrainingState) -> None:
         lock.check()
-        run.write_checkpoint(chunk.index, [i.index for i in chunk.instances], tensors, meta)
-        kept[chunk.index] = {"chunk": chunk.index, "step": meta["step"], "steps": chunk.steps,
+        run.write_checkpoint(chunk.index, state)
+        kept[chunk.index] = {"chunk": chunk.index, "step": state.step, "steps": chunk.steps,
                              "instances": len(chunk)}
         run.update_info(checkpoints=sorted(kept.values(), key=lambda k: k["chunk"]))  # what a kill -9 keeps
 

@@ -42,7 +42,6 @@ import platform
 import re
 import socket
 import stat
-import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -55,6 +54,7 @@ from safetensors import SafetensorError
 
 from toysup import engine
 from toysup.engine import safe_fs, settings
+from toysup.engine.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.export_tables import joined_text
 from toysup.engine.manifest import PIECES, Manifest, digest, matches, segment
@@ -146,15 +146,6 @@ def save_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str] 
     from safetensors.torch import save
 
     return save(tensors, metadata=metadata)
-
-
-def _safetensors_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors file's bytes (its header is JSON after an 8-byte length)."""
-    (size,) = struct.unpack("<Q", data[:8])
-    meta = json.loads(data[8:8 + size]).get("__metadata__") or {}
-    if not isinstance(meta, dict):
-        raise ValueError("metadata is not an object")
-    return meta
 
 
 def _first_instance(text: str) -> int:
@@ -403,32 +394,25 @@ class Run:
         with contextlib.suppress(OSError):
             self.folder("parts").rmdir()  # left alone if anything not of ours is in it
 
-    def write_checkpoint(self, chunk: int, instances: list[int], tensors: dict[str, torch.Tensor],
-                         meta: dict[str, int]) -> None:
+    def write_checkpoint(self, chunk: int, state: TrainingState) -> None:
         """The training state of a chunk in progress: checkpoints/chunk-NNNN.safetensors, replaced atomically
         (one file per chunk, since chunks may train side by side on a cluster)."""
-        import torch
+        folder = self.folder("checkpoints")
+        if not folder.is_dir():
+            folder.mkdir()
+        save_checkpoint(folder / f"chunk-{chunk:04d}.safetensors", state)
 
-        data = {**tensors, "instance": torch.tensor(instances, dtype=torch.int64)}
-        blob = save_safetensors({k: v.contiguous() for k, v in data.items()},
-                                metadata={k: str(v) for k, v in meta.items()})
-        self._write(f"checkpoints/chunk-{chunk:04d}.safetensors", blob)
-
-    def read_checkpoints(self) -> list[tuple[int, list[int], dict[str, torch.Tensor], dict[str, int]]]:
-        """The checkpoints of chunks cut short: each one's chunk number, instances, tensors and step counters.
-        A checkpoint that cannot be read (cut mid-write by hand, garbled) is removed: its chunk trains from
-        the start."""
+    def read_checkpoints(self) -> list[tuple[int, TrainingState]]:
+        """The checkpoints of chunks cut short: each one's chunk number and training state. A checkpoint that
+        cannot be read (cut mid-write by hand, garbled) is removed: its chunk trains from the start."""
         found = []
         for path in self._files("checkpoints", WEIGHTS_NAME):
             try:
-                data = self._read(f"checkpoints/{path.name}")
-                meta = {k: int(v) for k, v in _safetensors_metadata(data).items()}
-                tensors = load_safetensors(data)
-                instances = [int(i) for i in tensors.pop("instance")]
-            except (RunDataError, SafetensorError, ValueError, KeyError, struct.error, TypeError):
+                state = load_checkpoint(path)
+            except RunDataError:
                 safe_fs.remove_file(path)
                 continue
-            found.append((int(path.stem.split("-")[1]), instances, tensors, meta))
+            found.append((int(path.stem.split("-")[1]), state))
         return found
 
     def clear_checkpoint(self, chunk: int) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from toysup.engine import fused, kernel_step, stopping
+from toysup.engine.checkpoint import TrainingState
 from toysup.engine.events import EventSink, Notice, Phase, Progress, ignore
 from toysup.engine.models import Hyper, get_model
 from toysup.engine.optim import BatchedOptimizer
@@ -22,8 +23,6 @@ from toysup.engine.rng import CounterRNG
 
 CURVE_POINTS = 100  # loss-curve points kept per instance, whatever the step count
 PROGRESS_INTERVAL_S = 0.25  # at most this often the losses are copied off the device
-
-Saved = tuple[dict[str, torch.Tensor], dict[str, int]]  # a mid-chunk checkpoint: tensors and step counters
 
 
 @dataclass
@@ -55,21 +54,23 @@ def curve_schedule(steps: int, points: int = CURVE_POINTS) -> list[int]:
 
 
 @torch.no_grad()
-def _restore(saved: Saved, weights: dict[str, torch.Tensor],
+def _restore(saved: TrainingState, weights: dict[str, torch.Tensor],
              optimizer: BatchedOptimizer, curves: torch.Tensor, extra: dict[str, torch.Tensor],
-             diverged: torch.Tensor, snaps: dict[str, list[torch.Tensor]]) -> int:
-    """Load a checkpoint into the freshly initialised training state; returns its step."""
-    tensors, meta = saved
+             diverged: torch.Tensor, snaps: dict[str, list[torch.Tensor]]) -> None:
+    """Load a checkpoint into the freshly initialised training state."""
     for k, w in weights.items():
-        w.copy_(tensors[f"w.{k}"])
-    optimizer.load_state({k: v for k, v in tensors.items() if k[:2] in ("m.", "v.")}, meta["t"])
-    curves.copy_(tensors["curves"])
+        w.copy_(saved.weights[k])
+    optimizer.load_moments(saved.first_moments, saved.second_moments, saved.optimizer_steps)
+    curves.copy_(saved.curves)
     for k, v in extra.items():
-        v.copy_(tensors[f"extra.{k}"])
-    diverged.copy_(tensors["diverged"])
+        v.copy_(saved.curve_extra[k])
+    diverged.copy_(saved.diverged)
     for k in snaps:
-        snaps[k] = [s.to(curves.device) for s in tensors[f"snap.{k}"].unbind(1)]
-    return meta["step"]
+        snaps[k] = [s.to(curves.device) for s in saved.snapshots[k].unbind(1)]
+
+
+def _on_cpu(named: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in named.items()}
 
 
 def snapshot_schedule(steps: int, count: int) -> list[int]:
@@ -87,9 +88,9 @@ def train_chunk(
     device: torch.device,
     emit: EventSink = ignore,
     should_stop: Callable[[], bool] = lambda: False,
-    checkpoint: Callable[[dict[str, torch.Tensor], dict[str, int]], None] | None = None,
+    checkpoint: Callable[[TrainingState], None] | None = None,
     checkpoint_every_s: float = 60.0,
-    resume_from: Saved | None = None,
+    resume_from: TrainingState | None = None,
     step_path: str = fused.EAGER,
     evaluate: bool = True,
 ) -> ChunkResult:
@@ -137,8 +138,8 @@ def train_chunk(
     last_report = last_checkpoint = started
     first_step = 1
     if resume_from is not None and model.mid_chunk_checkpoints:
-        first_step = _restore(resume_from, weights, optimizer, curves, extra, diverged, snaps) + 1
-        reported = resume_from[1]["reported"]
+        _restore(resume_from, weights, optimizer, curves, extra, diverged, snaps)
+        first_step, reported = resume_from.step + 1, resume_from.reported
         # The first event of a continued chunk says where it continues from.
         emit(Progress(chunk=chunk.index, step=first_step - 1, steps=steps,
                       instance_steps_done=(first_step - 1) * len(chunk), elapsed_s=0.0))
@@ -150,11 +151,12 @@ def train_chunk(
         if checkpoint is None or not model.mid_chunk_checkpoints or step == saved_step:
             return
         with stopping.deferred():
-            tensors = {**{f"w.{k}": w for k, w in weights.items()}, **optimizer.state(), "curves": curves,
-                       **{f"extra.{k}": v for k, v in extra.items()}, "diverged": diverged,
-                       **{f"snap.{k}": torch.stack(v, 1) for k, v in snaps.items()}}
-            checkpoint({k: v.detach().cpu() for k, v in tensors.items()},
-                       {"step": step, "t": optimizer.t, "reported": reported})
+            first, second = optimizer.moments()
+            checkpoint(TrainingState(
+                instances=[i.index for i in chunk.instances], step=step, optimizer_steps=optimizer.t,
+                reported=reported, weights=_on_cpu(weights), first_moments=_on_cpu(first),
+                second_moments=_on_cpu(second), curves=curves.detach().cpu(), curve_extra=_on_cpu(extra),
+                diverged=diverged.detach().cpu(), snapshots=_on_cpu({k: torch.stack(v, 1) for k, v in snaps.items()})))
         saved_step = step
 
     def stop_at(step: int, announced: bool = False) -> None:

@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 from toysup.engine import metrics as M
 from toysup.engine.models import Hyper, ToyModel, get_model
 from toysup.engine.models.relu_output import superposition_metrics
+from toysup.engine.options import GIB, RunOptions
 from toysup.engine.plan import plan
 from toysup.engine.rng import CounterRNG
 from toysup.engine.spec import Spec, resolve
@@ -49,6 +50,14 @@ def make_spec(params: dict[str, Any] | None = None, sweep: dict[str, Any] | None
 def train_all(spec: Spec, max_memory: int | None = None, step_path: str = "eager") -> list[ChunkResult]:
     """Train every chunk of ``spec`` on the CPU, with the eager or the compiled step (engine/fused.py)."""
     return [train_chunk(chunk, CPU, step_path=step_path) for chunk in plan(spec, CPU, max_memory)]
+
+
+def run_options(max_memory_bytes: int | None = None, **fields: Any) -> RunOptions:
+    """Run options for a test: the CPU unless ``device`` is given; ``max_memory_bytes`` is the chunk budget in
+    bytes (tests size chunks by what an instance takes, as engine.plan counts it) rather than in GiB."""
+    if max_memory_bytes is not None:
+        fields["max_memory"] = max_memory_bytes / GIB
+    return RunOptions(**{"device": "cpu", **fields})
 
 
 def by_instance(results: list[ChunkResult]) -> dict[int, dict[str, Any]]:

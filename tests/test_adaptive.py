@@ -31,7 +31,7 @@ from toysup.engine.spec import resolve
 from toysup.engine.store import Run, parse_csv
 from toysup_tui.render.phase import phase_table
 
-from helpers import assert_same_results, assert_user_error, folder_state, invoke
+from helpers import assert_same_results, assert_user_error, folder_state, invoke, run_options
 
 # --- refinement, a pure function ------------------------------------------------------------------
 
@@ -193,9 +193,9 @@ def lines_of(run_dir: Path, table: str, instances: set[int]) -> list[str]:
 
 
 def test_an_adaptive_sweep_trains_the_uniform_sweeps_instances_at_a_fraction_of_them(tmp_path: Path):
-    uniform = run_sweep(spec_with(None), tmp_path / "uniform", device="cpu", max_memory=CHUNK)
+    uniform = run_sweep(spec_with(None), tmp_path / "uniform", run_options(max_memory_bytes=CHUNK))
     spec = spec_with(ADAPTIVE)
-    adaptive = run_sweep(spec, tmp_path / "adaptive", device="cpu", max_memory=CHUNK)
+    adaptive = run_sweep(spec, tmp_path / "adaptive", run_options(max_memory_bytes=CHUNK))
     assert uniform.status == adaptive.status == "completed"
     full, some = rows_of(uniform.run_dir), rows_of(adaptive.run_dir)
     assert 18 < len(some) < len(full) == 162  # more than the coarse grid, less than the final one
@@ -230,7 +230,7 @@ def test_an_adaptive_sweep_trains_the_uniform_sweeps_instances_at_a_fraction_of_
 
 def test_an_adaptive_sweep_resumes_to_the_uninterrupted_runs_results(tmp_path: Path):
     spec = spec_with(ADAPTIVE)
-    whole = run_sweep(spec, tmp_path / "whole", device="cpu", max_memory=CHUNK)
+    whole = run_sweep(spec, tmp_path / "whole", run_options(max_memory_bytes=CHUNK))
     rounds_seen: list[int] = []
     stored: list[int] = []
 
@@ -240,12 +240,12 @@ def test_an_adaptive_sweep_resumes_to_the_uninterrupted_runs_results(tmp_path: P
         if type(event).__name__ == "ChunkFinished" and rounds_seen:
             stored.append(event.chunk)
 
-    cut = run_sweep(spec, tmp_path / "cut", device="cpu", max_memory=CHUNK, emit=sink,
+    cut = run_sweep(spec, tmp_path / "cut", run_options(max_memory_bytes=CHUNK), emit=sink,
                     should_stop=lambda: bool(stored))  # stop inside round 1, after its first chunk
     assert cut.status == "interrupted" and rounds_seen == [1]
     partial = len(rows_of(cut.run_dir))
     assert 18 < partial < len(rows_of(whole.run_dir))
-    done = resume_sweep(cut.run_dir, device="cpu", max_memory=CHUNK)
+    done = resume_sweep(cut.run_dir, run_options(max_memory_bytes=CHUNK))
     assert done.status == "completed"
     assert_same_results(whole.run_dir, cut.run_dir)
 

@@ -32,7 +32,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A runs directory with one finished sweep over feature_probability = [1/3, 0.1], 2 seeds each."""
     root = tmp_path_factory.mktemp("api") / "runs"
     run = toysup.run_sweep({"name": "third", "model": "relu_output", "params": TINY},
-                           sweep={"feature_probability": [THIRD, 0.1]}, seeds=2, runs_dir=root, device="cpu")
+                           sweep={"feature_probability": [THIRD, 0.1]}, seeds=2, runs_dir=root,
+                           options=toysup.RunOptions(device="cpu"))
     assert run.status == "completed"
     return root
 
@@ -108,7 +109,8 @@ def test_the_readme_groupby_works_on_every_numeric_column(runs: Path):
 
 def test_text_columns_stay_text_beside_nan(tmp_path: Path):
     run = toysup.run_sweep({"name": "optimisers", "model": "relu_output", "params": {**TINY, "steps": 10}},
-                           sweep={"optimizer": ["adam", "sgd"]}, seeds=1, runs_dir=tmp_path, device="cpu")
+                           sweep={"optimizer": ["adam", "sgd"]}, seeds=1, runs_dir=tmp_path,
+                           options={"device": "cpu"})
     df = run.results()
     assert list(df["optimizer"]) == ["adam", "sgd"] and pandas.api.types.is_string_dtype(df["optimizer"])
     assert df["polysemantic_neurons"].dtype == "float64" and df["polysemantic_neurons"].isna().all()
@@ -131,7 +133,8 @@ def test_points_carry_exact_values_and_their_members(runs: Path):
 
 def test_run_sweep_from_a_preset_with_overrides(tmp_path: Path):
     run = toysup.run_sweep(TINY_PRESET, params={"steps": 20, "feature_probability": 0.5},
-                           sweep={"lr": "0.001,0.01"}, seeds=1, runs_dir=tmp_path, device="cpu")
+                           sweep={"lr": "0.001,0.01"}, seeds=1, runs_dir=tmp_path,
+                           options={"device": "cpu"})
     assert run.status == "completed" and run.path.parent == tmp_path
     assert [a.name for a in run.spec.axes] == ["lr"] and run.spec.params["feature_probability"] == 0.5
     assert [p["lr"] for p in run.points(as_records=True)] == [0.001, 0.01]
@@ -163,7 +166,8 @@ def test_a_diverged_instance_leaves_nan_and_its_flags_stay_boolean(tmp_path: Pat
     metric (collapsed) becomes pandas' nullable boolean, so a median over every column still runs."""
     run = toysup.run_sweep({"name": "diverging", "model": "relu_output",
                             "params": {**TINY, "steps": 20, "optimizer": "sgd"}},
-                           sweep={"lr": [0.01, 100.0]}, seeds=1, runs_dir=tmp_path, device="cpu")
+                           sweep={"lr": [0.01, 100.0]}, seeds=1, runs_dir=tmp_path,
+                           options={"device": "cpu"})
     df = run.results()
     assert df["diverged"].tolist() == [False, True]
     assert df["loss"].dtype == "float64" and math.isnan(df["loss"][1]) and df["loss"][0] > 0

@@ -18,7 +18,7 @@ from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load
 from toysup.engine.store import read_csv
 
-from helpers import by_instance, make_spec, train_all
+from helpers import by_instance, make_spec, run_options, train_all
 
 
 def model_for(function: str, n: int, m: int, sweep: dict | None = None, **params):
@@ -283,7 +283,7 @@ def test_sparse_or_computes_more_functions_than_neurons_on_the_real_inputs():
 def test_compute_preset_runs_and_writes_its_columns(tmp_path):
     spec = load("compute-functions", sets=["steps=20", "seeds=1", "eval_batch_size=4096"],
                 sweeps=["function=max,and", "feature_probability=0.1", "hidden_activation=relu,linear"])
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     header, rows = read_csv(outcome.run_dir / "results.csv")
     assert {"loss", "loss_se", "trivial_loss", "functions_computed", "functions_computed_hidden",

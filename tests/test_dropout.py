@@ -11,6 +11,8 @@ from toysup.engine.runner import run_sweep
 from toysup.engine.spec import resolve
 from toysup.engine.store import Run
 
+from helpers import run_options
+
 
 @pytest.mark.slow
 def test_dropout_pins_sparse_features_to_an_axis_while_dense_ones_stay_near_uniform(tmp_path: Path):
@@ -18,7 +20,7 @@ def test_dropout_pins_sparse_features_to_an_axis_while_dense_ones_stay_near_unif
                     "params": {"n_features": 5, "n_hidden": 2, "steps": 2000, "batch_size": 64, "lr": 3e-3,
                                "seeds": 40, "eval_batch_size": 512},
                     "sweep": {"feature_probability": [0.2, 1.0], "dropout": [0.0, 0.6]}})
-    outcome = run_sweep(spec, tmp_path, device="cpu", threads=1)
+    outcome = run_sweep(spec, tmp_path, run_options(threads=1))
     assert outcome.status == "completed"
     _, rows = Run(outcome.run_dir).results()
 
@@ -47,7 +49,7 @@ def test_dropout_0_8_models_that_learned_are_not_collapsed_and_sit_on_an_axis(tm
                     "params": {"n_features": 5, "n_hidden": 2, "feature_probability": 0.2, "steps": 5000,
                                "batch_size": 64, "lr": 3e-3, "seeds": 8, "eval_batch_size": 4096},
                     "sweep": {"dropout": [0.0, 0.8]}})
-    outcome = run_sweep(spec, tmp_path, device="cpu", threads=1)
+    outcome = run_sweep(spec, tmp_path, run_options(threads=1))
     assert outcome.status == "completed", outcome.error
     _, rows = Run(outcome.run_dir).results()
     high = [r for r in rows if r["dropout"] == 0.8]

@@ -28,7 +28,7 @@ from toysup.engine.rng import CounterRNG
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load
 
-from helpers import by_instance, make_spec, train_all
+from helpers import by_instance, make_spec, run_options, train_all
 
 
 def batch(*matrices: list[list[float]]) -> torch.Tensor:
@@ -221,7 +221,7 @@ def test_noise_draws_come_from_the_seed() -> None:
 @pytest.mark.parametrize("preset", ["incidental-l1", "incidental-noise"])
 def test_preset_runs_and_writes_the_columns(preset: str, tmp_path: Path) -> None:
     spec = load(preset, sets=["steps=200"], seeds=1)
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     with open(outcome.run_dir / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -329,7 +329,7 @@ def test_sparsification_rate_is_proportional_to_l1_and_time_is_lr_times_steps(tm
 
     spec = load("incidental-rate", sets=["n_features=8", "steps=3000"],
                 sweeps=["l1=0.03,0.1", "n_hidden=16,64", "lr=0.01,0.02"], seeds=2)
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     law = rate_law(Results.open(store.Run(outcome.run_dir)))
     assert len(law.points) == 8 and all(p.fitted_seeds == 2 for p in law.points)

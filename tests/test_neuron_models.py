@@ -13,7 +13,7 @@ from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load
 from toysup.engine.store import read_csv
 
-from helpers import by_instance, make_spec, train_all
+from helpers import by_instance, make_spec, run_options, train_all
 
 
 def metrics_by_point(spec, axis="feature_probability"):
@@ -72,7 +72,7 @@ def test_neurons_are_monosemantic_when_dense_and_polysemantic_when_sparse():
 
 def test_neuron_preset_runs_and_writes_its_columns(tmp_path):
     spec = load("neuron-superposition", sets=["steps=20", "seeds=1"], sweeps=["feature_probability=1,0.1"])
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     header, rows = read_csv(outcome.run_dir / "results.csv")
     assert {"monosemantic_neurons", "polysemantic_neurons", "mean_neuron_monosemanticity", "dead_neurons"} <= set(
@@ -157,7 +157,7 @@ def test_abs_value_default_init_is_the_independent_one_and_still_computes_in_sup
 
 def test_abs_value_preset_runs_and_writes_its_columns(tmp_path):
     spec = load("abs-value", sets=["steps=20", "seeds=1"], sweeps=["feature_probability=1,0.1"])
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     header, rows = read_csv(outcome.run_dir / "results.csv")
     assert {"loss", "trivial_loss", "features_represented", "sides_computed", "sides_per_neuron",

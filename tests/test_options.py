@@ -18,9 +18,10 @@ import pytest
 import typer
 from textual.widgets import Input, Select
 
-from toysup.engine.errors import SpecError
+import toysup
+from toysup.engine.errors import SpecError, UserError
 from toysup.engine.options import OPTION, OPTIONS, RunOptions, resume_options
-from toysup.engine.runner import resume_sweep, run_sweep
+from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load
 from toysup.engine.store import Run
 from toysup_tui.app import ToysupApp
@@ -132,12 +133,16 @@ def test_resume_keeps_the_runs_own_backend_unless_given() -> None:
 
 
 def test_the_python_api_refuses_bad_options_before_writing(tmp_path: Path) -> None:
-    spec = load(str(TINY_PRESET))
-    for call in (lambda: run_sweep(spec, tmp_path / "runs", RunOptions(device="cpu"), threads=0),
-                 lambda: run_sweep(spec, tmp_path / "runs", checkpoint_every_s=float("nan")),
-                 lambda: resume_sweep(tmp_path / "runs" / "x", max_memory=-1)):
-        with pytest.raises(SpecError):
-            call()
+    """``toysup.run_sweep(options=...)`` takes a RunOptions or a dict of its fields: a wrong one is one UserError
+    line, as on the command line, and nothing is written."""
+    for options, expected in (({"threads": 0}, "--threads 0 is out of range"),
+                              ({"checkpoint_every": "nan"}, "--checkpoint-every nan is not valid"),
+                              ({"device": "tpu"}, "--device 'tpu' is not valid"),
+                              ({"gpus": 1}, "unknown run option 'gpus': valid: device, backend"),
+                              ("cpu", "options must be a RunOptions or a dict of run options, not str")):
+        with pytest.raises(UserError) as raised:
+            toysup.run_sweep(TINY_PRESET, runs_dir=tmp_path / "runs", options=options, progress=False)
+        assert str(raised.value).startswith(expected) and "\n" not in str(raised.value)
     assert not (tmp_path / "runs").exists()
 
 

@@ -23,7 +23,7 @@ from toysup.engine.store import Run, read_csv
 from toysup_tui.render.phase import PHASE_COLORS, draw_grid, phase_grid_table, phase_table, theory_boundaries
 from toysup_tui.report import print_report
 
-from helpers import assert_user_error, invoke, make_spec, train_all
+from helpers import assert_user_error, invoke, make_spec, run_options, train_all
 
 NOT_LEARNED, SUPERPOSED, DEDICATED = range(3)
 
@@ -274,7 +274,7 @@ def test_theory_misses_lists_the_cells_off_the_theorys_side():
 def test_the_report_offers_the_papers_selection_for_the_phase_grid(tmp_path):
     spec = load("tms-phase", sets=["steps=20", "seeds=3"],
                 sweeps=["feature_probability=1,0.1", "importance_decay=0.1,10"])
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     result = invoke("report", str(outcome.run_dir), "--phase-selection", "majority", "--width", "160")
     assert result.exit_code == 0, result.stderr
@@ -333,7 +333,7 @@ def test_three_regions_appear_in_their_published_places():
 def test_preset_runs_and_results_have_the_phase_columns(tmp_path):
     spec = load("tms-phase", sets=["steps=20", "seeds=1"],
                 sweeps=["feature_probability=1,0.1", "importance_decay=0.1,10"])
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     header, rows = read_csv(outcome.run_dir / "results.csv")
     assert {"phase", "extra_norm", "first_norm", "antipodal", "loss"} <= set(header)
@@ -389,7 +389,7 @@ def test_the_3in2_preset_runs_and_draws_the_theory_over_its_grid(tmp_path):
     spec = load("tms-phase-3in2", sets=["steps=20", "seeds=1"],
                 sweeps=["feature_probability=1,0.1", "importance_decay=0.1,2,10"])
     assert (spec.params["n_features"], spec.params["n_hidden"]) == (3, 2)
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     console = Console(record=True, width=120, file=io.StringIO(), color_system=None)
     console.print(phase_table(Results.open(Run(outcome.run_dir))))

@@ -25,7 +25,7 @@ from toysup_tui.progress import ProgressSink
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.widgets.chart import Chart
 
-from helpers import CPU, TINY_PRESET, fixture_spec, invoke, make_spec
+from helpers import CPU, TINY_PRESET, fixture_spec, invoke, make_spec, run_options
 
 TINY = {"n_features": 5, "n_hidden": 2, "steps": 30, "batch_size": 16, "eval_batch_size": 64}
 
@@ -55,8 +55,8 @@ def test_a_compiled_chunk_says_compiling_around_its_first_step_only(monkeypatch:
 
 def test_a_run_writes_each_chunk_after_evaluating_it_and_logs_the_phases(tmp_path: Path):
     events: list[ev.Event] = []
-    outcome = run_sweep(make_spec(TINY, {"feature_probability": [1.0, 0.1]}), tmp_path, emit=events.append,
-                        device="cpu", max_memory=1)  # one instance per chunk: two chunks
+    outcome = run_sweep(make_spec(TINY, {"feature_probability": [1.0, 0.1]}), tmp_path,
+                        run_options(max_memory_bytes=1), emit=events.append)  # one instance per chunk: two chunks
     assert outcome.status == "completed"
     chunks = [e.chunk for e in events if isinstance(e, ev.ChunkFinished)]
     assert len(chunks) >= 2
@@ -104,8 +104,8 @@ async def test_the_live_view_names_what_a_chunk_does_between_steps(tmp_path: Pat
 @pytest.mark.parametrize("progress", [True, False])
 def test_the_notebook_bar_shows_the_run_unless_turned_off(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                           progress: bool):
-    run = toysup.run_sweep({"model": "relu_output", "params": TINY}, runs_dir=tmp_path, device="cpu",
-                           progress=progress)
+    run = toysup.run_sweep({"model": "relu_output", "params": TINY}, runs_dir=tmp_path,
+                           options={"device": "cpu"}, progress=progress)
     assert run.status == "completed"
     out = capsys.readouterr()
     shown = out.out + out.err

@@ -24,7 +24,7 @@ from toysup.engine.executors.ray_cluster import RayExecutor
 from toysup.engine.runner import resume_sweep, run_sweep
 from toysup.engine.store import Run
 
-from helpers import TINY_PRESET, assert_same_results, assert_user_error, invoke, make_spec, run_toysup
+from helpers import TINY_PRESET, assert_same_results, assert_user_error, invoke, make_spec, run_options, run_toysup
 
 pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
 
@@ -46,7 +46,7 @@ def cluster() -> str:
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = make_spec(PARAMS, SWEEP)
-    outcome = run_sweep(spec, tmp_path_factory.mktemp("local"), device="cpu", threads=1)
+    outcome = run_sweep(spec, tmp_path_factory.mktemp("local"), run_options(threads=1))
     assert outcome.status == "completed"
     return outcome.run_dir
 
@@ -67,7 +67,7 @@ def train_task_pids() -> list[int]:
 def test_the_ray_backend_gives_the_local_backends_results(cluster: str, local_run: Path, tmp_path: Path):
     events: list[ev.Event] = []
     spec = make_spec(PARAMS, SWEEP)
-    outcome = run_sweep(spec, tmp_path, device="cpu", threads=1, executor=RayExecutor(), emit=events.append)
+    outcome = run_sweep(spec, tmp_path, run_options(threads=1), executor=RayExecutor(), emit=events.append)
     assert outcome.status == "completed", outcome.error
     assert_same_results(local_run, outcome.run_dir)
     here, there = Run(local_run), Run(outcome.run_dir)
@@ -91,7 +91,7 @@ def test_a_worker_killed_mid_chunk_is_retried_and_the_run_completes(cluster: str
     # through the hub (polled every 0.2 s), so the kill follows the first chunk's start event, and on a
     # fast idle machine 3,000 steps (about a second a chunk) could end before a later trigger arrived.
     spec = make_spec({**PARAMS, "steps": 10_000}, SWEEP)
-    whole = run_sweep(spec, tmp_path / "local", device="cpu", threads=1)
+    whole = run_sweep(spec, tmp_path / "local", run_options(threads=1))
     killed: list[int] = []
     started: list[ev.ChunkStarted] = []
 
@@ -102,7 +102,7 @@ def test_a_worker_killed_mid_chunk_is_retried_and_the_run_completes(cluster: str
                 os.kill(int(event.worker.rsplit(":", 1)[1]), signal.SIGKILL)
                 killed.append(event.chunk)
 
-    outcome = run_sweep(spec, tmp_path / "ray", device="cpu", threads=1, executor=RayExecutor(max_retries=2),
+    outcome = run_sweep(spec, tmp_path / "ray", run_options(threads=1), executor=RayExecutor(max_retries=2),
                         emit=kill_one_worker)
     assert killed, f"no worker was killed ({outcome.status} {outcome.error})"
     assert outcome.status == "completed", outcome.error
@@ -116,7 +116,7 @@ def test_a_worker_killed_mid_chunk_is_retried_and_the_run_completes(cluster: str
 def test_an_interrupted_ray_run_resumes_like_a_local_one(cluster: str, tmp_path: Path):
     """Stopped with a chunk stored and chunks cut short (checkpointed by way of the driver) or not begun."""
     spec = make_spec({**PARAMS, "steps": 2000}, SWEEP)
-    whole = run_sweep(spec, tmp_path / "local", device="cpu", threads=1)
+    whole = run_sweep(spec, tmp_path / "local", run_options(threads=1))
     finished: list[int] = []
     folder: list[Path] = []
 
@@ -130,8 +130,8 @@ def test_an_interrupted_ray_run_resumes_like_a_local_one(cluster: str, tmp_path:
         saved = {int(p.stem.split("-")[1]) for p in (folder[0] / "checkpoints").glob("chunk-*.safetensors")}
         return bool(finished) and bool(saved - set(finished))
 
-    outcome = run_sweep(spec, tmp_path / "ray", device="cpu", threads=1, max_memory=BUDGET, executor=RayExecutor(),
-                        emit=watch, should_stop=cut_short, checkpoint_every_s=1e-9)
+    outcome = run_sweep(spec, tmp_path / "ray", run_options(threads=1, max_memory_bytes=BUDGET, checkpoint_every=1e-9),
+                        executor=RayExecutor(), emit=watch, should_stop=cut_short)
     assert outcome.status == "interrupted"
     run = Run(outcome.run_dir)
     assert run.info()["chunks"] == 3 and 6 <= run.info()["instances_done"] <= 18  # chunks of 9, 9 and 6
@@ -140,13 +140,13 @@ def test_an_interrupted_ray_run_resumes_like_a_local_one(cluster: str, tmp_path:
     assert not _wait_for(train_task_pids, present=False)  # nothing left training on the cluster
 
     steps: dict[int, list[int]] = {}
-    resumed = resume_sweep(outcome.run_dir, device="cpu", threads=1, executor=RayExecutor(),
+    resumed = resume_sweep(outcome.run_dir, run_options(threads=1), executor=RayExecutor(),
                            emit=lambda e: steps.setdefault(e.chunk, []).append(e.step)
                            if isinstance(e, ev.Progress) else None)
     assert resumed.status == "completed", resumed.error
     assert run.info()["resumed"] == 1 and run.read_checkpoints() == []
-    for index, _members, _tensors, meta in saved:
-        assert min(steps[index]) == meta["step"]  # each chunk cut short went on from its checkpoint (and says so)
+    for index, state in saved:
+        assert min(steps[index]) == state.step  # each chunk cut short went on from its checkpoint (and says so)
     assert_same_results(whole.run_dir, outcome.run_dir)
 
 

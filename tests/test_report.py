@@ -25,7 +25,7 @@ from toysup_tui.render.tables import summary_table
 from toysup_tui.report import print_report
 from toysup_tui.summaries import json_summary
 
-from helpers import Nudge, assert_user_error, invoke, make_fixture_run
+from helpers import Nudge, assert_user_error, invoke, make_fixture_run, run_options
 
 TINY = {"model": "relu_output",
         "params": {"n_features": 5, "n_hidden": 2, "steps": 300, "batch_size": 64, "eval_batch_size": 256,
@@ -52,7 +52,7 @@ def flat(text: str) -> str:
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished 2-point x 3-seed sweep (about a second of training), shared read-only."""
-    outcome = run_sweep(resolve(TINY), tmp_path_factory.mktemp("report"), device="cpu")
+    outcome = run_sweep(resolve(TINY), tmp_path_factory.mktemp("report"), run_options())
     assert outcome.status == "completed"
     return outcome.run_dir
 
@@ -469,7 +469,7 @@ def test_report_of_a_running_run_shows_what_finished(copy_of_run: Run):
 
 def test_report_of_a_run_without_axes(tmp_path: Path):
     spec = resolve({"model": "relu_output", "params": {**TINY["params"], "steps": 100, "seeds": 2}})
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     text = report_text(Run(outcome.run_dir), width=100)
     assert "single sweep point" in text
     assert "training loss" in text and "only point" in text
@@ -515,7 +515,7 @@ THIRD = 0.3333333333333333  # written to results.csv as 0.333333333, which is no
 @pytest.fixture(scope="module")
 def third_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     spec = resolve({**TINY, "params": {**TINY["params"], "seeds": 2}, "sweep": {"feature_probability": [THIRD, 0.1]}})
-    outcome = run_sweep(spec, tmp_path_factory.mktemp("third"), device="cpu")
+    outcome = run_sweep(spec, tmp_path_factory.mktemp("third"), run_options())
     assert outcome.status == "completed"
     return Run(outcome.run_dir)
 

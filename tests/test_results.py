@@ -14,7 +14,7 @@ from toysup.engine.runner import run_sweep
 from toysup.engine.spec import resolve
 from toysup.engine.store import Run, result_columns
 
-from helpers import make_spec
+from helpers import make_spec, run_options
 
 THIRD = 0.3333333333333333
 # Two points that results.csv writes alike (9 significant digits): only the point index tells them apart.
@@ -92,7 +92,7 @@ def test_rows_that_contradict_the_spec_are_damaged_data():
 def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     spec = make_spec({"n_features": 5, "n_hidden": 2, "steps": 40, "batch_size": 32, "eval_batch_size": 64,
                       "seeds": 2}, sweep={"feature_probability": [THIRD, 0.1]})
-    outcome = run_sweep(spec, tmp_path_factory.mktemp("results"), device="cpu")
+    outcome = run_sweep(spec, tmp_path_factory.mktemp("results"), run_options())
     assert outcome.status == "completed"
     return Run(outcome.run_dir)
 

@@ -19,7 +19,7 @@ from toysup.engine.options import RunOptions
 from toysup.engine.runner import resume_sweep, run_sweep
 from toysup.engine.store import Run, list_runs
 
-from helpers import assert_same_results, invoke, make_spec, toysup_command
+from helpers import assert_same_results, invoke, make_spec, run_options, toysup_command
 
 PARAMS = {"steps": 400, "batch_size": 64, "eval_batch_size": 256, "seeds": 10}
 SWEEP = {"feature_probability": [1.0, 0.3, 0.1, 0.03]}
@@ -29,7 +29,7 @@ BUDGET = 16 * get_model("relu_output").bytes_per_instance(make_spec(PARAMS, SWEE
 
 def test_resume_after_an_in_process_stop_matches_an_uninterrupted_run(tmp_path: Path):
     spec = make_spec(PARAMS, SWEEP)
-    whole = run_sweep(spec, tmp_path / "whole", device="cpu", max_memory=BUDGET)
+    whole = run_sweep(spec, tmp_path / "whole", run_options(max_memory_bytes=BUDGET))
     chunks_seen: list[int] = []
 
     def stop_after_first_chunk() -> bool:
@@ -39,17 +39,17 @@ def test_resume_after_an_in_process_stop_matches_an_uninterrupted_run(tmp_path: 
         if type(event).__name__ == "ChunkFinished":
             chunks_seen.append(event.chunk)
 
-    cut = run_sweep(spec, tmp_path / "cut", device="cpu", max_memory=BUDGET, emit=sink,
+    cut = run_sweep(spec, tmp_path / "cut", run_options(max_memory_bytes=BUDGET), emit=sink,
                     should_stop=stop_after_first_chunk)
     assert cut.status == "interrupted"
     assert json.loads((cut.run_dir / "run.json").read_text())["instances_done"] == 16
-    done = resume_sweep(cut.run_dir, device="cpu", max_memory=BUDGET)
+    done = resume_sweep(cut.run_dir, run_options(max_memory_bytes=BUDGET))
     assert done.status == "completed"
     assert_same_results(whole.run_dir, cut.run_dir)
     info = json.loads((cut.run_dir / "run.json").read_text())
     assert info["status"] == "completed" and info["resumed"] == 1 and info["instances_done"] == 40
     with pytest.raises(SpecError, match="already completed"):
-        resume_sweep(cut.run_dir, device="cpu")
+        resume_sweep(cut.run_dir, run_options())
 
 
 def start_run(runs: Path, preset: Path) -> subprocess.Popen:
@@ -86,7 +86,7 @@ def test_a_real_run_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_path
     spec = make_spec({**PARAMS, "steps": 3000}, SWEEP)
     preset = tmp_path / "sweep.toml"
     preset.write_text(spec.to_toml())
-    whole = run_sweep(spec, tmp_path / "whole", device="cpu", max_memory=BUDGET)
+    whole = run_sweep(spec, tmp_path / "whole", run_options(max_memory_bytes=BUDGET))
 
     runs = tmp_path / "runs"
     proc = start_run(runs, preset)
@@ -178,7 +178,7 @@ def test_an_out_of_memory_chunk_is_halved_and_retried(tmp_path: Path, monkeypatc
     from toysup.engine.events import Notice
 
     spec = make_spec(PARAMS, SWEEP)
-    whole = run_sweep(spec, tmp_path / "whole", device="cpu")
+    whole = run_sweep(spec, tmp_path / "whole", run_options())
     real = executor_base.train_chunk
 
     def small_memory(chunk, *args, **kwargs):
@@ -188,7 +188,7 @@ def test_an_out_of_memory_chunk_is_halved_and_retried(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(executor_base, "train_chunk", small_memory)
     notices: list[str] = []
-    split = run_sweep(spec, tmp_path / "split", device="cpu",
+    split = run_sweep(spec, tmp_path / "split", run_options(),
                       emit=lambda e: notices.append(e.message) if isinstance(e, Notice) else None)
     assert split.status == "completed"
     assert notices and "out of memory in chunk 0 (40 instances)" in notices[0]
@@ -206,13 +206,13 @@ def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path, compile
         if type(event).__name__ == "Progress":
             ticks.append(event.step)
 
-    cut = run_sweep(spec, tmp_path / "cut", options, emit=sink, checkpoint_every_s=1e-9,
+    cut = run_sweep(spec, tmp_path / "cut", options.with_values(checkpoint_every=1e-9), emit=sink,
                     should_stop=lambda: len(ticks) >= 3)
     path = "compiled" if compile == "on" else "eager"
     assert Run(cut.run_dir).info()["step"] == Run(whole.run_dir).info()["step"] == path
     assert cut.status == "interrupted" and len({*ticks}) >= 3 and ticks[-1] < 4000
     saved = Run(cut.run_dir).read_checkpoints()
-    assert len(saved) == 1 and saved[0][3]["step"] == ticks[-1]  # the step the stop ended at was saved
+    assert len(saved) == 1 and saved[0][1].step == ticks[-1]  # the step the stop ended at was saved
     resumed_steps: list[int] = []
     # resume continues on the recorded path, whatever --compile says now
     other = RunOptions(device="cpu", compile="off" if compile == "on" else "on")
@@ -229,10 +229,10 @@ def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path, compile
 def test_damaged_run_folders_are_reported_not_fatal(tmp_path: Path):
     spec = make_spec({**PARAMS, "steps": 50, "seeds": 2}, SWEEP)
     runs = tmp_path / "runs"
-    good = run_sweep(spec, runs, device="cpu").run_dir
-    truncated = run_sweep(spec, runs, device="cpu").run_dir
+    good = run_sweep(spec, runs, run_options()).run_dir
+    truncated = run_sweep(spec, runs, run_options()).run_dir
     (truncated / "run.json").write_text('{"status": "compl')  # cut mid-write by hand
-    missing = run_sweep(spec, runs, device="cpu").run_dir
+    missing = run_sweep(spec, runs, run_options()).run_dir
     (missing / "results.csv").unlink()
     (missing / "config.toml").unlink()
 
@@ -244,4 +244,4 @@ def test_damaged_run_folders_are_reported_not_fatal(tmp_path: Path):
         assert "Traceback" not in shown.stdout + shown.stderr
     assert "config.toml is missing" in " ".join(invoke("report", missing, env={"COLUMNS": "200"}).stdout.split())
     with pytest.raises(SpecError, match=r"damaged|missing"):
-        resume_sweep(missing, device="cpu")
+        resume_sweep(missing, run_options())

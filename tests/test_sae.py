@@ -25,7 +25,7 @@ from toysup.engine.runner import run_sweep
 from toysup.engine.sae_chance import chance_quantile, expected_max_cosine, mmcs_chance
 from toysup.engine.spec import load
 
-from helpers import CPU, by_instance, make_spec, train_all
+from helpers import CPU, by_instance, make_spec, run_options, train_all
 
 # Small enough to train in a few seconds: G = 2d features in superposition, 2 active per sample.
 SMALL = {"n_dims": 10, "n_ground_truth": 20, "active_features": 2, "steps": 600, "batch_size": 128,
@@ -359,7 +359,7 @@ def test_dictionary_size_is_rounded_ratio_times_ground_truth():
 def test_preset_runs_and_stores_the_columns(tmp_path: Path):
     spec = load("sae-recovery", sets=["steps=30", "eval_batch_size=256"],
                 sweeps=["n_ground_truth=16,32", "dict_ratio=0.5,2", "l1=0.001,0.1"], seeds=1)
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     with open(outcome.run_dir / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -26,7 +26,7 @@ from toysup.engine.runner import run_sweep
 from toysup.engine.sae_chance import expected_max_cosine
 from toysup.engine.spec import load
 
-from helpers import CPU, by_instance, make_spec, train_all
+from helpers import CPU, by_instance, make_spec, run_options, train_all
 
 # The 2-D pentagon: toy model 3000 steps at lr 1e-2 (a pentagon at p = 0.05); cheap, for the mechanics.
 SMALL = {"n_features": 5, "n_hidden": 2, "feature_probability": 0.05, "toy_steps": 3000, "toy_lr": 1e-2,
@@ -229,7 +229,7 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
 def test_preset_runs_and_stores_the_columns(tmp_path: Path):
     spec = load("sae-hidden", sets=["steps=30", "toy_steps=30", "eval_batch_size=256"],
                 sweeps=["dict_ratio=0.6,2", "l1=0.01,0.1"], seeds=1)
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     rows = _csv_rows(outcome.run_dir / "results.csv")
     assert len(rows) == 4

@@ -25,7 +25,7 @@ from toysup.engine.runner import resume_sweep, run_sweep
 from toysup.engine.store import Run, list_runs
 from toysup.engine.train import train_chunk
 
-from helpers import assert_same_results, assert_user_error, invoke, make_spec, run_toysup, toysup_command
+from helpers import assert_same_results, assert_user_error, invoke, make_spec, run_options, run_toysup, toysup_command
 
 # One chunk of 4 instances, a few seconds of training on one core: its log (a progress event a second)
 # shows it in its middle.
@@ -35,7 +35,7 @@ SPEC = make_spec({"steps": STEPS, "batch_size": 64, "eval_batch_size": 256, "see
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return run_sweep(SPEC, tmp_path_factory.mktemp("whole"), device="cpu").run_dir
+    return run_sweep(SPEC, tmp_path_factory.mktemp("whole"), run_options()).run_dir
 
 
 def progress_steps(folder: Path) -> list[int]:
@@ -99,7 +99,7 @@ def test_a_stop_half_way_keeps_the_step_and_resumes_to_the_uninterrupted_run(
     assert f"kept step {step:,}/{STEPS:,}" in listed.stdout
 
     events: list[ev.Event] = []
-    done = resume_sweep(folder, device="cpu", emit=events.append)
+    done = resume_sweep(folder, run_options(), emit=events.append)
     assert done.status == "completed"
     first = next(e for e in events if isinstance(e, ev.Progress))
     assert first.step == step and first.instance_steps_done == step * 4  # it says where it continues from
@@ -120,7 +120,7 @@ FOUR_INSTANCES = 4 * get_model("relu_output").bytes_per_instance(TWO_CHUNKS.inst
 def test_a_stale_writer_woken_after_a_forced_resume_is_refused_and_no_row_is_lost(tmp_path: Path):
     """SIGSTOP the trainer after chunk 0, age its heartbeat past the stale limit, `resume --force`, SIGCONT
     the original: the resume completes the run, the original stops with one line and writes nothing."""
-    whole = run_sweep(TWO_CHUNKS, tmp_path / "whole", device="cpu", max_memory=FOUR_INSTANCES).run_dir
+    whole = run_sweep(TWO_CHUNKS, tmp_path / "whole", run_options(max_memory_bytes=FOUR_INSTANCES)).run_dir
     preset = tmp_path / "sweep.toml"
     preset.write_text(TWO_CHUNKS.to_toml())
     runs = tmp_path / "runs"
@@ -161,7 +161,7 @@ def test_a_disk_that_fills_for_good_marks_the_run_failed_in_one_line(tmp_path: P
                                                                       monkeypatch: pytest.MonkeyPatch):
     """From the first chunk's weights on, every write fails (run.json's too): the run still reads failed
     with the reason, the CLI says so in one line (exit 1), and a resume once there is room completes it."""
-    whole = run_sweep(SMALL, tmp_path / "whole", device="cpu").run_dir
+    whole = run_sweep(SMALL, tmp_path / "whole", run_options()).run_dir
     preset = tmp_path / "sweep.toml"
     preset.write_text(SMALL.to_toml())
     real, full = store.atomic_write, []
@@ -183,14 +183,14 @@ def test_a_disk_that_fills_for_good_marks_the_run_failed_in_one_line(tmp_path: P
     info = json.loads((run.path / "run.json").read_text())  # ...and was written over run.json's own bytes
     assert info["status"] == "failed" and info["error"].startswith("disk full") and info["model"] == "relu_output"
     assert run.status() == "failed"
-    done = resume_sweep(run.path, device="cpu")
+    done = resume_sweep(run.path, run_options())
     assert done.status == "completed"
     assert_same_results(whole, run.path)
 
 
 @pytest.mark.parametrize("damage", [b"", b"{not json", b"\xff\xfe", b"[1, 2]"])
 def test_resume_refuses_a_run_json_it_cannot_read_and_writes_nothing(tmp_path: Path, damage: bytes):
-    run = run_sweep(SMALL, tmp_path, device="cpu", should_stop=lambda: True)
+    run = run_sweep(SMALL, tmp_path, run_options(), should_stop=lambda: True)
     assert run.status == "interrupted"
     (run.run_dir / "run.json").write_bytes(damage)
     before = {p.name: p.read_bytes() for p in run.run_dir.iterdir() if p.is_file()}
@@ -201,7 +201,7 @@ def test_resume_refuses_a_run_json_it_cannot_read_and_writes_nothing(tmp_path: P
 
 
 def test_a_refused_resume_of_a_completed_run_leaves_its_lock_alone(tmp_path: Path):
-    run = run_sweep(SMALL, tmp_path, device="cpu")
+    run = run_sweep(SMALL, tmp_path, run_options())
     lock = run.run_dir / "lock"
     lock.write_text("elsewhere 12345\n")
     result = invoke("resume", run.run_dir, "--device", "cpu")
@@ -215,7 +215,7 @@ def test_a_refused_resume_of_a_completed_run_leaves_its_lock_alone(tmp_path: Pat
 def fake_training_run(root: Path) -> Run:
     """A run folder as a trainer leaves it half way through its one chunk: run.json running (this process),
     a fresh heartbeat at step 100 of 200, nothing stored yet."""
-    outcome = run_sweep(SMALL, root, device="cpu", should_stop=lambda: True)
+    outcome = run_sweep(SMALL, root, run_options(), should_stop=lambda: True)
     run = Run(outcome.run_dir)
     run.update_info(status="running", pid=os.getpid(), host=socket.gethostname())
     (run.path / "heartbeat.json").write_text(json.dumps({
@@ -230,7 +230,7 @@ def test_a_run_training_its_first_chunk_is_shown_as_far_as_it_is_and_never_read_
     import toysup
 
     runs = tmp_path / "runs"
-    older = run_sweep(SMALL, runs, device="cpu")  # `latest` is the newest run, never an older finished one
+    older = run_sweep(SMALL, runs, run_options())  # `latest` is the newest run, never an older finished one
     time.sleep(1.1)  # the run ids' time stamps are to the second
     live = fake_training_run(runs)
     listed = invoke("runs", "--runs-dir", runs, env={"COLUMNS": "200"})
@@ -267,7 +267,7 @@ def test_a_signal_mid_step_lets_the_step_finish_and_saves_it():
     previous = signal.signal(signal.SIGINT, stopping.handle)
     try:
         with pytest.raises(KeyboardInterrupt):
-            train_chunk(chunk, torch.device("cpu"), emit=emit, checkpoint=lambda t, meta: saved.append(meta["step"]))
+            train_chunk(chunk, torch.device("cpu"), emit=emit, checkpoint=lambda state: saved.append(state.step))
         with pytest.raises(KeyboardInterrupt):
             stopping.handle(signal.SIGINT, None)  # no run training: Ctrl-C is Ctrl-C
     finally:
@@ -277,7 +277,7 @@ def test_a_signal_mid_step_lets_the_step_finish_and_saves_it():
 
 def test_a_stop_during_the_final_evaluation_saves_the_trained_state(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch):
-    whole = run_sweep(SMALL, tmp_path / "whole", device="cpu").run_dir
+    whole = run_sweep(SMALL, tmp_path / "whole", run_options()).run_dir
     model = get_model("relu_output")
     real = model.metrics
 
@@ -285,12 +285,12 @@ def test_a_stop_during_the_final_evaluation_saves_the_trained_state(tmp_path: Pa
         raise KeyboardInterrupt
 
     monkeypatch.setattr(model, "metrics", interrupted)
-    cut = run_sweep(SMALL, tmp_path / "cut", device="cpu")
+    cut = run_sweep(SMALL, tmp_path / "cut", run_options())
     assert cut.status == "interrupted"
     assert Run(cut.run_dir).info()["checkpoints"] == [{"chunk": 0, "step": 200, "steps": 200, "instances": 2}]
     monkeypatch.setattr(model, "metrics", real)
     events: list[ev.Event] = []
-    assert resume_sweep(cut.run_dir, device="cpu", emit=events.append).status == "completed"
+    assert resume_sweep(cut.run_dir, run_options(), emit=events.append).status == "completed"
     assert [e.step for e in events if isinstance(e, ev.Progress)] == [200]  # evaluated, not trained again
     assert_same_results(whole, cut.run_dir)
 

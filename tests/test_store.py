@@ -34,7 +34,7 @@ from toysup.engine.store import (
 )
 from toysup.engine.train import curve_schedule
 
-from helpers import by_instance, make_spec, train_all
+from helpers import by_instance, make_spec, run_options, train_all
 
 TINY = {"n_features": 5, "n_hidden": 2, "steps": 60, "batch_size": 32, "eval_batch_size": 128, "seeds": 2}
 METRICS = ["loss", "features_represented", "dims_per_feature", "orientation_angle_deg", "axis_alignment",
@@ -51,7 +51,7 @@ def finished(tmp_path_factory):
     root = tmp_path_factory.mktemp("store") / "runs"
     events: list[ev.Event] = []
     spec = tiny_spec()
-    outcome = run_sweep(spec, root, device="cpu", emit=events.append)
+    outcome = run_sweep(spec, root, run_options(), emit=events.append)
     return spec, outcome, Run(outcome.run_dir), events
 
 
@@ -215,7 +215,7 @@ def two_chunks(spec):
 def test_an_interrupted_run_keeps_its_finished_chunks(tmp_path):
     spec = tiny_spec()
     seen: list[ev.Event] = []
-    outcome = run_sweep(spec, tmp_path, device="cpu", emit=seen.append, max_memory=two_chunks(spec),
+    outcome = run_sweep(spec, tmp_path, run_options(max_memory_bytes=two_chunks(spec)), emit=seen.append,
                         should_stop=lambda: any(isinstance(e, ev.ChunkFinished) for e in seen))
     assert outcome.status == "interrupted"
     run = Run(outcome.run_dir)
@@ -238,7 +238,7 @@ def test_a_failed_run_records_the_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(executor_base, "train_chunk", flaky)
     spec = tiny_spec()
-    outcome = run_sweep(spec, tmp_path, device="cpu", max_memory=two_chunks(spec))
+    outcome = run_sweep(spec, tmp_path, run_options(max_memory_bytes=two_chunks(spec)))
     assert outcome.status == "failed" and outcome.error == "RuntimeError: boom"
     run = Run(outcome.run_dir)
     assert run.info()["status"] == "failed" and run.info()["error"] == "RuntimeError: boom"
@@ -247,8 +247,8 @@ def test_a_failed_run_records_the_error(tmp_path, monkeypatch):
 
 
 def test_bad_device_fails_before_anything_is_written(tmp_path):
-    with pytest.raises(SpecError):
-        run_sweep(tiny_spec(), tmp_path / "runs", device="tpu")
+    with pytest.raises(SpecError, match="cuda:99"):  # a valid name, but no machine has a hundredth GPU
+        run_sweep(tiny_spec(), tmp_path / "runs", run_options(device="cuda:99"))
     assert not (tmp_path / "runs").exists()
 
 
@@ -405,7 +405,7 @@ def test_the_docs_and_the_store_describe_the_run_folder_alike():
 ])
 def test_a_run_writes_the_documented_columns_and_tensors(model, params, sweep, tmp_path):
     spec = make_spec(params, sweep, model=model)
-    outcome = run_sweep(spec, tmp_path, device="cpu")
+    outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
     declared = get_model(model)
     expand = {"<swept parameters>": list(sweep), "<metrics>": [c.name for c in declared.columns],

@@ -17,7 +17,7 @@ from toysup.engine.runner import resume_sweep, run_sweep
 from toysup.engine.store import Run, list_runs
 
 from helpers import TINY_PRESET as TINY
-from helpers import assert_user_error, invoke, make_spec
+from helpers import assert_user_error, invoke, make_spec, run_options
 
 PARAMS = {"n_features": 5, "n_hidden": 2, "steps": 40, "batch_size": 32, "eval_batch_size": 64, "seeds": 2}
 SWEEP = {"feature_probability": [1.0, 0.3, 0.1]}
@@ -73,7 +73,7 @@ def whole(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """An uninterrupted run, and how many atomic writes it made."""
     with pytest.MonkeyPatch.context() as mp:
         written = faulty_writes(mp, None, Killed)
-        outcome = run_sweep(spec(), tmp_path_factory.mktemp("whole"), device="cpu", max_memory=two_per_chunk())
+        outcome = run_sweep(spec(), tmp_path_factory.mktemp("whole"), run_options(max_memory_bytes=two_per_chunk()))
     assert outcome.status == "completed"
     return outcome.run_dir, len(written)
 
@@ -84,9 +84,9 @@ def finish(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with monkeypatch.context() as mp:
         faulty_writes(mp, 2, Killed)
         with contextlib.suppress(Killed):
-            resume_sweep(run_dir, device="cpu", max_memory=two_per_chunk())
+            resume_sweep(run_dir, run_options(max_memory_bytes=two_per_chunk()))
     if Run(run_dir).status() != "completed":
-        assert resume_sweep(run_dir, device="cpu", max_memory=two_per_chunk()).status == "completed"
+        assert resume_sweep(run_dir, run_options(max_memory_bytes=two_per_chunk())).status == "completed"
 
 
 @pytest.mark.parametrize("fault", [Killed, KeyboardInterrupt])
@@ -98,7 +98,7 @@ def test_a_fault_at_every_write_then_resume_gives_the_uninterrupted_files(fault,
         with monkeypatch.context() as mp:
             names = faulty_writes(mp, at, fault)
             try:
-                outcome = run_sweep(spec(), root, device="cpu", max_memory=two_per_chunk())
+                outcome = run_sweep(spec(), root, run_options(max_memory_bytes=two_per_chunk()))
                 assert outcome.status == "interrupted" and fault is KeyboardInterrupt, names
             except (Killed, KeyboardInterrupt):
                 pass
@@ -139,7 +139,7 @@ def damage_cases() -> dict[str, object]:
 @pytest.mark.parametrize("case", list(damage_cases()))
 def test_damaged_files_are_reported_then_trained_again(case, whole, tmp_path, monkeypatch):
     reference, _ = whole
-    outcome = run_sweep(spec(), tmp_path, device="cpu", max_memory=two_per_chunk())
+    outcome = run_sweep(spec(), tmp_path, run_options(max_memory_bytes=two_per_chunk()))
     damage_cases()[case](outcome.run_dir)  # type: ignore[operator]
     run = Run(outcome.run_dir)
     if case != "manifest garbled":
@@ -153,13 +153,13 @@ def test_damaged_files_are_reported_then_trained_again(case, whole, tmp_path, mo
     exported = invoke("export", outcome.run_dir, "--table", "features")
     assert "Traceback" not in exported.stdout + exported.stderr
     run.update_info(status="interrupted")  # resume trains whatever it cannot verify
-    assert resume_sweep(outcome.run_dir, device="cpu", max_memory=two_per_chunk()).status == "completed"
+    assert resume_sweep(outcome.run_dir, run_options(max_memory_bytes=two_per_chunk())).status == "completed"
     assert run.status() == "completed" and run.problem(deep=True) == ""
     assert_same_files(reference, outcome.run_dir)
 
 
 def test_a_completed_run_with_half_its_results_is_damaged(tmp_path):
-    run_dir = run_sweep(spec(), tmp_path, device="cpu").run_dir
+    run_dir = run_sweep(spec(), tmp_path, run_options()).run_dir
     lines = (run_dir / "results.csv").read_text().splitlines(True)
     (run_dir / "results.csv").write_text("".join(lines[:4]))
     run = Run(run_dir)
@@ -173,7 +173,7 @@ def test_a_completed_run_with_half_its_results_is_damaged(tmp_path):
 
 
 def test_unreadable_checkpoints_are_dropped_not_fatal(tmp_path):
-    run_dir = run_sweep(spec(), tmp_path, device="cpu").run_dir
+    run_dir = run_sweep(spec(), tmp_path, run_options()).run_dir
     (run_dir / "checkpoints").mkdir()
     (run_dir / "checkpoints" / "chunk-0000.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{garbled")
     assert Run(run_dir).read_checkpoints() == []
@@ -190,7 +190,7 @@ def interrupted_run(root: Path) -> Path:
         if type(event).__name__ == "ChunkFinished":
             finished.append(event)
 
-    outcome = run_sweep(spec(), root, device="cpu", max_memory=two_per_chunk(), emit=sink,
+    outcome = run_sweep(spec(), root, run_options(max_memory_bytes=two_per_chunk()), emit=sink,
                         should_stop=lambda: bool(finished))
     assert outcome.status == "interrupted"
     return outcome.run_dir
@@ -226,7 +226,7 @@ def test_a_linked_error_log_is_replaced_never_written_through(tmp_path):
 
 
 def test_linked_tables_and_weights_are_not_read(tmp_path):
-    run_dir = run_sweep(spec(), tmp_path / "runs", device="cpu").run_dir
+    run_dir = run_sweep(spec(), tmp_path / "runs", run_options()).run_dir
     secret = tmp_path / "secret.csv"
     secret.write_text("instance,step,loss\n0,1,0.5\n")
     (run_dir / "curves.csv").unlink()
@@ -239,7 +239,7 @@ def test_linked_tables_and_weights_are_not_read(tmp_path):
 def hostile_folders(root: Path) -> list[Path]:
     """Run folders a received archive might hold: markup in names, unknown words, wrong types, garbage."""
     made = []
-    good = run_sweep(spec(), root, device="cpu").run_dir
+    good = run_sweep(spec(), root, run_options()).run_dir
     made.append(good)
     for i, changes in enumerate([{"name": "[/]"}, {"name": "[bold]loud[/bold]"}, {"status": "exploded"},
                                  {"status": ["list"]}, {"wall_time_s": "fast", "instances": "[/]"},
@@ -303,7 +303,7 @@ def disk_full_at(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 def test_a_full_disk_while_creating_a_run_leaves_no_folder(tmp_path, monkeypatch):
     disk_full_at(monkeypatch, "run.json")
     with pytest.raises(UserError, match=r"No space left"):
-        run_sweep(spec(), tmp_path, device="cpu")
+        run_sweep(spec(), tmp_path, run_options())
     assert list(tmp_path.iterdir()) == []
 
 
@@ -317,7 +317,7 @@ def test_a_full_disk_mid_run_is_recorded_in_run_json(tmp_path, monkeypatch):
         real(path, data)
 
     monkeypatch.setattr(store, "atomic_write", write)
-    outcome = run_sweep(spec(), tmp_path, device="cpu")
+    outcome = run_sweep(spec(), tmp_path, run_options())
     assert outcome.status == "failed" and "No space left" in outcome.error
     info = json.loads((outcome.run_dir / "run.json").read_text())
     assert info["status"] == "failed" and "No space left" in info["error"]
@@ -334,7 +334,7 @@ def test_atomic_write_leaves_no_temporary_on_a_full_disk(tmp_path, monkeypatch):
 
 
 def test_export_refuses_a_fifo_and_neutralises_formulas(tmp_path):
-    run_dir = run_sweep(spec(), tmp_path / "runs", device="cpu").run_dir
+    run_dir = run_sweep(spec(), tmp_path / "runs", run_options()).run_dir
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     result = invoke("export", run_dir, "-o", fifo)
@@ -355,8 +355,8 @@ def test_export_refuses_a_fifo_and_neutralises_formulas(tmp_path):
 def test_one_instance_chunks_record_the_same_curves_as_the_default_chunking(whole, tmp_path):
     reference, _ = whole  # two instances per chunk
     one = get_model("relu_output").bytes_per_instance(spec().instances()[0].config)
-    single = run_sweep(spec(), tmp_path / "one", device="cpu", max_memory=one).run_dir
-    default = run_sweep(spec(), tmp_path / "default", device="cpu").run_dir
+    single = run_sweep(spec(), tmp_path / "one", run_options(max_memory_bytes=one)).run_dir
+    default = run_sweep(spec(), tmp_path / "default", run_options()).run_dir
     assert len(Run(single).stored_chunks()) == 6 and len(Run(default).stored_chunks()) == 1
     for name in TABLE_FILES:
         assert (single / name).read_bytes() == (default / name).read_bytes() == (reference / name).read_bytes()

@@ -17,7 +17,7 @@ from toysup_tui.render import charts
 from toysup_tui.render.tables import summary_metrics, summary_table
 from toysup_tui.report import print_report
 
-from helpers import make_spec
+from helpers import make_spec, run_options
 
 WIDTHS = (80, 120, 200)
 
@@ -28,7 +28,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Results:
     (polysemantic_neurons) are empty at every point."""
     spec = make_spec({"n_features": 5, "n_hidden": 2, "steps": 200, "batch_size": 64, "eval_batch_size": 256,
                       "seeds": 2}, {"feature_probability": [1.0, 0.1]})
-    outcome = run_sweep(spec, tmp_path_factory.mktemp("summary"), device="cpu")
+    outcome = run_sweep(spec, tmp_path_factory.mktemp("summary"), run_options())
     assert outcome.status == "completed"
     return Results.open(Run(outcome.run_dir))
 

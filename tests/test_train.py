@@ -18,7 +18,7 @@ from toysup.engine.plan import plan, resolve_device
 from toysup.engine.rng import CounterRNG
 from toysup.engine.train import curve_schedule, train_chunk
 
-from helpers import CPU, by_instance, make_spec, train_all
+from helpers import CPU, by_instance, make_spec, run_options, train_all
 
 TINY = {"n_features": 5, "n_hidden": 2, "steps": 120, "batch_size": 64, "eval_batch_size": 256}
 
@@ -324,8 +324,8 @@ def test_diverging_instances_are_frozen_and_marked_while_the_rest_match_a_run_wi
     base = {**TINY, "seeds": 2, "optimizer": "sgd"}
     with_bad = make_spec(base, {"lr": [1e-2, 100.0]})  # lr 100 with SGD overflows within a few steps
     alone = make_spec({**base, "lr": 1e-2})
-    out_bad = run_sweep(with_bad, tmp_path / "bad", device="cpu")
-    out_good = run_sweep(alone, tmp_path / "good", device="cpu")
+    out_bad = run_sweep(with_bad, tmp_path / "bad", run_options())
+    out_good = run_sweep(alone, tmp_path / "good", run_options())
     assert out_bad.status == out_good.status == "completed"
     _, bad_rows = Run(out_bad.run_dir).results()
     _, good_rows = Run(out_good.run_dir).results()

@@ -54,7 +54,7 @@ from toysup_tui.screens.runs import RunsScreen
 from toysup_tui.table_filter import compile_filter
 from toysup_tui.widgets.chart import Chart
 
-from helpers import FIXTURE_ID, fixture_spec, invoke, make_fixture_run
+from helpers import FIXTURE_ID, fixture_spec, invoke, make_fixture_run, run_options
 
 TINY_FIELDS = {"steps": "40", "batch_size": "16", "seeds": "2", "eval_batch_size": "64",
                "feature_probability": "1,0.05"}
@@ -385,7 +385,7 @@ def third_run(tui_dirs: tuple[Path, Path]) -> Run:
                     "params": {"n_features": 5, "n_hidden": 2, "steps": 60, "batch_size": 32, "eval_batch_size": 128,
                                "seeds": 2},
                     "sweep": {"feature_probability": [THIRD, 0.1]}})
-    outcome = run_sweep(spec, tui_dirs[0], device="cpu")
+    outcome = run_sweep(spec, tui_dirs[0], run_options())
     assert outcome.status == "completed"
     return Run(outcome.run_dir)
 
@@ -545,7 +545,7 @@ async def test_phase_runs_show_the_phase_grid_in_the_metrics_tab(tui_dirs: tuple
     spec = resolve({"name": "phase", "model": "relu_output_phase",
                     "params": {"steps": 150, "batch_size": 64, "eval_batch_size": 128, "seeds": 2},
                     "sweep": {"importance_decay": "0.1,10", "feature_probability": "1,0.05"}})
-    outcome = run_sweep(spec, tui_dirs[0], device="cpu")
+    outcome = run_sweep(spec, tui_dirs[0], run_options())
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
         app.open_results(outcome.run_dir)
@@ -583,7 +583,7 @@ async def test_geometry_steps_through_weight_snapshots(tui_dirs: tuple[Path, Pat
     spec = resolve({"name": "snaps", "model": "relu_output",
                     "params": {"steps": 200, "batch_size": 64, "eval_batch_size": 128, "snapshots": 3,
                                "feature_probability": 0.05}})
-    outcome = run_sweep(spec, tui_dirs[0], device="cpu")
+    outcome = run_sweep(spec, tui_dirs[0], run_options())
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
         app.open_results(outcome.run_dir)

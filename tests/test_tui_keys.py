@@ -35,7 +35,7 @@ from toysup_tui.screens.runs import RunsScreen
 from toysup_tui.table_filter import compile_filter
 from toysup_tui.widgets.keys import EVERYWHERE, KeysPanel, key_sections, own_bindings
 
-from helpers import fixture_spec, make_fixture_run, make_spec
+from helpers import fixture_spec, make_fixture_run, make_spec, run_options
 
 
 def own_descriptions(screen: Any) -> list[str]:
@@ -291,7 +291,7 @@ async def test_an_interrupted_runs_results_resume_with_one_key(tui_dirs: tuple[P
                       "seeds": 2}, {"feature_probability": [1.0, 0.1, 0.01]})
     budget = 2 * get_model("relu_output").bytes_per_instance(spec.instances()[0].config)  # 2 instances a chunk
     finished: list[int] = []
-    cut = run_sweep(spec, tui_dirs[0], device="cpu", max_memory=budget, should_stop=lambda: bool(finished),
+    cut = run_sweep(spec, tui_dirs[0], run_options(max_memory_bytes=budget), should_stop=lambda: bool(finished),
                     emit=lambda e: finished.append(1) if type(e).__name__ == "ChunkFinished" else None)
     assert cut.status == "interrupted"
     run = Run(cut.run_dir)

@@ -28,7 +28,7 @@ from toysup.engine.runlog import LogReader, liveness, request_stop
 from toysup.engine.runner import run_sweep
 from toysup.engine.store import Run, list_runs, with_run_id
 
-from helpers import assert_user_error, invoke, make_fixture_run, make_spec
+from helpers import assert_user_error, invoke, make_fixture_run, make_spec, run_options
 
 PARAMS = {"n_features": 5, "n_hidden": 2, "steps": 40, "batch_size": 32, "eval_batch_size": 64, "seeds": 2}
 OUTSIDE = "precious, not the run's\n"
@@ -59,10 +59,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A completed run (with manifest and gathered tables) and an interrupted one after its first chunk."""
     root = tmp_path_factory.mktemp("trained")
     spec = make_spec(PARAMS, {"feature_probability": [1.0, 0.1]})
-    completed = run_sweep(spec, root / "completed", device="cpu").run_dir
+    completed = run_sweep(spec, root / "completed", run_options()).run_dir
     finished: list[object] = []
     one = 2 * 4 * 1024  # small enough for chunks of a few instances
-    interrupted = run_sweep(spec, root / "interrupted", device="cpu", max_memory=one,
+    interrupted = run_sweep(spec, root / "interrupted", run_options(max_memory_bytes=one),
                             emit=lambda e: finished.append(e) if type(e).__name__ == "ChunkFinished" else None,
                             should_stop=lambda: bool(finished)).run_dir
     assert Run(interrupted).status() == "interrupted"

@@ -15,15 +15,17 @@ if TYPE_CHECKING:
     from toysup.engine import __version__
     from toysup.engine.api import Run, has_pandas, list_runs, open_run, run_sweep
     from toysup.engine.errors import RunDataError, ToysupError, UserError
+    from toysup.engine.options import RunOptions
 
 _HOMES = {
     "__version__": "toysup.engine",
     **dict.fromkeys(("Run", "has_pandas", "list_runs", "open_run", "run_sweep"), "toysup.engine.api"),
     **dict.fromkeys(("RunDataError", "ToysupError", "UserError"), "toysup.engine.errors"),
+    "RunOptions": "toysup.engine.options",
 }
 
-__all__ = ["Run", "RunDataError", "ToysupError", "UserError", "__version__", "has_pandas", "list_runs", "open_run",
-           "run_sweep"]
+__all__ = ["Run", "RunDataError", "RunOptions", "ToysupError", "UserError", "__version__", "has_pandas", "list_runs",
+           "open_run", "run_sweep"]
 
 
 def __getattr__(name: str) -> Any:

@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 
+from toysup.engine.checkpoint import TrainingState
 from toysup.engine.events import ChunkStarted, EventSink
 from toysup.engine.plan import Chunk
-from toysup.engine.train import ChunkResult, Saved, train_chunk
+from toysup.engine.train import ChunkResult, train_chunk
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Work:
 
     emit: EventSink  # chunk-level events (ChunkStarted, Progress); the runner fills in run-wide totals
     should_stop: Callable[[], bool]
-    checkpoint: Callable[[Chunk, dict[str, torch.Tensor], dict[str, int]], None] | None = None
+    checkpoint: Callable[[Chunk, TrainingState], None] | None = None
     checkpoint_every_s: float = 60.0
     step_path: str = "eager"  # the run's training step, compiled or eager (engine/fused.py)
 
@@ -60,7 +61,7 @@ class Executor(ABC):
         """Connect and decide where chunks train; user errors (no such device, no cluster) raise SpecError."""
 
     @abstractmethod
-    def submit(self, chunk: Chunk, resume_from: Saved | None = None, front: bool = False) -> None:
+    def submit(self, chunk: Chunk, resume_from: TrainingState | None = None, front: bool = False) -> None:
         """Queue a chunk (``front``: ahead of those already queued, e.g. the halves of a chunk out of memory)."""
 
     @abstractmethod
@@ -78,7 +79,7 @@ class Executor(ABC):
         return {}
 
 
-def run_chunk(chunk: Chunk, device: torch.device, work: Work, resume_from: Saved | None = None) -> ChunkResult:
+def run_chunk(chunk: Chunk, device: torch.device, work: Work, resume_from: TrainingState | None = None) -> ChunkResult:
     """Train one chunk where the executor placed it, announcing it first: the one body every executor runs."""
     work.emit(ChunkStarted(chunk=chunk.index, instances=[i.index for i in chunk.instances], steps=chunk.steps,
                            worker=f"{socket.gethostname()}:{os.getpid()}"))

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import torch
 
-from toysup.engine.executors.base import Executor, Placement, Saved, Work, device_description, run_chunk
+from toysup.engine.checkpoint import TrainingState
+from toysup.engine.executors.base import Executor, Placement, Work, device_description, run_chunk
 from toysup.engine.plan import Chunk, configure_threads, resolve_device
 from toysup.engine.train import ChunkResult
 
@@ -16,7 +17,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self) -> None:
-        self.queue: deque[tuple[Chunk, Saved | None]] = deque()
+        self.queue: deque[tuple[Chunk, TrainingState | None]] = deque()
         self.device = torch.device("cpu")
 
     def open(self, device: str, threads: int | None) -> Placement:
@@ -24,7 +25,7 @@ class LocalExecutor(Executor):
         configure_threads(threads, self.device)
         return Placement(self.device, device_description(self.device))
 
-    def submit(self, chunk: Chunk, resume_from: Saved | None = None, front: bool = False) -> None:
+    def submit(self, chunk: Chunk, resume_from: TrainingState | None = None, front: bool = False) -> None:
         if front:
             self.queue.appendleft((chunk, resume_from))
         else:

@@ -31,9 +31,10 @@ from typing import Any
 
 import torch
 
+from toysup.engine.checkpoint import TrainingState
 from toysup.engine.errors import SpecError
 from toysup.engine.events import from_json
-from toysup.engine.executors.base import Executor, Placement, Saved, Work, run_chunk
+from toysup.engine.executors.base import Executor, Placement, Work, run_chunk
 from toysup.engine.plan import CPU_CHUNK_CAP, MEMORY_SHARE, Chunk, available_ram, configure_threads
 from toysup.engine.train import ChunkResult
 
@@ -62,7 +63,7 @@ class RayExecutor(Executor):
         self.address = address or None
         self.gpus_per_chunk = gpus_per_chunk
         self.max_retries = max_retries
-        self.queued: list[tuple[Chunk, Saved | None]] = []  # submitted, not yet handed to Ray
+        self.queued: list[tuple[Chunk, TrainingState | None]] = []  # submitted, not yet handed to Ray
         self.pending: dict[Any, Chunk] = {}  # Ray object ref -> the chunk it will hold
         self._ray: Any = None
         self._owns_ray = False
@@ -151,7 +152,7 @@ class RayExecutor(Executor):
 
     # --- training ---------------------------------------------------------------------------
 
-    def submit(self, chunk: Chunk, resume_from: Saved | None = None, front: bool = False) -> None:
+    def submit(self, chunk: Chunk, resume_from: TrainingState | None = None, front: bool = False) -> None:
         self.queued.append((chunk, resume_from))  # launched by finished(), which knows the run's checkpoint interval
 
     def finished(self, work: Work) -> Iterator[tuple[Chunk, ChunkResult | torch.OutOfMemoryError]]:
@@ -190,10 +191,10 @@ class RayExecutor(Executor):
             if index not in training or work.checkpoint is None:
                 continue  # the chunk finished meanwhile: its checkpoint is moot
             try:
-                tensors, meta = ray.get(ref)
+                state = ray.get(ref)
             except ray.exceptions.RayError:
                 continue  # its worker died with it; the next checkpoint (or the retry) will do
-            work.checkpoint(training[index], tensors, meta)
+            work.checkpoint(training[index], state)
 
     def close(self) -> None:
         ray = self._ray
@@ -309,7 +310,7 @@ class ProgressHub:
 
     def __init__(self) -> None:
         self.lines: list[str] = []
-        self.saved: dict[int, list[Any]] = {}  # chunk -> [object ref of (tensors, meta)], the newest only
+        self.saved: dict[int, list[Any]] = {}  # chunk -> [object ref of its TrainingState], the newest only
 
     def push(self, line: str) -> None:
         self.lines.append(line)
@@ -325,7 +326,7 @@ class ProgressHub:
         return True
 
 
-def _train_task(chunk: Chunk, kind: str, threads: int, hub: Any, resume_from: Saved | None,
+def _train_task(chunk: Chunk, kind: str, threads: int, hub: Any, resume_from: TrainingState | None,
                 checkpoint_every_s: float, step_path: str = "eager") -> ChunkResult:
     """A worker's body: train the chunk on the device Ray gave this task (its GPU shows as cuda:0).
 
@@ -336,8 +337,8 @@ def _train_task(chunk: Chunk, kind: str, threads: int, hub: Any, resume_from: Sa
     device = torch.device(kind)
     configure_threads(threads, device)
 
-    def checkpoint(chunk: Chunk, tensors: dict[str, torch.Tensor], meta: dict[str, int]) -> None:
-        hub.save.remote(chunk.index, [ray.put((tensors, meta))])
+    def checkpoint(chunk: Chunk, state: TrainingState) -> None:
+        hub.save.remote(chunk.index, [ray.put(state)])
 
     work = Work(emit=lambda event: hub.push.remote(event.to_json()), should_stop=lambda: False,
                 checkpoint=checkpoint, checkpoint_every_s=checkpoint_every_s, step_path=step_path)
