@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from toysup.engine import progress, stopping, store
 from toysup.engine.errors import RunDataError, UserError
-from toysup.engine.models import get_kind
+from toysup.engine.kinds import get_kind
 from toysup.engine.results import Results
 from toysup.engine.spec import Spec, read_preset, resolve
 

@@ -37,7 +37,7 @@ import tomli_w
 
 from toysup.engine.adaptive import Adaptive, check_grid, parse_adaptive
 from toysup.engine.errors import SpecError
-from toysup.engine.models import MODELS, get_kind
+from toysup.engine.kinds import MODELS, get_kind
 from toysup.engine.params import Param
 from toysup.engine.preset_sources import bundled_dir
 from toysup.engine.preset_sources import find as find_preset

@@ -55,11 +55,11 @@ import torch
 
 from toysup.engine import metrics as M
 from toysup.engine.data import importance
+from toysup.engine.kinds.compute import ComputeKind
 from toysup.engine.models.abs_value import init_two_layers, input_drive, two_layer_forward
 from toysup.engine.models.base import Hyper, ToyModel
 from toysup.engine.models.compute_eval import RealInputs, affine_error, control_error, real_inputs
 from toysup.engine.models.compute_functions import FUNCTIONS, Function, sparse_inputs_
-from toysup.engine.models.kinds.compute import ComputeKind
 from toysup.engine.rng import DATA, CounterRNG
 
 COMPUTED_SHARE = 0.5  # computed: the error below half the best affine readout's (and the control's, for hidden)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from toysup.engine.kinds.compute import ARITY
 from toysup.engine.models.abs_value import PROBE_POINTS, probe_inputs
-from toysup.engine.models.kinds.compute import ARITY
 from toysup.engine.rng import CounterRNG
 
 MAX_GRID = 8  # max(x, y) is probed on an 8 x 8 grid of cell midpoints of [0, 1]^2 (64 points, as |x|)

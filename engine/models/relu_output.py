@@ -19,8 +19,8 @@ from toysup.engine import fused
 from toysup.engine import metrics as M
 from toysup.engine.data import feature_probabilities, importance, sparse_uniform_
 from toysup.engine.estimator import DataLaw, active_inputs, estimate
+from toysup.engine.kinds.relu_output import ReluOutputKind
 from toysup.engine.models.base import Hyper, ToyModel
-from toysup.engine.models.kinds.relu_output import ReluOutputKind
 from toysup.engine.models.relu_output_compiled import UNIFORM_SCALE, block_step
 from toysup.engine.rng import DATA, DROPOUT, INIT, PROBE, CounterRNG
 

@@ -3,7 +3,7 @@ n=2 features in m=1 dimension, and n=3 in m=2.
 
 The model, data and training are exactly ``relu_output``'s; this kind only sets the
 importances and adds the columns of the phase diagram (declared in
-engine/models/kinds/relu_output_phase.py). The last feature is the
+engine/kinds/relu_output_phase.py). The last feature is the
 "extra" one, with importance ``importance_decay``; every other feature has
 importance 1 (with n=2 that is relu_output's decay**i: [1, r]); all share
 ``feature_probability``, as in the paper ("we vary the sparsity of all features").
@@ -19,7 +19,7 @@ import torch
 
 from toysup.engine import metrics as M
 from toysup.engine.analysis.phase import SHARED_COS2, classify_phase
-from toysup.engine.models.kinds.relu_output_phase import ReluOutputPhaseKind
+from toysup.engine.kinds.relu_output_phase import ReluOutputPhaseKind
 from toysup.engine.models.relu_output import ReluOutput
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from toysup.engine.analysis.phase import PHASES
 from toysup.engine.errors import SpecError
-from toysup.engine.models.kinds.base import Column
-from toysup.engine.models.kinds.relu_output import FEATURE_COLUMNS, ReluOutputKind
+from toysup.engine.kinds.base import Column
+from toysup.engine.kinds.relu_output import FEATURE_COLUMNS, ReluOutputKind
 
 SIZES = ((2, 1), (3, 2))  # (n_features, n_hidden): the paper's two diagrams
 
