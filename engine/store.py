@@ -55,6 +55,7 @@ from safetensors import SafetensorError
 
 from toysup import engine
 from toysup.engine import safe_fs, settings
+from toysup.engine.adaptive import schedule
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.export_tables import joined_text
 from toysup.engine.manifest import PIECES, Manifest, digest, matches, segment
@@ -724,8 +725,6 @@ def completed_instances(spec: Spec, rows: list[dict[str, Any]]) -> int:
     reached with these rows (engine/adaptive.py), or -1 if those rows could not have ended it."""
     if spec.adaptive is None:
         return spec.n_instances
-    from toysup.engine.adaptive import schedule
-
     try:
         reached = schedule(spec, rows)
     except (KeyError, TypeError):  # a row without its point: not a run this toysup wrote

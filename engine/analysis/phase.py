@@ -40,8 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from toysup.engine.analysis.selection import finite, keep_best, lowest
 from toysup.engine.kinds.relu_output_phase import PHASES, phase_name
+from toysup.engine.seed_selection import finite, keep_best, lowest
 
 if TYPE_CHECKING:
     from toysup.engine.results import Results
