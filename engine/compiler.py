@@ -30,13 +30,13 @@ def unavailable_reason(device: torch.device) -> str | None:
     if _broken is not None:
         return _broken
     try:
-        import torch._dynamo
+        import torch._dynamo  # deferred: dynamo is slow to load, and eager runs never need it
     except ImportError as exc:  # pragma: no cover - a torch build without dynamo
         return f"torch.compile is not available ({exc})"
     if not torch._dynamo.is_dynamo_supported():
         return f"torch.compile does not support Python {sys.version_info.major}.{sys.version_info.minor} here"
     if device.type == "cuda":
-        from torch.utils._triton import has_triton
+        from torch.utils._triton import has_triton  # deferred: CUDA only
 
         return None if has_triton() else "Triton is not installed"
     if device.type != "cpu":
@@ -46,7 +46,7 @@ def unavailable_reason(device: torch.device) -> str | None:
 
 def _cpp_compiler() -> str | None:
     try:
-        from torch._inductor.cpp_builder import get_cpp_compiler
+        from torch._inductor.cpp_builder import get_cpp_compiler  # deferred: inductor is slow to load
 
         name = get_cpp_compiler()
     except Exception:  # not found, or an inductor without this helper
@@ -86,7 +86,7 @@ def call(fn: Callable[..., Any], *args: Any) -> Any:
 def _raise_recompile_limit() -> None:
     """A process may train many shapes (one graph each): past dynamo's default limit of 8 graphs per
     function it would run the function eagerly without saying so, a third path. Allow 64."""
-    import torch._dynamo
+    import torch._dynamo  # deferred: dynamo is slow to load, and eager runs never need it
 
     cfg = torch._dynamo.config
     name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"

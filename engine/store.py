@@ -138,13 +138,13 @@ def _slug(name: str) -> str:
 def load_safetensors(data: bytes) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors file's bytes. torch is imported only where tensors are read, made or
     stored: listing runs and reading their tables needs none."""
-    from safetensors.torch import load
+    from safetensors.torch import load  # deferred: loads torch, which listings never need
 
     return load(data)
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    from safetensors.torch import save
+    from safetensors.torch import save  # deferred: loads torch, which listings never need
 
     return save(tensors, metadata=metadata)
 
@@ -262,7 +262,7 @@ class Run:
         return run
 
     def _first_info(self, spec: Spec, device: str, chunks: int, extra: dict[str, Any] | None) -> dict[str, Any]:
-        import torch
+        import torch  # deferred: listings and tables never need torch
 
         return {
             "id": self.path.name,
@@ -321,7 +321,7 @@ class Run:
         """A trained chunk: its results, curves, features and weights as parts, then its entry in
         manifest.json, then its rows added to ``rows`` (the results stored so far), which results.csv
         is rewritten with. A kill before the manifest names the chunk has it trained again."""
-        import torch
+        import torch  # deferred: listings and tables never need torch
 
         chunk = result.chunk
         weights = dict(result.weights)
@@ -408,7 +408,7 @@ class Run:
                          meta: dict[str, int]) -> None:
         """The training state of a chunk in progress: checkpoints/chunk-NNNN.safetensors, replaced atomically
         (one file per chunk, since chunks may train side by side on a cluster)."""
-        import torch
+        import torch  # deferred: listings and tables never need torch
 
         data = {**tensors, "instance": torch.tensor(instances, dtype=torch.int64)}
         blob = save_safetensors({k: v.contiguous() for k, v in data.items()},

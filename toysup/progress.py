@@ -52,9 +52,9 @@ class NotebookBar:
 
     def _open(self, total: int, name: str) -> None:
         try:
-            from tqdm.auto import tqdm  # type: ignore[import-untyped]
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]  # deferred: optional, and only once a run starts
         except ImportError:
-            from rich.progress import Progress
+            from rich.progress import Progress  # deferred: the fallback without tqdm
 
             progress = Progress()
             progress.start()

@@ -66,7 +66,7 @@ def neuron_counts(W: Any, threshold: float = 0.5, represented: Sequence[float] |
 
     ``represented`` is features.csv's 0/1 column (the model's rule); without it, the norm-only
     half of that rule. ``sense``: how a weight drives a neuron (the model's neuron_sense)."""
-    import torch
+    import torch  # deferred, with the metrics below: they load torch, which reading a run's tables needs not
 
     from toysup.engine.metrics import features_per_neuron
 
