@@ -3,6 +3,7 @@ without import cycles."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pkgutil
@@ -232,3 +233,18 @@ def test_every_engine_module_is_in_a_layer():
     unplaced = sorted(m for m in graph if not any(m == d or m.startswith(d + ".") for d in declared))
     assert unplaced == ["toysup.engine", "toysup.engine.analysis"]
     assert all(graph[m] == set() for m in unplaced)
+
+
+def test_every_function_level_import_in_the_engine_says_why_it_waits():
+    """An import inside a function is for torch or a slow or optional dependency (Ray, Triton, scipy, pandas),
+    and its line says so ("deferred: ..."); never to hide an import circle (the test above finds those)."""
+    root = Path(engine.__file__).parent
+    silent = []
+    for path in sorted([*root.rglob("*.py"), root.parent / "progress.py"]):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                silent += [f"{path.name}:{inner.lineno}" for inner in ast.walk(node)
+                           if isinstance(inner, (ast.Import, ast.ImportFrom))
+                           and "# deferred" not in lines[inner.lineno - 1]]
+    assert silent == []
