@@ -1,7 +1,7 @@
-"""The compiled training step: which path a run takes, and the torch.compile machinery behind it.
+"""The compiled training step: which path a run takes (the torch.compile machinery behind it: engine/compiler.py).
 
 A model with a compiled step (``ToyModel.has_compiled_step``) hands a plain,
-functional block step to :func:`call`: data generation, forward and backward of
+functional block step to ``engine.compiler.call``: data generation, forward and backward of
 a fixed-size block of instances, which torch.compile (inductor: C++ on CPU,
 Triton on CUDA) fuses into a few loops over memory around the batched matmuls.
 The shapes are static and the block size fixed per model shape, so one compiled
