@@ -35,7 +35,8 @@ from typing import Any
 import torch
 
 from toysup.engine import store
-from toysup.engine.adaptive import agreement, grid_labels, shape_of
+from toysup.engine.adaptive import shape_of
+from toysup.engine.adaptive_grid import agreement, grid_labels
 from toysup.engine.analysis.phase import SELECTIONS, phase_grid
 from toysup.engine.analysis.phase_theory import candidate_losses, theory_misses
 from toysup.engine.results import Results

@@ -22,8 +22,9 @@ from pathlib import Path
 from threads import add_prioritised_flag, run_prioritised
 
 from toysup.engine.options import RunOptions
-from toysup.engine.runlog import progress_of, read_heartbeat, request_stop
+from toysup.engine.runlog import progress_of, read_heartbeat
 from toysup.engine.spec import load
+from toysup.engine.stop_request import request_stop
 from toysup.engine.store import Run
 from toysup_tui.detach import Launch, start
 

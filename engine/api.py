@@ -28,9 +28,10 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toysup.engine import progress, stopping, store
+from toysup.engine import progress, settings, stopping, store
 from toysup.engine.errors import RunDataError, UserError
-from toysup.engine.models import get_kind
+from toysup.engine.events import EventSink, ignore
+from toysup.engine.kinds import get_kind
 from toysup.engine.options import RunOptions, check_names
 from toysup.engine.results import Results
 from toysup.engine.spec import Spec, read_preset, resolve
@@ -75,7 +76,7 @@ def _table(records: Records, columns: Sequence[str], as_records: bool, text: Col
     records = _empty_as_nan(records, columns, set(text))
     if as_records or not has_pandas():
         return records
-    import pandas  # type: ignore[import-untyped,unused-ignore]
+    import pandas  # type: ignore[import-untyped,unused-ignore]  # deferred: an optional dependency
 
     frame = pandas.DataFrame.from_records(records, columns=list(columns))
     for column in _flags_with_gaps(records, columns):  # yes/no with empty cells: pandas' nullable boolean
@@ -195,7 +196,7 @@ def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
 def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Mapping[str, Any] | None = None,
               sweep: Mapping[str, Any] | None = None, seeds: int | None = None,
               runs_dir: str | Path | None = None, options: RunOptions | Mapping[str, Any] | None = None,
-              progress: bool = True) -> Run:
+              emit: EventSink | None = None) -> Run:
     """Train a sweep and return its run, as ``toysup run`` does.
 
     ``spec`` is a bundled preset's name, a preset or config.toml path, or a preset as a dict
@@ -208,9 +209,10 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     Mistakes (a wrong option included) raise UserError before anything is written. An interrupt (Ctrl-C, a
     notebook's stop button) ends the run as ``interrupted`` after the step in progress, with its finished
     chunks and that step kept (see ``toysup resume``); check ``status`` of the run returned.
-    ``progress`` shows a bar (tqdm's notebook bar where tqdm is installed, else Rich's); False shows none.
+    ``emit`` receives the run's events (engine.events), as the CLI's and the TUI's views do: ``toysup.run_sweep``
+    passes its notebook bar here (toysup/progress.py), since the engine draws nothing itself.
     """
-    from toysup.engine.runner import run_sweep as train
+    from toysup.engine.runner import run_sweep as train  # deferred: training loads torch, which reading a run needs not
 
     if isinstance(spec, Mapping):
         data, source = {"name": "sweep", **spec}, "spec"
@@ -226,21 +228,13 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     resolved = resolve(data, seeds=seeds, source=source)
     chosen = _run_options(options)
     with stopping.on_interrupt():
-        if not progress:
-            outcome = train(resolved, store.runs_dir(runs_dir), chosen)
-            return Run(store.Run(outcome.run_dir))
-        from toysup.progress import NotebookBar  # the bar lives in the front-end package, not the engine
-
-        with NotebookBar() as bar:
-            outcome = train(resolved, store.runs_dir(runs_dir), chosen, emit=bar)
+        outcome = train(resolved, store.runs_dir(runs_dir), chosen, emit=emit or ignore)
     return Run(store.Run(outcome.run_dir))
 
 
 def _run_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
     """The options a sweep from Python trains with: a RunOptions as it is; a dict's fields over the
     environment and config.toml, checked as one (UserError naming a wrong or unknown option)."""
-    from toysup.engine import settings
-
     if isinstance(options, RunOptions):
         return options
     if options is not None and not isinstance(options, Mapping):

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from toysup.engine import fused
+from toysup.engine import fused, kernel_step
 from toysup.engine.errors import SpecError
 from toysup.engine.models import Hyper, get_model
 from toysup.engine.plan import (
@@ -464,8 +464,6 @@ def run_rung(instances: int, n: int, m: int, batch: int, device: torch.device, t
 def timed_paths(device: torch.device) -> tuple[str, ...]:
     """The step paths the ladder times beside each other on ``device``: eager, compiled where a compiler is
     present, and on CUDA the fused kernel where Triton is."""
-    from toysup.engine import kernel_step
-
     paths = [fused.EAGER]
     if fused.unavailable_reason(device) is None:
         paths.append(fused.COMPILED)

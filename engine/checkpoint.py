@@ -49,8 +49,8 @@ class TrainingState:
 
 def save_checkpoint(path: Path, state: TrainingState) -> None:
     """Write ``state`` to ``path``, replacing any checkpoint there atomically (a kill leaves the old one)."""
-    import torch
-    from safetensors.torch import save
+    import torch  # deferred: listing runs imports this module and needs no torch
+    from safetensors.torch import save  # deferred: loads torch
 
     tensors = {"instance": torch.tensor(state.instances, dtype=torch.int64), "curves": state.curves,
                "diverged": state.diverged}
@@ -77,8 +77,8 @@ def load_checkpoint(path: Path) -> TrainingState:
 
 
 def _decode(data: bytes) -> TrainingState:
-    from safetensors import SafetensorError
-    from safetensors.torch import load
+    from safetensors import SafetensorError  # deferred: with the torch half below
+    from safetensors.torch import load  # deferred: loads torch
 
     try:
         tensors = load(data)

@@ -10,12 +10,16 @@ write 1/0 everywhere, which every CSV reader takes as a number (counts and share
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from toysup.engine.run_format import csv_text, parse_csv
+from toysup.engine.spec import Spec
 
-if TYPE_CHECKING:
-    from toysup.engine.store import Run
+
+class _Run(Protocol):
+    """What a join needs of a run (engine.store.Run): its spec. The store calls this module, not back."""
+
+    def spec(self) -> Spec: ...
 
 JOIN_KEYS = ("instance", "point", "seed")
 
@@ -24,7 +28,7 @@ def _cell(value: Any) -> Any:
     return int(value) if isinstance(value, bool) else value
 
 
-def joined_text(run: Run, table: str, text: str) -> str:
+def joined_text(run: _Run, table: str, text: str) -> str:
     """``text``, the CSV of ``table`` of ``run``, joined and typed as the module says (no run_id column yet)."""
     columns, rows = parse_csv(text, f"{table}.csv")
     if not columns:

@@ -1,7 +1,7 @@
-"""The compiled training step: which path a run takes, and the torch.compile machinery behind it.
+"""The compiled training step: which path a run takes (the torch.compile machinery behind it: engine/compiler.py).
 
 A model with a compiled step (``ToyModel.has_compiled_step``) hands a plain,
-functional block step to :func:`call`: data generation, forward and backward of
+functional block step to ``engine.compiler.call``: data generation, forward and backward of
 a fixed-size block of instances, which torch.compile (inductor: C++ on CPU,
 Triton on CUDA) fuses into a few loops over memory around the batched matmuls.
 The shapes are static and the block size fixed per model shape, so one compiled
@@ -23,12 +23,15 @@ faster (KERNEL_FASTER_FROM), which none has yet.
 
 from __future__ import annotations
 
-import shutil
-import sys
-from collections.abc import Callable
-from typing import Any
-
 import torch
+
+from toysup.engine import kernel_step
+from toysup.engine.compiler import CompileFailed, unavailable_reason
+from toysup.engine.models import get_model
+from toysup.engine.spec import Spec
+
+__all__ = ["AUTO_MIN_INSTANCE_STEPS", "COMPILED", "EAGER", "KERNEL", "KERNEL_FASTER_FROM", "MODE_ALIASES", "STEP_PATHS",
+           "CompileFailed", "choose_path", "resumed_path", "spec_path", "unavailable_reason"]
 
 COMPILED, EAGER, KERNEL = "compiled", "eager", "kernel"
 STEP_PATHS = (COMPILED, EAGER, KERNEL)
@@ -39,44 +42,6 @@ KERNEL_FASTER_FROM: int | None = None
 # auto compiles a run of at least this many instance-steps: a cold compile costs about 20 s on a 2-core CPU
 # (2-3 s from inductor's cache), which a 2-3x faster step repays within this much training.
 AUTO_MIN_INSTANCE_STEPS = 2_000_000
-
-
-class CompileFailed(RuntimeError):
-    """Compiling (or first running) a step failed: the caller trains eagerly from here on."""
-
-
-_compiled: dict[Callable[..., Any], Callable[..., Any]] = {}
-_proven: set[tuple[Any, ...]] = set()  # (function, argument shapes) that compiled and ran once
-_broken: str | None = None  # why compilation failed in this process: every later step runs eagerly
-
-
-def unavailable_reason(device: torch.device) -> str | None:
-    """Why this process cannot compile a step on ``device``, or None when it can."""
-    if _broken is not None:
-        return _broken
-    try:
-        import torch._dynamo
-    except ImportError as exc:  # pragma: no cover - a torch build without dynamo
-        return f"torch.compile is not available ({exc})"
-    if not torch._dynamo.is_dynamo_supported():
-        return f"torch.compile does not support Python {sys.version_info.major}.{sys.version_info.minor} here"
-    if device.type == "cuda":
-        from torch.utils._triton import has_triton
-
-        return None if has_triton() else "Triton is not installed"
-    if device.type != "cpu":
-        return f"no compiled step for {device.type} devices"
-    return None if _cpp_compiler() else "no C++ compiler found"
-
-
-def _cpp_compiler() -> str | None:
-    try:
-        from torch._inductor.cpp_builder import get_cpp_compiler
-
-        name = get_cpp_compiler()
-    except Exception:  # not found, or an inductor without this helper
-        return None
-    return shutil.which(name) or (name if shutil.which(name.split()[0]) else None)
 
 
 def choose_path(mode: str, device: torch.device, supported: bool, instance_steps: int,
@@ -117,8 +82,6 @@ def choose_path(mode: str, device: torch.device, supported: bool, instance_steps
 def _kernel_unavailable(device: torch.device, supported: bool) -> str | None:
     if not supported:
         return "this model (or configuration) has no fused kernel"
-    from toysup.engine import kernel_step
-
     return kernel_step.unavailable_reason(device)
 
 
@@ -134,12 +97,9 @@ def resumed_path(recorded: str | None, device: torch.device) -> tuple[str, str |
                    "trains eagerly, and may differ from an uninterrupted run in the last digits")
 
 
-def spec_path(mode: str, device: torch.device, spec: Any) -> tuple[str, str | None]:
+def spec_path(mode: str, device: torch.device, spec: Spec) -> tuple[str, str | None]:
     """:func:`choose_path` for a whole sweep (an engine.spec.Spec): supported when every instance's config has a
     compiled step (the fused kernel)."""
-    from toysup.engine import kernel_step
-    from toysup.engine.models import get_model
-
     model = get_model(spec.model)
     configs = [i.config for i in spec.instances()]
     supported = all(model.has_compiled_step(c) for c in configs)
@@ -148,40 +108,3 @@ def spec_path(mode: str, device: torch.device, spec: Any) -> tuple[str, str | No
     return choose_path(mode, device, supported, instance_steps, kernel_supported, len(configs))
 
 
-def _signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
-    return tuple((tuple(a.shape), a.dtype, a.device) if isinstance(a, torch.Tensor) else a for a in args)
-
-
-def call(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` through torch.compile (static shapes, one graph). A failure while compiling a new
-    signature raises CompileFailed and turns compilation off in this process; once a signature has run,
-    its errors propagate as they are."""
-    global _broken
-    if _broken is not None:
-        raise CompileFailed(_broken)
-    compiled = _compiled.get(fn)
-    if compiled is None:
-        _raise_recompile_limit()
-        compiled = _compiled[fn] = torch.compile(fn, dynamic=False, fullgraph=True)
-    key = (fn, _signature(args))
-    if key in _proven:
-        return compiled(*args)
-    try:
-        out = compiled(*args)
-    except (torch.OutOfMemoryError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        _broken = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ''}"
-        raise CompileFailed(_broken) from exc
-    _proven.add(key)
-    return out
-
-
-def _raise_recompile_limit() -> None:
-    """A process may train many shapes (one graph each): past dynamo's default limit of 8 graphs per
-    function it would run the function eagerly without saying so, a third path. Allow 64."""
-    import torch._dynamo
-
-    cfg = torch._dynamo.config
-    name = "recompile_limit" if hasattr(cfg, "recompile_limit") else "cache_size_limit"
-    setattr(cfg, name, max(getattr(cfg, name), 64))

@@ -17,6 +17,9 @@ from typing import Any
 
 import torch
 
+from toysup.engine.compiler import CompileFailed
+from toysup.engine.models import get_model
+from toysup.engine.models.relu_output import ReluOutput
 from toysup.engine.optim import BatchedOptimizer
 from toysup.engine.rng import _GOLDEN, DATA, DROPOUT, _i32, fmix32
 
@@ -29,7 +32,7 @@ _broken: str | None = None  # why the kernel failed to compile in this process: 
 
 
 def _interpreting() -> bool:
-    import triton
+    import triton  # deferred: an optional dependency
 
     return bool(triton.knobs.runtime.interpret)
 
@@ -51,9 +54,6 @@ def unavailable_reason(device: torch.device) -> str | None:
 def supports(model_name: str, config: dict[str, Any]) -> bool:
     """The kernel covers the relu_output family wherever its compiled step does (ReLU output activation, no
     hidden L1, independent uniform features), with any dropout, importance, lr, weight decay and optimiser."""
-    from toysup.engine.models import get_model
-    from toysup.engine.models.relu_output import ReluOutput
-
     model = get_model(model_name)
     return (issubclass(model, ReluOutput) and model.has_compiled_step(config)
             and config.get("optimizer", "adam") in OPTIMIZERS)
@@ -63,7 +63,7 @@ def kernels() -> ModuleType:
     """The Triton module, imported (and its kernels decorated, compiled or interpreted) on first use."""
     global _module
     if _module is None:
-        from toysup.engine.models import relu_output_triton
+        from toysup.engine.models import relu_output_triton  # deferred: Triton, an optional dependency
 
         relu_output_triton.interpreted = _interpreting()  # type: ignore[attr-defined]
         _module = relu_output_triton
@@ -146,10 +146,8 @@ def train_steps(model: Any, weights: dict[str, torch.Tensor], optimizer: Batched
 
 def _first_launch(module: ModuleType, count: int, args: tuple[Any, ...], constants: dict[str, Any]) -> None:
     """Compile and run a new specialisation; a failure turns the kernel off in this process and raises
-    engine.fused.CompileFailed (Triton compiles before the launch writes anything)."""
+    engine.compiler.CompileFailed (Triton compiles before the launch writes anything)."""
     global _broken
-    from toysup.engine import fused
-
     try:
         module.train_kernel[(count,)](*args, **constants)
         if args[0].device.type == "cuda":
@@ -159,7 +157,7 @@ def _first_launch(module: ModuleType, count: int, args: tuple[Any, ...], constan
     except Exception as exc:
         text = str(exc).strip()
         _broken = f"{type(exc).__name__}: {text.splitlines()[0][:160] if text else ''}"
-        raise fused.CompileFailed(_broken) from exc
+        raise CompileFailed(_broken) from exc
 
 
 def draw(model: Any, step: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from toysup.engine.errors import SpecError
-from toysup.engine.models import get_kind
+from toysup.engine.kinds import get_kind
 from toysup.engine.spec import Instance, Spec
 
 GIB = 1024**3

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from toysup.engine.analysis.aggregate import PointStats, by_point
 from toysup.engine.errors import RunDataError
+from toysup.engine.seed_selection import best_of_k
 from toysup.engine.spec import Axis, Spec
 
 if TYPE_CHECKING:
@@ -176,9 +177,7 @@ class Results:
 
     def best_of(self, k: int | None = None, metric: str = "loss") -> Results:
         """One row per point: the lowest-``metric`` seed among its first ``k`` (None: all); see
-        :func:`engine.analysis.selection.best_of_k`."""
-        from toysup.engine.analysis.selection import best_of_k
-
+        :func:`engine.seed_selection.best_of_k`."""
         return self.with_rows(best_of_k(self.rows, k, metric))
 
     # --- the other tables, by instance -----------------------------------------------------------

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from toysup.engine.errors import RunDataError
-from toysup.engine.models import get_kind
+from toysup.engine.kinds import get_kind
 from toysup.engine.spec import Spec
 
 if TYPE_CHECKING:

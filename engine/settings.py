@@ -38,7 +38,7 @@ def config_dir() -> Path:
     env = os.environ.get(CONFIG_ENV)
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_config_dir
+    from platformdirs import user_config_dir  # deferred: unused when $TOYSUP_CONFIG_DIR is set
 
     return Path(user_config_dir("toysup"))
 

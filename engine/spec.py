@@ -14,7 +14,7 @@ A preset is TOML::
     [sweep]             # axes: a list, "lin:START:STOP:NUM", "log:START:STOP:NUM" or "a,b,c"
     feature_probability = "log:1:0.01:9"
 
-    [adaptive]          # optional: refine the sweep in rounds near a boundary (engine/adaptive.py)
+    [adaptive]          # optional: refine the sweep in rounds near a boundary (engine/adaptive_grid.py)
     classify = "phase"
     rounds = 2
 
@@ -35,9 +35,9 @@ from typing import Any, Literal
 
 import tomli_w
 
-from toysup.engine.adaptive import Adaptive, check_grid, parse_adaptive
+from toysup.engine.adaptive_grid import Adaptive, check_grid, parse_adaptive
 from toysup.engine.errors import SpecError
-from toysup.engine.models import MODELS, get_kind
+from toysup.engine.kinds import MODELS, get_kind
 from toysup.engine.params import Param
 from toysup.engine.preset_sources import bundled_dir
 from toysup.engine.preset_sources import find as find_preset

@@ -54,6 +54,7 @@ from safetensors import SafetensorError
 
 from toysup import engine
 from toysup.engine import safe_fs, settings
+from toysup.engine.adaptive import schedule
 from toysup.engine.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.export_tables import joined_text
@@ -137,13 +138,13 @@ def _slug(name: str) -> str:
 def load_safetensors(data: bytes) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors file's bytes. torch is imported only where tensors are read, made or
     stored: listing runs and reading their tables needs none."""
-    from safetensors.torch import load
+    from safetensors.torch import load  # deferred: loads torch, which listings never need
 
     return load(data)
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    from safetensors.torch import save
+    from safetensors.torch import save  # deferred: loads torch, which listings never need
 
     return save(tensors, metadata=metadata)
 
@@ -252,7 +253,7 @@ class Run:
         return run
 
     def _first_info(self, spec: Spec, device: str, chunks: int, extra: dict[str, Any] | None) -> dict[str, Any]:
-        import torch
+        import torch  # deferred: listings and tables never need torch
 
         return {
             "id": self.path.name,
@@ -311,7 +312,7 @@ class Run:
         """A trained chunk: its results, curves, features and weights as parts, then its entry in
         manifest.json, then its rows added to ``rows`` (the results stored so far), which results.csv
         is rewritten with. A kill before the manifest names the chunk has it trained again."""
-        import torch
+        import torch  # deferred: listings and tables never need torch
 
         chunk = result.chunk
         weights = dict(result.weights)
@@ -708,8 +709,6 @@ def completed_instances(spec: Spec, rows: list[dict[str, Any]]) -> int:
     reached with these rows (engine/adaptive.py), or -1 if those rows could not have ended it."""
     if spec.adaptive is None:
         return spec.n_instances
-    from toysup.engine.adaptive import schedule
-
     try:
         reached = schedule(spec, rows)
     except (KeyError, TypeError):  # a row without its point: not a run this toysup wrote

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from toysup.engine.adaptive import (
+from toysup.engine.adaptive import schedule
+from toysup.engine.adaptive_grid import (
     agreement,
     coarse_nodes,
     grid_labels,
@@ -21,7 +22,6 @@ from toysup.engine.adaptive import (
     node_of,
     point_of,
     refine,
-    schedule,
 )
 from toysup.engine.errors import SpecError
 from toysup.engine.models import get_model

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from toysup.engine.errors import SpecError
+from toysup.engine.kinds.compute import ARITY
 from toysup.engine.models import Hyper, get_kind, get_model
 from toysup.engine.models.compute import FUNCTIONS, linear_error, probe, sparse_inputs_
 from toysup.engine.models.compute_eval import affine_error, control_error, real_inputs
-from toysup.engine.models.kinds.compute import ARITY
 from toysup.engine.rng import DATA, CounterRNG
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load

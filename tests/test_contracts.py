@@ -1,13 +1,19 @@
-"""Rules of the code base that a machine checks: the engine stands without the terminal front end."""
+"""Rules of the code base that a machine checks: the engine stands without the terminal front end, in layers
+without import cycles."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pkgutil
 import subprocess
 import sys
+import tomllib
+from collections.abc import Mapping, Set
 from pathlib import Path
+
+import grimp
 
 from toysup import engine
 
@@ -45,9 +51,10 @@ def test_ci_runs_the_readmes_test_command_verbatim():
     """A newcomer's test command and CI's are one line: what passes in CI passes for them."""
     root = Path(__file__).parent.parent
     readme = (root / "README.md").read_text().splitlines()
-    at = readme.index("# install, then lint (ruff), type-check (mypy) and run the tests")
+    at = readme.index("# install, then lint (ruff), check the engine's layers (lint-imports), type-check (mypy) and "
+                      "run the tests")
     command = readme[at + 1]
-    assert "ruff check ." in command and "mypy" in command and "pytest" in command
+    assert "ruff check . && lint-imports &&" in command and "mypy" in command and "pytest" in command
     ci = (root / ".ci" / "run").read_text().splitlines()
     assert ci.count(command) == 1 and ci[-1] == command  # its last line: its exit code is CI's
     assert sum("venv" in line for line in ci if not line.lstrip().startswith("#")) == 1  # one venv, made once
@@ -147,3 +154,97 @@ def test_every_model_kind_names_the_class_that_trains_it():
         trainer = get_model(kind)
         assert issubclass(trainer, declared) and issubclass(trainer, ToyModel), kind
         assert trainer.kind == kind and trainer.param_table() == declared.param_table()
+
+
+# --- layers: lint-imports checks the contracts; these check what it cannot -----------------------------------
+
+def _engine_graph() -> dict[str, set[str]]:
+    """Each engine module and the engine modules it imports, counting every import statement: module level,
+    inside functions and under TYPE_CHECKING (grimp reads them all)."""
+    graph = grimp.build_graph("toysup", cache_dir=None)
+    modules = {m for m in graph.modules if m == "toysup.engine" or m.startswith("toysup.engine.")}
+    return {m: set(graph.find_modules_directly_imported_by(m)) & modules for m in modules}
+
+
+def circles(edges: Mapping[str, Set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm, iterative), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return sorted(found)
+
+
+def test_circles_finds_every_import_circle_and_only_those():
+    edges = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"f"}, "f": {"e"}, "g": {"a"}}
+    assert circles(edges) == [["a", "b", "c"], ["e", "f"]]
+    assert circles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_engines_import_graph_has_no_circle():
+    """No engine module reaches itself through imports, not even through a function-level or TYPE_CHECKING
+    import (which keep a circle from failing at import time but not from tying the modules together). A new
+    circle fails here with its modules' names: move the code to its layer (docs/contributing)."""
+    found = circles(_engine_graph())
+    assert not found, "import circles in the engine: " + "; ".join(", ".join(c) for c in found)
+
+
+def test_every_engine_module_is_in_a_layer():
+    """The layers contract (pyproject.toml) names every engine module or a package holding it; the two
+    packages it cannot name (their modules sit in different layers) import nothing themselves."""
+    config = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["tool"]["importlinter"]
+    contract = next(c for c in config["contracts"] if c["id"] == "engine-layers")
+    declared = {f"toysup.engine.{name.strip()}" for layer in contract["layers"]
+                for name in layer.replace("|", ":").split(":")}
+    graph = _engine_graph()
+    unplaced = sorted(m for m in graph if not any(m == d or m.startswith(d + ".") for d in declared))
+    assert unplaced == ["toysup.engine", "toysup.engine.analysis"]
+    assert all(graph[m] == set() for m in unplaced)
+
+
+def test_every_function_level_import_in_the_engine_says_why_it_waits():
+    """An import inside a function is for torch or a slow or optional dependency (Ray, Triton, scipy, pandas),
+    and its line says so ("deferred: ..."); never to hide an import circle (the test above finds those)."""
+    root = Path(engine.__file__).parent
+    silent = []
+    for path in sorted([*root.rglob("*.py"), root.parent / "progress.py"]):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                silent += [f"{path.name}:{inner.lineno}" for inner in ast.walk(node)
+                           if isinstance(inner, (ast.Import, ast.ImportFrom))
+                           and "# deferred" not in lines[inner.lineno - 1]]
+    assert silent == []

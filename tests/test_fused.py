@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from toysup.engine import fused
+from toysup.engine import compiler, fused
 from toysup.engine.data import sparse_uniform_
 from toysup.engine.errors import SpecError
 from toysup.engine.events import Notice
@@ -32,9 +32,9 @@ TINY = {"n_features": 5, "n_hidden": 2, "steps": 60, "batch_size": 64, "eval_bat
 @pytest.fixture
 def fresh_compiler(monkeypatch: pytest.MonkeyPatch) -> None:
     """A process state in which nothing has failed to compile yet (restored afterwards)."""
-    monkeypatch.setattr(fused, "_broken", None)
-    monkeypatch.setattr(fused, "_compiled", {})
-    monkeypatch.setattr(fused, "_proven", set())
+    monkeypatch.setattr(compiler, "_broken", None)
+    monkeypatch.setattr(compiler, "_compiled", {})
+    monkeypatch.setattr(compiler, "_proven", set())
 
 
 def test_compiled_data_has_the_eager_draws_bits():
@@ -93,7 +93,7 @@ def test_compile_option_is_checked_like_every_run_option():
 
 def test_without_a_compiler_the_run_trains_eagerly_with_one_notice(tmp_path: Path, fresh_compiler,
                                                                   monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(fused, "_cpp_compiler", lambda: None)
+    monkeypatch.setattr(compiler, "_cpp_compiler", lambda: None)
     spec = make_spec({**TINY, "seeds": 2}, {"feature_probability": [1.0, 0.1]})
     notices: list[str] = []
     out = run_sweep(spec, tmp_path / "a", RunOptions(device="cpu", compile="on", max_memory=1e-9),

@@ -25,6 +25,7 @@ from toysup.engine.errors import UserError
 from toysup.engine.lock import RunLock
 from toysup.engine.options import RunOptions
 from toysup.engine.runlog import LogReader, RunLog, liveness
+from toysup.engine.stop_request import request_stop
 from toysup.engine.store import Run, find_run
 from toysup_tui import detach
 from toysup_tui.app import ToysupApp
@@ -357,7 +358,7 @@ def test_a_stop_request_file_stops_a_run_on_another_host(tmp_path: Path):
     runs = tmp_path / "runs"
     run = detached(*SLOWER, runs=runs)
     wait_until(lambda: (run.path / runlog.HEARTBEAT_FILE).exists(), 60, "a heartbeat")
-    how = runlog.request_stop(run.path, {**run.info(), "host": "gpu-box-7.cluster"})
+    how = request_stop(run.path, {**run.info(), "host": "gpu-box-7.cluster"})
     assert "stop file" in how
     assert wait_finished(run) == "interrupted"
     assert not (run.path / runlog.STOP_FILE).exists()

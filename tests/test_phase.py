@@ -12,10 +12,11 @@ import pytest
 import torch
 from rich.console import Console
 
-from toysup.engine.analysis.phase import PHASES, classify_phase, majority_phase, phase_grid, phase_name
+from toysup.engine.analysis.phase import PHASES, majority_phase, phase_grid, phase_name
 from toysup.engine.analysis.phase_theory import candidate_losses, theoretical_phase, theory_misses
 from toysup.engine.analysis.selection import best_of_k, drop_worst
 from toysup.engine.errors import SpecError
+from toysup.engine.models.relu_output_phase import classify_phase
 from toysup.engine.results import Results
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load

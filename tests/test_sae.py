@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from toysup.engine.errors import SpecError
+from toysup.engine.kinds.sae import LIVE_SLICES
 from toysup.engine.models import Hyper, get_model
-from toysup.engine.models.kinds.sae import LIVE_SLICES
 from toysup.engine.models.sae import RECOVERED_COSINE, code_stats, max_cosine, mmcs, recovery_cosine
 from toysup.engine.rng import DATA, EVAL, CounterRNG
 from toysup.engine.runner import run_sweep

@@ -24,8 +24,9 @@ from toysup.engine import runlog, safe_fs
 from toysup.engine.errors import SpecError, UserError
 from toysup.engine.events import from_json
 from toysup.engine.lock import RunLock
-from toysup.engine.runlog import LogReader, liveness, request_stop
+from toysup.engine.runlog import LogReader, liveness
 from toysup.engine.runner import run_sweep
+from toysup.engine.stop_request import request_stop
 from toysup.engine.store import Run, list_runs, with_run_id
 
 from helpers import assert_user_error, invoke, make_fixture_run, make_spec, run_options

@@ -1,15 +1,29 @@
-"""The progress bar of ``toysup.run_sweep`` in a notebook or a Python shell, fed by the engine's events.
+"""``toysup.run_sweep``: the engine's run_sweep with a progress bar in a notebook or a Python shell.
 
-tqdm's bar (its notebook widget under Jupyter, via ``tqdm.auto``) where tqdm is installed, else Rich's.
-It lives here, not in the engine, which knows nothing of terminals or notebooks.
+tqdm's bar (its notebook widget under Jupyter, via ``tqdm.auto``) where tqdm is installed, else Rich's,
+fed by the engine's events. It lives here, not in the engine, which knows nothing of terminals or notebooks
+(the engine's API takes any event sink).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from toysup.engine import api
 from toysup.engine import events as ev
+
+
+def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, progress: bool = True, **options: Any) -> api.Run:
+    """Train a sweep and return its run, as ``toysup run`` does: :func:`toysup.engine.api.run_sweep` (its
+    keywords: params, sweep, seeds, runs_dir, options), showing a bar that names each phase unless
+    ``progress`` is False."""
+    if not progress:
+        return api.run_sweep(spec, **options)
+    with NotebookBar() as bar:
+        return api.run_sweep(spec, emit=bar, **options)
 
 
 class NotebookBar:
@@ -38,9 +52,9 @@ class NotebookBar:
 
     def _open(self, total: int, name: str) -> None:
         try:
-            from tqdm.auto import tqdm  # type: ignore[import-untyped]
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]  # deferred: optional, and only once a run starts
         except ImportError:
-            from rich.progress import Progress
+            from rich.progress import Progress  # deferred: the fallback without tqdm
 
             progress = Progress()
             progress.start()

@@ -30,8 +30,9 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from toysup.engine.errors import SpecError, ToysupError
 from toysup.engine.options import RunOptions, resume_options
-from toysup.engine.runlog import FOLLOW_POLL_S, LogReader, request_stop
+from toysup.engine.runlog import FOLLOW_POLL_S, LogReader
 from toysup.engine.spec import Spec
+from toysup.engine.stop_request import request_stop
 from toysup.engine.store import Run
 from toysup_tui import detach
 from toysup_tui.crash import crash_line, write_report

@@ -498,7 +498,7 @@ def stop(
     import time
 
     from toysup.engine import store
-    from toysup.engine.runlog import request_stop
+    from toysup.engine.stop_request import request_stop
 
     found = store.find_run(store.runs_dir(runs_dir), run_ref)
     status = found.status()

@@ -11,7 +11,8 @@ from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 
-from toysup.engine.adaptive import coarse_nodes, shape_of
+from toysup.engine.adaptive import shape_of
+from toysup.engine.adaptive_grid import coarse_nodes
 from toysup.engine.analysis.columns import headline_metrics
 from toysup.engine.models import get_kind
 from toysup.engine.plan import Chunk, ChunkShape

@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from toysup.engine.models import get_kind
-from toysup.engine.models.kinds.base import Column
+from toysup.engine.kinds import get_kind
+from toysup.engine.kinds.base import Column
 
 # Abbreviated headers of the run format's own columns (engine/run_format.py RESULT_KEYS).
 KEY_SHORT = {"instance": "inst"}

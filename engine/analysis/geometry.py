@@ -66,9 +66,9 @@ def neuron_counts(W: Any, threshold: float = 0.5, represented: Sequence[float] |
 
     ``represented`` is features.csv's 0/1 column (the model's rule); without it, the norm-only
     half of that rule. ``sense``: how a weight drives a neuron (the model's neuron_sense)."""
-    import torch
+    import torch  # deferred: reading a run's tables needs no torch
 
-    from toysup.engine.metrics import features_per_neuron
+    from toysup.engine.metrics import features_per_neuron  # deferred: loads torch
 
     t = torch.as_tensor(as_array(W), dtype=torch.float32).unsqueeze(0)
     mask = None if represented is None else torch.tensor([bool(v) for v in represented]).unsqueeze(0)

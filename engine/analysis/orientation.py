@@ -77,7 +77,7 @@ def orientation_stats(angles: Sequence[float], collapsed: Sequence[bool] | None 
     A collapsed instance represents nothing, so its largest feature's direction is
     noise: counting it would dilute any real preference.
     """
-    from scipy import stats
+    from scipy import stats  # deferred: scipy.stats is slow to import and only this test needs it
 
     flags = list(collapsed) if collapsed is not None else [False] * len(angles)
     limit = max_axis_angle(m)

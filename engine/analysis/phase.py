@@ -13,9 +13,11 @@ same density 1-0.01, and asks what happened to the extra feature:
   feature (with m=1: the first feature is dropped, W = [0, 1]).
 
 Two features "share a direction" when their squared cosine exceeds
-:data:`SHARED_COS2`; with m=1 any two nonzero features do, so the rule reduces to
+``SHARED_COS2``; with m=1 any two nonzero features do, so the rule reduces to
 the norms. The rule is written for any (n, m) so that the paper's 3-in-2 variant
-classifies the same way.
+classifies the same way. The model classifies each instance as it trains
+(``classify_phase`` in engine/models/relu_output_phase.py) and results.csv stores the
+index into ``PHASES`` (engine/kinds/relu_output_phase.py); this module reads the stored phases.
 
 Seeds: a cell's phase comes from one of two selections (:data:`SELECTIONS`), named by the
 caller, never chosen silently. ``best`` is best-of-k: the phase of the lowest-loss seed.
@@ -38,60 +40,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from toysup.engine.analysis.selection import finite, keep_best, lowest
+from toysup.engine.kinds.relu_output_phase import PHASES, phase_name
+from toysup.engine.seed_selection import finite, keep_best, lowest
 
 if TYPE_CHECKING:
-    import torch
-
     from toysup.engine.results import Results
 
-PHASES: tuple[str, ...] = ("not_learned", "superposed", "dedicated")  # results.csv stores the index (0, 1, 2)
+__all__ = ["PHASES", "SELECTIONS", "PhaseCell", "PhaseGrid", "majority_phase", "phase_grid", "phase_name"]
 SELECTIONS = {  # how a cell's seeds give its phase
     "best": "the phase of the lowest-loss seed (best-of-k)",
     "majority": "the phase most seeds have after dropping the highest-loss one (the paper's: 10 models, the worst "
                 "dropped, the rest averaged)",
 }
-SHARED_COS2 = 0.1  # squared cosine above which two features count as sharing a direction
-
-
-# --- classification ------------------------------------------------------------------------
-
-
-def classify_phase(W: torch.Tensor, extra: int = -1, represented: torch.Tensor | None = None) -> torch.Tensor:
-    """The extra feature's phase per instance as an index into :data:`PHASES`, shape (I,).
-
-    ``W`` is (I, n, m) (row i = feature i's embedding); ``extra`` indexes the
-    extra feature (the last by default). ``represented`` (I, n) says which features
-    are represented (the model passes its loss-based rule); without it, the
-    weights-only stand-in (at least 0.2 of the largest norm) decides.
-    """
-    import torch  # here, not at the top: reading a phase grid from results.csv needs no torch
-
-    from toysup.engine.metrics import EPS, feature_norms, represented_by_norm
-
-    norms = feature_norms(W)
-    if represented is None:
-        represented = represented_by_norm(W)
-    extra = extra % W.shape[1]
-    unit = W / norms.clamp_min(EPS).unsqueeze(-1)
-    cos2 = torch.einsum("km,kjm->kj", unit[:, extra], unit).square()
-    others = represented.clone()
-    others[:, extra] = False
-    shares = ((cos2 > SHARED_COS2) & others).any(-1)
-    phase = torch.where(shares, 1, 2)
-    return torch.where(represented[:, extra], phase, 0)
-
-
-def phase_name(value: Any) -> str:
-    """A phase from results.csv (its index, an integral float, or its name) as its name."""
-    if isinstance(value, str):
-        if value in PHASES:
-            return value
-        raise ValueError(f"unknown phase {value!r}: expected one of {', '.join(PHASES)}")
-    index = int(value)
-    if index != value or not 0 <= index < len(PHASES):
-        raise ValueError(f"unknown phase index {value!r}: expected 0-{len(PHASES) - 1}")
-    return PHASES[index]
 
 
 # --- the grid --------------------------------------------------------------------------------

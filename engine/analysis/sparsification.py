@@ -136,7 +136,7 @@ def predicted_rate(l1: float, lr: float, optimizer: str) -> float | None:
 
 def _t_quantile(df: int, level: float = 0.975) -> float:
     """Student's t quantile (scipy, imported only when a confidence interval is asked for)."""
-    from scipy import stats
+    from scipy import stats  # deferred: slow to import, needed only for an interval
 
     return float(stats.t.ppf(level, df))
 

@@ -21,7 +21,7 @@ def make_executor(backend: str = "local", address: str | None = None, gpus_per_c
             raise SpecError("--address is for --backend ray: a local run needs no cluster address")
         return LocalExecutor()
     if backend == "ray":
-        from toysup.engine.executors.ray_cluster import RayExecutor
+        from toysup.engine.executors.ray_cluster import RayExecutor  # deferred: Ray, an optional dependency
 
         return RayExecutor(address=address, gpus_per_chunk=gpus_per_chunk)
     raise SpecError(f"--backend {backend!r} is not valid: expected {' or '.join(BACKENDS)}")

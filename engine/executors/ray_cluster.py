@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from toysup import engine
 from toysup.engine.checkpoint import TrainingState
 from toysup.engine.errors import SpecError
 from toysup.engine.events import from_json
@@ -47,7 +48,7 @@ CONNECT_TIMEOUT_S = 5.0  # for a first TCP answer from --address
 def import_ray() -> Any:
     """Ray, or a SpecError telling how to install it."""
     try:
-        import ray
+        import ray  # deferred: an optional dependency
     except ImportError:
         raise SpecError(f"--backend ray needs Ray, which is not installed here: {INSTALL_HINT}") from None
     return ray
@@ -107,8 +108,6 @@ class RayExecutor(Executor):
 
     def _connect(self, ray: Any) -> None:
         # The engine travels with the job, so workers run exactly the driver's code (they need torch installed).
-        from toysup import engine
-
         if self.address:
             _check_reachable(self.address)
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
@@ -332,7 +331,7 @@ def _train_task(chunk: Chunk, kind: str, threads: int, hub: Any, resume_from: Tr
 
     Checkpoints go into the object store, their refs to the hub, and the driver writes them to the run folder.
     """
-    import ray
+    import ray  # deferred: an optional dependency (a worker has it)
 
     device = torch.device(kind)
     configure_threads(threads, device)
@@ -350,7 +349,7 @@ def _train_task(chunk: Chunk, kind: str, threads: int, hub: Any, resume_from: Tr
 
 def _probe(kind: str) -> dict[str, Any]:
     """On a worker: its node, its device's name and the bytes free there."""
-    import ray
+    import ray  # deferred: an optional dependency (a worker has it)
 
     if kind == "cuda":
         free, _total = torch.cuda.mem_get_info()

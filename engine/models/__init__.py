@@ -1,51 +1,40 @@
-"""The registry of model kinds: name -> declaration (torch-free), and the class that trains each.
+"""The classes that train each model kind, found from the kind's torch-free declaration (engine/kinds).
 
-``MODELS`` and :func:`get_kind` give a kind's declaration (parameters, columns, constraints)
-without importing torch; :func:`get_model` gives the class that trains it, importing torch.
+:func:`get_model` gives the class that trains a kind, importing torch. ``MODELS`` and
+:func:`get_kind` are the declarations' registry (engine.kinds), also found here for the callers that
+train; this package itself imports no torch until :func:`get_model`, ``Hyper`` or ``ToyModel`` is used.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from toysup.engine.errors import SpecError
-from toysup.engine.models.kinds.abs_value import AbsValueKind
-from toysup.engine.models.kinds.base import Column, ModelKind
-from toysup.engine.models.kinds.compute import ComputeKind
-from toysup.engine.models.kinds.incidental import IncidentalKind
-from toysup.engine.models.kinds.linear import LinearKind
-from toysup.engine.models.kinds.relu_hidden import ReluHiddenKind
-from toysup.engine.models.kinds.relu_output import ReluOutputKind
-from toysup.engine.models.kinds.relu_output_phase import ReluOutputPhaseKind
-from toysup.engine.models.kinds.sae import SparseAutoencoderKind
-from toysup.engine.models.kinds.sae_hidden import SaeHiddenKind
+from toysup.engine.kinds import MODELS, Column, ModelKind, get_kind
 
 if TYPE_CHECKING:
     from toysup.engine.models.base import Hyper, ToyModel
 
-MODELS: dict[str, type[ModelKind]] = {cls.kind: cls for cls in (ReluOutputKind, LinearKind, SparseAutoencoderKind,
-                                                                ReluHiddenKind, AbsValueKind, ReluOutputPhaseKind,
-                                                                IncidentalKind,
-                                                                SaeHiddenKind, ComputeKind)}
-
-
-def get_kind(kind: str) -> type[ModelKind]:
-    """A model kind's declaration: what listings, validation and the run format read (no torch)."""
-    try:
-        return MODELS[kind]
-    except KeyError:
-        raise SpecError(f"unknown model {kind!r}: valid models are {', '.join(MODELS)}") from None
-
 
 def get_model(kind: str) -> type[ToyModel]:
-    """The class that trains a model kind (imports torch)."""
-    return get_kind(kind).trainer()
+    """The class that trains a model kind (imports torch): the declaration's ``implementation``, checked to
+    subclass both the declaration and ToyModel."""
+    from toysup.engine.models.base import ToyModel  # deferred: it loads torch, which listings never need
+
+    declared = get_kind(kind)
+    if issubclass(declared, ToyModel):
+        return declared
+    module, _, name = declared.implementation.partition(":")
+    found = getattr(importlib.import_module(module), name)
+    if not (isinstance(found, type) and issubclass(found, declared) and issubclass(found, ToyModel)):
+        raise TypeError(f"{declared.implementation} does not train model kind {kind!r}")
+    return found
 
 
 def __getattr__(name: str) -> Any:
     """Hyper and ToyModel, the trainers' side, load torch: they are imported on first use."""
     if name in ("Hyper", "ToyModel"):
-        from toysup.engine.models import base
+        from toysup.engine.models import base  # deferred: it loads torch, which listings never need
 
         return getattr(base, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,8 +46,8 @@ import torch
 from toysup.engine import metrics as M
 from toysup.engine.data import importance
 from toysup.engine.estimator import DataLaw, Estimate, estimate
+from toysup.engine.kinds.abs_value import PROBE_POINTS, AbsValueKind
 from toysup.engine.models.base import Hyper, ToyModel
-from toysup.engine.models.kinds.abs_value import PROBE_POINTS, AbsValueKind
 from toysup.engine.rng import DATA, INIT, CounterRNG
 
 COMPUTED_EXPLAINED = 0.5  # a feature is computed if, alone, its output explains > 50% of Var(|x_i|)

@@ -1,11 +1,11 @@
 """The trainable side of a model kind, and the per-instance hyperparameters it trains with.
 
-Adding a model is two files: its declaration in ``engine/models/kinds/`` (a
-:class:`~engine.models.kinds.base.ModelKind`: parameters, metric columns, constraints,
+Adding a model is two files: its declaration in ``engine/kinds/`` (a
+:class:`~engine.kinds.base.ModelKind`: parameters, metric columns, constraints,
 memory estimate; no torch, so listings and validation stay fast), and here in this folder
 the class that trains it, subclassing both the declaration and :class:`ToyModel` and
 implementing ``init_weights``, ``loss`` and ``metrics``. Register the declaration in
-``engine/models/__init__.py``.
+``engine/kinds/__init__.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.kinds.base import Column, ModelKind
 from toysup.engine.rng import CounterRNG
 
 __all__ = ["Column", "Hyper", "ModelKind", "ToyModel"]  # Column: where model files have always found it

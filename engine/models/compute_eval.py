@@ -25,14 +25,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import torch
 
+from toysup.engine.models.compute_functions import Function
 from toysup.engine.rng import EVAL, CounterRNG
-
-if TYPE_CHECKING:
-    from toysup.engine.models.compute import Function
 
 WRONG_BY = 0.5  # an output this far from its target is wrong (for AND and OR: it rounds to the wrong bit)
 ABLATION_BUDGET = 4096  # samples for the neuron ablations (a cut at 0.1 of the affine error needs no more)

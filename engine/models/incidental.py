@@ -53,8 +53,8 @@ from __future__ import annotations
 import torch
 
 from toysup.engine import metrics as M
+from toysup.engine.kinds.incidental import IncidentalKind, noise_block
 from toysup.engine.models.base import Hyper, ToyModel
-from toysup.engine.models.kinds.incidental import IncidentalKind, noise_block
 from toysup.engine.rng import INIT, NOISE, CounterRNG
 
 NEAR_UNIT = (0.8, 1.2)  # the authors' window for "a feature sits on this neuron at full strength"

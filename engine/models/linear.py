@@ -1,6 +1,6 @@
 """The linear baseline: h = W x, x' = W^T h + b. It learns PCA, so no superposition."""
 
-from toysup.engine.models.kinds.linear import LinearKind
+from toysup.engine.kinds.linear import LinearKind
 from toysup.engine.models.relu_output import ReluOutput
 
 

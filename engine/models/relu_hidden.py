@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from toysup.engine import metrics as M
-from toysup.engine.models.kinds.relu_hidden import ReluHiddenKind
+from toysup.engine.kinds.relu_hidden import ReluHiddenKind
 from toysup.engine.models.relu_output import ReluOutput
 
 DEAD_WEIGHT = 1e-3  # a neuron whose largest incoming weight is below this never fires (inputs are in [0, 1))

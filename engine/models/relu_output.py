@@ -15,12 +15,12 @@ from typing import Any
 
 import torch
 
-from toysup.engine import fused
+from toysup.engine import compiler
 from toysup.engine import metrics as M
 from toysup.engine.data import feature_probabilities, importance, sparse_uniform_
 from toysup.engine.estimator import DataLaw, active_inputs, estimate
+from toysup.engine.kinds.relu_output import ReluOutputKind
 from toysup.engine.models.base import Hyper, ToyModel
-from toysup.engine.models.kinds.relu_output import ReluOutputKind
 from toysup.engine.models.relu_output_compiled import UNIFORM_SCALE, block_step
 from toysup.engine.rng import DATA, DROPOUT, INIT, PROBE, CounterRNG
 
@@ -217,7 +217,7 @@ class ReluOutput(ReluOutputKind, ToyModel):
             drop = (d1[pick], d2[pick], self.rng.element_hash((self.batch, self.m)))
         else:  # not read by the graph
             drop = (k1[pick], k2[pick], elements)
-        loss, dWT, db = fused.call(
+        loss, dWT, db = compiler.call(
             block_step, weights["W"][pick], weights["b"][pick], k1[pick], k2[pick], elements,
             self._data_scale[pick], self._importance2[pick], *drop, self.q[pick],
             self.relu, self.hidden_relu, self.uses_dropout)

@@ -3,13 +3,14 @@ n=2 features in m=1 dimension, and n=3 in m=2.
 
 The model, data and training are exactly ``relu_output``'s; this kind only sets the
 importances and adds the columns of the phase diagram (declared in
-engine/models/kinds/relu_output_phase.py). The last feature is the
+engine/kinds/relu_output_phase.py). The last feature is the
 "extra" one, with importance ``importance_decay``; every other feature has
 importance 1 (with n=2 that is relu_output's decay**i: [1, r]); all share
 ``feature_probability``, as in the paper ("we vary the sparsity of all features").
 So a diagram is a sweep over importance_decay x feature_probability with no new
-parameter. The classification lives in engine/analysis/phase.py (pure functions),
-with the grid; the paper's theoretical phases in engine/analysis/phase_theory.py;
+parameter. The classification of each instance is here (:func:`classify_phase`, into the phase
+names of engine/kinds/relu_output_phase.py); the grid read back from results.csv in
+engine/analysis/phase.py, the paper's theoretical phases in engine/analysis/phase_theory.py,
 the seed selections in engine/analysis/selection.py.
 """
 
@@ -18,9 +19,10 @@ from __future__ import annotations
 import torch
 
 from toysup.engine import metrics as M
-from toysup.engine.analysis.phase import SHARED_COS2, classify_phase
-from toysup.engine.models.kinds.relu_output_phase import ReluOutputPhaseKind
+from toysup.engine.kinds.relu_output_phase import ReluOutputPhaseKind
 from toysup.engine.models.relu_output import ReluOutput
+
+SHARED_COS2 = 0.1  # squared cosine above which two features count as sharing a direction
 
 
 class ReluOutputPhase(ReluOutputPhaseKind, ReluOutput):
@@ -55,3 +57,24 @@ def antipodal_to_another(W: torch.Tensor, represented: torch.Tensor) -> torch.Te
     others = represented.clone()
     others[:, -1] = False
     return represented[:, -1] & ((cos < 0) & (cos.square() > SHARED_COS2) & others).any(-1)
+
+
+def classify_phase(W: torch.Tensor, extra: int = -1, represented: torch.Tensor | None = None) -> torch.Tensor:
+    """The extra feature's phase per instance as an index into the kind's ``PHASES``, shape (I,).
+
+    ``W`` is (I, n, m) (row i = feature i's embedding); ``extra`` indexes the
+    extra feature (the last by default). ``represented`` (I, n) says which features
+    are represented (the model passes its loss-based rule); without it, the
+    weights-only stand-in (at least 0.2 of the largest norm) decides.
+    """
+    norms = M.feature_norms(W)
+    if represented is None:
+        represented = M.represented_by_norm(W)
+    extra = extra % W.shape[1]
+    unit = W / norms.clamp_min(M.EPS).unsqueeze(-1)
+    cos2 = torch.einsum("km,kjm->kj", unit[:, extra], unit).square()
+    others = represented.clone()
+    others[:, extra] = False
+    shares = ((cos2 > SHARED_COS2) & others).any(-1)
+    phase = torch.where(shares, 1, 2)
+    return torch.where(represented[:, extra], phase, 0)

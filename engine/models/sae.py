@@ -38,8 +38,7 @@ from typing import Any
 import torch
 
 from toysup.engine.data import sparse_uniform_
-from toysup.engine.models.base import Hyper, ToyModel
-from toysup.engine.models.kinds.sae import (
+from toysup.engine.kinds.sae import (
     CHANCE_QUANTILE,
     LIVE_RATE,
     LIVE_SLICES,
@@ -47,6 +46,7 @@ from toysup.engine.models.kinds.sae import (
     RECOVERED_COSINE,
     SparseAutoencoderKind,
 )
+from toysup.engine.models.base import Hyper, ToyModel
 from toysup.engine.rng import DATA, EVAL, INIT, CounterRNG
 from toysup.engine.sae_chance import mmcs_chance, quantile_of_chance
 

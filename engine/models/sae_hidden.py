@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import torch
 
+from toysup.engine.kinds.sae_hidden import SaeHiddenKind, toy_config
 from toysup.engine.models.base import Hyper
-from toysup.engine.models.kinds.sae_hidden import SaeHiddenKind, toy_config
 from toysup.engine.models.relu_output import ReluOutput
 from toysup.engine.models.sae import SparseAutoencoder, max_cosine
 from toysup.engine.optim import BatchedOptimizer

@@ -1,6 +1,6 @@
 """mkdocs hook: the reference pages generated from the code's declarations when the site is built.
 
-Parameters (engine/params.py and each kind's own, engine/models/kinds/*), run options (engine/options.py)
+Parameters (engine/params.py and each kind's own, engine/kinds/*), run options (engine/options.py)
 and the columns of results.csv, curves.csv and features.csv (each kind's declaration, engine/run_format.py's
 leading keys) are written from the declarations every build, so the pages cannot drift from the code; they
 are never committed. mkdocs.yml names this file under ``hooks:``.
@@ -12,8 +12,8 @@ from typing import Any
 
 from mkdocs.structure.files import File, Files
 
+from toysup.engine.kinds.base import Column
 from toysup.engine.models import MODELS
-from toysup.engine.models.kinds.base import Column
 from toysup.engine.options import OPTIONS
 from toysup.engine.params import TRAINING_PARAMS, Param
 from toysup.engine.run_format import CURVE_KEYS, FEATURE_KEYS, RESULT_KEYS
@@ -33,7 +33,7 @@ def param_rows(params: tuple[Param, ...] | list[Param]) -> list[str]:
 
 def parameters_page() -> str:
     lines = ["# Parameters", "",
-             "Generated from the declarations (engine/params.py, engine/models/kinds/) when the site is built; "
+             "Generated from the declarations (engine/params.py, engine/kinds/) when the site is built; "
              "`toysup params MODEL` prints the same. Set one with `-s key=value`, sweep it with "
              "`--sweep key=values` (see [the sweep file format](sweep-format.md)).", "",
              "## Training parameters (every model)", "", *param_rows(TRAINING_PARAMS), ""]
@@ -60,7 +60,7 @@ def column_rows(columns: tuple[Column, ...]) -> list[str]:
 def columns_page() -> str:
     keys = ", ".join(f"`{k}`" for k in RESULT_KEYS)
     lines = ["# Result columns", "",
-             "Generated from each model kind's declaration (engine/models/kinds/) when the site is built. "
+             "Generated from each model kind's declaration (engine/kinds/) when the site is built. "
              f"results.csv starts with {keys} and the swept parameters, then the model's metrics below, then "
              f"`diverged`; curves.csv starts with {', '.join(f'`{k}`' for k in CURVE_KEYS)}; features.csv with "
              f"{', '.join(f'`{k}`' for k in FEATURE_KEYS)}. What the metrics mean and their thresholds: "

@@ -19,7 +19,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from toysup.engine.adaptive import inferred
+from toysup.engine.adaptive_grid import inferred
 from toysup.engine.analysis.phase import PHASES, PhaseCell, PhaseGrid, phase_grid
 from toysup.engine.analysis.phase_theory import has_theory, theoretical_phase
 from toysup.engine.results import Results, value_text

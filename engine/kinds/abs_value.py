@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from toysup.engine.errors import SpecError
-from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.kinds.base import Column, ModelKind
 from toysup.engine.params import SUPERPOSITION_PARAMS, Param
 
 PROBE_POINTS = 64  # grid points on [-1, 1] for the isolated-feature probe (even: half on each side of 0)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from toysup.engine.models.kinds.base import Column
-from toysup.engine.models.kinds.relu_output import ReluOutputKind
-from toysup.engine.models.kinds.sae import COLUMNS as SAE_COLUMNS
-from toysup.engine.models.kinds.sae import FEATURE_COLUMNS as SAE_FEATURE_COLUMNS
-from toysup.engine.models.kinds.sae import SparseAutoencoderKind
+from toysup.engine.kinds.base import Column
+from toysup.engine.kinds.relu_output import ReluOutputKind
+from toysup.engine.kinds.sae import COLUMNS as SAE_COLUMNS
+from toysup.engine.kinds.sae import FEATURE_COLUMNS as SAE_FEATURE_COLUMNS
+from toysup.engine.kinds.sae import SparseAutoencoderKind
 from toysup.engine.params import SUPERPOSITION_PARAMS, Param
 
 # The toy model's parameters this model exposes; the rest of relu_output's keep their defaults.

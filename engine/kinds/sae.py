@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from toysup.engine.errors import SpecError
-from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.kinds.base import Column, ModelKind
 from toysup.engine.params import Param
 
 # A ground-truth feature counts as recovered when some live decoder direction is closer than

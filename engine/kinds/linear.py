@@ -1,7 +1,7 @@
 """The linear baseline's declaration: relu_output without its output nonlinearity (trained by
 engine/models/linear.py)."""
 
-from toysup.engine.models.kinds.relu_output import ReluOutputKind
+from toysup.engine.kinds.relu_output import ReluOutputKind
 
 
 class LinearKind(ReluOutputKind):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from toysup.engine.errors import SpecError
-from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.kinds.base import Column, ModelKind
 from toysup.engine.params import CORRELATIONS, FEATURE_DISTS, SUPERPOSITION_PARAMS, Param
 
 SUPERPOSITION_COLUMNS: tuple[Column, ...] = (

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from toysup.engine.errors import SpecError
-from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.kinds.base import Column, ModelKind
 from toysup.engine.params import SUPERPOSITION_PARAMS, Param
 
 NOISES = ("none", "bernoulli", "gaussian", "three_point")

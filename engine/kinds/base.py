@@ -7,14 +7,10 @@ forms, which should open at once. The class that trains a kind subclasses its de
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from toysup.engine.params import Param, param_table
-
-if TYPE_CHECKING:
-    from toysup.engine.models.base import ToyModel
 
 
 @dataclass(frozen=True)
@@ -90,16 +86,3 @@ class ModelKind:
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
         """Rough peak memory per instance while training or evaluating, for chunk sizing."""
         raise NotImplementedError
-
-    @classmethod
-    def trainer(cls) -> type[ToyModel]:
-        """The class that trains this kind (importing it loads torch); a trainable class is its own."""
-        from toysup.engine.models.base import ToyModel
-
-        if issubclass(cls, ToyModel):
-            return cls
-        module, _, name = cls.implementation.partition(":")
-        found = getattr(importlib.import_module(module), name)
-        if not (isinstance(found, type) and issubclass(found, cls) and issubclass(found, ToyModel)):
-            raise TypeError(f"{cls.implementation} does not train model kind {cls.kind!r}")
-        return found

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from toysup.engine.errors import SpecError
-from toysup.engine.models.kinds.abs_value import PROBE_POINTS, AbsValueKind
-from toysup.engine.models.kinds.base import Column, ModelKind
+from toysup.engine.kinds.abs_value import PROBE_POINTS, AbsValueKind
+from toysup.engine.kinds.base import Column, ModelKind
 from toysup.engine.params import SUPERPOSITION_PARAMS, Param
 
 # The functions computed, each with its number of inputs (engine/models/compute.py implements them).

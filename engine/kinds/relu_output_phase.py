@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from toysup.engine.analysis.phase import PHASES
 from toysup.engine.errors import SpecError
-from toysup.engine.models.kinds.base import Column
-from toysup.engine.models.kinds.relu_output import FEATURE_COLUMNS, ReluOutputKind
+from toysup.engine.kinds.base import Column
+from toysup.engine.kinds.relu_output import FEATURE_COLUMNS, ReluOutputKind
 
+PHASES: tuple[str, ...] = ("not_learned", "superposed", "dedicated")  # results.csv stores the index (0, 1, 2)
 SIZES = ((2, 1), (3, 2))  # (n_features, n_hidden): the paper's two diagrams
 
 
@@ -45,3 +45,15 @@ class ReluOutputPhaseKind(ReluOutputKind):
         if (config["n_features"], config["n_hidden"]) not in SIZES:
             raise SpecError(f"model {cls.kind} needs n_features=2 and n_hidden=1, or n_features=3 and n_hidden=2 "
                             f"(got {config['n_features']} and {config['n_hidden']}); use relu_output for other sizes")
+
+
+def phase_name(value: Any) -> str:
+    """A phase from results.csv (its index, an integral float, or its name) as its name."""
+    if isinstance(value, str):
+        if value in PHASES:
+            return value
+        raise ValueError(f"unknown phase {value!r}: expected one of {', '.join(PHASES)}")
+    index = int(value)
+    if index != value or not 0 <= index < len(PHASES):
+        raise ValueError(f"unknown phase index {value!r}: expected 0-{len(PHASES) - 1}")
+    return PHASES[index]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from toysup.engine.models.kinds.base import Column
-from toysup.engine.models.kinds.relu_output import SUPERPOSITION_COLUMNS, ReluOutputKind
+from toysup.engine.kinds.base import Column
+from toysup.engine.kinds.relu_output import SUPERPOSITION_COLUMNS, ReluOutputKind
 
 
 class ReluHiddenKind(ReluOutputKind):
