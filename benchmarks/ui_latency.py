@@ -69,7 +69,8 @@ def measure(name: str, seconds: float, spec_toml: str) -> dict[str, float | str]
         if name != "no worker":
             progress = progress_of(read_heartbeat(run.path))
             rate = None if progress is None else progress[1]
-            request_stop(run.path, run.info())  # the trainer stops and records an interrupted run
+            record = run.record()
+            request_stop(run.path, record.host, record.pid)  # the trainer stops and records an interrupted run
             while run.status() == "running":
                 time.sleep(0.2)
     lags.sort()

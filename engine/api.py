@@ -100,8 +100,8 @@ class Run:
         self._run = run
 
     def __repr__(self) -> str:
-        return f"<toysup run {self.id}: {self.status}, {self.info.get('instances_done', 0)}/" \
-               f"{self.info.get('instances', '?')} instances>"
+        record = self._run.record()
+        return f"<toysup run {self.id}: {self.status}, {record.instances_done}/{record.instances} instances>"
 
     @property
     def id(self) -> str:
@@ -113,8 +113,10 @@ class Run:
 
     @property
     def info(self) -> dict[str, Any]:
-        """run.json: times, device, versions, throughput, error."""
-        return self._run.info()
+        """run.json: times, device, versions, throughput, error (and a training run's heartbeat)."""
+        record = self._run.record()
+        beat = {"heartbeat": record.heartbeat} if record.heartbeat is not None else {}
+        return {**record.to_json(), **beat}
 
     @property
     def status(self) -> str:

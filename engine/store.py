@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -59,6 +60,7 @@ from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.export_tables import joined_text
 from toysup.engine.manifest import PIECES, Manifest, digest, matches, segment
 from toysup.engine.manifest import Chunk as StoredChunk
+from toysup.engine.run.record import INFO_BYTES, RunRecord, parse_record
 from toysup.engine.run_format import (  # noqa: F401  (the run format's cells are the store's too)
     TABLES,
     csv_text,
@@ -70,7 +72,6 @@ from toysup.engine.run_format import (  # noqa: F401  (the run format's cells ar
     result_columns,
     result_rows,
 )
-from toysup.engine.run_info import INFO_BYTES, parse_info
 from toysup.engine.runlog import liveness, read_heartbeat
 from toysup.engine.spec import Spec, read_preset, resolve
 
@@ -82,7 +83,6 @@ if TYPE_CHECKING:
 RUNS_ENV = "TOYSUP_RUNS_DIR"
 # What run_status() answers: run.json's word, except that a 'running' run whose process is gone was
 # killed, and a missing or unreadable run.json (or an unknown word in it) is damaged.
-HEARTBEAT_KEY = "heartbeat"  # in Run.info() of a running run: heartbeat.json's contents (never written to run.json)
 STATUSES = ("completed", "running", "interrupted", "failed", "killed", "damaged")
 RESUMABLE = ("interrupted", "failed", "killed")  # a run that stopped before finishing: resume finishes it
 
@@ -252,7 +252,7 @@ class Run:
             (path / "weights").mkdir()
             (path / "parts").mkdir()
             atomic_write(path / "config.toml", spec.to_toml())
-            run.write_info(run._first_info(spec, device, chunks, extra))
+            run.write_record(run._first_record(spec, device, chunks, extra))
         except BaseException as exc:
             run._remove_unfinished()
             if isinstance(exc, OSError):
@@ -260,35 +260,13 @@ class Run:
             raise
         return run
 
-    def _first_info(self, spec: Spec, device: str, chunks: int, extra: dict[str, Any] | None) -> dict[str, Any]:
+    def _first_record(self, spec: Spec, device: str, chunks: int, extra: dict[str, Any] | None) -> RunRecord:
         import torch
 
-        return {
-            "id": self.path.name,
-            "name": spec.name,
-            "model": spec.model,
-            "status": "running",
-            "started": now_iso(),
-            "ended": None,
-            "device": device,
-            "host": socket.gethostname(),
-            "versions": {
-                "toysup": engine.__version__,
-                "torch": torch.__version__,
-                "python": platform.python_version(),
-            },
-            "command": " ".join(sys.argv),
-            "pid": os.getpid(),
-            "instances": spec.n_instances,
-            "instances_done": 0,
-            "chunks": chunks,
-            "chunks_done": 0,
-            "instance_steps_done": 0,
-            "wall_time_s": 0.0,
-            "instance_steps_per_s": 0.0,
-            "error": "",
-            **(extra or {}),
-        }
+        versions = {"toysup": engine.__version__, "torch": torch.__version__, "python": platform.python_version()}
+        return RunRecord(id=self.path.name, name=spec.name, model=spec.model, status="running", started=now_iso(),
+                         device=device, host=socket.gethostname(), versions=versions, command=" ".join(sys.argv),
+                         pid=os.getpid(), instances=spec.n_instances, chunks=chunks).with_changes(**(extra or {}))
 
     def _remove_unfinished(self) -> None:
         """Undo a half-made folder: the files create() writes, its two subfolders, the folder."""
@@ -303,15 +281,31 @@ class Run:
             with contextlib.suppress(OSError):
                 (self.path / folder).rmdir()
 
-    def write_info(self, info: dict[str, Any]) -> None:
-        kept = {k: v for k, v in info.items() if k != HEARTBEAT_KEY}  # heartbeat.json's, read by info()
-        atomic_write(self.path / "run.json", json.dumps(kept, indent=2) + "\n")
+    def write_record(self, record: RunRecord) -> None:
+        """run.json, atomically (the record's heartbeat is heartbeat.json's and is not written)."""
+        atomic_write(self.path / "run.json", record.text())
 
-    def update_info(self, **changes: Any) -> dict[str, Any]:
-        info = self.info()
-        info.update(changes)
-        self.write_info(info)
-        return info
+    def rewrite_record_in_place(self, record: RunRecord) -> None:
+        """Write ``record`` over run.json's own bytes, needing no new disk block: only if its compact JSON fits
+        the file as it is (padded with spaces, which JSON ignores); OSError otherwise. Not atomic, so only the
+        last resort of a run's ending on a full disk (the run then reads ``failed`` with its reason, not
+        ``killed``)."""
+        text = json.dumps(record.to_json(), separators=(",", ":")).encode("utf-8")
+        fd = safe_fs.open_regular(self.path / "run.json", os.O_WRONLY)
+        try:
+            size = os.fstat(fd).st_size
+            if len(text) + 1 > size:
+                raise OSError(errno.ENOSPC, "run.json's new text does not fit its old bytes")
+            os.pwrite(fd, text + b" " * (size - len(text) - 1) + b"\n", 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def update_record(self, **changes: Any) -> RunRecord:
+        """run.json with some fields changed (by name; a misspelt one is a TypeError)."""
+        record = self.record().with_changes(**changes)
+        self.write_record(record)
+        return record
 
     def write_results(self, columns: list[str], rows: list[dict[str, Any]]) -> None:
         atomic_write(self.path / "results.csv", csv_text(columns, sorted(rows, key=lambda r: r["instance"])))
@@ -553,27 +547,28 @@ class Run:
     def id(self) -> str:
         return self.path.name
 
-    def info(self) -> dict[str, Any]:
-        """run.json as a typed record (engine/run_info.py), or a 'damaged' stand-in when it is missing,
-        not a regular file, too big, or has a field of the wrong shape (the stand-in's error names it)."""
+    def record(self) -> RunRecord:
+        """run.json as its typed record (engine/run/record.py), with heartbeat.json beside a 'running' one; a
+        'damaged' stand-in when it is missing, not a regular file, too big, or has a field of the wrong shape
+        (the stand-in's ``damage`` and ``error`` name it)."""
         try:
-            info = parse_info(safe_fs.read_text(self.path / "run.json", INFO_BYTES))
-            if info.get("status") == "running":  # whether it still is: see run_status()
-                info[HEARTBEAT_KEY] = read_heartbeat(self.path)
-            return info
+            record = parse_record(safe_fs.read_text(self.path / "run.json", INFO_BYTES))
+            if record.status == "running":  # whether it still is: see run_status()
+                record.heartbeat = read_heartbeat(self.path)
+            return record
         except (OSError, ValueError, RecursionError) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else _why(exc)
-            return {"id": self.id, "name": "?", "status": "damaged", "error": f"run.json: {why}"}
+            return RunRecord(id=self.id, status="damaged", error=f"run.json: {why}", damage=f"run.json: {why}")
 
     def status(self) -> str:
         """One of :data:`STATUSES` (see :func:`run_status`); ``damaged`` too when :meth:`problem` finds one."""
-        info = self.info()
-        status = run_status(info)
+        record = self.record()
+        status = run_status(record)
         if status in ("running", "damaged"):
             return status
-        return "damaged" if self.problem(info) else status
+        return "damaged" if self.problem(record) else status
 
-    def problem(self, info: dict[str, Any] | None = None, deep: bool = True) -> str:
+    def problem(self, record: RunRecord | None = None, deep: bool = True) -> str:
         """What is wrong with the run's files, in one line naming the file, or "" if nothing is.
 
         Sizes, row counts and every file's sha256 against manifest.json, so ``toysup runs`` and
@@ -581,20 +576,19 @@ class Run:
         unchanged: listing again is cheap). ``deep`` False skips the hashes. A live run is not checked:
         its files are still being written.
         """
-        info = self.info() if info is None else info
-        raw = info.get("status")
-        if raw == "damaged" and info.get("error"):
-            return str(info["error"])
-        if raw not in STATUSES:
-            return f"run.json: unknown status {str(raw)[:40]!r}"
-        if run_status(info) == "running":
+        record = self.record() if record is None else record
+        if record.status == "damaged" and record.error:
+            return record.error
+        if record.status not in STATUSES:
+            return f"run.json: unknown status {record.status[:40]!r}"
+        if run_status(record) == "running":
             return ""
         try:
-            return self._problem(info, deep)
+            return self._problem(record, deep)
         except RunDataError as exc:
             return str(exc)
 
-    def _problem(self, info: dict[str, Any], deep: bool) -> str:
+    def _problem(self, record: RunRecord, deep: bool) -> str:
         for name in ("parts", "weights", "checkpoints"):
             self.folder(name)
         if not (self.path / "config.toml").exists():
@@ -607,7 +601,7 @@ class Run:
         instances = {r.get("instance") for r in rows}
         if len(instances) != len(rows):
             return "results.csv: an instance appears twice"
-        if info.get("status") == "completed" and len(rows) != (held := completed_instances(spec, rows)):
+        if record.status == "completed" and len(rows) != (held := completed_instances(spec, rows)):
             if held < 0:
                 return "results.csv: its rows do not finish the adaptive sweep's rounds, but the run completed"
             return f"results.csv: {len(rows)} rows, but the run completed {held} instances"
@@ -783,19 +777,19 @@ def find_run(root: Path, ref: str) -> Run:
     raise UserError(f"no run {ref!r} in {root}; newest: {', '.join(r.id for r in runs[:3])} (or 'latest')")
 
 
-def process_alive(info: dict[str, Any]) -> bool:
+def process_alive(record: RunRecord) -> bool:
     """Whether the process training a 'running' run is alive: its host and pid in run.json and its heartbeat
-    (which :meth:`Run.info` adds) decide together, see :func:`engine.runlog.liveness`."""
-    return liveness(info, info.get(HEARTBEAT_KEY))
+    (which :meth:`Run.record` reads beside it) decide together, see :func:`engine.runlog.liveness`."""
+    return liveness({"host": record.host, "pid": record.pid}, record.heartbeat)
 
 
-def run_status(info: dict[str, Any]) -> str:
+def run_status(record: RunRecord) -> str:
     """A run's status from its run.json: one of :data:`STATUSES`. A 'running' run whose process is
-    gone (or whose heartbeat stopped) was killed; an unreadable run.json (see :meth:`Run.info`) or an
+    gone (or whose heartbeat stopped) was killed; an unreadable run.json (see :meth:`Run.record`) or an
     unknown word is damaged."""
-    status = info.get("status")
+    status = record.status
     if status == "running":
-        return "running" if process_alive(info) else "killed"
+        return "running" if process_alive(record) else "killed"
     return status if status in STATUSES and status != "killed" else "damaged"
 
 

@@ -456,8 +456,7 @@ def test_report_without_config_prints_a_message(copy_of_run: Run):
 
 
 def test_report_of_a_running_run_shows_what_finished(copy_of_run: Run):
-    info = copy_of_run.info()
-    copy_of_run.write_info({**info, "status": "running", "instances_done": 3})
+    copy_of_run.update_record(status="running", instances_done=3)
     header, rows = copy_of_run.results()
     copy_of_run.write_results(header, rows[:3])  # only the first point finished
     text = report_text(copy_of_run)

@@ -16,6 +16,7 @@ from toysup.engine import store
 from toysup.engine.errors import RunDataError, SpecError, UserError
 from toysup.engine.executors import base as executor_base
 from toysup.engine.models import get_model
+from toysup.engine.run.record import SCHEMA
 from toysup.engine.runner import run_sweep
 from toysup.engine.store import (
     STATUSES,
@@ -219,9 +220,9 @@ def test_an_interrupted_run_keeps_its_finished_chunks(tmp_path):
                         should_stop=lambda: any(isinstance(e, ev.ChunkFinished) for e in seen))
     assert outcome.status == "interrupted"
     run = Run(outcome.run_dir)
-    info = run.info()
-    assert info["status"] == "interrupted" and info["chunks"] == 2 and info["chunks_done"] == 1
-    assert info["instances_done"] == 2
+    record = run.record()
+    assert record.status == "interrupted" and record.chunks == 2 and record.chunks_done == 1
+    assert record.instances_done == 2
     _, rows = run.results()
     assert [r["instance"] for r in rows] == [0, 1]
     assert {r["instance"] for r in run.table("curves")[1]} == {0, 1}
@@ -241,7 +242,7 @@ def test_a_failed_run_records_the_error(tmp_path, monkeypatch):
     outcome = run_sweep(spec, tmp_path, device="cpu", max_memory=two_chunks(spec))
     assert outcome.status == "failed" and outcome.error == "RuntimeError: boom"
     run = Run(outcome.run_dir)
-    assert run.info()["status"] == "failed" and run.info()["error"] == "RuntimeError: boom"
+    assert run.record().status == "failed" and run.record().error == "RuntimeError: boom"
     assert "Traceback" in (run.path / "error.log").read_text()
     assert [r["instance"] for r in run.results()[1]] == [0, 1]
 
@@ -263,7 +264,7 @@ def test_runs_directory_that_cannot_be_created(tmp_path):
 
 def test_a_live_run_serves_tables_from_its_parts(tmp_path):
     run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=2)
-    assert run.info()["status"] == "running"
+    assert run.record().status == "running"
     with pytest.raises(RunDataError, match="has no results table yet"):
         run.table_text("results")
     with pytest.raises(RunDataError, match="has no curves table yet"):
@@ -280,8 +281,8 @@ def test_a_live_run_serves_tables_from_its_parts(tmp_path):
 def test_a_damaged_run_json_reads_as_damaged(tmp_path):
     run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=1)
     (run.path / "run.json").write_text("{not json")
-    info = run.info()
-    assert info["status"] == "damaged" and "run.json" in info["error"]
+    record = run.record()
+    assert record.status == "damaged" and "run.json" in record.error and record.damage == record.error
 
 
 def test_run_status_is_one_of_six(tmp_path):
@@ -291,20 +292,47 @@ def test_run_status_is_one_of_six(tmp_path):
     run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=1)
     assert run.status() == "running"  # this process wrote it and still runs
     for word in ("interrupted", "failed"):
-        run.update_info(status=word)
+        run.update_record(status=word)
         assert run.status() == word
-    run.update_info(status="completed")  # but no results.csv rows: the word alone is not trusted
+    run.update_record(status="completed")  # but no results.csv rows: the word alone is not trusted
     assert run.status() == "damaged" and "results.csv: 0 rows" in run.problem()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    run.update_info(status="running", pid=int(gone.stdout))
+    run.update_record(status="running", pid=int(gone.stdout))
     assert run.status() == "killed"
-    run.update_info(host="another-host")
+    run.update_record(host="another-host")
     assert run.status() == "running"  # not ours to check: taken at its word
-    run.update_info(status="killed")
+    run.update_record(status="killed")
     assert run.status() == "damaged"  # never written: not a word run.json holds
     (run.path / "run.json").write_text("{not json")
     assert run.status() == "damaged"
     assert STATUSES == ("completed", "running", "interrupted", "failed", "killed", "damaged")
+
+
+def test_run_json_is_one_typed_record_and_old_ones_still_open(finished, tmp_path):
+    """run.json says its schema; one without it (every run before the field) is version 1 and opens as it is;
+    fields this toysup does not know survive a rewrite; a newer schema is damage in one line, never a guess."""
+    _, _, run, _ = finished
+    written = json.loads((run.path / "run.json").read_text())
+    assert written["schema"] == SCHEMA == 1 and "heartbeat" not in written and "damage" not in written
+    old = Run(tmp_path / run.id)
+    old.path.mkdir()
+    for name in ("config.toml", "results.csv", "curves.csv", "features.csv", "manifest.json"):
+        (old.path / name).write_bytes((run.path / name).read_bytes())
+    (old.path / "weights").mkdir()
+    for path in (run.path / "weights").iterdir():
+        (old.path / "weights" / path.name).write_bytes(path.read_bytes())
+    before = {k: v for k, v in written.items() if k != "schema"}
+    (old.path / "run.json").write_text(json.dumps({**before, "from_a_newer_toysup": {"x": [1]}}))
+    record = old.record()
+    assert record.schema == 1 and record.instances_done == 4 and record.versions == written["versions"]
+    assert old.status() == "completed" and old.problem() == ""
+    old.update_record(error="")
+    assert json.loads((old.path / "run.json").read_text())["from_a_newer_toysup"] == {"x": [1]}
+    (old.path / "run.json").write_text(json.dumps({**written, "schema": 2}))
+    assert old.status() == "damaged"
+    assert old.problem() == "run.json: schema 2 is newer than this toysup reads (1): upgrade toysup to open it"
+    with pytest.raises(TypeError):  # a misspelt field is a bug, not a new key in the file
+        run.record().with_changes(instance_done=3)
 
 
 def test_export_writes_the_table_with_a_run_id_column(finished, tmp_path):

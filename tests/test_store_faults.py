@@ -80,7 +80,7 @@ def whole(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 def finish(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Resume until completed: first with a fault at the resume's second write, then without faults."""
-    monkeypatch.setattr(store, "process_alive", lambda info: False)  # the "killed" process was this one
+    monkeypatch.setattr(store, "process_alive", lambda record: False)  # the "killed" process was this one
     with monkeypatch.context() as mp:
         faulty_writes(mp, 2, Killed)
         with contextlib.suppress(Killed):
@@ -152,7 +152,7 @@ def test_damaged_files_are_reported_then_trained_again(case, whole, tmp_path, mo
         assert "damaged" in shown.stdout
     exported = invoke("export", outcome.run_dir, "--table", "features")
     assert "Traceback" not in exported.stdout + exported.stderr
-    run.update_info(status="interrupted")  # resume trains whatever it cannot verify
+    run.update_record(status="interrupted")  # resume trains whatever it cannot verify
     assert resume_sweep(outcome.run_dir, device="cpu", max_memory=two_per_chunk()).status == "completed"
     assert run.status() == "completed" and run.problem(deep=True) == ""
     assert_same_files(reference, outcome.run_dir)

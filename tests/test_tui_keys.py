@@ -304,7 +304,7 @@ async def test_an_interrupted_runs_results_resume_with_one_key(tui_dirs: tuple[P
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
         await wait_for(pilot, lambda: app.live is not None and app.live.status == "completed", timeout=120)
         await wait_for_worker_exit(pilot, app)
-    assert run.status() == "completed" and run.info()["instances_done"] == spec.n_instances
+    assert run.status() == "completed" and run.record().instances_done == spec.n_instances
 
 
 @run_async

@@ -150,7 +150,7 @@ def test_stop_and_logs_replace_a_link_never_write_through_it(trained, tmp_path):
     run_dir = copy_run(trained["completed"], tmp_path)
     target = outside_file(tmp_path)
     (run_dir / "stop").symlink_to(target)
-    request_stop(run_dir, {"host": "elsewhere", "pid": 12345})
+    request_stop(run_dir, "elsewhere", 12345)
     assert safe_fs.is_regular(run_dir / "stop") and target.read_text() == OUTSIDE
     for name in ("output.log", "events.jsonl"):  # detach._redirect and RunLog open them with open_log
         (run_dir / name).unlink(missing_ok=True)
@@ -308,7 +308,7 @@ def test_stop_never_signals_a_process_that_does_not_hold_the_lock(trained, tmp_p
     bystander = subprocess.Popen(["sleep", "60"])
     try:
         running_info(run_dir, bystander.pid, beat=time.time() + 3600)  # a forged heartbeat from the future, too
-        how = request_stop(run_dir, {**json.loads((run_dir / "run.json").read_text())})
+        how = request_stop(run_dir, HERE, bystander.pid)
         running_info(run_dir, bystander.pid)
         result = invoke("stop", run_dir, "--wait", "0")
         time.sleep(0.2)
@@ -321,7 +321,7 @@ def test_stop_never_signals_a_process_that_does_not_hold_the_lock(trained, tmp_p
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runlog.os, "kill", lambda pid, sig: killed.append((pid, sig)))
         for pid in (0, -1, 1, 2**70, os.getpid()):
-            request_stop(run_dir, {"host": HERE, "pid": pid})
+            request_stop(run_dir, HERE, pid)
     assert all(sig == 0 for _, sig in killed)
 
 
@@ -345,7 +345,7 @@ def test_stop_signals_the_lock_holder_and_force_breaks_no_live_lock_whatever_the
         running_info(run_dir, holder.pid, beat=time.time())
         with pytest.raises(UserError, match="alive"):
             RunLock(run_dir).acquire(force=True)
-        assert "sent SIGTERM" in request_stop(run_dir, json.loads((run_dir / "run.json").read_text()))
+        assert "sent SIGTERM" in request_stop(run_dir, HERE, holder.pid)
         assert holder.wait(10) == -signal.SIGTERM
     finally:
         holder.kill()
@@ -363,7 +363,7 @@ def test_names_with_line_breaks_escapes_and_markup_are_shown_as_text(tmp_path):
                          ("20250101-000001-\x1b[31mred\x1b[0m", "\x1b]0;title\x07[/]"),
                          ("20250101-000002-[bold]x", "[/]")]:
         run = make_fixture_run(root, run_id=folder)
-        run.update_info(name=name)
+        run.update_record(name=name)
         config = (run.path / "config.toml").read_text()
         assert 'description = "' in config
         (run.path / "config.toml").write_text(config.replace('description = "', 'description = "[/] ', 1))

@@ -142,7 +142,7 @@ class ToysupApp(App[None]):
             return
         try:
             spec = run.spec()
-            options = resume_options({}, run.info())
+            options = resume_options({}, run.record().to_json())
         except ToysupError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -166,7 +166,7 @@ class ToysupApp(App[None]):
         live = self.live
         if self.attached is None or live is None or self.attached.path.resolve() != run.path.resolve():
             try:
-                live = LiveRun(run.spec(), requested_device=str(run.info().get("device", "")))
+                live = LiveRun(run.spec(), requested_device=run.record().device)
             except ToysupError as exc:
                 self.notify(str(exc), severity="error")
                 return
@@ -228,7 +228,8 @@ class ToysupApp(App[None]):
     def _request_stop(self) -> None:
         if self.sweep_running and self.attached is not None and self.live is not None:
             self.live.mark_cancelling()
-            request_stop(self.attached.path, self.attached.info())
+            record = self.attached.record()
+            request_stop(self.attached.path, record.host, record.pid)
 
     async def stop_sweep(self) -> None:
         """Stop the watched sweep and wait (a while) until it has recorded itself as interrupted."""

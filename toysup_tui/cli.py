@@ -276,7 +276,7 @@ def _finish(outcome: Any, quiet: bool, as_json: bool, rate: float = 0.0) -> None
     if outcome.status == "interrupted":
         from toysup.engine.progress import kept_text
 
-        print_line(err, f"interrupted: kept {escape(kept_text(finished.info()))}; "  # the command names the folder
+        print_line(err, f"interrupted: kept {escape(kept_text(finished.record()))}; "  # the command names the folder
                    f"continue with: toysup resume {escape(str(outcome.run_dir))}")
         raise typer.Exit(EXIT_INTERRUPTED)
     if outcome.status == "failed":
@@ -333,7 +333,7 @@ def resume(
 
     try:
         found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        options = resume_options(settings.resume_defaults(given), found.info())
+        options = resume_options(settings.resume_defaults(given), found.record().to_json())
         if detach:
             from toysup_tui.detach import Resume, start
 
@@ -448,10 +448,10 @@ def _statuses(text: str | None) -> set[str] | None:
 
 def _run_record(run: Any) -> dict[str, Any]:
     """One run as `toysup runs --json` lists it: its id, folder and status, and what run.json says of it."""
-    info = run.info()
-    keys = ("name", "model", "instances_done", "instances", "started", "ended", "wall_time_s", "device")
-    return {"run_id": run.id, "path": str(run.path), "status": run.status(), **{k: info.get(k) for k in keys},
-            "problem": run.problem() or None}
+    r = run.record()
+    return {"run_id": run.id, "path": str(run.path), "status": run.status(), "name": r.name, "model": r.model,
+            "instances_done": r.instances_done, "instances": r.instances, "started": r.started, "ended": r.ended,
+            "wall_time_s": r.wall_time_s, "device": r.device, "problem": run.problem() or None}
 
 
 @app.command()
@@ -483,7 +483,7 @@ def watch(
     if status == "interrupted":
         from toysup.engine.progress import kept_text
 
-        print_line(err, f"kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}")
+        print_line(err, f"kept {escape(kept_text(found.record()))}; continue with: toysup resume {escape(found.id)}")
     raise typer.Exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED))
 
 
@@ -506,7 +506,8 @@ def stop(
         raise SpecError(f"run {found.id} is not running (it is {status}): nothing to stop")
     if not wait >= 0:
         raise SpecError(f"--wait {wait} is not valid: expected seconds, 0 or more")
-    how = request_stop(found.path, found.info())
+    record = found.record()
+    how = request_stop(found.path, record.host, record.pid)
     print_line(out, f"stopping {escape(found.id)}: {escape(how)}")
     deadline = time.monotonic() + wait
     while found.status() == "running" and time.monotonic() < deadline:
@@ -518,7 +519,7 @@ def stop(
     from toysup.engine.progress import kept_text
 
     print_line(out, f"run {escape(found.id)} is {status}" +
-              (f"; kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}"
+              (f"; kept {escape(kept_text(found.record()))}; continue with: toysup resume {escape(found.id)}"
                if status == "interrupted" else ""))
 
 

@@ -63,9 +63,9 @@ def measured_speed(runs_dir: Path) -> Speed:
     """This machine's scale from the newest finished run on it (its wall time over the model's), or 1."""
     host = socket.gethostname()
     for run in list_runs(runs_dir)[:RUNS_LOOKED_AT]:
-        info = run.info()
-        wall = float(info.get("wall_time_s") or 0)
-        if info.get("host") != host or run_status(info) != "completed" or wall < 1.0:
+        record = run.record()
+        wall = float(record.wall_time_s or 0)
+        if record.host != host or run_status(record) != "completed" or wall < 1.0:
             continue  # too short to say anything
         try:
             modelled = training_seconds(run.spec())

@@ -16,7 +16,8 @@ from toysup.engine.analysis import columns
 from toysup.engine.progress import kept_text, live_text
 from toysup.engine.results import Point, Results
 from toysup.engine.results import value_text as fmt
-from toysup.engine.store import HEARTBEAT_KEY, Run
+from toysup.engine.run.record import RunRecord
+from toysup.engine.store import Run
 from toysup_tui.printable import printable
 from toysup_tui.printable import shown as escape
 
@@ -38,16 +39,15 @@ def runs_table(runs: list[Run], width: int) -> Table:
     ellipsized (an id's leading timestamp, which ``toysup report`` accepts as its unique part, stays)."""
     rows = []
     for run in runs:
-        info = run.info()
+        record = run.record()
         status = run.status()
-        done, total = str(info.get("instances_done", 0)), str(info.get("instances", 0))
-        wall = info.get("wall_time_s")
+        done, total = str(record.instances_done), str(record.instances)
+        wall = record.wall_time_s
         rows.append({k: printable(v) for k, v in {"run": run.id, "status": status,
                      "instances": total if status == "completed" else f"{done}/{total}",
-                     "progress": _progress_cell(status, info),
-                     "preset": str(info.get("name", "?")), "wall": f"{wall:.1f}s" if is_number(wall) else "",
-                     "model": str(info.get("model", "")), "started": str(info.get("started", ""))[:19],
-                     "device": str(info.get("device", ""))}.items()})
+                     "progress": _progress_cell(status, record),
+                     "preset": record.name, "wall": f"{wall:.1f}s" if is_number(wall) else "",
+                     "model": record.model, "started": record.started[:19], "device": record.device}.items()})
     candidates = [Fit(key, header, keep, short, least, natural=max((cell_len(r[key]) for r in rows), default=0))
                   for key, (header, keep, short, least) in RUNS_COLUMNS.items()]
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
@@ -61,12 +61,12 @@ def runs_table(runs: list[Run], width: int) -> Table:
     return table
 
 
-def _progress_cell(status: str, info: dict[str, Any]) -> str:
+def _progress_cell(status: str, record: RunRecord) -> str:
     """A running run's progress from its heartbeat; what an unfinished one keeps; nothing once completed."""
     if status == "running":
-        return live_text(info.get(HEARTBEAT_KEY))
+        return live_text(record.heartbeat)
     if status in ("interrupted", "killed", "failed"):
-        return "kept " + kept_text(info)
+        return "kept " + kept_text(record)
     return ""
 
 

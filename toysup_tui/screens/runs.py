@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
 from toysup.engine.runlog import progress_of
-from toysup.engine.store import HEARTBEAT_KEY, RESUMABLE, Run, list_runs
+from toysup.engine.store import RESUMABLE, Run, list_runs
 from toysup_tui.live import format_duration
 from toysup_tui.printable import printable
 from toysup_tui.render.tables import STATUS_STYLE
@@ -93,8 +93,7 @@ class RunsScreen(ToysupScreen):
             except OSError:
                 continue
         for run in self._shown_running:
-            now = run.info()
-            out.append((f"{run.id} status", (run.status(), progress_of(now.get(HEARTBEAT_KEY)))))
+            out.append((f"{run.id} status", (run.status(), progress_of(run.record().heartbeat))))
         return tuple(sorted(out))
 
     def _refresh_if_changed(self) -> None:
@@ -110,14 +109,14 @@ class RunsScreen(ToysupScreen):
         self._shown_running = []
         self._live_lines = []
         for run in self.runs:
-            info = run.info()
+            record = run.record()
             status = run.status()  # damaged too when its files disagree with its manifest
             if status == "running":
                 self._shown_running.append(run)
-            done, total = (_count(info.get(k, 0)) for k in ("instances_done", "instances"))
+            done, total = _count(record.instances_done), _count(record.instances)
             count = total if status == "completed" else f"{done}/{total}"
             shown = status
-            progress = progress_of(info.get(HEARTBEAT_KEY)) if status == "running" else None
+            progress = progress_of(record.heartbeat) if status == "running" else None
             if progress is not None:
                 fraction, rate, eta = progress
                 shown = f"running {100 * fraction:.0f}%"
@@ -125,10 +124,10 @@ class RunsScreen(ToysupScreen):
                                         f"· ETA {format_duration(eta)}")
             table.add_row(
                 Text("●" if run.id in self.marked else " ", style="bold yellow"),
-                Text(printable(run.id), style="bold"), Text(printable(info.get("name", "?"))),
+                Text(printable(run.id), style="bold"), Text(printable(record.name)),
                 Text(shown, style=STATUS_STYLE.get(status, "")), Text(count, justify="right"),
-                Text(printable(str(info.get("started", ""))[:16].replace("T", " "))),
-                Text(human_size(folder_size(run.path)), justify="right"), Text(printable(info.get("device", ""))),
+                Text(printable(record.started[:16].replace("T", " "))),
+                Text(human_size(folder_size(run.path)), justify="right"), Text(printable(record.device)),
                 key=run.id,
             )
         self._stamp = self._state()
