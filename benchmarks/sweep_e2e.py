@@ -23,6 +23,7 @@ import torch
 from toysup.engine.bench import bench_spec
 from toysup.engine.events import Event, Notice, Progress
 from toysup.engine.options import RunOptions
+from toysup.engine.run.status import Status
 from toysup.engine.runner import run_sweep
 
 
@@ -40,7 +41,7 @@ def main() -> None:
     spec = bench_spec(args.instances, args.n_features, args.n_hidden, args.batch_size, args.steps)
     record: dict[str, Any] = {"instances": args.instances, "steps": args.steps, "n_features": args.n_features,
                               "n_hidden": args.n_hidden, "batch_size": args.batch_size, "device": args.device,
-                              "compile": args.compile, "status": "running", "notices": []}
+                              "compile": args.compile, "status": Status.RUNNING, "notices": []}
     started = time.perf_counter()
 
     def save() -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from threads import add_prioritised_flag, run_prioritised
 
 from toysup.engine.options import RunOptions
+from toysup.engine.run.status import Status
 from toysup.engine.runlog import progress_of, read_heartbeat, request_stop
 from toysup.engine.spec import load
 from toysup.engine.store import Run
@@ -71,7 +72,7 @@ def measure(name: str, seconds: float, spec_toml: str) -> dict[str, float | str]
             rate = None if progress is None else progress[1]
             record = run.record()
             request_stop(run.path, record.host, record.pid)  # the trainer stops and records an interrupted run
-            while run.status() == "running":
+            while run.status() is Status.RUNNING:
                 time.sleep(0.2)
     lags.sort()
     return {"setting": name, "wakeups": len(lags), "median_ms": round(statistics.median(lags), 2),

@@ -12,6 +12,7 @@ from typing import Any
 
 from toysup.engine.errors import UserError
 from toysup.engine.run.record import RunRecord
+from toysup.engine.run.status import Status
 from toysup.engine.runlog import progress_of
 from toysup.engine.store import Run
 
@@ -87,13 +88,13 @@ def still_training(run: Run) -> str:
 def require_results(run: Run) -> None:
     """UserError (:func:`still_training`) for a run that is training and has stored no chunk yet. A run
     with finished chunks is read as far as it got: results.csv is rewritten after every chunk."""
-    if run.status() == "running" and not run.stored_chunks():
+    if run.status() is Status.RUNNING and not run.stored_chunks():
         raise UserError(still_training(run))
 
 
 def require_instance(run: Run, instance: int, finished: set[int]) -> None:
     """UserError for an instance of a training run that has not finished yet (its weights are not stored)."""
-    if instance not in finished and run.status() == "running":
+    if instance not in finished and run.status() is Status.RUNNING:
         how = live_text(run.record().heartbeat)
         raise UserError(f"instance {instance} of run {run.id} is still training{f' ({how})' if how else ''}: "
                         f"its weights are stored when its chunk finishes")

@@ -346,11 +346,11 @@ def follow(run: Any, poll_s: float = FOLLOW_POLL_S, from_latest: bool = True) ->
     while True:
         batch = reader.read()
         yield from batch
-        if batch and isinstance(batch[-1], ev.RunFinished) and run.status() != "running":
+        if batch and isinstance(batch[-1], ev.RunFinished) and not run.running():
             return
         if batch:
             continue
-        if ended_at is None and run.status() != "running":
+        if ended_at is None and not run.running():
             ended_at = time.monotonic()
         if ended_at is not None and time.monotonic() - ended_at > 1.0:
             return

@@ -37,6 +37,7 @@ from toysup.engine.lock import LockLost, RunLock
 from toysup.engine.options import GIB, RECORDED, RunOptions
 from toysup.engine.plan import Chunk, plan
 from toysup.engine.run.record import RunRecord
+from toysup.engine.run.status import Status
 from toysup.engine.runlog import STOP_POLL_S, RunLog
 from toysup.engine.spec import Instance, Spec
 from toysup.engine.store import Run, now_iso
@@ -44,7 +45,7 @@ from toysup.engine.store import Run, now_iso
 
 @dataclass
 class Outcome:
-    status: str  # completed, interrupted or failed
+    status: Status  # completed, interrupted or failed
     run_dir: Path
     wall_time_s: float
     instance_steps_per_s: float
@@ -147,9 +148,9 @@ def _resumable(run: Run, force: bool) -> tuple[Spec, RunRecord]:
         # start time and history, so the run is left as it is.
         raise UserError(f"run {run.id} cannot be resumed: {record.damage} (it is left as it is)")
     status = run.status()
-    if status == "completed":
+    if status is Status.COMPLETED:
         raise UserError(f"run {run.id} is already completed: nothing to resume")
-    if status == "running" and not force:
+    if status is Status.RUNNING and not force:
         raise UserError(f"run {run.id} is still running (process {record.pid} on {record.host}): "
                         f"--force resumes it anyway")
     return spec, record
@@ -187,8 +188,8 @@ def _resume(run: Run, lock: RunLock, options: RunOptions, emit: EventSink, shoul
         first = 1 + max([*stored, *(c.index for c in head)], default=-1)
         chunks = head + plan(spec, placement.device, options.max_memory_bytes, instances=list(left.values()),
                              first_index=first, budget=placement.budget, slots=placement.slots)
-        run.update_record(status="running", ended=None, error="", chunks=len(stored) + len(chunks), pid=os.getpid(),
-                          resumed=(record.resumed or 0) + 1, device=placement.description,
+        run.update_record(status=Status.RUNNING, ended=None, error="", chunks=len(stored) + len(chunks),
+                          pid=os.getpid(), resumed=(record.resumed or 0) + 1, device=placement.description,
                           backend=executor.name, **executor.record(), options=_recorded(options, executor),
                           step=step[0])
     except RunDataError as exc:  # a link or unreadable file met while recovering
@@ -317,7 +318,7 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
     started = time.monotonic()
     tally = _Tally(emit, started)
     chunks_done = stored
-    status, error = "completed", ""
+    status, error = Status.COMPLETED, ""
     next_index = 1 + max((c.index for c in chunks), default=-1)
     # Chunks cut short with a checkpoint on disk: chunk -> what run.json says of it (what a resume keeps).
     kept: dict[int, dict[str, int]] = {
@@ -396,11 +397,11 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
             if spec.adaptive is not None and outstanding == 0:
                 next_round()
     except KeyboardInterrupt:
-        status = "interrupted"
+        status = Status.INTERRUPTED
     except LockLost:
         raise  # another process owns the run now: nothing more is written (the executor is closed below)
     except Exception as exc:  # a failed run is recorded, then reported by the caller
-        status, error = "failed", _failure(exc)
+        status, error = Status.FAILED, _failure(exc)
         with contextlib.suppress(OSError):  # a full disk: run.json below still says what happened
             run.write_error_log(traceback.format_exc())
     finally:
@@ -411,14 +412,14 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
     try:
         run.gather_parts()
     except (OSError, RunDataError) as exc:  # the parts stay; resume gathers them
-        if status == "completed":
-            status = "failed"
+        if status is Status.COMPLETED:
+            status = Status.FAILED
         error = error or _failure(exc)
     ending = {"status": status, "ended": now_iso(), "wall_time_s": round(wall, 3),
               "instance_steps_per_s": round(rate, 1), "error": error,
               "checkpoints": sorted(kept.values(), key=lambda k: k["chunk"])}
     record = _record_ending(run, ending)
-    kept_words = progress.kept_text(record) if status != "completed" else ""
+    kept_words = progress.kept_text(record) if status is not Status.COMPLETED else ""
     emit(RunFinished(status=status, run_dir=str(run.path), wall_time_s=wall, instance_steps_per_s=rate, error=error,
                      kept=kept_words))
     return Outcome(status, run.path, wall, rate, error)

@@ -21,7 +21,7 @@ What each table holds is decided in engine/run_format.py; this module writes and
 reads the files. While a run is going, curves and features of finished chunks sit
 in ``parts/``; they are gathered into curves.csv and features.csv when the run
 ends, whatever its status. results.csv is rewritten (atomically) after every chunk.
-A run's status is :meth:`Run.status`'s, never run.json's raw word.
+A run's status is :meth:`Run.status`'s (engine/run/status.py), never run.json's raw word.
 
 A run folder may be damaged or hostile (it travels between machines): the store
 never follows a symbolic link inside it and deletes only regular files of its own
@@ -61,6 +61,7 @@ from toysup.engine.export_tables import joined_text
 from toysup.engine.manifest import PIECES, Manifest, digest, matches, segment
 from toysup.engine.manifest import Chunk as StoredChunk
 from toysup.engine.run.record import INFO_BYTES, RunRecord, parse_record
+from toysup.engine.run.status import RESUMABLE, STATUSES, Status, status_of  # noqa: F401  (the store's statuses)
 from toysup.engine.run_format import (  # noqa: F401  (the run format's cells are the store's too)
     TABLES,
     csv_text,
@@ -72,7 +73,7 @@ from toysup.engine.run_format import (  # noqa: F401  (the run format's cells ar
     result_columns,
     result_rows,
 )
-from toysup.engine.runlog import liveness, read_heartbeat
+from toysup.engine.runlog import read_heartbeat
 from toysup.engine.spec import Spec, read_preset, resolve
 
 if TYPE_CHECKING:
@@ -81,10 +82,6 @@ if TYPE_CHECKING:
     from toysup.engine.train import ChunkResult
 
 RUNS_ENV = "TOYSUP_RUNS_DIR"
-# What run_status() answers: run.json's word, except that a 'running' run whose process is gone was
-# killed, and a missing or unreadable run.json (or an unknown word in it) is damaged.
-STATUSES = ("completed", "running", "interrupted", "failed", "killed", "damaged")
-RESUMABLE = ("interrupted", "failed", "killed")  # a run that stopped before finishing: resume finishes it
 
 # The names the store gives the files it may delete; nothing else in a run folder is ever removed.
 PART_NAME = re.compile(r"(results|curves|features)-(\d{4,})(-before-resume)?\.csv")
@@ -264,9 +261,10 @@ class Run:
         import torch
 
         versions = {"toysup": engine.__version__, "torch": torch.__version__, "python": platform.python_version()}
-        return RunRecord(id=self.path.name, name=spec.name, model=spec.model, status="running", started=now_iso(),
-                         device=device, host=socket.gethostname(), versions=versions, command=" ".join(sys.argv),
-                         pid=os.getpid(), instances=spec.n_instances, chunks=chunks).with_changes(**(extra or {}))
+        return RunRecord(id=self.path.name, name=spec.name, model=spec.model, status=Status.RUNNING,
+                         started=now_iso(), device=device, host=socket.gethostname(), versions=versions,
+                         command=" ".join(sys.argv), pid=os.getpid(), instances=spec.n_instances,
+                         chunks=chunks).with_changes(**(extra or {}))
 
     def _remove_unfinished(self) -> None:
         """Undo a half-made folder: the files create() writes, its two subfolders, the folder."""
@@ -553,20 +551,21 @@ class Run:
         (the stand-in's ``damage`` and ``error`` name it)."""
         try:
             record = parse_record(safe_fs.read_text(self.path / "run.json", INFO_BYTES))
-            if record.status == "running":  # whether it still is: see run_status()
+            if record.status == Status.RUNNING:  # whether it still is: see engine/run/status.py
                 record.heartbeat = read_heartbeat(self.path)
             return record
         except (OSError, ValueError, RecursionError) as exc:
             why = "nested too deeply" if isinstance(exc, RecursionError) else _why(exc)
-            return RunRecord(id=self.id, status="damaged", error=f"run.json: {why}", damage=f"run.json: {why}")
+            return RunRecord(id=self.id, status=Status.DAMAGED, error=f"run.json: {why}", damage=f"run.json: {why}")
 
-    def status(self) -> str:
-        """One of :data:`STATUSES` (see :func:`run_status`); ``damaged`` too when :meth:`problem` finds one."""
+    def status(self) -> Status:
+        """The run's :class:`Status` (engine/run/status.py): ``damaged`` too when :meth:`problem` finds one."""
         record = self.record()
-        status = run_status(record)
-        if status in ("running", "damaged"):
-            return status
-        return "damaged" if self.problem(record) else status
+        return status_of(record, lambda: self.problem(record))
+
+    def running(self) -> bool:
+        """Whether the run trains now (its process alive): what followers of its event log wait on."""
+        return self.status() is Status.RUNNING
 
     def problem(self, record: RunRecord | None = None, deep: bool = True) -> str:
         """What is wrong with the run's files, in one line naming the file, or "" if nothing is.
@@ -577,11 +576,11 @@ class Run:
         its files are still being written.
         """
         record = self.record() if record is None else record
-        if record.status == "damaged" and record.error:
+        if record.status == Status.DAMAGED and record.error:
             return record.error
         if record.status not in STATUSES:
             return f"run.json: unknown status {record.status[:40]!r}"
-        if run_status(record) == "running":
+        if status_of(record) is Status.RUNNING:
             return ""
         try:
             return self._problem(record, deep)
@@ -601,7 +600,7 @@ class Run:
         instances = {r.get("instance") for r in rows}
         if len(instances) != len(rows):
             return "results.csv: an instance appears twice"
-        if record.status == "completed" and len(rows) != (held := completed_instances(spec, rows)):
+        if record.status == Status.COMPLETED and len(rows) != (held := completed_instances(spec, rows)):
             if held < 0:
                 return "results.csv: its rows do not finish the adaptive sweep's rounds, but the run completed"
             return f"results.csv: {len(rows)} rows, but the run completed {held} instances"
@@ -775,22 +774,6 @@ def find_run(root: Path, ref: str) -> Run:
     if matches:
         raise UserError(f"run {ref!r} is ambiguous: matches {', '.join(r.id for r in matches[:5])}")
     raise UserError(f"no run {ref!r} in {root}; newest: {', '.join(r.id for r in runs[:3])} (or 'latest')")
-
-
-def process_alive(record: RunRecord) -> bool:
-    """Whether the process training a 'running' run is alive: its host and pid in run.json and its heartbeat
-    (which :meth:`Run.record` reads beside it) decide together, see :func:`engine.runlog.liveness`."""
-    return liveness({"host": record.host, "pid": record.pid}, record.heartbeat)
-
-
-def run_status(record: RunRecord) -> str:
-    """A run's status from its run.json: one of :data:`STATUSES`. A 'running' run whose process is
-    gone (or whose heartbeat stopped) was killed; an unreadable run.json (see :meth:`Run.record`) or an
-    unknown word is damaged."""
-    status = record.status
-    if status == "running":
-        return "running" if process_alive(record) else "killed"
-    return status if status in STATUSES and status != "killed" else "damaged"
 
 
 def export_text(run: Run, table: str = "results") -> str:

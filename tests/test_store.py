@@ -17,6 +17,7 @@ from toysup.engine.errors import RunDataError, SpecError, UserError
 from toysup.engine.executors import base as executor_base
 from toysup.engine.models import get_model
 from toysup.engine.run.record import SCHEMA
+from toysup.engine.run.status import Status, exit_code
 from toysup.engine.runner import run_sweep
 from toysup.engine.store import (
     STATUSES,
@@ -306,6 +307,17 @@ def test_run_status_is_one_of_six(tmp_path):
     (run.path / "run.json").write_text("{not json")
     assert run.status() == "damaged"
     assert STATUSES == ("completed", "running", "interrupted", "failed", "killed", "damaged")
+    assert run.status() is Status.DAMAGED and json.dumps({"s": Status.KILLED}) == '{"s": "killed"}'
+
+
+def test_every_status_has_one_exit_code_and_one_colour_and_the_live_view_keeps_its_own_states():
+    from toysup_tui.render.status import LiveState, status_style
+
+    assert [exit_code(s) for s in Status] == [0, 1, 130, 1, 1, 1]  # the CLI help: 0 ok, 1 failed, 130 interrupted
+    assert exit_code("nonsense") == 1 and Status.parse("nonsense") is Status.DAMAGED
+    assert all(status_style(s) for s in [*Status, *LiveState])
+    assert not {s.value for s in LiveState} & set(STATUSES)  # a view's transient state is never a run's status
+    assert [s for s in Status if s.resumable] == [Status.INTERRUPTED, Status.FAILED, Status.KILLED]
 
 
 def test_run_json_is_one_typed_record_and_old_ones_still_open(finished, tmp_path):

@@ -13,6 +13,7 @@ import torch
 from toysup.engine import store
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.models import get_model
+from toysup.engine.run import status as run_status
 from toysup.engine.runner import resume_sweep, run_sweep
 from toysup.engine.store import Run, list_runs
 
@@ -80,7 +81,7 @@ def whole(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 def finish(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Resume until completed: first with a fault at the resume's second write, then without faults."""
-    monkeypatch.setattr(store, "process_alive", lambda record: False)  # the "killed" process was this one
+    monkeypatch.setattr(run_status, "liveness", lambda holder, heartbeat: False)  # the "killed" process was this one
     with monkeypatch.context() as mp:
         faulty_writes(mp, 2, Killed)
         with contextlib.suppress(Killed):

@@ -30,6 +30,7 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from toysup.engine.errors import SpecError, ToysupError
 from toysup.engine.options import RunOptions, resume_options
+from toysup.engine.run.status import Status
 from toysup.engine.runlog import FOLLOW_POLL_S, LogReader, request_stop
 from toysup.engine.spec import Spec
 from toysup.engine.store import Run
@@ -192,7 +193,7 @@ class ToysupApp(App[None]):
             if not live.finished and now - checked >= STATUS_EVERY_S:
                 checked = now
                 status = run.status()
-                if status != "running":
+                if status is not Status.RUNNING:
                     await asyncio.sleep(FOLLOW_POLL_S)  # its last events may still be on their way
                     for event in reader.read():
                         live.apply(event)
@@ -200,10 +201,10 @@ class ToysupApp(App[None]):
             await asyncio.sleep(FOLLOW_POLL_S)
         self.refresh_bindings()
         took = format_duration(live.elapsed_s)
-        if live.status == "completed":
+        if live.status is Status.COMPLETED:
             self.notify(f"{live.spec.name}: {live.instances:,} instances in {took}; o on the live view "
                         "opens the results", title="Run completed", timeout=8)
-        elif live.status == "interrupted":
+        elif live.status is Status.INTERRUPTED:
             kept = live.kept or f"{live.chunks_done} finished chunk(s)"
             self.notify(f"{live.spec.name}: stopped; kept {kept} (r resumes it)",
                         title="Run stopped", severity="warning", timeout=8)

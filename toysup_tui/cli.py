@@ -19,12 +19,12 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from toysup.engine.errors import SpecError, ToysupError
+from toysup.engine.run.status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Status, exit_code
 from toysup_tui import completion
 from toysup_tui.option_flags import with_run_options
 from toysup_tui.printable import print_line
 from toysup_tui.printable import shown as escape
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_PRESET = "tms-intro"
 
 class _Commands(TyperGroup):
@@ -250,7 +250,7 @@ def run(
 def _detached(run_dir: Path, quiet: bool, as_json: bool) -> None:
     """What a detached launch prints: the run and how to follow and stop it."""
     if as_json:
-        sys.stdout.write(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": "running"}) + "\n")
+        sys.stdout.write(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": Status.RUNNING}) + "\n")
     elif quiet:
         sys.stdout.write(f"{run_dir}\n")
     else:
@@ -272,14 +272,14 @@ def _finish(outcome: Any, quiet: bool, as_json: bool, rate: float = 0.0) -> None
     elif quiet:
         sys.stdout.write(f"{outcome.run_dir}\n")  # verbatim, never wrapped: scripts capture it
     else:
-        summaries.print_summary(out, finished, rate if outcome.status != "completed" else None)
-    if outcome.status == "interrupted":
+        summaries.print_summary(out, finished, rate if outcome.status is not Status.COMPLETED else None)
+    if outcome.status is Status.INTERRUPTED:
         from toysup.engine.progress import kept_text
 
         print_line(err, f"interrupted: kept {escape(kept_text(finished.record()))}; "  # the command names the folder
                    f"continue with: toysup resume {escape(str(outcome.run_dir))}")
         raise typer.Exit(EXIT_INTERRUPTED)
-    if outcome.status == "failed":
+    if outcome.status is Status.FAILED:
         log = outcome.run_dir / "error.log"
         details = f"details in {log}; " if log.is_file() else ""  # a full disk may not have let it be written
         raise fail(f"run failed: {outcome.error} ({details}toysup resume retries what is left)", EXIT_FAILED)
@@ -390,11 +390,12 @@ def _runs_view(found: list[Any], root: Path) -> Any:
     from rich.console import Group
     from rich.text import Text
 
+    from toysup_tui.render.status import status_style
     from toysup_tui.render.tables import runs_table
 
     if not found:
         return Text(f"no runs in {root}")
-    problems = [Text.assemble(("damaged", "bold red"), f" {r.id}: {r.problem()}")
+    problems = [Text.assemble((Status.DAMAGED, status_style(Status.DAMAGED)), f" {r.id}: {r.problem()}")
                 for r in found if r.problem()]
     return Group(runs_table(found, out.width), *problems)
 
@@ -434,7 +435,7 @@ def _watch_runs(view: Any, interval: float, count: int) -> None:
 
 def _statuses(text: str | None) -> set[str] | None:
     """--status's comma-separated statuses, checked; None when not given."""
-    from toysup.engine.store import STATUSES
+    from toysup.engine.run.status import STATUSES
 
     if text is None:
         return None
@@ -468,7 +469,7 @@ def watch(
 
     found = store.find_run(store.runs_dir(runs_dir), run_ref)
     ended = ""
-    if found.status() == "running":
+    if found.status() is Status.RUNNING:
         sink = progress.make_sink(out, quiet, summary_follows=True)  # the end is told once, below
         try:
             with sink:
@@ -480,11 +481,11 @@ def watch(
         ended = sink.end_text() if not quiet else ""
     status = found.status()
     print_line(out, f"run {escape(found.id)} is {status}" + (f" {escape(ended)}" if ended else ""))
-    if status == "interrupted":
+    if status is Status.INTERRUPTED:
         from toysup.engine.progress import kept_text
 
         print_line(err, f"kept {escape(kept_text(found.record()))}; continue with: toysup resume {escape(found.id)}")
-    raise typer.Exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED))
+    raise typer.Exit(exit_code(status))
 
 
 @app.command()
@@ -502,7 +503,7 @@ def stop(
 
     found = store.find_run(store.runs_dir(runs_dir), run_ref)
     status = found.status()
-    if status != "running":
+    if status is not Status.RUNNING:
         raise SpecError(f"run {found.id} is not running (it is {status}): nothing to stop")
     if not wait >= 0:
         raise SpecError(f"--wait {wait} is not valid: expected seconds, 0 or more")
@@ -510,17 +511,17 @@ def stop(
     how = request_stop(found.path, record.host, record.pid)
     print_line(out, f"stopping {escape(found.id)}: {escape(how)}")
     deadline = time.monotonic() + wait
-    while found.status() == "running" and time.monotonic() < deadline:
+    while found.status() is Status.RUNNING and time.monotonic() < deadline:
         time.sleep(0.2)
     status = found.status()
-    if status == "running":
+    if status is Status.RUNNING:
         raise fail(f"run {found.id} is still running after {wait:.0f} s; it stops at its next step "
                    "(toysup watch shows when)", EXIT_FAILED)
     from toysup.engine.progress import kept_text
 
     print_line(out, f"run {escape(found.id)} is {status}" +
               (f"; kept {escape(kept_text(found.record()))}; continue with: toysup resume {escape(found.id)}"
-               if status == "interrupted" else ""))
+               if status is Status.INTERRUPTED else ""))
 
 
 @app.command("report")
@@ -854,7 +855,7 @@ def main() -> None:
         print_line(err, f"[bold red]error:[/] {escape(where + message)}{escape(hint)}")
         sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
     except (KeyboardInterrupt, typer.Abort):
-        err.print("interrupted")
+        err.print(Status.INTERRUPTED)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 

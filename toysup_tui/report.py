@@ -21,17 +21,18 @@ from toysup.engine.models import get_kind
 from toysup.engine.results import Results, point_label
 from toysup.engine.results import value_text as fmt
 from toysup.engine.run.record import RunRecord
+from toysup.engine.run.status import Status, status_of
 from toysup.engine.spec import Spec
-from toysup.engine.store import Run, run_status
+from toysup.engine.store import Run
 from toysup_tui.printable import print_line
 from toysup_tui.printable import shown as escape
 from toysup_tui.render import charts
 from toysup_tui.render.heatmap import heatmap, overlap_heatmap
 from toysup_tui.render.legend import legend_text
 from toysup_tui.render.phase import phase_table
+from toysup_tui.render.status import status_style
 from toysup_tui.render.tables import (
     COMPACT_BELOW,
-    STATUS_STYLE,
     is_number,
     orientation_table,
     plural,
@@ -163,12 +164,12 @@ def _print_table(console: Console, table: RenderableType | None) -> None:
 
 def _print_header(console: Console, run: Run, record: RunRecord) -> None:
     problem = run.problem(record, deep=True)  # every file against manifest.json, by hash
-    status = "damaged" if problem else run_status(record)
+    status = status_of(record, lambda: problem)
     done, total = text_cell(record.instances_done), text_cell(record.instances)
     wall = None if record.damage else record.wall_time_s
     wall_text = f"{wall:.1f}s" if is_number(wall) else "?"
     console.print(f"[bold]{escape(run.id)}[/]  {text_cell(record.name)} ({text_cell(record.model or '?')})  "
-                  f"[{STATUS_STYLE.get(status, '')}]{escape(status)}[/]  {done}/{total} instances")
+                  f"[{status_style(status)}]{escape(status)}[/]  {done}/{total} instances")
     console.print(f"[dim]device {text_cell(record.device or '?')}  "
                   f"started {text_cell(record.started or '?')[:19]}  wall {wall_text}[/]")
     seed_mode = record.seed_mode or "paired"  # runs from before seed_mode existed were paired
@@ -179,14 +180,15 @@ def _print_header(console: Console, run: Run, record: RunRecord) -> None:
         print_line(console, f"[bold red]damaged:[/] {escape(problem)}")
     elif record.error:
         console.print(f"[red]error: {text_cell(record.error)}[/]")
-    if status in ("running", "interrupted", "killed", "failed") and done != total:
-        print_line(console, f"[{STATUS_STYLE[status]}]{status}: showing the {done} of {total} instances that "
-                   "finished[/]" + ("" if status == "running" else f"; continue with: toysup resume {escape(run.id)}"))
+    if status.stopped_early and done != total:
+        resume = "" if status is Status.RUNNING else f"; continue with: toysup resume {escape(run.id)}"
+        print_line(console, f"[{status_style(status)}]{status}: showing the {done} of {total} instances that "
+                   f"finished[/]{resume}")
 
 
 def _no_results_message(run: Run, record: RunRecord) -> str:
-    status = run_status(record)
-    if status == "running":
+    status = status_of(record)
+    if status is Status.RUNNING:
         return "[yellow]no results yet: the first chunk is still training; run the report again later[/]"
     if (run.path / "results.csv").exists():
         return "results.csv holds no instances"

@@ -17,17 +17,17 @@ from toysup.engine.progress import kept_text, live_text
 from toysup.engine.results import Point, Results
 from toysup.engine.results import value_text as fmt
 from toysup.engine.run.record import RunRecord
+from toysup.engine.run.status import Status
 from toysup.engine.store import Run
 from toysup_tui.printable import printable
 from toysup_tui.printable import shown as escape
+from toysup_tui.render.status import status_style
 
 if TYPE_CHECKING:
     from toysup.engine.analysis.aggregate import PointStats
     from toysup.engine.analysis.orientation import OrientationStats
     from toysup.engine.analysis.sparsification import Estimate, Exponent, PointRate, RateLaw
 
-STATUS_STYLE = {"completed": "green", "running": "yellow", "interrupted": "magenta", "failed": "red",
-                "damaged": "bold red", "killed": "red"}
 COMPACT_BELOW = 125  # narrower than this, the summary table drops percentiles
 WIDE_SUMMARY = 200  # from this width on, the summary shows every headline metric
 
@@ -44,7 +44,7 @@ def runs_table(runs: list[Run], width: int) -> Table:
         done, total = str(record.instances_done), str(record.instances)
         wall = record.wall_time_s
         rows.append({k: printable(v) for k, v in {"run": run.id, "status": status,
-                     "instances": total if status == "completed" else f"{done}/{total}",
+                     "instances": total if status is Status.COMPLETED else f"{done}/{total}",
                      "progress": _progress_cell(status, record),
                      "preset": record.name, "wall": f"{wall:.1f}s" if is_number(wall) else "",
                      "model": record.model, "started": record.started[:19], "device": record.device}.items()})
@@ -61,18 +61,18 @@ def runs_table(runs: list[Run], width: int) -> Table:
     return table
 
 
-def _progress_cell(status: str, record: RunRecord) -> str:
+def _progress_cell(status: Status, record: RunRecord) -> str:
     """A running run's progress from its heartbeat; what an unfinished one keeps; nothing once completed."""
-    if status == "running":
+    if status is Status.RUNNING:
         return live_text(record.heartbeat)
-    if status in ("interrupted", "killed", "failed"):
+    if status.resumable:
         return "kept " + kept_text(record)
     return ""
 
 
 def _runs_cell(key: str, row: dict[str, str]) -> Text:
     """A cell from a run folder, never read as markup (a run name may hold ``[/]``)."""
-    return Text(row[key], style=STATUS_STYLE.get(row[key], "") if key == "status" else "")
+    return Text(row[key], style=status_style(row[key]) if key == "status" else "")
 
 
 # --- tables that fit the terminal: which columns, how wide, which header -------------------------

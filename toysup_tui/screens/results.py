@@ -23,9 +23,10 @@ from toysup.engine.analysis import geometry, selection
 from toysup.engine.analysis.columns import KEY_SHORT, charted_metrics, short_names
 from toysup.engine.errors import RunDataError, ToysupError, UserError
 from toysup.engine.results import Results, value_text
+from toysup.engine.run.status import Status
 from toysup.engine.spec import Spec
-from toysup.engine.store import RESUMABLE, Run, export
-from toysup_tui.render.tables import STATUS_STYLE
+from toysup.engine.store import Run, export
+from toysup_tui.render.status import status_style
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import PromptScreen
 from toysup_tui.widgets.markup import esc
@@ -73,7 +74,7 @@ class ResultsScreen(ToysupScreen):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.filter_text = ""
-        self.status = ""  # the run's status when last read (Run.status())
+        self.status: Status | None = None  # the run's status when last read (Run.status())
         self.metrics: list[str] = []
         self.metric_index = 0
         self.x_index = 0
@@ -129,7 +130,7 @@ class ResultsScreen(ToysupScreen):
         self.metric_index = min(self.metric_index, max(len(self.metrics) - 1, 0))
         done, total = (len(self.rows), "?") if record.damage else (record.instances_done, record.instances)
         status = self.status = self.run.status()
-        colour = STATUS_STYLE.get(status, "")
+        colour = status_style(status)
         wall = record.wall_time_s
         self.query_one("#results-header", Static).update(
             f"[b]{esc(record.name)}[/] ({esc(record.model)}) · "
@@ -162,7 +163,7 @@ class ResultsScreen(ToysupScreen):
     @property
     def resumable(self) -> bool:
         """The run stopped before finishing (interrupted, failed or killed), so resume can finish it."""
-        return self.status in RESUMABLE
+        return self.status is not None and self.status.resumable
 
     def instance_row(self) -> dict[str, Any] | None:
         return next((r for r in self.rows if r.get("instance") == self.instance), None)

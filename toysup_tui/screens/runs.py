@@ -17,11 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
+from toysup.engine.run.status import Status
 from toysup.engine.runlog import progress_of
-from toysup.engine.store import RESUMABLE, Run, list_runs
+from toysup.engine.store import Run, list_runs
 from toysup_tui.live import format_duration
 from toysup_tui.printable import printable
-from toysup_tui.render.tables import STATUS_STYLE
+from toysup_tui.render.status import status_style
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import ConfirmScreen
 from toysup_tui.widgets.markup import esc
@@ -111,21 +112,21 @@ class RunsScreen(ToysupScreen):
         for run in self.runs:
             record = run.record()
             status = run.status()  # damaged too when its files disagree with its manifest
-            if status == "running":
+            if status is Status.RUNNING:
                 self._shown_running.append(run)
             done, total = _count(record.instances_done), _count(record.instances)
-            count = total if status == "completed" else f"{done}/{total}"
+            count = total if status is Status.COMPLETED else f"{done}/{total}"
             shown = status
-            progress = progress_of(record.heartbeat) if status == "running" else None
+            progress = progress_of(record.heartbeat) if status is Status.RUNNING else None
             if progress is not None:
                 fraction, rate, eta = progress
-                shown = f"running {100 * fraction:.0f}%"
+                shown = f"{status} {100 * fraction:.0f}%"
                 self._live_lines.append(f"[cyan]▶[/] {esc(run.id)} {100 * fraction:.0f}% · {rate:,.0f} inst-steps/s "
                                         f"· ETA {format_duration(eta)}")
             table.add_row(
                 Text("●" if run.id in self.marked else " ", style="bold yellow"),
                 Text(printable(run.id), style="bold"), Text(printable(record.name)),
-                Text(shown, style=STATUS_STYLE.get(status, "")), Text(count, justify="right"),
+                Text(shown, style=status_style(status)), Text(count, justify="right"),
                 Text(printable(record.started[:16].replace("T", " "))),
                 Text(human_size(folder_size(run.path)), justify="right"), Text(printable(record.device)),
                 key=run.id,
@@ -156,7 +157,7 @@ class RunsScreen(ToysupScreen):
         run = self.selected()
         if run is None:
             return
-        if run.status() == "running":
+        if run.status() is Status.RUNNING:
             await self.app.attach(run)
         else:
             self.app.open_results(run.path)
@@ -166,7 +167,7 @@ class RunsScreen(ToysupScreen):
         if run is None:
             return
         status = run.status()
-        if status not in RESUMABLE:
+        if not status.resumable:
             self.notify(f"{run.id} is {status}: only an interrupted, failed or killed run can be resumed",
                         severity="warning")
             return
@@ -203,7 +204,7 @@ class RunsScreen(ToysupScreen):
         run = self.selected()
         if run is None:
             return
-        if run.status() == "running":
+        if run.status() is Status.RUNNING:
             self.notify("this run is still training: stop it first (enter, then c)", severity="error")
             return
 
