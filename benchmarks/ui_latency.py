@@ -22,10 +22,10 @@ from pathlib import Path
 from threads import add_prioritised_flag, run_prioritised
 
 from toysup.engine.options import RunOptions
+from toysup.engine.run.folder import Run
 from toysup.engine.run.status import Status
 from toysup.engine.runlog import progress_of, read_heartbeat, request_stop
 from toysup.engine.spec import load
-from toysup.engine.store import Run
 from toysup_tui.detach import Launch, start
 
 SETTINGS: dict[str, dict[str, str]] = {

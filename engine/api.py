@@ -28,10 +28,12 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toysup.engine import progress, stopping, store
+from toysup.engine import progress, stopping
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.models import get_kind
 from toysup.engine.results import Results
+from toysup.engine.run import catalogue, layout
+from toysup.engine.run import folder as run_folder
 from toysup.engine.spec import Spec, read_preset, resolve
 
 if TYPE_CHECKING:
@@ -96,7 +98,7 @@ class Run:
     """A run folder: its record, its spec, and its tables, read afresh on every call (so a run that is
     still going shows what has finished so far)."""
 
-    def __init__(self, run: store.Run) -> None:
+    def __init__(self, run: run_folder.Run) -> None:
         self._run = run
 
     def __repr__(self) -> str:
@@ -185,12 +187,12 @@ class Run:
 
 def open_run(ref: str | Path = "latest", runs_dir: str | Path | None = None) -> Run:
     """A run by id (or a unique part of one), by folder, or ``latest`` (UserError if there is none)."""
-    return Run(store.find_run(store.runs_dir(runs_dir), str(ref)))
+    return Run(catalogue.find_run(layout.runs_dir(runs_dir), str(ref)))
 
 
 def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
     """The runs in the runs directory, newest first."""
-    return [Run(r) for r in store.list_runs(store.runs_dir(runs_dir))]
+    return [Run(r) for r in catalogue.list_runs(layout.runs_dir(runs_dir))]
 
 
 def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Mapping[str, Any] | None = None,
@@ -228,10 +230,10 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     options = settings.run_options({"device": device, "threads": threads})
     with stopping.on_interrupt():
         if not progress:
-            outcome = train(resolved, store.runs_dir(runs_dir), options)
-            return Run(store.Run(outcome.run_dir))
+            outcome = train(resolved, layout.runs_dir(runs_dir), options)
+            return Run(run_folder.Run(outcome.run_dir))
         from toysup.progress import NotebookBar  # the bar lives in the front-end package, not the engine
 
         with NotebookBar() as bar:
-            outcome = train(resolved, store.runs_dir(runs_dir), options, emit=bar)
-    return Run(store.Run(outcome.run_dir))
+            outcome = train(resolved, layout.runs_dir(runs_dir), options, emit=bar)
+    return Run(run_folder.Run(outcome.run_dir))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from toysup.engine.run_format import csv_text, parse_csv
 
 if TYPE_CHECKING:
-    from toysup.engine.store import Run
+    from toysup.engine.run.folder import Run
 
 JOIN_KEYS = ("instance", "point", "seed")
 

@@ -11,10 +11,10 @@ import math
 from typing import Any
 
 from toysup.engine.errors import UserError
+from toysup.engine.run.folder import Run
 from toysup.engine.run.record import RunRecord
 from toysup.engine.run.status import Status
 from toysup.engine.runlog import progress_of
-from toysup.engine.store import Run
 
 
 def duration(seconds: float | None, unknown: str = "?") -> str:

@@ -335,7 +335,7 @@ class LogReader:
 
 
 def follow(run: Any, poll_s: float = FOLLOW_POLL_S, from_latest: bool = True) -> Iterator[ev.Event]:
-    """The events of a run (a :class:`engine.store.Run`) as they are written, until the run ends.
+    """The events of a run (a :class:`engine.run.folder.Run`) as they are written, until the run ends.
 
     It ends once the run no longer reads as running and its RunFinished has been read (the runner records
     the ending in run.json just before it publishes RunFinished), or a second later without one (a killed

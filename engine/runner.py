@@ -36,11 +36,12 @@ from toysup.engine.executors.base import Saved
 from toysup.engine.lock import LockLost, RunLock
 from toysup.engine.options import GIB, RECORDED, RunOptions
 from toysup.engine.plan import Chunk, plan
+from toysup.engine.run.folder import Run
+from toysup.engine.run.layout import now_iso
 from toysup.engine.run.record import RunRecord
 from toysup.engine.run.status import Status
 from toysup.engine.runlog import STOP_POLL_S, RunLog
 from toysup.engine.spec import Instance, Spec
-from toysup.engine.store import Run, now_iso
 
 
 @dataclass

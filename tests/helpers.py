@@ -21,8 +21,9 @@ from toysup.engine.models import Hyper, ToyModel, get_model
 from toysup.engine.models.relu_output import superposition_metrics
 from toysup.engine.plan import plan
 from toysup.engine.rng import CounterRNG
+from toysup.engine.run.folder import Run
+from toysup.engine.run_format import csv_text, result_columns
 from toysup.engine.spec import Spec, resolve
-from toysup.engine.store import Run, csv_text, result_columns
 from toysup.engine.train import ChunkResult, curve_schedule, train_chunk
 
 DATA = Path(__file__).parent / "data"

@@ -15,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from toysup.engine.run_format import result_columns
 from toysup.engine.spec import bundled_presets, load
-from toysup.engine.store import result_columns
 
 from helpers import TINY_PRESET, assert_user_error, folder_state, invoke, run_toysup
 

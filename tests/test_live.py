@@ -22,8 +22,9 @@ from textual.widgets import DataTable
 from toysup.engine import events as ev
 from toysup.engine import runlog
 from toysup.engine.lock import RunLock
+from toysup.engine.run.catalogue import find_run
+from toysup.engine.run.folder import Run
 from toysup.engine.runlog import LogReader, RunLog, liveness
-from toysup.engine.store import Run, find_run
 from toysup_tui.app import ToysupApp
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.screens.runs import RunsScreen

@@ -20,9 +20,9 @@ from textual.widgets import Input, Select
 
 from toysup.engine.errors import SpecError
 from toysup.engine.options import OPTION, OPTIONS, RunOptions, resume_options
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import resume_sweep, run_sweep
 from toysup.engine.spec import load
-from toysup.engine.store import Run
 from toysup_tui.app import ToysupApp
 from toysup_tui.cli import app as cli_app
 from toysup_tui.screens.form import FormScreen, device_choices

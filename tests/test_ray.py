@@ -21,8 +21,8 @@ from toysup.engine import events as ev
 from toysup.engine.errors import SpecError
 from toysup.engine.executors import make_executor
 from toysup.engine.executors.ray_cluster import RayExecutor
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import resume_sweep, run_sweep
-from toysup.engine.store import Run
 
 from helpers import TINY_PRESET, assert_same_results, assert_user_error, invoke, make_spec, run_toysup
 

@@ -16,9 +16,9 @@ from rich.console import Console
 from toysup.engine.analysis import geometry, orientation, selection, series
 from toysup.engine.errors import RunDataError, SpecError
 from toysup.engine.results import Results
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import Spec, resolve
-from toysup.engine.store import Run
 from toysup_tui.render import charts, tables
 from toysup_tui.render.heatmap import heatmap, overlap_heatmap
 from toysup_tui.render.tables import summary_table

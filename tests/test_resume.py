@@ -16,8 +16,9 @@ import torch
 from toysup.engine.errors import SpecError
 from toysup.engine.models import get_model
 from toysup.engine.options import RunOptions
+from toysup.engine.run.catalogue import list_runs
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import resume_sweep, run_sweep
-from toysup.engine.store import Run, list_runs
 
 from helpers import assert_same_results, invoke, make_spec, toysup_command
 

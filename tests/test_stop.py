@@ -16,14 +16,16 @@ import pytest
 import torch
 
 from toysup.engine import events as ev
-from toysup.engine import stopping, store
+from toysup.engine import stopping
 from toysup.engine.models import get_model
 from toysup.engine.plan import plan
 from toysup.engine.progress import kept_text, live_text
+from toysup.engine.run import layout
+from toysup.engine.run.catalogue import list_runs
+from toysup.engine.run.folder import Run
 from toysup.engine.run.record import RunRecord
 from toysup.engine.runlog import STALE_S
 from toysup.engine.runner import resume_sweep, run_sweep
-from toysup.engine.store import Run, list_runs
 from toysup.engine.train import train_chunk
 
 from helpers import assert_same_results, assert_user_error, invoke, make_spec, run_toysup, toysup_command
@@ -165,7 +167,7 @@ def test_a_disk_that_fills_for_good_marks_the_run_failed_in_one_line(tmp_path: P
     whole = run_sweep(SMALL, tmp_path / "whole", device="cpu").run_dir
     preset = tmp_path / "sweep.toml"
     preset.write_text(SMALL.to_toml())
-    real, full = store.atomic_write, []
+    real, full = layout.atomic_write, []
 
     def write(path: Path, data: str | bytes) -> None:
         if full or path.parent.name == "weights":
@@ -174,7 +176,7 @@ def test_a_disk_that_fills_for_good_marks_the_run_failed_in_one_line(tmp_path: P
         real(path, data)
 
     with monkeypatch.context() as mp:
-        mp.setattr(store, "atomic_write", write)
+        mp.setattr(layout, "atomic_write", write)
         result = invoke("run", preset, "--runs-dir", tmp_path / "runs", "--device", "cpu", "-q")
     assert result.exit_code == 1 and "Traceback" not in result.stdout + result.stderr, result.stderr
     (line,) = result.stderr.strip().splitlines()

@@ -1,4 +1,4 @@
-"""The run store and the local runner: folders, files, statuses (engine/store.py, engine/runner.py)."""
+"""The run store and the local runner: folders, files, statuses (engine/run/, engine/runner.py)."""
 
 from __future__ import annotations
 
@@ -12,28 +12,18 @@ import torch
 from safetensors.torch import load_file
 
 from toysup.engine import events as ev
-from toysup.engine import store
 from toysup.engine.errors import RunDataError, SpecError, UserError
 from toysup.engine.executors import base as executor_base
 from toysup.engine.models import get_model
+from toysup.engine.run import layout
+from toysup.engine.run.catalogue import find_run, list_runs
+from toysup.engine.run.export import export, with_run_id
+from toysup.engine.run.folder import Run
+from toysup.engine.run.layout import atomic_write, read_csv, runs_dir
 from toysup.engine.run.record import SCHEMA
-from toysup.engine.run.status import Status, exit_code
+from toysup.engine.run.status import STATUSES, Status, exit_code
+from toysup.engine.run_format import csv_text, format_value, parse_value, result_columns
 from toysup.engine.runner import run_sweep
-from toysup.engine.store import (
-    STATUSES,
-    Run,
-    atomic_write,
-    csv_text,
-    export,
-    find_run,
-    format_value,
-    list_runs,
-    parse_value,
-    read_csv,
-    result_columns,
-    runs_dir,
-    with_run_id,
-)
 from toysup.engine.train import curve_schedule
 
 from helpers import by_instance, make_spec, train_all
@@ -431,7 +421,7 @@ def documented_columns(description: str, expand: dict[str, list[str]]) -> list[s
 
 def test_the_docs_and_the_store_describe_the_run_folder_alike():
     section = RUN_FOLDER_PAGE.read_text(encoding="utf-8")
-    assert documented_files(section) == documented_files(store.__doc__ or "")
+    assert documented_files(section) == documented_files(layout.__doc__ or "")
     assert list(documented_files(section)) == [
         "config.toml", "run.json", "results.csv", "curves.csv", "features.csv", "weights/chunk-NNNN.safetensors",
         "checkpoints/chunk-NNNN.safetensors", "error.log", "manifest.json", "events.jsonl", "heartbeat.json", "lock",
@@ -451,7 +441,7 @@ def test_a_run_writes_the_documented_columns_and_tensors(model, params, sweep, t
     expand = {"<swept parameters>": list(sweep), "<metrics>": [c.name for c in declared.columns],
               "<curve columns>": [c.name for c in declared.curve_columns],
               "<feature columns>": [c.name for c in declared.feature_columns]}
-    files = documented_files(store.__doc__ or "")
+    files = documented_files(layout.__doc__ or "")
     for table in ("results", "curves", "features"):
         header = (outcome.run_dir / f"{table}.csv").read_text().splitlines()[0].split(",")
         assert header == documented_columns(files[f"{table}.csv"], expand), table

@@ -37,9 +37,10 @@ from tui_helpers import (
 from toysup.engine.analysis import selection
 from toysup.engine.models import get_model
 from toysup.engine.options import RunOptions
+from toysup.engine.run.export import export
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import resolve
-from toysup.engine.store import Run, export
 from toysup_tui.app import ToysupApp
 from toysup_tui.live import LiveRun
 from toysup_tui.render.phase import phase_table

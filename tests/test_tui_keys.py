@@ -23,8 +23,8 @@ from tui_helpers import (
 
 from toysup.engine.models import get_model
 from toysup.engine.options import OPTIONS
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import run_sweep
-from toysup.engine.store import Run
 from toysup_tui.live import LiveRun
 from toysup_tui.screens.compare import CompareScreen
 from toysup_tui.screens.confirm import ConfirmScreen

@@ -24,9 +24,11 @@ from toysup.engine import runlog, safe_fs
 from toysup.engine.errors import SpecError, UserError
 from toysup.engine.events import from_json
 from toysup.engine.lock import RunLock
+from toysup.engine.run.catalogue import list_runs
+from toysup.engine.run.export import with_run_id
+from toysup.engine.run.folder import Run
 from toysup.engine.runlog import LogReader, liveness, request_stop
 from toysup.engine.runner import run_sweep
-from toysup.engine.store import Run, list_runs, with_run_id
 
 from helpers import assert_user_error, invoke, make_fixture_run, make_spec
 
@@ -91,6 +93,23 @@ def running_info(run_dir: Path, pid: int, beat: float | str | None = None) -> No
                                                         "time": time.time() if beat is None else beat}))
 
 
+def test_a_run_folder_that_is_a_link_is_neither_listed_nor_opened(trained, tmp_path):
+    """A link in the runs directory could point anywhere (another user's runs, a folder that keeps changing):
+    it is not a run, whatever it points to; `runs` lists the real one only and `report` refuses the link."""
+    real = copy_run(trained["completed"], tmp_path)
+    link = real.parent / "20990101-000000-forged"
+    link.symlink_to(real, target_is_directory=True)
+    assert [r.id for r in list_runs(real.parent)] == [real.name]
+    listed = invoke("runs", "--runs-dir", real.parent, "--json")
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == [real.name]
+    for ref in ("20990101", str(link)):  # by name (its prefix) and by path
+        result = invoke("report", ref, "--runs-dir", real.parent)
+        assert result.exit_code == 2 and "20990101-000000-forged" not in result.stdout
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    with pytest.raises(UserError, match="symbolic link"):
+        Run.open(link)
+
+
 # --- links named as the run's own files: nothing outside the run is written ------------------------------------
 
 
@@ -140,7 +159,7 @@ def test_a_run_folder_that_cannot_be_written_refuses_resume_in_one_line(trained,
         real(path, data, **kwargs)
 
     monkeypatch.setattr(safe_fs, "atomic_write", read_only)
-    monkeypatch.setattr("toysup.engine.store.atomic_write", read_only)
+    monkeypatch.setattr("toysup.engine.run.layout.atomic_write", read_only)
     result = invoke("resume", run_dir, "-q", "--device", "cpu")
     assert_user_error(result.exit_code, result.stderr, result.stdout, "Permission denied")
     assert (run_dir / "run.json").read_bytes() == before

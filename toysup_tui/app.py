@@ -30,10 +30,10 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from toysup.engine.errors import SpecError, ToysupError
 from toysup.engine.options import RunOptions, resume_options
+from toysup.engine.run.folder import Run
 from toysup.engine.run.status import Status
 from toysup.engine.runlog import FOLLOW_POLL_S, LogReader, request_stop
 from toysup.engine.spec import Spec
-from toysup.engine.store import Run
 from toysup_tui import detach
 from toysup_tui.crash import crash_line, write_report
 from toysup_tui.detach import Launch, Resume, WorkerError

@@ -215,9 +215,10 @@ def run(
                                          "terminal: print the run id and return at once")] = False,
 ) -> None:
     """Train a sweep headless and store it as a run folder."""
-    from toysup.engine import settings, store
+    from toysup.engine import settings
     from toysup.engine.executors import executor_for
     from toysup.engine.plan import plan_shapes
+    from toysup.engine.run import layout
     from toysup.engine.runner import run_sweep
     from toysup.engine.spec import load
     from toysup_tui import progress, summaries
@@ -234,7 +235,7 @@ def run(
                              slots=placement.slots)
         summaries.print_dry_run(out, spec, chunks, as_json, where=placement.description)
         return
-    root = store.runs_dir(runs_dir)
+    root = layout.runs_dir(runs_dir)
     if detach:
         from toysup_tui.detach import Launch, start
 
@@ -263,10 +264,10 @@ def _finish(outcome: Any, quiet: bool, as_json: bool, rate: float = 0.0) -> None
     """Print a finished run's summary, its end told once, and leave with its exit code (0, 1 failed, 130
     interrupted). ``rate``: the instance-steps/s this session measured, which a stopped run reports (run.json's
     counts finished chunks only, 0 when none finished)."""
-    from toysup.engine import store
+    from toysup.engine.run import folder as run_folder
     from toysup_tui import summaries
 
-    finished = store.Run(outcome.run_dir)
+    finished = run_folder.Run(outcome.run_dir)
     if as_json:
         out.print_json(json.dumps(summaries.json_summary(finished)))
     elif quiet:
@@ -326,13 +327,14 @@ def resume(
                                         "stopped) and resume")] = False,
 ) -> None:
     """Finish an interrupted, failed or killed run in place; ends with the same results as an uninterrupted run."""
-    from toysup.engine import settings, store
+    from toysup.engine import settings
     from toysup.engine.options import resume_options
+    from toysup.engine.run import catalogue, layout
     from toysup.engine.runner import resume_sweep
     from toysup_tui import progress
 
     try:
-        found = store.find_run(store.runs_dir(runs_dir), run_ref)
+        found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
         options = resume_options(settings.resume_defaults(given), found.record().to_json())
         if detach:
             from toysup_tui.detach import Resume, start
@@ -363,9 +365,9 @@ def runs(
                                              help="Stop --watch after this many refreshes (tests)")] = 0,
 ) -> None:
     """List the runs in the runs directory, newest first, with their status."""
-    from toysup.engine import store
+    from toysup.engine.run import catalogue, layout
 
-    root = store.runs_dir(runs_dir)
+    root = layout.runs_dir(runs_dir)
     if root.exists() and not root.is_dir():
         raise fail(f"--runs-dir {root} is a file, not a directory of runs")
     wanted = _statuses(status)
@@ -375,7 +377,7 @@ def runs(
         raise fail(f"--interval {interval} is not valid: expected seconds, 0 or more")
 
     def listed() -> list[Any]:
-        return [r for r in store.list_runs(root) if wanted is None or r.status() in wanted]
+        return [r for r in catalogue.list_runs(root) if wanted is None or r.status() in wanted]
 
     if as_json:
         sys.stdout.write(json.dumps([_run_record(r) for r in listed()]) + "\n")
@@ -463,11 +465,11 @@ def watch(
 ) -> None:
     """Follow a run training in another process (any terminal, the TUI, a detached run) until it ends; exit
     with its status (0 completed, 1 failed or killed, 130 interrupted). Ctrl-C stops watching, not the run."""
-    from toysup.engine import store
+    from toysup.engine.run import catalogue, layout
     from toysup.engine.runlog import follow
     from toysup_tui import progress
 
-    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     ended = ""
     if found.status() is Status.RUNNING:
         sink = progress.make_sink(out, quiet, summary_follows=True)  # the end is told once, below
@@ -498,10 +500,10 @@ def stop(
     its finished chunks and is marked interrupted (resumable from that step)."""
     import time
 
-    from toysup.engine import store
+    from toysup.engine.run import catalogue, layout
     from toysup.engine.runlog import request_stop
 
-    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     status = found.status()
     if status is not Status.RUNNING:
         raise SpecError(f"run {found.id} is not running (it is {status}): nothing to stop")
@@ -547,14 +549,14 @@ def report_cmd(
                                       "lone curve's]")] = False,
 ) -> None:
     """Show a run's results as tables and terminal charts."""
-    from toysup.engine import store
     from toysup.engine.analysis.phase import SELECTIONS
     from toysup.engine.progress import require_results
+    from toysup.engine.run import catalogue, layout
     from toysup_tui import report
 
     if width is not None and not 20 <= width <= 10_000:
         raise SpecError(f"--width {width} is not valid: expected 20 to 10,000 columns")
-    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     if best_of is not None and best_of < 0:
         raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
     require_results(found)
@@ -587,14 +589,14 @@ def plot(
 ) -> None:
     """Write a run's charts as a publication figure (matplotlib: pip install 'toysup\\[figures]'), one file with
     the charts stacked; the format from the suffix."""
-    from toysup.engine import store
     from toysup.engine.progress import require_results
     from toysup.engine.results import Results
+    from toysup.engine.run import catalogue, layout
     from toysup_tui import figures
 
     figures.figure_format(output)
     figures.require_matplotlib()
-    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     require_results(found)
     results = Results.open(found)
     drawn = list(charts or []) or figures.available(results)
@@ -613,14 +615,15 @@ def compare(
 ) -> None:
     """Compare runs: the config diff (only what differs), the summary metrics side by side per point, and
     overlaid metric charts against a swept parameter they share."""
-    from toysup.engine import comparison, store
+    from toysup.engine import comparison
     from toysup.engine.progress import require_results
     from toysup.engine.results import Results
+    from toysup.engine.run import catalogue, layout
 
     if len(run_refs) < 2:
         raise SpecError("compare needs at least two runs")
-    root = store.runs_dir(runs_dir)
-    found = [store.find_run(root, ref) for ref in run_refs]
+    root = layout.runs_dir(runs_dir)
+    found = [catalogue.find_run(root, ref) for ref in run_refs]
     for run in found:
         require_results(run)
     ids = [r.id for r in found]
@@ -646,18 +649,20 @@ def export(
     runs_dir: RunsDirOption = None,
 ) -> None:
     """Export a run's table as CSV (results rows carry run id, seed, sweep point and every swept parameter)."""
-    from toysup.engine import store
+    from toysup.engine import run_format
     from toysup.engine.progress import require_results
+    from toysup.engine.run import catalogue, layout
+    from toysup.engine.run import export as run_export
 
-    if table not in store.TABLES:
+    if table not in run_format.TABLES:
         raise SpecError(f"--table {table!r} is not valid: expected results, curves or features")
-    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     require_results(found)  # never a header-only table of a run still training its first chunk
     if output is None:
-        sys.stdout.write(store.export_text(found, table))
+        sys.stdout.write(run_export.export_text(found, table))
         return
     try:
-        store.export(found, output, table)
+        run_export.export(found, output, table)
     except SpecError as exc:  # the target: a folder, in a missing folder, unwritable
         raise SpecError(f"--output {exc}") from None
     print_line(err, f"wrote {table} of {escape(found.id)} to {escape(str(output))}")
@@ -818,11 +823,12 @@ def tui(
 ) -> None:
     """Open the terminal interface: presets, parameter form, live runs, results and the runs browser. The run
     options set the form's starting values for launched sweeps."""
-    from toysup.engine import settings, store
+    from toysup.engine import settings
+    from toysup.engine.run import layout
     from toysup_tui.app import run_tui
 
     options = settings.run_options(given)  # a bad option is reported before the screen opens
-    root = store.runs_dir(runs_dir)
+    root = layout.runs_dir(runs_dir)
     if options.device.startswith("cuda"):  # refused here, not after the screen has opened
         from toysup.engine.plan import resolve_device
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from toysup.engine.errors import RunDataError
+from toysup.engine.run.catalogue import list_runs
 from toysup.engine.run.status import Status, status_of
 from toysup.engine.spec import Spec
-from toysup.engine.store import list_runs
 
 STARTUP_S = 1.8  # spawning the process, importing torch, writing the run folder (run.json's wall excludes it)
 # Fitted to the runs' own wall times (run.json): tms-intro 11.2 s at 8 seeds and 69.2 s at 64 give the data's

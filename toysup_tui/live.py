@@ -152,7 +152,7 @@ class LiveRun:
 
     def mark_gone(self, status: Status) -> None:
         """The run stopped training without a last event in its log (its process was killed): ``status``
-        is what the store now says of it (:meth:`engine.store.Run.status`)."""
+        is what the store now says of it (:meth:`engine.run.folder.Run.status`)."""
         if self.finished:
             return
         self.version += 1

@@ -17,8 +17,8 @@ from toysup.engine.models import get_kind
 from toysup.engine.plan import Chunk, ChunkShape
 from toysup.engine.results import Results
 from toysup.engine.results import value_text as fmt
+from toysup.engine.run.folder import Run
 from toysup.engine.spec import Spec
-from toysup.engine.store import Run
 from toysup_tui.printable import shown as escape
 from toysup_tui.render.tables import (
     COMPACT_BELOW,

@@ -3,7 +3,7 @@
 run.json holds the word its trainer last wrote (``running`` while it trains, then ``completed``,
 ``interrupted`` or ``failed``); what a run *is* also depends on whether that trainer still lives and whether
 its files hold what run.json and manifest.json say. Every command, screen and the Python API ask
-:func:`status_of` (through :meth:`engine.store.Run.status`), so they never disagree. The words are the
+:func:`status_of` (through :meth:`engine.run.folder.Run.status`), so they never disagree. The words are the
 ones on disk and in every output: Status is a ``StrEnum``, so a member prints, compares and serialises as
 its word.
 """
@@ -36,7 +36,7 @@ class Status(StrEnum):
         return self is Status.RUNNING or self in RESUMABLE
 
     @classmethod
-    def parse(cls, word: object) -> Status:
+    def parse(cls, word: str) -> Status:
         """The status a word names; DAMAGED for any other (a word from a file or an event is anything)."""
         try:
             return cls(word)

@@ -16,9 +16,9 @@ from toysup.engine.analysis import columns
 from toysup.engine.progress import kept_text, live_text
 from toysup.engine.results import Point, Results
 from toysup.engine.results import value_text as fmt
+from toysup.engine.run.folder import Run
 from toysup.engine.run.record import RunRecord
 from toysup.engine.run.status import Status
-from toysup.engine.store import Run
 from toysup_tui.printable import printable
 from toysup_tui.printable import shown as escape
 from toysup_tui.render.status import status_style

@@ -23,9 +23,10 @@ from toysup.engine.analysis import geometry, selection
 from toysup.engine.analysis.columns import KEY_SHORT, charted_metrics, short_names
 from toysup.engine.errors import RunDataError, ToysupError, UserError
 from toysup.engine.results import Results, value_text
+from toysup.engine.run.export import export
+from toysup.engine.run.folder import Run
 from toysup.engine.run.status import Status
 from toysup.engine.spec import Spec
-from toysup.engine.store import Run, export
 from toysup_tui.render.status import status_style
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import PromptScreen

@@ -15,8 +15,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.widgets import Footer, Header, Label, ProgressBar, Static
 
+from toysup.engine.run.folder import Run
 from toysup.engine.run.status import Status
-from toysup.engine.store import Run
 from toysup_tui.live import LiveRun, format_duration
 from toysup_tui.render import charts
 from toysup_tui.render.status import LiveState, status_style

@@ -17,9 +17,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
+from toysup.engine.run.catalogue import list_runs
+from toysup.engine.run.folder import Run
 from toysup.engine.run.status import Status
 from toysup.engine.runlog import progress_of
-from toysup.engine.store import Run, list_runs
 from toysup_tui.live import format_duration
 from toysup_tui.printable import printable
 from toysup_tui.render.status import status_style
@@ -116,7 +117,7 @@ class RunsScreen(ToysupScreen):
                 self._shown_running.append(run)
             done, total = _count(record.instances_done), _count(record.instances)
             count = total if status is Status.COMPLETED else f"{done}/{total}"
-            shown = status
+            shown: str = status
             progress = progress_of(record.heartbeat) if status is Status.RUNNING else None
             if progress is not None:
                 fraction, rate, eta = progress
