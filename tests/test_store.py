@@ -370,6 +370,29 @@ def test_a_truncated_table_is_damaged_data(finished, tmp_path):
         copy.spec()
 
 
+def test_reading_a_run_back_does_not_resolve_its_config_as_a_preset(tmp_path, monkeypatch):
+    """config.toml is read back as the spec it was written from: no preset resolution, no per-point checks (a
+    newer toysup's tighter rule or a parameter it dropped must not lock an old run out); a hostile sweep is
+    still refused by its size before any axis is expanded."""
+    from toysup.engine import spec as spec_module
+
+    spec = make_spec(TINY, {"feature_probability": "log:0.01:1:5"})
+    run = Run.create(tmp_path, spec, "cpu", chunks=1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the preset grammar ran")
+
+    monkeypatch.setattr(spec_module, "resolve", refuse)
+    monkeypatch.setattr(spec_module, "_check_combinations", refuse)
+    assert run.spec() == spec and run.spec().points() == spec.points()
+    text = (run.path / "config.toml").read_text()
+    (run.path / "config.toml").write_text(text.replace("[params]\n", "[params]\nretired_option = 3\n"))
+    assert run.spec() == spec
+    (run.path / "config.toml").write_text(text.replace('"log:0.01:1:5"', '"lin:0:1:1000000000"'))
+    with pytest.raises(RunDataError, match="is damaged: the sweep has more than"):
+        run.spec()
+
+
 def test_list_runs_newest_first_even_within_one_second(tmp_path):
     created = []
     for name in ("zzz", "mmm", "aaa", "aaa"):

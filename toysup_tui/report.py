@@ -20,10 +20,10 @@ from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.models import get_kind
 from toysup.engine.results import Results, point_label
 from toysup.engine.results import value_text as fmt
+from toysup.engine.run.folder import Run
 from toysup.engine.run.record import RunRecord
 from toysup.engine.run.status import Status, status_of
 from toysup.engine.spec import Spec
-from toysup.engine.store import Run
 from toysup_tui.printable import print_line
 from toysup_tui.printable import shown as escape
 from toysup_tui.render import charts
@@ -109,32 +109,32 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
     except RunDataError as exc:
         spec, problem = None, exc
     axis = series.choose_axis(spec, x) if spec is not None else None  # a bad --x: SpecError for the CLI
+    record = run.record()  # read once: the header and the no-results line say the same
     saved = console.width
     if width:
         console.width = width
     try:
-        _print_header(console, run, run.record())
+        _print_header(console, run, record)
         if spec is None:
             print_line(console, f"[bold red]cannot read the run's config:[/] {escape(str(problem))}")
             return
-        _print_body(console, run, spec, axis, best_of, phase_selection, iqr)
+        _print_body(console, run, record, spec, axis, best_of, phase_selection, iqr)
     finally:
         console.width = saved
 
 
-def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int | None = None,
+def _print_body(console: Console, run: Run, record: RunRecord, spec: Spec, axis: Any, best_of: int | None = None,
                 phase_selection: str = "best", iqr: bool = False) -> None:
     if spec.description or spec.expected:
         console.print(f"[dim]{escape(spec.description, keep_newlines=True)}[/]"
                       + (f"\n[dim]expect: {escape(spec.expected, keep_newlines=True)}[/]" if spec.expected else ""))
     try:
-        columns, rows = run.results()
-        results = Results(spec, columns, rows, run)
+        results = Results.open(run, spec)
     except RunDataError as exc:
         console.print(f"[bold red]results.csv cannot be read:[/] {exc}")
         return
     if not results.rows:
-        console.print(_no_results_message(run, run.record()))
+        console.print(_no_results_message(run, record))
         return
     if best_of is not None:
         results = results.best_of(best_of or None)

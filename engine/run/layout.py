@@ -17,13 +17,13 @@
       stop            present while the run is asked to stop (`toysup stop`, the TUI)
       output.log      a detached run's output (`toysup run --detach`, launched from the TUI)
 
-What each table holds is decided in engine/run_format.py; engine/run/ writes and
-reads the files, one job a module: this one (the layout, the names the store gives its files, and file access
-that never follows a link), then reader, integrity, writer, recovery (each adding its methods to
-:class:`engine.run.folder.Run`), catalogue and export. While a run is going, curves and features of finished chunks sit
-in ``parts/``; they are gathered into curves.csv and features.csv when the run
-ends, whatever its status. results.csv is rewritten (atomically) after every chunk.
-A run's status is :meth:`Run.status`'s (engine/run/status.py), never run.json's raw word.
+What each table holds is decided in engine/run_format.py; engine/run/ writes and reads the files, one job
+a module: this one (the layout, the names the store gives its files, file access that never follows a link),
+then reader, integrity, writer and recovery (each adds its methods to :class:`engine.run.folder.Run`),
+catalogue and export; record.py is run.json, status.py the run's status, config.py config.toml read back.
+While a run is going, curves and features of finished chunks sit in ``parts/``; they are gathered into
+curves.csv and features.csv when the run ends, whatever its status. results.csv is rewritten (atomically)
+after every chunk. A run's status is :meth:`Run.status`'s (engine/run/status.py), never run.json's raw word.
 
 A run folder may be damaged or hostile (it travels between machines): the store
 never follows a symbolic link inside it and deletes only regular files of its own

@@ -5,6 +5,7 @@ be read is a RunDataError naming the file."""
 from __future__ import annotations
 
 import os
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from toysup.engine import safe_fs
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.manifest import Manifest
 from toysup.engine.run import layout
+from toysup.engine.run.config import CONFIG_BYTES, spec_from_config
 from toysup.engine.run.layout import (
     MANIFEST_BYTES,
     PART_NAME,
@@ -28,7 +30,7 @@ from toysup.engine.run.record import INFO_BYTES, RunRecord, parse_record
 from toysup.engine.run.status import Status
 from toysup.engine.run_format import TABLES, parse_csv
 from toysup.engine.runlog import read_heartbeat
-from toysup.engine.spec import Spec, read_preset, resolve
+from toysup.engine.spec import Spec
 
 if TYPE_CHECKING:
     import torch
@@ -52,17 +54,21 @@ class RunReader(layout.RunFolder):
             return RunRecord(id=self.id, status=Status.DAMAGED, error=damage, damage=damage)
 
     def spec(self) -> Spec:
-        """The run's resolved spec from config.toml (RunDataError if it is missing or not a valid spec)."""
+        """The run's spec from config.toml, read back without the preset grammar (engine/run/config.py);
+        RunDataError if it is missing, unreadable or not a spec."""
         path = self.path / "config.toml"
         if not path.exists():
             raise RunDataError(f"run {self.id} is damaged: config.toml is missing")
         try:
-            safe_fs.read_bytes(path)  # a link or a FIFO is refused before the TOML reader opens it
-            return resolve(read_preset(str(path)), source=str(path))
-        except OSError as exc:
+            text = safe_fs.read_text(path, CONFIG_BYTES)  # never through a link, never a FIFO
+        except (OSError, UnicodeDecodeError) as exc:
             raise RunDataError(f"run {self.id} is damaged: config.toml cannot be read: {why(exc)}") from None
-        except (UserError, RecursionError, UnicodeDecodeError) as exc:
-            reason = "nested too deeply" if isinstance(exc, RecursionError) else why(exc)
+        try:
+            return spec_from_config(text, source=str(path))
+        except tomllib.TOMLDecodeError as exc:
+            raise RunDataError(f"run {self.id} is damaged: config.toml is not TOML: {exc}") from None
+        except (ValueError, UserError, RecursionError) as exc:
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise RunDataError(f"run {self.id} is damaged: {reason}") from None
 
     def results(self) -> tuple[list[str], list[dict[str, Any]]]:
