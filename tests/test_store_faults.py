@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from toysup.engine import runlog
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.models import get_model
 from toysup.engine.run import export as run_export
 from toysup.engine.run import layout
-from toysup.engine.run import status as run_status
 from toysup.engine.run.catalogue import list_runs
 from toysup.engine.run.folder import Run
 from toysup.engine.runner import resume_sweep, run_sweep
@@ -83,7 +83,7 @@ def whole(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 def finish(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Resume until completed: first with a fault at the resume's second write, then without faults."""
-    monkeypatch.setattr(run_status, "liveness", lambda holder, heartbeat: False)  # the "killed" process was this one
+    monkeypatch.setattr(runlog, "liveness", lambda holder, heartbeat: False)  # the "killed" process was this one
     with monkeypatch.context() as mp:
         faulty_writes(mp, 2, Killed)
         with contextlib.suppress(Killed):

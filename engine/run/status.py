@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from toysup.engine.run.record import RunRecord
-from toysup.engine.runlog import liveness
+if TYPE_CHECKING:
+    from toysup.engine.run.record import RunRecord
 
 
 class Status(StrEnum):
@@ -67,6 +68,10 @@ def status_of(record: RunRecord, problem: Callable[[], str] | None = None) -> St
     if record.damage or record.status not in WRITTEN:
         return Status.DAMAGED
     if record.status == Status.RUNNING:
+        # Deferred: the CLI imports this module for its exit codes at start-up, before its SIGTERM handler is in
+        # place (toysup_tui/cli.py main), and only a running run's status needs the run log's liveness check.
+        from toysup.engine.runlog import liveness
+
         return Status.RUNNING if liveness({"host": record.host, "pid": record.pid}, record.heartbeat) \
             else Status.KILLED
     status = Status(record.status)
