@@ -23,6 +23,7 @@ import torch
 from toysup.engine.bench import bench_spec
 from toysup.engine.events import Event, Notice, Progress
 from toysup.engine.options import RunOptions
+from toysup.engine.run.folder import Run
 from toysup.engine.run.status import Status
 from toysup.engine.runner import run_sweep
 
@@ -62,9 +63,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as runs:
         out = run_sweep(spec, Path(runs) / "e2e", RunOptions(device=args.device, compile=args.compile), emit=emit)
-        run_info = json.loads((out.run_dir / "run.json").read_text())
+        step_path = Run(out.run_dir).record().step
     record["status"] = out.status
-    record["step_path"] = run_info.get("step")
+    record["step_path"] = step_path
     record["wall_s"] = round(time.perf_counter() - started, 2)
     save()
     print(json.dumps(record))
