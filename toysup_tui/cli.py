@@ -452,9 +452,11 @@ def _statuses(text: str | None) -> set[str] | None:
 def _run_record(run: Any) -> dict[str, Any]:
     """One run as `toysup runs --json` lists it: its id, folder and status, and what run.json says of it."""
     r = run.record()
-    return {"run_id": run.id, "path": str(run.path), "status": run.status(), "name": r.name, "model": r.model,
-            "instances_done": r.instances_done, "instances": r.instances, "started": r.started, "ended": r.ended,
-            "wall_time_s": r.wall_time_s, "device": r.device, "problem": run.problem() or None}
+    fields = {"name": r.name, "model": r.model, "instances_done": r.instances_done, "instances": r.instances,
+              "started": r.started, "ended": r.ended, "wall_time_s": r.wall_time_s, "device": r.device}
+    if r.damage:  # run.json unreadable: nothing of it is known (its problem says why)
+        fields = {**dict.fromkeys(fields), "name": r.name}
+    return {"run_id": run.id, "path": str(run.path), "status": run.status(), **fields, "problem": run.problem() or None}
 
 
 @app.command()

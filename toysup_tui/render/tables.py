@@ -42,7 +42,7 @@ def runs_table(runs: list[Run], width: int) -> Table:
         record = run.record()
         status = run.status()
         done, total = str(record.instances_done), str(record.instances)
-        wall = record.wall_time_s
+        wall = None if record.damage else record.wall_time_s  # an unreadable run.json: not known
         rows.append({k: printable(v) for k, v in {"run": run.id, "status": status,
                      "instances": total if status is Status.COMPLETED else f"{done}/{total}",
                      "progress": _progress_cell(status, record),

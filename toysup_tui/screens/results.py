@@ -132,7 +132,7 @@ class ResultsScreen(ToysupScreen):
         done, total = (len(self.rows), "?") if record.damage else (record.instances_done, record.instances)
         status = self.status = self.run.status()
         colour = status_style(status)
-        wall = record.wall_time_s
+        wall = None if record.damage else record.wall_time_s  # an unreadable run.json: not known
         self.query_one("#results-header", Static).update(
             f"[b]{esc(record.name)}[/] ({esc(record.model)}) · "
             f"[{colour}]{status}[/] · {esc(str(done))}/{esc(str(total))} instances · {esc(record.device)}"
