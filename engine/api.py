@@ -117,6 +117,8 @@ class Run:
     def info(self) -> dict[str, Any]:
         """run.json: times, device, versions, throughput, error (and a training run's heartbeat)."""
         record = self._run.record()
+        if record.damage:  # run.json unreadable: nothing of it is known but why
+            return {"id": record.id, "name": record.name, "status": record.status, "error": record.error}
         beat = {"heartbeat": record.heartbeat} if record.heartbeat is not None else {}
         return {**record.to_json(), **beat}
 
