@@ -34,6 +34,7 @@ from toysup.engine.models import get_kind
 from toysup.engine.results import Results
 from toysup.engine.run import catalogue, layout
 from toysup.engine.run import folder as run_folder
+from toysup.engine.run.status import Status
 from toysup.engine.spec import Spec, read_preset, resolve
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ class Run:
         record = self._run.record()
         if record.damage:  # run.json unreadable: nothing of it is known but why
             return {"id": record.id, "name": record.name, "status": record.status, "error": record.error}
-        beat = {"heartbeat": record.heartbeat} if record.heartbeat is not None else {}
+        beat = {"heartbeat": record.heartbeat} if record.status == Status.RUNNING else {}
         return {**record.to_json(), **beat}
 
     @property
