@@ -23,8 +23,8 @@ import torch
 from toysup.engine.checkpoint import TrainingState
 from toysup.engine.events import Event, Progress
 from toysup.engine.plan import plan
+from toysup.engine.run.folder import Run
 from toysup.engine.spec import load
-from toysup.engine.store import Run
 from toysup.engine.train import train_chunk
 
 CASES = [("dropout-basis", None), ("tms-intro", 3000), ("tms-geometry", 100)]  # (preset, seeds)

@@ -34,19 +34,19 @@ from typing import Any
 
 import torch
 
-from toysup.engine import store
 from toysup.engine.adaptive import shape_of
 from toysup.engine.adaptive_grid import agreement, grid_labels
 from toysup.engine.analysis.phase import SELECTIONS, phase_grid
 from toysup.engine.analysis.phase_theory import candidate_losses, theory_misses
 from toysup.engine.results import Results
+from toysup.engine.run import catalogue, layout
 
 BLOCK = 1 << 16  # reference samples per draw
 ROWS = 64  # instances per draw
 
 
 def open_run(ref: str) -> Results:
-    return Results.open(store.find_run(store.runs_dir(None), ref))
+    return Results.open(catalogue.find_run(layout.runs_dir(None), ref))
 
 
 @torch.no_grad()

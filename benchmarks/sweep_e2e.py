@@ -23,6 +23,8 @@ import torch
 from toysup.engine.bench import bench_spec
 from toysup.engine.events import Event, Notice, Progress
 from toysup.engine.options import RunOptions
+from toysup.engine.run.folder import Run
+from toysup.engine.run.status import Status
 from toysup.engine.runner import run_sweep
 
 
@@ -40,7 +42,7 @@ def main() -> None:
     spec = bench_spec(args.instances, args.n_features, args.n_hidden, args.batch_size, args.steps)
     record: dict[str, Any] = {"instances": args.instances, "steps": args.steps, "n_features": args.n_features,
                               "n_hidden": args.n_hidden, "batch_size": args.batch_size, "device": args.device,
-                              "compile": args.compile, "status": "running", "notices": []}
+                              "compile": args.compile, "status": Status.RUNNING, "notices": []}
     started = time.perf_counter()
 
     def save() -> None:
@@ -61,9 +63,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as runs:
         out = run_sweep(spec, Path(runs) / "e2e", RunOptions(device=args.device, compile=args.compile), emit=emit)
-        run_info = json.loads((out.run_dir / "run.json").read_text())
+        step_path = Run(out.run_dir).record().step
     record["status"] = out.status
-    record["step_path"] = run_info.get("step")
+    record["step_path"] = step_path
     record["wall_s"] = round(time.perf_counter() - started, 2)
     save()
     print(json.dumps(record))

@@ -22,10 +22,11 @@ from pathlib import Path
 from threads import add_prioritised_flag, run_prioritised
 
 from toysup.engine.options import RunOptions
+from toysup.engine.run.folder import Run
+from toysup.engine.run.status import Status
 from toysup.engine.runlog import progress_of, read_heartbeat
 from toysup.engine.spec import load
 from toysup.engine.stop_request import request_stop
-from toysup.engine.store import Run
 from toysup_tui.detach import Launch, start
 
 SETTINGS: dict[str, dict[str, str]] = {
@@ -70,8 +71,9 @@ def measure(name: str, seconds: float, spec_toml: str) -> dict[str, float | str]
         if name != "no worker":
             progress = progress_of(read_heartbeat(run.path))
             rate = None if progress is None else progress[1]
-            request_stop(run.path, run.info())  # the trainer stops and records an interrupted run
-            while run.status() == "running":
+            record = run.record()
+            request_stop(run.path, record.host, record.pid)  # the trainer stops and records an interrupted run
+            while run.status() is Status.RUNNING:
                 time.sleep(0.2)
     lags.sort()
     return {"setting": name, "wakeups": len(lags), "median_ms": round(statistics.median(lags), 2),

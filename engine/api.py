@@ -28,12 +28,15 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from toysup.engine import progress, settings, stopping, store
+from toysup.engine import progress, settings, stopping
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.events import EventSink, ignore
 from toysup.engine.kinds import get_kind
 from toysup.engine.options import RunOptions, check_names
 from toysup.engine.results import Results
+from toysup.engine.run import catalogue, layout
+from toysup.engine.run import folder as run_folder
+from toysup.engine.run.status import Status
 from toysup.engine.spec import Spec, read_preset, resolve
 
 if TYPE_CHECKING:
@@ -98,12 +101,12 @@ class Run:
     """A run folder: its record, its spec, and its tables, read afresh on every call (so a run that is
     still going shows what has finished so far)."""
 
-    def __init__(self, run: store.Run) -> None:
+    def __init__(self, run: run_folder.Run) -> None:
         self._run = run
 
     def __repr__(self) -> str:
-        return f"<toysup run {self.id}: {self.status}, {self.info.get('instances_done', 0)}/" \
-               f"{self.info.get('instances', '?')} instances>"
+        record = self._run.record()
+        return f"<toysup run {self.id}: {self.status}, {record.instances_done}/{record.instances} instances>"
 
     @property
     def id(self) -> str:
@@ -115,8 +118,12 @@ class Run:
 
     @property
     def info(self) -> dict[str, Any]:
-        """run.json: times, device, versions, throughput, error."""
-        return self._run.info()
+        """run.json: times, device, versions, throughput, error (and a training run's heartbeat)."""
+        record = self._run.record()
+        if record.damage:  # run.json unreadable: nothing of it is known but why
+            return {"id": record.id, "name": record.name, "status": record.status, "error": record.error}
+        beat = {"heartbeat": record.heartbeat} if record.status == Status.RUNNING else {}
+        return {**record.to_json(), **beat}
 
     @property
     def status(self) -> str:
@@ -185,12 +192,12 @@ class Run:
 
 def open_run(ref: str | Path = "latest", runs_dir: str | Path | None = None) -> Run:
     """A run by id (or a unique part of one), by folder, or ``latest`` (UserError if there is none)."""
-    return Run(store.find_run(store.runs_dir(runs_dir), str(ref)))
+    return Run(catalogue.find_run(layout.runs_dir(runs_dir), str(ref)))
 
 
 def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
     """The runs in the runs directory, newest first."""
-    return [Run(r) for r in store.list_runs(store.runs_dir(runs_dir))]
+    return [Run(r) for r in catalogue.list_runs(layout.runs_dir(runs_dir))]
 
 
 def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Mapping[str, Any] | None = None,
@@ -228,8 +235,8 @@ def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, params: Map
     resolved = resolve(data, seeds=seeds, source=source)
     chosen = _run_options(options)
     with stopping.on_interrupt():
-        outcome = train(resolved, store.runs_dir(runs_dir), chosen, emit=emit or ignore)
-    return Run(store.Run(outcome.run_dir))
+        outcome = train(resolved, layout.runs_dir(runs_dir), chosen, emit=emit or ignore)
+    return Run(run_folder.Run(outcome.run_dir))
 
 
 def _run_options(options: RunOptions | Mapping[str, Any] | None) -> RunOptions:

@@ -17,7 +17,7 @@ from toysup.engine.spec import Spec
 
 
 class _Run(Protocol):
-    """What a join needs of a run (engine.store.Run): its spec. The store calls this module, not back."""
+    """What a join needs of a run (engine.run.folder.Run): its spec. The store calls this module, not back."""
 
     def spec(self) -> Spec: ...
 

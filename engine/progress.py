@@ -11,8 +11,10 @@ import math
 from typing import Any
 
 from toysup.engine.errors import UserError
+from toysup.engine.run.folder import Run
+from toysup.engine.run.record import RunRecord
+from toysup.engine.run.status import Status
 from toysup.engine.runlog import progress_of
-from toysup.engine.store import HEARTBEAT_KEY, Run
 
 
 def duration(seconds: float | None, unknown: str = "?") -> str:
@@ -58,13 +60,12 @@ def live_text(heartbeat: dict[str, Any] | None) -> str:
     return " · ".join(parts) + eta if parts else ""
 
 
-def kept_text(info: dict[str, Any]) -> str:
+def kept_text(record: RunRecord) -> str:
     """What an unfinished run keeps for its resume, from run.json: ``step 1,000/2,000 of its chunk (50%)``,
     ``3/7 chunks and chunk 3 at step 500/2,000``, ``nothing`` (a resume starts from the beginning)."""
-    chunks, done = _count(info.get("chunks")), _count(info.get("chunks_done"))
+    chunks, done = _count(record.chunks), _count(record.chunks_done)
     saved = []
-    entries = info.get("checkpoints")
-    for entry in entries if isinstance(entries, list) else []:
+    for entry in record.checkpoints or []:
         if isinstance(entry, dict) and (pair := _steps([entry.get("step"), entry.get("steps")])) is not None:
             saved.append((_count(entry.get("chunk")), *pair))
     if chunks == 1 and not done and len(saved) == 1:
@@ -79,7 +80,7 @@ def kept_text(info: dict[str, Any]) -> str:
 
 def still_training(run: Run) -> str:
     """The one line for a command that needs finished results of a run that has none yet."""
-    how = live_text(run.info().get(HEARTBEAT_KEY))
+    how = live_text(run.record().heartbeat)
     return (f"run {run.id} is still training{f' ({how})' if how else ''} and has no finished results yet: "
             f"follow it with toysup watch {run.id}")
 
@@ -87,13 +88,13 @@ def still_training(run: Run) -> str:
 def require_results(run: Run) -> None:
     """UserError (:func:`still_training`) for a run that is training and has stored no chunk yet. A run
     with finished chunks is read as far as it got: results.csv is rewritten after every chunk."""
-    if run.status() == "running" and not run.stored_chunks():
+    if run.status() is Status.RUNNING and not run.stored_chunks():
         raise UserError(still_training(run))
 
 
 def require_instance(run: Run, instance: int, finished: set[int]) -> None:
     """UserError for an instance of a training run that has not finished yet (its weights are not stored)."""
-    if instance not in finished and run.status() == "running":
-        how = live_text(run.info().get(HEARTBEAT_KEY))
+    if instance not in finished and run.status() is Status.RUNNING:
+        how = live_text(run.record().heartbeat)
         raise UserError(f"instance {instance} of run {run.id} is still training{f' ({how})' if how else ''}: "
                         f"its weights are stored when its chunk finishes")

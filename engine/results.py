@@ -25,7 +25,7 @@ from toysup.engine.spec import Axis, Spec
 if TYPE_CHECKING:
     import torch
 
-    from toysup.engine.store import Run
+    from toysup.engine.run.folder import Run
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,10 @@ class Results:
         self._tables: dict[str, list[dict[str, Any]]] = {}
 
     @classmethod
-    def open(cls, run: Run) -> Results:
-        """The results of ``run`` so far (RunDataError if its config or results cannot be read)."""
-        spec = run.spec()
+    def open(cls, run: Run, spec: Spec | None = None) -> Results:
+        """The results of ``run`` so far (RunDataError if its config or results cannot be read); ``spec``: the
+        run's own, when the caller has read it already (config.toml is then not read again)."""
+        spec = run.spec() if spec is None else spec
         columns, rows = run.results()
         return cls(spec, columns, rows, run)
 

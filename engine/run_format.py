@@ -1,6 +1,6 @@
 """What a run folder's tables hold: their columns, their rows from a trained chunk, and CSV text.
 
-The store (engine/store.py) writes and reads the files; this module decides what
+The run package (engine/run/) writes and reads the files; this module decides what
 goes in them, so the run format has one description, checked against the README
 by tests/test_store.py. A CSV cell is a bool (``true``/``false``), an int, a float
 to 9 significant digits, a choice's name, or empty (a diverged instance's metrics).

@@ -334,7 +334,7 @@ class LogReader:
 
 
 def follow(run: Any, poll_s: float = FOLLOW_POLL_S, from_latest: bool = True) -> Iterator[ev.Event]:
-    """The events of a run (a :class:`engine.store.Run`) as they are written, until the run ends.
+    """The events of a run (a :class:`engine.run.folder.Run`) as they are written, until the run ends.
 
     It ends once the run no longer reads as running and its RunFinished has been read (the runner records
     the ending in run.json just before it publishes RunFinished), or a second later without one (a killed
@@ -345,11 +345,11 @@ def follow(run: Any, poll_s: float = FOLLOW_POLL_S, from_latest: bool = True) ->
     while True:
         batch = reader.read()
         yield from batch
-        if batch and isinstance(batch[-1], ev.RunFinished) and run.status() != "running":
+        if batch and isinstance(batch[-1], ev.RunFinished) and not run.running():
             return
         if batch:
             continue
-        if ended_at is None and run.status() != "running":
+        if ended_at is None and not run.running():
             ended_at = time.monotonic()
         if ended_at is not None and time.monotonic() - ended_at > 1.0:
             return

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import re
-import stat
 import time
 import traceback
 from collections.abc import Callable
@@ -38,14 +36,17 @@ from toysup.engine.executors import Executor, Placement, Work, executor_for
 from toysup.engine.lock import LockLost, RunLock
 from toysup.engine.options import RECORDED, RunOptions
 from toysup.engine.plan import Chunk, plan
+from toysup.engine.run.folder import Run
+from toysup.engine.run.layout import now_iso
+from toysup.engine.run.record import RunRecord
+from toysup.engine.run.status import Status
 from toysup.engine.runlog import STOP_POLL_S, RunLog
 from toysup.engine.spec import Instance, Spec
-from toysup.engine.store import HEARTBEAT_KEY, Run, now_iso
 
 
 @dataclass
 class Outcome:
-    status: str  # completed, interrupted or failed
+    status: Status  # completed, interrupted or failed
     run_dir: Path
     wall_time_s: float
     instance_steps_per_s: float
@@ -125,7 +126,7 @@ def resume_sweep(
         return _resume(run, lock, options, emit, should_stop, executor, force)
 
 
-def _resumable(run: Run, force: bool) -> tuple[Spec, dict[str, Any]]:
+def _resumable(run: Run, force: bool) -> tuple[Spec, RunRecord]:
     """The run's spec and run.json, or UserError saying why it cannot be resumed."""
     try:  # a folder without a readable config.toml (or with links in it) is reported before anything else
         spec = run.spec()
@@ -133,23 +134,23 @@ def _resumable(run: Run, force: bool) -> tuple[Spec, dict[str, Any]]:
             run.folder(folder)
     except RunDataError as exc:
         raise UserError(f"{exc}: it cannot be resumed") from None
-    info = run.info()
-    if info.get("status") == "damaged" and str(info.get("error", "")).startswith("run.json"):
-        # Info() stands in for a run.json it could not read: writing that back would lose the model,
+    record = run.record()
+    if record.damage:
+        # record() stands in for a run.json it could not read: writing that back would lose the model,
         # start time and history, so the run is left as it is.
-        raise UserError(f"run {run.id} cannot be resumed: {info['error']} (it is left as it is)")
+        raise UserError(f"run {run.id} cannot be resumed: {record.damage} (it is left as it is)")
     status = run.status()
-    if status == "completed":
+    if status is Status.COMPLETED:
         raise UserError(f"run {run.id} is already completed: nothing to resume")
-    if status == "running" and not force:
-        raise UserError(f"run {run.id} is still running (process {info.get('pid')} on {info.get('host')}): "
+    if status is Status.RUNNING and not force:
+        raise UserError(f"run {run.id} is still running (process {record.pid} on {record.host}): "
                         f"--force resumes it anyway")
-    return spec, info
+    return spec, record
 
 
 def _resume(run: Run, lock: RunLock, options: RunOptions, emit: EventSink, should_stop: Callable[[], bool],
             executor: Executor | None, force: bool) -> Outcome:
-    spec, info = _resumable(run, force)  # again, now that this process holds the lock
+    spec, record = _resumable(run, force)  # again, now that this process holds the lock
     executor = executor or executor_for(options)
     try:
         placement = executor.open(options.device, options.threads)
@@ -175,14 +176,14 @@ def _resume(run: Run, lock: RunLock, options: RunOptions, emit: EventSink, shoul
         head.sort(key=lambda c: c.index)
         # The step path the run recorded, whatever --compile says now: a chunk continued from its checkpoint
         # on the other path would not end as an uninterrupted one.
-        step = fused.resumed_path(info.get("step"), placement.device)
+        step = fused.resumed_path(record.step, placement.device)
         first = 1 + max([*stored, *(c.index for c in head)], default=-1)
         chunks = head + plan(spec, placement.device, options.max_memory_bytes, instances=list(left.values()),
                              first_index=first, budget=placement.budget, slots=placement.slots)
-        run.update_info(status="running", ended=None, error="", chunks=len(stored) + len(chunks), pid=os.getpid(),
-                        resumed=int(info.get("resumed", 0)) + 1, device=placement.description,
-                        backend=executor.name, **executor.record(), options=_recorded(options, executor),
-                        step=step[0])
+        run.update_record(status=Status.RUNNING, ended=None, error="", chunks=len(stored) + len(chunks),
+                          pid=os.getpid(), resumed=(record.resumed or 0) + 1, device=placement.description,
+                          backend=executor.name, **executor.record(), options=_recorded(options, executor),
+                          step=step[0])
     except RunDataError as exc:  # a link or unreadable file met while recovering
         executor.close()
         raise UserError(f"{exc}: it cannot be resumed") from None
@@ -301,7 +302,7 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
     started = time.monotonic()
     tally = _Tally(emit, started)
     chunks_done = stored
-    status, error = "completed", ""
+    status, error = Status.COMPLETED, ""
     next_index = 1 + max((c.index for c in chunks), default=-1)
     # Chunks cut short with a checkpoint on disk: chunk -> what run.json says of it (what a resume keeps).
     kept: dict[int, dict[str, int]] = {
@@ -313,7 +314,7 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
         run.write_checkpoint(chunk.index, state)
         kept[chunk.index] = {"chunk": chunk.index, "step": state.step, "steps": chunk.steps,
                              "instances": len(chunk)}
-        run.update_info(checkpoints=sorted(kept.values(), key=lambda k: k["chunk"]))  # what a kill -9 keeps
+        run.update_record(checkpoints=sorted(kept.values(), key=lambda k: k["chunk"]))  # what a kill -9 keeps
 
     work = Work(emit=tally, should_stop=should_stop, checkpoint=save, checkpoint_every_s=checkpoint_every_s,
                 step_path=step_path)
@@ -326,8 +327,8 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
         schedule = adapt.schedule(spec, rows)
         done = {r["instance"] for r in rows}
         todo = [i for i in schedule.instances(spec) if i.index not in done]
-        run.update_info(adaptive_rounds=_rounds_record(schedule, spec.seeds), instances=len(done) + len(todo),
-                        adaptive_stop=schedule.stop)
+        run.update_record(adaptive_rounds=_rounds_record(schedule, spec.seeds), instances=len(done) + len(todo),
+                          adaptive_stop=schedule.stop)
         if not todo:
             return
         new = plan(spec, placement.device, max_memory, instances=todo, first_index=next_index, budget=placement.budget,
@@ -363,16 +364,16 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
             lock.check()  # the fence: a process whose lock was broken meanwhile must not commit
             if result.step_path != step_path:  # compiling failed (a Notice said so): a resume continues eagerly
                 step_path = work.step_path = result.step_path
-                run.update_info(step=step_path)
+                run.update_record(step=step_path)
             emit(Phase(chunk=chunk.index, phase="writing"))
             run.write_chunk(spec, result, rows)
             run.clear_checkpoint(chunk.index)
             kept.pop(chunk.index, None)
             chunks_done += 1
             elapsed = time.monotonic() - started
-            run.update_info(instances_done=len(rows), chunks_done=chunks_done, instance_steps_done=tally.done,
-                            wall_time_s=round(elapsed, 3), instance_steps_per_s=round(tally.done / elapsed, 1),
-                            checkpoints=sorted(kept.values(), key=lambda k: k["chunk"]))
+            run.update_record(instances_done=len(rows), chunks_done=chunks_done, instance_steps_done=tally.done,
+                              wall_time_s=round(elapsed, 3), instance_steps_per_s=round(tally.done / elapsed, 1),
+                              checkpoints=sorted(kept.values(), key=lambda k: k["chunk"]))
             emit(ChunkFinished(chunk=chunk.index, elapsed_s=elapsed))
             outstanding -= 1
             if stopping.requested():  # a signal while the chunk was stored: stop before the next one
@@ -380,11 +381,11 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
             if spec.adaptive is not None and outstanding == 0:
                 next_round()
     except KeyboardInterrupt:
-        status = "interrupted"
+        status = Status.INTERRUPTED
     except LockLost:
         raise  # another process owns the run now: nothing more is written (the executor is closed below)
     except Exception as exc:  # a failed run is recorded, then reported by the caller
-        status, error = "failed", _failure(exc)
+        status, error = Status.FAILED, _failure(exc)
         with contextlib.suppress(OSError):  # a full disk: run.json below still says what happened
             run.write_error_log(traceback.format_exc())
     finally:
@@ -395,14 +396,14 @@ def _train_logged(run: Run, lock: RunLock, spec: Spec, chunks: list[Chunk], rows
     try:
         run.gather_parts()
     except (OSError, RunDataError) as exc:  # the parts stay; resume gathers them
-        if status == "completed":
-            status = "failed"
+        if status is Status.COMPLETED:
+            status = Status.FAILED
         error = error or _failure(exc)
     ending = {"status": status, "ended": now_iso(), "wall_time_s": round(wall, 3),
               "instance_steps_per_s": round(rate, 1), "error": error,
               "checkpoints": sorted(kept.values(), key=lambda k: k["chunk"])}
-    info = _record_ending(run, ending)
-    kept_words = progress.kept_text({**info, **ending}) if status != "completed" else ""
+    record = _record_ending(run, ending)
+    kept_words = progress.kept_text(record) if status is not Status.COMPLETED else ""
     emit(RunFinished(status=status, run_dir=str(run.path), wall_time_s=wall, instance_steps_per_s=rate, error=error,
                      kept=kept_words))
     return Outcome(status, run.path, wall, rate, error)
@@ -418,30 +419,14 @@ def _failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def _record_ending(run: Run, ending: dict[str, Any]) -> dict[str, Any]:
+def _record_ending(run: Run, ending: dict[str, Any]) -> RunRecord:
     """run.json with the run's ending, written atomically; on a disk too full for that, rewritten in place
     if the new text fits the old file's bytes (compact JSON, padded with spaces), so the run still reads
     ``failed`` with its reason rather than ``killed``. Returns run.json as it now stands (or as it should)."""
-    info = {**run.info(), **ending}
+    record = run.record().with_changes(**ending)
     try:
-        run.write_info(info)
+        run.write_record(record)
     except OSError:
         with contextlib.suppress(OSError):
-            _rewrite_in_place(run.path / "run.json", {k: v for k, v in info.items() if k != HEARTBEAT_KEY})
-    return info
-
-
-def _rewrite_in_place(path: Path, info: dict[str, Any]) -> None:
-    """Write ``info`` over run.json's own bytes, needing no new disk block: only if its compact JSON fits
-    the file as it is (padded with spaces, which JSON ignores); OSError otherwise. Not atomic, so only the
-    last resort of :func:`_record_ending`."""
-    text = json.dumps(info, separators=(",", ":")).encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    try:
-        size = os.fstat(fd).st_size
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or len(text) + 1 > size:
-            raise OSError(errno.ENOSPC, "run.json's new text does not fit its old bytes")
-        os.pwrite(fd, text + b" " * (size - len(text) - 1) + b"\n", 0)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            run.rewrite_record_in_place(record)
+    return record

@@ -19,18 +19,16 @@ from toysup.engine.lock import RunLock
 from toysup.engine.runlog import STOP_FILE, valid_pid
 
 
-def request_stop(run_dir: Path, info: dict[str, Any]) -> str:
+def request_stop(run_dir: Path, host: Any, pid: Any) -> str:
     """Ask the run training in ``run_dir`` to stop: a stop file it polls (works across hosts on a shared
     filesystem; written with the no-follow atomic write, so a link named ``stop`` is replaced, never written
     through) and SIGTERM to its process, but only to a process that provably trains the run: on this host,
     pid above 1, and holding the run's lock (the kernel's lock table says so, not run.json). Returns how it
-    was asked, for a message."""
+    was asked, for a message. ``host`` and ``pid`` are run.json's (a file's: anything)."""
     try:
         safe_fs.atomic_write(Path(run_dir) / STOP_FILE, f"{socket.gethostname()} {os.getpid()} {time.time()}\n")
     except OSError as exc:
         return f"could not ask it to stop: the stop file cannot be written ({exc.strerror or exc})"
-    pid = info.get("pid")
-    host = info.get("host")
     if host == socket.gethostname() and isinstance(pid, int) and valid_pid(pid) and pid != os.getpid():
         holder = RunLock(Path(run_dir)).holding_pid()
         if holder == pid:

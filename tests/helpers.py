@@ -22,8 +22,9 @@ from toysup.engine.models.relu_output import superposition_metrics
 from toysup.engine.options import GIB, RunOptions
 from toysup.engine.plan import plan
 from toysup.engine.rng import CounterRNG
+from toysup.engine.run.folder import Run
+from toysup.engine.run_format import csv_text, result_columns
 from toysup.engine.spec import Spec, resolve
-from toysup.engine.store import Run, csv_text, result_columns
 from toysup.engine.train import ChunkResult, curve_schedule, train_chunk
 
 DATA = Path(__file__).parent / "data"
@@ -263,7 +264,7 @@ def make_fixture_run(root: Path, run_id: str = FIXTURE_ID, nudge: Nudge = None) 
     target = root / run_id
     run.path.rename(target)
     run = Run(target)
-    run.update_info(id=run_id, status="completed", started="2024-01-02T03:04:05+00:00",
+    run.update_record(id=run_id, status="completed", started="2024-01-02T03:04:05+00:00",
                     ended="2024-01-02T03:04:17+00:00", host="fixture", command="fixture", instances_done=len(rows),
                     chunks_done=1, instance_steps_done=12000, wall_time_s=12.0, instance_steps_per_s=1000.0)
     return run

@@ -26,9 +26,10 @@ from toysup.engine.adaptive_grid import (
 from toysup.engine.errors import SpecError
 from toysup.engine.models import get_model
 from toysup.engine.results import Results
+from toysup.engine.run.folder import Run
+from toysup.engine.run_format import parse_csv
 from toysup.engine.runner import resume_sweep, run_sweep
 from toysup.engine.spec import resolve
-from toysup.engine.store import Run, parse_csv
 from toysup_tui.render.phase import phase_table
 
 from helpers import assert_same_results, assert_user_error, folder_state, invoke, run_options

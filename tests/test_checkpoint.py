@@ -17,9 +17,9 @@ from toysup.engine.checkpoint import TrainingState, load_checkpoint, save_checkp
 from toysup.engine.errors import RunDataError
 from toysup.engine.events import Event, Progress
 from toysup.engine.models import get_model
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import resume_sweep, run_sweep
 from toysup.engine.spec import Spec, load
-from toysup.engine.store import Run
 
 from helpers import assert_same_results, run_options
 
@@ -111,7 +111,7 @@ def test_a_checkpoint_written_in_the_old_layout_resumes_to_the_uninterrupted_res
     cut = run_sweep(spec, tmp_path / "cut", run_options(threads=1, checkpoint_every=1e-9),
                     emit=lambda e: ticks.append(e.step) if isinstance(e, Progress) else None,
                     should_stop=lambda: len(ticks) >= 25)
-    assert cut.status == "interrupted" and Run(cut.run_dir).info()["chunks_done"] == 0
+    assert cut.status == "interrupted" and Run(cut.run_dir).record().chunks_done == 0
     [path] = (cut.run_dir / "checkpoints").iterdir()
     old_layout(path, spec)
     resumed: list[Event] = []

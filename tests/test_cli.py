@@ -15,8 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from toysup.engine.run_format import result_columns
 from toysup.engine.spec import bundled_presets, load
-from toysup.engine.store import result_columns
 
 from helpers import TINY_PRESET, assert_user_error, folder_state, invoke, run_toysup
 
@@ -281,7 +281,7 @@ def test_hints_never_break_inside_a_run_id_at_80_columns(tmp_path, monkeypatch, 
 
     run_id = "20261206-195939-dropout-basis-with-a-longer-name"
     run = make_fixture_run(tmp_path / "runs", run_id=run_id)
-    run.update_info(status="interrupted", instances_done=3, instances=10)
+    run.update_record(status="interrupted", instances_done=3, instances=10)
     for name in ("out", "err"):
         console = Console(width=80, force_terminal=terminal, color_system=None, highlight=False,
                           stderr=name == "err")
@@ -550,8 +550,8 @@ def _hostile_runs(root: Path) -> dict[str, str]:
     done = make_fixture_run(root)
     long_id = "20240103-030405-" + "an-extremely-long-preset-name-" * 4 + "x"
     cut = make_fixture_run(root, run_id=long_id)
-    cut.update_info(name=HOSTILE_NAME, status="interrupted", instances_done=3, instances=10)
-    return {done.id: str(done.info()["instances"]), long_id: "3/10"}
+    cut.update_record(name=HOSTILE_NAME, status="interrupted", instances_done=3, instances=10)
+    return {done.id: str(done.record().instances), long_id: "3/10"}
 
 
 @pytest.mark.parametrize("width", [80, 120])

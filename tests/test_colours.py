@@ -24,7 +24,7 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 
 from toysup.engine.analysis.series import Band
-from toysup.engine.store import Run
+from toysup.engine.run.folder import Run
 from toysup_tui.app import ToysupApp
 from toysup_tui.render import charts
 from toysup_tui.render.legend import legend_text

@@ -13,7 +13,7 @@ from tui_helpers import make_app, rendered, run_async, wait_for
 
 from toysup.engine import comparison
 from toysup.engine.results import Results
-from toysup.engine.store import Run
+from toysup.engine.run.folder import Run
 from toysup_tui.screens.compare import CompareScreen
 
 from helpers import TINY_PRESET, assert_user_error, invoke

@@ -14,9 +14,9 @@ from toysup.engine.models import Hyper, get_kind, get_model
 from toysup.engine.models.compute import FUNCTIONS, linear_error, probe, sparse_inputs_
 from toysup.engine.models.compute_eval import affine_error, control_error, real_inputs
 from toysup.engine.rng import DATA, CounterRNG
+from toysup.engine.run.layout import read_csv
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load
-from toysup.engine.store import read_csv
 
 from helpers import by_instance, make_spec, run_options, train_all
 

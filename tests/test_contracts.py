@@ -32,7 +32,8 @@ def test_the_engine_imports_no_terminal_library_and_no_front_end():
     """In a fresh interpreter, importing every engine module (executors and models too) loads neither a
     terminal library nor toysup_tui: notebooks, Ray workers and other front ends use the engine alone."""
     modules = engine_modules()
-    assert {f"toysup.engine.{m}" for m in ("executors.ray_cluster", "models.sae", "runner", "store")} <= set(modules)
+    expected = ("executors.ray_cluster", "models.sae", "runner", "run.folder")
+    assert {f"toysup.engine.{m}" for m in expected} <= set(modules)
     assert {f"toysup.engine.analysis.{m}" for m in ANALYSIS} <= set(modules)
     probe = ("import importlib, json, sys\n"
              f"for name in {modules!r}:\n"

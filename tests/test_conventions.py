@@ -70,7 +70,7 @@ def test_runs_json_and_status_filter(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     done = make_fixture_run(root)
     stopped = make_fixture_run(root, "20240103-030405-fixture")
-    stopped.update_info(status="interrupted")
+    stopped.update_record(status="interrupted")
     result = invoke("runs", "--runs-dir", root, "--json")
     assert result.exit_code == 0, result.stderr
     listed = json.loads(result.stdout)

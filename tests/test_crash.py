@@ -30,10 +30,10 @@ def reported(line: str) -> str:
 
 
 def test_a_bug_in_a_command_is_one_line_and_a_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from toysup.engine import store
+    from toysup.engine.run import layout
 
     monkeypatch.setenv("TOYSUP_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr(store, "runs_dir", planted_bug)
+    monkeypatch.setattr(layout, "runs_dir", planted_bug)
     result = invoke("runs", "--status", "completed")
     assert result.exit_code == 1
     assert result.stdout == "" and len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr

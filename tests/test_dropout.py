@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from toysup.engine.analysis.orientation import orientation_stats
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import resolve
-from toysup.engine.store import Run
 
 from helpers import run_options
 

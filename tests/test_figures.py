@@ -19,7 +19,7 @@ from tui_helpers import SIZE, make_app, run_async, wait_for
 
 from toysup.engine.analysis import geometry, orientation, phase, series
 from toysup.engine.results import Results
-from toysup.engine.store import Run
+from toysup.engine.run.folder import Run
 from toysup_tui import figures
 from toysup_tui.screens.confirm import PromptScreen
 from toysup_tui.screens.results import ResultsScreen

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from toysup.engine import store
 from toysup.engine.errors import SpecError
 from toysup.engine.metrics import polysemantic_neurons
 from toysup.engine.models import Hyper, get_model
@@ -25,6 +24,7 @@ from toysup.engine.models.incidental import (
     top_weights,
 )
 from toysup.engine.rng import CounterRNG
+from toysup.engine.run import folder as run_folder
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load
 
@@ -331,7 +331,7 @@ def test_sparsification_rate_is_proportional_to_l1_and_time_is_lr_times_steps(tm
                 sweeps=["l1=0.03,0.1", "n_hidden=16,64", "lr=0.01,0.02"], seeds=2)
     outcome = run_sweep(spec, tmp_path, run_options())
     assert outcome.status == "completed", outcome.error
-    law = rate_law(Results.open(store.Run(outcome.run_dir)))
+    law = rate_law(Results.open(run_folder.Run(outcome.run_dir)))
     assert len(law.points) == 8 and all(p.fitted_seeds == 2 for p in law.points)
     c = {(p.m, p.l1, p.lr): p.constant.mean for p in law.points if p.constant is not None}
     assert all(0.35 < v < 0.8 for v in c.values()), c

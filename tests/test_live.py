@@ -24,9 +24,10 @@ from toysup.engine import runlog
 from toysup.engine.errors import UserError
 from toysup.engine.lock import RunLock
 from toysup.engine.options import RunOptions
+from toysup.engine.run.catalogue import find_run
+from toysup.engine.run.folder import Run
 from toysup.engine.runlog import LogReader, RunLog, liveness
 from toysup.engine.stop_request import request_stop
-from toysup.engine.store import Run, find_run
 from toysup_tui import detach
 from toysup_tui.app import ToysupApp
 from toysup_tui.detach import Launch, start
@@ -66,7 +67,7 @@ def detached(*args: str, runs: Path) -> Run:
 
 def wait_finished(run: Run, timeout: float = 90.0) -> str:
     wait_until(lambda: run.status() != "running", timeout, f"{run.id} to finish")
-    pid = run.info().get("pid")
+    pid = run.record().pid
     wait_until(lambda: not _alive(pid), 30, "its process to exit")
     return run.status()
 
@@ -161,7 +162,7 @@ def test_liveness_from_host_pid_and_heartbeat():
 def test_a_run_whose_heartbeat_stopped_is_killed_and_one_on_another_host_is_not(tmp_path: Path):
     runs = tmp_path / "runs"
     run = make_fixture_run(runs)
-    run.update_info(status="running", host=socket.gethostname(), pid=os.getpid())  # a live pid: this test
+    run.update_record(status="running", host=socket.gethostname(), pid=os.getpid())  # a live pid: this test
     forge_heartbeat(run, age_s=2)
     assert run.status() == "running"
     assert "heartbeat" not in json.loads((run.path / "run.json").read_text())  # never written into run.json
@@ -169,7 +170,7 @@ def test_a_run_whose_heartbeat_stopped_is_killed_and_one_on_another_host_is_not(
     assert run.status() == "killed"
     assert "killed" in invoke("runs", "--runs-dir", runs).stdout
     # A shared filesystem: the run trains on another host, whose pids mean nothing here.
-    run.update_info(host="gpu-box-7.cluster", pid=999_999_999)
+    run.update_record(host="gpu-box-7.cluster", pid=999_999_999)
     forge_heartbeat(run, age_s=3, host="gpu-box-7.cluster", pid=999_999_999)
     assert run.status() == "running"
     listing = invoke("runs", "--runs-dir", runs).stdout
@@ -182,7 +183,7 @@ def test_the_tui_browser_says_killed_when_the_heartbeat_stops_and_shows_progress
         tmp_path: Path):
     runs = tmp_path / "runs"
     run = make_fixture_run(runs)
-    run.update_info(status="running", host="gpu-box-7.cluster", pid=999_999_999)
+    run.update_record(status="running", host="gpu-box-7.cluster", pid=999_999_999)
     forge_heartbeat(run, age_s=1, host="gpu-box-7.cluster", pid=999_999_999)
 
     async def scenario() -> None:
@@ -209,7 +210,7 @@ def test_a_second_resume_is_refused_and_a_stale_lock_needs_force(tmp_path: Path)
     runs = tmp_path / "runs"
     assert invoke("run", TINY_PRESET, "--runs-dir", runs, "--device", "cpu", "-q").exit_code == 0
     run = find_run(runs, "latest")
-    run.update_info(status="interrupted")
+    run.update_record(status="interrupted")
     with RunLock(run.path).acquire():  # another process training it: this one, as far as the lock says
         result = run_toysup("resume", run.id, "--runs-dir", runs, "--device", "cpu")
         line = assert_user_error(result.returncode, result.stderr, result.stdout, "is being trained by process",
@@ -339,12 +340,12 @@ def test_watch_follows_a_run_started_elsewhere_until_it_completes(tmp_path: Path
 def test_stop_leaves_a_run_interrupted_and_resume_matches_an_uninterrupted_run(tmp_path: Path):
     runs = tmp_path / "runs"
     run = detached(*SLOWER, runs=runs)
-    wait_until(lambda: run.info().get("instances_done", 0) >= 1, 60, "a first chunk")
+    wait_until(lambda: run.record().instances_done >= 1, 60, "a first chunk")
     result = run_toysup("stop", run.id, "--runs-dir", runs)
     assert result.returncode == 0, result.stderr
     assert "SIGTERM" in result.stdout and "is interrupted" in result.stdout
     assert wait_finished(run) == "interrupted"
-    assert 1 <= run.info()["instances_done"] < 4
+    assert 1 <= run.record().instances_done < 4
     again = run_toysup("stop", run.id, "--runs-dir", runs)
     assert_user_error(again.returncode, again.stderr, again.stdout, "is not running")
     assert run_toysup("resume", run.id, "--runs-dir", runs, "-q").returncode == 0
@@ -358,7 +359,7 @@ def test_a_stop_request_file_stops_a_run_on_another_host(tmp_path: Path):
     runs = tmp_path / "runs"
     run = detached(*SLOWER, runs=runs)
     wait_until(lambda: (run.path / runlog.HEARTBEAT_FILE).exists(), 60, "a heartbeat")
-    how = request_stop(run.path, {**run.info(), "host": "gpu-box-7.cluster"})
+    how = request_stop(run.path, "gpu-box-7.cluster", run.record().pid)
     assert "stop file" in how
     assert wait_finished(run) == "interrupted"
     assert not (run.path / runlog.STOP_FILE).exists()

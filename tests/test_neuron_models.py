@@ -9,9 +9,9 @@ import torch
 from toysup.engine.models.abs_value import explained_alone, explained_by_sign, probe_inputs, sparse_symmetric_
 from toysup.engine.models.relu_hidden import dead_neurons, neuron_monosemanticity
 from toysup.engine.rng import DATA, CounterRNG
+from toysup.engine.run.layout import read_csv
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load
-from toysup.engine.store import read_csv
 
 from helpers import by_instance, make_spec, run_options, train_all
 

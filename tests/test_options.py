@@ -21,9 +21,9 @@ from textual.widgets import Input, Select
 import toysup
 from toysup.engine.errors import SpecError, UserError
 from toysup.engine.options import OPTION, OPTIONS, RunOptions, resume_options
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load
-from toysup.engine.store import Run
 from toysup_tui.app import ToysupApp
 from toysup_tui.cli import app as cli_app
 from toysup_tui.screens.form import FormScreen, device_choices
@@ -251,15 +251,15 @@ def test_run_and_resume_record_the_options_they_used(stopped_run: Path, tmp_path
     result = invoke("run", TINY_PRESET, "--device", "cpu", "--threads", "1", "--max-memory", "0.5",
                     "--checkpoint-every", "60", "--runs-dir", tmp_path / "runs", "-q")
     assert result.exit_code == 0, result.stderr
-    info = Run(Path(result.stdout.strip())).info()
-    assert info["options"] == {**RunOptions().to_dict(), "device": "cpu", "threads": 1, "max_memory": 0.5,
-                               "checkpoint_every": 60.0}
+    record = Run(Path(result.stdout.strip())).record()
+    assert record.options == {**RunOptions().to_dict(), "device": "cpu", "threads": 1, "max_memory": 0.5,
+                              "checkpoint_every": 60.0}
 
     root = tmp_path / "copy"
     shutil.copytree(stopped_run, root)
     result = invoke("resume", "latest", "--device", "cpu", "--threads", "1", "--checkpoint-every", "30",
                     "--runs-dir", root, "-q")
     assert result.exit_code == 0, result.stderr
-    info = Run(Path(result.stdout.strip())).info()
-    assert info["status"] == "completed" and info["backend"] == "local"
-    assert info["options"] == {**RunOptions().to_dict(), "device": "cpu", "threads": 1, "checkpoint_every": 30.0}
+    record = Run(Path(result.stdout.strip())).record()
+    assert record.status == "completed" and record.backend == "local"
+    assert record.options == {**RunOptions().to_dict(), "device": "cpu", "threads": 1, "checkpoint_every": 30.0}

@@ -18,9 +18,10 @@ from toysup.engine.analysis.selection import best_of_k, drop_worst
 from toysup.engine.errors import SpecError
 from toysup.engine.models.relu_output_phase import classify_phase
 from toysup.engine.results import Results
+from toysup.engine.run.folder import Run
+from toysup.engine.run.layout import read_csv
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import load
-from toysup.engine.store import Run, read_csv
 from toysup_tui.render.phase import PHASE_COLORS, draw_grid, phase_grid_table, phase_table, theory_boundaries
 from toysup_tui.report import print_report
 

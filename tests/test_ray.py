@@ -21,8 +21,8 @@ from toysup.engine import events as ev
 from toysup.engine.errors import SpecError
 from toysup.engine.executors import make_executor
 from toysup.engine.executors.ray_cluster import RayExecutor
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import resume_sweep, run_sweep
-from toysup.engine.store import Run
 
 from helpers import TINY_PRESET, assert_same_results, assert_user_error, invoke, make_spec, run_options, run_toysup
 
@@ -74,9 +74,9 @@ def test_the_ray_backend_gives_the_local_backends_results(cluster: str, local_ru
     for instance in (0, 13, 23):
         for name, tensor in here.instance_weights(instance).items():
             assert torch.equal(torch.as_tensor(tensor), torch.as_tensor(there.instance_weights(instance)[name]))
-    info = there.info()
-    assert info["backend"] == "ray" and info["device"] == "ray: 2 x cpu" and info["chunks_done"] == 2
-    assert info["ray_version"] == ray.__version__ and info["address"] == ""
+    record = there.record()
+    assert record.backend == "ray" and record.device == "ray: 2 x cpu" and record.chunks_done == 2
+    assert record.ray_version == ray.__version__ and record.address == ""
     # The sweep fits one chunk's memory but is cut in two, one per CPU slot, and both train at once.
     started = [e for e in events if isinstance(e, ev.ChunkStarted)]
     assert sorted(e.chunk for e in started) == [0, 1]
@@ -134,7 +134,7 @@ def test_an_interrupted_ray_run_resumes_like_a_local_one(cluster: str, tmp_path:
                         executor=RayExecutor(), emit=watch, should_stop=cut_short)
     assert outcome.status == "interrupted"
     run = Run(outcome.run_dir)
-    assert run.info()["chunks"] == 3 and 6 <= run.info()["instances_done"] <= 18  # chunks of 9, 9 and 6
+    assert run.record().chunks == 3 and 6 <= run.record().instances_done <= 18  # chunks of 9, 9 and 6
     saved = [c for c in run.read_checkpoints() if c[0] not in finished]
     assert saved
     assert not _wait_for(train_task_pids, present=False)  # nothing left training on the cluster
@@ -144,7 +144,7 @@ def test_an_interrupted_ray_run_resumes_like_a_local_one(cluster: str, tmp_path:
                            emit=lambda e: steps.setdefault(e.chunk, []).append(e.step)
                            if isinstance(e, ev.Progress) else None)
     assert resumed.status == "completed", resumed.error
-    assert run.info()["resumed"] == 1 and run.read_checkpoints() == []
+    assert run.record().resumed == 1 and run.read_checkpoints() == []
     for index, state in saved:
         assert min(steps[index]) == state.step  # each chunk cut short went on from its checkpoint (and says so)
     assert_same_results(whole.run_dir, outcome.run_dir)
@@ -168,7 +168,7 @@ def test_the_cli_runs_on_an_existing_cluster_by_address(cluster: str, tmp_path: 
     remote = run_toysup("run", TINY_PRESET, "--backend", "ray", "--address", cluster, "--runs-dir", tmp_path / "ray",
                         "-q", timeout=300)
     assert remote.returncode == 0, remote.stderr
-    assert Run(Path(remote.stdout.strip())).info()["address"] == cluster
+    assert Run(Path(remote.stdout.strip())).record().address == cluster
     assert_same_results(Path(local.stdout.strip()), Path(remote.stdout.strip()))
 
 

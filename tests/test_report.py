@@ -16,9 +16,9 @@ from rich.console import Console
 from toysup.engine.analysis import geometry, orientation, selection, series
 from toysup.engine.errors import RunDataError, SpecError
 from toysup.engine.results import Results
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import Spec, resolve
-from toysup.engine.store import Run
 from toysup_tui.render import charts, tables
 from toysup_tui.render.heatmap import heatmap, overlap_heatmap
 from toysup_tui.render.tables import summary_table
@@ -456,8 +456,7 @@ def test_report_without_config_prints_a_message(copy_of_run: Run):
 
 
 def test_report_of_a_running_run_shows_what_finished(copy_of_run: Run):
-    info = copy_of_run.info()
-    copy_of_run.write_info({**info, "status": "running", "instances_done": 3})
+    copy_of_run.update_record(status="running", instances_done=3)
     header, rows = copy_of_run.results()
     copy_of_run.write_results(header, rows[:3])  # only the first point finished
     text = report_text(copy_of_run)

@@ -9,10 +9,10 @@ import pytest
 
 from toysup.engine.errors import RunDataError
 from toysup.engine.results import Results
-from toysup.engine.run_format import csv_text, parse_csv
+from toysup.engine.run.folder import Run
+from toysup.engine.run_format import csv_text, parse_csv, result_columns
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import resolve
-from toysup.engine.store import Run, result_columns
 
 from helpers import make_spec, run_options
 

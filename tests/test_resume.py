@@ -16,8 +16,9 @@ import torch
 from toysup.engine.errors import SpecError
 from toysup.engine.models import get_model
 from toysup.engine.options import RunOptions
+from toysup.engine.run.catalogue import list_runs
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import resume_sweep, run_sweep
-from toysup.engine.store import Run, list_runs
 
 from helpers import assert_same_results, invoke, make_spec, run_options, toysup_command
 
@@ -63,7 +64,7 @@ def first_chunk_recorded(runs: Path) -> Path | None:
     """The run folder once run.json counts a stored chunk (results.csv is written a moment before run.json: a
     signal in between would leave run.json's count at 0)."""
     found = list_runs(runs)
-    if found and (found[0].path / "results.csv").exists() and found[0].info().get("instances_done"):
+    if found and (found[0].path / "results.csv").exists() and found[0].record().instances_done:
         return found[0].path
     return None
 
@@ -209,7 +210,7 @@ def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path, compile
     cut = run_sweep(spec, tmp_path / "cut", options.with_values(checkpoint_every=1e-9), emit=sink,
                     should_stop=lambda: len(ticks) >= 3)
     path = "compiled" if compile == "on" else "eager"
-    assert Run(cut.run_dir).info()["step"] == Run(whole.run_dir).info()["step"] == path
+    assert Run(cut.run_dir).record().step == Run(whole.run_dir).record().step == path
     assert cut.status == "interrupted" and len({*ticks}) >= 3 and ticks[-1] < 4000
     saved = Run(cut.run_dir).read_checkpoints()
     assert len(saved) == 1 and saved[0][1].step == ticks[-1]  # the step the stop ended at was saved
@@ -218,7 +219,7 @@ def test_a_chunk_cut_short_continues_from_its_checkpoint(tmp_path: Path, compile
     other = RunOptions(device="cpu", compile="off" if compile == "on" else "on")
     done = resume_sweep(cut.run_dir, other,
                         emit=lambda e: resumed_steps.append(e.step) if type(e).__name__ == "Progress" else None)
-    assert done.status == "completed" and Run(cut.run_dir).info()["step"] == path
+    assert done.status == "completed" and Run(cut.run_dir).record().step == path
     assert resumed_steps[0] == ticks[-1] == min(resumed_steps)  # it went on from the stop, not from step 1
     assert_same_results(whole.run_dir, cut.run_dir)
     assert Run(cut.run_dir).read_checkpoints() == []

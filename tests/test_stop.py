@@ -16,13 +16,16 @@ import pytest
 import torch
 
 from toysup.engine import events as ev
-from toysup.engine import stopping, store
+from toysup.engine import stopping
 from toysup.engine.models import get_model
 from toysup.engine.plan import plan
 from toysup.engine.progress import kept_text, live_text
+from toysup.engine.run import layout
+from toysup.engine.run.catalogue import list_runs
+from toysup.engine.run.folder import Run
+from toysup.engine.run.record import RunRecord
 from toysup.engine.runlog import STALE_S
 from toysup.engine.runner import resume_sweep, run_sweep
-from toysup.engine.store import Run, list_runs
 from toysup.engine.train import train_chunk
 
 from helpers import assert_same_results, assert_user_error, invoke, make_spec, run_options, run_toysup, toysup_command
@@ -106,7 +109,7 @@ def test_a_stop_half_way_keeps_the_step_and_resumes_to_the_uninterrupted_run(
     assert_same_results(uninterrupted, folder)
     a, b = Run(uninterrupted).instance_weights(3), Run(folder).instance_weights(3)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert Run(folder).read_checkpoints() == [] and Run(folder).info()["checkpoints"] == []
+    assert Run(folder).read_checkpoints() == [] and Run(folder).record().checkpoints == []
 
 
 # --- fencing: a trainer that wakes after its lock was broken commits nothing --------------------------------
@@ -130,7 +133,7 @@ def test_a_stale_writer_woken_after_a_forced_resume_is_refused_and_no_row_is_los
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         deadline = time.monotonic() + 120
-        while not ((found := list_runs(runs)) and found[0].info().get("chunks_done")):
+        while not ((found := list_runs(runs)) and found[0].record().chunks_done):
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.02)
         proc.send_signal(signal.SIGSTOP)
@@ -164,7 +167,7 @@ def test_a_disk_that_fills_for_good_marks_the_run_failed_in_one_line(tmp_path: P
     whole = run_sweep(SMALL, tmp_path / "whole", run_options()).run_dir
     preset = tmp_path / "sweep.toml"
     preset.write_text(SMALL.to_toml())
-    real, full = store.atomic_write, []
+    real, full = layout.atomic_write, []
 
     def write(path: Path, data: str | bytes) -> None:
         if full or path.parent.name == "weights":
@@ -173,7 +176,7 @@ def test_a_disk_that_fills_for_good_marks_the_run_failed_in_one_line(tmp_path: P
         real(path, data)
 
     with monkeypatch.context() as mp:
-        mp.setattr(store, "atomic_write", write)
+        mp.setattr(layout, "atomic_write", write)
         result = invoke("run", preset, "--runs-dir", tmp_path / "runs", "--device", "cpu", "-q")
     assert result.exit_code == 1 and "Traceback" not in result.stdout + result.stderr, result.stderr
     (line,) = result.stderr.strip().splitlines()
@@ -217,7 +220,7 @@ def fake_training_run(root: Path) -> Run:
     a fresh heartbeat at step 100 of 200, nothing stored yet."""
     outcome = run_sweep(SMALL, root, run_options(), should_stop=lambda: True)
     run = Run(outcome.run_dir)
-    run.update_info(status="running", pid=os.getpid(), host=socket.gethostname())
+    run.update_record(status="running", pid=os.getpid(), host=socket.gethostname())
     (run.path / "heartbeat.json").write_text(json.dumps({
         "host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), "interval_s": 5.0,
         "instance_steps_done": 200, "instance_steps": 400, "elapsed_s": 2.0, "chunks": 1, "chunks_done": 0,
@@ -287,7 +290,7 @@ def test_a_stop_during_the_final_evaluation_saves_the_trained_state(tmp_path: Pa
     monkeypatch.setattr(model, "metrics", interrupted)
     cut = run_sweep(SMALL, tmp_path / "cut", run_options())
     assert cut.status == "interrupted"
-    assert Run(cut.run_dir).info()["checkpoints"] == [{"chunk": 0, "step": 200, "steps": 200, "instances": 2}]
+    assert Run(cut.run_dir).record().checkpoints == [{"chunk": 0, "step": 200, "steps": 200, "instances": 2}]
     monkeypatch.setattr(model, "metrics", real)
     events: list[ev.Event] = []
     assert resume_sweep(cut.run_dir, run_options(), emit=events.append).status == "completed"
@@ -302,10 +305,10 @@ def test_progress_and_kept_words_count_steps_and_chunks_and_survive_odd_values()
     assert live_text({**beat, "chunks": 1, "chunks_done": 0}) == "step 500/2,000 (25%) · ETA 0:02"
     # a resumed session's rate counts only what it trained itself: 100 of its 200 instance-steps in 2 s
     assert live_text({**beat, "instance_steps_resumed": 100}).endswith("ETA 0:04")
-    assert kept_text({"chunks": 7, "chunks_done": 3, "checkpoints": [{"chunk": 3, "step": 500, "steps": 2000}]}) \
+    assert kept_text(RunRecord(chunks=7, chunks_done=3, checkpoints=[{"chunk": 3, "step": 500, "steps": 2000}])) \
         == "3/7 chunks and chunk 3 at step 500/2,000"
-    assert kept_text({"chunks": 1, "chunks_done": 0, "checkpoints": []}).startswith("nothing")
+    assert kept_text(RunRecord(chunks=1, chunks_done=0, checkpoints=[])).startswith("nothing")
     for odd in ({"training": {"0": "x"}, "chunks": "many"}, {"training": [1], "instance_steps": float("nan")},
                 {"training": {"0": [5, 2]}, "chunks": True}):
         live_text(odd)  # a heartbeat from anywhere is shown, or not, never a crash
-        kept_text({"checkpoints": [odd, {"step": -1, "steps": 3}], "chunks": odd.get("chunks")})
+        kept_text(RunRecord(checkpoints=[odd, {"step": -1, "steps": 3}], chunks=odd.get("chunks")))  # type: ignore[arg-type]

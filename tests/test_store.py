@@ -1,4 +1,4 @@
-"""The run store and the local runner: folders, files, statuses (engine/store.py, engine/runner.py)."""
+"""The run store and the local runner: folders, files, statuses (engine/run/, engine/runner.py)."""
 
 from __future__ import annotations
 
@@ -12,26 +12,18 @@ import torch
 from safetensors.torch import load_file
 
 from toysup.engine import events as ev
-from toysup.engine import store
 from toysup.engine.errors import RunDataError, SpecError, UserError
 from toysup.engine.executors import base as executor_base
 from toysup.engine.models import get_model
+from toysup.engine.run import layout
+from toysup.engine.run.catalogue import find_run, list_runs
+from toysup.engine.run.export import export, with_run_id
+from toysup.engine.run.folder import Run
+from toysup.engine.run.layout import atomic_write, read_csv, runs_dir
+from toysup.engine.run.record import SCHEMA
+from toysup.engine.run.status import STATUSES, Status, exit_code
+from toysup.engine.run_format import csv_text, format_value, parse_value, result_columns
 from toysup.engine.runner import run_sweep
-from toysup.engine.store import (
-    STATUSES,
-    Run,
-    atomic_write,
-    csv_text,
-    export,
-    find_run,
-    format_value,
-    list_runs,
-    parse_value,
-    read_csv,
-    result_columns,
-    runs_dir,
-    with_run_id,
-)
 from toysup.engine.train import curve_schedule
 
 from helpers import by_instance, make_spec, run_options, train_all
@@ -219,9 +211,9 @@ def test_an_interrupted_run_keeps_its_finished_chunks(tmp_path):
                         should_stop=lambda: any(isinstance(e, ev.ChunkFinished) for e in seen))
     assert outcome.status == "interrupted"
     run = Run(outcome.run_dir)
-    info = run.info()
-    assert info["status"] == "interrupted" and info["chunks"] == 2 and info["chunks_done"] == 1
-    assert info["instances_done"] == 2
+    record = run.record()
+    assert record.status == "interrupted" and record.chunks == 2 and record.chunks_done == 1
+    assert record.instances_done == 2
     _, rows = run.results()
     assert [r["instance"] for r in rows] == [0, 1]
     assert {r["instance"] for r in run.table("curves")[1]} == {0, 1}
@@ -241,7 +233,7 @@ def test_a_failed_run_records_the_error(tmp_path, monkeypatch):
     outcome = run_sweep(spec, tmp_path, run_options(max_memory_bytes=two_chunks(spec)))
     assert outcome.status == "failed" and outcome.error == "RuntimeError: boom"
     run = Run(outcome.run_dir)
-    assert run.info()["status"] == "failed" and run.info()["error"] == "RuntimeError: boom"
+    assert run.record().status == "failed" and run.record().error == "RuntimeError: boom"
     assert "Traceback" in (run.path / "error.log").read_text()
     assert [r["instance"] for r in run.results()[1]] == [0, 1]
 
@@ -263,7 +255,7 @@ def test_runs_directory_that_cannot_be_created(tmp_path):
 
 def test_a_live_run_serves_tables_from_its_parts(tmp_path):
     run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=2)
-    assert run.info()["status"] == "running"
+    assert run.record().status == "running"
     with pytest.raises(RunDataError, match="has no results table yet"):
         run.table_text("results")
     with pytest.raises(RunDataError, match="has no curves table yet"):
@@ -280,8 +272,8 @@ def test_a_live_run_serves_tables_from_its_parts(tmp_path):
 def test_a_damaged_run_json_reads_as_damaged(tmp_path):
     run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=1)
     (run.path / "run.json").write_text("{not json")
-    info = run.info()
-    assert info["status"] == "damaged" and "run.json" in info["error"]
+    record = run.record()
+    assert record.status == "damaged" and "run.json" in record.error and record.damage == record.error
 
 
 def test_run_status_is_one_of_six(tmp_path):
@@ -291,20 +283,58 @@ def test_run_status_is_one_of_six(tmp_path):
     run = Run.create(tmp_path, tiny_spec(), "cpu", chunks=1)
     assert run.status() == "running"  # this process wrote it and still runs
     for word in ("interrupted", "failed"):
-        run.update_info(status=word)
+        run.update_record(status=word)
         assert run.status() == word
-    run.update_info(status="completed")  # but no results.csv rows: the word alone is not trusted
+    run.update_record(status="completed")  # but no results.csv rows: the word alone is not trusted
     assert run.status() == "damaged" and "results.csv: 0 rows" in run.problem()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    run.update_info(status="running", pid=int(gone.stdout))
+    run.update_record(status="running", pid=int(gone.stdout))
     assert run.status() == "killed"
-    run.update_info(host="another-host")
+    run.update_record(host="another-host")
     assert run.status() == "running"  # not ours to check: taken at its word
-    run.update_info(status="killed")
+    run.update_record(status="killed")
     assert run.status() == "damaged"  # never written: not a word run.json holds
     (run.path / "run.json").write_text("{not json")
     assert run.status() == "damaged"
     assert STATUSES == ("completed", "running", "interrupted", "failed", "killed", "damaged")
+    assert run.status() is Status.DAMAGED and json.dumps({"s": Status.KILLED}) == '{"s": "killed"}'
+
+
+def test_every_status_has_one_exit_code_and_one_colour_and_the_live_view_keeps_its_own_states():
+    from toysup_tui.render.status import LiveState, status_style
+
+    assert [exit_code(s) for s in Status] == [0, 1, 130, 1, 1, 1]  # the CLI help: 0 ok, 1 failed, 130 interrupted
+    assert exit_code("nonsense") == 1 and Status.parse("nonsense") is Status.DAMAGED
+    assert all(status_style(s) for s in [*Status, *LiveState])
+    assert not {s.value for s in LiveState} & set(STATUSES)  # a view's transient state is never a run's status
+    assert [s for s in Status if s.resumable] == [Status.INTERRUPTED, Status.FAILED, Status.KILLED]
+
+
+def test_run_json_is_one_typed_record_and_old_ones_still_open(finished, tmp_path):
+    """run.json says its schema; one without it (every run before the field) is version 1 and opens as it is;
+    fields this toysup does not know survive a rewrite; a newer schema is damage in one line, never a guess."""
+    _, _, run, _ = finished
+    written = json.loads((run.path / "run.json").read_text())
+    assert written["schema"] == SCHEMA == 1 and "heartbeat" not in written and "damage" not in written
+    old = Run(tmp_path / run.id)
+    old.path.mkdir()
+    for name in ("config.toml", "results.csv", "curves.csv", "features.csv", "manifest.json"):
+        (old.path / name).write_bytes((run.path / name).read_bytes())
+    (old.path / "weights").mkdir()
+    for path in (run.path / "weights").iterdir():
+        (old.path / "weights" / path.name).write_bytes(path.read_bytes())
+    before = {k: v for k, v in written.items() if k != "schema"}
+    (old.path / "run.json").write_text(json.dumps({**before, "from_a_newer_toysup": {"x": [1]}}))
+    record = old.record()
+    assert record.schema == 1 and record.instances_done == 4 and record.versions == written["versions"]
+    assert old.status() == "completed" and old.problem() == ""
+    old.update_record(error="")
+    assert json.loads((old.path / "run.json").read_text())["from_a_newer_toysup"] == {"x": [1]}
+    (old.path / "run.json").write_text(json.dumps({**written, "schema": 2}))
+    assert old.status() == "damaged"
+    assert old.problem() == "run.json: schema 2 is newer than this toysup reads (1): upgrade toysup to open it"
+    with pytest.raises(TypeError):  # a misspelt field is a bug, not a new key in the file
+        run.record().with_changes(instance_done=3)
 
 
 def test_export_writes_the_table_with_a_run_id_column(finished, tmp_path):
@@ -338,6 +368,29 @@ def test_a_truncated_table_is_damaged_data(finished, tmp_path):
     (copy.path / "config.toml").write_text("model = 3\n")
     with pytest.raises(RunDataError, match="is damaged: unknown model 3"):
         copy.spec()
+
+
+def test_reading_a_run_back_does_not_resolve_its_config_as_a_preset(tmp_path, monkeypatch):
+    """config.toml is read back as the spec it was written from: no preset resolution, no per-point checks (a
+    newer toysup's tighter rule or a parameter it dropped must not lock an old run out); a hostile sweep is
+    still refused by its size before any axis is expanded."""
+    from toysup.engine import spec as spec_module
+
+    spec = make_spec(TINY, {"feature_probability": "log:0.01:1:5"})
+    run = Run.create(tmp_path, spec, "cpu", chunks=1)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the preset grammar ran")
+
+    monkeypatch.setattr(spec_module, "resolve", refuse)
+    monkeypatch.setattr(spec_module, "_check_combinations", refuse)
+    assert run.spec() == spec and run.spec().points() == spec.points()
+    text = (run.path / "config.toml").read_text()
+    (run.path / "config.toml").write_text(text.replace("[params]\n", "[params]\nretired_option = 3\n"))
+    assert run.spec() == spec
+    (run.path / "config.toml").write_text(text.replace('"log:0.01:1:5"', '"lin:0:1:1000000000"'))
+    with pytest.raises(RunDataError, match="is damaged: the sweep has more than"):
+        run.spec()
 
 
 def test_list_runs_newest_first_even_within_one_second(tmp_path):
@@ -391,7 +444,7 @@ def documented_columns(description: str, expand: dict[str, list[str]]) -> list[s
 
 def test_the_docs_and_the_store_describe_the_run_folder_alike():
     section = RUN_FOLDER_PAGE.read_text(encoding="utf-8")
-    assert documented_files(section) == documented_files(store.__doc__ or "")
+    assert documented_files(section) == documented_files(layout.__doc__ or "")
     assert list(documented_files(section)) == [
         "config.toml", "run.json", "results.csv", "curves.csv", "features.csv", "weights/chunk-NNNN.safetensors",
         "checkpoints/chunk-NNNN.safetensors", "error.log", "manifest.json", "events.jsonl", "heartbeat.json", "lock",
@@ -411,7 +464,7 @@ def test_a_run_writes_the_documented_columns_and_tensors(model, params, sweep, t
     expand = {"<swept parameters>": list(sweep), "<metrics>": [c.name for c in declared.columns],
               "<curve columns>": [c.name for c in declared.curve_columns],
               "<feature columns>": [c.name for c in declared.feature_columns]}
-    files = documented_files(store.__doc__ or "")
+    files = documented_files(layout.__doc__ or "")
     for table in ("results", "curves", "features"):
         header = (outcome.run_dir / f"{table}.csv").read_text().splitlines()[0].split(",")
         assert header == documented_columns(files[f"{table}.csv"], expand), table

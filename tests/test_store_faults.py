@@ -10,11 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from toysup.engine import store
+from toysup.engine import runlog
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.models import get_model
+from toysup.engine.run import export as run_export
+from toysup.engine.run import layout
+from toysup.engine.run.catalogue import list_runs
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import resume_sweep, run_sweep
-from toysup.engine.store import Run, list_runs
 
 from helpers import TINY_PRESET as TINY
 from helpers import assert_user_error, invoke, make_spec, run_options
@@ -41,7 +44,7 @@ def faulty_writes(monkeypatch: pytest.MonkeyPatch, at: int | None, fault: type[B
     """Make store's atomic write number ``at`` (1-based) fail half-way: its temporary is written, then
     ``fault`` is raised before the rename, as a kill would leave it. Returns the names written."""
     written: list[str] = []
-    real = store.atomic_write
+    real = layout.atomic_write
 
     def write(path: Path, data: str | bytes) -> None:
         written.append(path.name)
@@ -50,7 +53,7 @@ def faulty_writes(monkeypatch: pytest.MonkeyPatch, at: int | None, fault: type[B
             raise fault
         real(path, data)
 
-    monkeypatch.setattr(store, "atomic_write", write)
+    monkeypatch.setattr(layout, "atomic_write", write)
     return written
 
 
@@ -80,7 +83,7 @@ def whole(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
 
 def finish(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Resume until completed: first with a fault at the resume's second write, then without faults."""
-    monkeypatch.setattr(store, "process_alive", lambda info: False)  # the "killed" process was this one
+    monkeypatch.setattr(runlog, "liveness", lambda holder, heartbeat: False)  # the "killed" process was this one
     with monkeypatch.context() as mp:
         faulty_writes(mp, 2, Killed)
         with contextlib.suppress(Killed):
@@ -152,7 +155,7 @@ def test_damaged_files_are_reported_then_trained_again(case, whole, tmp_path, mo
         assert "damaged" in shown.stdout
     exported = invoke("export", outcome.run_dir, "--table", "features")
     assert "Traceback" not in exported.stdout + exported.stderr
-    run.update_info(status="interrupted")  # resume trains whatever it cannot verify
+    run.update_record(status="interrupted")  # resume trains whatever it cannot verify
     assert resume_sweep(outcome.run_dir, run_options(max_memory_bytes=two_per_chunk())).status == "completed"
     assert run.status() == "completed" and run.problem(deep=True) == ""
     assert_same_files(reference, outcome.run_dir)
@@ -169,7 +172,7 @@ def test_a_completed_run_with_half_its_results_is_damaged(tmp_path):
     assert "3 rows, but the run completed 6 instances" in " ".join(listed.stdout.split())
     assert "damaged" in invoke("report", run_dir, env={"COLUMNS": "200"}).stdout
     with pytest.raises(RunDataError, match=r"results\.csv"):
-        store.export_text(run, "results")
+        run_export.export_text(run, "results")
 
 
 def test_unreadable_checkpoints_are_dropped_not_fatal(tmp_path):
@@ -290,14 +293,14 @@ def test_runs_lists_damaged_and_hostile_folders_and_exits_0(tmp_path):
 
 
 def disk_full_at(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    real = store.atomic_write
+    real = layout.atomic_write
 
     def write(path: Path, data: str | bytes) -> None:
         if path.name == name:
             raise OSError(28, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(store, "atomic_write", write)
+    monkeypatch.setattr(layout, "atomic_write", write)
 
 
 def test_a_full_disk_while_creating_a_run_leaves_no_folder(tmp_path, monkeypatch):
@@ -309,14 +312,14 @@ def test_a_full_disk_while_creating_a_run_leaves_no_folder(tmp_path, monkeypatch
 
 def test_a_full_disk_mid_run_is_recorded_in_run_json(tmp_path, monkeypatch):
     disk_full_at(monkeypatch, "manifest.json")  # the first chunk cannot be stored, nor error.log written
-    real = store.atomic_write
+    real = layout.atomic_write
 
     def write(path: Path, data: str | bytes) -> None:
         if path.name == "error.log":
             raise OSError(28, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(store, "atomic_write", write)
+    monkeypatch.setattr(layout, "atomic_write", write)
     outcome = run_sweep(spec(), tmp_path, run_options())
     assert outcome.status == "failed" and "No space left" in outcome.error
     info = json.loads((outcome.run_dir / "run.json").read_text())
@@ -329,7 +332,7 @@ def test_atomic_write_leaves_no_temporary_on_a_full_disk(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", full)
     with pytest.raises(OSError):
-        store.atomic_write(tmp_path / "out.csv", "a,b\n")
+        layout.atomic_write(tmp_path / "out.csv", "a,b\n")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -340,12 +343,12 @@ def test_export_refuses_a_fifo_and_neutralises_formulas(tmp_path):
     result = invoke("export", run_dir, "-o", fifo)
     assert_user_error(result.exit_code, result.stderr, result.stdout, "not a regular file")
     assert fifo.exists() and not fifo.is_file()
-    assert store.neutralised("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert run_export.neutralised("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     for cell in ("+1+2", "-x", "@SUM(A1)", "\tcmd", "\rcmd"):
-        assert store.neutralised(cell) == "'" + cell
+        assert run_export.neutralised(cell) == "'" + cell
     for cell in ("-0.5", "-1e-05", "+3", "-inf", "plain", ""):
-        assert store.neutralised(cell) == cell
-    exported = store.with_run_id("instance,choice,loss\n0,=1+2,-0.25\n", "=run")
+        assert run_export.neutralised(cell) == cell
+    exported = run_export.with_run_id("instance,choice,loss\n0,=1+2,-0.25\n", "=run")
     assert exported == "run_id,instance,choice,loss\n'=run,0,'=1+2,-0.25\n"
 
 

@@ -11,8 +11,8 @@ from rich.console import Console
 
 from toysup.engine.analysis.series import Band
 from toysup.engine.results import Results
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import run_sweep
-from toysup.engine.store import Run
 from toysup_tui.render import charts
 from toysup_tui.render.tables import summary_metrics, summary_table
 from toysup_tui.report import print_report

@@ -318,8 +318,8 @@ def test_linear_model_does_not_superpose():
 
 
 def test_diverging_instances_are_frozen_and_marked_while_the_rest_match_a_run_without_them(tmp_path):
+    from toysup.engine.run.folder import Run
     from toysup.engine.runner import run_sweep
-    from toysup.engine.store import Run
 
     base = {**TINY, "seeds": 2, "optimizer": "sgd"}
     with_bad = make_spec(base, {"lr": [1e-2, 100.0]})  # lr 100 with SGD overflows within a few steps

@@ -37,9 +37,10 @@ from tui_helpers import (
 from toysup.engine.analysis import selection
 from toysup.engine.models import get_model
 from toysup.engine.options import RunOptions
+from toysup.engine.run.export import export
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import run_sweep
 from toysup.engine.spec import resolve
-from toysup.engine.store import Run, export
 from toysup_tui.app import ToysupApp
 from toysup_tui.live import LiveRun
 from toysup_tui.render.phase import phase_table
@@ -83,9 +84,9 @@ async def test_launch_tiny_sweep_from_form_and_see_it_complete(tui_dirs: tuple[P
         assert [b.label for b in live.loss_bands()] == ["1", "0.05"]
         assert "completed" in str(app.screen.query_one("#run-header").render())
         run = Run(Path(live.run_dir))
-        assert run.info()["status"] == "completed"
+        assert run.record().status == "completed"
         # the worker got the form's run options as data, and the run recorded them
-        assert run.info()["options"] == {**RunOptions().to_dict(), "device": "cpu", "threads": 1,
+        assert run.record().options == {**RunOptions().to_dict(), "device": "cpu", "threads": 1,
                                          "max_memory": 0.5, "checkpoint_every": 45.0}
         _, rows = run.results()
         assert len(rows) == 4 and {r["feature_probability"] for r in rows} == {1.0, 0.05}
@@ -135,11 +136,11 @@ async def test_cancelling_a_run_keeps_finished_chunks(tui_dirs: tuple[Path, Path
         await pilot.pause(0.4)
         assert live.status == "interrupted"
         run = Run(Path(live.run_dir))
-        (saved,) = run.info()["checkpoints"]  # the chunk in training was saved at the step it stopped at
+        (saved,) = run.record().checkpoints  # the chunk in training was saved at the step it stopped at
         assert saved["chunk"] == 1 and 0 < saved["step"] < 1_000_000
         assert f"stopped: kept 1/2 chunks and chunk 1 at step {saved['step']:,}/1,000,000" in \
             str(app.screen.query_one("#run-stats").render())
-        assert run.info()["status"] == "interrupted"
+        assert run.record().status == "interrupted"
         _, rows = run.results()
         assert len(rows) == 2 and {r["instance"] for r in rows} == {0, 1}
         await wait_for_worker_exit(pilot, app)
@@ -170,7 +171,7 @@ async def test_quit_with_a_running_sweep_asks_first(tui_dirs: tuple[Path, Path])
         await pilot.press("s")
         await wait_for(pilot, lambda: not app.is_running or (app.live is not None and app.live.finished), timeout=30)
     assert app.live is not None and app.live.status == "interrupted"
-    assert Run(Path(app.live.run_dir)).info()["status"] == "interrupted"
+    assert Run(Path(app.live.run_dir)).record().status == "interrupted"
 
 
 @run_async
@@ -422,7 +423,7 @@ async def test_a_killed_run_shows_killed_in_the_runs_browser_and_results_header(
     run = make_fixture_run(tui_dirs[0])
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        run.update_info(status="running", host=socket.gethostname(), pid=process.pid)
+        run.update_record(status="running", host=socket.gethostname(), pid=process.pid)
         app = make_app(tui_dirs)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("b")
@@ -621,6 +622,6 @@ def test_the_first_time_estimate_is_within_2x_of_the_measured_runs(tmp_path: Pat
         assert 0.5 <= estimate_seconds(load(name, sets), speed) / seconds <= 2.0, name
     # A finished run here twice as slow as the model makes every estimate's modelled part twice as long.
     run = make_fixture_run(tmp_path / "runs")
-    run.update_info(host=socket.gethostname(), wall_time_s=2 * training_seconds(run.spec()))
+    run.update_record(host=socket.gethostname(), wall_time_s=2 * training_seconds(run.spec()))
     here = measured_speed(tmp_path / "runs")
     assert here.scale == pytest.approx(2.0) and run.id in here.basis

@@ -23,8 +23,8 @@ from tui_helpers import (
 
 from toysup.engine.models import get_model
 from toysup.engine.options import OPTIONS
+from toysup.engine.run.folder import Run
 from toysup.engine.runner import run_sweep
-from toysup.engine.store import Run
 from toysup_tui.live import LiveRun
 from toysup_tui.screens.compare import CompareScreen
 from toysup_tui.screens.confirm import ConfirmScreen
@@ -304,7 +304,7 @@ async def test_an_interrupted_runs_results_resume_with_one_key(tui_dirs: tuple[P
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
         await wait_for(pilot, lambda: app.live is not None and app.live.status == "completed", timeout=120)
         await wait_for_worker_exit(pilot, app)
-    assert run.status() == "completed" and run.info()["instances_done"] == spec.n_instances
+    assert run.status() == "completed" and run.record().instances_done == spec.n_instances
 
 
 @run_async

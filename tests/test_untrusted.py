@@ -24,10 +24,12 @@ from toysup.engine import runlog, safe_fs
 from toysup.engine.errors import SpecError, UserError
 from toysup.engine.events import from_json
 from toysup.engine.lock import RunLock
+from toysup.engine.run.catalogue import list_runs
+from toysup.engine.run.export import with_run_id
+from toysup.engine.run.folder import Run
 from toysup.engine.runlog import LogReader, liveness
 from toysup.engine.runner import run_sweep
 from toysup.engine.stop_request import request_stop
-from toysup.engine.store import Run, list_runs, with_run_id
 
 from helpers import assert_user_error, invoke, make_fixture_run, make_spec, run_options
 
@@ -92,6 +94,23 @@ def running_info(run_dir: Path, pid: int, beat: float | str | None = None) -> No
                                                         "time": time.time() if beat is None else beat}))
 
 
+def test_a_run_folder_that_is_a_link_is_neither_listed_nor_opened(trained, tmp_path):
+    """A link in the runs directory could point anywhere (another user's runs, a folder that keeps changing):
+    it is not a run, whatever it points to; `runs` lists the real one only and `report` refuses the link."""
+    real = copy_run(trained["completed"], tmp_path)
+    link = real.parent / "20990101-000000-forged"
+    link.symlink_to(real, target_is_directory=True)
+    assert [r.id for r in list_runs(real.parent)] == [real.name]
+    listed = invoke("runs", "--runs-dir", real.parent, "--json")
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == [real.name]
+    for ref in ("20990101", str(link)):  # by name (its prefix) and by path
+        result = invoke("report", ref, "--runs-dir", real.parent)
+        assert result.exit_code == 2 and "20990101-000000-forged" not in result.stdout
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    with pytest.raises(UserError, match="symbolic link"):
+        Run.open(link)
+
+
 # --- links named as the run's own files: nothing outside the run is written ------------------------------------
 
 
@@ -141,7 +160,7 @@ def test_a_run_folder_that_cannot_be_written_refuses_resume_in_one_line(trained,
         real(path, data, **kwargs)
 
     monkeypatch.setattr(safe_fs, "atomic_write", read_only)
-    monkeypatch.setattr("toysup.engine.store.atomic_write", read_only)
+    monkeypatch.setattr("toysup.engine.run.layout.atomic_write", read_only)
     result = invoke("resume", run_dir, "-q", "--device", "cpu")
     assert_user_error(result.exit_code, result.stderr, result.stdout, "Permission denied")
     assert (run_dir / "run.json").read_bytes() == before
@@ -151,7 +170,7 @@ def test_stop_and_logs_replace_a_link_never_write_through_it(trained, tmp_path):
     run_dir = copy_run(trained["completed"], tmp_path)
     target = outside_file(tmp_path)
     (run_dir / "stop").symlink_to(target)
-    request_stop(run_dir, {"host": "elsewhere", "pid": 12345})
+    request_stop(run_dir, "elsewhere", 12345)
     assert safe_fs.is_regular(run_dir / "stop") and target.read_text() == OUTSIDE
     for name in ("output.log", "events.jsonl"):  # detach._redirect and RunLog open them with open_log
         (run_dir / name).unlink(missing_ok=True)
@@ -309,7 +328,7 @@ def test_stop_never_signals_a_process_that_does_not_hold_the_lock(trained, tmp_p
     bystander = subprocess.Popen(["sleep", "60"])
     try:
         running_info(run_dir, bystander.pid, beat=time.time() + 3600)  # a forged heartbeat from the future, too
-        how = request_stop(run_dir, {**json.loads((run_dir / "run.json").read_text())})
+        how = request_stop(run_dir, HERE, bystander.pid)
         running_info(run_dir, bystander.pid)
         result = invoke("stop", run_dir, "--wait", "0")
         time.sleep(0.2)
@@ -322,7 +341,7 @@ def test_stop_never_signals_a_process_that_does_not_hold_the_lock(trained, tmp_p
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(runlog.os, "kill", lambda pid, sig: killed.append((pid, sig)))
         for pid in (0, -1, 1, 2**70, os.getpid()):
-            request_stop(run_dir, {"host": HERE, "pid": pid})
+            request_stop(run_dir, HERE, pid)
     assert all(sig == 0 for _, sig in killed)
 
 
@@ -346,7 +365,7 @@ def test_stop_signals_the_lock_holder_and_force_breaks_no_live_lock_whatever_the
         running_info(run_dir, holder.pid, beat=time.time())
         with pytest.raises(UserError, match="alive"):
             RunLock(run_dir).acquire(force=True)
-        assert "sent SIGTERM" in request_stop(run_dir, json.loads((run_dir / "run.json").read_text()))
+        assert "sent SIGTERM" in request_stop(run_dir, HERE, holder.pid)
         assert holder.wait(10) == -signal.SIGTERM
     finally:
         holder.kill()
@@ -364,7 +383,7 @@ def test_names_with_line_breaks_escapes_and_markup_are_shown_as_text(tmp_path):
                          ("20250101-000001-\x1b[31mred\x1b[0m", "\x1b]0;title\x07[/]"),
                          ("20250101-000002-[bold]x", "[/]")]:
         run = make_fixture_run(root, run_id=folder)
-        run.update_info(name=name)
+        run.update_record(name=name)
         config = (run.path / "config.toml").read_text()
         assert 'description = "' in config
         (run.path / "config.toml").write_text(config.replace('description = "', 'description = "[/] ', 1))

@@ -14,8 +14,8 @@ from tui_helpers import SIZE, make_app, run_async, set_field, wait_for
 
 from toysup.engine import preset_sources, settings
 from toysup.engine.errors import UserError
+from toysup.engine.run.folder import Run
 from toysup.engine.spec import load
-from toysup.engine.store import Run
 from toysup_tui.screens.confirm import ConfirmScreen, PromptScreen
 from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.presets import PresetsScreen

@@ -30,10 +30,11 @@ from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from toysup.engine.errors import SpecError, ToysupError
 from toysup.engine.options import RunOptions, resume_options
+from toysup.engine.run.folder import Run
+from toysup.engine.run.status import Status
 from toysup.engine.runlog import FOLLOW_POLL_S, LogReader
 from toysup.engine.spec import Spec
 from toysup.engine.stop_request import request_stop
-from toysup.engine.store import Run
 from toysup_tui import detach
 from toysup_tui.crash import crash_line, write_report
 from toysup_tui.detach import Launch, Resume, WorkerError
@@ -143,7 +144,7 @@ class ToysupApp(App[None]):
             return
         try:
             spec = run.spec()
-            options = resume_options({}, run.info())
+            options = resume_options({}, run.record().to_json())
         except ToysupError as exc:
             self.notify(str(exc), severity="error")
             return
@@ -167,7 +168,7 @@ class ToysupApp(App[None]):
         live = self.live
         if self.attached is None or live is None or self.attached.path.resolve() != run.path.resolve():
             try:
-                live = LiveRun(run.spec(), requested_device=str(run.info().get("device", "")))
+                live = LiveRun(run.spec(), requested_device=run.record().device)
             except ToysupError as exc:
                 self.notify(str(exc), severity="error")
                 return
@@ -193,7 +194,7 @@ class ToysupApp(App[None]):
             if not live.finished and now - checked >= STATUS_EVERY_S:
                 checked = now
                 status = run.status()
-                if status != "running":
+                if status is not Status.RUNNING:
                     await asyncio.sleep(FOLLOW_POLL_S)  # its last events may still be on their way
                     for event in reader.read():
                         live.apply(event)
@@ -201,10 +202,10 @@ class ToysupApp(App[None]):
             await asyncio.sleep(FOLLOW_POLL_S)
         self.refresh_bindings()
         took = format_duration(live.elapsed_s)
-        if live.status == "completed":
+        if live.status is Status.COMPLETED:
             self.notify(f"{live.spec.name}: {live.instances:,} instances in {took}; o on the live view "
                         "opens the results", title="Run completed", timeout=8)
-        elif live.status == "interrupted":
+        elif live.status is Status.INTERRUPTED:
             kept = live.kept or f"{live.chunks_done} finished chunk(s)"
             self.notify(f"{live.spec.name}: stopped; kept {kept} (r resumes it)",
                         title="Run stopped", severity="warning", timeout=8)
@@ -229,7 +230,8 @@ class ToysupApp(App[None]):
     def _request_stop(self) -> None:
         if self.sweep_running and self.attached is not None and self.live is not None:
             self.live.mark_cancelling()
-            request_stop(self.attached.path, self.attached.info())
+            record = self.attached.record()
+            request_stop(self.attached.path, record.host, record.pid)
 
     async def stop_sweep(self) -> None:
         """Stop the watched sweep and wait (a while) until it has recorded itself as interrupted."""

@@ -19,12 +19,12 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from toysup.engine.errors import SpecError, ToysupError
+from toysup.engine.run.status import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Status, exit_code
 from toysup_tui import completion
 from toysup_tui.option_flags import with_run_options
 from toysup_tui.printable import print_line
 from toysup_tui.printable import shown as escape
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEFAULT_PRESET = "tms-intro"
 
 class _Commands(TyperGroup):
@@ -215,9 +215,10 @@ def run(
                                          "terminal: print the run id and return at once")] = False,
 ) -> None:
     """Train a sweep headless and store it as a run folder."""
-    from toysup.engine import settings, store
+    from toysup.engine import settings
     from toysup.engine.executors import executor_for
     from toysup.engine.plan import plan_shapes
+    from toysup.engine.run import layout
     from toysup.engine.runner import run_sweep
     from toysup.engine.spec import load
     from toysup_tui import progress, summaries
@@ -234,7 +235,7 @@ def run(
                              slots=placement.slots)
         summaries.print_dry_run(out, spec, chunks, as_json, where=placement.description)
         return
-    root = store.runs_dir(runs_dir)
+    root = layout.runs_dir(runs_dir)
     if detach:
         from toysup_tui.detach import Launch, start
 
@@ -250,7 +251,7 @@ def run(
 def _detached(run_dir: Path, quiet: bool, as_json: bool) -> None:
     """What a detached launch prints: the run and how to follow and stop it."""
     if as_json:
-        sys.stdout.write(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": "running"}) + "\n")
+        sys.stdout.write(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": Status.RUNNING}) + "\n")
     elif quiet:
         sys.stdout.write(f"{run_dir}\n")
     else:
@@ -263,23 +264,23 @@ def _finish(outcome: Any, quiet: bool, as_json: bool, rate: float = 0.0) -> None
     """Print a finished run's summary, its end told once, and leave with its exit code (0, 1 failed, 130
     interrupted). ``rate``: the instance-steps/s this session measured, which a stopped run reports (run.json's
     counts finished chunks only, 0 when none finished)."""
-    from toysup.engine import store
+    from toysup.engine.run import folder as run_folder
     from toysup_tui import summaries
 
-    finished = store.Run(outcome.run_dir)
+    finished = run_folder.Run(outcome.run_dir)
     if as_json:
         out.print_json(json.dumps(summaries.json_summary(finished)))
     elif quiet:
         sys.stdout.write(f"{outcome.run_dir}\n")  # verbatim, never wrapped: scripts capture it
     else:
-        summaries.print_summary(out, finished, rate if outcome.status != "completed" else None)
-    if outcome.status == "interrupted":
+        summaries.print_summary(out, finished, rate if outcome.status is not Status.COMPLETED else None)
+    if outcome.status is Status.INTERRUPTED:
         from toysup.engine.progress import kept_text
 
-        print_line(err, f"interrupted: kept {escape(kept_text(finished.info()))}; "  # the command names the folder
+        print_line(err, f"interrupted: kept {escape(kept_text(finished.record()))}; "  # the command names the folder
                    f"continue with: toysup resume {escape(str(outcome.run_dir))}")
         raise typer.Exit(EXIT_INTERRUPTED)
-    if outcome.status == "failed":
+    if outcome.status is Status.FAILED:
         log = outcome.run_dir / "error.log"
         details = f"details in {log}; " if log.is_file() else ""  # a full disk may not have let it be written
         raise fail(f"run failed: {outcome.error} ({details}toysup resume retries what is left)", EXIT_FAILED)
@@ -326,14 +327,15 @@ def resume(
                                         "stopped) and resume")] = False,
 ) -> None:
     """Finish an interrupted, failed or killed run in place; ends with the same results as an uninterrupted run."""
-    from toysup.engine import settings, store
+    from toysup.engine import settings
     from toysup.engine.options import resume_options
+    from toysup.engine.run import catalogue, layout
     from toysup.engine.runner import resume_sweep
     from toysup_tui import progress
 
     try:
-        found = store.find_run(store.runs_dir(runs_dir), run_ref)
-        options = resume_options(settings.resume_defaults(given), found.info())
+        found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
+        options = resume_options(settings.resume_defaults(given), found.record().to_json())
         if detach:
             from toysup_tui.detach import Resume, start
 
@@ -363,9 +365,9 @@ def runs(
                                              help="Stop --watch after this many refreshes (tests)")] = 0,
 ) -> None:
     """List the runs in the runs directory, newest first, with their status."""
-    from toysup.engine import store
+    from toysup.engine.run import catalogue, layout
 
-    root = store.runs_dir(runs_dir)
+    root = layout.runs_dir(runs_dir)
     if root.exists() and not root.is_dir():
         raise fail(f"--runs-dir {root} is a file, not a directory of runs")
     wanted = _statuses(status)
@@ -375,7 +377,7 @@ def runs(
         raise fail(f"--interval {interval} is not valid: expected seconds, 0 or more")
 
     def listed() -> list[Any]:
-        return [r for r in store.list_runs(root) if wanted is None or r.status() in wanted]
+        return [r for r in catalogue.list_runs(root) if wanted is None or r.status() in wanted]
 
     if as_json:
         sys.stdout.write(json.dumps([_run_record(r) for r in listed()]) + "\n")
@@ -390,11 +392,12 @@ def _runs_view(found: list[Any], root: Path) -> Any:
     from rich.console import Group
     from rich.text import Text
 
+    from toysup_tui.render.status import status_style
     from toysup_tui.render.tables import runs_table
 
     if not found:
         return Text(f"no runs in {root}")
-    problems = [Text.assemble(("damaged", "bold red"), f" {r.id}: {r.problem()}")
+    problems = [Text.assemble((Status.DAMAGED, status_style(Status.DAMAGED)), f" {r.id}: {r.problem()}")
                 for r in found if r.problem()]
     return Group(runs_table(found, out.width), *problems)
 
@@ -434,7 +437,7 @@ def _watch_runs(view: Any, interval: float, count: int) -> None:
 
 def _statuses(text: str | None) -> set[str] | None:
     """--status's comma-separated statuses, checked; None when not given."""
-    from toysup.engine.store import STATUSES
+    from toysup.engine.run.status import STATUSES
 
     if text is None:
         return None
@@ -448,10 +451,12 @@ def _statuses(text: str | None) -> set[str] | None:
 
 def _run_record(run: Any) -> dict[str, Any]:
     """One run as `toysup runs --json` lists it: its id, folder and status, and what run.json says of it."""
-    info = run.info()
-    keys = ("name", "model", "instances_done", "instances", "started", "ended", "wall_time_s", "device")
-    return {"run_id": run.id, "path": str(run.path), "status": run.status(), **{k: info.get(k) for k in keys},
-            "problem": run.problem() or None}
+    r = run.record()
+    fields = {"name": r.name, "model": r.model, "instances_done": r.instances_done, "instances": r.instances,
+              "started": r.started, "ended": r.ended, "wall_time_s": r.wall_time_s, "device": r.device}
+    if r.damage:  # run.json unreadable: nothing of it is known (its problem says why)
+        fields = {**dict.fromkeys(fields), "name": r.name}
+    return {"run_id": run.id, "path": str(run.path), "status": run.status(), **fields, "problem": run.problem() or None}
 
 
 @app.command()
@@ -462,13 +467,13 @@ def watch(
 ) -> None:
     """Follow a run training in another process (any terminal, the TUI, a detached run) until it ends; exit
     with its status (0 completed, 1 failed or killed, 130 interrupted). Ctrl-C stops watching, not the run."""
-    from toysup.engine import store
+    from toysup.engine.run import catalogue, layout
     from toysup.engine.runlog import follow
     from toysup_tui import progress
 
-    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     ended = ""
-    if found.status() == "running":
+    if found.status() is Status.RUNNING:
         sink = progress.make_sink(out, quiet, summary_follows=True)  # the end is told once, below
         try:
             with sink:
@@ -480,11 +485,11 @@ def watch(
         ended = sink.end_text() if not quiet else ""
     status = found.status()
     print_line(out, f"run {escape(found.id)} is {status}" + (f" {escape(ended)}" if ended else ""))
-    if status == "interrupted":
+    if status is Status.INTERRUPTED:
         from toysup.engine.progress import kept_text
 
-        print_line(err, f"kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}")
-    raise typer.Exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(status, EXIT_FAILED))
+        print_line(err, f"kept {escape(kept_text(found.record()))}; continue with: toysup resume {escape(found.id)}")
+    raise typer.Exit(exit_code(status))
 
 
 @app.command()
@@ -497,29 +502,30 @@ def stop(
     its finished chunks and is marked interrupted (resumable from that step)."""
     import time
 
-    from toysup.engine import store
+    from toysup.engine.run import catalogue, layout
     from toysup.engine.stop_request import request_stop
 
-    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     status = found.status()
-    if status != "running":
+    if status is not Status.RUNNING:
         raise SpecError(f"run {found.id} is not running (it is {status}): nothing to stop")
     if not wait >= 0:
         raise SpecError(f"--wait {wait} is not valid: expected seconds, 0 or more")
-    how = request_stop(found.path, found.info())
+    record = found.record()
+    how = request_stop(found.path, record.host, record.pid)
     print_line(out, f"stopping {escape(found.id)}: {escape(how)}")
     deadline = time.monotonic() + wait
-    while found.status() == "running" and time.monotonic() < deadline:
+    while found.status() is Status.RUNNING and time.monotonic() < deadline:
         time.sleep(0.2)
     status = found.status()
-    if status == "running":
+    if status is Status.RUNNING:
         raise fail(f"run {found.id} is still running after {wait:.0f} s; it stops at its next step "
                    "(toysup watch shows when)", EXIT_FAILED)
     from toysup.engine.progress import kept_text
 
     print_line(out, f"run {escape(found.id)} is {status}" +
-              (f"; kept {escape(kept_text(found.info()))}; continue with: toysup resume {escape(found.id)}"
-               if status == "interrupted" else ""))
+              (f"; kept {escape(kept_text(found.record()))}; continue with: toysup resume {escape(found.id)}"
+               if status is Status.INTERRUPTED else ""))
 
 
 @app.command("report")
@@ -545,14 +551,14 @@ def report_cmd(
                                       "lone curve's]")] = False,
 ) -> None:
     """Show a run's results as tables and terminal charts."""
-    from toysup.engine import store
     from toysup.engine.analysis.phase import SELECTIONS
     from toysup.engine.progress import require_results
+    from toysup.engine.run import catalogue, layout
     from toysup_tui import report
 
     if width is not None and not 20 <= width <= 10_000:
         raise SpecError(f"--width {width} is not valid: expected 20 to 10,000 columns")
-    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     if best_of is not None and best_of < 0:
         raise SpecError(f"--best-of {best_of} is not valid: expected 0 (all seeds) or a positive number of seeds")
     require_results(found)
@@ -585,14 +591,14 @@ def plot(
 ) -> None:
     """Write a run's charts as a publication figure (matplotlib: pip install 'toysup\\[figures]'), one file with
     the charts stacked; the format from the suffix."""
-    from toysup.engine import store
     from toysup.engine.progress import require_results
     from toysup.engine.results import Results
+    from toysup.engine.run import catalogue, layout
     from toysup_tui import figures
 
     figures.figure_format(output)
     figures.require_matplotlib()
-    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     require_results(found)
     results = Results.open(found)
     drawn = list(charts or []) or figures.available(results)
@@ -611,14 +617,15 @@ def compare(
 ) -> None:
     """Compare runs: the config diff (only what differs), the summary metrics side by side per point, and
     overlaid metric charts against a swept parameter they share."""
-    from toysup.engine import comparison, store
+    from toysup.engine import comparison
     from toysup.engine.progress import require_results
     from toysup.engine.results import Results
+    from toysup.engine.run import catalogue, layout
 
     if len(run_refs) < 2:
         raise SpecError("compare needs at least two runs")
-    root = store.runs_dir(runs_dir)
-    found = [store.find_run(root, ref) for ref in run_refs]
+    root = layout.runs_dir(runs_dir)
+    found = [catalogue.find_run(root, ref) for ref in run_refs]
     for run in found:
         require_results(run)
     ids = [r.id for r in found]
@@ -644,18 +651,20 @@ def export(
     runs_dir: RunsDirOption = None,
 ) -> None:
     """Export a run's table as CSV (results rows carry run id, seed, sweep point and every swept parameter)."""
-    from toysup.engine import store
+    from toysup.engine import run_format
     from toysup.engine.progress import require_results
+    from toysup.engine.run import catalogue, layout
+    from toysup.engine.run import export as run_export
 
-    if table not in store.TABLES:
+    if table not in run_format.TABLES:
         raise SpecError(f"--table {table!r} is not valid: expected results, curves or features")
-    found = store.find_run(store.runs_dir(runs_dir), run_ref)
+    found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     require_results(found)  # never a header-only table of a run still training its first chunk
     if output is None:
-        sys.stdout.write(store.export_text(found, table))
+        sys.stdout.write(run_export.export_text(found, table))
         return
     try:
-        store.export(found, output, table)
+        run_export.export(found, output, table)
     except SpecError as exc:  # the target: a folder, in a missing folder, unwritable
         raise SpecError(f"--output {exc}") from None
     print_line(err, f"wrote {table} of {escape(found.id)} to {escape(str(output))}")
@@ -816,11 +825,12 @@ def tui(
 ) -> None:
     """Open the terminal interface: presets, parameter form, live runs, results and the runs browser. The run
     options set the form's starting values for launched sweeps."""
-    from toysup.engine import settings, store
+    from toysup.engine import settings
+    from toysup.engine.run import layout
     from toysup_tui.app import run_tui
 
     options = settings.run_options(given)  # a bad option is reported before the screen opens
-    root = store.runs_dir(runs_dir)
+    root = layout.runs_dir(runs_dir)
     if options.device.startswith("cuda"):  # refused here, not after the screen has opened
         from toysup.engine.plan import resolve_device
 
@@ -853,7 +863,7 @@ def main() -> None:
         print_line(err, f"[bold red]error:[/] {escape(where + message)}{escape(hint)}")
         sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
     except (KeyboardInterrupt, typer.Abort):
-        err.print("interrupted")
+        err.print(Status.INTERRUPTED)
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(code if isinstance(code, int) else EXIT_OK)
 

@@ -33,6 +33,7 @@ from typing import Any
 from toysup.engine import safe_fs
 from toysup.engine.errors import SpecError, UserError
 from toysup.engine.options import RunOptions
+from toysup.engine.run.status import EXIT_INTERRUPTED, EXIT_USAGE, exit_code
 
 START_WAIT_S = 90.0  # importing torch and planning take seconds; a folder not made by then is reported
 EXIT_WAIT_S = 5.0  # a pipe closed without a report: how long the launcher waits for the trainer's exit status
@@ -285,13 +286,13 @@ def main(argv: list[str]) -> int:
             outcome = run_sweep(spec, request.runs_dir, request.options, emit=handshake)
     except UserError as exc:
         handshake.error(str(exc))
-        return 2
+        return EXIT_USAGE
     except (OSError, ValueError, IndexError, tomllib.TOMLDecodeError) as exc:
         handshake.error(f"the launch request cannot be read: {exc}")
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
-    return {"completed": 0, "interrupted": 130}.get(outcome.status, 1)
+        return EXIT_INTERRUPTED
+    return exit_code(outcome.status)
 
 
 if __name__ == "__main__":

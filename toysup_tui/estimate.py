@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from toysup.engine.errors import RunDataError
+from toysup.engine.run.catalogue import list_runs
+from toysup.engine.run.status import Status, status_of
 from toysup.engine.spec import Spec
-from toysup.engine.store import list_runs, run_status
 
 STARTUP_S = 1.8  # spawning the process, importing torch, writing the run folder (run.json's wall excludes it)
 # Fitted to the runs' own wall times (run.json): tms-intro 11.2 s at 8 seeds and 69.2 s at 64 give the data's
@@ -63,9 +64,9 @@ def measured_speed(runs_dir: Path) -> Speed:
     """This machine's scale from the newest finished run on it (its wall time over the model's), or 1."""
     host = socket.gethostname()
     for run in list_runs(runs_dir)[:RUNS_LOOKED_AT]:
-        info = run.info()
-        wall = float(info.get("wall_time_s") or 0)
-        if info.get("host") != host or run_status(info) != "completed" or wall < 1.0:
+        record = run.record()
+        wall = float(record.wall_time_s or 0)
+        if record.host != host or status_of(record) is not Status.COMPLETED or wall < 1.0:
             continue  # too short to say anything
         try:
             modelled = training_seconds(run.spec())

@@ -14,10 +14,10 @@ from toysup.engine.analysis.aggregate import quartiles
 from toysup.engine.analysis.series import Band
 from toysup.engine.progress import duration
 from toysup.engine.results import point_label
+from toysup.engine.run.status import Status
 from toysup.engine.spec import Spec
 from toysup_tui.detach import WorkerError
-
-FINAL_STATUSES = ("completed", "interrupted", "failed", "killed", "damaged", "error")
+from toysup_tui.render.status import LiveState
 
 
 @dataclass
@@ -27,7 +27,8 @@ class LiveRun:
     spec: Spec
     requested_device: str = "auto"
     device: str = ""
-    status: str = "starting"  # starting, running, cancelling, then completed, interrupted, failed or error
+    run_status: Status | None = None  # the run's own status: from its events, or the store's once its process is gone
+    state: LiveState | None = LiveState.STARTING  # the view's transient state, shown while set (render/status.py)
     run_id: str = ""
     run_dir: str = ""
     error: str = ""
@@ -54,8 +55,16 @@ class LiveRun:
         self.instances = self.spec.n_instances
 
     @property
+    def status(self) -> Status | LiveState:
+        """What the view shows: its transient state while one is set, else the run's status."""
+        if self.state is not None:
+            return self.state
+        return self.run_status if self.run_status is not None else LiveState.STARTING
+
+    @property
     def finished(self) -> bool:
-        return self.status in FINAL_STATUSES
+        """The run ended (whatever way), or its trainer never started one."""
+        return self.state is LiveState.LAUNCH_FAILED or self.run_status not in (None, Status.RUNNING)
 
     @property
     def rate(self) -> float:
@@ -76,9 +85,10 @@ class LiveRun:
         """Fold one event from the worker into the state."""
         self.version += 1
         if isinstance(event, WorkerError):
-            self.status, self.error = "error", event.message
+            self.state, self.error = LiveState.LAUNCH_FAILED, event.message
         elif isinstance(event, ev.RunStarted):
-            self.status = "cancelling" if self.status == "cancelling" else "running"
+            self.run_status = Status.RUNNING
+            self.state = LiveState.CANCELLING if self.state is LiveState.CANCELLING else None
             self.run_id, self.run_dir, self.device = event.run_id, event.run_dir, event.device
             self.instances, self.chunks, self.total_work = event.instances, event.chunks, event.instance_steps
             self.chunks_done, self.resumed_work = event.chunks_done, event.instance_steps_resumed
@@ -109,7 +119,8 @@ class LiveRun:
             self._members.pop(event.chunk, None)
             self.elapsed_s = event.elapsed_s
         elif isinstance(event, ev.RunFinished):
-            self.status, self.error, self.kept = event.status, event.error, event.kept
+            self.run_status, self.state = Status.parse(event.status), None
+            self.error, self.kept = event.error, event.kept
             self.elapsed_s = event.wall_time_s
             self.run_dir = event.run_dir or self.run_dir
 
@@ -117,7 +128,7 @@ class LiveRun:
     def chunk_fraction(self) -> float:
         """How far the chunks now training are, on average (when none is: 1 once the run completed, else 0)."""
         if not self.running:
-            return 1.0 if self.status == "completed" else 0.0
+            return 1.0 if self.run_status is Status.COMPLETED else 0.0
         return sum(step / max(steps, 1) for step, steps in self.running.values()) / len(self.running)
 
     def chunk_label(self) -> str:
@@ -136,19 +147,19 @@ class LiveRun:
 
     def mark_cancelling(self) -> None:
         if not self.finished:
-            self.status = "cancelling"
+            self.state = LiveState.CANCELLING
             self.version += 1
 
-    def mark_gone(self, status: str) -> None:
+    def mark_gone(self, status: Status) -> None:
         """The run stopped training without a last event in its log (its process was killed): ``status``
-        is what the store now says of it."""
+        is what the store now says of it (:meth:`engine.run.folder.Run.status`)."""
         if self.finished:
             return
         self.version += 1
-        if self.status == "cancelling" and status in ("killed", "running"):
-            status = "interrupted"
-        self.status = status if status in FINAL_STATUSES else "killed"
-        if self.status == "killed":
+        if self.state is LiveState.CANCELLING and status in (Status.KILLED, Status.RUNNING):
+            status = Status.INTERRUPTED
+        self.run_status, self.state = (Status.KILLED if status is Status.RUNNING else status), None
+        if self.run_status is Status.KILLED:
             self.error = "its process ended without recording how (killed): r resumes it"
 
     def point_labels(self) -> list[str]:

@@ -17,6 +17,7 @@ from rich.progress import (
 )
 
 from toysup.engine import events as ev
+from toysup.engine.run.status import Status
 from toysup_tui.printable import print_line, shown
 
 PLAIN_INTERVAL_S = 5.0
@@ -135,7 +136,7 @@ class ProgressSink:
         event = self.finished
         if event is None:
             return ""
-        rate = event.instance_steps_per_s if event.status == "completed" or not self.rate else self.rate
+        rate = event.instance_steps_per_s if event.status == Status.COMPLETED or not self.rate else self.rate
         return f"in {event.wall_time_s:.1f}s ({rate:,.0f} instance-steps/s)"
 
     def _phase(self, event: ev.Phase) -> None:

@@ -20,17 +20,19 @@ from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.models import get_kind
 from toysup.engine.results import Results, point_label
 from toysup.engine.results import value_text as fmt
+from toysup.engine.run.folder import Run
+from toysup.engine.run.record import RunRecord
+from toysup.engine.run.status import Status, status_of
 from toysup.engine.spec import Spec
-from toysup.engine.store import Run, run_status
 from toysup_tui.printable import print_line
 from toysup_tui.printable import shown as escape
 from toysup_tui.render import charts
 from toysup_tui.render.heatmap import heatmap, overlap_heatmap
 from toysup_tui.render.legend import legend_text
 from toysup_tui.render.phase import phase_table
+from toysup_tui.render.status import status_style
 from toysup_tui.render.tables import (
     COMPACT_BELOW,
-    STATUS_STYLE,
     is_number,
     orientation_table,
     plural,
@@ -107,32 +109,32 @@ def print_report(console: Console, run: Run, x: str | None = None, width: int | 
     except RunDataError as exc:
         spec, problem = None, exc
     axis = series.choose_axis(spec, x) if spec is not None else None  # a bad --x: SpecError for the CLI
+    record = run.record()  # read once: the header and the no-results line say the same
     saved = console.width
     if width:
         console.width = width
     try:
-        _print_header(console, run, run.info())
+        _print_header(console, run, record)
         if spec is None:
             print_line(console, f"[bold red]cannot read the run's config:[/] {escape(str(problem))}")
             return
-        _print_body(console, run, spec, axis, best_of, phase_selection, iqr)
+        _print_body(console, run, record, spec, axis, best_of, phase_selection, iqr)
     finally:
         console.width = saved
 
 
-def _print_body(console: Console, run: Run, spec: Spec, axis: Any, best_of: int | None = None,
+def _print_body(console: Console, run: Run, record: RunRecord, spec: Spec, axis: Any, best_of: int | None = None,
                 phase_selection: str = "best", iqr: bool = False) -> None:
     if spec.description or spec.expected:
         console.print(f"[dim]{escape(spec.description, keep_newlines=True)}[/]"
                       + (f"\n[dim]expect: {escape(spec.expected, keep_newlines=True)}[/]" if spec.expected else ""))
     try:
-        columns, rows = run.results()
-        results = Results(spec, columns, rows, run)
+        results = Results.open(run, spec)
     except RunDataError as exc:
         console.print(f"[bold red]results.csv cannot be read:[/] {exc}")
         return
     if not results.rows:
-        console.print(_no_results_message(run, run.info()))
+        console.print(_no_results_message(run, record))
         return
     if best_of is not None:
         results = results.best_of(best_of or None)
@@ -160,33 +162,33 @@ def _print_table(console: Console, table: RenderableType | None) -> None:
         console.print(table)
 
 
-def _print_header(console: Console, run: Run, info: dict[str, Any]) -> None:
-    problem = run.problem(info, deep=True)  # every file against manifest.json, by hash
-    status = "damaged" if problem else run_status(info)
-    done, total = text_cell(info.get("instances_done", 0)), text_cell(info.get("instances", 0))
-    wall = info.get("wall_time_s")
+def _print_header(console: Console, run: Run, record: RunRecord) -> None:
+    problem = run.problem(record, deep=True)  # every file against manifest.json, by hash
+    status = status_of(record, lambda: problem)
+    done, total = text_cell(record.instances_done), text_cell(record.instances)
+    wall = None if record.damage else record.wall_time_s
     wall_text = f"{wall:.1f}s" if is_number(wall) else "?"
-    console.print(f"[bold]{escape(run.id)}[/]  {text_cell(info.get('name', '?'))} "
-                  f"({text_cell(info.get('model', '?'))})  "
-                  f"[{STATUS_STYLE.get(status, '')}]{escape(status)}[/]  {done}/{total} instances")
-    console.print(f"[dim]device {text_cell(info.get('device', '?'))}  "
-                  f"started {text_cell(info.get('started', '?'))[:19]}  wall {wall_text}[/]")
-    seed_mode = info.get("seed_mode", "paired")
-    mode_text = SEED_MODE_TEXT.get(seed_mode, seed_mode) if isinstance(seed_mode, str) else seed_mode
+    console.print(f"[bold]{escape(run.id)}[/]  {text_cell(record.name)} ({text_cell(record.model or '?')})  "
+                  f"[{status_style(status)}]{escape(status)}[/]  {done}/{total} instances")
+    console.print(f"[dim]device {text_cell(record.device or '?')}  "
+                  f"started {text_cell(record.started or '?')[:19]}  wall {wall_text}[/]")
+    seed_mode = record.seed_mode or "paired"  # runs from before seed_mode existed were paired
+    mode_text = SEED_MODE_TEXT.get(seed_mode, seed_mode)
     console.print(f"[dim]{text_cell(mode_text)}[/]")
     print_line(console, f"[dim]folder {escape(str(run.path))}[/]")
     if problem:
         print_line(console, f"[bold red]damaged:[/] {escape(problem)}")
-    elif info.get("error"):
-        console.print(f"[red]error: {text_cell(info['error'])}[/]")
-    if status in ("running", "interrupted", "killed", "failed") and done != total:
-        print_line(console, f"[{STATUS_STYLE[status]}]{status}: showing the {done} of {total} instances that "
-                   "finished[/]" + ("" if status == "running" else f"; continue with: toysup resume {escape(run.id)}"))
+    elif record.error:
+        console.print(f"[red]error: {text_cell(record.error)}[/]")
+    if status.stopped_early and done != total:
+        resume = "" if status is Status.RUNNING else f"; continue with: toysup resume {escape(run.id)}"
+        print_line(console, f"[{status_style(status)}]{status}: showing the {done} of {total} instances that "
+                   f"finished[/]{resume}")
 
 
-def _no_results_message(run: Run, info: dict[str, Any]) -> str:
-    status = run_status(info)
-    if status == "running":
+def _no_results_message(run: Run, record: RunRecord) -> str:
+    status = status_of(record)
+    if status is Status.RUNNING:
         return "[yellow]no results yet: the first chunk is still training; run the report again later[/]"
     if (run.path / "results.csv").exists():
         return "results.csv holds no instances"

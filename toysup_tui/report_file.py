@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from toysup.engine.errors import UserError
-from toysup.engine.store import Run
+from toysup.engine.run.folder import Run
 from toysup_tui.report import print_report
 
 FORMATS = {".html": "html", ".htm": "html", ".svg": "svg", ".txt": "text"}

@@ -18,8 +18,8 @@ from toysup.engine.models import get_kind
 from toysup.engine.plan import Chunk, ChunkShape
 from toysup.engine.results import Results
 from toysup.engine.results import value_text as fmt
+from toysup.engine.run.folder import Run
 from toysup.engine.spec import Spec
-from toysup.engine.store import Run
 from toysup_tui.printable import shown as escape
 from toysup_tui.render.tables import (
     COMPACT_BELOW,
@@ -37,17 +37,17 @@ from toysup_tui.render.tables import (
 def print_summary(console: Console, run: Run, rate: float | None = None) -> None:
     """The results table and the run's end: status, instances, time, rate (``rate`` when given: the session's
     measured rate, for a run that stopped before its chunks finished) and folder, each said once."""
-    info = run.info()
+    record = run.record()
     results = Results.open(run)
     if results.rows:
         width = console.width
         console.print(summary_table(results, summary_metrics(results, width), compact=width < COMPACT_BELOW))
     print_diverged(console, results.rows)
     status = run.status()
-    console.print(f"run [bold]{escape(run.id)}[/] {escape(status)}: {text_cell(info.get('instances_done', 0))}/"
-                  f"{text_cell(info.get('instances', 0))} instances, {number(info.get('wall_time_s')):.1f}s, "
-                  f"{number(info.get('instance_steps_per_s') if rate is None else rate):,.0f} instance-steps/s on "
-                  f"{text_cell(info.get('device'))}")
+    console.print(f"run [bold]{escape(run.id)}[/] {escape(status)}: {text_cell(record.instances_done)}/"
+                  f"{text_cell(record.instances)} instances, {number(record.wall_time_s):.1f}s, "
+                  f"{number(record.instance_steps_per_s if rate is None else rate):,.0f} instance-steps/s on "
+                  f"{text_cell(record.device)}")
     console.print(f"folder: {escape(str(run.path))}   next: toysup report {escape(run.id)}")
 
 
@@ -62,7 +62,7 @@ def print_diverged(console: Console, rows: list[dict[str, Any]]) -> None:
 
 def json_summary(run: Run) -> dict[str, Any]:
     """``toysup run --json``: the run's record and, per sweep point, its exact axis values and statistics."""
-    info = run.info()
+    r = run.record()
     results = Results.open(run)
     metrics = headline_metrics(results.spec.model, list(results.rows[0]) if results.rows else [])
     points = [
@@ -70,9 +70,10 @@ def json_summary(run: Run) -> dict[str, Any]:
          **{m: {"median": s[0], "q25": s[1], "q75": s[2]} for m, s in p.stats.items()}}
         for p in results.stats(metrics)
     ]
-    keys = ("id", "name", "model", "status", "device", "instances", "instances_done", "wall_time_s",
-            "instance_steps_per_s", "error")
-    return {**{k: info.get(k) for k in keys}, "status": run.status(), "run_dir": str(run.path), "points": points}
+    return {"id": r.id, "name": r.name, "model": r.model, "status": run.status(), "device": r.device,
+            "instances": r.instances, "instances_done": r.instances_done, "wall_time_s": r.wall_time_s,
+            "instance_steps_per_s": r.instance_steps_per_s, "error": r.error, "run_dir": str(run.path),
+            "points": points}
 
 
 def print_dry_run(console: Console, spec: Spec, chunks: Sequence[Chunk | ChunkShape], as_json: bool,

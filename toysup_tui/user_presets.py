@@ -12,8 +12,8 @@ from typing import Any
 from toysup.engine.errors import SpecError
 from toysup.engine.preset_sources import PRESETS_ENV, all_presets, winners
 from toysup.engine.preset_sources import user_dir as user_presets_dir
+from toysup.engine.run.layout import atomic_write
 from toysup.engine.spec import Spec, read_preset, resolve
-from toysup.engine.store import atomic_write
 
 __all__ = ["PRESETS_ENV", "PresetEntry", "check_name", "list_presets", "save_preset", "shadows", "user_presets_dir"]
 

@@ -16,17 +16,18 @@ from toysup.engine.analysis import columns
 from toysup.engine.progress import kept_text, live_text
 from toysup.engine.results import Point, Results
 from toysup.engine.results import value_text as fmt
-from toysup.engine.store import HEARTBEAT_KEY, Run
+from toysup.engine.run.folder import Run
+from toysup.engine.run.record import RunRecord
+from toysup.engine.run.status import Status
 from toysup_tui.printable import printable
 from toysup_tui.printable import shown as escape
+from toysup_tui.render.status import status_style
 
 if TYPE_CHECKING:
     from toysup.engine.analysis.aggregate import PointStats
     from toysup.engine.analysis.orientation import OrientationStats
     from toysup.engine.analysis.sparsification import Estimate, Exponent, PointRate, RateLaw
 
-STATUS_STYLE = {"completed": "green", "running": "yellow", "interrupted": "magenta", "failed": "red",
-                "damaged": "bold red", "killed": "red"}
 COMPACT_BELOW = 125  # narrower than this, the summary table drops percentiles
 WIDE_SUMMARY = 200  # from this width on, the summary shows every headline metric
 
@@ -38,16 +39,15 @@ def runs_table(runs: list[Run], width: int) -> Table:
     ellipsized (an id's leading timestamp, which ``toysup report`` accepts as its unique part, stays)."""
     rows = []
     for run in runs:
-        info = run.info()
+        record = run.record()
         status = run.status()
-        done, total = str(info.get("instances_done", 0)), str(info.get("instances", 0))
-        wall = info.get("wall_time_s")
+        done, total = str(record.instances_done), str(record.instances)
+        wall = None if record.damage else record.wall_time_s  # an unreadable run.json: not known
         rows.append({k: printable(v) for k, v in {"run": run.id, "status": status,
-                     "instances": total if status == "completed" else f"{done}/{total}",
-                     "progress": _progress_cell(status, info),
-                     "preset": str(info.get("name", "?")), "wall": f"{wall:.1f}s" if is_number(wall) else "",
-                     "model": str(info.get("model", "")), "started": str(info.get("started", ""))[:19],
-                     "device": str(info.get("device", ""))}.items()})
+                     "instances": total if status is Status.COMPLETED else f"{done}/{total}",
+                     "progress": _progress_cell(status, record),
+                     "preset": record.name, "wall": f"{wall:.1f}s" if is_number(wall) else "",
+                     "model": record.model, "started": record.started[:19], "device": record.device}.items()})
     candidates = [Fit(key, header, keep, short, least, natural=max((cell_len(r[key]) for r in rows), default=0))
                   for key, (header, keep, short, least) in RUNS_COLUMNS.items()]
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
@@ -61,18 +61,18 @@ def runs_table(runs: list[Run], width: int) -> Table:
     return table
 
 
-def _progress_cell(status: str, info: dict[str, Any]) -> str:
+def _progress_cell(status: Status, record: RunRecord) -> str:
     """A running run's progress from its heartbeat; what an unfinished one keeps; nothing once completed."""
-    if status == "running":
-        return live_text(info.get(HEARTBEAT_KEY))
-    if status in ("interrupted", "killed", "failed"):
-        return "kept " + kept_text(info)
+    if status is Status.RUNNING:
+        return live_text(record.heartbeat)
+    if status.resumable:
+        return "kept " + kept_text(record)
     return ""
 
 
 def _runs_cell(key: str, row: dict[str, str]) -> Text:
     """A cell from a run folder, never read as markup (a run name may hold ``[/]``)."""
-    return Text(row[key], style=STATUS_STYLE.get(row[key], "") if key == "status" else "")
+    return Text(row[key], style=status_style(row[key]) if key == "status" else "")
 
 
 # --- tables that fit the terminal: which columns, how wide, which header -------------------------

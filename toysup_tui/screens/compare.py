@@ -13,7 +13,7 @@ from toysup.engine.analysis.columns import charted_metrics
 from toysup.engine.comparison import config_diff, shared_axes
 from toysup.engine.errors import RunDataError
 from toysup.engine.results import Results
-from toysup.engine.store import Run
+from toysup.engine.run.folder import Run
 from toysup_tui.render import charts
 from toysup_tui.render.compare import config_diff_table, overlaid_bands
 from toysup_tui.screens.base import ToysupScreen

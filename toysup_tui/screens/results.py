@@ -23,9 +23,11 @@ from toysup.engine.analysis import geometry, selection
 from toysup.engine.analysis.columns import KEY_SHORT, charted_metrics, short_names
 from toysup.engine.errors import RunDataError, ToysupError, UserError
 from toysup.engine.results import Results, value_text
+from toysup.engine.run.export import export
+from toysup.engine.run.folder import Run
+from toysup.engine.run.status import Status
 from toysup.engine.spec import Spec
-from toysup.engine.store import RESUMABLE, Run, export
-from toysup_tui.render.tables import STATUS_STYLE
+from toysup_tui.render.status import status_style
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import PromptScreen
 from toysup_tui.widgets.markup import esc
@@ -73,7 +75,7 @@ class ResultsScreen(ToysupScreen):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.filter_text = ""
-        self.status = ""  # the run's status when last read (Run.status())
+        self.status: Status | None = None  # the run's status when last read (Run.status())
         self.metrics: list[str] = []
         self.metric_index = 0
         self.x_index = 0
@@ -112,7 +114,7 @@ class ResultsScreen(ToysupScreen):
     def load(self) -> None:
         """(Re)read the run folder: header, table, and whichever charts have been shown."""
         self._weights_cache = None
-        info = self.run.info()
+        record = self.run.record()
         self.spec, self.results = None, None
         try:
             self.columns, self.rows = self.run.results()
@@ -127,16 +129,16 @@ class ResultsScreen(ToysupScreen):
             charted = charted_metrics(self.spec.model, list(self.rows[0])) if self.rows else []
             self.metrics = charted or [c for c in self.columns if c not in ("instance", "seed")]
         self.metric_index = min(self.metric_index, max(len(self.metrics) - 1, 0))
-        done, total = info.get("instances_done", len(self.rows)), info.get("instances", "?")
+        done, total = (len(self.rows), "?") if record.damage else (record.instances_done, record.instances)
         status = self.status = self.run.status()
-        colour = STATUS_STYLE.get(status, "")
-        wall = info.get("wall_time_s")
+        colour = status_style(status)
+        wall = None if record.damage else record.wall_time_s  # an unreadable run.json: not known
         self.query_one("#results-header", Static).update(
-            f"[b]{esc(str(info.get('name', '?')))}[/] ({esc(str(info.get('model', '')))}) · "
-            f"[{colour}]{status}[/] · {esc(str(done))}/{esc(str(total))} instances · {esc(str(info.get('device', '')))}"
+            f"[b]{esc(record.name)}[/] ({esc(record.model)}) · "
+            f"[{colour}]{status}[/] · {esc(str(done))}/{esc(str(total))} instances · {esc(record.device)}"
             + (f" · {wall:.1f}s" if isinstance(wall, (int, float)) else "")
             + (" · [b]R[/] resumes" if self.resumable else "")
-            + (f"\n[red]{esc(str(info.get('error')))}[/]" if info.get("error") else "")
+            + (f"\n[red]{esc(record.error)}[/]" if record.error else "")
         )
         self.refresh_bindings()
         if self.instance is None and self.results is not None and self.rows:
@@ -155,14 +157,14 @@ class ResultsScreen(ToysupScreen):
         the model declares them; the model's name comes from run.json, so a run whose config cannot
         be read still gets them."""
         try:
-            return short_names(str(self.run.info().get("model", "")))
+            return short_names(self.run.record().model)
         except UserError:  # an unknown model
             return dict(KEY_SHORT)
 
     @property
     def resumable(self) -> bool:
         """The run stopped before finishing (interrupted, failed or killed), so resume can finish it."""
-        return self.status in RESUMABLE
+        return self.status is not None and self.status.resumable
 
     def instance_row(self) -> dict[str, Any] | None:
         return next((r for r in self.rows if r.get("instance") == self.instance), None)

@@ -15,9 +15,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid
 from textual.widgets import Footer, Header, Label, ProgressBar, Static
 
-from toysup.engine.store import RESUMABLE, Run
+from toysup.engine.run.folder import Run
+from toysup.engine.run.status import Status
 from toysup_tui.live import LiveRun, format_duration
 from toysup_tui.render import charts
+from toysup_tui.render.status import LiveState, status_style
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.widgets.chart import Chart
 from toysup_tui.widgets.legend import Legend
@@ -26,8 +28,6 @@ from toysup_tui.widgets.markup import esc
 POLL_S = 0.25
 CHART_EVERY_S = 1.0  # a plotext build of many series costs tens of ms: once a second is plenty
 IQR_MAX_SERIES = 4  # more points than this and the dotted IQR lines only clutter
-STATUS_STYLE = {"completed": "green", "interrupted": "magenta", "failed": "red", "error": "red", "killed": "red",
-                "damaged": "red", "cancelling": "yellow", "running": "cyan", "starting": "cyan"}
 
 
 class RunScreen(ToysupScreen):
@@ -81,7 +81,7 @@ class RunScreen(ToysupScreen):
             self._draw_chart(live)
 
     def _update_text(self, live: LiveRun) -> None:
-        colour = STATUS_STYLE.get(live.status, "")
+        colour = status_style(live.status)
         where = f" · [b]{esc(live.run_id)}[/]" if live.run_id else ""
         self.query_one("#run-header", Static).update(
             f"[{colour}][b]{live.status}[/b][/]{where} · {live.instances:,} instances · {live.chunks or '?'} "
@@ -97,17 +97,17 @@ class RunScreen(ToysupScreen):
         phase = live.phase_text()
         if phase and not live.finished:
             stats += f"\n[cyan]{esc(phase)}[/]"
-        if live.status == "interrupted":
+        if live.status is Status.INTERRUPTED:
             kept = esc(live.kept) if live.kept else f"the {live.chunks_done} finished chunk(s)"
             stats += f"\n[magenta]stopped: kept {kept}[/]" \
                      f" · [b]r[/] resumes · [b]o[/] opens what finished"
-        elif live.status == "killed":
+        elif live.status is Status.KILLED:
             stats += "\n[red]killed: its process ended without recording it[/] · [b]r[/] resumes"
-        elif live.status == "completed":
+        elif live.status is Status.COMPLETED:
             stats += "\n[green]done[/] · [b]o[/] opens the results"
-        elif live.status in ("failed", "error"):
+        elif live.status in (Status.FAILED, LiveState.LAUNCH_FAILED):
             stats += f"\n[red]{esc(live.error)}[/]"
-        elif live.status == "cancelling":
+        elif live.status is LiveState.CANCELLING:
             stats += "\n[yellow]stopping: finishing the current step…[/]"
         self.query_one("#run-stats", Static).update(stats)
 
@@ -124,16 +124,19 @@ class RunScreen(ToysupScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_run":
-            return not self.live.finished and self.live.status != "cancelling"
+            return not self.live.finished and self.live.status is not LiveState.CANCELLING
         if action == "open_results":
             return bool(self.live.run_dir) or None
         if action == "resume":
-            return self.live.status in RESUMABLE and bool(self.live.run_dir)
+            return self._resumable()
         return True
 
     async def action_resume(self) -> None:
-        if self.live.status in RESUMABLE and self.live.run_dir:
+        if self._resumable():
             await self.app.resume_run(Run(Path(self.live.run_dir)))
+
+    def _resumable(self) -> bool:
+        return self.live.run_status is not None and self.live.run_status.resumable and bool(self.live.run_dir)
 
     def action_cancel_run(self) -> None:
         self.app.ask_cancel_run()

@@ -17,11 +17,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Static
 
+from toysup.engine.run.catalogue import list_runs
+from toysup.engine.run.folder import Run
+from toysup.engine.run.status import Status
 from toysup.engine.runlog import progress_of
-from toysup.engine.store import HEARTBEAT_KEY, RESUMABLE, Run, list_runs
 from toysup_tui.live import format_duration
 from toysup_tui.printable import printable
-from toysup_tui.render.tables import STATUS_STYLE
+from toysup_tui.render.status import status_style
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import ConfirmScreen
 from toysup_tui.widgets.markup import esc
@@ -93,8 +95,7 @@ class RunsScreen(ToysupScreen):
             except OSError:
                 continue
         for run in self._shown_running:
-            now = run.info()
-            out.append((f"{run.id} status", (run.status(), progress_of(now.get(HEARTBEAT_KEY)))))
+            out.append((f"{run.id} status", (run.status(), progress_of(run.record().heartbeat))))
         return tuple(sorted(out))
 
     def _refresh_if_changed(self) -> None:
@@ -110,25 +111,25 @@ class RunsScreen(ToysupScreen):
         self._shown_running = []
         self._live_lines = []
         for run in self.runs:
-            info = run.info()
+            record = run.record()
             status = run.status()  # damaged too when its files disagree with its manifest
-            if status == "running":
+            if status is Status.RUNNING:
                 self._shown_running.append(run)
-            done, total = (_count(info.get(k, 0)) for k in ("instances_done", "instances"))
-            count = total if status == "completed" else f"{done}/{total}"
-            shown = status
-            progress = progress_of(info.get(HEARTBEAT_KEY)) if status == "running" else None
+            done, total = _count(record.instances_done), _count(record.instances)
+            count = total if status is Status.COMPLETED else f"{done}/{total}"
+            shown: str = status
+            progress = progress_of(record.heartbeat) if status is Status.RUNNING else None
             if progress is not None:
                 fraction, rate, eta = progress
-                shown = f"running {100 * fraction:.0f}%"
+                shown = f"{status} {100 * fraction:.0f}%"
                 self._live_lines.append(f"[cyan]▶[/] {esc(run.id)} {100 * fraction:.0f}% · {rate:,.0f} inst-steps/s "
                                         f"· ETA {format_duration(eta)}")
             table.add_row(
                 Text("●" if run.id in self.marked else " ", style="bold yellow"),
-                Text(printable(run.id), style="bold"), Text(printable(info.get("name", "?"))),
-                Text(shown, style=STATUS_STYLE.get(status, "")), Text(count, justify="right"),
-                Text(printable(str(info.get("started", ""))[:16].replace("T", " "))),
-                Text(human_size(folder_size(run.path)), justify="right"), Text(printable(info.get("device", ""))),
+                Text(printable(run.id), style="bold"), Text(printable(record.name)),
+                Text(shown, style=status_style(status)), Text(count, justify="right"),
+                Text(printable(record.started[:16].replace("T", " "))),
+                Text(human_size(folder_size(run.path)), justify="right"), Text(printable(record.device)),
                 key=run.id,
             )
         self._stamp = self._state()
@@ -157,7 +158,7 @@ class RunsScreen(ToysupScreen):
         run = self.selected()
         if run is None:
             return
-        if run.status() == "running":
+        if run.status() is Status.RUNNING:
             await self.app.attach(run)
         else:
             self.app.open_results(run.path)
@@ -167,7 +168,7 @@ class RunsScreen(ToysupScreen):
         if run is None:
             return
         status = run.status()
-        if status not in RESUMABLE:
+        if not status.resumable:
             self.notify(f"{run.id} is {status}: only an interrupted, failed or killed run can be resumed",
                         severity="warning")
             return
@@ -204,7 +205,7 @@ class RunsScreen(ToysupScreen):
         run = self.selected()
         if run is None:
             return
-        if run.status() == "running":
+        if run.status() is Status.RUNNING:
             self.notify("this run is still training: stop it first (enter, then c)", severity="error")
             return
 

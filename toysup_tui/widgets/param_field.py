@@ -20,8 +20,8 @@ from textual.widgets import Input, Label, Select, Static
 from toysup.engine.errors import SpecError
 from toysup.engine.options import Option
 from toysup.engine.params import Param
+from toysup.engine.run_format import format_value
 from toysup.engine.spec import NOT_SWEEPABLE, Axis, parse_axis
-from toysup.engine.store import format_value
 from toysup_tui.widgets.markup import esc
 
 SWEEP_HINT = "a,b,c | lin:A:B:N | log:A:B:N"
