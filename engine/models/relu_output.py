@@ -35,9 +35,11 @@ PROBE_ROWS = 64  # instances probed together (bounds the (rows, PROBE_SAMPLES) c
 
 EVAL_BLOCK_VALUES = 1 << 22  # numbers in the evaluation's widest tensor per call (bounds its memory)
 # Instances evaluated together: their Monte Carlo inputs, (rows, 4096, n) floats, bound the evaluation's memory
-# whatever the chunk's size (32: 10 MB per such tensor; 1,500 instances at once took 4 GB of fresh pages, and
-# the time per instance grew with the chunk). A GPU takes more at once (fewer launches; unmeasured).
-EVAL_ROWS = 32
+# whatever the chunk's size (16: 5 MB per such tensor; 1,500 instances at once took 4 GB of fresh pages, and
+# the time per instance grew with the chunk). Measured at 300 instances, one thread, in-process alternation:
+# median 1.9 s in blocks of 16, 2.3-2.4 s of 32, 2.2 of 64, 2.6-3.7 s all at once. A GPU takes more at once
+# (fewer launches; unmeasured).
+EVAL_ROWS = 16
 EVAL_ROWS_GPU = 2048
 
 ACTIVATIONS = {"relu": torch.relu, "gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu}

@@ -106,5 +106,5 @@ class ReluOutputKind(ModelKind):
         train = config["batch_size"] * (10 * n + 6 * m)
         # The evaluation (engine/estimator.py, EVAL_ROWS instances at a time, blocks of at most 4,096 inputs)
         # and the linear-region probe (PROBE_ROWS instances at a time) take a fixed amount of memory, not a
-        # share per instance: at n=20 about 60 MB each on a CPU.
+        # share per instance (at n=20 tens of MB each on a CPU).
         return 4 * (train + 8 * n * m + 4 * n)
