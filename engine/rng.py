@@ -108,7 +108,7 @@ class CounterRNG:
         self.device = torch.device(device)
         self.seeds = fmix32((seeds.to(torch.int64) & M32).to(torch.int32)).to(self.device)
         self.n = int(seeds.numel())
-        self.shared = False  # see shared()
+        self._one_seed = False  # see shared()
         self._elements: dict[tuple[int, ...], torch.Tensor] = {}
         self._scratch: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self._bases: dict[int, torch.Tensor] = {}  # per stream, fixed for the whole run
@@ -120,14 +120,14 @@ class CounterRNG:
         hashed once and broadcast (the same bits as ``CounterRNG(torch.full((rows,), seed))``, at 1/rows
         of the hashing). For :meth:`uniform_` and :meth:`uniform` (the linear-region probe's inputs)."""
         rng = cls(torch.tensor([seed]), device)
-        rng.n, rng.shared = rows, True
+        rng.n, rng._one_seed = rows, True
         return rng
 
     def subset(self, rows: slice) -> CounterRNG:
         """The instances ``rows`` as an RNG of their own: the same draws as those rows of this one."""
         sub = CounterRNG(torch.zeros(0, dtype=torch.int64), self.device)
-        sub.seeds = self.seeds if self.shared else self.seeds[rows]
-        sub.n, sub.shared = len(range(self.n)[rows]), self.shared
+        sub.seeds = self.seeds if self._one_seed else self.seeds[rows]
+        sub.n, sub._one_seed = len(range(self.n)[rows]), self._one_seed
         return sub
 
     def keys(self, stream: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,7 +167,7 @@ class CounterRNG:
         The returned tensor is a kept scratch buffer, overwritten by the next draw
         of the same shape: consume it before drawing again.
         """
-        if self.shared:  # one row hashed, broadcast (a view: read it, do not write it)
+        if self._one_seed:  # one row hashed, broadcast (a view: read it, do not write it)
             return self._bits(stream, step, shape, slice(None)).expand(len(range(self.n)[rows]), *shape)
         return self._bits(stream, step, shape, rows)
 
@@ -182,7 +182,7 @@ class CounterRNG:
     def _buffers(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         bufs = self._scratch.get(shape)
         if bufs is None:
-            full = (1 if self.shared else self.n, *shape)
+            full = (1 if self._one_seed else self.n, *shape)
             bufs = (torch.empty(full, dtype=torch.int32, device=self.device),
                     torch.empty(full, dtype=torch.int32, device=self.device))
             self._scratch[shape] = bufs
@@ -194,7 +194,7 @@ class CounterRNG:
         times ``scale`` (a float or a tensor broadcasting against ``out``; folding a scale into
         this pass saves one pass over the data). With ``rows``, ``out`` holds just those instances."""
         shape = tuple(out.shape[1:])
-        if self.shared:
+        if self._one_seed:
             rows = slice(None)  # one row, broadcast by the copy
         h = self._bits(stream, step, shape, rows)
         tmp = self._buffers(shape)[1][rows]
