@@ -296,7 +296,7 @@ def active_inputs(law: DataLaw, rng: CounterRNG, stream: int, step: int, size: i
         rng.uniform_(stream, base + 4, x, scale=-1.0 / law.p.to(torch.float32).unsqueeze(1))
         torch.threshold_(x, -1.0, 0.0)
         keep = torch.empty_like(x) if scratch is None else scratch
-        torch.sub(index, j, out=keep).clamp_(-1.0, 0.0).add_(1.0)  # 0 before J, 1 from J on (no bool mask)
+        torch.ge(index, j, out=keep)  # 0 before J, 1 from J on, as floats (no bool mask)
         x.mul_(keep).neg_()
         x.scatter_(-1, j.to(torch.int64), uv[..., 1:])
         return x if law.dist == "uniform" else inverse_cdf(x, law.dist)

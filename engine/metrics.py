@@ -8,8 +8,10 @@ Every function takes a batch of instances and returns one value per instance
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 EPS = 1e-8
@@ -329,11 +331,35 @@ def effective_patterns(codes: torch.Tensor, max_unresolved: float | None = None)
     sample falls in regions seen exactly once: by Good and Turing's estimate about that much of the
     data then lies in regions the sample has not resolved, and exp(entropy) runs into the sample
     size (a 200-feature model at p = 0.5 puts every probe input in a region of its own)."""
-    counts = _pattern_counts(codes)
-    share = counts.to(torch.float64) / codes.shape[-1]
-    entropy = -(share * torch.log(share.clamp_min(1e-300))).sum(-1)
-    out = entropy.exp().to(torch.float32)
+    rows, size = codes.shape
+    row, counts = _runs(codes)
+    counts64 = counts.to(torch.float64)
+    # exp(entropy) with entropy = log N - sum_c c log c / N over the regions' counts c
+    total = torch.zeros(rows, dtype=torch.float64, device=codes.device).index_add_(0, row, counts64 * counts64.log())
+    out = (math.log(size) - total / size).exp().to(torch.float32)
     if max_unresolved is not None:
-        unresolved = (counts == 1).sum(-1) / codes.shape[-1]
-        out = torch.where(unresolved > max_unresolved, torch.full_like(out, float("nan")), out)
+        once = torch.zeros(rows, dtype=torch.float64, device=codes.device).index_add_(0, row, (counts == 1).double())
+        out = torch.where(once / size > max_unresolved, torch.full_like(out, float("nan")), out)
     return out
+
+
+def _runs(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct codes of each row as (row index (K,), count (K,)), K the distinct codes of all rows.
+    Small codes are counted with one bincount, others by sorting each row and measuring its runs of equal
+    codes (the row's first code always starts a run, so a run never crosses rows)."""
+    rows, size = codes.shape
+    top = int(codes.max()) + 1 if codes.numel() else 1
+    if top * rows <= 1 << 24:
+        counts = _pattern_counts(codes)
+        row, code = counts.nonzero(as_tuple=True)
+        return row, counts[row, code]
+    if codes.device.type == "cpu":  # numpy's vectorised sort: 10x torch's here (64 x 32,768 int32: 3-7 ms vs 57)
+        ordered = torch.from_numpy(np.sort(codes.contiguous().numpy(), axis=-1))
+    else:
+        ordered = codes.sort(-1).values
+    start = torch.empty_like(ordered, dtype=torch.bool)
+    start[:, 0] = True
+    torch.ne(ordered[:, 1:], ordered[:, :-1], out=start[:, 1:])
+    first = start.flatten().nonzero().squeeze(1)
+    counts = torch.diff(first, append=first.new_tensor([rows * size]))
+    return first // size, counts

@@ -108,10 +108,27 @@ class CounterRNG:
         self.device = torch.device(device)
         self.seeds = fmix32((seeds.to(torch.int64) & M32).to(torch.int32)).to(self.device)
         self.n = int(seeds.numel())
+        self._one_seed = False  # see shared()
         self._elements: dict[tuple[int, ...], torch.Tensor] = {}
         self._scratch: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self._bases: dict[int, torch.Tensor] = {}  # per stream, fixed for the whole run
         self._last_keys: tuple[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    @classmethod
+    def shared(cls, seed: int, rows: int, device: torch.device | str) -> CounterRNG:
+        """``rows`` instances that all have the seed ``seed``: every row of a draw is the same, so it is
+        hashed once and broadcast (the same bits as ``CounterRNG(torch.full((rows,), seed))``, at 1/rows
+        of the hashing). For :meth:`uniform_` and :meth:`uniform` (the linear-region probe's inputs)."""
+        rng = cls(torch.tensor([seed]), device)
+        rng.n, rng._one_seed = rows, True
+        return rng
+
+    def subset(self, rows: slice) -> CounterRNG:
+        """The instances ``rows`` as an RNG of their own: the same draws as those rows of this one."""
+        sub = CounterRNG(torch.zeros(0, dtype=torch.int64), self.device)
+        sub.seeds = self.seeds if self._one_seed else self.seeds[rows]
+        sub.n, sub._one_seed = len(range(self.n)[rows]), self._one_seed
+        return sub
 
     def keys(self, stream: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The (instances,) int32 keys of one (stream, step), for :func:`uniform_bits`."""
@@ -150,6 +167,11 @@ class CounterRNG:
         The returned tensor is a kept scratch buffer, overwritten by the next draw
         of the same shape: consume it before drawing again.
         """
+        if self._one_seed:  # one row hashed, broadcast (a view: read it, do not write it)
+            return self._bits(stream, step, shape, slice(None)).expand(len(range(self.n)[rows]), *shape)
+        return self._bits(stream, step, shape, rows)
+
+    def _bits(self, stream: int, step: int, shape: tuple[int, ...], rows: slice) -> torch.Tensor:
         k1, k2 = self._keys(stream, step)
         extra = (1,) * len(shape)
         h, tmp = (buf[rows] for buf in self._buffers(shape))
@@ -160,7 +182,7 @@ class CounterRNG:
     def _buffers(self, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
         bufs = self._scratch.get(shape)
         if bufs is None:
-            full = (self.n, *shape)
+            full = (1 if self._one_seed else self.n, *shape)
             bufs = (torch.empty(full, dtype=torch.int32, device=self.device),
                     torch.empty(full, dtype=torch.int32, device=self.device))
             self._scratch[shape] = bufs
@@ -172,7 +194,9 @@ class CounterRNG:
         times ``scale`` (a float or a tensor broadcasting against ``out``; folding a scale into
         this pass saves one pass over the data). With ``rows``, ``out`` holds just those instances."""
         shape = tuple(out.shape[1:])
-        h = self.bits(stream, step, shape, rows)
+        if self._one_seed:
+            rows = slice(None)  # one row, broadcast by the copy
+        h = self._bits(stream, step, shape, rows)
         tmp = self._buffers(shape)[1][rows]
         torch.bitwise_right_shift(h, 8, out=tmp).bitwise_and_(0xFFFFFF)
         out.copy_(tmp)

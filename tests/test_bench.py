@@ -137,6 +137,34 @@ def test_ladder_json_carries_each_sides_rate_threads_gflops_and_peak_fraction():
         assert rung["evaluation_s"] > 0 and rung["evaluation_instances"] == rung["instances"]
 
 
+def test_the_rates_time_training_only_and_the_evaluation_is_its_own_figure(monkeypatch):
+    """The final evaluation (estimator, metrics, linear-region probe) runs once per rung, in evaluation_time, on
+    a sample of the instances: never inside a training timing, where at 3,000 instances it cost minutes."""
+    model = get_model("relu_output")
+    calls = {"eval_loss": 0, "metrics": 0, "feature_metrics": 0}
+    for name in calls:
+        def counted(self, weights, name=name, original=getattr(model, name)):
+            calls[name] += 1
+            return original(self, weights)
+        monkeypatch.setattr(model, name, counted)
+    monkeypatch.setattr(bench, "measure_peak_gflops", lambda device: 1.0)  # not under test
+    rung = ladder([10], device="cpu", threads=1, repeats=2, steps=2, compile="eager", all_paths=False,
+                  **TINY).rungs[0]
+    assert calls == {"eval_loss": 1, "metrics": 1, "feature_metrics": 1}
+    assert rung.evaluation_instances == 10 and rung.evaluation_s is not None and rung.evaluation_s > 0
+
+
+def test_a_reference_step_longer_than_the_target_is_not_warmed_up_again(monkeypatch):
+    """Past TARGET_S a reference step is timed without a per-repeat warm-up step: 1 + 1 + repeats steps."""
+    steps = []
+    original = bench.ReferenceTrainer.step
+    monkeypatch.setattr(bench.ReferenceTrainer, "step", lambda self: (steps.append(1), original(self)))
+    monkeypatch.setattr(bench, "TARGET_S", 0.0)
+    monkeypatch.setattr(bench, "measure_peak_gflops", lambda device: 1.0)  # not under test
+    ladder([3], device="cpu", threads=1, repeats=3, compile="eager", all_paths=False, **TINY)
+    assert len(steps) == 1 + 1 + 3  # make_reference's first step, the sizing step, one timed step per repeat
+
+
 def test_both_sides_run_at_the_engines_threads_by_default():
     result = ladder([2], device="cpu", repeats=1, steps=1, **TINY)
     automatic = configure_threads(None, torch.device("cpu"))

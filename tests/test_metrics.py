@@ -485,6 +485,34 @@ def test_linear_regions_at_sparse_data_count_the_regions_of_active_inputs():
     assert counts[0] > 5 and counts[0] == pytest.approx(counts[1], rel=0.02)
 
 
+@pytest.mark.parametrize("kind", ["relu_output", "relu_hidden"])
+def test_the_probes_codes_count_the_same_regions_as_the_boolean_patterns(kind: str):
+    """linear_regions codes each input straight from x W W^T (no boolean patterns): the same partition of the
+    probe into regions as M.pattern_codes of _patterns, so the same distinct and effective counts."""
+    model = regions_model(kind, 4096)
+    x = sparse_uniform_(model.rng, EVAL, 0, model.p, torch.empty(1, 4096, 20))
+    reference = M.pattern_codes(model._patterns(FIXED, x))
+    codes = model._codes(FIXED, x)
+    assert M.distinct_patterns(codes).item() == M.distinct_patterns(reference).item() > 50
+    assert M.effective_patterns(codes).item() == pytest.approx(M.effective_patterns(reference).item(), rel=1e-6)
+
+
+def test_the_evaluation_in_blocks_of_instances_gives_each_instance_its_own_numbers(monkeypatch):
+    """The estimator runs EVAL_ROWS instances at a time (bounded memory): blocks of 2 give the numbers of one
+    block of all 5, up to float round-off of the order of summation."""
+    import toysup.engine.models.relu_output as relu_output
+
+    weights = {"W": CounterRNG(torch.arange(5), "cpu").normal(0x30, 0, (6, 2)) * 0.7, "b": torch.full((5, 6), -0.1)}
+    got = []
+    for rows in (2, 64):
+        monkeypatch.setattr(relu_output, "EVAL_ROWS", rows)
+        model = model_of("relu_output", 5, n_features=6, n_hidden=2, feature_probability=0.05, eval_batch_size=512)
+        got.append({**model.metrics(weights), "loss": model.eval_loss(weights),
+                    **{f"feature {k}": v for k, v in model.feature_metrics(weights).items()}})
+    for name, value in got[0].items():
+        assert torch.allclose(value.double(), got[1][name].double(), rtol=1e-5, atol=1e-7, equal_nan=True), name
+
+
 def test_effective_patterns_on_known_distributions():
     codes = torch.tensor([[0, 0, 0, 0], [0, 1, 2, 3], [5, 5, 9, 9]])
     assert M.effective_patterns(codes).tolist() == pytest.approx([1.0, 4.0, 2.0])

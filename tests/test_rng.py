@@ -98,6 +98,20 @@ def test_an_instance_draws_the_same_numbers_whatever_else_is_in_the_batch():
     assert torch.equal(alone.normal(R.INIT, 0, (5, 2))[0], crowd.normal(R.INIT, 0, (5, 2))[1])
 
 
+def test_a_subset_and_a_shared_seed_draw_the_same_bits_as_the_full_batch():
+    """subset: the evaluation's blocks of instances; shared: the probe's one seed for every row, hashed once."""
+    crowd = CounterRNG(torch.tensor([7, 42, 9, 1000]), "cpu")
+    part = crowd.subset(slice(1, 3))
+    assert part.n == 2 and torch.equal(part.uniform(R.EVAL, 5, (6, 3)), crowd.uniform(R.EVAL, 5, (6, 3))[1:3])
+    same = CounterRNG(torch.full((4,), 0x5EED), "cpu")
+    shared = CounterRNG.shared(0x5EED, 4, "cpu")
+    out = torch.empty(4, 6, 3)
+    shared.uniform_(R.EVAL, 2, out, scale=torch.tensor([1.0, -2.0, 3.0]))
+    assert torch.equal(out, same.uniform(R.EVAL, 2, (6, 3)) * torch.tensor([1.0, -2.0, 3.0]))
+    assert torch.equal(shared.uniform(R.EVAL, 3, (6, 3), rows=slice(1, 3)), same.uniform(R.EVAL, 3, (6, 3))[1:3])
+    assert torch.equal(shared.subset(slice(0, 2)).uniform(R.EVAL, 3, (6, 3)), same.uniform(R.EVAL, 3, (6, 3))[:2])
+
+
 def test_uniform_into_a_kept_buffer_equals_a_fresh_draw():
     rng = CounterRNG(torch.tensor([1, 2, 3]), "cpu")
     out = torch.empty(3, 16, 5)

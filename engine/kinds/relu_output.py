@@ -104,7 +104,7 @@ class ReluOutputKind(ModelKind):
     def bytes_per_instance(cls, config: dict[str, Any]) -> int:
         n, m = config["n_features"], config["n_hidden"]
         train = config["batch_size"] * (10 * n + 6 * m)
-        # The evaluation (engine/estimator.py, blocks of at most 4,096 inputs and about 4M numbers) and the
-        # linear-region probe (PROBE_ROWS instances at a time) have bounded memory of their own.
-        evaluate = min(config["eval_batch_size"], 4096) * (5 * n + 2 * m)
-        return 4 * (max(train, evaluate) + 8 * n * m + 4 * n)
+        # The evaluation (engine/estimator.py, EVAL_ROWS instances at a time, blocks of at most 4,096 inputs)
+        # and the linear-region probe (PROBE_ROWS instances at a time) take a fixed amount of memory, not a
+        # share per instance (at n=20 tens of MB each on a CPU).
+        return 4 * (train + 8 * n * m + 4 * n)
