@@ -105,13 +105,13 @@ def slug(name: str) -> str:
 def load_safetensors(data: bytes) -> dict[str, torch.Tensor]:
     """Tensors from a safetensors file's bytes. torch is imported only where tensors are read, made or
     stored: listing runs and reading their tables needs none."""
-    from safetensors.torch import load
+    from safetensors.torch import load  # deferred: loads torch, which listings never need
 
     return load(data)
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    from safetensors.torch import save
+    from safetensors.torch import save  # deferred: loads torch, which listings never need
 
     return save(tensors, metadata=metadata)
 

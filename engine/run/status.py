@@ -68,9 +68,9 @@ def status_of(record: RunRecord, problem: Callable[[], str] | None = None) -> St
     if record.damage or record.status not in WRITTEN:
         return Status.DAMAGED
     if record.status == Status.RUNNING:
-        # Deferred: the CLI imports this module for its exit codes at start-up, before its SIGTERM handler is in
+        # The CLI imports this module for its exit codes at start-up, before its SIGTERM handler is in
         # place (toysup_tui/cli.py main), and only a running run's status needs the run log's liveness check.
-        from toysup.engine.runlog import liveness
+        from toysup.engine.runlog import liveness  # deferred: see above (start-up time)
 
         return Status.RUNNING if liveness({"host": record.host, "pid": record.pid}, record.heartbeat) \
             else Status.KILLED

@@ -82,7 +82,7 @@ class RunWriter(RunChecks):
         return run
 
     def _first_record(self, spec: Spec, device: str, chunks: int, extra: dict[str, Any] | None) -> RunRecord:
-        import torch
+        import torch  # deferred: listings and tables never need torch
 
         versions = {"toysup": engine.__version__, "torch": torch.__version__, "python": platform.python_version()}
         return RunRecord(id=self.path.name, name=spec.name, model=spec.model, status=Status.RUNNING,
@@ -136,7 +136,7 @@ class RunWriter(RunChecks):
         """A trained chunk: its results, curves, features and weights as parts, then its entry in
         manifest.json, then its rows added to ``rows`` (the results stored so far), which results.csv
         is rewritten with. A kill before the manifest names the chunk has it trained again."""
-        import torch
+        import torch  # deferred: listings and tables never need torch
 
         chunk = result.chunk
         weights = dict(result.weights)
