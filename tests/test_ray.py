@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.xdist_group("ray"), pytest.mark.slow]
 
 PARAMS = {"steps": 300, "batch_size": 64, "eval_batch_size": 256, "seeds": 6}
 SWEEP = {"feature_probability": [1.0, 0.3, 0.1, 0.03]}
-BUDGET = 300_000  # bytes: 9 instances per chunk, so 24 instances make 3 chunks (9, 9, 6)
+BUDGET = 155_000  # bytes: 9 instances per chunk, so 24 instances make 3 chunks (9, 9, 6)
 
 
 @pytest.fixture(scope="module")
