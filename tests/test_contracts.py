@@ -237,6 +237,19 @@ def test_the_front_ends_import_graph_has_no_circle():
     assert not found, "import circles in toysup_tui: " + "; ".join(", ".join(c) for c in found)
 
 
+def test_the_app_implements_everything_its_screens_use():
+    """host.py declares what the screens use of the app (mypy checks that they use nothing else); ToysupApp
+    overrides each of those methods and sets each declared attribute, so no screen reaches a stub."""
+    from toysup_tui.app import ToysupApp
+    from toysup_tui.host import ToysupHost
+
+    methods = [n for n, v in vars(ToysupHost).items() if callable(v) and not n.startswith("__")]
+    assert {"launch", "open_results"} <= set(methods)
+    assert [n for n in methods if getattr(ToysupApp, n) is getattr(ToysupHost, n)] == []
+    app = ToysupApp(Path("runs"), presets_dir=Path("presets"))
+    assert all(hasattr(app, n) for n in ToysupHost.__annotations__), ToysupHost.__annotations__
+
+
 def test_every_engine_module_is_in_a_layer():
     """The layers contract (pyproject.toml) names every engine module or a package holding it; the two
     packages it cannot name (their modules sit in different layers) import nothing themselves."""
