@@ -328,7 +328,7 @@ class ToysupApp(ToysupHost):
         if action == "presets":
             return not isinstance(self.screen, PresetsScreen)
         if action == "runs":
-                return not isinstance(self.screen, RunsScreen)
+            return not isinstance(self.screen, RunsScreen)
         return True
 
     # --- command palette ------------------------------------------------------------------
