@@ -159,12 +159,16 @@ def test_every_model_kind_names_the_class_that_trains_it():
 
 # --- layers: lint-imports checks the contracts; these check what it cannot -----------------------------------
 
-def _engine_graph() -> dict[str, set[str]]:
-    """Each engine module and the engine modules it imports, counting every import statement: module level,
-    inside functions and under TYPE_CHECKING (grimp reads them all)."""
-    graph = grimp.build_graph("toysup", cache_dir=None)
-    modules = {m for m in graph.modules if m == "toysup.engine" or m.startswith("toysup.engine.")}
+def _import_graph(package: str) -> dict[str, set[str]]:
+    """Each module of ``package`` (a dotted name) and the modules of that package it imports, counting every
+    import statement: module level, inside functions and under TYPE_CHECKING (grimp reads them all)."""
+    graph = grimp.build_graph(package.split(".")[0], cache_dir=None)
+    modules = {m for m in graph.modules if m == package or m.startswith(package + ".")}
     return {m: set(graph.find_modules_directly_imported_by(m)) & modules for m in modules}
+
+
+def _engine_graph() -> dict[str, set[str]]:
+    return _import_graph("toysup.engine")
 
 
 def circles(edges: Mapping[str, Set[str]]) -> list[list[str]]:
@@ -223,6 +227,29 @@ def test_the_engines_import_graph_has_no_circle():
     assert not found, "import circles in the engine: " + "; ".join(", ".join(c) for c in found)
 
 
+def test_the_front_ends_import_graph_has_no_circle():
+    """The same for the terminal front end (toysup_tui): a screen never imports the app that opens it (host.py
+    declares what the screens use of the app), and no function-level import hides a circle."""
+    graph = _import_graph("toysup_tui")
+    assert {"toysup_tui.app", "toysup_tui.host", "toysup_tui.screens.base", "toysup_tui.cli"} <= set(graph)
+    assert "toysup_tui.screens.base" in graph["toysup_tui.screens.presets"]  # the graph has the screens' edges
+    found = circles(graph)
+    assert not found, "import circles in toysup_tui: " + "; ".join(", ".join(c) for c in found)
+
+
+def test_the_app_implements_everything_its_screens_use():
+    """host.py declares what the screens use of the app (mypy checks that they use nothing else); ToysupApp
+    overrides each of those methods and sets each declared attribute, so no screen reaches a stub."""
+    from toysup_tui.app import ToysupApp
+    from toysup_tui.host import ToysupHost
+
+    methods = [n for n, v in vars(ToysupHost).items() if callable(v) and not n.startswith("__")]
+    assert {"launch", "open_results"} <= set(methods)
+    assert [n for n in methods if getattr(ToysupApp, n) is getattr(ToysupHost, n)] == []
+    app = ToysupApp(Path("runs"), presets_dir=Path("presets"))
+    assert all(hasattr(app, n) for n in ToysupHost.__annotations__), ToysupHost.__annotations__
+
+
 def test_every_engine_module_is_in_a_layer():
     """The layers contract (pyproject.toml) names every engine module or a package holding it; the two
     packages it cannot name (their modules sit in different layers) import nothing themselves."""
@@ -236,16 +263,18 @@ def test_every_engine_module_is_in_a_layer():
     assert all(graph[m] == set() for m in unplaced)
 
 
-def test_every_function_level_import_in_the_engine_says_why_it_waits():
+def test_every_function_level_import_says_why_it_waits():
     """An import inside a function is for torch or a slow or optional dependency (Ray, Triton, scipy, pandas),
-    and its line says so ("deferred: ..."); never to hide an import circle (the test above finds those)."""
+    or, in the front end, for a command that alone needs it (the CLI starts fast, torch and Textual load late),
+    and its line says so ("deferred: ..."); never to hide an import circle (the tests above find those)."""
     root = Path(engine.__file__).parent
+    front_end = Path(__file__).parent.parent / "toysup_tui"
     silent = []
-    for path in sorted([*root.rglob("*.py"), root.parent / "progress.py"]):
+    for path in sorted([*root.rglob("*.py"), root.parent / "progress.py", *front_end.rglob("*.py")]):
         lines = path.read_text().splitlines()
         for node in ast.walk(ast.parse("\n".join(lines))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                silent += [f"{path.name}:{inner.lineno}" for inner in ast.walk(node)
+                silent += [f"{path.parent.name}/{path.name}:{inner.lineno}" for inner in ast.walk(node)
                            if isinstance(inner, (ast.Import, ast.ImportFrom))
                            and "# deferred" not in lines[inner.lineno - 1]]
     assert silent == []

@@ -38,13 +38,16 @@ from toysup.engine.stop_request import request_stop
 from toysup_tui import detach
 from toysup_tui.crash import crash_line, write_report
 from toysup_tui.detach import Launch, Resume, WorkerError
+from toysup_tui.host import ToysupHost
 from toysup_tui.live import LiveRun, format_duration
 from toysup_tui.printable import printable
 from toysup_tui.screens.confirm import ConfirmScreen
 from toysup_tui.screens.form import FormScreen
 from toysup_tui.screens.presets import PresetsScreen
 from toysup_tui.screens.quit import QuitRunScreen
+from toysup_tui.screens.results import ResultsScreen
 from toysup_tui.screens.run import RunScreen
+from toysup_tui.screens.runs import RunsScreen
 from toysup_tui.user_presets import user_presets_dir
 from toysup_tui.widgets.keys import KeysPanel, by_action, keys_text, own_bindings
 
@@ -54,7 +57,7 @@ STATUS_EVERY_S = 1.0  # how often a followed run's status is checked (a killed r
 TORCH_MODULES = ("torch", "safetensors.torch")  # imported after the first paint, for the form and the results
 
 
-class ToysupApp(App[None]):
+class ToysupApp(ToysupHost):
     """Sweep and visualise toy models of superposition."""
 
     TITLE = "toysup"
@@ -243,8 +246,6 @@ class ToysupApp(App[None]):
                 await asyncio.wait_for(self._follower.wait(), CANCEL_WAIT_S)
 
     def open_results(self, run_dir: str | Path) -> None:
-        from toysup_tui.screens.results import ResultsScreen
-
         try:
             run = Run.open(Path(run_dir))
         except SpecError as exc:
@@ -273,8 +274,6 @@ class ToysupApp(App[None]):
         await self.goto(PresetsScreen, PresetsScreen)
 
     async def action_runs(self) -> None:
-        from toysup_tui.screens.runs import RunsScreen
-
         await self.goto(RunsScreen, RunsScreen)
 
     async def action_live(self) -> None:
@@ -329,8 +328,6 @@ class ToysupApp(App[None]):
         if action == "presets":
             return not isinstance(self.screen, PresetsScreen)
         if action == "runs":
-            from toysup_tui.screens.runs import RunsScreen
-
             return not isinstance(self.screen, RunsScreen)
         return True
 

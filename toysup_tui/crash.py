@@ -25,7 +25,7 @@ def state_dir() -> Path:
     given = os.environ.get(STATE_ENV)
     if given:
         return Path(given).expanduser()
-    from platformdirs import user_state_dir
+    from platformdirs import user_state_dir  # deferred: unused when $TOYSUP_STATE_DIR is set
 
     return Path(user_state_dir("toysup"))
 

@@ -224,7 +224,7 @@ class _Handshake:
         self.announced = False
 
     def __call__(self, event: Any) -> None:
-        from toysup.engine.events import RunStarted
+        from toysup.engine.events import RunStarted  # deferred: only the detached worker needs it
 
         if isinstance(event, RunStarted) and not self.announced:
             self.announced = True
@@ -261,7 +261,7 @@ def _redirect(path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     """Train the request in file ``argv[0]`` (removed once read); exit 0, 1 failed, 2 user error, 130."""
-    from toysup.engine import stopping
+    from toysup.engine import stopping  # deferred: only the detached worker needs it
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # no terminal to lose: a stray hangup is not a stop
     signal.signal(signal.SIGINT, stopping.handle)  # the step in progress finishes and is checkpointed
@@ -275,12 +275,12 @@ def main(argv: list[str]) -> int:
         if isinstance(request, Launch) and request.nice > 0:
             with contextlib.suppress(OSError):
                 os.nice(request.nice)
-        from toysup.engine.runner import resume_sweep, run_sweep
+        from toysup.engine.runner import resume_sweep, run_sweep  # deferred: loads torch, only in the worker
 
         if isinstance(request, Resume):
             outcome = resume_sweep(request.run_dir, request.options, emit=handshake, force=request.force)
         else:
-            from toysup.engine.spec import resolve
+            from toysup.engine.spec import resolve  # deferred: only the detached worker needs it
 
             spec = resolve(tomllib.loads(request.spec_toml), source=str(request.runs_dir))
             outcome = run_sweep(spec, request.runs_dir, request.options, emit=handshake)

@@ -44,7 +44,7 @@ PANEL = (4.2, 3.2)  # inches per small panel
 def require_matplotlib() -> None:
     """UserError (one line, exit 2) when matplotlib is missing: figures are an optional extra."""
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # deferred: matplotlib, an optional dependency  # noqa: F401
     except ImportError:
         raise UserError(f"figures need matplotlib, which is not installed: {EXTRA}") from None
 
@@ -110,7 +110,7 @@ def build(results: Results, charts: Sequence[str] = (), instances: Sequence[int]
     """One figure with the ``charts`` asked for (default: every chart the run has), stacked; ``instances`` for
     the geometry, ``x`` and ``metrics`` (default: all charted) for the metric charts."""
     require_matplotlib()
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # deferred: matplotlib, an optional dependency
 
     if not results.rows:
         raise UserError("the run has no finished instances to plot yet")
@@ -154,7 +154,7 @@ def _height(name: str, results: Results, instances: Sequence[int], axis: Any, me
 
 def _colours(n: int, ordered: bool) -> list[Any]:
     """Series colours: a sequential map along an ordered (numeric) axis, else a qualitative palette."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # deferred: matplotlib, an optional dependency
 
     if ordered and n > 1:
         cmap = colormaps["viridis"]
@@ -269,7 +269,7 @@ def importance_of(results: Results, instance: int, n: int) -> list[float]:
 def draw_geometry(fig: Figure | SubFigure, results: Results, instances: Sequence[int] = (), **_: Any) -> None:
     """Chosen instances in the paper's style: for m = 2 each feature's W_i as a segment from the origin, coloured by
     its importance (dark = important); otherwise the overlap matrix W W^T (features x features)."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # deferred: matplotlib, an optional dependency
 
     chosen = _instances(results, instances)
     rows = max(1, math.ceil(len(chosen) / 3))
@@ -307,8 +307,8 @@ def draw_geometry(fig: Figure | SubFigure, results: Results, instances: Sequence
     for ax in axes[len(chosen):]:
         ax.set_visible(False)
     if any(ax.lines for ax in axes):  # the importance scale of the feature-vector plots
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
+        from matplotlib.cm import ScalarMappable  # deferred: matplotlib, an optional dependency
+        from matplotlib.colors import Normalize  # deferred: matplotlib, an optional dependency
 
         fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=list(axes[:len(chosen)]), shrink=0.7,
                      label="importance (of the largest)")
@@ -376,8 +376,8 @@ def _edges(values: Sequence[float]) -> np.ndarray:
 
 def draw_phase(fig: Figure | SubFigure, results: Results, **_: Any) -> None:
     """The extra feature's phase at each point (the lowest-loss seed's), with the paper's theoretical boundaries."""
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
+    from matplotlib.colors import ListedColormap  # deferred: matplotlib, an optional dependency
+    from matplotlib.patches import Patch  # deferred: matplotlib, an optional dependency
 
     names = [a.name for a in results.axes]
     x_axis = "importance_decay" if "importance_decay" in names else names[0]
@@ -399,7 +399,7 @@ def draw_phase(fig: Figure | SubFigure, results: Results, **_: Any) -> None:
     if theory is not None:
         rs, ps, tz = theory
         ax.contour(rs, ps, tz, levels=[0.5, 1.5], colors="black", linewidths=1.5)
-        from matplotlib.lines import Line2D
+        from matplotlib.lines import Line2D  # deferred: matplotlib, an optional dependency
 
         handles.append(Line2D([], [], color="black", label="theory (the paper's candidates)"))
     if all(v > 0 for v in xs) and max(xs) / min(xs) >= 20:

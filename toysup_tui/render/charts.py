@@ -396,7 +396,7 @@ def render(draw: Callable[..., None], *args: Any, width: int, height: int, color
     ``color=None`` decides with :func:`use_color`. The theme "clear" keeps the
     terminal's own background.
     """
-    import plotext
+    import plotext  # deferred: plotext (~50 ms), only when a chart is drawn
 
     color = use_color() if color is None else color
     draw(plotext, *args, **kwargs)

@@ -279,7 +279,11 @@ def sparkline(counts: Sequence[int]) -> str:
 
 def orientation_table(points: Sequence[tuple[Point, OrientationStats]], axis_names: str) -> Table:
     """One row per sweep point: a histogram of the orientation angles over seeds and a uniformity test."""
-    from toysup.engine.analysis.orientation import NEAR_AXIS_DEG, ORIENTATION_BINS, histogram  # numpy: not for `runs`
+    from toysup.engine.analysis.orientation import (  # deferred: numpy, which `toysup runs` never needs
+        NEAR_AXIS_DEG,
+        ORIENTATION_BINS,
+        histogram,
+    )
 
     limits = {round(s.max_angle, 1) for _, s in points} or {45.0}
     limit = max(limits)
@@ -313,7 +317,7 @@ def recovery_table(results: Results) -> Table | None:
     """For SAEs: the histogram of each ground-truth feature's best cosine with a live latent, per sweep point
     (not only MMCS), beside the MMCS a random dictionary of as many live latents scores (mmcs_chance) and the
     share recovered by the run's chance-aware cut. None unless the run has an mmcs column."""
-    from toysup.engine.analysis.orientation import histogram
+    from toysup.engine.analysis.orientation import histogram  # deferred: numpy, which `toysup runs` never needs
 
     spec = results.spec
     if not results.rows or "mmcs" not in results.rows[0]:

@@ -12,7 +12,7 @@ from toysup_tui.widgets.keys import KeysPanel
 if TYPE_CHECKING:
     from textual import getters
 
-    from toysup_tui.app import ToysupApp
+    from toysup_tui.host import ToysupHost
 
 WIDE_COLUMNS = 120  # at and above this width, panes sit side by side
 
@@ -27,8 +27,9 @@ class ToysupScreen(Screen):
 
     if TYPE_CHECKING:
         # For the type checker only (Textual's own idiom, as in MessagePump): ``self.app`` is toysup's app,
-        # whose runs folder, live run and launch the screens use. At run time Textual's property serves it.
-        app = getters.app(ToysupApp)
+        # whose runs folder, options and launch the screens use (declared in host.py, below the screens, so
+        # that no screen imports app.py). At run time Textual's property serves it.
+        app = getters.app(ToysupHost)
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width >= WIDE_COLUMNS, "-wide")

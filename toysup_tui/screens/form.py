@@ -32,7 +32,7 @@ from toysup_tui.widgets.param_field import SWEEP_HINT, Field, FormSelect, Option
 
 def device_choices() -> list[str]:
     """auto and cpu always; cuda and each cuda:N when torch sees GPUs."""
-    import torch
+    import torch  # deferred: torch, imported after the first paint (app.py)
 
     choices = ["auto", "cpu"]
     if torch.cuda.is_available():

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from toysup_tui.estimate import instance_steps
 from toysup_tui.printable import printable
 from toysup_tui.screens.base import ToysupScreen
+from toysup_tui.screens.form import FormScreen
 from toysup_tui.user_presets import PresetEntry, list_presets
 from toysup_tui.widgets.markup import esc
 
@@ -104,8 +105,6 @@ class PresetsScreen(ToysupScreen):
         )
 
     def action_edit(self) -> None:
-        from toysup_tui.screens.form import FormScreen
-
         entry = self._selected()
         if entry is None or not entry.data:
             self.notify("this preset file cannot be read", severity="error")

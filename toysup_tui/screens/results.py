@@ -21,12 +21,14 @@ from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedCont
 
 from toysup.engine.analysis import geometry, selection
 from toysup.engine.analysis.columns import KEY_SHORT, charted_metrics, short_names
+from toysup.engine.analysis.phase import SELECTIONS
 from toysup.engine.errors import RunDataError, ToysupError, UserError
 from toysup.engine.results import Results, value_text
 from toysup.engine.run.export import export
 from toysup.engine.run.folder import Run
 from toysup.engine.run.status import Status
 from toysup.engine.spec import Spec
+from toysup_tui import figures
 from toysup_tui.render.status import status_style
 from toysup_tui.screens.base import ToysupScreen
 from toysup_tui.screens.confirm import PromptScreen
@@ -324,8 +326,6 @@ class ResultsScreen(ToysupScreen):
 
     def action_phase_selection(self) -> None:
         """The phase grid's seed selection: best-of-k, then the paper's drop-worst majority, and back."""
-        from toysup.engine.analysis.phase import SELECTIONS
-
         names = list(SELECTIONS)
         self.phase_selection = names[(names.index(self.phase_selection) + 1) % len(names)]
         self._redraw("metrics")
@@ -423,8 +423,6 @@ class ResultsScreen(ToysupScreen):
 
     @work(thread=True, group="figure", exit_on_error=False)
     def _save_figure(self, results: Results | None, charts: list[str], options: dict[str, Any], path: Path) -> None:
-        from toysup_tui import figures
-
         assert results is not None
         try:
             figures.figure_format(path)

@@ -25,6 +25,7 @@ from toysup_tui.live import format_duration
 from toysup_tui.printable import printable
 from toysup_tui.render.status import status_style
 from toysup_tui.screens.base import ToysupScreen
+from toysup_tui.screens.compare import CompareScreen
 from toysup_tui.screens.confirm import ConfirmScreen
 from toysup_tui.widgets.markup import esc
 
@@ -188,8 +189,6 @@ class RunsScreen(ToysupScreen):
         self._update_status()
 
     def action_compare(self) -> None:
-        from toysup_tui.screens.compare import CompareScreen
-
         chosen = list(self.marked)
         current = self.selected()
         if len(chosen) < 2 and current is not None and current.id not in chosen:
