@@ -1,7 +1,13 @@
 """The ``toysup`` command line (Typer).
 
 Exit codes: 0 success, 1 a run that failed, 2 a usage or input error, 130 interrupted.
+
+Each command imports what only it needs inside its own function, so ``toysup runs`` or a shell completion
+never loads torch, Textual or the run store's writers (tests/test_contracts.py checks that every other
+function-level import in the project says why it waits).
 """
+
+# deferred imports: a command's own (module docstring)
 
 from __future__ import annotations
 
@@ -111,11 +117,11 @@ def presets(
 ) -> None:
     """List the presets (bundled, your own in the config directory, a project's ./presets) with their source:
     name, model, instances and what each shows (one line each; --long for all)."""
-    from rich import box  # deferred: only this command needs it
-    from rich.table import Table  # deferred: only this command needs it
+    from rich import box
+    from rich.table import Table
 
-    from toysup.engine.preset_sources import all_presets, winners  # deferred: only this command needs it
-    from toysup.engine.spec import read_preset, resolve  # deferred: only this command needs it
+    from toysup.engine.preset_sources import all_presets, winners
+    from toysup.engine.spec import read_preset, resolve
 
     files = all_presets()
     won = winners()
@@ -168,9 +174,9 @@ def config_cmd(
 ) -> None:
     """Show the effective settings (runs directory and run options) and where each came from: a flag, the
     environment ($TOYSUP_NAME), the config file (CONFIG_DIR/config.toml) or the default."""
-    from toysup.engine import settings  # deferred: only this command needs it
-    from toysup.engine.options import OPTION  # deferred: only this command needs it
-    from toysup.engine.preset_sources import user_dir  # deferred: only this command needs it
+    from toysup.engine import settings
+    from toysup.engine.options import OPTION
+    from toysup.engine.preset_sources import user_dir
 
     found = settings.effective(given, runs_dir)
     settings.run_options(given)  # a bad value is an error here too, naming where it was set
@@ -179,7 +185,7 @@ def config_cmd(
                                      "settings": {s.name: {"value": s.value, "source": s.source} for s in found}},
                                     default=str) + "\n")
         return
-    from rich.table import Table  # deferred: only this command needs it
+    from rich.table import Table
 
     table = Table("setting", "value", "from", title_justify="left",
                   title=f"config file: {escape(str(settings.config_path()))}"
@@ -217,13 +223,13 @@ def run(
                                          "terminal: print the run id and return at once")] = False,
 ) -> None:
     """Train a sweep headless and store it as a run folder."""
-    from toysup.engine import settings  # deferred: only this command needs it
-    from toysup.engine.executors import executor_for  # deferred: only this command needs it
-    from toysup.engine.plan import plan_shapes  # deferred: only this command needs it
-    from toysup.engine.run import layout  # deferred: only this command needs it
-    from toysup.engine.runner import run_sweep  # deferred: only this command needs it
-    from toysup.engine.spec import load  # deferred: only this command needs it
-    from toysup_tui import progress, summaries  # deferred: only this command needs it
+    from toysup.engine import settings
+    from toysup.engine.executors import executor_for
+    from toysup.engine.plan import plan_shapes
+    from toysup.engine.run import layout
+    from toysup.engine.runner import run_sweep
+    from toysup.engine.spec import load
+    from toysup_tui import progress, summaries
 
     options = settings.run_options(given)
     spec = load(preset, set_ or [], sweep or [], seeds)
@@ -239,7 +245,7 @@ def run(
         return
     root = layout.runs_dir(runs_dir)
     if detach:
-        from toysup_tui.detach import Launch, start  # deferred: only this command needs it
+        from toysup_tui.detach import Launch, start
 
         _detached(start(Launch(spec.to_toml(), root.resolve(), options, nice=0)), quiet, as_json)
         return
@@ -266,8 +272,8 @@ def _finish(outcome: Any, quiet: bool, as_json: bool, rate: float = 0.0) -> None
     """Print a finished run's summary, its end told once, and leave with its exit code (0, 1 failed, 130
     interrupted). ``rate``: the instance-steps/s this session measured, which a stopped run reports (run.json's
     counts finished chunks only, 0 when none finished)."""
-    from toysup.engine.run import folder as run_folder  # deferred: only this command needs it
-    from toysup_tui import summaries  # deferred: only this command needs it
+    from toysup.engine.run import folder as run_folder
+    from toysup_tui import summaries
 
     finished = run_folder.Run(outcome.run_dir)
     if as_json:
@@ -277,7 +283,7 @@ def _finish(outcome: Any, quiet: bool, as_json: bool, rate: float = 0.0) -> None
     else:
         summaries.print_summary(out, finished, rate if outcome.status is not Status.COMPLETED else None)
     if outcome.status is Status.INTERRUPTED:
-        from toysup.engine.progress import kept_text  # deferred: only this command needs it
+        from toysup.engine.progress import kept_text
 
         print_line(err, f"interrupted: kept {escape(kept_text(finished.record()))}; "  # the command names the folder
                    f"continue with: toysup resume {escape(str(outcome.run_dir))}")
@@ -293,7 +299,7 @@ def handle_hangups_and_terms() -> None:
     training is checkpointed, the run is marked interrupted and exits 130 (engine/stopping.py). A hangup
     means the terminal is gone: from then on output goes to /dev/null, since writing to a hung-up terminal
     fails (EIO) and would turn the clean stop into a crash."""
-    from toysup.engine import stopping  # deferred: only this command needs it
+    from toysup.engine import stopping
 
     signal.signal(signal.SIGINT, stopping.handle)
     signal.signal(signal.SIGTERM, stopping.handle)
@@ -305,7 +311,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _hung_up(signum: int, frame: Any) -> None:
-    from toysup.engine import stopping  # deferred: only this command needs it
+    from toysup.engine import stopping
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # one hangup is enough; a second would cut the cleanup short
     with contextlib.suppress(OSError):
@@ -329,17 +335,17 @@ def resume(
                                         "stopped) and resume")] = False,
 ) -> None:
     """Finish an interrupted, failed or killed run in place; ends with the same results as an uninterrupted run."""
-    from toysup.engine import settings  # deferred: only this command needs it
-    from toysup.engine.options import resume_options  # deferred: only this command needs it
-    from toysup.engine.run import catalogue, layout  # deferred: only this command needs it
-    from toysup.engine.runner import resume_sweep  # deferred: only this command needs it
-    from toysup_tui import progress  # deferred: only this command needs it
+    from toysup.engine import settings
+    from toysup.engine.options import resume_options
+    from toysup.engine.run import catalogue, layout
+    from toysup.engine.runner import resume_sweep
+    from toysup_tui import progress
 
     try:
         found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
         options = resume_options(settings.resume_defaults(given), found.record().to_json())
         if detach:
-            from toysup_tui.detach import Resume, start  # deferred: only this command needs it
+            from toysup_tui.detach import Resume, start
 
             _detached(start(Resume(found.path.resolve(), options, force)), quiet, False)
             return
@@ -367,7 +373,7 @@ def runs(
                                              help="Stop --watch after this many refreshes (tests)")] = 0,
 ) -> None:
     """List the runs in the runs directory, newest first, with their status."""
-    from toysup.engine.run import catalogue, layout  # deferred: only this command needs it
+    from toysup.engine.run import catalogue, layout
 
     root = layout.runs_dir(runs_dir)
     if root.exists() and not root.is_dir():
@@ -391,11 +397,11 @@ def runs(
 
 def _runs_view(found: list[Any], root: Path) -> Any:
     """The runs table with a line for each damaged folder (its problem in its own words, never as markup)."""
-    from rich.console import Group  # deferred: only this command needs it
-    from rich.text import Text  # deferred: only this command needs it
+    from rich.console import Group
+    from rich.text import Text
 
-    from toysup_tui.render.status import status_style  # deferred: only this command needs it
-    from toysup_tui.render.tables import runs_table  # deferred: only this command needs it
+    from toysup_tui.render.status import status_style
+    from toysup_tui.render.tables import runs_table
 
     if not found:
         return Text(f"no runs in {root}")
@@ -410,7 +416,7 @@ def _watch_runs(view: Any, interval: float, count: int) -> None:
     refreshes = 0
     try:
         if out.is_terminal:
-            from rich.live import Live  # deferred: only this command needs it
+            from rich.live import Live
 
             with Live(view(), console=out, auto_refresh=False, screen=False) as live:
                 while not count or refreshes < count:
@@ -437,7 +443,7 @@ def _watch_runs(view: Any, interval: float, count: int) -> None:
 
 def _statuses(text: str | None) -> set[str] | None:
     """--status's comma-separated statuses, checked; None when not given."""
-    from toysup.engine.run.status import STATUSES  # deferred: only this command needs it
+    from toysup.engine.run.status import STATUSES
 
     if text is None:
         return None
@@ -467,9 +473,9 @@ def watch(
 ) -> None:
     """Follow a run training in another process (any terminal, the TUI, a detached run) until it ends; exit
     with its status (0 completed, 1 failed or killed, 130 interrupted). Ctrl-C stops watching, not the run."""
-    from toysup.engine.run import catalogue, layout  # deferred: only this command needs it
-    from toysup.engine.runlog import follow  # deferred: only this command needs it
-    from toysup_tui import progress  # deferred: only this command needs it
+    from toysup.engine.run import catalogue, layout
+    from toysup.engine.runlog import follow
+    from toysup_tui import progress
 
     found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     ended = ""
@@ -486,7 +492,7 @@ def watch(
     status = found.status()
     print_line(out, f"run {escape(found.id)} is {status}" + (f" {escape(ended)}" if ended else ""))
     if status is Status.INTERRUPTED:
-        from toysup.engine.progress import kept_text  # deferred: only this command needs it
+        from toysup.engine.progress import kept_text
 
         print_line(err, f"kept {escape(kept_text(found.record()))}; continue with: toysup resume {escape(found.id)}")
     raise typer.Exit(exit_code(status))
@@ -500,8 +506,8 @@ def stop(
 ) -> None:
     """Stop a running run gracefully: it finishes the step in progress, checkpoints the chunk in training, keeps
     its finished chunks and is marked interrupted (resumable from that step)."""
-    from toysup.engine.run import catalogue, layout  # deferred: only this command needs it
-    from toysup.engine.stop_request import request_stop  # deferred: only this command needs it
+    from toysup.engine.run import catalogue, layout
+    from toysup.engine.stop_request import request_stop
 
     found = catalogue.find_run(layout.runs_dir(runs_dir), run_ref)
     status = found.status()
@@ -519,7 +525,7 @@ def stop(
     if status is Status.RUNNING:
         raise fail(f"run {found.id} is still running after {wait:.0f} s; it stops at its next step "
                    "(toysup watch shows when)", EXIT_FAILED)
-    from toysup.engine.progress import kept_text  # deferred: only this command needs it
+    from toysup.engine.progress import kept_text
 
     print_line(out, f"run {escape(found.id)} is {status}" +
               (f"; kept {escape(kept_text(found.record()))}; continue with: toysup resume {escape(found.id)}"
@@ -549,10 +555,10 @@ def report_cmd(
                                       "lone curve's]")] = False,
 ) -> None:
     """Show a run's results as tables and terminal charts."""
-    from toysup.engine.analysis.phase import SELECTIONS  # deferred: only this command needs it
-    from toysup.engine.progress import require_results  # deferred: only this command needs it
-    from toysup.engine.run import catalogue, layout  # deferred: only this command needs it
-    from toysup_tui import report  # deferred: only this command needs it
+    from toysup.engine.analysis.phase import SELECTIONS
+    from toysup.engine.progress import require_results
+    from toysup.engine.run import catalogue, layout
+    from toysup_tui import report
 
     if width is not None and not 20 <= width <= 10_000:
         raise SpecError(f"--width {width} is not valid: expected 20 to 10,000 columns")
@@ -567,7 +573,7 @@ def report_cmd(
         report.print_report(out, found, x=x, width=width, best_of=best_of,
                             phase_selection=phase_selection, iqr=iqr)
         return
-    from toysup_tui.report_file import save_report  # deferred: only this command needs it
+    from toysup_tui.report_file import save_report
 
     save_report(save, found, x=x, width=width, best_of=best_of, phase_selection=phase_selection, iqr=iqr)
     print_line(err, f"wrote the report of {escape(found.id)} to {escape(str(save))}")
@@ -589,10 +595,10 @@ def plot(
 ) -> None:
     """Write a run's charts as a publication figure (matplotlib: pip install 'toysup\\[figures]'), one file with
     the charts stacked; the format from the suffix."""
-    from toysup.engine.progress import require_results  # deferred: only this command needs it
-    from toysup.engine.results import Results  # deferred: only this command needs it
-    from toysup.engine.run import catalogue, layout  # deferred: only this command needs it
-    from toysup_tui import figures  # deferred: only this command needs it
+    from toysup.engine.progress import require_results
+    from toysup.engine.results import Results
+    from toysup.engine.run import catalogue, layout
+    from toysup_tui import figures
 
     figures.figure_format(output)
     figures.require_matplotlib()
@@ -615,10 +621,10 @@ def compare(
 ) -> None:
     """Compare runs: the config diff (only what differs), the summary metrics side by side per point, and
     overlaid metric charts against a swept parameter they share."""
-    from toysup.engine import comparison  # deferred: only this command needs it
-    from toysup.engine.progress import require_results  # deferred: only this command needs it
-    from toysup.engine.results import Results  # deferred: only this command needs it
-    from toysup.engine.run import catalogue, layout  # deferred: only this command needs it
+    from toysup.engine import comparison
+    from toysup.engine.progress import require_results
+    from toysup.engine.results import Results
+    from toysup.engine.run import catalogue, layout
 
     if len(run_refs) < 2:
         raise SpecError("compare needs at least two runs")
@@ -636,7 +642,7 @@ def compare(
     if as_json:
         sys.stdout.write(json.dumps(comparison.to_json(ids, results), default=str) + "\n")
         return
-    from toysup_tui.compare_view import print_comparison  # deferred: only this command needs it
+    from toysup_tui.compare_view import print_comparison
 
     print_comparison(out, ids, results, x or (axes[0] if axes else None))
 
@@ -649,10 +655,10 @@ def export(
     runs_dir: RunsDirOption = None,
 ) -> None:
     """Export a run's table as CSV (results rows carry run id, seed, sweep point and every swept parameter)."""
-    from toysup.engine import run_format  # deferred: only this command needs it
-    from toysup.engine.progress import require_results  # deferred: only this command needs it
-    from toysup.engine.run import catalogue, layout  # deferred: only this command needs it
-    from toysup.engine.run import export as run_export  # deferred: only this command needs it
+    from toysup.engine import run_format
+    from toysup.engine.progress import require_results
+    from toysup.engine.run import catalogue, layout
+    from toysup.engine.run import export as run_export
 
     if table not in run_format.TABLES:
         raise SpecError(f"--table {table!r} is not valid: expected results, curves or features")
@@ -674,9 +680,9 @@ def params(
                                          "values marked)", autocompletion=completion.preset_names)] = "",
 ) -> None:
     """List a model's parameters (name, default, valid range, meaning), or the models with none given."""
-    from rich.table import Table  # deferred: only this command needs it
+    from rich.table import Table
 
-    from toysup.engine.models import MODELS, get_kind  # deferred: only this command needs it
+    from toysup.engine.models import MODELS, get_kind
 
     if not model:
         table = Table("model", "what it is", title="Models (toysup params MODEL lists a model's parameters)")
@@ -705,9 +711,9 @@ def params(
 def _preset_for_params(name: str) -> dict[str, Any]:
     """`params NAME` where NAME is no model: the preset it names, checked (model, params, sweep), or a usage
     error in one line naming the models and presets."""
-    from toysup.engine.models import MODELS  # deferred: only this command needs it
-    from toysup.engine.preset_sources import winners  # deferred: only this command needs it
-    from toysup.engine.spec import load, preset_path, read_preset  # deferred: only this command needs it
+    from toysup.engine.models import MODELS
+    from toysup.engine.preset_sources import winners
+    from toysup.engine.spec import load, preset_path, read_preset
 
     try:
         path = preset_path(name)
@@ -740,8 +746,8 @@ def bench(
 ) -> None:
     """Time the engine against a tutorial-style trainer (einsum, autograd, torch.optim.Adam) on identical work,
     over a ladder of instance counts, with each side's GFLOP/s and share of the device's measured peak."""
-    from toysup.engine import settings  # deferred: only this command needs it
-    from toysup.engine.bench import check_options, ladder, parse_ladder  # deferred: only this command needs it
+    from toysup.engine import settings
+    from toysup.engine.bench import check_options, ladder, parse_ladder
 
     options = settings.run_options(given)  # --device, --threads and --compile, checked as for run
     device, threads = options.device, options.threads
@@ -784,7 +790,7 @@ def _paths_text(rung: dict[str, Any]) -> str:
 
 def _print_ladder(data: dict[str, Any]) -> None:
     """The ladder as a table, with the conditions that make its numbers comparable."""
-    from rich.table import Table  # deferred: only this command needs it
+    from rich.table import Table
 
     peaks = ", ".join(f"{v:,.0f} GFLOP/s at {k} thread(s)" for k, v in data["peak_gflops"].items())
     size = 8192 if data["device"].startswith("cuda") else 2048
@@ -823,14 +829,14 @@ def tui(
 ) -> None:
     """Open the terminal interface: presets, parameter form, live runs, results and the runs browser. The run
     options set the form's starting values for launched sweeps."""
-    from toysup.engine import settings  # deferred: only this command needs it
-    from toysup.engine.run import layout  # deferred: only this command needs it
+    from toysup.engine import settings
+    from toysup.engine.run import layout
     from toysup_tui.app import run_tui  # deferred: loads Textual, only for `toysup tui`
 
     options = settings.run_options(given)  # a bad option is reported before the screen opens
     root = layout.runs_dir(runs_dir)
     if options.device.startswith("cuda"):  # refused here, not after the screen has opened
-        from toysup.engine.plan import resolve_device  # deferred: only this command needs it
+        from toysup.engine.plan import resolve_device
 
         resolve_device(options.device)
     crash = run_tui(root, options)
