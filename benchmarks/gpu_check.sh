@@ -37,6 +37,12 @@ START=$(date +%s)
 SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" NO_COLOR=1 COLUMNS=200 PYTHONUNBUFFERED=1
+# The checkout imports the engine as toysup.engine through the link toysup/engine -> ../engine: a copy that
+# did not keep the link would fail every step, so say so once, first.
+if [ ! -f toysup/engine/__init__.py ]; then
+    echo "toysup/engine is not the link to ../engine in this copy (recreate it: ln -s ../engine toysup/engine)" | tee "$SUMMARY"
+    exit 2
+fi
 
 note() { echo "[$(($(date +%s) - START))s] $*" | tee -a "$SUMMARY"; }
 step() {  # step NAME LIMIT_S COMMAND...: stdout to $OUT/NAME.out, stderr to $OUT/NAME.log; exit code and time noted
