@@ -143,6 +143,8 @@ def test_the_python_api_refuses_bad_options_before_writing(tmp_path: Path) -> No
         with pytest.raises(UserError) as raised:
             toysup.run_sweep(TINY_PRESET, runs_dir=tmp_path / "runs", options=options, progress=False)
         assert str(raised.value).startswith(expected) and "\n" not in str(raised.value)
+    with pytest.raises(UserError, match=r"^device is a run option: pass options=\{'device': \.\.\.\}"):
+        toysup.run_sweep(TINY_PRESET, runs_dir=tmp_path / "runs", device="cpu", progress=False)  # the old keyword
     assert not (tmp_path / "runs").exists()
 
 

@@ -14,16 +14,24 @@ from typing import Any
 
 from toysup.engine import api
 from toysup.engine import events as ev
+from toysup.engine.errors import UserError
+from toysup.engine.options import OPTION
 
 
-def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, progress: bool = True, **options: Any) -> api.Run:
+def run_sweep(spec: str | Path | Mapping[str, Any] = "tms-intro", *, progress: bool = True,
+              **keywords: Any) -> api.Run:
     """Train a sweep and return its run, as ``toysup run`` does: :func:`toysup.engine.api.run_sweep` (its
     keywords: params, sweep, seeds, runs_dir, options), showing a bar that names each phase unless
-    ``progress`` is False."""
+    ``progress`` is False. A run option given as a keyword (``device="cuda"``, as this function took before
+    run options had one route) is one UserError line saying to pass it in ``options``."""
+    misplaced = sorted(keywords.keys() & OPTION.keys())
+    if misplaced:
+        name = misplaced[0]
+        raise UserError(f"{name} is a run option: pass options={{{name!r}: ...}} (or a toysup.RunOptions)")
     if not progress:
-        return api.run_sweep(spec, **options)
+        return api.run_sweep(spec, **keywords)
     with NotebookBar() as bar:
-        return api.run_sweep(spec, emit=bar, **options)
+        return api.run_sweep(spec, emit=bar, **keywords)
 
 
 class NotebookBar:
