@@ -35,6 +35,7 @@ import torch
 
 from toysup.engine import fused, kernel_step
 from toysup.engine.errors import SpecError
+from toysup.engine.kinds.relu_output import flops_per_instance_step
 from toysup.engine.models import Hyper, get_model
 from toysup.engine.plan import (
     TORCH_DEFAULT_THREADS,
@@ -50,7 +51,6 @@ from toysup.engine.spec import Instance, Spec, resolve
 from toysup.engine.train import train_chunk
 
 DEFAULT_LADDER = (30, 300, 3000, 30000)
-ADAM_FLOPS_PER_PARAM = 14  # see flops_per_instance_step
 TARGET_S = 1.0  # each timing runs about this long; a step slower than that is timed once
 MAX_STEPS = 5000
 # The reference's peak memory per instance, in (batch, features) float32 tensors: measured 7.6 at 3,000 instances
@@ -60,31 +60,6 @@ REFERENCE_TENSORS = 10
 # Instances whose final evaluation a rung times (then scaled to the rung): the linear-region probe alone costs about
 # 60 ms per instance on one CPU core, so evaluating all of a 3,000-instance rung would take minutes.
 EVALUATION_SAMPLE = 64
-
-
-def flops_per_instance_step(n: int, m: int, batch: int) -> int:
-    """Floating-point operations in one relu_output training step of one instance, counted by hand.
-
-    Conventions: a (a x k) by (k x b) matmul is 2abk, any other arithmetic or
-    comparison is 1 per element, scalar work is free, and the integer hashing
-    that makes random bits is not floating-point work. With B the batch, n the
-    features and m the hidden size:
-
-    - data, 3Bn: scale a uniform by 1/p, compare it with the threshold, select;
-    - forward, 4Bnm + 2Bn: h = x W (2Bnm), pre = h W^T + b (2Bnm + Bn), out = ReLU(pre) (Bn);
-    - loss, 4Bn: out - x, square, times the importance, sum;
-    - backward, 6Bnm + 3Bn + nm: g = dloss/dpre = importance * (out - x) * [pre > 0] (2Bn, the constant 2/(Bn)
-      folded into the importance), db = sum over the batch of g (Bn), dh = g W (2Bnm), dW = x^T dh + g^T h
-      (4Bnm + nm);
-    - Adam, 14 per parameter (nm + n parameters): first moment 3, second moment 4, two bias corrections,
-      square root, epsilon, divide, times lr, subtract.
-
-    In all 10Bnm + 12Bn + nm + 14(nm + n): 1,271,540 at n=20, m=5, B=1024, of which the
-    five matmuls are 80%.
-    """
-    matmuls = 10 * batch * n * m
-    elementwise = (3 + 2 + 4 + 3) * batch * n + n * m
-    return matmuls + elementwise + ADAM_FLOPS_PER_PARAM * (n * m + n)
 
 
 # --- the reference trainer ------------------------------------------------------------------
@@ -521,15 +496,16 @@ def ladder(counts: list[int] | tuple[int, ...] = DEFAULT_LADDER, n_features: int
     By default both run at the engine's thread count (``threads``, else its automatic choice); with
     ``defaults`` each runs at its own default (the engine's automatic count, torch's default for the
     reference). ``steps`` fixes the timed steps per repeat (default: sized to TARGET_S per timing).
-    ``compile`` chooses the engine's step as for a run (auto: compiled where a compiler is present, the
-    ladder timing the steady state of a long sweep); with ``all_paths`` the engine's other step paths
-    (:func:`timed_paths`) are timed beside it. ``on_rung`` sees each rung as it finishes.
+    ``compile`` chooses the engine's step as for a run (auto: as for a long sweep of this model, compiled on a
+    CPU where a compiler is present and the step has fused.AUTO_MIN_FLOPS of work); with ``all_paths`` the
+    engine's other step paths (:func:`timed_paths`) are timed beside it. ``on_rung`` sees each rung as it finishes.
     """
     dev = check_options(n_features, n_hidden, batch_size, device, threads, defaults, repeats, steps)
     engine_threads = configure_threads(threads, dev)
     reference_threads = TORCH_DEFAULT_THREADS if defaults else engine_threads
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
-    step_path, step_note = fused.choose_path(compile, dev, True, fused.AUTO_MIN_INSTANCE_STEPS, True, max(counts))
+    step_path, step_note = fused.choose_path(compile, dev, True, fused.AUTO_MIN_INSTANCE_STEPS, True, max(counts),
+                                             flops_per_instance_step(n_features, n_hidden, batch_size))
     other_paths = timed_paths(dev) if all_paths else ()
     peaks: dict[int, float] = {}
     for count in sorted({engine_threads, reference_threads}):

@@ -27,6 +27,7 @@ import torch
 
 from toysup.engine import kernel_step
 from toysup.engine.compiler import CompileFailed, unavailable_reason
+from toysup.engine.kinds.relu_output import flops_per_instance_step
 from toysup.engine.models import get_model
 from toysup.engine.spec import Spec
 
@@ -42,15 +43,22 @@ KERNEL_FASTER_FROM: int | None = None
 # auto compiles a run of at least this many instance-steps: a cold compile costs about 20 s on a 2-core CPU
 # (2-3 s from inductor's cache), which a 2-3x faster step repays within this much training.
 AUTO_MIN_INSTANCE_STEPS = 2_000_000
+# ... and only for models whose step has at least this much floating-point work (engine/kinds/relu_output.py's
+# count): below it the compiled step's fixed cost per call outweighs what fusing saves. Measured 2026-12-07 on
+# the 2-core CPU, idle, 300 instances, 2 threads (toysup bench --n-features --n-hidden --batch-size), compiled /
+# eager: 0.22 at 5,340 FLOP (n=5, m=2, batch 32), 0.45 at 20,700, 0.92 at 41,180, 1.01 at 82,140 (n=5, m=2,
+# batch 512), 1.26 at 81,140 (n=20, m=5, batch 64), 1.12 at 196,872, 1.62 at 319,220, 1.80 at 1,153,440.
+AUTO_MIN_FLOPS = 80_000
 
 
 def choose_path(mode: str, device: torch.device, supported: bool, instance_steps: int,
-                kernel_supported: bool = False, instances: int = 0) -> tuple[str, str | None]:
+                kernel_supported: bool = False, instances: int = 0, flops: int | None = None) -> tuple[str, str | None]:
     """The step path of a run, and a notice line when the user should know why it is not the one asked for.
 
     ``mode`` is the run option (auto, eager, compiled, kernel; on and off as compiled and eager); ``supported``
     whether the run's model and configs have a compiled step, ``kernel_supported`` whether they have the fused
-    kernel. auto compiles from AUTO_MIN_INSTANCE_STEPS on, on CPUs only; on CUDA it takes the kernel from
+    kernel, ``flops`` the work of one step of the run's smallest instance (None: not counted). auto compiles
+    from AUTO_MIN_INSTANCE_STEPS on and from AUTO_MIN_FLOPS per step, on CPUs only; on CUDA it takes the kernel from
     KERNEL_FASTER_FROM instances once a GPU has measured that, and otherwise trains eagerly and says why.
     """
     given, mode = mode, MODE_ALIASES.get(mode, mode)
@@ -71,8 +79,9 @@ def choose_path(mode: str, device: torch.device, supported: bool, instance_steps
             return EAGER, None
         return EAGER, ("--compile auto: no faster step is measured on GPUs yet (compiled and kernel are unmeasured"
                        "): training eagerly; --compile kernel or compiled to try one")
-    if mode == "auto" and (not supported or instance_steps < AUTO_MIN_INSTANCE_STEPS or device.type != "cpu"):
-        return EAGER, None  # short sweeps, and devices where the compiled step is unmeasured
+    if mode == "auto" and (not supported or instance_steps < AUTO_MIN_INSTANCE_STEPS or device.type != "cpu"
+                           or (flops is not None and flops < AUTO_MIN_FLOPS)):
+        return EAGER, None  # short sweeps, small models, and devices where the compiled step is unmeasured
     reason = unavailable_reason(device)
     if reason is not None:
         return EAGER, f"compiled step unavailable ({reason}): training eagerly"
@@ -105,6 +114,8 @@ def spec_path(mode: str, device: torch.device, spec: Spec) -> tuple[str, str | N
     supported = all(model.has_compiled_step(c) for c in configs)
     kernel_supported = all(kernel_step.supports(spec.model, c) for c in configs)
     instance_steps = sum(int(c["steps"]) for c in configs)
-    return choose_path(mode, device, supported, instance_steps, kernel_supported, len(configs))
+    flops = min(flops_per_instance_step(c["n_features"], c["n_hidden"], c["batch_size"]) for c in configs) \
+        if supported and configs else None
+    return choose_path(mode, device, supported, instance_steps, kernel_supported, len(configs), flops)
 
 

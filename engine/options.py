@@ -113,7 +113,8 @@ class RunOptions:
         "choice", "auto", "the training step: eager, compiled (torch.compile: inductor C++ on CPU, Triton on CUDA) "
         "or kernel (the fused Triton kernel of the relu_output family, CUDA only); on and off are the old names of "
         "compiled and eager; auto compiles CPU sweeps of 2,000,000 instance-steps or more where the model has a "
-        "compiled step and a compiler is present, and on CUDA picks a path only once measured faster there",
+        "compiled step of at least 80,000 FLOP (smaller ones measured slower compiled) and a compiler is present, "
+        "and on CUDA picks a path only once measured faster there",
         choices=("auto", "eager", "compiled", "kernel", "on", "off"), metavar="auto|eager|compiled|kernel")
     checkpoint_every: float = _option(
         "float", 60.0, "time between checkpoints inside a chunk; resume continues from the last one",

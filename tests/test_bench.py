@@ -14,8 +14,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import toysup.engine.bench as bench
 import toysup.engine.plan as engine_plan
-from toysup.engine.bench import TutorialModel, bench_spec, flops_per_instance_step, ladder, parse_ladder, timed_paths
+from toysup.engine.bench import TutorialModel, bench_spec, ladder, parse_ladder, timed_paths
 from toysup.engine.errors import SpecError
+from toysup.engine.kinds.relu_output import flops_per_instance_step
 from toysup.engine.models import Hyper, ToyModel, get_model
 from toysup.engine.optim import BatchedOptimizer
 from toysup.engine.plan import TORCH_DEFAULT_THREADS, configure_threads
