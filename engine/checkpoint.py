@@ -1,6 +1,8 @@
-"""A chunk's training state part-way through (a checkpoint), and the one pair of functions that save and load it.
+"""A chunk's training state part-way through (a checkpoint), and the one pair of functions that encode and
+decode its file; the run store writes and reads the file (engine/run/writer.py and recovery.py, atomically
+and never through a link, as every file of a run).
 
-The file is safetensors, written atomically (engine/safe_fs.py), one per chunk: ``instance`` (the chunk's
+The file is safetensors, one per chunk: ``instance`` (the chunk's
 sweep indices), ``w.<weight>``, ``m.<weight>`` and ``v.<weight>`` (Adam's moments; none for SGD),
 ``curves``, ``extra.<curve column>``, ``diverged`` and ``snap.<weight>`` (the snapshots so far, stacked on
 dimension 1), with the counters ``step``, ``t`` and ``reported`` as metadata. The layout is the one every
@@ -15,10 +17,8 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from toysup.engine import safe_fs
 from toysup.engine.errors import RunDataError
 
 if TYPE_CHECKING:
@@ -47,8 +47,8 @@ class TrainingState:
     snapshots: dict[str, torch.Tensor]  # weight -> (I, snapshots so far, ...)
 
 
-def save_checkpoint(path: Path, state: TrainingState) -> None:
-    """Write ``state`` to ``path``, replacing any checkpoint there atomically (a kill leaves the old one)."""
+def encode_checkpoint(state: TrainingState) -> bytes:
+    """``state`` as a checkpoint file's bytes."""
     import torch  # deferred: listing runs imports this module and needs no torch
     from safetensors.torch import save  # deferred: loads torch
 
@@ -59,21 +59,16 @@ def save_checkpoint(path: Path, state: TrainingState) -> None:
                           (SNAPSHOT, state.snapshots)):
         tensors.update({prefix + name: value for name, value in named.items()})
     counters = {"step": state.step, "t": state.optimizer_steps, "reported": state.reported}
-    blob = save({k: v.contiguous() for k, v in tensors.items()}, metadata={k: str(v) for k, v in counters.items()})
-    safe_fs.atomic_write(path, blob)
+    return save({k: v.contiguous() for k, v in tensors.items()}, metadata={k: str(v) for k, v in counters.items()})
 
 
-def load_checkpoint(path: Path) -> TrainingState:
-    """The state saved at ``path``; RunDataError if it cannot be read or is not a whole checkpoint (a file cut
-    mid-write by hand, garbled, or a link)."""
-    try:
-        data = safe_fs.read_bytes(path)
-    except OSError as exc:
-        raise RunDataError(f"checkpoint {path.name} cannot be read: {exc.strerror or exc}") from None
+def decode_checkpoint(data: bytes, name: str) -> TrainingState:
+    """The state in checkpoint file ``name``'s bytes; RunDataError naming it if they are not a whole checkpoint
+    (a file cut mid-write by hand, garbled, of another layout)."""
     try:
         return _decode(data)
     except (ValueError, KeyError, TypeError, struct.error) as exc:
-        raise RunDataError(f"checkpoint {path.name} is damaged: {exc}") from None
+        raise RunDataError(f"checkpoint {name} is damaged: {exc}") from None
 
 
 def _decode(data: bytes) -> TrainingState:

@@ -1,6 +1,6 @@
-"""A chunk's checkpoint (engine/checkpoint.py): one typed training state, saved and loaded by one pair of
-functions, in the key layout every earlier version wrote, so that a run interrupted before this module
-existed still resumes to an uninterrupted run's results."""
+"""A chunk's checkpoint (engine/checkpoint.py): one typed training state, encoded and decoded by one pair of
+functions and written and read by the run store, in the key layout every earlier version wrote, so that a run
+interrupted before this module existed still resumes to an uninterrupted run's results."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from toysup.engine import train
-from toysup.engine.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from toysup.engine.checkpoint import TrainingState, decode_checkpoint, encode_checkpoint
 from toysup.engine.errors import RunDataError
 from toysup.engine.events import Event, Progress
 from toysup.engine.models import get_model
@@ -46,13 +46,15 @@ def same_state(a: TrainingState, b: TrainingState) -> bool:
 
 
 def test_a_state_saved_is_the_state_loaded_in_the_old_key_layout(tmp_path: Path) -> None:
-    path = tmp_path / "chunk-0003.safetensors"
+    run = Run(tmp_path)
+    path = tmp_path / "checkpoints" / "chunk-0003.safetensors"
     state = a_state()
-    save_checkpoint(path, state)
-    assert same_state(load_checkpoint(path), state)
+    run.write_checkpoint(3, state)
+    [(chunk, loaded)] = run.read_checkpoints()
+    assert chunk == 3 and same_state(loaded, state)
     assert set(load_file(path)) == {"instance", "w.W", "w.b", "m.W", "v.W", "curves", "extra.l1", "diverged", "snap.W"}
     assert metadata(path) == {"step": "12", "t": "12", "reported": "3"}
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left beside it
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left beside it
 
 
 def metadata(path: Path) -> dict[str, str]:
@@ -64,7 +66,7 @@ def metadata(path: Path) -> dict[str, str]:
 @pytest.mark.parametrize("damage", ["cut", "no counters", "no curves", "not safetensors"])
 def test_a_damaged_checkpoint_is_one_run_data_error(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "chunk-0000.safetensors"
-    save_checkpoint(path, a_state())
+    path.write_bytes(encode_checkpoint(a_state()))
     if damage == "cut":
         path.write_bytes(path.read_bytes()[:-40])
     elif damage == "no counters":
@@ -74,7 +76,7 @@ def test_a_damaged_checkpoint_is_one_run_data_error(tmp_path: Path, damage: str)
     else:
         path.write_text("not a checkpoint")
     with pytest.raises(RunDataError, match=r"checkpoint chunk-0000\.safetensors"):
-        load_checkpoint(path)
+        decode_checkpoint(path.read_bytes(), path.name)
 
 
 def old_layout(path: Path, spec: Spec) -> None:

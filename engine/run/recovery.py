@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from safetensors import SafetensorError
 
 from toysup.engine import safe_fs
-from toysup.engine.checkpoint import TrainingState, load_checkpoint
+from toysup.engine.checkpoint import TrainingState, decode_checkpoint
 from toysup.engine.errors import RunDataError, UserError
 from toysup.engine.manifest import PIECES, Manifest, matches, segment
 from toysup.engine.run.layout import (
@@ -39,7 +39,7 @@ class RunRecovery(RunWriter):
         found = []
         for path in self._files("checkpoints", WEIGHTS_NAME):
             try:
-                state = load_checkpoint(path)
+                state = decode_checkpoint(self._read(f"checkpoints/{path.name}"), path.name)
             except RunDataError:
                 safe_fs.remove_file(path)
                 continue

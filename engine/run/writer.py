@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from toysup import engine
 from toysup.engine import safe_fs
-from toysup.engine.checkpoint import TrainingState, save_checkpoint
+from toysup.engine.checkpoint import TrainingState, encode_checkpoint
 from toysup.engine.errors import UserError
 from toysup.engine.manifest import Chunk as StoredChunk
 from toysup.engine.manifest import Manifest, digest
@@ -201,10 +201,7 @@ class RunWriter(RunChecks):
     def write_checkpoint(self, chunk: int, state: TrainingState) -> None:
         """The training state of a chunk in progress: checkpoints/chunk-NNNN.safetensors, replaced atomically
         (one file per chunk, since chunks may train side by side on a cluster)."""
-        folder = self.folder("checkpoints")
-        if not folder.is_dir():
-            folder.mkdir()
-        save_checkpoint(folder / f"chunk-{chunk:04d}.safetensors", state)
+        self._write(f"checkpoints/chunk-{chunk:04d}.safetensors", encode_checkpoint(state))
 
     def clear_checkpoint(self, chunk: int) -> None:
         self._remove(f"checkpoints/chunk-{chunk:04d}.safetensors")
