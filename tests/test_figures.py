@@ -15,14 +15,13 @@ from typing import Any
 import numpy as np
 import pytest
 from textual.widgets import Input
-from tui_helpers import SIZE, make_app, run_async, wait_for
+from tui_helpers import SIZE, make_app, open_results, run_async, wait_for
 
 from toysup.engine.analysis import geometry, orientation, phase, series
 from toysup.engine.results import Results
 from toysup.engine.run.folder import Run
 from toysup_tui import figures
 from toysup_tui.screens.confirm import PromptScreen
-from toysup_tui.screens.results import ResultsScreen
 
 from helpers import assert_user_error, invoke, make_fixture_run
 
@@ -229,9 +228,7 @@ async def test_the_results_screen_saves_the_chart_on_screen(tui_dirs: tuple[Path
     app = make_app(tui_dirs)
     target = tmp_path / "loss.png"
     async with app.run_test(size=SIZE) as pilot:
-        app.open_results(run.path)
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
-        screen = app.screen
+        screen = await open_results(pilot, app, run.path)
         await wait_for(pilot, lambda: app.focused is not None and app.focused.id == "results-table")
         await pilot.press("5")  # the loss tab
         await wait_for(pilot, lambda: screen.figure_request()[0] == ["loss"])

@@ -27,6 +27,7 @@ from tui_helpers import (
     make_app,
     open_first_run,
     open_form,
+    open_results,
     rendered,
     run_async,
     set_field,
@@ -312,9 +313,7 @@ async def test_results_table_sorts_and_filters(tui_dirs: tuple[Path, Path]) -> N
     run = make_fixture_run(tui_dirs[0])
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        app.open_results(run.path)
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
-        screen = app.screen
+        screen = await open_results(pilot, app, run.path)
         await pilot.press("slash", *"feature_probability<0.5", "enter")
         await pilot.pause()
         assert len(screen.view) == 8
@@ -360,8 +359,7 @@ async def test_export_to_a_chosen_path(tui_dirs: tuple[Path, Path], tmp_path: Pa
     app = make_app(tui_dirs)
     target = tmp_path / "chosen.csv"
     async with app.run_test(size=SIZE) as pilot:
-        app.open_results(run.path)
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+        await open_results(pilot, app, run.path)
         await pilot.press("E")
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
         app.screen.query_one(Input).value = str(target)
@@ -549,9 +547,7 @@ async def test_phase_runs_show_the_phase_grid_in_the_metrics_tab(tui_dirs: tuple
     outcome = run_sweep(spec, tui_dirs[0], run_options())
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        app.open_results(outcome.run_dir)
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
-        screen = app.screen
+        screen = await open_results(pilot, app, outcome.run_dir)
         await pilot.press("2")
         screen.metric_index = screen.metrics.index("phase")
         screen._draw_metrics()
@@ -587,9 +583,7 @@ async def test_geometry_steps_through_weight_snapshots(tui_dirs: tuple[Path, Pat
     outcome = run_sweep(spec, tui_dirs[0], run_options())
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        app.open_results(outcome.run_dir)
-        await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
-        screen = app.screen
+        screen = await open_results(pilot, app, outcome.run_dir)
         await pilot.press("3")
         await pilot.pause()
         final, _ = screen._instance_weights()

@@ -14,6 +14,7 @@ from tui_helpers import (
     make_app,
     open_first_run,
     open_form,
+    open_results,
     rendered,
     run_async,
     set_field,
@@ -29,7 +30,6 @@ from toysup_tui.live import LiveRun
 from toysup_tui.screens.compare import CompareScreen
 from toysup_tui.screens.confirm import ConfirmScreen
 from toysup_tui.screens.presets import PresetsScreen
-from toysup_tui.screens.results import ResultsScreen
 from toysup_tui.screens.run import RunScreen
 from toysup_tui.screens.runs import RunsScreen
 from toysup_tui.table_filter import compile_filter
@@ -46,13 +46,6 @@ def own_descriptions(screen: Any) -> list[str]:
         if (binding.key, binding.action) in active and binding.description not in out:
             out.append(binding.description)
     return out
-
-
-async def open_results(pilot: Any, app: Any, run: Run) -> ResultsScreen:
-    app.open_results(run.path)
-    await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
-    await pilot.pause()
-    return app.screen  # type: ignore[return-value]
 
 
 async def palette(pilot: Any, app: Any, query: str) -> None:
@@ -75,7 +68,7 @@ async def test_keys_panel_lists_the_screens_own_keys_first(tui_dirs: tuple[Path,
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
         for opens_results in (False, True):
-            screen = await open_results(pilot, app, run) if opens_results else app.screen
+            screen = await open_results(pilot, app, run.path) if opens_results else app.screen
             await pilot.press("question_mark")
             await wait_for(pilot, lambda s=screen: bool(s.query(KeysPanel)))
             await pilot.pause()
@@ -118,7 +111,7 @@ async def test_the_palette_finds_a_screens_action_and_runs_it(tui_dirs: tuple[Pa
     run = make_fixture_run(tui_dirs[0])
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_results(pilot, app, run)
+        screen = await open_results(pilot, app, run.path)
         titles = {c.title for c in app.get_system_commands(screen)}
         # every action the screen declares, those of other tabs too, and the app's
         assert {"Export", "Export to…", "Metric", "Prev metric", "X axis", "Loss tab", "Reload", "Back", "Presets",
@@ -191,7 +184,7 @@ async def test_number_keys_switch_tabs_after_filtering(tui_dirs: tuple[Path, Pat
     run = make_fixture_run(tui_dirs[0])
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_results(pilot, app, run)
+        screen = await open_results(pilot, app, run.path)
         await pilot.press("slash", *"p<0.5", "enter")
         await pilot.pause()
         for key, tab in (("2", "metrics"), ("1", "table"), ("5", "loss"), ("3", "geometry"), ("1", "table")):
@@ -227,7 +220,7 @@ async def test_the_results_filter_takes_short_headers(tui_dirs: tuple[Path, Path
     run = make_fixture_run(tui_dirs[0])
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_results(pilot, app, run)
+        screen = await open_results(pilot, app, run.path)
         views: dict[str, list[int]] = {}
         for text in ("p<0.5 D*>0.4", "feature_probability<0.5 dims_per_feature>0.4"):
             box = screen.query_one("#results-filter", Input)
@@ -297,7 +290,7 @@ async def test_an_interrupted_runs_results_resume_with_one_key(tui_dirs: tuple[P
     run = Run(cut.run_dir)
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_results(pilot, app, run)
+        screen = await open_results(pilot, app, run.path)
         assert "R resumes" in str(screen.query_one("#results-header").render())
         assert "resume" in {a.binding.action for a in screen.active_bindings.values()}
         await pilot.press("R")
@@ -312,7 +305,7 @@ async def test_a_completed_runs_results_do_not_offer_resume(tui_dirs: tuple[Path
     run = make_fixture_run(tui_dirs[0])
     app = make_app(tui_dirs)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_results(pilot, app, run)
+        screen = await open_results(pilot, app, run.path)
         assert "resumes" not in str(screen.query_one("#results-header").render())
         await pilot.press("R")
         await pilot.pause()

@@ -100,3 +100,11 @@ async def open_first_run(pilot: Any, app: ToysupApp) -> ResultsScreen:
     await pilot.press("enter")
     await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
     return app.screen  # type: ignore[return-value]
+
+
+async def open_results(pilot: Any, app: ToysupApp, run_dir: Path) -> ResultsScreen:
+    """The results screen of the run in ``run_dir``, opened as the runs browser opens it."""
+    app.open_results(run_dir)
+    await wait_for(pilot, lambda: isinstance(app.screen, ResultsScreen))
+    await pilot.pause()
+    return app.screen  # type: ignore[return-value]
