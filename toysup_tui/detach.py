@@ -137,7 +137,7 @@ def start(request: Request, wait_s: float = START_WAIT_S) -> Path:
     finally:
         child.stdout.close()
     silent_too_long = time.monotonic() >= deadline
-    code = _exit_code(child, 0.0 if silent_too_long else EXIT_WAIT_S)
+    code = _exit_status(child, 0.0 if silent_too_long else EXIT_WAIT_S)
     last = next((line for line in reversed(lines) if line), "")
     if code is not None:
         Path(request_path).unlink(missing_ok=True)  # it may have died before reading it
@@ -174,7 +174,7 @@ def _report(line: str) -> dict[str, str] | None:
     return None
 
 
-def _exit_code(child: subprocess.Popen[bytes], wait_s: float) -> int | None:
+def _exit_status(child: subprocess.Popen[bytes], wait_s: float) -> int | None:
     """The child's exit status, waiting at most ``wait_s`` seconds for it; None while it runs."""
     try:
         return child.wait(timeout=wait_s)

@@ -48,7 +48,6 @@ class Status(StrEnum):
 STATUSES = tuple(s.value for s in Status)  # completed, running, interrupted, failed, killed, damaged
 RESUMABLE = frozenset({Status.INTERRUPTED, Status.FAILED, Status.KILLED})
 WRITTEN = frozenset({Status.COMPLETED, Status.RUNNING, Status.INTERRUPTED, Status.FAILED})  # run.json's words
-ENDINGS = frozenset({Status.COMPLETED, Status.INTERRUPTED, Status.FAILED})  # how a trainer records its end
 
 # Exit codes of every command that ends with a run (run, resume, watch, a detached trainer) and the CLI's own.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
